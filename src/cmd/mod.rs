@@ -1,0 +1,15 @@
+//! One module per command; each turns validated arguments into work and a [`Status`].
+
+mod config;
+mod tlsa;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::exit::Status;
+
+/// Run the command the user asked for.
+pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
+    match &cli.command {
+        Command::Tlsa(args) => tlsa::run(args),
+        Command::Config(ConfigCommand::Check) => config::check(cli),
+    }
+}

@@ -1,0 +1,1 @@
+//! The TOML configuration: its model, its validation, and secrets read from files.

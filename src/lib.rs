@@ -1,0 +1,30 @@
+//! dane-roll: safe DANE TLSA rollovers and monitoring for mail servers.
+//!
+//! The binary is a tiny front over [`run`]. Each concept lives in its own module:
+//! - [`tlsa`]: the TLSA record (parse, display, compute, lints);
+//! - [`pki`]: loading certificates, chains and keys from PEM or DER;
+//! - [`config`]: the TOML configuration and its validation;
+//! - [`cli`]: the command-line types; [`cmd`]: one module per command;
+//! - [`exit`]: the exit codes and how errors reach the user.
+#![deny(unsafe_code)]
+
+pub mod cli;
+pub mod cmd;
+pub mod config;
+pub mod exit;
+pub mod pki;
+pub mod tlsa;
+
+use std::process::ExitCode;
+
+/// Parse the command line, run the command, and turn its outcome into an exit code.
+///
+/// Errors are printed once, on standard error, with their causes; nothing panics on bad input.
+pub fn run() -> ExitCode {
+    use clap::Parser;
+    let cli = cli::Cli::parse();
+    match cmd::dispatch(&cli) {
+        Ok(status) => status.into(),
+        Err(err) => exit::report(&err),
+    }
+}

@@ -1,0 +1,1 @@
+//! Loading certificates, chains and keys from PEM or DER, detected by content.

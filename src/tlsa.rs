@@ -1,0 +1,1 @@
+//! The TLSA record: parse, display, compute from certificates and keys, lints.
