@@ -1,1 +1,63 @@
 //! The lab: real DNS, mail and ACME servers on loopback, started and stopped by PID.
+//!
+//! Every lab lives in its own directory and on ports chosen for that run, so two labs (two test
+//! threads, a test run beside the demo) never collide. Each server is held by a [`Daemon`] guard
+//! that stops exactly the process it started when dropped, also when a test panics.
+//!
+//! - [`process`]: the guard; [`ports`]: free loopback ports; [`tools`]: finding the servers'
+//!   binaries and the skip rule.
+
+pub mod ports;
+pub mod process;
+pub mod tools;
+
+pub use process::Daemon;
+pub use tools::{in_ci, require};
+
+use std::path::{Path, PathBuf};
+
+/// A private directory for one lab run, removed when dropped (kept if `DANE_ROLL_LAB_KEEP` is
+/// set, for debugging).
+///
+/// Made 0755: Postfix cannot open its `master.lock` below a 0700 directory (LAB.md).
+pub struct LabDir {
+    dir: Option<tempfile::TempDir>,
+    path: PathBuf,
+}
+
+impl LabDir {
+    /// Make a new lab directory under the system's temporary directory.
+    pub fn new() -> std::io::Result<LabDir> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::Builder::new().prefix("dane-roll-lab.").tempdir()?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
+        let path = dir.path().to_path_buf();
+        let dir = if std::env::var_os("DANE_ROLL_LAB_KEEP").is_some() {
+            eprintln!("lab: keeping {}", path.display());
+            let _ = dir.keep();
+            None
+        } else {
+            Some(dir)
+        };
+        Ok(LabDir { dir, path })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A subdirectory, created if missing.
+    pub fn sub(&self, name: &str) -> std::io::Result<PathBuf> {
+        let p = self.path.join(name);
+        std::fs::create_dir_all(&p)?;
+        Ok(p)
+    }
+}
+
+impl Drop for LabDir {
+    fn drop(&mut self) {
+        // TempDir removes itself; nothing else to do. Spelled out so the field is used.
+        let _ = self.dir.take();
+    }
+}
