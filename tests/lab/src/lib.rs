@@ -4,7 +4,8 @@
 //! threads, a test run beside the demo) never collide. Each server is held by a [`Daemon`] guard
 //! that stops exactly the process it started when dropped, also when a test panics.
 //!
-//! - [`process`]: the guard; [`ports`]: free loopback ports; [`tools`]: finding the servers'
+//! - [`process`]: the guard; [`ports`]: free loopback ports and per-lab address blocks
+//!   (127.53.N.0/24); [`tools`]: finding the servers
 //!   binaries and the skip rule.
 
 pub mod ports;
@@ -12,6 +13,7 @@ pub mod process;
 pub mod tools;
 
 pub use process::Daemon;
+pub use ports::{LoopbackBlock, free_port, loopback_block};
 pub use tools::{in_ci, require};
 
 use std::path::{Path, PathBuf};
