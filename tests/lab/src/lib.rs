@@ -5,8 +5,7 @@
 //! that stops exactly the process it started when dropped, also when a test panics.
 //!
 //! - [`process`]: the guard; [`ports`]: free loopback ports and per-lab address blocks
-//!   (127.53.N.0/24); [`tools`]: finding the servers
-//!   binaries and the skip rule.
+//!   (127.53.N.0/24); [`tools`]: finding the servers' binaries, and the skip rule.
 
 pub mod ports;
 pub mod process;
