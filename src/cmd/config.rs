@@ -1,9 +1,238 @@
-//! `dane-roll config check`: validate the configuration and print it with secrets masked.
+//! `dane-roll config check`: validate the configuration, check the machine (secrets available,
+//! directories present), and print the resolved configuration with defaults filled in and secrets shown
+//! only as where they live (`file /path (readable)`, `env NAME (set)`), never their value.
+
+use std::fmt::Write as _;
 
 use crate::cli::Cli;
+use crate::config::{
+    Channel, Config, ConfigError, MailVia, Problem, ProviderKind, ResolverOrigin, Secret, Tsig,
+    WebhookUrl, format_duration,
+};
 use crate::exit::Status;
 
 /// Validate the configuration file and print the resolved configuration.
-pub fn check(_cli: &Cli) -> anyhow::Result<Status> {
-    anyhow::bail!("not built yet")
+///
+/// Exit 0 when valid (warnings are printed on standard error but do not fail), 2 on any error.
+pub fn check(cli: &Cli) -> anyhow::Result<Status> {
+    let config = match Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref()) {
+        Ok(config) => config,
+        Err(err @ ConfigError::Invalid { .. }) => {
+            for problem in err.problems() {
+                error(problem);
+            }
+            return Ok(Status::Failure);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let report = config.check_environment();
+    if !cli.quiet {
+        print!("{}", render(&config));
+    }
+    for warning in config.warnings.iter().chain(&report.warnings) {
+        eprintln!("dane-roll: warning: {warning}");
+    }
+    for problem in &report.errors {
+        error(problem);
+    }
+    if report.errors.is_empty() {
+        if !cli.quiet {
+            println!("configuration {} is valid", config.file);
+        }
+        Ok(Status::Ok)
+    } else {
+        Ok(Status::Failure)
+    }
+}
+
+fn error(problem: &Problem) {
+    eprintln!("dane-roll: error: {problem}");
+}
+
+/// Where a secret lives and whether it is there: `file /etc/x (readable)`, `env NAME (not set)`.
+fn secret(secret: &Secret) -> String {
+    format!("{secret} ({})", secret.status())
+}
+
+/// The resolved configuration as readable text.
+fn render(config: &Config) -> String {
+    let mut out = String::new();
+    let _ = write_config(&mut out, config);
+    out
+}
+
+fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
+    writeln!(
+        out,
+        "configuration {} (version {})",
+        config.file, config.version
+    )?;
+    writeln!(out, "state-dir {}", config.state_dir.display())?;
+    let r = &config.resolver;
+    let address = match r.origin {
+        ResolverOrigin::Configured => r.address.to_string(),
+        ResolverOrigin::System => format!("system ({})", r.address),
+    };
+    writeln!(out, "\n[resolver]")?;
+    writeln!(out, "  address       {address}")?;
+    writeln!(out, "  timeout       {}", format_duration(r.timeout))?;
+    match &r.trust_anchor {
+        Some(anchor) => writeln!(
+            out,
+            "  trust-anchor  {} (validated in process)",
+            anchor.display()
+        )?,
+        None => writeln!(
+            out,
+            "  trust-anchor  none (the resolver's AD bit is trusted)"
+        )?,
+    }
+
+    for service in &config.services {
+        writeln!(out, "\n[[service]] {}", service.name)?;
+        writeln!(
+            out,
+            "  lineage       {}",
+            service.lineage.as_deref().unwrap_or("-")
+        )?;
+        let domains = if service.domains.is_empty() {
+            "-".to_owned()
+        } else {
+            service.domains.join(", ")
+        };
+        writeln!(out, "  domains       {domains}")?;
+        writeln!(out, "  endpoints")?;
+        for endpoint in &service.endpoints {
+            writeln!(
+                out,
+                "    {:<34} TLSA at {}",
+                endpoint.to_string(),
+                endpoint.owner_name()
+            )?;
+        }
+        writeln!(out, "  scheme        {}", service.scheme)?;
+        writeln!(out, "  chain-file    {}", service.chain_file.display())?;
+        writeln!(out, "  reload        {}", service.reload.join(" "))?;
+        writeln!(
+            out,
+            "  ttl           {} (a rollover waits at least 2×TTL = {})",
+            service.ttl,
+            format_duration(std::time::Duration::from_secs(2 * u64::from(service.ttl)))
+        )?;
+        writeln!(
+            out,
+            "  zone          {}",
+            service.zone.as_deref().unwrap_or("discovered")
+        )?;
+        writeln!(out, "  provider      {}", service.provider)?;
+        match service.key_type {
+            Some(key_type) => writeln!(out, "  key-type      {key_type}")?,
+            None => writeln!(out, "  key-type      same as the current key")?,
+        }
+        writeln!(out, "  max-records   {}", service.max_records)?;
+    }
+
+    for provider in config.providers.values() {
+        writeln!(
+            out,
+            "\n[provider.{}] kind {}",
+            provider.name,
+            provider.kind.name()
+        )?;
+        match &provider.kind {
+            ProviderKind::Rfc2136 { server, tsig, zone } => {
+                writeln!(out, "  server        {server}")?;
+                match tsig {
+                    Some(Tsig::KeyFile(s)) => writeln!(out, "  tsig-key-file {}", secret(s))?,
+                    Some(Tsig::Env(s)) => writeln!(out, "  tsig-env      {}", secret(s))?,
+                    None => writeln!(out, "  tsig          none (unsigned updates)")?,
+                }
+                writeln!(
+                    out,
+                    "  zone          {}",
+                    zone.as_deref().unwrap_or("discovered")
+                )?;
+            }
+            ProviderKind::Cloudflare { token, zone_id } => {
+                writeln!(out, "  token         {}", secret(token))?;
+                writeln!(
+                    out,
+                    "  zone-id       {}",
+                    zone_id.as_deref().unwrap_or("looked up by name")
+                )?;
+            }
+            ProviderKind::PowerDns {
+                url,
+                api_key,
+                server_id,
+            } => {
+                writeln!(out, "  url           {url}")?;
+                writeln!(out, "  api-key       {}", secret(api_key))?;
+                writeln!(out, "  server-id     {server_id}")?;
+            }
+            ProviderKind::Desec { token } => writeln!(out, "  token         {}", secret(token))?,
+            ProviderKind::Exec { command } => {
+                writeln!(out, "  command       {}", command.join(" "))?
+            }
+            _ => {}
+        }
+    }
+
+    writeln!(out, "\n[alerts]")?;
+    writeln!(
+        out,
+        "  repeat-interval {}",
+        format_duration(config.alerts.repeat_interval)
+    )?;
+    for (name, channel) in &config.alerts.channels {
+        write!(out, "  channel {name} ({}): ", channel.kind())?;
+        match channel {
+            Channel::Webhook {
+                url: WebhookUrl::Plain(url),
+            } => writeln!(out, "{}", url_origin(url))?,
+            Channel::Webhook {
+                url: WebhookUrl::Secret(s),
+            } => writeln!(out, "url from {}", secret(s))?,
+            Channel::Email {
+                to,
+                from,
+                via,
+                sendmail,
+                smtp_server,
+                credentials,
+            } => {
+                write!(out, "to {} from {from} via ", to.join(", "))?;
+                match (via, smtp_server) {
+                    (MailVia::Smtp, Some(server)) => write!(out, "smtp {server}")?,
+                    _ => write!(out, "{}", sendmail.display())?,
+                }
+                match credentials {
+                    Some(c) => writeln!(out, ", credentials {}", secret(c))?,
+                    None => writeln!(out)?,
+                }
+            }
+            Channel::Telegram { token, chat_id } => {
+                writeln!(out, "chat {chat_id}, token {}", secret(token))?
+            }
+        }
+    }
+
+    let c = &config.check;
+    writeln!(out, "\n[check]")?;
+    writeln!(out, "  rrsig-warn-days {}", c.rrsig_warn_days)?;
+    writeln!(out, "  cert-warn-days  {}", c.cert_warn_days)?;
+    writeln!(out, "  max-records     {}", c.max_records)?;
+    writeln!(out)
+}
+
+/// A URL shown without its path and query, which may carry a token: `https://hooks.example.com/…`.
+fn url_origin(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit('@').next().unwrap_or(host);
+    if host.len() == rest.len() {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}/…")
+    }
 }

@@ -1,1 +1,0 @@
-//! The TOML configuration: its model, its validation, and secrets read from files.

@@ -1,0 +1,356 @@
+//! The TOML configuration: its model, its validation, and secrets named in it.
+//!
+//! Loading goes in two steps, like ripgrep's flags: the file is parsed into a raw serde spec
+//! ([`raw`], key for key, `deny_unknown_fields`, kebab-case), then checked and turned into the runtime
+//! [`Config`] ([`build`]) with defaults filled in. Errors name the file, line and column, the service
+//! or provider, and the key. Secrets are never in the file: only a file path or an environment variable
+//! name ([`Secret`]); writing one in is an error. Checks of the machine (secrets available, directories
+//! present) are separate ([`Config::check_environment`]), for `dane-roll config check`.
+//!
+//! The keys are documented in docs/CONFIG.md.
+
+mod alerts;
+mod build;
+mod duration;
+mod endpoint;
+mod environment;
+mod error;
+mod provider;
+mod raw;
+mod resolver;
+mod secret;
+mod source;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::io;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use alerts::{
+    Alerts, Channel, CheckSettings, DEFAULT_CERT_WARN_DAYS, DEFAULT_MAX_RECORDS,
+    DEFAULT_REPEAT_INTERVAL, DEFAULT_RRSIG_WARN_DAYS, DEFAULT_SENDMAIL, MailVia, WebhookUrl,
+};
+pub use duration::{format_duration, parse_duration};
+pub use endpoint::{DEFAULT_PORT, Endpoint, Protocol};
+pub use environment::EnvironmentReport;
+pub use error::{ConfigError, Location, Problem, Subject};
+pub use provider::{
+    DEFAULT_POWERDNS_SERVER_ID, PROVIDER_KINDS, Provider, ProviderKind, ServerAddr, Tsig,
+};
+pub use resolver::{
+    DEFAULT_RESOLVER_TIMEOUT, DNS_PORT, RESOLV_CONF, ResolverOrigin, ResolverSettings,
+    first_nameserver, parse_socket_addr,
+};
+pub use secret::{Secret, SecretError, SecretSource, SecretStatus, SecretValue};
+
+/// The configuration format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// Where rollover state is kept when `state-dir` is not set.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/dane-roll";
+
+/// The TTL of published TLSA records when a service sets none.
+pub const DEFAULT_TTL: u32 = 3600;
+
+/// The advised TTL range for TLSA records; outside it `config check` warns.
+pub const ADVISED_TTL: RangeInclusive<u32> = 1800..=3600;
+
+/// The largest TTL DNS allows (RFC 2181 §8).
+pub const MAX_TTL: u32 = 2_147_483_647;
+
+/// The command that makes the service read its new certificate, when a service sets none.
+pub const DEFAULT_RELOAD: &[&str] = &["postfix", "reload"];
+
+/// The fewest records per owner name a rollover can work with: the current key and the next one.
+pub const MIN_MAX_RECORDS: usize = 2;
+
+/// How a service's records cover the next certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+pub enum Scheme {
+    /// `3 1 1` of the current key plus `3 1 1` of a pre-generated next key.
+    #[serde(rename = "current+next")]
+    CurrentNext,
+    /// `3 1 1` of the current key plus `2 1 1` of the issuing CA's key(s).
+    #[serde(rename = "current+issuer")]
+    CurrentIssuer,
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scheme::CurrentNext => "current+next",
+            Scheme::CurrentIssuer => "current+issuer",
+        })
+    }
+}
+
+/// The key algorithm for generated next keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyType {
+    /// RSA, 2048 bits.
+    Rsa2048,
+    /// RSA, 3072 bits.
+    Rsa3072,
+    /// RSA, 4096 bits.
+    Rsa4096,
+    /// ECDSA on P-256.
+    Ec256,
+    /// ECDSA on P-384.
+    Ec384,
+    /// Ed25519.
+    Ed25519,
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyType::Rsa2048 => "rsa2048",
+            KeyType::Rsa3072 => "rsa3072",
+            KeyType::Rsa4096 => "rsa4096",
+            KeyType::Ec256 => "ec256",
+            KeyType::Ec384 => "ec384",
+            KeyType::Ed25519 => "ed25519",
+        })
+    }
+}
+
+/// One service: a certificate (one per key algorithm) served on a set of endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Unique name, `[a-z0-9._-]+`.
+    pub name: String,
+    /// The certbot lineage (name, or directory under /etc/letsencrypt/live), no trailing slash.
+    pub lineage: Option<String>,
+    /// The ACME certificate names this service's certificate carries (lower case, no final dot).
+    pub domains: Vec<String>,
+    /// Where the certificate is served; at least one.
+    pub endpoints: Vec<Endpoint>,
+    /// How the records cover the next certificate.
+    pub scheme: Scheme,
+    /// The file the service reads its key and chain from; dane-roll installs there.
+    pub chain_file: PathBuf,
+    /// The reload command, program first.
+    pub reload: Vec<String>,
+    /// The TTL of the TLSA records, seconds.
+    pub ttl: u32,
+    /// The zone to publish in, when it should not be discovered.
+    pub zone: Option<String>,
+    /// The name of the provider (a key of [`Config::providers`]).
+    pub provider: String,
+    /// The algorithm of generated next keys; `None` means the current key's.
+    pub key_type: Option<KeyType>,
+    /// The most records an owner name may hold.
+    pub max_records: usize,
+}
+
+impl Service {
+    /// The distinct TLSA owner names of the endpoints, in endpoint order.
+    pub fn owner_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for name in self.endpoints.iter().map(Endpoint::owner_name) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+
+    /// Whether this service is the certbot lineage `lineage` (a name, or a directory path as in
+    /// `RENEWED_LINEAGE`). A configured name matches the directory's last component; a configured
+    /// path must match the whole path.
+    pub fn matches_lineage(&self, lineage: &str) -> bool {
+        let Some(own) = &self.lineage else {
+            return false;
+        };
+        let given = lineage.trim_end_matches('/');
+        if own.contains('/') {
+            own == given
+        } else {
+            given.rsplit('/').next() == Some(own.as_str())
+        }
+    }
+
+    /// How many of `domains` this service's `domains` holds (case and final dot ignored).
+    fn shared_domains(&self, domains: &[String]) -> usize {
+        domains
+            .iter()
+            .map(|d| d.trim_end_matches('.').to_ascii_lowercase())
+            .filter(|d| self.domains.contains(d))
+            .count()
+    }
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The file it came from, as shown in messages.
+    pub file: String,
+    /// The format version (always [`CONFIG_VERSION`] once loaded).
+    pub version: u32,
+    /// Where rollover state is kept.
+    pub state_dir: PathBuf,
+    /// The validating resolver.
+    pub resolver: ResolverSettings,
+    /// The services, in file order.
+    pub services: Vec<Service>,
+    /// The providers, by name.
+    pub providers: BTreeMap<String, Provider>,
+    /// Alert channels.
+    pub alerts: Alerts,
+    /// Monitoring thresholds.
+    pub check: CheckSettings,
+    /// Warnings found while loading (a TTL outside the advised range, an unused provider, …).
+    pub warnings: Vec<Problem>,
+    /// The text, kept to locate problems found later (it holds no secret: those are refused).
+    text: String,
+}
+
+impl Config {
+    /// Load and validate the file at `path`. Relative paths in it are taken from its directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let bytes = fs::read(path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => ConfigError::NotFound {
+                path: path.to_owned(),
+            },
+            _ => ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+        let name = path.display().to_string();
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(err) => {
+                let valid = err.utf8_error().valid_up_to();
+                let line = err.as_bytes()[..valid]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1;
+                return Err(ConfigError::NotUtf8 { file: name, line });
+            }
+        };
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty());
+        Config::parse(&text, &name, base, system_resolver)
+    }
+
+    /// Load and validate, then apply `--state-dir` when given.
+    pub fn load_with_state_dir(
+        path: &Path,
+        state_dir: Option<&Path>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::load(path)?;
+        if let Some(dir) = state_dir {
+            config.state_dir = dir.to_owned();
+        }
+        Ok(config)
+    }
+
+    /// Validate configuration text; `name` is shown in messages. Relative paths stay relative.
+    pub fn from_str_named(text: &str, name: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, name, None, system_resolver)
+    }
+
+    /// The two steps: raw spec, then validated settings. `system` gives the resolver when none is set.
+    fn parse(
+        text: &str,
+        name: &str,
+        base_dir: Option<&Path>,
+        system: impl FnOnce() -> Option<SocketAddr>,
+    ) -> Result<Config, ConfigError> {
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        let src = source::Source::parse(name, text).map_err(ConfigError::Syntax)?;
+        if is_blank(text) {
+            return Err(ConfigError::Empty {
+                file: name.to_owned(),
+            });
+        }
+        let secrets = src.literal_secrets();
+        if !secrets.is_empty() {
+            return Err(ConfigError::Invalid { problems: secrets });
+        }
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|err| {
+            ConfigError::Schema(Box::new(src.schema_problem(err.span(), err.message())))
+        })?;
+        build::build(raw, &src, base_dir, system)
+            .map_err(|problems| ConfigError::Invalid { problems })
+    }
+
+    /// The service called `name`.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The service for a certbot lineage (a name or a `RENEWED_LINEAGE` directory).
+    pub fn service_for_lineage(&self, lineage: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.matches_lineage(lineage))
+    }
+
+    /// The services whose `domains` share at least one name with `domains`, most shared first.
+    pub fn services_for_domains(&self, domains: &[String]) -> Vec<&Service> {
+        let mut found: Vec<(usize, &Service)> = self
+            .services
+            .iter()
+            .map(|s| (s.shared_domains(domains), s))
+            .filter(|(n, _)| *n > 0)
+            .collect();
+        found.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        found.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// The one service that shares the most names with `domains` (an ACME certificate's names);
+    /// `None` when no service shares any, or when two share equally many (ambiguous: use the lineage
+    /// or `--service`).
+    pub fn service_for_domains(&self, domains: &[String]) -> Option<&Service> {
+        let best: Vec<(usize, &Service)> = self
+            .services
+            .iter()
+            .map(|s| (s.shared_domains(domains), s))
+            .filter(|(n, _)| *n > 0)
+            .collect();
+        let top = best.iter().map(|(n, _)| *n).max()?;
+        let mut at_top = best.into_iter().filter(|(n, _)| *n == top);
+        match (at_top.next(), at_top.next()) {
+            (Some((_, service)), None) => Some(service),
+            _ => None,
+        }
+    }
+
+    /// The provider called `name`.
+    pub fn provider(&self, name: &str) -> Option<&Provider> {
+        self.providers.get(name)
+    }
+
+    /// The provider a service publishes through.
+    pub fn provider_for(&self, service: &Service) -> Option<&Provider> {
+        self.providers.get(&service.provider)
+    }
+
+    /// Check the machine: secrets available (never read into output), directories present, programs
+    /// found. Loading does not do this; `config check` does.
+    pub fn check_environment(&self) -> EnvironmentReport {
+        environment::check(self)
+    }
+}
+
+/// Whether a TOML text holds nothing but white space and comments.
+fn is_blank(text: &str) -> bool {
+    text.lines()
+        .map(str::trim)
+        .all(|line| line.is_empty() || line.starts_with('#'))
+}
+
+/// The first nameserver of /etc/resolv.conf.
+fn system_resolver() -> Option<SocketAddr> {
+    fs::read_to_string(RESOLV_CONF)
+        .ok()
+        .and_then(|text| first_nameserver(&text))
+}

@@ -1,0 +1,177 @@
+//! DNS providers as validated from `[provider.NAME]`: how records reach the zone.
+
+use std::fmt;
+
+use super::Secret;
+
+/// The PowerDNS server id used when none is given.
+pub const DEFAULT_POWERDNS_SERVER_ID: &str = "localhost";
+
+/// The kinds of provider this version knows, as written after `kind =`.
+pub const PROVIDER_KINDS: &[&str] = &[
+    "rfc2136",
+    "cloudflare",
+    "powerdns",
+    "desec",
+    "exec",
+    "manual",
+];
+
+/// One configured provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provider {
+    /// The NAME of `[provider.NAME]`.
+    pub name: String,
+    /// What kind it is, with its settings.
+    pub kind: ProviderKind,
+}
+
+/// A provider's kind and its kind-specific settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProviderKind {
+    /// RFC 2136 dynamic update, signed with TSIG when a key is given.
+    Rfc2136 {
+        /// The primary server to send updates to.
+        server: ServerAddr,
+        /// The TSIG key: a BIND key file (`key "name" { algorithm …; secret "…"; };`) or an
+        /// environment variable holding `algorithm:name:secret`.
+        tsig: Option<Tsig>,
+        /// The zone to update, when it should not be discovered.
+        zone: Option<String>,
+    },
+    /// The Cloudflare API.
+    Cloudflare {
+        /// An API token allowed to edit the zone's DNS.
+        token: Secret,
+        /// The zone id, when it should not be looked up by name.
+        zone_id: Option<String>,
+    },
+    /// The PowerDNS authoritative server's HTTP API.
+    PowerDns {
+        /// The API base URL, e.g. `http://127.0.0.1:8081`.
+        url: String,
+        /// The `X-API-Key`.
+        api_key: Secret,
+        /// The server id in API paths.
+        server_id: String,
+    },
+    /// The deSEC API.
+    Desec {
+        /// The API token.
+        token: Secret,
+    },
+    /// A command run with the change to make (documented in docs/CONFIG.md).
+    Exec {
+        /// The program and its arguments.
+        command: Vec<String>,
+    },
+    /// No automation: dane-roll prints the records to add or remove and waits for them to appear.
+    Manual,
+}
+
+impl ProviderKind {
+    /// The `kind` as written in the configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderKind::Rfc2136 { .. } => "rfc2136",
+            ProviderKind::Cloudflare { .. } => "cloudflare",
+            ProviderKind::PowerDns { .. } => "powerdns",
+            ProviderKind::Desec { .. } => "desec",
+            ProviderKind::Exec { .. } => "exec",
+            ProviderKind::Manual => "manual",
+        }
+    }
+
+    /// The secrets this provider reads, each with the configuration key that names it.
+    pub fn secrets(&self) -> Vec<(&'static str, &Secret)> {
+        match self {
+            ProviderKind::Rfc2136 {
+                tsig: Some(Tsig::KeyFile(secret)),
+                ..
+            } => vec![("tsig-key-file", secret)],
+            ProviderKind::Rfc2136 {
+                tsig: Some(Tsig::Env(secret)),
+                ..
+            } => vec![("tsig-env", secret)],
+            ProviderKind::Cloudflare { token, .. } | ProviderKind::Desec { token } => {
+                vec![(secret_key("token", token), token)]
+            }
+            ProviderKind::PowerDns { api_key, .. } => {
+                vec![(secret_key("api-key", api_key), api_key)]
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The configuration key a secret came from: `token-file` or `token-env` for the stem `token`.
+pub(super) fn secret_key(stem: &str, secret: &Secret) -> &'static str {
+    let file = matches!(secret.source(), super::SecretSource::File(_));
+    match (stem, file) {
+        ("token", true) => "token-file",
+        ("token", false) => "token-env",
+        ("api-key", true) => "api-key-file",
+        ("api-key", false) => "api-key-env",
+        ("url", true) => "url-file",
+        ("url", false) => "url-env",
+        ("credentials", true) => "credentials-file",
+        ("credentials", false) => "credentials-env",
+        (_, true) => "file",
+        (_, false) => "env",
+    }
+}
+
+/// Where a TSIG key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Tsig {
+    /// A BIND key file (`tsig-key-file`), as written by `tsig-keygen`.
+    KeyFile(Secret),
+    /// An environment variable holding `algorithm:name:secret` (`tsig-env`).
+    Env(Secret),
+}
+
+impl Tsig {
+    /// The secret behind it.
+    pub fn secret(&self) -> &Secret {
+        match self {
+            Tsig::KeyFile(secret) | Tsig::Env(secret) => secret,
+        }
+    }
+}
+
+/// A server named by host (address or name) and port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerAddr {
+    /// An IP address or a host name.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+}
+
+impl fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Parse `HOST[:PORT]` where HOST is an IP address (IPv6 in brackets when a port follows) or a name.
+pub(super) fn parse_server(text: &str, default_port: u16) -> Result<ServerAddr, String> {
+    if let Ok(addr) = super::resolver::parse_socket_addr(text, default_port) {
+        return Ok(ServerAddr {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        });
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => (host, super::endpoint::parse_port(port)?),
+        None => (text, default_port),
+    };
+    let host = super::endpoint::dns_name(host, false)
+        .map_err(|_| format!("\"{text}\" is not HOST or HOST:PORT (an address or a name)"))?;
+    Ok(ServerAddr { host, port })
+}

@@ -1,0 +1,263 @@
+//! The configuration as written: serde types that mirror the TOML file key for key.
+//!
+//! Nothing here is checked beyond types and key names (`deny_unknown_fields` everywhere, kebab-case);
+//! [`super::build`] turns these into the validated runtime [`super::Config`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+
+use super::endpoint::Protocol;
+use super::{KeyType, Scheme};
+
+/// The whole file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawConfig {
+    pub version: Option<i64>,
+    pub state_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub resolver: RawResolver,
+    #[serde(default, rename = "service")]
+    pub services: Vec<RawService>,
+    #[serde(default, rename = "provider")]
+    pub providers: BTreeMap<String, RawProvider>,
+    #[serde(default)]
+    pub alerts: RawAlerts,
+    #[serde(default)]
+    pub check: RawCheck,
+}
+
+/// `[resolver]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawResolver {
+    pub address: Option<String>,
+    pub timeout: Option<RawDuration>,
+    pub trust_anchor: Option<PathBuf>,
+}
+
+/// One `[[service]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawService {
+    pub name: String,
+    pub lineage: Option<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    pub endpoints: Vec<RawEndpoint>,
+    pub scheme: Option<Scheme>,
+    pub chain_file: PathBuf,
+    pub reload: Option<Vec<String>>,
+    pub ttl: Option<i64>,
+    pub zone: Option<String>,
+    pub provider: Option<String>,
+    pub key_type: Option<KeyType>,
+    pub max_records: Option<i64>,
+}
+
+/// An endpoint: `"host[:port][/protocol]"` or `{ host, port, protocol }`.
+#[derive(Debug)]
+pub(super) enum RawEndpoint {
+    Short(String),
+    Table(RawEndpointTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawEndpointTable {
+    pub host: String,
+    pub port: Option<i64>,
+    pub protocol: Option<Protocol>,
+}
+
+impl<'de> Deserialize<'de> for RawEndpoint {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EndpointVisitor;
+        impl<'de> Visitor<'de> for EndpointVisitor {
+            type Value = RawEndpoint;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "an endpoint: \"host:port/protocol\" or { host = \"…\", port = 25, protocol = \"smtp\" }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawEndpoint, E> {
+                Ok(RawEndpoint::Short(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawEndpoint, A::Error> {
+                RawEndpointTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawEndpoint::Table)
+            }
+        }
+        deserializer.deserialize_any(EndpointVisitor)
+    }
+}
+
+/// A duration: a string such as `"6h"`, or an integer number of seconds.
+#[derive(Debug, Clone)]
+pub(super) enum RawDuration {
+    Seconds(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for RawDuration {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DurationVisitor;
+        impl Visitor<'_> for DurationVisitor {
+            type Value = RawDuration;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration such as \"30s\", \"5m\", \"6h\" or \"1d\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(v))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawDuration, E> {
+                Ok(RawDuration::Seconds(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawDuration, E> {
+                Ok(RawDuration::Text(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(DurationVisitor)
+    }
+}
+
+/// `[provider.NAME]`: how records reach DNS, chosen by `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    deny_unknown_fields
+)]
+pub(super) enum RawProvider {
+    Rfc2136 {
+        server: String,
+        tsig_key_file: Option<PathBuf>,
+        tsig_env: Option<String>,
+        zone: Option<String>,
+    },
+    Cloudflare {
+        token_file: Option<PathBuf>,
+        token_env: Option<String>,
+        zone_id: Option<String>,
+    },
+    Powerdns {
+        url: String,
+        api_key_file: Option<PathBuf>,
+        api_key_env: Option<String>,
+        server_id: Option<String>,
+    },
+    Desec {
+        token_file: Option<PathBuf>,
+        token_env: Option<String>,
+    },
+    Exec {
+        command: Vec<String>,
+    },
+    Manual {},
+}
+
+/// `[alerts]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawAlerts {
+    pub repeat_interval: Option<RawDuration>,
+    #[serde(default)]
+    pub channel: BTreeMap<String, RawChannel>,
+}
+
+/// `[alerts.channel.NAME]`: where alerts go, chosen by `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(
+    tag = "kind",
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    deny_unknown_fields
+)]
+pub(super) enum RawChannel {
+    Webhook {
+        url: Option<String>,
+        url_file: Option<PathBuf>,
+        url_env: Option<String>,
+    },
+    Email {
+        to: OneOrMany,
+        from: String,
+        via: Option<super::alerts::MailVia>,
+        sendmail: Option<PathBuf>,
+        smtp_server: Option<String>,
+        credentials_file: Option<PathBuf>,
+        credentials_env: Option<String>,
+    },
+    Telegram {
+        token_file: Option<PathBuf>,
+        token_env: Option<String>,
+        chat_id: ChatId,
+    },
+}
+
+/// A string or a list of strings.
+#[derive(Debug)]
+pub(super) struct OneOrMany(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ListVisitor;
+        impl<'de> Visitor<'de> for ListVisitor {
+            type Value = OneOrMany;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an address or a list of addresses")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany(items))
+            }
+        }
+        deserializer.deserialize_any(ListVisitor)
+    }
+}
+
+/// A Telegram chat id: an integer (`-1001234567890`) or a string (`"@channel"`).
+#[derive(Debug)]
+pub(super) struct ChatId(pub String);
+
+impl<'de> Deserialize<'de> for ChatId {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ChatIdVisitor;
+        impl Visitor<'_> for ChatIdVisitor {
+            type Value = ChatId;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a chat id: an integer or \"@channel\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ChatId, E> {
+                Ok(ChatId(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ChatId, E> {
+                Ok(ChatId(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ChatId, E> {
+                Ok(ChatId(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(ChatIdVisitor)
+    }
+}
+
+/// `[check]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub(super) struct RawCheck {
+    pub rrsig_warn_days: Option<i64>,
+    pub cert_warn_days: Option<i64>,
+    pub max_records: Option<i64>,
+}
