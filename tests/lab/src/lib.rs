@@ -7,12 +7,15 @@
 //! - [`process`]: the guard; [`ports`]: free loopback ports and per-lab address blocks
 //!   (127.53.N.0/24); [`tools`]: finding the servers' binaries, and the skip rule.
 
+pub mod dns;
+pub mod pdns;
 pub mod ports;
 pub mod process;
 pub mod tools;
 
-pub use process::Daemon;
+pub use dns::{DnsLab, Server};
 pub use ports::{LoopbackBlock, free_port, loopback_block};
+pub use process::Daemon;
 pub use tools::{in_ci, require};
 
 use std::path::{Path, PathBuf};
@@ -30,7 +33,9 @@ impl LabDir {
     /// Make a new lab directory under the system's temporary directory.
     pub fn new() -> std::io::Result<LabDir> {
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::Builder::new().prefix("dane-roll-lab.").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("dane-roll-lab.")
+            .tempdir()?;
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))?;
         let path = dir.path().to_path_buf();
         let dir = if std::env::var_os("DANE_ROLL_LAB_KEEP").is_some() {

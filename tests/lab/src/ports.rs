@@ -80,9 +80,13 @@ pub fn loopback_block() -> LoopbackBlock {
             continue;
         }
         let block = LoopbackBlock { n };
-        let free = [LoopbackBlock::NS1, LoopbackBlock::RESOLVER, LoopbackBlock::MX]
-            .iter()
-            .all(|h| TcpListener::bind((block.host(*h), 53)).is_ok());
+        let free = [
+            LoopbackBlock::NS1,
+            LoopbackBlock::RESOLVER,
+            LoopbackBlock::MX,
+        ]
+        .iter()
+        .all(|h| TcpListener::bind((block.host(*h), 53)).is_ok());
         if free {
             given.insert(n);
             return block;

@@ -163,7 +163,10 @@ impl Daemon {
         let _ = signal::kill(pid, Signal::SIGCONT); // a SIGSTOPped server cannot exit
         let _ = signal::kill(pid, Signal::SIGTERM);
         if !self.wait_gone(STOP_GRACE) {
-            eprintln!("lab: {} (pid {}) ignored SIGTERM; killing", self.name, self.pid);
+            eprintln!(
+                "lab: {} (pid {}) ignored SIGTERM; killing",
+                self.name, self.pid
+            );
             let _ = signal::kill(pid, Signal::SIGKILL);
             self.wait_gone(STOP_GRACE);
         }
@@ -199,7 +202,10 @@ impl Drop for Daemon {
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false)
 }
 

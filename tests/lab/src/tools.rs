@@ -53,13 +53,22 @@ pub fn which(name: &str) -> Option<PathBuf> {
 /// if !dane_roll_lab::require(&["named", "unbound"]) { return; }
 /// ```
 pub fn require(binaries: &[&str]) -> bool {
-    let missing: Vec<&str> = binaries.iter().copied().filter(|b| which(b).is_none()).collect();
+    let missing: Vec<&str> = binaries
+        .iter()
+        .copied()
+        .filter(|b| which(b).is_none())
+        .collect();
     if missing.is_empty() {
         return true;
     }
     let mut packages: Vec<&str> = missing
         .iter()
-        .map(|b| PACKAGES.iter().find(|(n, _)| n == b).map_or(*b, |(_, p)| *p))
+        .map(|b| {
+            PACKAGES
+                .iter()
+                .find(|(n, _)| n == b)
+                .map_or(*b, |(_, p)| *p)
+        })
         .collect();
     packages.sort_unstable();
     packages.dedup();
