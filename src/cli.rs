@@ -39,6 +39,9 @@ pub enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Add the `3 1 1` records for these certificates or keys to a service's owner names now
+    /// (pre-publish a key deployed later); waits for nothing but the provider's read-back.
+    Publish(PublishArgs),
 }
 
 /// `dane-roll tlsa`.
@@ -95,4 +98,20 @@ pub enum TlsaFormat {
 pub enum ConfigCommand {
     /// Validate the configuration and print it resolved, with secrets masked.
     Check,
+}
+
+/// `dane-roll publish`: add records now. Exit 0 when every record is there, 2 otherwise.
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The service (its endpoints give the owner names, its provider the way to DNS).
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+
+    /// Seconds allowed for each request to the provider.
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    pub timeout: f64,
+
+    /// Certificates, chains, private keys or public keys, PEM or DER.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }

@@ -1,9 +1,73 @@
 //! How dane-roll's TLSA records reach DNS.
 //!
-//! A provider lists, adds and removes single records at an owner name; it never replaces a whole
-//! RRset, so other hosts' records at a shared owner name survive (safety invariant 4). The
-//! implementations (RFC 2136 with TSIG, provider APIs, `exec`, `manual`) arrive with the DNS work;
-//! this crate holds the contract they share.
+//! A [`Provider`] lists, adds and removes single records at an owner name; it never replaces a
+//! whole RRset with one of its own making, so other hosts' records at a shared owner name survive
+//! (safety invariant 4). [`Provider::add`] of a record already there and [`Provider::remove`] of one
+//! that is not are no-ops, so the rollover engine can retry after a crash; after a write the
+//! provider reads the owner name back and reports a change it cannot see ([`ProviderError::NotVisible`]).
+//!
+//! The kinds ([`Provider`] is an enum: async methods of a trait cannot be called through `dyn`):
+//! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
+//!   (class NONE, by RDATA), list by a TCP query to the same server;
+//! - [`powerdns`], [`cloudflare`], [`desec`]: thin HTTP clients ([`http`]) with retries ([`retry`]);
+//! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
+//!
+//! Why not dns-update (the library first chosen, with its ~70 providers): its RFC 2136 code can
+//! delete one record by RDATA, but it turns every failure into a string, so BADSIG, BADKEY,
+//! BADTIME, REFUSED and NOTAUTH cannot be told apart or explained, and hickory's message for a
+//! BADSIG reply (its MAC check fails first) is misleading. Its Cloudflare and deSEC clients keep the
+//! base URL crate-private (they cannot be tested against local fakes), the Cloudflare listing reads
+//! one page of 100, and the retry count is fixed. A generic `dns-update` kind for the other
+//! providers is left out: their `add_to_rrset`/`remove_from_rrset` are built differently per
+//! provider (several by rewriting the whole RRset from a listing), which could not be checked
+//! against invariant 4 provider by provider.
+
+pub mod cloudflare;
+pub mod desec;
+mod error;
+pub mod exec;
+pub mod http;
+pub mod manual;
+pub mod powerdns;
+pub mod retry;
+pub mod rfc2136;
+mod secret;
+
+use std::fmt;
+use std::time::Duration;
+
+pub use error::ProviderError;
+pub use retry::RetryPolicy;
+pub use secret::{MASK, Secret};
+
+/// How long one request (DNS exchange, HTTP request, command) may take, by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a write is read back for before it is reported as not visible, by default.
+/// BIND's inline signing can lag behind an accepted UPDATE (shared/LAB.md).
+pub const DEFAULT_READBACK: Duration = Duration::from_secs(10);
+/// The pause between two read-backs.
+pub const READBACK_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Settings every provider shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// How HTTP requests are retried.
+    pub retry: RetryPolicy,
+    /// How long a write is read back for.
+    pub readback: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            timeout: DEFAULT_TIMEOUT,
+            retry: RetryPolicy::default(),
+            readback: DEFAULT_READBACK,
+        }
+    }
+}
 
 /// One TLSA record as a provider sees it: where it lives and its presentation-format data.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -14,4 +78,307 @@ pub struct Record {
     pub ttl: u32,
     /// The record data as `usage selector matching hex`, hex in lowercase.
     pub rdata: String,
+}
+
+impl Record {
+    /// A record with its owner name made absolute and lower case and its data normalised
+    /// (single spaces, lower-case hex); an error when the data is not `u s m hex`.
+    pub fn new(owner: &str, ttl: u32, rdata: &str) -> Result<Record, ProviderError> {
+        Ok(Record {
+            owner: absolute(owner),
+            ttl,
+            rdata: normalize_rdata(rdata)?,
+        })
+    }
+
+    /// The record from its fields (`data` as hex).
+    pub fn from_fields(
+        owner: &str,
+        ttl: u32,
+        usage: u8,
+        selector: u8,
+        matching: u8,
+        data: &str,
+    ) -> Result<Record, ProviderError> {
+        Record::new(owner, ttl, &format!("{usage} {selector} {matching} {data}"))
+    }
+
+    /// The fields: usage, selector, matching type, data (hex).
+    pub fn fields(&self) -> Result<(u8, u8, u8, String), ProviderError> {
+        parse_rdata(&self.rdata)
+    }
+
+    /// Whether `other` is the same record (owner and data; the TTL is not compared).
+    pub fn same(&self, other: &Record) -> bool {
+        same_name(&self.owner, &other.owner)
+            && normalize_rdata(&self.rdata).ok() == normalize_rdata(&other.rdata).ok()
+    }
+
+    /// `owner TTL IN TLSA rdata`, a zone-file line.
+    pub fn zone_line(&self) -> String {
+        format!("{} {} IN TLSA {}", self.owner, self.ttl, self.rdata)
+    }
+}
+
+impl fmt::Display for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.zone_line())
+    }
+}
+
+/// The name made absolute (final dot) and lower case.
+pub fn absolute(name: &str) -> String {
+    let name = name.trim().to_ascii_lowercase();
+    if name.ends_with('.') {
+        name
+    } else {
+        format!("{name}.")
+    }
+}
+
+/// Whether two names are equal, case and final dot ignored.
+pub fn same_name(a: &str, b: &str) -> bool {
+    a.trim_end_matches('.')
+        .eq_ignore_ascii_case(b.trim_end_matches('.'))
+}
+
+/// `name` and its ancestors, longest first, absolute, without the root: `a.b.c.`, `b.c.`, `c.`.
+pub fn ancestors(name: &str) -> Vec<String> {
+    let name = absolute(name);
+    let mut out = Vec::new();
+    let mut rest = name.as_str();
+    while !rest.is_empty() && rest != "." {
+        out.push(rest.to_owned());
+        rest = match rest.split_once('.') {
+            Some((_, tail)) => tail,
+            None => "",
+        };
+    }
+    out
+}
+
+/// `name` relative to `zone` (`_25._tcp.mail` for `_25._tcp.mail.example.com.` in
+/// `example.com.`); empty for the apex; `None` when the name is not in the zone.
+pub fn relative_to(name: &str, zone: &str) -> Option<String> {
+    let name = absolute(name);
+    let zone = absolute(zone);
+    if name == zone {
+        return Some(String::new());
+    }
+    name.strip_suffix(&format!(".{zone}")).map(str::to_owned)
+}
+
+fn parse_rdata(text: &str) -> Result<(u8, u8, u8, String), ProviderError> {
+    let bad = || {
+        ProviderError::InvalidRecord(format!(
+            "\"{text}\" is not TLSA data: write \"usage selector matching hex\", e.g. \"3 1 1 ab…\""
+        ))
+    };
+    let mut parts = text.split_whitespace();
+    let mut number = || -> Result<u8, ProviderError> {
+        parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)
+    };
+    let (usage, selector, matching) = (number()?, number()?, number()?);
+    let data: String = parts.collect::<String>().to_ascii_lowercase();
+    if data.is_empty() || data.len() % 2 != 0 || !data.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    Ok((usage, selector, matching, data))
+}
+
+/// The record data normalised: `u s m hex`, single spaces, lower-case hex (data given in
+/// several blocks, as zone files and some APIs show it, is joined).
+pub fn normalize_rdata(text: &str) -> Result<String, ProviderError> {
+    let (u, s, m, data) = parse_rdata(text)?;
+    Ok(format!("{u} {s} {m} {data}"))
+}
+
+/// What an add or remove did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Change {
+    /// The record was added, and the provider shows it.
+    Added,
+    /// The record was there already; nothing was sent.
+    AlreadyPresent,
+    /// The record was removed, and the provider no longer shows it.
+    Removed,
+    /// The record was not there; nothing was sent.
+    AlreadyAbsent,
+    /// The operator has to make the change (the `manual` provider): these lines say how.
+    Pending {
+        /// Zone-file and nsupdate lines for the operator.
+        instructions: String,
+    },
+}
+
+/// A configured provider. See the [crate docs](crate).
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Provider {
+    /// RFC 2136 dynamic update with TSIG.
+    Rfc2136(rfc2136::Rfc2136),
+    /// The PowerDNS HTTP API.
+    PowerDns(powerdns::PowerDns),
+    /// The Cloudflare API.
+    Cloudflare(cloudflare::Cloudflare),
+    /// The deSEC API.
+    Desec(desec::Desec),
+    /// The operator's command.
+    Exec(exec::Exec),
+    /// Instructions for the operator.
+    Manual(manual::Manual),
+}
+
+impl Provider {
+    /// The kind, as in the configuration.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Provider::Rfc2136(_) => "rfc2136",
+            Provider::PowerDns(_) => "powerdns",
+            Provider::Cloudflare(_) => "cloudflare",
+            Provider::Desec(_) => "desec",
+            Provider::Exec(_) => "exec",
+            Provider::Manual(_) => "manual",
+        }
+    }
+
+    fn readback(&self) -> Duration {
+        match self {
+            Provider::Rfc2136(p) => p.settings().readback,
+            Provider::PowerDns(p) => p.settings().readback,
+            Provider::Cloudflare(p) => p.settings().readback,
+            Provider::Desec(p) => p.settings().readback,
+            Provider::Exec(p) => p.settings().readback,
+            Provider::Manual(_) => Duration::ZERO,
+        }
+    }
+
+    /// The TLSA records at `owner`, as the provider holds them.
+    pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
+        let owner = absolute(owner);
+        match self {
+            Provider::Rfc2136(p) => p.list(&owner).await,
+            Provider::PowerDns(p) => p.list(&owner).await,
+            Provider::Cloudflare(p) => p.list(&owner).await,
+            Provider::Desec(p) => p.list(&owner).await,
+            Provider::Exec(p) => p.list(&owner).await,
+            Provider::Manual(_) => Err(ProviderError::Unsupported {
+                provider: "manual",
+                action: "list records",
+                why: "nothing is automated; the records are checked in DNS",
+            }),
+        }
+    }
+
+    /// Add one record beside whatever the owner name holds. A no-op when it is there already.
+    pub async fn add(&self, record: &Record) -> Result<Change, ProviderError> {
+        let record = Record::new(&record.owner, record.ttl, &record.rdata)?;
+        if let Provider::Manual(m) = self {
+            return Ok(m.add(&record));
+        }
+        if self.holds(&record).await? {
+            return Ok(Change::AlreadyPresent);
+        }
+        match self {
+            Provider::Rfc2136(p) => p.add(&record).await?,
+            Provider::PowerDns(p) => p.add(&record).await?,
+            Provider::Cloudflare(p) => p.add(&record).await?,
+            Provider::Desec(p) => p.add(&record).await?,
+            Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
+            Provider::Manual(_) => {}
+        }
+        self.confirm(&record, true).await?;
+        Ok(Change::Added)
+    }
+
+    /// Remove this one record; other records at the owner name stay. A no-op when it is absent.
+    pub async fn remove(&self, record: &Record) -> Result<Change, ProviderError> {
+        let record = Record::new(&record.owner, record.ttl, &record.rdata)?;
+        if let Provider::Manual(m) = self {
+            return Ok(m.remove(&record));
+        }
+        if !self.holds(&record).await? {
+            return Ok(Change::AlreadyAbsent);
+        }
+        match self {
+            Provider::Rfc2136(p) => p.remove(&record).await?,
+            Provider::PowerDns(p) => p.remove(&record).await?,
+            Provider::Cloudflare(p) => p.remove(&record).await?,
+            Provider::Desec(p) => p.remove(&record).await?,
+            Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
+            Provider::Manual(_) => {}
+        }
+        self.confirm(&record, false).await?;
+        Ok(Change::Removed)
+    }
+
+    async fn holds(&self, record: &Record) -> Result<bool, ProviderError> {
+        Ok(self
+            .list(&record.owner)
+            .await?
+            .iter()
+            .any(|r| r.same(record)))
+    }
+
+    /// Read the owner name back until the record is (or is no longer) there.
+    async fn confirm(&self, record: &Record, present: bool) -> Result<(), ProviderError> {
+        let limit = self.readback();
+        let start = tokio::time::Instant::now();
+        loop {
+            if self.holds(record).await? == present {
+                return Ok(());
+            }
+            if start.elapsed() >= limit {
+                return Err(ProviderError::NotVisible {
+                    provider: self.kind(),
+                    owner: record.owner.clone(),
+                    rdata: record.rdata.clone(),
+                    state: if present {
+                        "still missing"
+                    } else {
+                        "still present"
+                    },
+                    after: start.elapsed(),
+                });
+            }
+            tokio::time::sleep(READBACK_INTERVAL).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_normalise_and_compare() {
+        let a = Record::new("_25._tcp.Mail.Example.com", 300, "3 1 1 ABCD").unwrap();
+        assert_eq!(a.owner, "_25._tcp.mail.example.com.");
+        assert_eq!(a.rdata, "3 1 1 abcd");
+        let b = Record::new("_25._tcp.mail.example.com.", 60, "3  1 1 ab cd").unwrap();
+        assert!(a.same(&b));
+        assert!(Record::new("x.", 1, "3 1 1 abc").is_err(), "odd hex");
+        assert!(Record::new("x.", 1, "3 1 1").is_err(), "no data");
+        assert!(Record::new("x.", 1, "3 1 x ab").is_err());
+        assert_eq!(a.fields().unwrap(), (3, 1, 1, "abcd".into()));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(
+            ancestors("a.b.c"),
+            vec!["a.b.c.".to_string(), "b.c.".into(), "c.".into()]
+        );
+        assert_eq!(
+            relative_to("_25._tcp.mail.example.com.", "Example.com"),
+            Some("_25._tcp.mail".into())
+        );
+        assert_eq!(
+            relative_to("example.com", "example.com."),
+            Some(String::new())
+        );
+        assert_eq!(relative_to("example.org.", "example.com."), None);
+        assert_eq!(relative_to("badexample.com.", "example.com."), None);
+    }
 }

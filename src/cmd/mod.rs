@@ -1,6 +1,7 @@
 //! One module per command; each turns validated arguments into work and a [`Status`].
 
 mod config;
+mod publish;
 mod tlsa;
 
 use crate::cli::{Cli, Command, ConfigCommand};
@@ -11,5 +12,6 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
     match &cli.command {
         Command::Tlsa(args) => tlsa::run(args),
         Command::Config(ConfigCommand::Check) => config::check(cli),
+        Command::Publish(args) => publish::run(cli, args),
     }
 }

@@ -12,18 +12,18 @@ use crate::pki::{self, KeyKind, Material, PkiError};
 use crate::tlsa::{Lint, Matching, Selector, Subject, TlsaRecord, Usage, owner_name};
 
 /// Where a record came from, for JSON.
-struct Source<'a> {
-    file: &'a Path,
+pub(crate) struct Source<'a> {
+    pub(crate) file: &'a Path,
     subject: Option<String>,
     key_type: String,
     kind: &'static str,
 }
 
 /// One computed record and its origin.
-struct Computed<'a> {
-    record: TlsaRecord,
-    source: Source<'a>,
-    lints: Vec<Lint>,
+pub(crate) struct Computed<'a> {
+    pub(crate) record: TlsaRecord,
+    pub(crate) source: Source<'a>,
+    pub(crate) lints: Vec<Lint>,
 }
 
 /// Compute and print the records for the given files.
@@ -49,32 +49,8 @@ pub fn run(args: &TlsaArgs) -> anyhow::Result<Status> {
         .iter()
         .map(|path| pki::load(path))
         .collect::<Result<Vec<_>, _>>()?;
-    check_keys_match(&materials)?;
+    let computed = compute(&materials, usage, selector, matching, args.port)?;
 
-    let mut computed: Vec<Computed<'_>> = Vec::new();
-    for material in &materials {
-        for (subject, source) in subjects(material, usage, selector, &materials)? {
-            let record = TlsaRecord::compute(usage, selector, matching, &subject)
-                .with_context(|| material.path().display().to_string())?;
-            // Identical records (a key and its certificate, a CA in two chains) are printed once.
-            if computed.iter().any(|c| c.record == record) {
-                continue;
-            }
-            let lints = record.lints(args.port);
-            computed.push(Computed {
-                record,
-                source,
-                lints,
-            });
-        }
-    }
-
-    if let Some(fatal) = computed
-        .iter()
-        .find_map(|c| c.lints.iter().find(|l| l.is_fatal()).map(|l| (c, l)))
-    {
-        bail!("{}: {}", fatal.0.source.file.display(), fatal.1);
-    }
     let mut warned: Vec<String> = Vec::new();
     for lint in computed.iter().flat_map(|c| &c.lints) {
         let text = lint.to_string();
@@ -116,6 +92,44 @@ pub fn run(args: &TlsaArgs) -> anyhow::Result<Status> {
     }
     print!("{out}");
     Ok(Status::Ok)
+}
+
+/// The distinct records for loaded files, with their origin and lints, as `dane-roll tlsa` and
+/// `dane-roll publish` compute them: keys must belong to a given certificate, identical records
+/// (a key and its certificate, a CA in two chains) count once, and a fatal lint is an error.
+pub(crate) fn compute<'a>(
+    materials: &'a [Material],
+    usage: Usage,
+    selector: Selector,
+    matching: Matching,
+    port: u16,
+) -> anyhow::Result<Vec<Computed<'a>>> {
+    check_keys_match(materials)?;
+
+    let mut computed: Vec<Computed<'_>> = Vec::new();
+    for material in materials {
+        for (subject, source) in subjects(material, usage, selector, materials)? {
+            let record = TlsaRecord::compute(usage, selector, matching, &subject)
+                .with_context(|| material.path().display().to_string())?;
+            if computed.iter().any(|c| c.record == record) {
+                continue;
+            }
+            let lints = record.lints(port);
+            computed.push(Computed {
+                record,
+                source,
+                lints,
+            });
+        }
+    }
+
+    if let Some(fatal) = computed
+        .iter()
+        .find_map(|c| c.lints.iter().find(|l| l.is_fatal()).map(|l| (c, l)))
+    {
+        bail!("{}: {}", fatal.0.source.file.display(), fatal.1);
+    }
+    Ok(computed)
 }
 
 /// The host must be a plausible DNS name: it goes into a zone file or an nsupdate script.

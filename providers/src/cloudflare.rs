@@ -1,0 +1,230 @@
+//! The Cloudflare API (v4), with an API token (`Authorization: Bearer …`).
+//!
+//! Cloudflare keeps each record as its own object, so add is one `POST` and remove one `DELETE`
+//! by record id: the other records at the owner name are never touched. Listing follows the
+//! pages (`page`, `per_page`, `result_info.total_pages`). The zone id is configured or looked up
+//! by name (`GET /zones?name=…`, the owner's ancestors from the longest).
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::http::{Http, encode};
+use crate::{ProviderError, Record, Secret, Settings, ancestors, same_name};
+
+/// The API's base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
+/// Records asked for per page.
+pub const PER_PAGE: u32 = 100;
+/// Pages read at most, as a bound on a misbehaving API.
+const MAX_PAGES: u32 = 1000;
+/// Cloudflare's error code for "an identical record already exists".
+const IDENTICAL_RECORD: i64 = 81058;
+
+/// A Cloudflare zone.
+#[derive(Debug)]
+pub struct Cloudflare {
+    http: Http,
+    base: String,
+    zone_id: Option<String>,
+    settings: Settings,
+}
+
+impl Cloudflare {
+    /// A client with `token`, for zone `zone_id` (looked up by name when `None`), at `base`
+    /// ([`DEFAULT_BASE_URL`] unless testing).
+    pub fn new(
+        token: Secret,
+        zone_id: Option<&str>,
+        base: Option<&str>,
+        settings: Settings,
+    ) -> Result<Cloudflare, ProviderError> {
+        Ok(Cloudflare {
+            http: Http::new("cloudflare", "authorization", "Bearer ", token, &settings)?,
+            base: base
+                .unwrap_or(DEFAULT_BASE_URL)
+                .trim_end_matches('/')
+                .to_owned(),
+            zone_id: zone_id.map(str::to_owned),
+            settings,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    async fn zone_id(&self, owner: &str) -> Result<String, ProviderError> {
+        if let Some(id) = &self.zone_id {
+            return Ok(id.clone());
+        }
+        for candidate in ancestors(owner) {
+            let name = candidate.trim_end_matches('.');
+            let url = format!("{}/zones?name={}", self.base, encode(name));
+            let reply = self.http.send(Method::GET, &url, None).await?;
+            let body = self.http.check(reply, "zones")?.json()?;
+            let found = body
+                .get("result")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|z| {
+                    z.get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| same_name(n, name))
+                })
+                .and_then(|z| z.get("id").and_then(Value::as_str));
+            if let Some(id) = found {
+                return Ok(id.to_owned());
+            }
+        }
+        Err(ProviderError::NoZone {
+            server: "cloudflare API".into(),
+            zone: owner.to_owned(),
+            detail: "no zone this token can see holds the name; set zone-id".into(),
+        })
+    }
+
+    /// The TLSA records at `owner` with their record ids.
+    async fn list_ids(
+        &self,
+        zone: &str,
+        owner: &str,
+    ) -> Result<Vec<(String, Record)>, ProviderError> {
+        let name = owner.trim_end_matches('.');
+        let mut out = Vec::new();
+        let mut page = 1;
+        loop {
+            let url = format!(
+                "{}/zones/{}/dns_records?type=TLSA&name={}&page={page}&per_page={PER_PAGE}",
+                self.base,
+                encode(zone),
+                encode(name)
+            );
+            let reply = self.http.send(Method::GET, &url, None).await?;
+            let body = self.http.check(reply, &format!("zone {zone}"))?.json()?;
+            for item in body
+                .get("result")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if item.get("type").and_then(Value::as_str) != Some("TLSA")
+                    || !item
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| same_name(n, owner))
+                {
+                    continue;
+                }
+                let (Some(id), Some(record)) = (
+                    item.get("id").and_then(Value::as_str),
+                    record_of(owner, item),
+                ) else {
+                    continue;
+                };
+                out.push((id.to_owned(), record));
+            }
+            let total = body
+                .pointer("/result_info/total_pages")
+                .and_then(Value::as_u64)
+                .unwrap_or(1);
+            if u64::from(page) >= total || page >= MAX_PAGES {
+                return Ok(out);
+            }
+            page += 1;
+        }
+    }
+
+    /// The TLSA records at `owner`.
+    pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
+        let zone = self.zone_id(owner).await?;
+        Ok(self
+            .list_ids(&zone, owner)
+            .await?
+            .into_iter()
+            .map(|(_, r)| r)
+            .collect())
+    }
+
+    /// Create one record.
+    pub async fn add(&self, record: &Record) -> Result<(), ProviderError> {
+        let zone = self.zone_id(&record.owner).await?;
+        let (usage, selector, matching, data) = record.fields()?;
+        let body = json!({
+            "type": "TLSA",
+            "name": record.owner.trim_end_matches('.'),
+            "ttl": record.ttl,
+            "data": {
+                "usage": usage,
+                "selector": selector,
+                "matching_type": matching,
+                "certificate": data,
+            },
+        });
+        let url = format!("{}/zones/{}/dns_records", self.base, encode(&zone));
+        let reply = self.http.send(Method::POST, &url, Some(&body)).await?;
+        if !reply.ok()
+            && reply.json().ok().is_some_and(|v| {
+                v.get("errors")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|e| e.get("code").and_then(Value::as_i64) == Some(IDENTICAL_RECORD))
+            })
+        {
+            // Created by an earlier try whose answer was lost: what we wanted is there.
+            return Ok(());
+        }
+        self.http.check(reply, &format!("zone {zone}"))?;
+        Ok(())
+    }
+
+    /// Delete the record(s) with this data at the owner name, by id.
+    pub async fn remove(&self, record: &Record) -> Result<(), ProviderError> {
+        let zone = self.zone_id(&record.owner).await?;
+        for (id, existing) in self.list_ids(&zone, &record.owner).await? {
+            if !existing.same(record) {
+                continue;
+            }
+            let url = format!(
+                "{}/zones/{}/dns_records/{}",
+                self.base,
+                encode(&zone),
+                encode(&id)
+            );
+            let reply = self.http.send(Method::DELETE, &url, None).await?;
+            if reply.status == 404 {
+                continue; // gone already
+            }
+            self.http.check(reply, &format!("record {id}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// A listed record: from `data` (structured), else from `content` (`3 1 1 hex`).
+fn record_of(owner: &str, item: &Value) -> Option<Record> {
+    let ttl = item
+        .get("ttl")
+        .and_then(Value::as_u64)
+        .and_then(|t| u32::try_from(t).ok())
+        .unwrap_or_default();
+    if let Some(data) = item.get("data") {
+        let field = |k: &str| {
+            data.get(k)
+                .and_then(Value::as_u64)
+                .and_then(|v| u8::try_from(v).ok())
+        };
+        if let (Some(u), Some(s), Some(m), Some(cert)) = (
+            field("usage"),
+            field("selector"),
+            field("matching_type"),
+            data.get("certificate").and_then(Value::as_str),
+        ) {
+            return Record::from_fields(owner, ttl, u, s, m, cert).ok();
+        }
+    }
+    let content = item.get("content").and_then(Value::as_str)?;
+    Record::new(owner, ttl, content).ok()
+}

@@ -1,0 +1,110 @@
+//! From the configuration to a provider: which `dane_roll_providers::Provider` a service's
+//! records go through, with its secret read (from the file or variable the configuration names)
+//! only now, and handed to the provider wrapped so that no rendering shows it.
+//!
+//! The zone is the service's `zone`, else the provider's (rfc2136), else the provider finds it.
+
+use dane_roll_providers::rfc2136::{Rfc2136, TsigKey};
+use dane_roll_providers::{
+    Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, manual,
+    powerdns,
+};
+
+use crate::config::{Config, ProviderKind, Secret, SecretError, Service};
+
+/// Why no provider could be set up for a service.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// The service names a provider the configuration does not have (cannot happen after load).
+    #[error("service {service}: no provider \"{provider}\" in the configuration")]
+    NoProvider {
+        /// The service.
+        service: String,
+        /// The provider name.
+        provider: String,
+    },
+    /// A secret could not be read.
+    #[error("provider {provider}: {source}")]
+    Secret {
+        /// The provider name.
+        provider: String,
+        /// Why.
+        source: SecretError,
+    },
+    /// The provider refused its settings (a malformed TSIG key, …).
+    #[error("provider {provider}: {source}")]
+    Provider {
+        /// The provider name.
+        provider: String,
+        /// Why.
+        source: ProviderError,
+    },
+}
+
+/// The provider for `service`, with `settings`.
+pub fn provider_for(
+    config: &Config,
+    service: &Service,
+    settings: Settings,
+) -> Result<Provider, SetupError> {
+    let configured = config
+        .provider_for(service)
+        .ok_or_else(|| SetupError::NoProvider {
+            service: service.name.clone(),
+            provider: service.provider.clone(),
+        })?;
+    let name = configured.name.as_str();
+    let read = |secret: &Secret| -> Result<ProviderSecret, SetupError> {
+        secret
+            .read()
+            .map(|value| ProviderSecret::new(value.expose()))
+            .map_err(|source| SetupError::Secret {
+                provider: name.to_owned(),
+                source,
+            })
+    };
+    let wrap = |source: ProviderError| SetupError::Provider {
+        provider: name.to_owned(),
+        source,
+    };
+    let zone = service.zone.as_deref();
+    Ok(match &configured.kind {
+        ProviderKind::Rfc2136 {
+            server,
+            tsig,
+            zone: provider_zone,
+        } => {
+            let key = match tsig {
+                Some(tsig) => Some(TsigKey::parse(&read(tsig.secret())?).map_err(wrap)?),
+                None => None,
+            };
+            Provider::Rfc2136(Rfc2136::new(
+                &server.host,
+                server.port,
+                zone.or(provider_zone.as_deref()),
+                key,
+                settings,
+            ))
+        }
+        ProviderKind::Cloudflare { token, zone_id } => Provider::Cloudflare(
+            cloudflare::Cloudflare::new(read(token)?, zone_id.as_deref(), None, settings)
+                .map_err(wrap)?,
+        ),
+        ProviderKind::PowerDns {
+            url,
+            api_key,
+            server_id,
+        } => Provider::PowerDns(
+            powerdns::PowerDns::new(url, read(api_key)?, server_id, zone, settings)
+                .map_err(wrap)?,
+        ),
+        ProviderKind::Desec { token } => {
+            Provider::Desec(desec::Desec::new(read(token)?, zone, None, settings).map_err(wrap)?)
+        }
+        ProviderKind::Exec { command } => {
+            Provider::Exec(exec::Exec::new(command.clone(), settings).map_err(wrap)?)
+        }
+        ProviderKind::Manual => Provider::Manual(manual::Manual),
+    })
+}
