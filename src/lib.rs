@@ -4,6 +4,7 @@
 //! - [`tlsa`]: the TLSA record (parse, display, compute, lints);
 //! - [`pki`]: loading certificates, chains and keys from PEM or DER;
 //! - [`config`]: the TOML configuration and its validation;
+//! - [`dns`]: validated lookups and the authoritative view (every nameserver's answer);
 //! - [`publish`]: from the configuration to the provider a service's records go through;
 //! - [`cli`]: the command-line types; [`cmd`]: one module per command;
 //! - [`exit`]: the exit codes and how errors reach the user.
@@ -12,6 +13,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod dns;
 pub mod exit;
 pub mod pki;
 pub mod publish;
