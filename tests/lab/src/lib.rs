@@ -7,9 +7,12 @@
 //! - [`process`]: the guard; [`ports`]: free loopback ports and per-lab address blocks
 //!   (127.53.N.0/24); [`tools`]: finding the servers' binaries, and the skip rule.
 
+pub mod acme;
 pub mod dns;
 pub mod pdns;
+pub mod pki;
 pub mod ports;
+pub mod postfix;
 pub mod process;
 pub mod tools;
 
