@@ -39,6 +39,8 @@ pub enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Probe a server live: would a DANE sender deliver mail to every address of HOST?
+    Check(CheckArgs),
     /// Add the `3 1 1` records for these certificates or keys to a service's owner names now
     /// (pre-publish a key deployed later); waits for nothing but the provider's read-back.
     Publish(PublishArgs),
@@ -98,6 +100,61 @@ pub enum TlsaFormat {
 pub enum ConfigCommand {
     /// Validate the configuration and print it resolved, with secrets masked.
     Check,
+}
+
+/// `dane-roll check`: the live DANE probe. Exit 0 when every address matches, 2 when one does
+/// not, 3 when it cannot tell (timeouts, connection refused).
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The host to probe (the MX host name), and the port: 25 unless given.
+    #[arg(value_name = "HOST[:PORT]")]
+    pub target: String,
+
+    /// How TLS starts: smtp, submission, imap, pop3 or tls (default: from the port).
+    #[arg(long, value_name = "PROTOCOL", value_parser = clap::value_parser!(crate::config::Protocol))]
+    pub protocol: Option<crate::config::Protocol>,
+
+    /// The validating resolver (its AD bit is trusted) for the TLSA and address lookups; port 53
+    /// unless given. --tlsa and --address override what it would find.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub resolver: Option<String>,
+
+    /// How to print the outcome.
+    #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
+    pub format: CheckFormat,
+
+    /// A TLSA record to check against, `"3 1 1 <hex>"` (repeat for a record set).
+    #[arg(long = "tlsa", value_name = "RDATA")]
+    pub tlsa: Vec<crate::tlsa::TlsaRecord>,
+
+    /// An address to probe instead of resolving HOST (repeat for several).
+    #[arg(long = "address", value_name = "IP")]
+    pub addresses: Vec<std::net::IpAddr>,
+
+    /// Key algorithms to probe for: rsa, ecdsa, eddsa (repeat; default: all three).
+    #[arg(long = "key-algorithm", value_name = "ALG")]
+    pub key_algorithms: Vec<crate::probe::KeyAlgorithm>,
+
+    /// Seconds allowed for each step (connect, each reply, the TLS handshake).
+    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    pub timeout: f64,
+
+    /// How many addresses to probe at once.
+    #[arg(long, value_name = "N", default_value_t = crate::probe::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+
+    /// The name to send in EHLO.
+    #[arg(long, value_name = "NAME", default_value = crate::probe::DEFAULT_HELO)]
+    pub helo: String,
+}
+
+/// Output formats of `dane-roll check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// For people.
+    Text,
+    /// One JSON document, for scripts.
+    Json,
 }
 
 /// `dane-roll publish`: add records now. Exit 0 when every record is there, 2 otherwise.

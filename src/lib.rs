@@ -5,6 +5,7 @@
 //! - [`pki`]: loading certificates, chains and keys from PEM or DER;
 //! - [`config`]: the TOML configuration and its validation;
 //! - [`dns`]: validated lookups and the authoritative view (every nameserver's answer);
+//! - [`probe`]: the live DANE probe (STARTTLS dialogues, OpenSSL's DANE verification);
 //! - [`publish`]: from the configuration to the provider a service's records go through;
 //! - [`cli`]: the command-line types; [`cmd`]: one module per command;
 //! - [`exit`]: the exit codes and how errors reach the user.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod dns;
 pub mod exit;
 pub mod pki;
+pub mod probe;
 pub mod publish;
 pub mod tlsa;
 

@@ -1,5 +1,6 @@
 //! One module per command; each turns validated arguments into work and a [`Status`].
 
+mod check;
 mod config;
 mod publish;
 mod tlsa;
@@ -12,6 +13,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
     match &cli.command {
         Command::Tlsa(args) => tlsa::run(args),
         Command::Config(ConfigCommand::Check) => config::check(cli),
+        Command::Check(args) => check::run(cli, args),
         Command::Publish(args) => publish::run(cli, args),
     }
 }

@@ -1,0 +1,363 @@
+//! What a probe found, per endpoint address: the verdict, each distinct key the server presented
+//! with its chain and DANE outcome, the records that were ignored or matched nothing, and the
+//! words for OpenSSL's verification codes. Everything serialises to JSON.
+
+use std::net::SocketAddr;
+
+use openssl::asn1::{Asn1Time, Asn1TimeRef};
+use openssl::x509::{X509Ref, X509VerifyResult};
+use serde::{Serialize, Serializer};
+
+use crate::config::Protocol;
+use crate::pki;
+use crate::tlsa::TlsaRecord;
+
+use super::KeyAlgorithm;
+
+/// The verdict for one address: would a DANE-enforcing sender deliver mail to it?
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Every key the server presents matches a usable TLSA record.
+    Pass,
+    /// At least one key matches nothing, or TLS cannot start: senders would defer mail.
+    Fail,
+    /// The probe could not tell (timeout, connection refused or reset, temporary refusal).
+    Unknown,
+}
+
+/// The outcome of probing one address.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddressReport {
+    /// The host name: SNI and the DANE base domain.
+    pub host: String,
+    /// The address and port probed.
+    pub address: SocketAddr,
+    /// How TLS was started.
+    #[serde(serialize_with = "protocol_name")]
+    pub protocol: Protocol,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, in words, when the verdict is not [`Verdict::Pass`].
+    pub reason: Option<String>,
+    /// Each distinct key the server presented (deduplicated by SubjectPublicKeyInfo).
+    pub keys: Vec<KeyReport>,
+    /// One handshake attempt per key algorithm asked for.
+    pub attempts: Vec<Attempt>,
+    /// Records given that took no part in verification, and why.
+    pub ignored_records: Vec<IgnoredRecord>,
+    /// Usable records that matched no certificate the server presented (stale, or for a key not
+    /// yet deployed).
+    pub unmatched_records: Vec<TlsaRecord>,
+    /// Wall-clock time of the whole probe of this address, in milliseconds.
+    pub elapsed_ms: u64,
+}
+
+/// One handshake, offering only one family of signature algorithms.
+#[derive(Debug, Clone, Serialize)]
+pub struct Attempt {
+    /// The family offered.
+    pub algorithm: KeyAlgorithm,
+    /// What happened.
+    #[serde(flatten)]
+    pub outcome: AttemptOutcome,
+}
+
+/// What one handshake attempt gave.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum AttemptOutcome {
+    /// The server presented a key: the index into [`AddressReport::keys`].
+    Key {
+        /// Index into [`AddressReport::keys`].
+        key: usize,
+    },
+    /// The server has no key for this algorithm (it refused the handshake with an alert).
+    NoKey {
+        /// OpenSSL's words for the refusal.
+        detail: String,
+    },
+    /// The attempt failed before a key was seen.
+    Error {
+        /// What went wrong.
+        error: String,
+        /// Whether it means "mail would not flow" rather than "cannot tell".
+        definitive: bool,
+    },
+    /// Not tried: an earlier attempt already failed in the clear-text dialogue, which does not
+    /// depend on the algorithm.
+    Skipped,
+}
+
+/// One key the server presented, with its chain and DANE outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyReport {
+    /// The key type of the leaf certificate, e.g. "EC P-256", "RSA 2048".
+    pub key_type: String,
+    /// SHA-256 of the leaf's SubjectPublicKeyInfo, hex (what `3 1 1` publishes).
+    pub spki_sha256: String,
+    /// The algorithm families for which the server presented this key.
+    pub algorithms: Vec<KeyAlgorithm>,
+    /// Whether OpenSSL's DANE verification accepted the chain.
+    pub matched: bool,
+    /// The record that matched.
+    pub matched_record: Option<TlsaRecord>,
+    /// The depth of the match: 0 the server's certificate, 1 its issuer…
+    pub match_depth: Option<u32>,
+    /// Whether the match was a bare public key (DANE-TA with the CA certificate not sent).
+    pub matched_by_public_key: bool,
+    /// OpenSSL's verification result code (`X509_V_*`), 0 when verified.
+    pub verify_code: i32,
+    /// Why the chain was not accepted, in words.
+    pub reason: Option<String>,
+    /// The protocol version negotiated, e.g. "TLSv1.3".
+    pub tls_version: String,
+    /// The cipher suite negotiated.
+    pub cipher: String,
+    /// The chain as served, the server's certificate first.
+    pub chain: Vec<CertInfo>,
+}
+
+/// One certificate of a served chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct CertInfo {
+    /// The subject, e.g. `CN=mail.example.com`.
+    pub subject: String,
+    /// The issuer.
+    pub issuer: String,
+    /// The key type.
+    pub key_type: String,
+    /// SHA-256 of the SubjectPublicKeyInfo, hex.
+    pub spki_sha256: String,
+    /// The end of validity, RFC 3339 UTC.
+    pub not_after: String,
+    /// Whether it has expired (a warning only under DANE-EE).
+    pub expired: bool,
+}
+
+/// A record that took no part in verification.
+#[derive(Debug, Clone, Serialize)]
+pub struct IgnoredRecord {
+    /// The record.
+    pub record: TlsaRecord,
+    /// Why.
+    pub reason: String,
+}
+
+fn protocol_name<S: Serializer>(protocol: &Protocol, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(protocol.as_str())
+}
+
+impl CertInfo {
+    /// Describe one certificate.
+    pub fn of(cert: &X509Ref) -> CertInfo {
+        let key_type = match cert.public_key() {
+            Ok(key) => pki::key_type(&key).to_string(),
+            Err(_) => "(unreadable key)".to_string(),
+        };
+        let spki_sha256 = cert
+            .to_der()
+            .ok()
+            .and_then(|der| spki_of_certificate(&der).map(|spki| hex::encode(sha256(spki))))
+            .unwrap_or_default();
+        CertInfo {
+            subject: pki::subject_line(cert),
+            issuer: name_line(cert.issuer_name()),
+            key_type,
+            spki_sha256,
+            not_after: rfc3339(cert.not_after()).unwrap_or_else(|| cert.not_after().to_string()),
+            expired: Asn1Time::days_from_now(0).is_ok_and(|now| cert.not_after() < now),
+        }
+    }
+}
+
+/// The SubjectPublicKeyInfo inside a certificate's DER, as it was sent.
+///
+/// Read from the certificate's own bytes rather than re-encoded from the key: OpenSSL 3's key
+/// encoders cost more than the rest of a handshake's inspection together (measured with perf in
+/// `benches/probe.sh`), and the bytes are the same by definition.
+pub(crate) fn spki_of_certificate(der: &[u8]) -> Option<&[u8]> {
+    const SEQUENCE: u8 = 0x30;
+    const VERSION: u8 = 0xa0; // [0] EXPLICIT
+    let certificate = tlv(der).filter(|e| e.tag == SEQUENCE)?;
+    let tbs = tlv(certificate.content).filter(|e| e.tag == SEQUENCE)?;
+    let mut rest = tbs.content;
+    let first = tlv(rest)?;
+    if first.tag == VERSION {
+        rest = first.rest;
+    }
+    // serialNumber, signature, issuer, validity, subject.
+    for _ in 0..5 {
+        rest = tlv(rest)?.rest;
+    }
+    tlv(rest).filter(|e| e.tag == SEQUENCE).map(|e| e.whole)
+}
+
+/// One DER element.
+struct Element<'a> {
+    tag: u8,
+    content: &'a [u8],
+    whole: &'a [u8],
+    rest: &'a [u8],
+}
+
+/// The DER element at the start of `input`, and what follows it.
+fn tlv(input: &[u8]) -> Option<Element<'_>> {
+    let tag = *input.first()?;
+    let first = *input.get(1)?;
+    let (len, header) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let bytes = input.get(2..2 + count)?;
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, 2 + count)
+    };
+    let end = header.checked_add(len)?;
+    let whole = input.get(..end)?;
+    Some(Element {
+        tag,
+        content: &whole[header..],
+        whole,
+        rest: &input[end..],
+    })
+}
+
+/// SHA-256 without an EVP fetch.
+pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
+    openssl::sha::sha256(data)
+}
+
+fn name_line(name: &openssl::x509::X509NameRef) -> String {
+    name.entries()
+        .map(|entry| {
+            let key = entry.object().nid().short_name().unwrap_or("?");
+            let value = entry.data().to_string().unwrap_or_else(|_| "?".to_string());
+            format!("{key}={value}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An ASN.1 time as RFC 3339 UTC (`2026-11-23T08:00:00Z`).
+fn rfc3339(time: &Asn1TimeRef) -> Option<String> {
+    let epoch = Asn1Time::from_unix(0).ok()?;
+    let diff = epoch.diff(time).ok()?;
+    let secs = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    Some(format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    ))
+}
+
+/// OpenSSL's verification code in words, for DANE: what a DANE sender would log.
+pub fn verify_words(result: X509VerifyResult, host: &str) -> String {
+    // The codes are X509_V_ERR_* from <openssl/x509_vfy.h>.
+    match result.as_raw() {
+        0 => "verified".to_string(),
+        65 => "no TLSA record matched the certificate chain".to_string(),
+        62 => format!("DANE-TA: host name mismatch (the certificate does not name {host})"),
+        10 => "DANE-TA: a certificate in the chain has expired".to_string(),
+        9 => "DANE-TA: a certificate in the chain is not yet valid".to_string(),
+        2 | 20 => "DANE-TA: the chain does not lead to the trust anchor (an issuer certificate is missing)".to_string(),
+        7 => "DANE-TA: a certificate signature in the chain does not verify".to_string(),
+        24 => "DANE-TA: a certificate used as a CA is not a CA".to_string(),
+        25 => "DANE-TA: path length constraint exceeded".to_string(),
+        26 => "the certificate is not allowed for TLS servers (extended key usage)".to_string(),
+        66 => "the server's key is too small for OpenSSL's security level".to_string(),
+        67 => "a CA key in the chain is too small for OpenSSL's security level".to_string(),
+        68 => "a CA signature in the chain uses a digest too weak for OpenSSL's security level".to_string(),
+        other => format!(
+            "certificate verification failed: {} (X509_V_ERR {other})",
+            result.error_string()
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_of_known_times() {
+        let t = Asn1Time::from_unix(0).unwrap();
+        assert_eq!(rfc3339(&t).unwrap(), "1970-01-01T00:00:00Z");
+        let t = Asn1Time::from_unix(1_709_251_199).unwrap(); // leap day 2024
+        assert_eq!(rfc3339(&t).unwrap(), "2024-02-29T23:59:59Z");
+        let t = Asn1Time::from_unix(4_102_444_800).unwrap();
+        assert_eq!(rfc3339(&t).unwrap(), "2100-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn spki_read_from_the_certificate_is_the_encoded_key() {
+        use openssl::pkey::PKey;
+        let keys = [
+            PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap(),
+            PKey::from_ec_key(
+                openssl::ec::EcKey::generate(
+                    &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::SECP384R1).unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap(),
+            PKey::generate_ed25519().unwrap(),
+        ];
+        for key in keys {
+            let mut b = openssl::x509::X509::builder().unwrap();
+            b.set_version(2).unwrap();
+            let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+            name.append_entry_by_text("CN", "spki.example").unwrap();
+            let name = name.build();
+            b.set_subject_name(&name).unwrap();
+            b.set_issuer_name(&name).unwrap();
+            b.set_pubkey(&key).unwrap();
+            b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+                .unwrap();
+            let digest = match key.id() {
+                openssl::pkey::Id::ED25519 => openssl::hash::MessageDigest::null(),
+                _ => openssl::hash::MessageDigest::sha256(),
+            };
+            b.sign(&key, digest).unwrap();
+            let cert = b.build();
+            let der = cert.to_der().unwrap();
+            assert_eq!(
+                spki_of_certificate(&der).unwrap(),
+                key.public_key_to_der().unwrap().as_slice()
+            );
+            let info = CertInfo::of(&cert);
+            assert_eq!(
+                info.spki_sha256,
+                hex::encode(sha256(&key.public_key_to_der().unwrap()))
+            );
+        }
+        assert_eq!(spki_of_certificate(&[0x30, 0x82, 0xff]), None);
+        assert_eq!(spki_of_certificate(&[]), None);
+    }
+
+    #[test]
+    fn verify_words_name_the_dane_failures() {
+        let other = X509VerifyResult::APPLICATION_VERIFICATION;
+        assert!(verify_words(other, "mx.example").contains("X509_V_ERR 50"));
+        assert_eq!(verify_words(X509VerifyResult::OK, "mx.example"), "verified");
+    }
+}
