@@ -7,6 +7,8 @@
 //! - [`dns`]: validated lookups and the authoritative view (every nameserver's answer);
 //! - [`probe`]: the live DANE probe (STARTTLS dialogues, OpenSSL's DANE verification);
 //! - [`publish`]: from the configuration to the provider a service's records go through;
+//! - [`rollover`]: the plan, the phases and the pure engine of a key rollover;
+//! - [`store`]: the SQLite state store; [`lock`]: one process per service;
 //! - [`cli`]: the command-line types; [`cmd`]: one module per command;
 //! - [`exit`]: the exit codes and how errors reach the user.
 #![deny(unsafe_code)]
@@ -16,9 +18,12 @@ pub mod cmd;
 pub mod config;
 pub mod dns;
 pub mod exit;
+pub mod lock;
 pub mod pki;
 pub mod probe;
 pub mod publish;
+pub mod rollover;
+pub mod store;
 pub mod tlsa;
 
 use std::process::ExitCode;

@@ -1,0 +1,38 @@
+//! The rollover engine: the plan (which records a service wants), the phases of one key
+//! rollover, and the pure state machine that moves a rollover one step.
+//!
+//! The shape follows NLnet Labs' `keyset.rs`: a serde enum of phases ([`Phase`]) inside a
+//! [`Rollover`]; [`step`] takes the stored rollover, what was observed ([`Observations`]: outcomes
+//! of the actions a driver performed, the records this service published) and the time, and
+//! returns the next rollover and a list of [`Action`]s. The engine does no I/O: the driver
+//! performs the actions (publish, DNS checks, install, reload, probe, retire) and feeds the
+//! outcomes back, so a whole rollover runs in tests on a fake clock ([`env::FakeClock`]).
+//!
+//! The safety invariants of DESIGN.md are enforced here:
+//! 1. no [`Action::Install`] before every nameserver served the records and the resolver
+//!    validated them for 2×TTL, measured from the first time both held (unless forced: then an
+//!    event and an alert say so);
+//! 2. no [`Action::Retire`] of a record matching the new (live) key, the next key or a key the
+//!    driver reports as protected ([`plan::retirable`]);
+//! 3. [`Action::Retire`] only once the live handshake on every endpoint address matched the
+//!    new key ([`Phase::Verified`]);
+//! 4. records are added and removed one at a time ([`Action::Publish`], [`Action::Retire`] carry
+//!    one record each), and only records this service published ("ours") are ever retired.
+
+pub mod engine;
+pub mod env;
+pub mod phase;
+pub mod plan;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use engine::{
+    Action, DnsReport, EngineError, Event, NsAnswer, Observations, Outcome, OwnerReport,
+    ProbeResult, ProbeVerdict, StageRequest, Step, Validation, stage, step,
+};
+pub use env::{Clock, FakeClock, SystemClock};
+pub use phase::{Phase, PhaseName, Rollover};
+pub use plan::{KeySet, Plan, PlanInput, PlanWarning};
+pub use types::{KeyHash, KeyHashError, Slot, Timestamp, TlsaAt};

@@ -1,0 +1,259 @@
+//! The phases of one rollover and the persisted [`Rollover`] (one per service and key slot).
+//!
+//! `staged` → `published` → `aged` → `installed` → `verified` → `retired` → `done`; a failed
+//! verification goes to `rolled-back`. Each phase carries what it has to remember across runs
+//! (timestamps, attempt counters), and the whole [`Rollover`] is stored as JSON by the store, so a
+//! process killed anywhere resumes from the last persisted step.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Scheme;
+
+use super::plan::{KeySet, desired};
+use super::{KeyHash, Slot, Timestamp, TlsaAt};
+
+/// Where a rollover stands, with what that phase has to remember.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "kebab-case")]
+pub enum Phase {
+    /// The new key and chain are held back; the records are being published.
+    Staged {
+        /// When the phase began.
+        since: Timestamp,
+    },
+    /// Records added; waiting until every nameserver serves them and the resolver validates
+    /// them, then 2×TTL more.
+    Published {
+        /// When the phase began.
+        since: Timestamp,
+        /// When the records were first seen on every nameserver and validated (T); the wait
+        /// runs to T + 2×TTL. Reset when a later check fails.
+        confirmed_at: Option<Timestamp>,
+        /// How many DNS checks were made in this phase.
+        checks: u32,
+    },
+    /// T + 2×TTL passed (or forced): the certificate may be installed.
+    Aged {
+        /// When the phase began.
+        since: Timestamp,
+        /// Whether the wait was skipped by `--force`.
+        forced: bool,
+        /// Failed install attempts.
+        install_failures: u32,
+    },
+    /// Key and chain installed; reloading the service, then probing every endpoint address.
+    Installed {
+        /// When the phase began.
+        since: Timestamp,
+        /// Whether the reload succeeded.
+        reloaded: bool,
+        /// Failed reload attempts (each alerts; the next run retries).
+        reload_failures: u32,
+        /// Probes that could not conclude (address unreachable, old key still served).
+        probes: u32,
+    },
+    /// The live handshake on every endpoint address matched the new key: stale records go.
+    Verified {
+        /// When the phase began.
+        since: Timestamp,
+    },
+    /// Stale records removed; publishing the next key where the scheme wants one.
+    Retired {
+        /// When the phase began.
+        since: Timestamp,
+    },
+    /// The rollover is complete.
+    Done {
+        /// When the phase began.
+        since: Timestamp,
+    },
+    /// Verification failed: the previous certificate goes back; no record was removed.
+    RolledBack {
+        /// When the phase began.
+        since: Timestamp,
+        /// Why.
+        reason: String,
+        /// Whether the previous key and chain were reinstalled.
+        reinstalled: bool,
+        /// Whether the service was reloaded after that.
+        reloaded: bool,
+        /// Failed reinstall or reload attempts.
+        failures: u32,
+    },
+}
+
+/// The name of a phase, without its data: for events, status and the store's index column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PhaseName {
+    /// See [`Phase::Staged`].
+    Staged,
+    /// See [`Phase::Published`].
+    Published,
+    /// See [`Phase::Aged`].
+    Aged,
+    /// See [`Phase::Installed`].
+    Installed,
+    /// See [`Phase::Verified`].
+    Verified,
+    /// See [`Phase::Retired`].
+    Retired,
+    /// See [`Phase::Done`].
+    Done,
+    /// See [`Phase::RolledBack`].
+    RolledBack,
+}
+
+impl PhaseName {
+    /// The kebab-case name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhaseName::Staged => "staged",
+            PhaseName::Published => "published",
+            PhaseName::Aged => "aged",
+            PhaseName::Installed => "installed",
+            PhaseName::Verified => "verified",
+            PhaseName::Retired => "retired",
+            PhaseName::Done => "done",
+            PhaseName::RolledBack => "rolled-back",
+        }
+    }
+
+    /// Whether a rollover in this phase is finished (nothing more will happen by itself).
+    pub fn is_final(self) -> bool {
+        matches!(self, PhaseName::Done | PhaseName::RolledBack)
+    }
+}
+
+impl fmt::Display for PhaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Phase {
+    /// The phase's name.
+    pub fn name(&self) -> PhaseName {
+        match self {
+            Phase::Staged { .. } => PhaseName::Staged,
+            Phase::Published { .. } => PhaseName::Published,
+            Phase::Aged { .. } => PhaseName::Aged,
+            Phase::Installed { .. } => PhaseName::Installed,
+            Phase::Verified { .. } => PhaseName::Verified,
+            Phase::Retired { .. } => PhaseName::Retired,
+            Phase::Done { .. } => PhaseName::Done,
+            Phase::RolledBack { .. } => PhaseName::RolledBack,
+        }
+    }
+
+    /// When the phase began.
+    pub fn since(&self) -> Timestamp {
+        match self {
+            Phase::Staged { since }
+            | Phase::Published { since, .. }
+            | Phase::Aged { since, .. }
+            | Phase::Installed { since, .. }
+            | Phase::Verified { since }
+            | Phase::Retired { since }
+            | Phase::Done { since }
+            | Phase::RolledBack { since, .. } => *since,
+        }
+    }
+}
+
+/// One rollover of one key slot of a service: what moves where, and its phase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Rollover {
+    /// The service.
+    pub service: String,
+    /// The key slot.
+    pub slot: Slot,
+    /// How the records cover the next certificate.
+    #[serde(serialize_with = "serialize_scheme")]
+    pub scheme: Scheme,
+    /// The TTL of the records, seconds: the wait is 2×TTL.
+    pub ttl: u32,
+    /// The owner names (one per distinct endpoint host and port).
+    pub owners: Vec<String>,
+    /// The endpoints (`host:port`) that must all verify before anything is retired.
+    pub endpoints: Vec<String>,
+    /// The key served before this rollover (its records stay until verified).
+    pub old: Option<KeyHash>,
+    /// The key this rollover moves to.
+    pub new: KeyHash,
+    /// The next key, published beside (`current+next`); generated after the rollover if none.
+    pub next: Option<KeyHash>,
+    /// The issuer keys (`current+issuer`).
+    pub issuers: Vec<KeyHash>,
+    /// The staged key+chain file to install (a path; never key material).
+    pub chain: PathBuf,
+    /// The previous key+chain file, for a rollback.
+    pub previous_chain: Option<PathBuf>,
+    /// When the records were already confirmed everywhere before this rollover began (a next
+    /// key published long ago): the wait may count from then.
+    pub confirmed_since: Option<Timestamp>,
+    /// When the operator skipped the wait with `--force`.
+    pub forced: Option<Timestamp>,
+    /// When the rollover began.
+    pub started: Timestamp,
+    /// Where it stands.
+    pub phase: Phase,
+}
+
+fn serialize_scheme<S: serde::Serializer>(scheme: &Scheme, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(scheme)
+}
+
+impl Rollover {
+    /// 2×TTL: how long the records must be served and validated before the install.
+    pub fn wait(&self) -> Duration {
+        Duration::from_secs(2 * u64::from(self.ttl))
+    }
+
+    /// The records that must be out during the rollover: old, new and next keys (and issuers).
+    pub fn publish_set(&self) -> Vec<TlsaAt> {
+        let keys = KeySet {
+            current: self.old,
+            next: self.next,
+            new: Some(self.new),
+            issuers: self.issuers.clone(),
+        };
+        desired(self.scheme, &self.owners, &keys)
+    }
+
+    /// The records the service keeps once the new key is live: new, next (and issuers).
+    pub fn keep_set(&self) -> Vec<TlsaAt> {
+        desired(self.scheme, &self.owners, &self.keys_after())
+    }
+
+    /// The keys by role once the new key is live.
+    pub fn keys_after(&self) -> KeySet {
+        KeySet {
+            current: Some(self.new),
+            next: self.next,
+            new: None,
+            issuers: self.issuers.clone(),
+        }
+    }
+
+    /// When the install may happen: T + 2×TTL, once T is known.
+    pub fn eta(&self) -> Option<Timestamp> {
+        match &self.phase {
+            Phase::Published {
+                confirmed_at: Some(t),
+                ..
+            } => Some(t.plus(self.wait())),
+            _ => None,
+        }
+    }
+
+    /// Whether the rollover is finished (done or rolled back).
+    pub fn is_final(&self) -> bool {
+        self.phase.name().is_final()
+    }
+}

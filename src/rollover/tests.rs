@@ -1,0 +1,285 @@
+//! Unit tests of the plan (property tests), the gate and the value types.
+
+use proptest::prelude::*;
+
+use super::engine::gate;
+use super::plan::{desired, plan, retirable};
+use super::*;
+use crate::config::Scheme;
+use crate::tlsa::TlsaRecord;
+
+fn key(n: u8) -> KeyHash {
+    KeyHash([n; 32])
+}
+
+const OWNERS: [&str; 3] = [
+    "_25._tcp.mx1.example.com.",
+    "_25._tcp.mx2.example.com.",
+    "_465._tcp.mx1.example.com.",
+];
+
+fn owners(n: usize) -> Vec<String> {
+    OWNERS[..n].iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+fn timestamps_print_as_rfc3339_utc() {
+    assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
+    assert_eq!(Timestamp(1_709_251_199).to_string(), "2024-02-29T23:59:59Z");
+    assert_eq!(Timestamp(951_782_400).to_string(), "2000-02-29T00:00:00Z");
+    assert_eq!(Timestamp(10).until(Timestamp(4)).as_secs(), 0);
+}
+
+#[test]
+fn key_hash_text_round_trips_and_rejects_short_text() {
+    let k = KeyHash::of_spki_der(b"not really a key");
+    let text = k.to_string();
+    assert_eq!(text.len(), 64);
+    assert_eq!(text.parse::<KeyHash>().unwrap(), k);
+    assert!("abcd".parse::<KeyHash>().is_err());
+    assert_eq!(k.dane_ee().to_string(), format!("3 1 1 {text}"));
+    assert_eq!(k.dane_ta().to_string(), format!("2 1 1 {text}"));
+    let json = serde_json::to_string(&k).unwrap();
+    assert_eq!(serde_json::from_str::<KeyHash>(&json).unwrap(), k);
+}
+
+#[test]
+fn current_next_plan_has_both_keys_at_every_owner_and_no_issuer() {
+    let keys = KeySet {
+        current: Some(key(1)),
+        next: Some(key(2)),
+        new: None,
+        issuers: vec![key(9)],
+    };
+    let d = desired(Scheme::CurrentNext, &owners(2), &keys);
+    assert_eq!(d.len(), 4);
+    assert!(
+        d.iter()
+            .all(|r| r.record.usage == crate::tlsa::Usage::DaneEe)
+    );
+    let d = desired(Scheme::CurrentIssuer, &owners(2), &keys);
+    assert_eq!(
+        d.len(),
+        6,
+        "current, next and the issuer at each owner: {d:?}"
+    );
+    assert_eq!(
+        d.iter()
+            .filter(|r| r.record.usage == crate::tlsa::Usage::DaneTa)
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn records_of_other_hosts_at_a_shared_owner_are_foreign_not_stale() {
+    let owners = owners(1);
+    let keys = KeySet {
+        current: Some(key(1)),
+        next: Some(key(2)),
+        ..KeySet::default()
+    };
+    let theirs = TlsaAt::new(&owners[0], key(7).dane_ee());
+    let old_ours = TlsaAt::new(&owners[0], key(3).dane_ee());
+    let observed = vec![theirs.clone(), old_ours.clone()];
+    let ours = vec![old_ours.clone()];
+    let p = plan(&PlanInput {
+        scheme: Scheme::CurrentNext,
+        owners: &owners,
+        keys: &keys,
+        live: &[],
+        ours: &ours,
+        observed: &observed,
+        max_records: 3,
+    });
+    assert_eq!(p.stale, vec![old_ours]);
+    assert_eq!(p.foreign, vec![theirs]);
+    assert_eq!(p.missing.len(), 2);
+    assert!(
+        matches!(
+            &p.warnings[..],
+            [PlanWarning::TooManyRecords {
+                count: 4,
+                max: 3,
+                ..
+            }]
+        ),
+        "{:?}",
+        p.warnings
+    );
+}
+
+#[test]
+fn max_records_never_drops_a_needed_record() {
+    let owners = owners(1);
+    let keys = KeySet {
+        current: Some(key(1)),
+        next: Some(key(2)),
+        new: Some(key(3)),
+        issuers: vec![],
+    };
+    let p = plan(&PlanInput {
+        scheme: Scheme::CurrentNext,
+        owners: &owners,
+        keys: &keys,
+        live: &[],
+        ours: &[],
+        observed: &[],
+        max_records: 2,
+    });
+    assert_eq!(p.desired.len(), 3);
+    assert!(!p.warnings.is_empty());
+}
+
+#[test]
+fn gate_needs_every_nameserver_and_a_validated_answer() {
+    let owner = OWNERS[0];
+    let want = vec![TlsaAt::new(owner, key(1).dane_ee())];
+    let served = |records: Vec<TlsaRecord>| NsAnswer {
+        nameserver: "ns1".into(),
+        records: Ok(records),
+    };
+    let mut report = DnsReport {
+        owners: vec![OwnerReport {
+            owner: owner.into(),
+            nameservers: vec![served(vec![key(1).dane_ee()]), served(vec![])],
+            validation: Validation::Secure(vec![key(1).dane_ee()]),
+        }],
+    };
+    let reasons = gate(&want, &report).unwrap_err();
+    assert!(reasons[0].contains("lags"), "{reasons:?}");
+    report.owners[0].nameservers[1] = served(vec![key(1).dane_ee(), key(5).dane_ee()]);
+    assert!(gate(&want, &report).is_ok());
+    report.owners[0].validation = Validation::Insecure;
+    assert!(gate(&want, &report).is_err());
+    report.owners[0].validation = Validation::Secure(vec![]);
+    assert!(gate(&want, &report).is_err());
+    report.owners[0].validation = Validation::Secure(vec![key(1).dane_ee()]);
+    report.owners[0].nameservers.clear();
+    assert!(
+        gate(&want, &report).is_err(),
+        "no nameserver is not 'all serve'"
+    );
+    assert!(gate(&want, &DnsReport::default()).is_err());
+}
+
+#[test]
+fn rollover_state_round_trips_through_json() {
+    let step = stage(
+        StageRequest {
+            service: "mx".into(),
+            slot: Slot::default(),
+            scheme: Scheme::CurrentNext,
+            ttl: 3600,
+            owners: owners(1),
+            endpoints: vec!["mx1.example.com:25".into()],
+            old: Some(key(1)),
+            new: key(2),
+            next: None,
+            issuers: vec![],
+            chain: "/var/lib/dane-roll/staged/mx.pem".into(),
+            previous_chain: None,
+            confirmed_since: None,
+        },
+        Timestamp(1000),
+    )
+    .unwrap();
+    let json = serde_json::to_string(&step.next).unwrap();
+    assert!(json.contains("\"phase\":\"staged\""), "{json}");
+    assert!(json.contains("current+next"), "{json}");
+    let back: Rollover = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, step.next);
+}
+
+#[test]
+fn staging_the_current_key_is_refused() {
+    let err = stage(
+        StageRequest {
+            service: "mx".into(),
+            slot: Slot::default(),
+            scheme: Scheme::CurrentNext,
+            ttl: 3600,
+            owners: owners(1),
+            endpoints: vec!["mx1.example.com:25".into()],
+            old: Some(key(1)),
+            new: key(1),
+            next: None,
+            issuers: vec![],
+            chain: "x".into(),
+            previous_chain: None,
+            confirmed_since: None,
+        },
+        Timestamp(0),
+    )
+    .unwrap_err();
+    assert!(matches!(err, EngineError::SameKey { .. }));
+}
+
+fn arb_record() -> impl Strategy<Value = TlsaAt> {
+    // Owners 0..4 (index 3 is an owner name the service no longer has), keys 0..8, usage 2 or 3.
+    (0usize..4, 0u8..8, prop::bool::ANY).prop_map(|(o, k, ta)| {
+        let owner = if o < 3 {
+            OWNERS[o].to_owned()
+        } else {
+            "_25._tcp.old.example.com.".to_owned()
+        };
+        let record = if ta {
+            key(k).dane_ta()
+        } else {
+            key(k).dane_ee()
+        };
+        TlsaAt::new(&owner, record)
+    })
+}
+
+proptest! {
+    /// Whatever the store and DNS say, the desired set keeps the current and next keys at every
+    /// owner name, stale ⊆ ours − desired, and nothing stale is a record of a protected key.
+    #[test]
+    fn planner_never_drops_live_or_next(
+        n_owners in 1usize..=3,
+        current in prop::option::of(0u8..8),
+        next in prop::option::of(0u8..8),
+        new in prop::option::of(0u8..8),
+        issuers in prop::collection::vec(0u8..8, 0..3),
+        live in prop::collection::vec(0u8..8, 0..2),
+        ours in prop::collection::vec(arb_record(), 0..12),
+        observed in prop::collection::vec(arb_record(), 0..12),
+        issuer_scheme in prop::bool::ANY,
+        max_records in 2usize..6,
+    ) {
+        let owners = owners(n_owners);
+        let keys = KeySet {
+            current: current.map(key),
+            next: next.map(key),
+            new: new.map(key),
+            issuers: issuers.into_iter().map(key).collect(),
+        };
+        let live: Vec<KeyHash> = live.into_iter().map(key).collect();
+        let scheme = if issuer_scheme { Scheme::CurrentIssuer } else { Scheme::CurrentNext };
+        let p = plan(&PlanInput {
+            scheme, owners: &owners, keys: &keys, live: &live,
+            ours: &ours, observed: &observed, max_records,
+        });
+        for owner in &owners {
+            for k in [keys.current, keys.next].into_iter().flatten() {
+                let r = TlsaAt::new(owner, k.dane_ee());
+                prop_assert!(p.desired.contains(&r), "desired lacks {r}");
+            }
+        }
+        let protected: Vec<KeyHash> =
+            keys.protected().into_iter().chain(live.iter().copied()).collect();
+        for r in &p.stale {
+            prop_assert!(ours.contains(r), "stale {r} is not ours");
+            prop_assert!(!p.desired.contains(r), "stale {r} is desired");
+            prop_assert!(!protected.iter().any(|k| r.is_of(k)), "stale {r} is protected");
+            prop_assert!(!p.foreign.contains(r));
+        }
+        for r in &p.foreign {
+            prop_assert!(!ours.contains(r));
+        }
+        // retire is idempotent and stays within what it was given
+        let again = retirable(&p.stale, &p.desired, &protected);
+        prop_assert_eq!(&again, &p.stale);
+    }
+}

@@ -1,0 +1,246 @@
+//! The small value types the rollover speaks in: [`Timestamp`] (seconds since the Unix epoch),
+//! [`KeyHash`] (the SHA-256 of a key's SubjectPublicKeyInfo, which is the data of its `3 1 1`
+//! record), [`Slot`] (one key algorithm of a service) and [`TlsaAt`] (a record at an owner name).
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
+
+/// A point in time: whole seconds since the Unix epoch (UTC). What the store keeps and the
+/// engine compares; the clock that makes one is injected ([`super::Clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The time `d` later (saturating).
+    pub fn plus(self, d: Duration) -> Timestamp {
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(secs))
+    }
+
+    /// How long from `self` until `later`; zero when `later` is not later.
+    pub fn until(self, later: Timestamp) -> Duration {
+        Duration::from_secs(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
+    }
+
+    /// Seconds since the epoch.
+    pub fn as_secs(self) -> i64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Timestamp {
+    /// RFC 3339 in UTC, e.g. `2025-01-31T12:00:00Z`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0;
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let (y, m, d) = civil_from_days(days);
+        write!(
+            f,
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            rem / 3600,
+            (rem % 3600) / 60,
+            rem % 60
+        )
+    }
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    // d is in 1..=31 and m in 1..=12 by construction.
+    (
+        y,
+        u32::try_from(m).unwrap_or(1),
+        u32::try_from(d).unwrap_or(1),
+    )
+}
+
+/// The SHA-256 of a public key's SubjectPublicKeyInfo DER: the key's identity, and the data of
+/// its `3 1 1` (and `2 1 1`) record. Written as 64 lower-case hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KeyHash(pub [u8; 32]);
+
+/// Text that is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("\"{0}\" is not a SHA-256 key hash: write 64 hex digits")]
+pub struct KeyHashError(pub String);
+
+impl KeyHash {
+    /// The hash of a SubjectPublicKeyInfo DER (see [`crate::pki::spki_der`]).
+    pub fn of_spki_der(spki: &[u8]) -> KeyHash {
+        KeyHash(openssl::sha::sha256(spki))
+    }
+
+    /// The `3 1 1` (DANE-EE, SPKI, SHA-256) record for this key.
+    pub fn dane_ee(&self) -> TlsaRecord {
+        self.record(Usage::DaneEe)
+    }
+
+    /// The `2 1 1` (DANE-TA, SPKI, SHA-256) record for this (issuer) key.
+    pub fn dane_ta(&self) -> TlsaRecord {
+        self.record(Usage::DaneTa)
+    }
+
+    fn record(&self, usage: Usage) -> TlsaRecord {
+        TlsaRecord {
+            usage,
+            selector: Selector::Spki,
+            matching: Matching::Sha256,
+            data: self.0.to_vec(),
+        }
+    }
+
+    /// Whether `record` is a SPKI SHA-256 record of this key (any usage).
+    pub fn matches(&self, record: &TlsaRecord) -> bool {
+        record.selector == Selector::Spki
+            && record.matching == Matching::Sha256
+            && record.data == self.0
+    }
+
+    /// Lower-case hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The first 12 hex digits, for messages.
+    pub fn short(&self) -> String {
+        let mut s = self.to_hex();
+        s.truncate(12);
+        s
+    }
+}
+
+impl FromStr for KeyHash {
+    type Err = KeyHashError;
+
+    fn from_str(s: &str) -> Result<KeyHash, KeyHashError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.trim(), &mut out).map_err(|_| KeyHashError(s.to_owned()))?;
+        Ok(KeyHash(out))
+    }
+}
+
+impl fmt::Display for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for KeyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyHash({})", self.short())
+    }
+}
+
+impl Serialize for KeyHash {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyHash {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeyHash, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One key slot of a service: a service that serves an RSA and an ECDSA certificate rolls each
+/// separately (`rsa`, `ec`, …); a service with one certificate has the slot [`Slot::DEFAULT`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Slot(pub String);
+
+impl Slot {
+    /// The slot of a service with one certificate.
+    pub const DEFAULT: &'static str = "default";
+
+    /// The slot named `name`.
+    pub fn new(name: &str) -> Slot {
+        Slot(name.to_owned())
+    }
+
+    /// The slot name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for Slot {
+    fn default() -> Slot {
+        Slot::new(Slot::DEFAULT)
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One TLSA record at its owner name (absolute, lower case, one final dot), without TTL: the
+/// unit that is published and retired one at a time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TlsaAt {
+    /// The owner name, `_25._tcp.mail.example.com.`.
+    pub owner: String,
+    /// The record data.
+    pub record: TlsaRecord,
+}
+
+impl TlsaAt {
+    /// `record` at `owner` (the name is normalised).
+    pub fn new(owner: &str, record: TlsaRecord) -> TlsaAt {
+        TlsaAt {
+            owner: dane_roll_providers::absolute(owner),
+            record,
+        }
+    }
+
+    /// The record as a provider takes it.
+    pub fn to_provider(&self, ttl: u32) -> dane_roll_providers::Record {
+        dane_roll_providers::Record {
+            owner: self.owner.clone(),
+            ttl,
+            rdata: self.record.to_string(),
+        }
+    }
+
+    /// Whether this is a SPKI SHA-256 record of `key` (any usage).
+    pub fn is_of(&self, key: &KeyHash) -> bool {
+        key.matches(&self.record)
+    }
+
+    /// A sort key: owner, then the presentation of the data.
+    pub(crate) fn sort_key(&self) -> (String, String) {
+        (self.owner.clone(), self.record.to_string())
+    }
+}
+
+impl fmt::Display for TlsaAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} TLSA {}", self.owner, self.record)
+    }
+}
+
+/// Sort and remove duplicates.
+pub(crate) fn normalize(records: &mut Vec<TlsaAt>) {
+    records.sort_by_key(TlsaAt::sort_key);
+    records.dedup();
+}

@@ -1,0 +1,120 @@
+//! The store's schema as a list of migrations, and the code that applies them.
+//!
+//! This is rusqlite_migration's way, written by hand (a const slice and `PRAGMA user_version`
+//! are all it takes, and one dependency less): migration *i* (0-based) brings the schema from
+//! version *i* to *i + 1*; each runs in one transaction together with the version bump, so a
+//! crash leaves the database at the old version or the new one, never between. Never edit a
+//! migration that has shipped: append a new one.
+
+use rusqlite::Connection;
+
+/// The migrations, in order. `PRAGMA user_version` says how many have been applied.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the initial schema.
+    r#"
+    CREATE TABLE rollovers (
+        service TEXT NOT NULL,
+        slot    TEXT NOT NULL,
+        phase   TEXT NOT NULL,            -- the phase name, for queries; the JSON is authoritative
+        state   TEXT NOT NULL,            -- the whole rollover::Rollover as JSON
+        started INTEGER NOT NULL,
+        since   INTEGER NOT NULL,         -- when the current phase began
+        updated INTEGER NOT NULL,
+        PRIMARY KEY (service, slot)
+    ) STRICT;
+
+    -- Every record a service published: "ours". Only these may ever be retired.
+    CREATE TABLE records_published (
+        id           INTEGER PRIMARY KEY,
+        service      TEXT NOT NULL,
+        slot         TEXT NOT NULL,
+        owner        TEXT NOT NULL,
+        rdata        TEXT NOT NULL,
+        ttl          INTEGER NOT NULL,
+        published_at INTEGER NOT NULL,
+        confirmed_at INTEGER,            -- first seen on every nameserver and validated
+        retired_at   INTEGER
+    ) STRICT;
+    CREATE UNIQUE INDEX records_active
+        ON records_published (service, slot, owner, rdata) WHERE retired_at IS NULL;
+
+    -- Keys by role. Paths and hashes only: never key material.
+    CREATE TABLE keys (
+        service     TEXT NOT NULL,
+        slot        TEXT NOT NULL,
+        role        TEXT NOT NULL CHECK (role IN ('current', 'next', 'new')),
+        spki_sha256 TEXT NOT NULL CHECK (length(spki_sha256) = 64),
+        key_path    TEXT,
+        created     INTEGER NOT NULL,
+        PRIMARY KEY (service, slot, role)
+    ) STRICT;
+
+    CREATE TABLE events (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        time    INTEGER NOT NULL,
+        service TEXT NOT NULL,
+        slot    TEXT NOT NULL,
+        phase   TEXT NOT NULL,
+        detail  TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX events_by_service ON events (service, id);
+
+    -- For monitoring: one row per check, to alert on changes and repeat at an interval.
+    CREATE TABLE alert_state (
+        check_id  TEXT PRIMARY KEY,
+        state     TEXT NOT NULL,
+        last_sent INTEGER,
+        since     INTEGER NOT NULL
+    ) STRICT;
+    "#,
+];
+
+/// The schema version this build writes.
+pub fn latest_version() -> u32 {
+    u32::try_from(MIGRATIONS.len()).unwrap_or(u32::MAX)
+}
+
+/// The database's schema version.
+pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+    conn.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// What [`migrate`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrated {
+    /// From this version to [`latest_version`].
+    Applied {
+        /// The version before.
+        from: u32,
+    },
+    /// Already current.
+    Current,
+    /// Written by a newer dane-roll: untouched.
+    TooNew {
+        /// The version found.
+        found: u32,
+    },
+}
+
+/// Apply every migration the database lacks, each in its own transaction.
+pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Migrated> {
+    let from = version(conn)?;
+    let latest = latest_version();
+    if from > latest {
+        return Ok(Migrated::TooNew { found: from });
+    }
+    if from == latest {
+        return Ok(Migrated::Current);
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(index + 1).unwrap_or(i64::MAX),
+        )?;
+        tx.commit()?;
+    }
+    Ok(Migrated::Applied { from })
+}

@@ -1,0 +1,340 @@
+//! Store tests: migrations, one-transaction saves, "ours", keys, events, and the errors.
+
+use std::os::unix::fs::PermissionsExt;
+
+use rusqlite::Connection;
+
+use super::*;
+use crate::config::Scheme;
+use crate::rollover::{PhaseName, StageRequest, stage};
+
+fn key(n: u8) -> KeyHash {
+    KeyHash([n; 32])
+}
+
+const OWNER: &str = "_25._tcp.mx1.example.com.";
+
+fn rollover() -> (Rollover, Vec<Event>) {
+    let step = stage(
+        StageRequest {
+            service: "mx".into(),
+            slot: Slot::default(),
+            scheme: Scheme::CurrentNext,
+            ttl: 3600,
+            owners: vec![OWNER.into()],
+            endpoints: vec!["mx1.example.com:25".into()],
+            old: Some(key(1)),
+            new: key(2),
+            next: None,
+            issuers: vec![],
+            chain: "/staged/mx.pem".into(),
+            previous_chain: Some("/live/mx.pem".into()),
+            confirmed_since: None,
+        },
+        Timestamp(100),
+    )
+    .unwrap();
+    (step.next, step.events)
+}
+
+#[test]
+fn migrations_apply_from_zero_and_are_idempotent() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    assert_eq!(schema::version(&conn).unwrap(), 0);
+    assert_eq!(
+        schema::migrate(&mut conn).unwrap(),
+        Migrated::Applied { from: 0 }
+    );
+    assert_eq!(schema::version(&conn).unwrap(), latest_version());
+    assert_eq!(schema::migrate(&mut conn).unwrap(), Migrated::Current);
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(ok, "ok");
+    for table in [
+        "rollovers",
+        "records_published",
+        "keys",
+        "events",
+        "alert_state",
+    ] {
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1, "table {table}");
+    }
+    let store = Store::open_in_memory().unwrap();
+    assert_eq!(store.schema_version().unwrap(), latest_version());
+}
+
+#[test]
+fn a_store_on_disk_is_private_and_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (r, events) = rollover();
+    {
+        let mut store = Store::open(&state).unwrap();
+        store.save(&r, &events, &[], Timestamp(100)).unwrap();
+    }
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join(DB_FILE)), 0o600);
+    let store = Store::open(&state).unwrap();
+    assert_eq!(store.rollover("mx", &Slot::default()).unwrap(), Some(r));
+    let journal: String = store
+        .conn
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(journal, "wal");
+    let fk: i64 = store
+        .conn
+        .query_row("PRAGMA foreign_keys", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(fk, 1);
+}
+
+#[test]
+fn a_phase_change_and_its_events_are_one_transaction() {
+    let mut store = Store::open_in_memory().unwrap();
+    let (r, events) = rollover();
+    store.save(&r, &events, &[], Timestamp(100)).unwrap();
+    // Make any event with this detail fail: the rollover update must not land either.
+    store
+        .conn
+        .execute_batch(
+            "CREATE TRIGGER boom BEFORE INSERT ON events WHEN NEW.detail = 'boom'
+             BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+        )
+        .unwrap();
+    let mut later = r.clone();
+    later.phase = crate::rollover::Phase::Done {
+        since: Timestamp(200),
+    };
+    let bad = Event {
+        time: Timestamp(200),
+        phase: PhaseName::Done,
+        detail: "boom".into(),
+    };
+    let published = RecordChange::Published {
+        record: TlsaAt::new(OWNER, key(2).dane_ee()),
+        ttl: 3600,
+    };
+    assert!(
+        store
+            .save(&later, &[bad], &[published], Timestamp(200))
+            .is_err()
+    );
+    assert_eq!(store.rollover("mx", &Slot::default()).unwrap(), Some(r));
+    assert!(store.ours("mx", &Slot::default()).unwrap().is_empty());
+    assert_eq!(store.events(Some("mx"), 10).unwrap().len(), events.len());
+}
+
+#[test]
+fn ours_tracks_publish_confirm_and_retire_per_slot() {
+    let mut store = Store::open_in_memory().unwrap();
+    let rsa = Slot::new("rsa");
+    let ec = Slot::new("ec");
+    let a = TlsaAt::new(OWNER, key(1).dane_ee());
+    let b = TlsaAt::new(OWNER, key(2).dane_ee());
+    let pubd = |r: &TlsaAt| RecordChange::Published {
+        record: r.clone(),
+        ttl: 3600,
+    };
+    store
+        .record_changes("mx", &rsa, &[pubd(&a), pubd(&a), pubd(&b)], Timestamp(10))
+        .unwrap();
+    store
+        .record_changes("mx", &ec, &[pubd(&a)], Timestamp(10))
+        .unwrap();
+    assert_eq!(store.ours("mx", &rsa).unwrap(), vec![a.clone(), b.clone()]);
+    assert_eq!(store.ours("mx", &ec).unwrap(), vec![a.clone()]);
+    assert_eq!(
+        store
+            .confirmed_since("mx", &rsa, std::slice::from_ref(&a))
+            .unwrap(),
+        None
+    );
+    store
+        .record_changes(
+            "mx",
+            &rsa,
+            &[RecordChange::Confirmed(a.clone())],
+            Timestamp(20),
+        )
+        .unwrap();
+    store
+        .record_changes(
+            "mx",
+            &rsa,
+            &[RecordChange::Confirmed(a.clone())],
+            Timestamp(30),
+        )
+        .unwrap();
+    assert_eq!(
+        store
+            .confirmed_since("mx", &rsa, std::slice::from_ref(&a))
+            .unwrap(),
+        Some(Timestamp(20)),
+        "the first confirmation counts"
+    );
+    assert_eq!(
+        store
+            .confirmed_since("mx", &rsa, &[a.clone(), b.clone()])
+            .unwrap(),
+        None
+    );
+    store
+        .record_changes(
+            "mx",
+            &rsa,
+            &[RecordChange::Retired(a.clone())],
+            Timestamp(40),
+        )
+        .unwrap();
+    assert_eq!(store.ours("mx", &rsa).unwrap(), vec![b.clone()]);
+    assert_eq!(
+        store.ours("mx", &ec).unwrap(),
+        vec![a.clone()],
+        "other slot untouched"
+    );
+    // Published again after retirement: a new row, ours again.
+    store
+        .record_changes("mx", &rsa, &[pubd(&a)], Timestamp(50))
+        .unwrap();
+    assert_eq!(store.ours("mx", &rsa).unwrap().len(), 2);
+    assert_eq!(store.published("mx").unwrap().len(), 4);
+    assert!(store.ours("other", &rsa).unwrap().is_empty());
+}
+
+#[test]
+fn keys_events_and_alert_state_round_trip() {
+    let mut store = Store::open_in_memory().unwrap();
+    let slot = Slot::default();
+    let entry = KeyEntry {
+        service: "mx".into(),
+        slot: slot.clone(),
+        role: KeyRole::Next,
+        hash: key(7),
+        path: Some("/var/lib/dane-roll/keys/mx.next.pem".into()),
+        created: Timestamp(5),
+    };
+    store.set_key(&entry).unwrap();
+    assert_eq!(
+        store.key("mx", &slot, KeyRole::Next).unwrap(),
+        Some(entry.clone())
+    );
+    let replaced = KeyEntry {
+        hash: key(8),
+        ..entry.clone()
+    };
+    store.set_key(&replaced).unwrap();
+    assert_eq!(store.keys("mx").unwrap(), vec![replaced]);
+    store.clear_key("mx", &slot, KeyRole::Next).unwrap();
+    assert!(store.keys("mx").unwrap().is_empty());
+
+    let ev = |t, d: &str| Event {
+        time: Timestamp(t),
+        phase: PhaseName::Published,
+        detail: d.into(),
+    };
+    store
+        .add_events("mx", &slot, &[ev(1, "a"), ev(2, "b"), ev(3, "c")])
+        .unwrap();
+    store.add_events("imap", &slot, &[ev(4, "d")]).unwrap();
+    let last_two: Vec<_> = store
+        .events(Some("mx"), 2)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.event.detail)
+        .collect();
+    assert_eq!(last_two, ["b", "c"]);
+    assert_eq!(store.events(None, 10).unwrap().len(), 4);
+
+    assert_eq!(store.alert_state("tlsa:mx").unwrap(), None);
+    let state = AlertState {
+        check_id: "tlsa:mx".into(),
+        state: "critical".into(),
+        last_sent: Some(Timestamp(9)),
+        since: Timestamp(8),
+    };
+    store.set_alert_state(&state).unwrap();
+    assert_eq!(store.alert_state("tlsa:mx").unwrap(), Some(state));
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let path = dir.path().join(DB_FILE);
+    let conn = Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", latest_version() + 1)
+        .unwrap();
+    drop(conn);
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::TooNew { found, .. } if found == latest_version() + 1));
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("newer dane-roll"), "{text}");
+}
+
+#[test]
+fn a_damaged_file_is_refused_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(DB_FILE);
+    fs::write(&path, vec![0x5a; 8192]).unwrap();
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(text.contains("move it aside"), "{text}");
+}
+
+#[test]
+fn an_unreadable_rollover_is_a_typed_error() {
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO rollovers VALUES ('mx', 'default', 'staged', '{\"nonsense\":1}', 0, 0, 0)",
+            [],
+        )
+        .unwrap();
+    let err = store.rollover("mx", &Slot::default()).unwrap_err();
+    assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
+    assert!(err.to_string().contains("service mx"));
+    let _ = &mut store;
+}
+
+#[test]
+fn a_read_only_state_dir_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("ro");
+    fs::create_dir(&state).unwrap();
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o500)).unwrap();
+    if fs::write(state.join("probe"), b"").is_ok() {
+        eprintln!("SKIPPED: running with privileges that ignore directory permissions");
+        return;
+    }
+    let err = Store::open(&state).unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+    assert!(err.to_string().contains("read-only"), "{err}");
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn a_read_only_database_file_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    let path = dir.path().join(DB_FILE);
+    fs::set_permissions(&path, fs::Permissions::from_mode(0o400)).unwrap();
+    if fs::OpenOptions::new().write(true).open(&path).is_ok() {
+        eprintln!("SKIPPED: running with privileges that ignore file permissions");
+        return;
+    }
+    let err = Store::open(dir.path()).unwrap_err();
+    assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+}
