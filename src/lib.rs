@@ -8,6 +8,7 @@
 //! - [`probe`]: the live DANE probe (STARTTLS dialogues, OpenSSL's DANE verification);
 //! - [`publish`]: from the configuration to the provider a service's records go through;
 //! - [`rollover`]: the plan, the phases and the pure engine of a key rollover;
+//! - [`notify`]: alerts (webhook, email, Telegram) and when to send them;
 //! - [`store`]: the SQLite state store; [`lock`]: one process per service;
 //! - [`cli`]: the command-line types; [`cmd`]: one module per command;
 //! - [`exit`]: the exit codes and how errors reach the user.
@@ -19,6 +20,7 @@ pub mod config;
 pub mod dns;
 pub mod exit;
 pub mod lock;
+pub mod notify;
 pub mod pki;
 pub mod probe;
 pub mod publish;

@@ -200,6 +200,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                 sendmail,
                 smtp_server,
                 credentials,
+                ..
             } => {
                 write!(out, "to {} from {from} via ", to.join(", "))?;
                 match (via, smtp_server) {
@@ -211,7 +212,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                     None => writeln!(out)?,
                 }
             }
-            Channel::Telegram { token, chat_id } => {
+            Channel::Telegram { token, chat_id, .. } => {
                 writeln!(out, "chat {chat_id}, token {}", secret(token))?
             }
         }

@@ -12,6 +12,12 @@ use super::Secret;
 /// How often an alert that still holds is sent again.
 pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
+/// How long one alert may take to reach one channel (connect, TLS, answer).
+pub const DEFAULT_ALERT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The Telegram Bot API base URL.
+pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
+
 /// The program that hands mail to the local MTA.
 pub const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";
 
@@ -29,6 +35,8 @@ pub const DEFAULT_MAX_RECORDS: usize = 4;
 pub struct Alerts {
     /// How often an alert that still holds is sent again.
     pub repeat_interval: Duration,
+    /// How long one alert may take to reach one channel.
+    pub timeout: Duration,
     /// The channels, by name.
     pub channels: BTreeMap<String, Channel>,
 }
@@ -37,6 +45,7 @@ impl Default for Alerts {
     fn default() -> Alerts {
         Alerts {
             repeat_interval: DEFAULT_REPEAT_INTERVAL,
+            timeout: DEFAULT_ALERT_TIMEOUT,
             channels: BTreeMap::new(),
         }
     }
@@ -65,6 +74,9 @@ pub enum Channel {
         smtp_server: Option<super::ServerAddr>,
         /// `user:password` for SMTP AUTH, when needed.
         credentials: Option<Secret>,
+        /// Extra CA certificates (PEM) trusted for the SMTP server's STARTTLS certificate, beside
+        /// the system's (for a private CA).
+        tls_ca_file: Option<PathBuf>,
     },
     /// A Telegram bot message.
     Telegram {
@@ -72,6 +84,8 @@ pub enum Channel {
         token: Secret,
         /// The chat to post to.
         chat_id: String,
+        /// The Bot API base URL, without a trailing `/`.
+        api_url: String,
     },
 }
 

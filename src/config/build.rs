@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::alerts::{Alerts, Channel, CheckSettings, DEFAULT_SENDMAIL, MailVia, WebhookUrl};
+use super::alerts::{
+    Alerts, Channel, CheckSettings, DEFAULT_SENDMAIL, DEFAULT_TELEGRAM_API_URL, MailVia, WebhookUrl,
+};
 use super::duration::parse_duration;
 use super::endpoint::{Endpoint, Protocol, dns_name, in_zone, port_from_int};
 use super::error::Problem;
@@ -708,6 +710,7 @@ impl Builder<'_, '_> {
             raw.repeat_interval,
             defaults.repeat_interval,
         );
+        let timeout = self.duration(kpath!["alerts", "timeout"], raw.timeout, defaults.timeout);
         let mut channels = BTreeMap::new();
         for (name, raw) in raw.channel {
             let table = kpath!["alerts", "channel", &name];
@@ -744,6 +747,7 @@ impl Builder<'_, '_> {
                     smtp_server,
                     credentials_file,
                     credentials_env,
+                    tls_ca_file,
                 } => {
                     let before = self.errors.len();
                     if to.0.is_empty() {
@@ -777,6 +781,16 @@ impl Builder<'_, '_> {
                         }
                         (MailVia::Sendmail, None) => None,
                     };
+                    let tls_ca_file = match (via, tls_ca_file) {
+                        (MailVia::Smtp, Some(path)) => {
+                            Some(self.file_path(at("tls-ca-file"), path))
+                        }
+                        (MailVia::Sendmail, Some(_)) => {
+                            self.error(at("tls-ca-file"), "is used only with via = \"smtp\"");
+                            None
+                        }
+                        (_, None) => None,
+                    };
                     let sendmail = sendmail
                         .map(|p| self.file_path(at("sendmail"), p))
                         .unwrap_or_else(|| PathBuf::from(DEFAULT_SENDMAIL));
@@ -794,27 +808,39 @@ impl Builder<'_, '_> {
                         sendmail,
                         smtp_server,
                         credentials,
+                        tls_ca_file,
                     })
                 }
                 RawChannel::Telegram {
                     token_file,
                     token_env,
                     chat_id,
+                    api_url,
                 } => {
                     if chat_id.0.trim().is_empty() {
                         self.error(at("chat-id"), "is empty");
                     }
-                    self.secret(
+                    let api_url = match api_url {
+                        Some(url) => self
+                            .url(at("api-url"), url)
+                            .map(|url| url.trim_end_matches('/').to_owned()),
+                        None => Some(DEFAULT_TELEGRAM_API_URL.to_owned()),
+                    };
+                    let token = self.secret(
                         &table,
                         ("token-file", "token-env"),
                         token_file,
                         token_env,
                         true,
-                    )
-                    .map(|token| Channel::Telegram {
-                        token,
-                        chat_id: chat_id.0,
-                    })
+                    );
+                    match (token, api_url) {
+                        (Some(token), Some(api_url)) => Some(Channel::Telegram {
+                            token,
+                            chat_id: chat_id.0,
+                            api_url,
+                        }),
+                        _ => None,
+                    }
                 }
             };
             if let Some(channel) = channel {
@@ -823,6 +849,7 @@ impl Builder<'_, '_> {
         }
         Alerts {
             repeat_interval,
+            timeout,
             channels,
         }
     }

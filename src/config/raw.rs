@@ -166,6 +166,7 @@ pub(super) enum RawProvider {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub(super) struct RawAlerts {
     pub repeat_interval: Option<RawDuration>,
+    pub timeout: Option<RawDuration>,
     #[serde(default)]
     pub channel: BTreeMap<String, RawChannel>,
 }
@@ -192,11 +193,13 @@ pub(super) enum RawChannel {
         smtp_server: Option<String>,
         credentials_file: Option<PathBuf>,
         credentials_env: Option<String>,
+        tls_ca_file: Option<PathBuf>,
     },
     Telegram {
         token_file: Option<PathBuf>,
         token_env: Option<String>,
         chat_id: ChatId,
+        api_url: Option<String>,
     },
 }
 

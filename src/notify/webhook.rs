@@ -1,0 +1,118 @@
+//! The webhook channel: the alert as JSON, POSTed to a URL.
+//!
+//! The body is [`Alert::json`]:
+//! `{"check","subject","severity","summary","detail","time","recovered"}` with
+//! `Content-Type: application/json`. Any 2xx status is success; every other status, a redirect
+//! included, is an error. The URL's path and query may carry a token (Slack-style URLs), so only
+//! its scheme and host are ever shown, and both the URL and its path are masked in error text.
+
+use std::time::Duration;
+
+use crate::config::{Channel, WebhookUrl};
+
+use super::{Alert, ChannelError, Sent, excerpt, http_error, url_origin};
+
+/// One webhook channel. Its `Debug` shows only where the URL comes from and its origin.
+#[derive(Clone)]
+pub struct Webhook {
+    url: WebhookUrl,
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Webhook {
+    /// A webhook posting to `url` through `client`, each alert bounded by `timeout`.
+    pub fn new(url: WebhookUrl, client: reqwest::Client, timeout: Duration) -> Webhook {
+        Webhook {
+            url,
+            client,
+            timeout,
+        }
+    }
+
+    /// The webhook of a `kind = "webhook"` channel; `None` for other kinds.
+    pub fn from_channel(
+        channel: &Channel,
+        client: reqwest::Client,
+        timeout: Duration,
+    ) -> Option<Webhook> {
+        match channel {
+            Channel::Webhook { url } => Some(Webhook::new(url.clone(), client, timeout)),
+            _ => None,
+        }
+    }
+
+    /// POST the alert.
+    pub async fn send(&self, alert: &Alert) -> Result<Sent, ChannelError> {
+        let secret_value;
+        let url: &str = match &self.url {
+            WebhookUrl::Plain(url) => url,
+            WebhookUrl::Secret(secret) => {
+                secret_value = secret.read().map_err(|source| ChannelError::Secret {
+                    what: "webhook URL",
+                    source,
+                })?;
+                secret_value.expose()
+            }
+        };
+        let target = url_origin(url);
+        // The whole URL and the part after the origin are what must never be shown.
+        let tail = url.get(target.len()..).unwrap_or("");
+        let tail = if tail.len() > 1 { tail } else { "" };
+        let secrets = [url, tail];
+
+        let exchange = async {
+            let response = self.client.post(url).json(&alert.json()).send().await?;
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            Ok::<_, reqwest::Error>((status, body))
+        };
+        let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_) => {
+                return Err(ChannelError::Timeout {
+                    target,
+                    after: self.timeout,
+                });
+            }
+            Ok(Err(err)) => return Err(http_error(err, target, self.timeout, &secrets)),
+            Ok(Ok(answer)) => answer,
+        };
+        if status.is_success() {
+            return Ok(Sent::Http {
+                status: status.as_u16(),
+            });
+        }
+        Err(ChannelError::HttpStatus {
+            target,
+            status: status.as_u16(),
+            message: super::scrub(&excerpt(&body, 200), &secrets),
+            hint: hint(status.as_u16()).to_owned(),
+        })
+    }
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match &self.url {
+            WebhookUrl::Plain(url) => url_origin(url),
+            WebhookUrl::Secret(secret) => format!("from {secret}"),
+        };
+        f.debug_struct("Webhook")
+            .field("url", &url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What to do about a webhook's status.
+fn hint(status: u16) -> &'static str {
+    match status {
+        300..=399 => "the URL redirects; configure the final URL",
+        401 | 403 => "the receiver refused the request; check the token in the URL",
+        404 | 410 => "the receiver has no such hook; check the URL's path",
+        413 => "the receiver refused the body size; check its limits",
+        429 => "the receiver asks to slow down; the alert is retried at the next check",
+        500..=599 => "the receiver failed; check its logs, the alert is retried at the next check",
+        _ => "check the receiver's logs and the URL",
+    }
+}
