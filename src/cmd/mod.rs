@@ -2,6 +2,8 @@
 
 mod check;
 mod config;
+#[allow(dead_code)] // called by `deploy` and `hook`, which arrive with the driver
+mod deploy;
 mod publish;
 mod tlsa;
 

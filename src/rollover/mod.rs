@@ -23,6 +23,7 @@ pub mod engine;
 pub mod env;
 pub mod phase;
 pub mod plan;
+pub mod request;
 mod types;
 
 #[cfg(test)]
@@ -35,4 +36,5 @@ pub use engine::{
 pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};
 pub use plan::{KeySet, Plan, PlanInput, PlanWarning};
+pub use request::{DeployOptions, DeployRequest, Origin};
 pub use types::{KeyHash, KeyHashError, Slot, Timestamp, TlsaAt};
