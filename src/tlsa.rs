@@ -206,15 +206,14 @@ impl TlsaRecord {
         if data.is_empty() {
             return Err(TlsaError::EmptyData);
         }
-        if let Some(expected) = matching.digest_len() {
-            if data.len() != expected {
+        if let Some(expected) = matching.digest_len()
+            && data.len() != expected {
                 return Err(TlsaError::WrongDigestLength {
                     matching,
                     expected,
                     found: data.len(),
                 });
             }
-        }
         Ok(TlsaRecord {
             usage,
             selector,

@@ -66,13 +66,12 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
         }
     }
 
-    if let Some(anchor) = &config.resolver.trust_anchor {
-        if let Some(message) = unreadable_file(anchor) {
+    if let Some(anchor) = &config.resolver.trust_anchor
+        && let Some(message) = unreadable_file(anchor) {
             report
                 .errors
                 .push(problem(kpath!["resolver", "trust-anchor"], message));
         }
-    }
 
     match fs::metadata(&config.state_dir) {
         Ok(meta) if !meta.is_dir() => report.errors.push(problem(
@@ -121,8 +120,8 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
             )),
             _ => {}
         }
-        if let Some(program) = service.reload.first() {
-            if find_program(program).is_none() {
+        if let Some(program) = service.reload.first()
+            && find_program(program).is_none() {
                 report.warnings.push(problem(
                     at("reload"),
                     format!(
@@ -130,12 +129,11 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
                     ),
                 ));
             }
-        }
     }
 
     for (name, provider) in &config.providers {
-        if let super::ProviderKind::Exec { command } = &provider.kind {
-            if let Some(program) = command.first().filter(|p| find_program(p).is_none()) {
+        if let super::ProviderKind::Exec { command } = &provider.kind
+            && let Some(program) = command.first().filter(|p| find_program(p).is_none()) {
                 report.warnings.push(problem(
                     kpath!["provider", name, "command"],
                     format!(
@@ -143,7 +141,6 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
                     ),
                 ));
             }
-        }
     }
     report
 }

@@ -117,20 +117,18 @@ impl<'a> Node<'a> {
         match self {
             Node::Table(t) => {
                 for (k, _) in t.iter() {
-                    if let Some((key, item)) = t.get_key_value(k) {
-                        if let Some(node) = Node::from_item(item) {
+                    if let Some((key, item)) = t.get_key_value(k)
+                        && let Some(node) = Node::from_item(item) {
                             out.push((Seg::from(k), node, key.span()));
                         }
-                    }
                 }
             }
             Node::Inline(t) => {
                 for (k, _) in t.iter() {
-                    if let Some((key, item)) = t.get_key_value(k) {
-                        if let Some(node) = Node::from_item(item) {
+                    if let Some((key, item)) = t.get_key_value(k)
+                        && let Some(node) = Node::from_item(item) {
                             out.push((Seg::from(k), node, key.span()));
                         }
-                    }
                 }
             }
             Node::Tables(a) => {
@@ -249,11 +247,10 @@ impl<'a> Source<'a> {
     /// A problem from serde (an unknown key, a wrong type): located, with a snippet and a suggestion.
     pub fn schema_problem(&self, span: Option<Range<usize>>, message: &str) -> Problem {
         let mut span = span;
-        if let Some(unknown) = quoted_after(message, "unknown field `") {
-            if let Some(key_span) = span.clone().and_then(|s| self.key_within(unknown, s)) {
+        if let Some(unknown) = quoted_after(message, "unknown field `")
+            && let Some(key_span) = span.clone().and_then(|s| self.key_within(unknown, s)) {
                 span = Some(key_span);
             }
-        }
         let path = span.as_ref().and_then(|s| self.path_at(s.start));
         let (subject, key) = match &path {
             Some(path) => self.subject_of(path),
@@ -275,8 +272,8 @@ impl<'a> Source<'a> {
     fn find_literal_secrets(&self, node: Node<'_>, path: &mut Vec<Seg>, found: &mut Vec<Problem>) {
         for (seg, child, key_span) in node.children() {
             path.push(seg.clone());
-            if let Seg::Key(key) = &seg {
-                if let Some((_, stem)) = LITERAL_SECRET_KEYS.iter().find(|(k, _)| k == key) {
+            if let Seg::Key(key) = &seg
+                && let Some((_, stem)) = LITERAL_SECRET_KEYS.iter().find(|(k, _)| k == key) {
                     let (file_key, env_key) = match *stem {
                         "tsig" => ("tsig-key-file".to_owned(), "tsig-env".to_owned()),
                         stem => (format!("{stem}-file"), format!("{stem}-env")),
@@ -294,7 +291,6 @@ impl<'a> Source<'a> {
                         false,
                     ));
                 }
-            }
             self.find_literal_secrets(child, path, found);
             path.pop();
         }
