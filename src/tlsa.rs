@@ -207,13 +207,14 @@ impl TlsaRecord {
             return Err(TlsaError::EmptyData);
         }
         if let Some(expected) = matching.digest_len()
-            && data.len() != expected {
-                return Err(TlsaError::WrongDigestLength {
-                    matching,
-                    expected,
-                    found: data.len(),
-                });
-            }
+            && data.len() != expected
+        {
+            return Err(TlsaError::WrongDigestLength {
+                matching,
+                expected,
+                found: data.len(),
+            });
+        }
         Ok(TlsaRecord {
             usage,
             selector,

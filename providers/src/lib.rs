@@ -180,7 +180,10 @@ fn parse_rdata(text: &str) -> Result<(u8, u8, u8, String), ProviderError> {
     };
     let (usage, selector, matching) = (number()?, number()?, number()?);
     let data: String = parts.collect::<String>().to_ascii_lowercase();
-    if data.is_empty() || !data.len().is_multiple_of(2) || !data.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if data.is_empty()
+        || !data.len().is_multiple_of(2)
+        || !data.bytes().all(|b| b.is_ascii_hexdigit())
+    {
         return Err(bad());
     }
     Ok((usage, selector, matching, data))

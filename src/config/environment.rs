@@ -67,11 +67,12 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
     }
 
     if let Some(anchor) = &config.resolver.trust_anchor
-        && let Some(message) = unreadable_file(anchor) {
-            report
-                .errors
-                .push(problem(kpath!["resolver", "trust-anchor"], message));
-        }
+        && let Some(message) = unreadable_file(anchor)
+    {
+        report
+            .errors
+            .push(problem(kpath!["resolver", "trust-anchor"], message));
+    }
 
     match fs::metadata(&config.state_dir) {
         Ok(meta) if !meta.is_dir() => report.errors.push(problem(
@@ -121,26 +122,28 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
             _ => {}
         }
         if let Some(program) = service.reload.first()
-            && find_program(program).is_none() {
-                report.warnings.push(problem(
-                    at("reload"),
-                    format!(
-                        "program {program} is not found (on PATH here; the hook's PATH may differ)"
-                    ),
-                ));
-            }
+            && find_program(program).is_none()
+        {
+            report.warnings.push(problem(
+                at("reload"),
+                format!(
+                    "program {program} is not found (on PATH here; the hook's PATH may differ)"
+                ),
+            ));
+        }
     }
 
     for (name, provider) in &config.providers {
         if let super::ProviderKind::Exec { command } = &provider.kind
-            && let Some(program) = command.first().filter(|p| find_program(p).is_none()) {
-                report.warnings.push(problem(
-                    kpath!["provider", name, "command"],
-                    format!(
-                        "program {program} is not found (on PATH here; the hook's PATH may differ)"
-                    ),
-                ));
-            }
+            && let Some(program) = command.first().filter(|p| find_program(p).is_none())
+        {
+            report.warnings.push(problem(
+                kpath!["provider", name, "command"],
+                format!(
+                    "program {program} is not found (on PATH here; the hook's PATH may differ)"
+                ),
+            ));
+        }
     }
     report
 }

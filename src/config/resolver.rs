@@ -67,9 +67,10 @@ pub fn parse_socket_addr(text: &str, default_port: u16) -> Result<SocketAddr, St
         return Ok(SocketAddr::new(ip, default_port));
     }
     if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'))
-        && let Ok(ip) = inner.parse::<IpAddr>() {
-            return Ok(SocketAddr::new(ip, default_port));
-        }
+        && let Ok(ip) = inner.parse::<IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, default_port));
+    }
     Err(format!(
         "\"{text}\" is not an address; write ADDR or ADDR:PORT, e.g. \"127.0.0.1\", \"127.0.0.1:5353\", \"::1\" or \"[::1]:5353\""
     ))

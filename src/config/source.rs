@@ -118,17 +118,19 @@ impl<'a> Node<'a> {
             Node::Table(t) => {
                 for (k, _) in t.iter() {
                     if let Some((key, item)) = t.get_key_value(k)
-                        && let Some(node) = Node::from_item(item) {
-                            out.push((Seg::from(k), node, key.span()));
-                        }
+                        && let Some(node) = Node::from_item(item)
+                    {
+                        out.push((Seg::from(k), node, key.span()));
+                    }
                 }
             }
             Node::Inline(t) => {
                 for (k, _) in t.iter() {
                     if let Some((key, item)) = t.get_key_value(k)
-                        && let Some(node) = Node::from_item(item) {
-                            out.push((Seg::from(k), node, key.span()));
-                        }
+                        && let Some(node) = Node::from_item(item)
+                    {
+                        out.push((Seg::from(k), node, key.span()));
+                    }
                 }
             }
             Node::Tables(a) => {
@@ -248,9 +250,10 @@ impl<'a> Source<'a> {
     pub fn schema_problem(&self, span: Option<Range<usize>>, message: &str) -> Problem {
         let mut span = span;
         if let Some(unknown) = quoted_after(message, "unknown field `")
-            && let Some(key_span) = span.clone().and_then(|s| self.key_within(unknown, s)) {
-                span = Some(key_span);
-            }
+            && let Some(key_span) = span.clone().and_then(|s| self.key_within(unknown, s))
+        {
+            span = Some(key_span);
+        }
         let path = span.as_ref().and_then(|s| self.path_at(s.start));
         let (subject, key) = match &path {
             Some(path) => self.subject_of(path),
@@ -273,24 +276,25 @@ impl<'a> Source<'a> {
         for (seg, child, key_span) in node.children() {
             path.push(seg.clone());
             if let Seg::Key(key) = &seg
-                && let Some((_, stem)) = LITERAL_SECRET_KEYS.iter().find(|(k, _)| k == key) {
-                    let (file_key, env_key) = match *stem {
-                        "tsig" => ("tsig-key-file".to_owned(), "tsig-env".to_owned()),
-                        stem => (format!("{stem}-file"), format!("{stem}-env")),
-                    };
-                    let (subject, key_name) = self.subject_of(path);
-                    found.push(self.problem_at(
-                        key_span.or_else(|| child.span()),
-                        subject,
-                        key_name,
-                        format!(
-                            "a secret must not be written in the configuration file; put it in a file \
+                && let Some((_, stem)) = LITERAL_SECRET_KEYS.iter().find(|(k, _)| k == key)
+            {
+                let (file_key, env_key) = match *stem {
+                    "tsig" => ("tsig-key-file".to_owned(), "tsig-env".to_owned()),
+                    stem => (format!("{stem}-file"), format!("{stem}-env")),
+                };
+                let (subject, key_name) = self.subject_of(path);
+                found.push(self.problem_at(
+                    key_span.or_else(|| child.span()),
+                    subject,
+                    key_name,
+                    format!(
+                        "a secret must not be written in the configuration file; put it in a file \
                              readable only by dane-roll and name it with `{file_key}`, or in an \
                              environment variable named with `{env_key}`"
-                        ),
-                        false,
-                    ));
-                }
+                    ),
+                    false,
+                ));
+            }
             self.find_literal_secrets(child, path, found);
             path.pop();
         }
