@@ -39,11 +39,36 @@ pub enum Command {
     /// Work with the configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
-    /// Probe a server live: would a DANE sender deliver mail to every address of HOST?
+    /// Run the monitoring checklist on mail domains or endpoints (or the configured ones):
+    /// DNSSEC, TLSA records, the live chain on every address; exit 0/1/2/3 like a Nagios plugin.
     Check(CheckArgs),
+    /// Serve Prometheus metrics from the checks of the configured endpoints, run on a schedule.
+    Serve(ServeArgs),
     /// Add the `3 1 1` records for these certificates or keys to a service's owner names now
     /// (pre-publish a key deployed later); waits for nothing but the provider's read-back.
     Publish(PublishArgs),
+    /// Hand a certificate an ACME client just issued to dane-roll (run by the client: certbot's
+    /// --deploy-hook, acme.sh's --reloadcmd, dehydrated's HOOK). Publishes the new key's record,
+    /// then installs the certificate only once DNS has it everywhere for 2×TTL.
+    Hook(HookArgs),
+    /// Make certbot renew SERVICE's certificate with the published next key, so that the
+    /// rollover needs no wait (acme.sh and dehydrated rotate natively).
+    Rotate(RotateArgs),
+    /// Deploy a certificate and key: a renewal with the same key is installed at once; a new
+    /// key's record is published now and the certificate installed once DNS has it everywhere
+    /// for 2×TTL (by `run`, or here with --wait).
+    Deploy(DeployArgs),
+    /// Advance pending rollovers as far as they can go now (from a timer or cron), or to the
+    /// end with --wait.
+    Run(RunArgs),
+    /// Where each service's rollover stands (from the state store; --live asks DNS and probes).
+    Status(StatusArgs),
+    /// What `run` would do now; changes nothing.
+    Plan(PlanArgs),
+    /// Generate the next key of a service now (if it has none) and publish its record.
+    NextKey(NextKeyArgs),
+    /// Remove a service's records that match neither the live key nor the published next key.
+    Prune(PruneArgs),
 }
 
 /// `dane-roll tlsa`.
@@ -102,20 +127,31 @@ pub enum ConfigCommand {
     Check,
 }
 
-/// `dane-roll check`: the live DANE probe. Exit 0 when every address matches, 2 when one does
-/// not, 3 when it cannot tell (timeouts, connection refused).
+/// `dane-roll check`: the monitoring checklist, once. Exit 0 ok, 1 warning, 2 critical,
+/// 3 unknown (the Nagios plugin convention).
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The host to probe (the MX host name), and the port: 25 unless given.
-    #[arg(value_name = "HOST[:PORT]")]
-    pub target: String,
+    /// Mail domains (every MX host, port 25), `host[:port][/protocol]` endpoints, or nothing
+    /// for every endpoint of the configuration. A name without `:port` or `/protocol` is a mail
+    /// domain when it has an MX RRset, else a host on port 25.
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
 
-    /// How TLS starts: smtp, submission, imap, pop3 or tls (default: from the port).
+    /// Read every name target as a mail domain (its MX hosts).
+    #[arg(long, conflicts_with = "host")]
+    pub mx: bool,
+
+    /// Read every name target as a host (port 25 unless given).
+    #[arg(long)]
+    pub host: bool,
+
+    /// How TLS starts: smtp, submission, imap, pop3 or tls (default: from the port). Makes the
+    /// targets hosts.
     #[arg(long, value_name = "PROTOCOL", value_parser = clap::value_parser!(crate::config::Protocol))]
     pub protocol: Option<crate::config::Protocol>,
 
-    /// The validating resolver (its AD bit is trusted) for the TLSA and address lookups; port 53
-    /// unless given. --tlsa and --address override what it would find.
+    /// The validating resolver (its AD bit is trusted); port 53 unless given. Default:
+    /// `[resolver] address` of the configuration, else the first nameserver of /etc/resolv.conf.
     #[arg(long, value_name = "ADDR[:PORT]")]
     pub resolver: Option<String>,
 
@@ -123,29 +159,41 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value_t = CheckFormat::Text)]
     pub format: CheckFormat,
 
-    /// A TLSA record to check against, `"3 1 1 <hex>"` (repeat for a record set).
+    /// A TLSA record to check against instead of looking them up, `"3 1 1 <hex>"` (repeat for a
+    /// record set; not DNSSEC-validated).
     #[arg(long = "tlsa", value_name = "RDATA")]
     pub tlsa: Vec<crate::tlsa::TlsaRecord>,
 
-    /// An address to probe instead of resolving HOST (repeat for several).
+    /// An address to probe instead of resolving the host (repeat for several).
     #[arg(long = "address", value_name = "IP")]
     pub addresses: Vec<std::net::IpAddr>,
 
-    /// Key algorithms to probe for: rsa, ecdsa, eddsa (repeat; default: all three).
+    /// Key algorithms to probe for: rsa, ecdsa, eddsa (repeat; default: all three). Each costs
+    /// one handshake per address.
     #[arg(long = "key-algorithm", value_name = "ALG")]
     pub key_algorithms: Vec<crate::probe::KeyAlgorithm>,
 
-    /// Seconds allowed for each step (connect, each reply, the TLS handshake).
-    #[arg(long, value_name = "SECS", default_value_t = 15.0)]
+    /// Seconds the whole run may take; what is not done by then is UNKNOWN. Each step (connect,
+    /// a reply, a handshake, a DNS query) gets at most this too.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
 
-    /// How many addresses to probe at once.
-    #[arg(long, value_name = "N", default_value_t = crate::probe::DEFAULT_CONCURRENCY)]
+    /// How many handshakes to run at once.
+    #[arg(long, value_name = "N", default_value_t = crate::monitor::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
 
     /// The name to send in EHLO.
     #[arg(long, value_name = "NAME", default_value = crate::probe::DEFAULT_HELO)]
     pub helo: String,
+
+    /// Send alerts for checks whose state changed ([alerts] channels; state in the state
+    /// directory's store).
+    #[arg(long)]
+    pub notify: bool,
+
+    /// Print the served chains and each handshake attempt (text format).
+    #[arg(long)]
+    pub details: bool,
 }
 
 /// Output formats of `dane-roll check`.
@@ -155,6 +203,40 @@ pub enum CheckFormat {
     Text,
     /// One JSON document, for scripts.
     Json,
+    /// A Nagios/Icinga plugin's output: one status line with performance data, then details.
+    Nagios,
+}
+
+/// `dane-roll serve`: the Prometheus exporter.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen, `ADDR:PORT`.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9725")]
+    pub listen: std::net::SocketAddr,
+
+    /// Seconds between two runs of the checks.
+    #[arg(long, value_name = "SECS", default_value_t = 300.0)]
+    pub interval: f64,
+
+    /// Seconds one run may take.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub timeout: f64,
+
+    /// The validating resolver; default `[resolver] address` of the configuration.
+    #[arg(long, value_name = "ADDR[:PORT]")]
+    pub resolver: Option<String>,
+
+    /// Key algorithms to probe for: rsa, ecdsa, eddsa (repeat; default: all three).
+    #[arg(long = "key-algorithm", value_name = "ALG")]
+    pub key_algorithms: Vec<crate::probe::KeyAlgorithm>,
+
+    /// How many handshakes to run at once.
+    #[arg(long, value_name = "N", default_value_t = crate::monitor::DEFAULT_CONCURRENCY)]
+    pub concurrency: usize,
+
+    /// Extra targets beside the configured endpoints (mail domains or `host[:port]`).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
 }
 
 /// `dane-roll publish`: add records now. Exit 0 when every record is there, 2 otherwise.
@@ -171,4 +253,187 @@ pub struct PublishArgs {
     /// Certificates, chains, private keys or public keys, PEM or DER.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// `dane-roll hook CLIENT`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// The ACME client running the hook.
+    #[command(subcommand)]
+    pub client: HookClient,
+}
+
+/// The ACME clients `dane-roll hook` understands.
+#[derive(Debug, Subcommand)]
+pub enum HookClient {
+    /// certbot's deploy hook: reads RENEWED_LINEAGE and RENEWED_DOMAINS.
+    /// `certbot renew --deploy-hook "dane-roll hook certbot"`.
+    Certbot(HookOptions),
+    /// acme.sh's reloadcmd: reads CERT_KEY_PATH, CERT_FULLCHAIN_PATH, Le_Domain and the
+    /// pre-generated `<key>.next`. `acme.sh --install-cert -d DOMAIN --reloadcmd "dane-roll hook
+    /// acme.sh"`.
+    #[command(name = "acme.sh")]
+    AcmeSh(HookOptions),
+    /// dehydrated's hook: acts on `deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAINFILE CHAINFILE
+    /// TIMESTAMP` (and publishes privkey.roll.pem), ignores every other event.
+    Dehydrated(DehydratedArgs),
+}
+
+/// Options every hook takes.
+#[derive(Debug, Clone, Args)]
+pub struct HookOptions {
+    /// Block until the rollover is done instead of leaving it to `dane-roll run`.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Skip the 2×TTL wait (never the check that every nameserver serves the record), loudly.
+    #[arg(long)]
+    pub force: bool,
+
+    /// The service, when neither its `lineage` nor its `domains` find it.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+}
+
+/// `dane-roll hook dehydrated`: the options, then dehydrated's arguments as it passes them.
+#[derive(Debug, Args)]
+pub struct DehydratedArgs {
+    #[command(flatten)]
+    pub options: HookOptions,
+
+    /// The event and its arguments, e.g. `deploy_cert DOMAIN KEYFILE CERTFILE FULLCHAINFILE
+    /// CHAINFILE TIMESTAMP`.
+    #[arg(
+        value_name = "EVENT",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_parser = clap::value_parser!(std::ffi::OsString)
+    )]
+    pub args: Vec<std::ffi::OsString>,
+}
+
+/// `dane-roll rotate SERVICE`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The service (it needs a certbot `lineage`).
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    /// The key slot whose next key to use, when the service has several.
+    #[arg(long, value_name = "SLOT")]
+    pub slot: Option<String>,
+
+    /// The certbot program.
+    #[arg(long, value_name = "PATH", default_value = "certbot")]
+    pub certbot: PathBuf,
+
+    /// An argument for `certbot renew` (repeat), e.g. `--certbot-arg=--config-dir=/srv/le`;
+    /// `--config-dir` also says where the lineage is.
+    #[arg(long = "certbot-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub certbot_args: Vec<String>,
+
+    /// When certbot has no dane-roll deploy hook stored for the lineage, block until the
+    /// rollover is done (the hook's own --wait applies otherwise).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// `dane-roll deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// The configured service the certificate is for.
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
+
+    /// The certificate: the leaf, or the full chain (leaf first).
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+
+    /// The certificate's private key (unencrypted).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    /// The intermediates, when --cert holds only the leaf.
+    #[arg(long, value_name = "FILE")]
+    pub chain: Option<PathBuf>,
+
+    /// A next key the ACME client will use at its next key change: published now.
+    #[arg(long, value_name = "FILE")]
+    pub next_key: Option<PathBuf>,
+
+    /// Block until the rollover is done (progress bar on a terminal).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Skip the 2×TTL wait (never the "served everywhere and validated" check). Loud.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Seconds to wait for another dane-roll process working on the service.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub lock_wait: f64,
+}
+
+/// `dane-roll run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Only this service.
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+
+    /// Block until every pending rollover is done (progress bar on a terminal).
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Skip the 2×TTL wait (never the "served everywhere and validated" check). Loud.
+    #[arg(long)]
+    pub force: bool,
+
+    /// Seconds to wait for another dane-roll process working on a service.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub lock_wait: f64,
+}
+
+/// `dane-roll status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this service.
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+
+    /// One JSON document.
+    #[arg(long)]
+    pub json: bool,
+
+    /// The event history too.
+    #[arg(long)]
+    pub history: bool,
+
+    /// Ask every authoritative server and probe every endpoint address (slower).
+    #[arg(long)]
+    pub live: bool,
+}
+
+/// `dane-roll plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Only this service.
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+}
+
+/// `dane-roll next-key`.
+#[derive(Debug, Args)]
+pub struct NextKeyArgs {
+    /// Only this service (default: every service).
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+}
+
+/// `dane-roll prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// The service.
+    #[arg(long, value_name = "NAME")]
+    pub service: String,
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use openssl::ec::EcKey;
 use openssl::error::ErrorStack;
 use openssl::nid::Nid;
-use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Public};
+use openssl::pkey::{HasPublic, Id, PKey, PKeyRef, Private, Public};
 use openssl::rsa::Rsa;
 use openssl::x509::{X509, X509Ref, X509Req, X509VerifyResult};
 
@@ -586,4 +586,148 @@ fn parse_der_object(path: &Path, der: &[u8], n: usize, found: &mut Found) -> Res
         ));
     }
     Ok(())
+}
+
+// ----- Private keys: reading one to stage it, and generating the next key -----
+
+/// Read the private key in `path` (PEM or DER, PKCS#8, PKCS#1 RSA or SEC1 EC; never encrypted:
+/// [`load`] refuses those first and no passphrase is ever asked for).
+pub fn load_private_key(path: &Path) -> Result<PKey<Private>, PkiError> {
+    let material = load(path)?;
+    match material.key().map(Key::kind) {
+        Some(KeyKind::Private) => {}
+        _ => {
+            return Err(PkiError::NoMaterial {
+                path: path.to_path_buf(),
+                found: vec!["no private key".to_string()],
+            });
+        }
+    }
+    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let damaged = |what: &str| {
+        let what = what.to_owned();
+        move |source: ErrorStack| PkiError::Damaged {
+            path: path.to_path_buf(),
+            what,
+            source,
+        }
+    };
+    if contains(&bytes, b"-----BEGIN ") {
+        let blocks = pem::parse_many(&bytes).map_err(|err| PkiError::Damaged {
+            path: path.to_path_buf(),
+            what: format!("PEM text ({err})"),
+            source: ErrorStack::get(),
+        })?;
+        for block in &blocks {
+            let der = block.contents();
+            let key = match block.tag() {
+                "PRIVATE KEY" => PKey::private_key_from_pkcs8(der),
+                "RSA PRIVATE KEY" => Rsa::private_key_from_der(der).and_then(PKey::from_rsa),
+                "EC PRIVATE KEY" => EcKey::private_key_from_der(der).and_then(PKey::from_ec_key),
+                _ => continue,
+            };
+            return key.map_err(damaged("private key"));
+        }
+    } else {
+        let mut rest: &[u8] = &bytes;
+        while let Some(len) = der_length(rest).filter(|l| *l <= rest.len()) {
+            let (object, tail) = rest.split_at(len);
+            if let Ok(key) = PKey::private_key_from_pkcs8_callback(object, |_b: &mut [u8]| Ok(0))
+                .or_else(|_| PKey::private_key_from_der(object))
+            {
+                return Ok(key);
+            }
+            rest = tail;
+        }
+    }
+    Err(PkiError::NoMaterial {
+        path: path.to_path_buf(),
+        found: vec!["no private key".to_string()],
+    })
+}
+
+/// A new private key of `kind` (a configured `key-type`).
+pub fn generate_key(kind: crate::config::KeyType) -> Result<PKey<Private>, ErrorStack> {
+    use crate::config::KeyType as K;
+    let ec = |nid: Nid| -> Result<PKey<Private>, ErrorStack> {
+        let mut group = openssl::ec::EcGroup::from_curve_name(nid)?;
+        // Named-curve encoding, as every CA and TLS library expects.
+        group.set_asn1_flag(openssl::ec::Asn1Flag::NAMED_CURVE);
+        PKey::from_ec_key(EcKey::generate(&group)?)
+    };
+    match kind {
+        K::Rsa2048 => PKey::from_rsa(Rsa::generate(2048)?),
+        K::Rsa3072 => PKey::from_rsa(Rsa::generate(3072)?),
+        K::Rsa4096 => PKey::from_rsa(Rsa::generate(4096)?),
+        K::Ec256 => ec(Nid::X9_62_PRIME256V1),
+        K::Ec384 => ec(Nid::SECP384R1),
+        K::Ed25519 => PKey::generate_ed25519(),
+    }
+}
+
+/// The configured key type that makes a key like this one (same algorithm and size), if there
+/// is one: RSA 2048/3072/4096, EC P-256/P-384, Ed25519.
+pub fn key_type_like(key: &KeyType) -> Option<crate::config::KeyType> {
+    use crate::config::KeyType as K;
+    Some(match key {
+        KeyType::Rsa(bits) | KeyType::RsaPss(bits) => match bits {
+            0..=2048 => K::Rsa2048,
+            2049..=3072 => K::Rsa3072,
+            _ => K::Rsa4096,
+        },
+        KeyType::Ec(curve) if curve == "P-256" => K::Ec256,
+        KeyType::Ec(curve) if curve == "P-384" => K::Ec384,
+        KeyType::Ed25519 => K::Ed25519,
+        _ => return None,
+    })
+}
+
+/// Write a private key as PKCS#8 PEM to `path`, atomically, mode 0600 (temporary file in the
+/// same directory, fsync, rename, directory fsync).
+pub fn write_private_key(path: &Path, key: &PKeyRef<Private>) -> std::io::Result<()> {
+    let pem = key
+        .private_key_to_pem_pkcs8()
+        .map_err(std::io::Error::other)?;
+    crate::install::write_atomic_mode(path, &pem, 0o600)
+}
+
+#[cfg(test)]
+mod generate_tests {
+    use super::*;
+    use crate::config::KeyType as K;
+
+    #[test]
+    fn generated_keys_have_the_asked_type_and_round_trip_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        for (kind, want) in [
+            (K::Ec256, KeyType::Ec("P-256".into())),
+            (K::Ec384, KeyType::Ec("P-384".into())),
+            (K::Ed25519, KeyType::Ed25519),
+            (K::Rsa2048, KeyType::Rsa(2048)),
+        ] {
+            let key = generate_key(kind).unwrap();
+            assert_eq!(key_type(&key), want);
+            assert_eq!(key_type_like(&want), Some(kind));
+            let path = dir.path().join(format!("{kind}.key"));
+            write_private_key(&path, &key).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+            let back = load_private_key(&path).unwrap();
+            assert_eq!(spki_der(&back).unwrap(), spki_der(&key).unwrap());
+        }
+        assert_eq!(key_type_like(&KeyType::Ed448), None);
+    }
+
+    #[test]
+    fn a_certificate_is_not_a_private_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = generate_key(K::Ec256).unwrap();
+        let path = dir.path().join("pub.pem");
+        std::fs::write(&path, key.public_key_to_pem().unwrap()).unwrap();
+        assert!(load_private_key(&path).is_err());
+    }
 }

@@ -1,17 +1,100 @@
 //! `dane-roll deploy`, and the entry point every hook shares: carry out a [`DeployRequest`].
+//!
+//! The files are read and checked before anything is written (a key that does not match its
+//! certificate, an unknown service: exit 2, the store untouched); then the driver stages and
+//! publishes, and with `--wait` drives the rollover to the end.
 
-use crate::cli::Cli;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::cli::{Cli, DeployArgs};
+use crate::config::Config;
 use crate::exit::Status;
-use crate::rollover::{DeployOptions, DeployRequest};
+use crate::rollover::driver::{self, DeployOutcome, Driver};
+use crate::rollover::{DeployOptions, DeployRequest, Origin};
+
+use super::run::{lock_wait, open_driver, print_standing};
+
+/// `dane-roll deploy --service NAME --cert F --key F [--chain F] [--wait] [--force]`.
+pub fn run(cli: &Cli, args: &DeployArgs) -> anyhow::Result<Status> {
+    let request = DeployRequest {
+        service: args.service.clone(),
+        cert: args.cert.clone(),
+        key: args.key.clone(),
+        chain: args.chain.clone(),
+        next_key: args.next_key.clone(),
+        origin: Origin::Manual,
+    };
+    let options = DeployOptions {
+        wait: args.wait,
+        force: args.force,
+    };
+    execute_with(
+        cli,
+        request,
+        options,
+        lock_wait(args.lock_wait)?,
+        "dane-roll deploy",
+    )
+}
 
 /// Stage and publish a deploy request, then (with `--wait`) drive it to the end.
 ///
 /// Shared by `dane-roll deploy` and `dane-roll hook …`: a hook turns its ACME client's
 /// environment into a [`DeployRequest`] and calls this.
 pub(crate) fn execute(
-    _cli: &Cli,
-    _request: DeployRequest,
-    _options: DeployOptions,
+    cli: &Cli,
+    request: DeployRequest,
+    options: DeployOptions,
 ) -> anyhow::Result<Status> {
-    anyhow::bail!("the rollover driver is not built yet")
+    let command = match &request.origin {
+        Origin::Certbot { .. } => "dane-roll hook certbot",
+        Origin::AcmeSh { .. } => "dane-roll hook acme.sh",
+        Origin::Dehydrated { .. } => "dane-roll hook dehydrated",
+        _ => "dane-roll deploy",
+    };
+    execute_with(cli, request, options, driver::DEFAULT_LOCK_WAIT, command)
+}
+
+fn execute_with(
+    cli: &Cli,
+    request: DeployRequest,
+    options: DeployOptions,
+    lock_wait: Duration,
+    command: &str,
+) -> anyhow::Result<Status> {
+    let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
+    // Everything is checked before the store is opened: bad input writes nothing.
+    let prepared = driver::prepare(&config, &request)?;
+    let mut driver: Driver = open_driver(cli, config, command, lock_wait)?;
+    let outcome = driver
+        .deploy_prepared(prepared, options)
+        .with_context(|| format!("deploy for service {}", request.service))?;
+    match outcome {
+        DeployOutcome::Renewed {
+            service,
+            slot,
+            key,
+            verified,
+            problem,
+        } => {
+            if verified {
+                if !cli.quiet {
+                    println!(
+                        "{service} ({slot}): renewed with the same key {}: installed, DNS unchanged",
+                        key.short()
+                    );
+                }
+                Ok(Status::Ok)
+            } else {
+                anyhow::bail!(
+                    "service {service} ({slot}): the renewed certificate is installed, but the live \
+                     handshake does not verify: {}; check the service with `dane-roll check`",
+                    problem.unwrap_or_default()
+                )
+            }
+        }
+        DeployOutcome::Rollover(standing) => print_standing(cli, &standing),
+    }
 }

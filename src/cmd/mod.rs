@@ -2,9 +2,16 @@
 
 mod check;
 mod config;
-#[allow(dead_code)] // called by `deploy` and `hook`, which arrive with the driver
 mod deploy;
+mod hook;
+mod next_key;
+mod plan;
+mod prune;
 mod publish;
+mod rotate;
+mod run;
+mod serve;
+mod status;
 mod tlsa;
 
 use crate::cli::{Cli, Command, ConfigCommand};
@@ -16,6 +23,15 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
         Command::Tlsa(args) => tlsa::run(args),
         Command::Config(ConfigCommand::Check) => config::check(cli),
         Command::Check(args) => check::run(cli, args),
+        Command::Serve(args) => serve::run(cli, args),
         Command::Publish(args) => publish::run(cli, args),
+        Command::Hook(args) => hook::run(cli, &args.client),
+        Command::Rotate(args) => rotate::run(cli, args),
+        Command::Deploy(args) => deploy::run(cli, args),
+        Command::Run(args) => run::run(cli, args),
+        Command::Status(args) => status::run(cli, args),
+        Command::Plan(args) => plan::run(cli, args),
+        Command::NextKey(args) => next_key::run(cli, args),
+        Command::Prune(args) => prune::run(cli, args),
     }
 }

@@ -19,6 +19,7 @@
 //! 4. records are added and removed one at a time ([`Action::Publish`], [`Action::Retire`] carry
 //!    one record each), and only records this service published ("ours") are ever retired.
 
+pub mod driver;
 pub mod engine;
 pub mod env;
 pub mod phase;

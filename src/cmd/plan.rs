@@ -1,0 +1,65 @@
+//! `dane-roll plan [SERVICE]`: what `dane-roll run` would do now, per pending rollover, from
+//! the stored state and the clock alone: the engine's next step with nothing new observed.
+//! Nothing is published, installed or saved.
+
+use crate::cli::{Cli, PlanArgs};
+use crate::config::Config;
+use crate::exit::Status;
+use crate::rollover::Action;
+
+use super::run::open_driver;
+
+/// Run the command.
+pub fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
+    let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
+    let driver = open_driver(cli, config, "dane-roll plan", Default::default())?;
+    let planned = driver.plan(args.service.as_deref())?;
+    if planned.is_empty() {
+        println!("no rollover stored; `dane-roll deploy` begins one");
+    }
+    for (r, step) in planned {
+        println!("{} ({}): phase {}", r.service, r.slot, r.phase.name());
+        if step.next.phase.name() != r.phase.name() {
+            println!("  would move to {}", step.next.phase.name());
+        }
+        let mut any = false;
+        for action in &step.actions {
+            any = true;
+            println!("  would {}", describe(action));
+        }
+        if !any {
+            println!("  nothing to do");
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn describe(action: &Action) -> String {
+    match action {
+        Action::Publish { record, ttl } => format!("publish {record} (TTL {ttl})"),
+        Action::CheckDns { expected } => format!(
+            "ask every authoritative server and the resolver for {} record(s){}",
+            expected.len(),
+            ", and install the certificate if they are served, validated and 2×TTL old"
+        ),
+        Action::Install { chain } => format!("install {}", chain.display()),
+        Action::Reload => "reload the service".to_owned(),
+        Action::Probe { endpoints, expect } => format!(
+            "probe {} and expect key {}",
+            endpoints.join(", "),
+            expect.short()
+        ),
+        Action::Retire(record) => format!("retire {record}"),
+        Action::ReinstallPrevious { chain } => format!("reinstall {}", chain.display()),
+        Action::GenerateNextKey => "generate the next key".to_owned(),
+        Action::Alert(text) => format!("alert: {text}"),
+        Action::Wait {
+            until: Some(t),
+            reason,
+        } => format!("wait until {t} ({reason})"),
+        Action::Wait {
+            until: None,
+            reason,
+        } => format!("wait ({reason})"),
+    }
+}

@@ -1,0 +1,94 @@
+//! `dane-roll run [--wait] [--force] [SERVICE]`: move every pending rollover as far as it can
+//! go now (a timer or cron runs this every minute or so), or to the end with `--wait`.
+//! Exit 0 when nothing failed, 2 when an action failed (the next run retries) or a rollover
+//! was rolled back.
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+use crate::cli::{Cli, RunArgs};
+use crate::config::Config;
+use crate::exit::Status;
+use crate::progress::Progress;
+use crate::rollover::driver::{Driver, Standing};
+use crate::rollover::{DeployOptions, PhaseName, SystemClock};
+use crate::store::Store;
+
+/// Run the command.
+pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
+    let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
+    let mut driver = open_driver(cli, config, "dane-roll run", lock_wait(args.lock_wait)?)?;
+    let standings = driver.run(
+        args.service.as_deref(),
+        DeployOptions {
+            wait: args.wait,
+            force: args.force,
+        },
+    )?;
+    if standings.is_empty() && !cli.quiet {
+        println!("no rollover pending");
+    }
+    let mut status = Status::Ok;
+    for standing in &standings {
+        if let Err(err) = print_standing(cli, standing) {
+            eprintln!("dane-roll: error: {err:#}");
+            status = Status::Failure;
+        }
+    }
+    Ok(status)
+}
+
+/// Open the store of `config` and build a driver over it.
+pub(super) fn open_driver(
+    cli: &Cli,
+    config: Config,
+    command: &str,
+    lock_wait: Duration,
+) -> anyhow::Result<Driver> {
+    let store = Store::open(&config.state_dir)?;
+    Ok(Driver::new(config, store, SystemClock)?
+        .with_progress(Progress::new(cli.quiet))
+        .with_command(command)
+        .with_lock_wait(lock_wait))
+}
+
+/// `--lock-wait` as a duration.
+pub(super) fn lock_wait(secs: f64) -> anyhow::Result<Duration> {
+    if !(secs.is_finite() && secs >= 0.0) {
+        bail!("--lock-wait must be a number of seconds, 0 or more");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// One line on where a rollover stands; an error (exit 2) when it failed.
+pub(super) fn print_standing(cli: &Cli, s: &Standing) -> anyhow::Result<Status> {
+    if !cli.quiet {
+        let next = match (s.phase, s.wait_until, &s.waiting_for) {
+            (PhaseName::Done, ..) => "done".to_owned(),
+            (PhaseName::RolledBack, ..) => "rolled back".to_owned(),
+            (_, Some(t), _) => format!("next step at {t}"),
+            (_, None, Some(why)) => format!("waiting: {why}"),
+            _ => "the next run continues".to_owned(),
+        };
+        println!("{} ({}): phase {}; {next}", s.service, s.slot, s.phase);
+    }
+    if s.phase == PhaseName::RolledBack {
+        bail!(
+            "service {} ({}): the rollover was rolled back: the previous certificate is live and \
+             its records stay; `dane-roll status --history {}` says why",
+            s.service,
+            s.slot,
+            s.service
+        );
+    }
+    if !s.failures.is_empty() {
+        bail!(
+            "service {} ({}): {}; the next `dane-roll run` retries",
+            s.service,
+            s.slot,
+            s.failures.join("; ")
+        );
+    }
+    Ok(Status::Ok)
+}

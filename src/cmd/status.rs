@@ -1,0 +1,486 @@
+//! `dane-roll status [SERVICE] [--json] [--history] [--live]`: where each service's rollover
+//! stands, per key slot: the phase and since when, the next action and when it is due, the keys
+//! by role, the records the rollover wants against the records dane-roll published, the
+//! certificate's expiry and whether the next key is published.
+//!
+//! By default only the state store is read (fast: one small SQLite read, and the staged
+//! certificate's expiry), so monitoring can call it every minute; `--live` adds what every
+//! authoritative server serves and the live handshake of every endpoint address.
+
+use std::collections::BTreeSet;
+
+use anyhow::bail;
+use serde_json::{Value, json};
+
+use crate::cli::{Cli, StatusArgs};
+use crate::config::Config;
+use crate::exit::Status;
+use crate::rollover::{Phase, ProbeVerdict, Rollover, Slot, TlsaAt, Validation};
+use crate::store::{KeyRole, Store};
+
+use super::run::open_driver;
+
+/// How many events `--history` shows.
+const HISTORY: usize = 200;
+
+/// Run the command.
+pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
+    let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
+    if let Some(name) = &args.service
+        && config.service(name).is_none()
+    {
+        bail!(
+            "no service \"{name}\" in {}; the services are: {}",
+            config.file,
+            config
+                .services
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let wanted = |name: &str| args.service.as_deref().is_none_or(|s| s == name);
+    let mut rows: Vec<Value> = Vec::new();
+    let history;
+    let rollovers;
+    {
+        let store = if config.state_dir.join(crate::store::DB_FILE).exists() || args.live {
+            Some(Store::open(&config.state_dir)?)
+        } else {
+            None
+        };
+        rollovers = match &store {
+            Some(s) => s.rollovers()?,
+            None => Vec::new(),
+        };
+        for service in config.services.iter().filter(|s| wanted(&s.name)) {
+            let mine: Vec<&Rollover> = rollovers
+                .iter()
+                .filter(|r| r.service == service.name)
+                .collect();
+            let keys = match &store {
+                Some(s) => s.keys(&service.name)?,
+                None => Vec::new(),
+            };
+            if mine.is_empty() {
+                rows.push(json!({
+                    "service": service.name,
+                    "slot": Value::Null,
+                    "phase": "none",
+                    "next_action": "deploy a certificate (dane-roll deploy or an ACME hook)",
+                    "keys": { "stored": keys_json(&keys, None) },
+                }));
+                continue;
+            }
+            for r in mine {
+                let ours = match &store {
+                    Some(s) => s.ours(&r.service, &r.slot)?,
+                    None => Vec::new(),
+                };
+                rows.push(row(r, &ours, &keys));
+            }
+        }
+        history = match (&store, args.history) {
+            (Some(s), true) => s
+                .events(args.service.as_deref(), HISTORY)?
+                .into_iter()
+                .map(|e| {
+                    json!({
+                        "time": e.event.time.to_string(),
+                        "service": e.service,
+                        "slot": e.slot.as_str(),
+                        "phase": e.event.phase.as_str(),
+                        "detail": e.event.detail,
+                    })
+                })
+                .collect::<Vec<_>>(),
+            _ => Vec::new(),
+        };
+    }
+    if args.live {
+        let driver = open_driver(cli, config.clone(), "dane-roll status", Default::default())?;
+        for row in &mut rows {
+            let (Some(service), Some(slot)) = (row["service"].as_str(), row["slot"].as_str())
+            else {
+                continue;
+            };
+            let Some(r) = rollovers
+                .iter()
+                .find(|r| r.service == service && r.slot.as_str() == slot)
+            else {
+                continue;
+            };
+            let (dns, probed) = driver.observe_live(r)?;
+            row["live"] = live_json(&dns, &probed);
+        }
+    }
+    if args.json {
+        let mut doc = json!({ "services": rows });
+        if args.history {
+            doc["history"] = Value::Array(history);
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(Status::Ok);
+    }
+    for row in &rows {
+        print_row(row);
+    }
+    if args.history {
+        println!("\nhistory:");
+        for e in &history {
+            println!(
+                "  {} {} ({}) [{}] {}",
+                e["time"].as_str().unwrap_or(""),
+                e["service"].as_str().unwrap_or(""),
+                e["slot"].as_str().unwrap_or(""),
+                e["phase"].as_str().unwrap_or(""),
+                e["detail"].as_str().unwrap_or("")
+            );
+        }
+    }
+    Ok(Status::Ok)
+}
+
+fn keys_json(keys: &[crate::store::KeyEntry], slot: Option<&Slot>) -> Value {
+    let mut out = serde_json::Map::new();
+    for k in keys.iter().filter(|k| slot.is_none_or(|s| &k.slot == s)) {
+        out.insert(k.role.as_str().to_owned(), Value::String(k.hash.to_hex()));
+    }
+    Value::Object(out)
+}
+
+/// What comes next and when.
+fn next_action(r: &Rollover) -> (String, Option<String>) {
+    match &r.phase {
+        Phase::Staged { .. } => ("publish the records".into(), None),
+        Phase::Published {
+            confirmed_at: Some(_),
+            ..
+        } => (
+            "install the certificate".into(),
+            r.eta().map(|t| t.to_string()),
+        ),
+        Phase::Published { .. } => (
+            "wait until every nameserver serves the records and the resolver validates them".into(),
+            None,
+        ),
+        Phase::Aged { .. } => ("install the certificate".into(), None),
+        Phase::Installed {
+            reloaded: false, ..
+        } => ("reload the service".into(), None),
+        Phase::Installed { .. } => ("verify the live handshake".into(), None),
+        Phase::Verified { .. } => ("retire the old records".into(), None),
+        Phase::Retired { .. } => ("publish the next key".into(), None),
+        Phase::Done { .. } => ("none".into(), None),
+        Phase::RolledBack { reason, .. } => (format!("none: rolled back ({reason})"), None),
+    }
+}
+
+fn record_strings(records: &[TlsaAt]) -> Vec<String> {
+    let mut v: Vec<String> = records.iter().map(ToString::to_string).collect();
+    v.sort();
+    v
+}
+
+fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value {
+    let expected = if r.is_final() && r.phase.name() != crate::rollover::PhaseName::RolledBack {
+        r.keep_set()
+    } else {
+        r.publish_set()
+    };
+    let (action, eta) = next_action(r);
+    let next = keys
+        .iter()
+        .find(|k| k.slot == r.slot && k.role == KeyRole::Next)
+        .map(|k| k.hash)
+        .or(r.next);
+    let next_published = next.is_some_and(|n| {
+        r.owners
+            .iter()
+            .all(|o| ours.iter().any(|rec| rec.owner == *o && rec.is_of(&n)))
+    });
+    let not_after = std::fs::read(&r.chain)
+        .ok()
+        .and_then(|pem| leaf_not_after(&pem));
+    let ours_set: BTreeSet<String> = record_strings(ours).into_iter().collect();
+    let expected_s = record_strings(&expected);
+    let missing: Vec<&String> = expected_s
+        .iter()
+        .filter(|e| !ours_set.contains(*e))
+        .collect();
+    json!({
+        "service": r.service,
+        "slot": r.slot.as_str(),
+        "phase": r.phase.name().as_str(),
+        "since": r.phase.since().to_string(),
+        "started": r.started.to_string(),
+        "next_action": action,
+        "eta": eta,
+        "forced": r.forced.map(|t| t.to_string()),
+        "keys": {
+            "old": r.old.map(|k| k.to_hex()),
+            "new": r.new.to_hex(),
+            "next": next.map(|k| k.to_hex()),
+            "stored": keys_json(keys, Some(&r.slot)),
+        },
+        "next_key_published": next_published,
+        "records": {
+            "expected": expected_s,
+            "published": record_strings(ours),
+            "not_published": missing,
+        },
+        "certificate": not_after.map(|(text, secs)| json!({
+            "file": r.chain.display().to_string(),
+            "not_after": text,
+            "expired": secs < now_secs(),
+        })),
+    })
+}
+
+fn live_json(dns: &crate::rollover::DnsReport, probed: &[crate::rollover::ProbeResult]) -> Value {
+    let owners: Vec<Value> = dns
+        .owners
+        .iter()
+        .map(|o| {
+            json!({
+                "owner": o.owner,
+                "nameservers": o.nameservers.iter().map(|n| json!({
+                    "nameserver": n.nameserver,
+                    "records": match &n.records {
+                        Ok(r) => json!(r.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                        Err(e) => json!({ "error": e }),
+                    },
+                })).collect::<Vec<_>>(),
+                "validated": match &o.validation {
+                    Validation::Secure(r) => json!(r.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                    other => json!({ "not_secure": format!("{other:?}") }),
+                },
+            })
+        })
+        .collect();
+    let endpoints: Vec<Value> = probed
+        .iter()
+        .map(|p| {
+            json!({
+                "endpoint": p.endpoint,
+                "address": p.address,
+                "match": matches!(p.verdict, ProbeVerdict::Match),
+                "verdict": format!("{:?}", p.verdict),
+                "live_key": p.live_key.map(|k| k.to_hex()),
+            })
+        })
+        .collect();
+    json!({ "dns": owners, "endpoints": endpoints })
+}
+
+fn print_row(row: &Value) {
+    let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
+    let slot = row["slot"].as_str().unwrap_or("-");
+    println!("{} ({slot}): {}", s(&row["service"]), s(&row["phase"]));
+    if row["phase"] == "none" {
+        println!("  next: {}", s(&row["next_action"]));
+        return;
+    }
+    println!(
+        "  since {} (started {})",
+        s(&row["since"]),
+        s(&row["started"])
+    );
+    match row["eta"].as_str() {
+        Some(eta) => println!("  next: {} at {eta}", s(&row["next_action"])),
+        None => println!("  next: {}", s(&row["next_action"])),
+    }
+    let short = |v: &Value| {
+        v.as_str()
+            .map_or("-".to_owned(), |h| h.chars().take(12).collect())
+    };
+    println!(
+        "  keys: old {}, new {}, next {} ({})",
+        short(&row["keys"]["old"]),
+        short(&row["keys"]["new"]),
+        short(&row["keys"]["next"]),
+        if row["next_key_published"] == true {
+            "published"
+        } else {
+            "not published"
+        }
+    );
+    if let Some(cert) = row["certificate"].as_object() {
+        println!(
+            "  certificate: {} until {}{}",
+            cert.get("file").and_then(Value::as_str).unwrap_or("-"),
+            cert.get("not_after").and_then(Value::as_str).unwrap_or("-"),
+            if cert.get("expired") == Some(&Value::Bool(true)) {
+                " (EXPIRED)"
+            } else {
+                ""
+            }
+        );
+    }
+    let expected = row["records"]["expected"].as_array().map_or(0, Vec::len);
+    let missing = row["records"]["not_published"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    println!(
+        "  records: {expected} expected, {} published by dane-roll{}",
+        row["records"]["published"].as_array().map_or(0, Vec::len),
+        if missing.is_empty() {
+            String::new()
+        } else {
+            format!(", not published: {}", missing.len())
+        }
+    );
+    if let Some(live) = row.get("live") {
+        for o in live["dns"].as_array().into_iter().flatten() {
+            println!("  {}:", s(&o["owner"]));
+            for n in o["nameservers"].as_array().into_iter().flatten() {
+                let seen = match n["records"].as_array() {
+                    Some(r) => format!("{} record(s)", r.len()),
+                    None => format!("error {}", n["records"]["error"]),
+                };
+                println!("    {}: {seen}", s(&n["nameserver"]));
+            }
+            match o["validated"].as_array() {
+                Some(r) => println!("    resolver: {} validated record(s)", r.len()),
+                None => println!("    resolver: {}", o["validated"]["not_secure"]),
+            }
+        }
+        for e in live["endpoints"].as_array().into_iter().flatten() {
+            println!(
+                "  {} ({}): {} (live key {})",
+                s(&e["endpoint"]),
+                s(&e["address"]),
+                if e["match"] == true {
+                    "matches"
+                } else {
+                    "NO MATCH"
+                },
+                short(&e["live_key"])
+            );
+        }
+    }
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The leaf certificate's notAfter in a key+chain PEM file: RFC 3339 text and seconds since
+/// the epoch.
+///
+/// Read by hand from the DER (Certificate → TBSCertificate → Validity → notAfter) because
+/// OpenSSL 3 sets up its decoders for every certificate it parses (about 0.3 ms each, most of
+/// `status`'s time with 50 services), and this is all `status` needs of the certificate.
+fn leaf_not_after(pem_text: &[u8]) -> Option<(String, i64)> {
+    let blocks = pem::parse_many(pem_text).ok()?;
+    let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE")?.contents();
+    let (_, cert, _) = tlv(der)?;
+    let (_, mut tbs, _) = tlv(cert)?;
+    let mut fields = Vec::new();
+    while !tbs.is_empty() && fields.len() < 5 {
+        let (tag, content, rest) = tlv(tbs)?;
+        if tag != 0xa0 {
+            fields.push(content);
+        }
+        tbs = rest;
+    }
+    // serial, signature, issuer, validity.
+    let validity = *fields.get(3)?;
+    let (_, _, rest) = tlv(validity)?;
+    let (tag, time, _) = tlv(rest)?;
+    let text = std::str::from_utf8(time).ok()?;
+    let digits = text.strip_suffix('Z')?;
+    let full = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy: i64 = digits[..2].parse().ok()?;
+            format!("{}{digits}", if yy >= 50 { "19" } else { "20" })
+        }
+        (0x18, 14) => digits.to_owned(),
+        _ => return None,
+    };
+    let n = |r: std::ops::Range<usize>| full.get(r).and_then(|t| t.parse::<i64>().ok());
+    let (y, mo, d, h, mi, se) = (
+        n(0..4)?,
+        n(4..6)?,
+        n(6..8)?,
+        n(8..10)?,
+        n(10..12)?,
+        n(12..14)?,
+    );
+    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se;
+    Some((crate::rollover::Timestamp(secs).to_string(), secs))
+}
+
+/// One DER tag-length-value: the tag, the content, and what follows.
+fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let tag = *b.first()?;
+    let first = *b.get(1)?;
+    let (len, head) = if first < 0x80 {
+        (usize::from(first), 2)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let bytes = b.get(2..2 + count)?;
+        (
+            bytes
+                .iter()
+                .fold(0usize, |acc, x| (acc << 8) | usize::from(*x)),
+            2 + count,
+        )
+    };
+    let end = head.checked_add(len)?;
+    Some((tag, b.get(head..end)?, b.get(end..)?))
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_after_read_by_hand_agrees_with_openssl() {
+        let key = crate::pki::generate_key(crate::config::KeyType::Ec256).unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "mail.example.com").unwrap();
+        let name = name.build();
+        for days in [1, 400, 20_000] {
+            let mut b = openssl::x509::X509::builder().unwrap();
+            b.set_version(2).unwrap();
+            b.set_subject_name(&name).unwrap();
+            b.set_issuer_name(&name).unwrap();
+            b.set_pubkey(&key).unwrap();
+            b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+                .unwrap();
+            b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(days).unwrap())
+                .unwrap();
+            b.sign(&key, openssl::hash::MessageDigest::sha256())
+                .unwrap();
+            let cert = b.build();
+            let mut file = key.private_key_to_pem_pkcs8().unwrap();
+            file.extend(cert.to_pem().unwrap());
+            let (text, secs) = leaf_not_after(&file).unwrap();
+            let want = crate::probe::CertInfo::of(&cert).not_after;
+            assert_eq!(text, want, "{days} days");
+            let epoch = openssl::asn1::Asn1Time::from_unix(0).unwrap();
+            let diff = epoch.diff(cert.not_after()).unwrap();
+            assert_eq!(secs, i64::from(diff.days) * 86_400 + i64::from(diff.secs));
+        }
+        assert_eq!(leaf_not_after(b"garbage"), None);
+    }
+}

@@ -1,0 +1,306 @@
+//! Putting a certificate where the service reads it, and telling the service.
+//!
+//! [`write_atomic`] is the one way dane-roll writes a file another program reads: a temporary
+//! file in the same directory, written and fsynced, given the mode (and owner) the old file had,
+//! renamed over the target, and the directory fsynced. A reader (Postfix at reload) sees the old
+//! file or the new one, never half of one; a crash leaves at most a `.dane-roll.tmp.*` file.
+//!
+//! [`install_chain`] copies a staged key+chain file (Postfix `smtpd_tls_chain_files` format:
+//! private key, leaf, intermediates) to the service's `chain-file`; [`reload`] runs the service's
+//! reload command (`postfix reload` unless configured) with a time limit and reports its output
+//! when it fails. Key material is never printed: errors name files, not contents.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The mode of a key+chain file dane-roll creates (it holds a private key).
+pub const NEW_FILE_MODE: u32 = 0o600;
+
+/// How long a reload command may run before it is killed and reported.
+pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How much of a failed reload command's output is shown.
+const OUTPUT_TAIL: usize = 600;
+
+/// What went wrong while installing or reloading.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InstallError {
+    /// The staged file cannot be read.
+    #[error("cannot read the staged key and chain {}: {source}; run `dane-roll deploy` again", path.display())]
+    ReadStaged {
+        /// The staged file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The target cannot be written.
+    #[error(
+        "cannot write {}: {source}; check that the directory exists and is writable by the user \
+         dane-roll runs as",
+        path.display()
+    )]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The reload command is empty.
+    #[error("the reload command is empty; set `reload` of the service (default: postfix reload)")]
+    EmptyCommand,
+    /// The reload command could not be started.
+    #[error("cannot run the reload command `{command}`: {source}; is it installed and in PATH?")]
+    Spawn {
+        /// The command line.
+        command: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// The reload command failed.
+    #[error("the reload command `{command}` failed ({status}){}", tail(output))]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Its exit status, in words.
+        status: String,
+        /// The end of its output.
+        output: String,
+    },
+    /// The reload command ran too long.
+    #[error("the reload command `{command}` did not finish within {after:?}; it was killed")]
+    Timeout {
+        /// The command line.
+        command: String,
+        /// The limit.
+        after: Duration,
+    },
+}
+
+fn tail(output: &str) -> String {
+    let output = output.trim();
+    if output.is_empty() {
+        String::new()
+    } else {
+        format!(": {output}")
+    }
+}
+
+/// Write `data` to `path` atomically. The new file gets the mode and owner of the file it
+/// replaces, or `new_mode` when there is none.
+pub fn write_atomic(path: &Path, data: &[u8], new_mode: u32) -> io::Result<()> {
+    let existing = fs::metadata(path).ok();
+    let mode = existing
+        .as_ref()
+        .map_or(new_mode, |m| m.permissions().mode() & 0o7777);
+    write_with_mode(path, data, mode, existing.map(|m| (m.uid(), m.gid())))
+}
+
+/// Write `data` to `path` atomically with exactly `mode` (a private key: always 0600).
+pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    let owner = fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
+    write_with_mode(path, data, mode, owner)
+}
+
+fn write_with_mode(
+    path: &Path,
+    data: &[u8],
+    mode: u32,
+    owner: Option<(u32, u32)>,
+) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
+        .to_string_lossy()
+        .into_owned();
+    let tmp = dir.join(format!(".{name}.dane-roll.tmp.{}", std::process::id()));
+    let result = (|| {
+        // Created 0600 whatever the final mode: the key is never readable by others, not even
+        // for a moment.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(data)?;
+        if let Some((uid, gid)) = owner {
+            // Keep the owner the service expects; only root can give a file away, and only then
+            // does it matter (a non-root dane-roll writes files it owns).
+            if let Err(err) = std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
+                && err.kind() != io::ErrorKind::PermissionDenied
+            {
+                return Err(err);
+            }
+        }
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        File::open(&dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Install the staged key+chain file at `target` (the service's `chain-file`), atomically.
+pub fn install_chain(target: &Path, staged: &Path) -> Result<(), InstallError> {
+    let data = fs::read(staged).map_err(|source| InstallError::ReadStaged {
+        path: staged.to_owned(),
+        source,
+    })?;
+    write_atomic(target, &data, NEW_FILE_MODE).map_err(|source| InstallError::Write {
+        path: target.to_owned(),
+        source,
+    })
+}
+
+/// Run the reload command (program first) and wait for it, at most `timeout`.
+pub fn reload(command: &[String], timeout: Duration) -> Result<(), InstallError> {
+    let (program, args) = command.split_first().ok_or(InstallError::EmptyCommand)?;
+    let line = command.join(" ");
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| InstallError::Spawn {
+            command: line.clone(),
+            source,
+        })?;
+    // Read the pipes on threads so a chatty command cannot block on a full pipe.
+    let mut out = child.stdout.take();
+    let mut err = child.stderr.take();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(o) = out.as_mut() {
+            let _ = o.read_to_string(&mut text);
+        }
+        let mut e = String::new();
+        if let Some(r) = err.as_mut() {
+            let _ = r.read_to_string(&mut e);
+        }
+        text.push_str(&e);
+        text
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() >= timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(InstallError::Timeout {
+                    command: line,
+                    after: timeout,
+                });
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+            Err(source) => {
+                return Err(InstallError::Spawn {
+                    command: line,
+                    source,
+                });
+            }
+        }
+    };
+    let output = reader.join().unwrap_or_default();
+    if status.success() {
+        return Ok(());
+    }
+    let mut output = output.trim().to_owned();
+    if output.len() > OUTPUT_TAIL {
+        let cut = output.len() - OUTPUT_TAIL;
+        let cut = (cut..output.len())
+            .find(|i| output.is_char_boundary(*i))
+            .unwrap_or(output.len());
+        output = format!("…{}", &output[cut..]);
+    }
+    Err(InstallError::Failed {
+        command: line,
+        status: status.to_string(),
+        output,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_keeps_mode_and_creates_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("chain.pem");
+        write_atomic(&p, b"one", NEW_FILE_MODE).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&p, b"two", NEW_FILE_MODE).unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        write_atomic_mode(&p, b"three", 0o600).unwrap();
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+            .collect();
+        assert!(left.is_empty());
+    }
+
+    #[test]
+    fn install_copies_and_a_missing_directory_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged.pem");
+        fs::write(&staged, b"key+chain").unwrap();
+        let target = dir.path().join("chain.pem");
+        install_chain(&target, &staged).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), b"key+chain");
+        let err = install_chain(&dir.path().join("nope/chain.pem"), &staged).unwrap_err();
+        assert!(err.to_string().contains("nope/chain.pem"), "{err}");
+        let err = install_chain(&target, &dir.path().join("gone.pem")).unwrap_err();
+        assert!(matches!(err, InstallError::ReadStaged { .. }));
+    }
+
+    #[test]
+    fn reload_reports_failure_output_and_missing_programs() {
+        reload(&["true".into()], RELOAD_TIMEOUT).unwrap();
+        let err = reload(
+            &[
+                "sh".into(),
+                "-c".into(),
+                "echo fatal: not running >&2; exit 1".into(),
+            ],
+            RELOAD_TIMEOUT,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("fatal: not running"), "{err}");
+        let err = reload(&["/nonexistent/reload".into()], RELOAD_TIMEOUT).unwrap_err();
+        assert!(matches!(err, InstallError::Spawn { .. }));
+        let err = reload(&["sleep".into(), "5".into()], Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(err, InstallError::Timeout { .. }));
+        assert!(matches!(
+            reload(&[], RELOAD_TIMEOUT),
+            Err(InstallError::EmptyCommand)
+        ));
+    }
+}

@@ -1,0 +1,106 @@
+//! How a rollover shows its progress: on a terminal, a progress bar with an ETA while it waits
+//! (indicatif) and log lines above it; otherwise (cron, systemd, a pipe) one plain line per
+//! step and one line when a wait begins, so a log reads as the history of the rollover.
+//!
+//! Lines go to standard output; alerts are printed by the driver on standard error.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::rollover::Timestamp;
+
+/// Where progress goes.
+#[derive(Debug)]
+pub struct Progress {
+    terminal: bool,
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    announced: bool,
+}
+
+impl Progress {
+    /// Progress for this process: a bar when standard error is a terminal, lines otherwise;
+    /// nothing but waits' start when `quiet`.
+    pub fn new(quiet: bool) -> Progress {
+        Progress {
+            terminal: std::io::stderr().is_terminal(),
+            quiet,
+            bar: None,
+            announced: false,
+        }
+    }
+
+    /// Plain lines only (tests, `--json` callers).
+    pub fn lines(quiet: bool) -> Progress {
+        Progress {
+            terminal: false,
+            quiet,
+            bar: None,
+            announced: false,
+        }
+    }
+
+    /// One log line.
+    pub fn line(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None => println!("{text}"),
+        }
+    }
+
+    /// A wait from `start` until `until` begins (or goes on): a bar on a terminal, one line
+    /// otherwise (only when the wait is new).
+    pub fn wait(&mut self, label: &str, start: Timestamp, until: Timestamp, now: Timestamp) {
+        let total = start.until(until).as_secs().max(1);
+        let done = start.until(now).as_secs().min(total);
+        if self.terminal && !self.quiet {
+            let bar = self.bar.get_or_insert_with(|| {
+                let bar = ProgressBar::new(total);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{spinner} {msg} [{bar:30}] {pos}/{len} s, ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+                bar.enable_steady_tick(Duration::from_millis(200));
+                bar
+            });
+            bar.set_length(total);
+            bar.set_position(done);
+            bar.set_message(label.to_owned());
+        } else if !self.announced {
+            self.line(&format!(
+                "{label}: waiting until {until} ({} s)",
+                now.until(until).as_secs()
+            ));
+            self.announced = true;
+        }
+    }
+
+    /// The time moved on during a wait.
+    pub fn tick(&self, start: Timestamp, now: Timestamp) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(start.until(now).as_secs());
+        }
+    }
+
+    /// The wait is over.
+    pub fn end_wait(&mut self) {
+        self.announced = false;
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.end_wait();
+    }
+}

@@ -1,0 +1,663 @@
+//! The rollover driver: the real-world counterpart of the pure engine ([`super::step`]).
+//!
+//! A [`Driver`] holds the configuration, the store and a clock. [`Driver::deploy`] checks a
+//! [`DeployRequest`] (key matches certificate, the key slot from the key's algorithm), and either
+//! installs a renewal that kept its key (DNS unchanged) or copies key and chain into
+//! `<state-dir>/staged/<service>/<slot>/<hash>.pem` (0600), stages a rollover and drives it until
+//! it waits (the records are published at once: a hook never sleeps through the TTL).
+//! [`Driver::run`] drives every unfinished rollover as far as it can go now, or, with `wait`,
+//! to the end, sleeping until each [`Action::Wait`]'s time with a progress bar.
+//!
+//! One pass over a rollover, under its service's lock (invariant 5): step → save (phase, events,
+//! in one transaction) → perform the actions → feed the outcomes to the next step, until the step
+//! is settled. Every external change is recorded before it is made where a crash could otherwise
+//! leak it: a record is stored as ours *before* the provider adds it (so it can never be left
+//! published and untracked), a removal is stored right after the provider confirms it, a
+//! generated next key is stored the moment it is on disk, and installs and reloads leave an event
+//! before they run. Because the engine changes phase only on observed outcomes and every action
+//! is idempotent, a process killed anywhere resumes correctly at the next `run`.
+//!
+//! An idle smtpd can serve the old certificate for about a second after a reload (LAB.md): the
+//! engine treats an old-key match as "wait", and the driver probes again a few times within the
+//! same pass after short pauses instead of settling for a whole timer period.
+//!
+//! Submodules: [`deploy`] (checking and staging a request, renewals), `actions` (each
+//! [`Action`] performed for real), [`maintain`] (`next-key`, `prune`, `plan`, `status --live`),
+//! `observe` (DNS and probe reports in the engine's words).
+
+mod actions;
+pub mod deploy;
+pub mod maintain;
+mod observe;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fs;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+use dane_roll_providers::{Change, Provider, Settings};
+
+use crate::config::{Config, Protocol, Scheme, Service};
+use crate::dns::{AuthorityView, Resolver};
+use crate::install::{self, InstallError};
+use crate::lock::{self, LockError, ServiceLock};
+use crate::notify::{Alert, Notifier, Severity};
+use crate::pki::{self, PkiError};
+use crate::probe::{AddressReport, KeyAlgorithm, ProbeOptions, ProbeTarget, Prober};
+use crate::progress::Progress;
+use crate::store::{KeyEntry, KeyRole, RecordChange, Store, StoreError};
+
+use super::engine::gate;
+use super::{
+    Action, Clock, DeployOptions, DeployRequest, DnsReport, EngineError, Event, KeyHash,
+    Observations, Outcome, Phase, PhaseName, ProbeResult, Rollover, Slot, StageRequest, Step,
+    SystemClock, Timestamp, TlsaAt, stage, step,
+};
+
+use actions::failure_of;
+use deploy::installed_key;
+pub use deploy::{Prepared, prepare, slot_for};
+pub use maintain::PruneReport;
+pub use observe::family_of_slot;
+
+/// The directory under the state directory that holds staged key+chain files and next keys.
+pub const STAGED_DIR: &str = "staged";
+
+/// How long a command waits for another process's lock on a service by default.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(60);
+
+/// Pauses before probing again within one pass when the old certificate is still served.
+const QUICK_REPROBE_MS: [u64; 4] = [250, 500, 1000, 1500];
+
+/// The most engine steps one pass makes (a guard: a whole rollover takes about a dozen).
+const MAX_STEPS: usize = 64;
+
+/// Time allowed for one probe step and one address.
+const PROBE_STEP_TIMEOUT: Duration = Duration::from_secs(10);
+const PROBE_ADDRESS_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What stopped the driver. Each names the service or file and says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DriverError {
+    /// The request names a service the configuration does not have.
+    #[error("no service \"{service}\" in {file}; the services are: {known}")]
+    UnknownService {
+        /// The name asked for.
+        service: String,
+        /// The configuration file.
+        file: String,
+        /// The configured names.
+        known: String,
+    },
+    /// A certificate, chain or key file could not be used.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+    /// The certificate file holds no certificate.
+    #[error("{} holds no certificate: pass the certificate (or full chain, leaf first) with --cert", path.display())]
+    NoCertificate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The key's algorithm has no key slot (DSA, Ed448, …).
+    #[error(
+        "{}: a {key_type} key cannot be rolled (use RSA, ECDSA or Ed25519)",
+        path.display()
+    )]
+    UnsupportedKey {
+        /// The key file.
+        path: PathBuf,
+        /// Its type.
+        key_type: String,
+    },
+    /// A rollover to another key is under way for this slot.
+    #[error(
+        "service {service} ({slot}): a rollover to key {new} is in progress (phase {phase}); \
+         finish it first (`dane-roll run --wait {service}`), then deploy key {requested}"
+    )]
+    InProgress {
+        /// The service.
+        service: String,
+        /// The key slot.
+        slot: Slot,
+        /// The key being rolled to.
+        new: String,
+        /// Its phase.
+        phase: PhaseName,
+        /// The key asked for now.
+        requested: String,
+    },
+    /// The engine refused to begin.
+    #[error(transparent)]
+    Stage(#[from] EngineError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Another process holds the service.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A staged file could not be written.
+    #[error(
+        "cannot write {}: {source}; check that the state directory is writable",
+        path.display()
+    )]
+    Staging {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// A renewal's install failed.
+    #[error("service {service}: {source}")]
+    Install {
+        /// The service.
+        service: String,
+        /// Why.
+        source: InstallError,
+    },
+    /// The async runtime could not start.
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(io::Error),
+    /// No rollover is stored for this service and slot.
+    #[error("service {service} ({slot}): no rollover is stored; deploy a certificate first")]
+    NoRollover {
+        /// The service.
+        service: String,
+        /// The key slot.
+        slot: Slot,
+    },
+    /// The engine kept asking for actions without settling (a bug guard).
+    #[error(
+        "service {service} ({slot}): the rollover did not settle after {MAX_STEPS} steps; \
+         `dane-roll status --history {service}` shows what happened"
+    )]
+    Stuck {
+        /// The service.
+        service: String,
+        /// The key slot.
+        slot: Slot,
+    },
+}
+
+fn find_service<'a>(config: &'a Config, name: &str) -> Result<&'a Service, DriverError> {
+    config
+        .service(name)
+        .ok_or_else(|| DriverError::UnknownService {
+            service: name.to_owned(),
+            file: config.file.clone(),
+            known: if config.services.is_empty() {
+                "(none)".to_owned()
+            } else {
+                config
+                    .services
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+        })
+}
+
+/// How one rollover stands after the driver moved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// The service.
+    pub service: String,
+    /// The key slot.
+    pub slot: Slot,
+    /// The phase now.
+    pub phase: PhaseName,
+    /// When the next step can make progress, if known.
+    pub wait_until: Option<Timestamp>,
+    /// What it waits for, if it waits.
+    pub waiting_for: Option<String>,
+    /// Actions that failed in this run (the next run retries them).
+    pub failures: Vec<String>,
+}
+
+impl Standing {
+    /// Whether the rollover ended badly or an action failed in this run.
+    pub fn is_failure(&self) -> bool {
+        self.phase == PhaseName::RolledBack || !self.failures.is_empty()
+    }
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeployOutcome {
+    /// The key did not change: the certificate was installed, DNS left as it is.
+    Renewed {
+        /// The service.
+        service: String,
+        /// The key slot.
+        slot: Slot,
+        /// The (unchanged) key.
+        key: KeyHash,
+        /// Whether the live handshake showed the key and matched the validated records.
+        verified: bool,
+        /// Why not, when not.
+        problem: Option<String>,
+    },
+    /// A rollover was staged (or resumed) and driven.
+    Rollover(Standing),
+}
+
+/// The I/O side: resolver, providers, notifier. Kept apart from the store so both can be
+/// borrowed at once.
+struct Io {
+    resolver: Result<Resolver, String>,
+    providers: HashMap<String, Provider>,
+    notifier: Option<Notifier>,
+}
+
+/// Drives rollovers against the real world. See the [module docs](self).
+pub struct Driver<C: Clock = SystemClock> {
+    config: Config,
+    store: Store,
+    clock: C,
+    runtime: tokio::runtime::Runtime,
+    io: Io,
+    progress: Progress,
+    command: String,
+    lock_wait: Duration,
+}
+
+impl<C: Clock> std::fmt::Debug for Driver<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("config", &self.config.file)
+            .field("store", &self.store.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> Driver<C> {
+    /// A driver over `config` and `store`, on `clock`.
+    pub fn new(config: Config, store: Store, clock: C) -> Result<Driver<C>, DriverError> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(DriverError::Runtime)?;
+        let resolver = Resolver::from_settings(&config.resolver).map_err(|e| e.to_string());
+        let notifier = match Notifier::new(&config.alerts) {
+            Ok(n) => Some(n),
+            Err(err) => {
+                eprintln!("dane-roll: warning: alerts cannot be sent: {err}");
+                None
+            }
+        };
+        Ok(Driver {
+            config,
+            store,
+            clock,
+            runtime,
+            io: Io {
+                resolver,
+                providers: HashMap::new(),
+                notifier,
+            },
+            progress: Progress::new(false),
+            command: "dane-roll".to_owned(),
+            lock_wait: DEFAULT_LOCK_WAIT,
+        })
+    }
+
+    /// Show progress here.
+    pub fn with_progress(mut self, progress: Progress) -> Driver<C> {
+        self.progress = progress;
+        self
+    }
+
+    /// The command written into lock files (`dane-roll run`).
+    pub fn with_command(mut self, command: &str) -> Driver<C> {
+        command.clone_into(&mut self.command);
+        self
+    }
+
+    /// How long to wait for another process's lock on a service.
+    pub fn with_lock_wait(mut self, wait: Duration) -> Driver<C> {
+        self.lock_wait = wait;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn lock(&self, service: &str) -> Result<ServiceLock, DriverError> {
+        Ok(lock::acquire(
+            &self.config.state_dir,
+            service,
+            &self.command,
+            self.lock_wait,
+        )?)
+    }
+
+    fn say(&self, service: &str, slot: &Slot, text: &str) {
+        self.progress.line(&format!("{service} ({slot}): {text}"));
+    }
+
+    /// Record (and show) what is about to be done, before it is done.
+    fn note(&mut self, r: &Rollover, detail: String) -> Result<(), DriverError> {
+        self.say(
+            &r.service,
+            &r.slot,
+            &format!("{}: {detail}", r.phase.name()),
+        );
+        let event = Event {
+            time: self.now(),
+            phase: r.phase.name(),
+            detail,
+        };
+        self.store.add_events(&r.service, &r.slot, &[event])?;
+        Ok(())
+    }
+
+    /// The key this slot serves now: the store's current key, else the key in the installed
+    /// chain file when it is of this slot's algorithm.
+    pub fn current_key(
+        &self,
+        service: &Service,
+        slot: &Slot,
+    ) -> Result<Option<KeyHash>, DriverError> {
+        if let Some(k) = self.store.key(&service.name, slot, KeyRole::Current)? {
+            return Ok(Some(k.hash));
+        }
+        Ok(installed_key(&service.chain_file, slot))
+    }
+
+    // ----- run -----
+
+    /// Drive every unfinished rollover (of `service`, or all) as far as it can go now; with
+    /// `options.wait`, until each is done or rolled back.
+    pub fn run(
+        &mut self,
+        service: Option<&str>,
+        options: DeployOptions,
+    ) -> Result<Vec<Standing>, DriverError> {
+        if let Some(name) = service {
+            find_service(&self.config, name)?;
+        }
+        let mut targets = Vec::new();
+        for r in self.store.rollovers()? {
+            if r.is_final() || service.is_some_and(|s| s != r.service) {
+                continue;
+            }
+            if self.config.service(&r.service).is_none() {
+                eprintln!(
+                    "dane-roll: warning: the stored rollover of service {} ({}) is left alone: \
+                     the service is no longer in {}",
+                    r.service, r.slot, self.config.file
+                );
+                continue;
+            }
+            targets.push((r.service, r.slot));
+        }
+        if options.force {
+            for (service, slot) in &targets {
+                self.forced(service, slot)?;
+            }
+        }
+        let standings = self.drive(&targets, options)?;
+        self.confirm_next_keys(service)?;
+        Ok(standings)
+    }
+
+    /// Pass over `targets` until each settles (without wait) or is final (with wait).
+    fn drive(
+        &mut self,
+        targets: &[(String, Slot)],
+        options: DeployOptions,
+    ) -> Result<Vec<Standing>, DriverError> {
+        let mut standings: BTreeMap<(String, Slot), Standing> = BTreeMap::new();
+        let mut backoff: HashMap<(String, Slot), u32> = HashMap::new();
+        loop {
+            let mut wake: Option<(Timestamp, Duration, String)> = None;
+            for (service, slot) in targets {
+                let key = (service.clone(), slot.clone());
+                if standings.get(&key).is_some_and(|s| s.phase.is_final()) {
+                    continue;
+                }
+                let standing = {
+                    let _held = self.lock(service)?;
+                    self.pass(service, slot, options.force)?
+                };
+                if !standing.phase.is_final() {
+                    let ttl = self
+                        .config
+                        .service(service)
+                        .map_or(crate::config::DEFAULT_TTL, |s| s.ttl);
+                    let now = self.now();
+                    let failures = backoff.entry(key.clone()).or_insert(0);
+                    let delay = match standing.wait_until {
+                        Some(t) if standing.failures.is_empty() => {
+                            *failures = 0;
+                            until_instant(t)
+                        }
+                        _ if !standing.failures.is_empty() => {
+                            *failures = failures.saturating_add(1);
+                            poll_interval(ttl) * 2u32.saturating_pow((*failures).min(5))
+                        }
+                        _ => poll_interval(ttl),
+                    };
+                    let label = format!(
+                        "{service} ({slot}) {}: {}",
+                        standing.phase,
+                        standing.waiting_for.as_deref().unwrap_or("waiting")
+                    );
+                    let until = standing.wait_until.unwrap_or(now.plus(delay));
+                    if wake.as_ref().is_none_or(|(_, d, _)| delay < *d) {
+                        wake = Some((until, delay, label));
+                    }
+                }
+                standings.insert(key, standing);
+            }
+            let all_final = standings.values().all(|s| s.phase.is_final());
+            if !options.wait || all_final || targets.is_empty() {
+                self.progress.end_wait();
+                return Ok(standings.into_values().collect());
+            }
+            if let Some((until, delay, label)) = wake {
+                self.sleep(&label, until, delay);
+            }
+        }
+    }
+
+    /// Sleep `delay` (until about `until`), showing progress.
+    fn sleep(&mut self, label: &str, until: Timestamp, delay: Duration) {
+        let start = self.now();
+        if delay >= Duration::from_secs(2) {
+            self.progress.wait(label, start, until, start);
+        }
+        let end = std::time::Instant::now() + delay;
+        loop {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(250)));
+            self.progress.tick(start, self.now());
+        }
+    }
+
+    /// One pass over one rollover: step, save, act, until the step settles.
+    fn pass(&mut self, service: &str, slot: &Slot, force: bool) -> Result<Standing, DriverError> {
+        let Some(svc) = self.config.service(service).cloned() else {
+            return Err(find_service(&self.config, service).err().unwrap_or(
+                DriverError::NoRollover {
+                    service: service.to_owned(),
+                    slot: slot.clone(),
+                },
+            ));
+        };
+        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut live: Vec<KeyHash> = Vec::new();
+        let mut failures: Vec<String> = Vec::new();
+        let mut quick = 0usize;
+        let mut old_served = false;
+        for _ in 0..MAX_STEPS {
+            let Some(rollover) = self.store.rollover(service, slot)? else {
+                return Err(DriverError::NoRollover {
+                    service: service.to_owned(),
+                    slot: slot.clone(),
+                });
+            };
+            // The clock counts whole seconds (rounded down). A step that may record the moment
+            // the records were first confirmed gets the next second instead, so the 2×TTL wait
+            // measured from it is never short by the fraction of a second that was cut off.
+            let confirming = matches!(
+                rollover.phase,
+                Phase::Staged { .. }
+                    | Phase::Published {
+                        confirmed_at: None,
+                        ..
+                    }
+            );
+            let now = if confirming {
+                self.now().plus(Duration::from_secs(1))
+            } else {
+                self.now()
+            };
+            let before = rollover.phase.name();
+            let observations = Observations {
+                outcomes: std::mem::take(&mut outcomes),
+                ours: self.store.ours(service, slot)?,
+                protected: std::mem::take(&mut live),
+                stored_next: self
+                    .store
+                    .key(service, slot, KeyRole::Next)?
+                    .map(|k| k.hash),
+                force,
+            };
+            let s = step(rollover, &observations, now);
+            self.store.save(&s.next, &s.events, &[], now)?;
+            self.show_events(&s);
+            if s.next.phase.name() != before {
+                self.finish_keys(&s.next)?;
+            }
+            for action in &s.actions {
+                if let Some(outcome) = self.perform(&svc, &s.next, action)? {
+                    if let Some(why) = failure_of(&outcome) {
+                        failures.push(why);
+                    }
+                    if let Outcome::Probed(results) = &outcome {
+                        live = results.iter().filter_map(|p| p.live_key).collect();
+                        // The old certificate still served by a matching handshake: an smtpd
+                        // that was idle at the reload (about a second). Worth a quick look
+                        // again; an unreachable address is not.
+                        old_served = results.iter().any(|p| {
+                            matches!(p.verdict, super::ProbeVerdict::Match)
+                                && p.live_key.is_some_and(|k| k != s.next.new)
+                        });
+                    }
+                    outcomes.push(outcome);
+                }
+            }
+            if !s.is_settled() {
+                continue;
+            }
+            if matches!(s.next.phase, Phase::Installed { reloaded: true, .. })
+                && old_served
+                && quick < QUICK_REPROBE_MS.len()
+            {
+                std::thread::sleep(Duration::from_millis(QUICK_REPROBE_MS[quick]));
+                quick += 1;
+                continue;
+            }
+            let waiting_for = s.actions.iter().find_map(|a| match a {
+                Action::Wait { reason, .. } => Some(reason.clone()),
+                _ => None,
+            });
+            return Ok(Standing {
+                service: service.to_owned(),
+                slot: slot.clone(),
+                phase: s.next.phase.name(),
+                wait_until: s.wait_until(),
+                waiting_for,
+                failures,
+            });
+        }
+        Err(DriverError::Stuck {
+            service: service.to_owned(),
+            slot: slot.clone(),
+        })
+    }
+
+    /// The store's keys follow the rollover's end: the new key becomes current.
+    fn finish_keys(&mut self, r: &Rollover) -> Result<(), DriverError> {
+        match r.phase.name() {
+            PhaseName::Done => {
+                self.store.set_key(&KeyEntry {
+                    service: r.service.clone(),
+                    slot: r.slot.clone(),
+                    role: KeyRole::Current,
+                    hash: r.new,
+                    path: Some(r.chain.clone()),
+                    created: self.now(),
+                })?;
+                self.store.clear_key(&r.service, &r.slot, KeyRole::New)?;
+            }
+            PhaseName::RolledBack => {
+                self.store.clear_key(&r.service, &r.slot, KeyRole::New)?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn show_events(&self, s: &Step) {
+        for e in &s.events {
+            if e.detail.starts_with("alert: ") {
+                continue; // printed on stderr by the alert itself
+            }
+            self.say(
+                &s.next.service,
+                &s.next.slot,
+                &format!("{}: {}", e.phase, e.detail),
+            );
+        }
+    }
+}
+
+fn first(mut standings: Vec<Standing>, service: &str) -> Standing {
+    standings.pop().unwrap_or_else(|| Standing {
+        service: service.to_owned(),
+        slot: Slot::default(),
+        phase: PhaseName::Staged,
+        wait_until: None,
+        waiting_for: None,
+        failures: Vec::new(),
+    })
+}
+
+/// How long until `t` (plus a little, so the whole second has begun).
+fn until_instant(t: Timestamp) -> Duration {
+    let target = UNIX_EPOCH + Duration::from_secs(t.0.max(0).unsigned_abs());
+    target
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO)
+        + Duration::from_millis(20)
+}
+
+/// How often to look again when the wait has no known end (DNS catching up): a quarter TTL,
+/// between 250 ms and 30 s.
+pub fn poll_interval(ttl: u32) -> Duration {
+    Duration::from_millis(u64::from(ttl) * 250)
+        .clamp(Duration::from_millis(250), Duration::from_secs(30))
+}

@@ -1,0 +1,420 @@
+//! The actions, performed for real: records through the provider (stored as ours before they
+//! are added), the authoritative view and the validating resolver, install and reload, the live
+//! probe, the next key, and alerts (stderr always; the alert channels once per phase).
+
+use super::*;
+
+/// One endpoint address's probe report, or (address, why) it could not be probed.
+type Probed = Result<AddressReport, (String, String)>;
+
+/// The failure an outcome reports, in words.
+pub(super) fn failure_of(outcome: &Outcome) -> Option<String> {
+    match outcome {
+        Outcome::Published {
+            record,
+            result: Err(e),
+        } => Some(format!("publishing {record}: {e}")),
+        Outcome::Retired {
+            record,
+            result: Err(e),
+        } => Some(format!("retiring {record}: {e}")),
+        Outcome::Installed(Err(e)) => Some(format!("install: {e}")),
+        Outcome::Reloaded(Err(e)) => Some(format!("reload: {e}")),
+        Outcome::Reinstalled(Err(e)) => Some(format!("reinstall: {e}")),
+        Outcome::NextKey(Err(e)) => Some(format!("next key: {e}")),
+        _ => None,
+    }
+}
+
+impl<C: Clock> Driver<C> {
+    pub(super) fn perform(
+        &mut self,
+        svc: &Service,
+        r: &Rollover,
+        action: &Action,
+    ) -> Result<Option<Outcome>, DriverError> {
+        Ok(Some(match action {
+            Action::Publish { record, ttl } => self.publish(svc, &r.slot, record, *ttl)?,
+            Action::CheckDns { expected } => {
+                let report = self.check_dns(expected);
+                if gate(expected, &report).is_ok() {
+                    let changes: Vec<RecordChange> = expected
+                        .iter()
+                        .map(|rec| RecordChange::Confirmed(rec.clone()))
+                        .collect();
+                    // Rounded up, like the step's confirmation time (see `pass`).
+                    let at = self.now().plus(Duration::from_secs(1));
+                    self.store
+                        .record_changes(&r.service, &r.slot, &changes, at)?;
+                }
+                Outcome::Dns(report)
+            }
+            Action::Install { chain } => {
+                self.note(
+                    r,
+                    format!(
+                        "installing {} as {}",
+                        chain.display(),
+                        svc.chain_file.display()
+                    ),
+                )?;
+                Outcome::Installed(
+                    install::install_chain(&svc.chain_file, chain).map_err(|e| e.to_string()),
+                )
+            }
+            Action::Reload => {
+                self.note(r, format!("running `{}`", svc.reload.join(" ")))?;
+                Outcome::Reloaded(
+                    install::reload(&svc.reload, install::RELOAD_TIMEOUT)
+                        .map_err(|e| e.to_string()),
+                )
+            }
+            Action::Probe { endpoints, expect } => {
+                Outcome::Probed(self.probe(svc, &r.slot, endpoints, *expect))
+            }
+            Action::Retire(record) => {
+                self.note(r, format!("retiring {record}"))?;
+                let result = self.provider_change(svc, record, svc.ttl, false);
+                if result.is_ok() {
+                    self.store.record_changes(
+                        &r.service,
+                        &r.slot,
+                        &[RecordChange::Retired(record.clone())],
+                        self.now(),
+                    )?;
+                }
+                Outcome::Retired {
+                    record: record.clone(),
+                    result,
+                }
+            }
+            Action::ReinstallPrevious { chain } => {
+                self.note(
+                    r,
+                    format!(
+                        "reinstalling the previous {} as {}",
+                        chain.display(),
+                        svc.chain_file.display()
+                    ),
+                )?;
+                Outcome::Reinstalled(
+                    install::install_chain(&svc.chain_file, chain).map_err(|e| e.to_string()),
+                )
+            }
+            Action::GenerateNextKey => Outcome::NextKey(self.generate_next(svc, r)?),
+            Action::Alert(text) => {
+                self.alert(&r.service, &r.slot, r.phase.name(), text);
+                return Ok(None);
+            }
+            Action::Wait { .. } => return Ok(None),
+        }))
+    }
+
+    /// Store the record as ours, then add it (so a crash can never leave it untracked).
+    pub(super) fn publish(
+        &mut self,
+        svc: &Service,
+        slot: &Slot,
+        record: &TlsaAt,
+        ttl: u32,
+    ) -> Result<Outcome, DriverError> {
+        self.store.record_changes(
+            &svc.name,
+            slot,
+            &[RecordChange::Published {
+                record: record.clone(),
+                ttl,
+            }],
+            self.now(),
+        )?;
+        Ok(Outcome::Published {
+            record: record.clone(),
+            result: self.provider_change(svc, record, ttl, true),
+        })
+    }
+
+    /// Add or remove one record through the service's provider.
+    pub(super) fn provider_change(
+        &mut self,
+        svc: &Service,
+        record: &TlsaAt,
+        ttl: u32,
+        add: bool,
+    ) -> Result<(), String> {
+        if !self.io.providers.contains_key(&svc.name) {
+            let provider = crate::publish::provider_for(&self.config, svc, Settings::default())
+                .map_err(|e| e.to_string())?;
+            self.io.providers.insert(svc.name.clone(), provider);
+        }
+        let Some(provider) = self.io.providers.get(&svc.name) else {
+            return Err("no provider".to_owned());
+        };
+        let wire = record.to_provider(ttl);
+        let result = self.runtime.block_on(async {
+            if add {
+                provider.add(&wire).await
+            } else {
+                provider.remove(&wire).await
+            }
+        });
+        match result {
+            Ok(Change::Pending { instructions }) => {
+                self.progress.line(&instructions);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(err) => Err(format!(
+                "provider {} ({}): {err}",
+                svc.provider,
+                provider.kind()
+            )),
+        }
+    }
+
+    /// Every nameserver's answer and the validated lookup, per owner name of `expected`.
+    pub(super) fn check_dns(&self, expected: &[TlsaAt]) -> DnsReport {
+        let mut owners: Vec<&str> = expected.iter().map(|r| r.owner.as_str()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let resolver = match &self.io.resolver {
+            Ok(r) => r.clone(),
+            Err(why) => {
+                return DnsReport {
+                    owners: owners
+                        .iter()
+                        .map(|o| crate::rollover::OwnerReport {
+                            owner: (*o).to_owned(),
+                            nameservers: Vec::new(),
+                            validation: crate::rollover::Validation::Failed(why.clone()),
+                        })
+                        .collect(),
+                };
+            }
+        };
+        let view = AuthorityView::new(resolver.clone());
+        let reports = self.runtime.block_on(async {
+            let mut out = Vec::new();
+            for owner in &owners {
+                let want: Vec<_> = expected
+                    .iter()
+                    .filter(|r| r.owner == *owner)
+                    .map(|r| r.record.clone())
+                    .collect();
+                // The resolver is asked only once every nameserver serves the records: asked
+                // earlier, it would cache the RRset without them for a TTL and delay the gate.
+                let authority = view.served_everywhere(owner, &want).await;
+                let validated = match &authority {
+                    Ok(report) if report.all_serve() => Some(resolver.tlsa(owner).await),
+                    _ => None,
+                };
+                out.push(observe::owner_report(owner, authority, validated));
+            }
+            out
+        });
+        DnsReport { owners: reports }
+    }
+
+    /// Probe every address of every endpoint against the validated records at its owner name,
+    /// offering only the slot's key algorithm; one result per address for the engine.
+    pub(super) fn probe(
+        &self,
+        svc: &Service,
+        slot: &Slot,
+        endpoints: &[String],
+        expect: KeyHash,
+    ) -> Vec<ProbeResult> {
+        let family = family_of_slot(slot.as_str());
+        let algorithms = family.map_or_else(|| KeyAlgorithm::ALL.to_vec(), |f| vec![f]);
+        self.probe_reports(svc, endpoints, algorithms)
+            .into_iter()
+            .map(|(endpoint, report)| match report {
+                Ok(report) => observe::probe_result(&endpoint, &report, expect, family),
+                Err((address, why)) => observe::unknown(&endpoint, &address, why),
+            })
+            .collect()
+    }
+
+    /// Resolve each endpoint's validated TLSA records and addresses, and probe every address.
+    pub(super) fn probe_reports(
+        &self,
+        svc: &Service,
+        endpoints: &[String],
+        algorithms: Vec<KeyAlgorithm>,
+    ) -> Vec<(String, Probed)> {
+        let fail = |why: String| -> Vec<(String, Probed)> {
+            endpoints
+                .iter()
+                .map(|e| (e.clone(), Err(("-".to_owned(), why.clone()))))
+                .collect()
+        };
+        let resolver = match &self.io.resolver {
+            Ok(r) => r.clone(),
+            Err(why) => return fail(why.clone()),
+        };
+        let options = ProbeOptions {
+            step_timeout: PROBE_STEP_TIMEOUT,
+            address_timeout: PROBE_ADDRESS_TIMEOUT,
+            algorithms,
+            ..ProbeOptions::default()
+        };
+        let prober = match Prober::new(options) {
+            Ok(p) => p,
+            Err(err) => return fail(err.to_string()),
+        };
+        self.runtime.block_on(async {
+            let mut results = Vec::new();
+            for endpoint in endpoints {
+                let mut failed = |why: String| {
+                    results.push((endpoint.clone(), Err(("-".to_owned(), why))));
+                };
+                let Some((host, port)) = endpoint
+                    .rsplit_once(':')
+                    .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+                else {
+                    failed("not host:port".to_owned());
+                    continue;
+                };
+                let protocol = svc
+                    .endpoints
+                    .iter()
+                    .find(|e| e.host == host && e.port == port)
+                    .map(|e| e.protocol)
+                    .or_else(|| Protocol::default_for_port(port))
+                    .unwrap_or(Protocol::Smtp);
+                let owner = format!("_{port}._tcp.{host}.");
+                let records = match resolver.tlsa(&owner).await {
+                    Ok(l) if l.is_secure() && !l.records.is_empty() => l.records,
+                    Ok(l) => {
+                        failed(format!("the TLSA records at {owner} are {}", l.status));
+                        continue;
+                    }
+                    Err(err) => {
+                        failed(err.to_string());
+                        continue;
+                    }
+                };
+                let addresses = match resolver.addresses(&host).await {
+                    Ok(l) if !l.records.is_empty() => l.records,
+                    Ok(_) => {
+                        failed(format!("{host} has no address"));
+                        continue;
+                    }
+                    Err(err) => {
+                        failed(err.to_string());
+                        continue;
+                    }
+                };
+                let targets: Vec<ProbeTarget> = addresses
+                    .iter()
+                    .map(|ip| ProbeTarget {
+                        host: host.clone(),
+                        addr: std::net::SocketAddr::new(*ip, port),
+                        protocol,
+                    })
+                    .collect();
+                for report in prober
+                    .probe_many(targets, &records, crate::probe::DEFAULT_CONCURRENCY)
+                    .await
+                {
+                    results.push((endpoint.clone(), Ok(report)));
+                }
+            }
+            results
+        })
+    }
+
+    /// Generate the next key (same type as the new key unless `key-type` says), write it 0600
+    /// beside the staged files, and record it at once.
+    pub(super) fn generate_next(
+        &mut self,
+        svc: &Service,
+        r: &Rollover,
+    ) -> Result<Result<KeyHash, String>, DriverError> {
+        let kind = match svc.key_type {
+            Some(kind) => kind,
+            None => {
+                let like = pki::load(&r.chain)
+                    .ok()
+                    .and_then(|m| m.key().map(|k| k.key_type()))
+                    .and_then(|t| pki::key_type_like(&t));
+                match like {
+                    Some(kind) => kind,
+                    None => {
+                        return Ok(Err(format!(
+                            "cannot tell the type of the key in {}; set key-type for service {}",
+                            r.chain.display(),
+                            svc.name
+                        )));
+                    }
+                }
+            }
+        };
+        let (hash, path) = match self.write_next_key(svc, &r.slot, kind) {
+            Ok(done) => done,
+            Err(err) => return Ok(Err(err)),
+        };
+        self.store.set_key(&KeyEntry {
+            service: svc.name.clone(),
+            slot: r.slot.clone(),
+            role: KeyRole::Next,
+            hash,
+            path: Some(path.clone()),
+            created: self.now(),
+        })?;
+        self.note(
+            r,
+            format!("next key {} written to {}", hash.short(), path.display()),
+        )?;
+        Ok(Ok(hash))
+    }
+
+    pub(super) fn write_next_key(
+        &self,
+        svc: &Service,
+        slot: &Slot,
+        kind: crate::config::KeyType,
+    ) -> Result<(KeyHash, PathBuf), String> {
+        let key = pki::generate_key(kind).map_err(|e| format!("generating a {kind} key: {e}"))?;
+        let der = pki::spki_der(&key).map_err(|e| e.to_string())?;
+        let hash = KeyHash::of_spki_der(&der);
+        let dir = self
+            .staged_dir(&svc.name, slot)
+            .map_err(|e| e.to_string())?;
+        let path = dir.join(format!("next-{}.key", hash.to_hex()));
+        pki::write_private_key(&path, &key)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok((hash, path))
+    }
+
+    /// Print an alert on stderr (always) and send it through the alert channels, once per
+    /// service, slot and phase until it changes (the store remembers what was sent).
+    pub(super) fn alert(&mut self, service: &str, slot: &Slot, phase: PhaseName, text: &str) {
+        eprintln!("dane-roll: ALERT: {text}");
+        let Some(notifier) = &self.io.notifier else {
+            return;
+        };
+        if notifier.channels().next().is_none() {
+            return;
+        }
+        let alert = Alert::new(
+            format!("rollover/{service}/{slot}/{phase}"),
+            format!("{service} ({slot})"),
+            Severity::Critical,
+            text.chars().take(160).collect::<String>(),
+            text,
+        )
+        .at(SystemTime::UNIX_EPOCH + Duration::from_secs(self.now().0.max(0).unsigned_abs()));
+        let sent = self
+            .runtime
+            .block_on(notifier.observe(&mut self.store, &alert));
+        match sent {
+            Ok(Some(delivery)) => {
+                for f in delivery.failures() {
+                    eprintln!("dane-roll: warning: alert channel failed: {f:?}");
+                }
+            }
+            Ok(None) => {}
+            Err(err) => eprintln!("dane-roll: warning: alert state not stored: {err}"),
+        }
+    }
+}

@@ -1,0 +1,459 @@
+//! Deploying: a request's files read and checked ([`prepare`]), then a renewal installed as it
+//! is or a rollover staged (key and chain copied 0600 into the state directory, the previous
+//! certificate kept for a rollback) and driven until it waits.
+
+use super::*;
+
+/// A deploy request whose files were read and checked: nothing is written yet.
+pub struct Prepared {
+    service: Service,
+    slot: Slot,
+    hash: KeyHash,
+    key: PKey<Private>,
+    certs: Vec<X509>,
+    next: Option<(KeyHash, PathBuf)>,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("service", &self.service.name)
+            .field("slot", &self.slot)
+            .field("hash", &self.hash)
+            .field("certs", &self.certs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prepared {
+    /// The service.
+    pub fn service(&self) -> &str {
+        &self.service.name
+    }
+
+    /// The key slot.
+    pub fn slot(&self) -> &Slot {
+        &self.slot
+    }
+
+    /// The new key.
+    pub fn hash(&self) -> KeyHash {
+        self.hash
+    }
+
+    /// Key first, then leaf, then intermediates (Postfix `smtpd_tls_chain_files`).
+    fn key_and_chain_pem(&self) -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let mut out = self.key.private_key_to_pem_pkcs8()?;
+        for cert in &self.certs {
+            out.extend(cert.to_pem()?);
+        }
+        Ok(out)
+    }
+}
+
+/// The key slot of a key type: `rsa`, `ec` or `ed`.
+pub fn slot_for(key_type: &pki::KeyType) -> Option<Slot> {
+    Some(Slot::new(match key_type {
+        pki::KeyType::Rsa(_) | pki::KeyType::RsaPss(_) => "rsa",
+        pki::KeyType::Ec(_) => "ec",
+        pki::KeyType::Ed25519 => "ed",
+        _ => return None,
+    }))
+}
+
+/// Read and check a deploy request's files against the configuration. Writes nothing.
+pub fn prepare(config: &Config, request: &DeployRequest) -> Result<Prepared, DriverError> {
+    let service = find_service(config, &request.service)?.clone();
+    let material = pki::load(&request.cert)?;
+    let mut certs: Vec<X509> = material.certificates().to_vec();
+    let Some(leaf) = certs.first().cloned() else {
+        return Err(DriverError::NoCertificate {
+            path: request.cert.clone(),
+        });
+    };
+    let key = pki::load_private_key(&request.key)?;
+    let matches = pki::cert_matches_key(&leaf, &key).map_err(|source| PkiError::OpenSsl {
+        path: request.key.clone(),
+        source,
+    })?;
+    if !matches {
+        return Err(PkiError::KeyMismatch {
+            key: request.key.clone(),
+            cert: request.cert.clone(),
+            subject: pki::subject_line(&leaf),
+        }
+        .into());
+    }
+    if let Some(chain) = &request.chain {
+        let chain = pki::load(chain)?;
+        for cert in chain.certificates() {
+            let der = cert.to_der().unwrap_or_default();
+            if !certs.iter().any(|c| c.to_der().unwrap_or_default() == der) {
+                certs.push(cert.clone());
+            }
+        }
+    }
+    let key_type = pki::key_type(&key);
+    let slot = slot_for(&key_type).ok_or_else(|| DriverError::UnsupportedKey {
+        path: request.key.clone(),
+        key_type: key_type.to_string(),
+    })?;
+    let spki = pki::spki_der(&key).map_err(|source| PkiError::OpenSsl {
+        path: request.key.clone(),
+        source,
+    })?;
+    let next = match &request.next_key {
+        Some(path) => {
+            let next = pki::load(path)?;
+            let Some(k) = next.key() else {
+                return Err(PkiError::NoMaterial {
+                    path: path.clone(),
+                    found: vec!["no key".to_owned()],
+                }
+                .into());
+            };
+            let der = k.spki_der().map_err(|source| PkiError::OpenSsl {
+                path: path.clone(),
+                source,
+            })?;
+            Some((KeyHash::of_spki_der(&der), path.clone()))
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        service,
+        slot,
+        hash: KeyHash::of_spki_der(&spki),
+        key,
+        certs,
+        next,
+    })
+}
+
+/// Why a renewal's probe does not show the key matching, if it does not.
+pub(super) fn renewal_problem(results: &[ProbeResult], key: KeyHash) -> Option<String> {
+    if results.is_empty() {
+        return Some("no endpoint address was probed".to_owned());
+    }
+    let bad: Vec<String> = results
+        .iter()
+        .filter(|p| {
+            !(matches!(p.verdict, crate::rollover::ProbeVerdict::Match) && p.live_key == Some(key))
+        })
+        .map(|p| format!("{} ({}): {:?}", p.endpoint, p.address, p.verdict))
+        .collect();
+    if bad.is_empty() {
+        None
+    } else {
+        Some(bad.join("; "))
+    }
+}
+
+/// The key in an installed key+chain file, when it is of `slot`'s algorithm.
+pub(super) fn installed_key(chain_file: &Path, slot: &Slot) -> Option<KeyHash> {
+    let material = pki::load(chain_file).ok()?;
+    let key = material.key()?;
+    if slot_for(&key.key_type()).as_ref() != Some(slot) {
+        return None;
+    }
+    key.spki_der().ok().map(|der| KeyHash::of_spki_der(&der))
+}
+
+impl<C: Clock> Driver<C> {
+    /// Check, stage and drive a deploy request (see the [module docs](self)).
+    pub fn deploy(
+        &mut self,
+        request: &DeployRequest,
+        options: DeployOptions,
+    ) -> Result<DeployOutcome, DriverError> {
+        let prepared = prepare(&self.config, request)?;
+        self.deploy_prepared(prepared, options)
+    }
+
+    /// [`Driver::deploy`] for a request already checked by [`prepare`].
+    pub fn deploy_prepared(
+        &mut self,
+        p: Prepared,
+        options: DeployOptions,
+    ) -> Result<DeployOutcome, DriverError> {
+        let service = p.service.clone();
+        let slot = p.slot.clone();
+        let held = self.lock(&service.name)?;
+        let now = self.now();
+        let under_way = self
+            .store
+            .rollover(&service.name, &slot)?
+            .filter(|r| !r.is_final());
+        if let Some(r) = &under_way
+            && r.new != p.hash
+        {
+            return Err(DriverError::InProgress {
+                service: service.name.clone(),
+                slot,
+                new: r.new.short(),
+                phase: r.phase.name(),
+                requested: p.hash.short(),
+            });
+        }
+        if options.force {
+            self.forced(&service.name, &slot)?;
+        }
+        let dir = self.staged_dir(&service.name, &slot)?;
+
+        // A next key the ACME client already holds: its records go out now (invariant 2 keeps
+        // them), and it is the stored next key from here on.
+        if let Some((hash, path)) = &p.next {
+            self.store.set_key(&KeyEntry {
+                service: service.name.clone(),
+                slot: slot.clone(),
+                role: KeyRole::Next,
+                hash: *hash,
+                path: Some(path.clone()),
+                created: now,
+            })?;
+        }
+
+        if under_way.is_some() {
+            self.say(
+                &service.name,
+                &slot,
+                "this key's rollover is under way; resuming it",
+            );
+            drop(held);
+            let standing = self.drive(&[(service.name.clone(), slot)], options)?;
+            return Ok(DeployOutcome::Rollover(first(standing, &service.name)));
+        }
+
+        let stored_next = self
+            .store
+            .key(&service.name, &slot, KeyRole::Next)?
+            .map(|k| k.hash);
+
+        let pem = p.key_and_chain_pem().map_err(|source| PkiError::OpenSsl {
+            path: PathBuf::from(&service.name),
+            source,
+        })?;
+        let staged = dir.join(format!("{}.pem", p.hash.to_hex()));
+        install::write_atomic_mode(&staged, &pem, 0o600).map_err(|source| {
+            DriverError::Staging {
+                path: staged.clone(),
+                source,
+            }
+        })?;
+
+        let current = self.current_key(&service, &slot)?;
+        if current == Some(p.hash) {
+            drop(held);
+            return self.renew(&service, &slot, p.hash, &staged, stored_next);
+        }
+
+        // Keep the certificate in use now for a rollback.
+        let previous_chain = if service.chain_file.exists() {
+            let name = current.map_or_else(|| "previous".to_owned(), |k| k.to_hex());
+            let backup = dir.join(format!("previous-{name}.pem"));
+            let data = fs::read(&service.chain_file).map_err(|source| DriverError::Staging {
+                path: service.chain_file.clone(),
+                source,
+            })?;
+            install::write_atomic_mode(&backup, &data, 0o600).map_err(|source| {
+                DriverError::Staging {
+                    path: backup.clone(),
+                    source,
+                }
+            })?;
+            Some(backup)
+        } else {
+            None
+        };
+
+        let mut request = StageRequest::for_service(&service, slot.clone(), p.hash, staged.clone());
+        request.old = current;
+        request.next = stored_next.filter(|n| *n != p.hash);
+        request.previous_chain = previous_chain;
+        if service.scheme == Scheme::CurrentIssuer {
+            request.issuers = p
+                .certs
+                .iter()
+                .skip(1)
+                .filter_map(|c| c.public_key().ok())
+                .filter_map(|k| k.public_key_to_der().ok())
+                .map(|der| KeyHash::of_spki_der(&der))
+                .take(1)
+                .collect();
+        }
+        let new_records: Vec<TlsaAt> = request
+            .owners
+            .iter()
+            .map(|o| TlsaAt::new(o, p.hash.dane_ee()))
+            .collect();
+        request.confirmed_since = self
+            .store
+            .confirmed_since(&service.name, &slot, &new_records)?;
+        let staged_step = stage(request, now)?;
+        self.store
+            .save(&staged_step.next, &staged_step.events, &[], now)?;
+        self.store.set_key(&KeyEntry {
+            service: service.name.clone(),
+            slot: slot.clone(),
+            role: KeyRole::New,
+            hash: p.hash,
+            path: Some(staged),
+            created: now,
+        })?;
+        self.show_events(&staged_step);
+        drop(held);
+        let standing = self.drive(&[(service.name.clone(), slot)], options)?;
+        Ok(DeployOutcome::Rollover(first(standing, &service.name)))
+    }
+
+    /// A renewal that kept the key: the `3 1 1` records match already. Install, reload, and
+    /// check the live handshake; DNS is not touched (except a next key the client announced).
+    pub(super) fn renew(
+        &mut self,
+        service: &Service,
+        slot: &Slot,
+        key: KeyHash,
+        staged: &Path,
+        next: Option<KeyHash>,
+    ) -> Result<DeployOutcome, DriverError> {
+        let _held = self.lock(&service.name)?;
+        let phase = self
+            .store
+            .rollover(&service.name, slot)?
+            .map_or(PhaseName::Done, |r| r.phase.name());
+        let event = |detail: String, time| Event {
+            time,
+            phase,
+            detail,
+        };
+        if let Some(next) = next.filter(|n| *n != key) {
+            let mut failed = Vec::new();
+            for owner in service.owner_names() {
+                let record = TlsaAt::new(&owner, next.dane_ee());
+                if let Outcome::Published {
+                    result: Err(err), ..
+                } = self.publish(service, slot, &record, service.ttl)?
+                {
+                    failed.push(err);
+                }
+            }
+            if !failed.is_empty() {
+                eprintln!(
+                    "dane-roll: warning: service {}: the next key's records were not all published \
+                     ({}); `dane-roll next-key {}` retries",
+                    service.name,
+                    failed.join("; "),
+                    service.name
+                );
+            }
+        }
+        let now = self.now();
+        self.store.add_events(
+            &service.name,
+            slot,
+            &[event(
+                format!(
+                    "renewal with the same key {}: installing the new certificate (DNS unchanged)",
+                    key.short()
+                ),
+                now,
+            )],
+        )?;
+        install::install_chain(&service.chain_file, staged).map_err(|source| {
+            DriverError::Install {
+                service: service.name.clone(),
+                source,
+            }
+        })?;
+        install::reload(&service.reload, install::RELOAD_TIMEOUT).map_err(|source| {
+            DriverError::Install {
+                service: service.name.clone(),
+                source,
+            }
+        })?;
+        self.store.set_key(&KeyEntry {
+            service: service.name.clone(),
+            slot: slot.clone(),
+            role: KeyRole::Current,
+            hash: key,
+            path: Some(staged.to_owned()),
+            created: now,
+        })?;
+        let endpoints: Vec<String> = service
+            .endpoints
+            .iter()
+            .map(|e| format!("{}:{}", e.host, e.port))
+            .collect();
+        let mut problem = None;
+        for (i, pause) in std::iter::once(0).chain(QUICK_REPROBE_MS).enumerate() {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(pause));
+            }
+            let results = self.probe(service, slot, &endpoints, key);
+            problem = renewal_problem(&results, key);
+            if problem.is_none() {
+                break;
+            }
+        }
+        let detail = match &problem {
+            None => "renewal installed; the live handshake matches".to_owned(),
+            Some(p) => format!("renewal installed, but the live handshake does not verify: {p}"),
+        };
+        self.say(&service.name, slot, &detail);
+        self.store
+            .add_events(&service.name, slot, &[event(detail.clone(), self.now())])?;
+        if problem.is_some() {
+            self.alert(
+                &service.name,
+                slot,
+                phase,
+                &format!("dane-roll: service {} ({slot}): {detail}", service.name),
+            );
+        }
+        Ok(DeployOutcome::Renewed {
+            service: service.name.clone(),
+            slot: slot.clone(),
+            key,
+            verified: problem.is_none(),
+            problem,
+        })
+    }
+
+    pub(super) fn forced(&mut self, service: &str, slot: &Slot) -> Result<(), DriverError> {
+        eprintln!(
+            "dane-roll: WARNING: --force: service {service} may install its new certificate before \
+             the 2×TTL wait is over. Resolvers that cached the old records will fail DANE for the \
+             new key until it ends: mail from DANE senders may be deferred. (Served everywhere and \
+             validated is still required.)"
+        );
+        let phase = self
+            .store
+            .rollover(service, slot)?
+            .map_or(PhaseName::Staged, |r| r.phase.name());
+        let event = Event {
+            time: self.now(),
+            phase,
+            detail: "--force given by the operator: the 2×TTL wait may be skipped".to_owned(),
+        };
+        self.store.add_events(service, slot, &[event])?;
+        Ok(())
+    }
+
+    pub(super) fn staged_dir(&self, service: &str, slot: &Slot) -> Result<PathBuf, DriverError> {
+        let dir = self
+            .config
+            .state_dir
+            .join(STAGED_DIR)
+            .join(service)
+            .join(slot.as_str());
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| DriverError::Staging {
+                path: dir.clone(),
+                source,
+            })?;
+        Ok(dir)
+    }
+}

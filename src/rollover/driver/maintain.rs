@@ -1,0 +1,336 @@
+//! The commands around rollovers: `next-key` (generate and publish), `prune` (remove stale
+//! records, never one the live handshake or the next key needs), `plan` (the next step, not
+//! taken), `status --live` (what DNS and the handshake show), and confirming a published next
+//! key so that the rollover to it needs no new wait.
+
+use super::*;
+
+/// What `prune` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Records removed.
+    pub removed: Vec<String>,
+    /// Records whose removal failed, with why.
+    pub failed: Vec<String>,
+    /// The keys whose records were kept (short hashes).
+    pub kept_keys: Vec<String>,
+    /// Why nothing was done, when refused.
+    pub refused: Option<String>,
+}
+
+pub(super) fn installed_key_type(path: &Path) -> Option<crate::config::KeyType> {
+    let material = pki::load(path).ok()?;
+    pki::key_type_like(&material.key()?.key_type())
+}
+
+impl<C: Clock> Driver<C> {
+    /// For every stored next key (of `service`, or all) whose records dane-roll published but
+    /// never saw on every nameserver and validated, look now and record when they are: a later
+    /// rollover to that key counts its 2×TTL from then (and needs no wait when that is past).
+    /// Slots with a rollover under way are left to it.
+    pub(super) fn confirm_next_keys(&mut self, service: Option<&str>) -> Result<(), DriverError> {
+        let services: Vec<Service> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| service.is_none_or(|n| n == s.name))
+            .cloned()
+            .collect();
+        for svc in services {
+            for key in self.store.keys(&svc.name)? {
+                if key.role != KeyRole::Next {
+                    continue;
+                }
+                if self
+                    .store
+                    .rollover(&svc.name, &key.slot)?
+                    .is_some_and(|r| !r.is_final())
+                {
+                    continue;
+                }
+                let records: Vec<TlsaAt> = svc
+                    .owner_names()
+                    .iter()
+                    .map(|o| TlsaAt::new(o, key.hash.dane_ee()))
+                    .collect();
+                let ours = self.store.ours(&svc.name, &key.slot)?;
+                if !records.iter().all(|rec| ours.contains(rec))
+                    || self
+                        .store
+                        .confirmed_since(&svc.name, &key.slot, &records)?
+                        .is_some()
+                {
+                    continue;
+                }
+                let report = self.check_dns(&records);
+                if gate(&records, &report).is_ok() {
+                    let changes: Vec<RecordChange> = records
+                        .iter()
+                        .map(|rec| RecordChange::Confirmed(rec.clone()))
+                        .collect();
+                    let at = self.now().plus(Duration::from_secs(1));
+                    self.store
+                        .record_changes(&svc.name, &key.slot, &changes, at)?;
+                    self.say(
+                        &svc.name,
+                        &key.slot,
+                        &format!(
+                            "next key {} served by every nameserver and validated",
+                            key.hash.short()
+                        ),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every key each endpoint address presents (all algorithm families), or why an address
+    /// (or endpoint) could not be seen: `(endpoint, address, keys or why)`.
+    pub(super) fn live_keys(
+        &self,
+        svc: &Service,
+        endpoints: &[String],
+    ) -> Vec<(String, String, Result<Vec<KeyHash>, String>)> {
+        self.probe_reports(svc, endpoints, KeyAlgorithm::ALL.to_vec())
+            .into_iter()
+            .map(|(endpoint, report)| match report {
+                Ok(report) => {
+                    let keys: Vec<KeyHash> = report
+                        .keys
+                        .iter()
+                        .filter_map(|k| k.spki_sha256.parse().ok())
+                        .collect();
+                    let address = report.address.to_string();
+                    if keys.is_empty() {
+                        let why = report
+                            .reason
+                            .unwrap_or_else(|| "no certificate was presented".to_owned());
+                        (endpoint, address, Err(why))
+                    } else {
+                        (endpoint, address, Ok(keys))
+                    }
+                }
+                Err((address, why)) => (endpoint, address, Err(why)),
+            })
+            .collect()
+    }
+
+    /// Generate (or reuse) the next key of `service`'s `slot` and publish its records now.
+    /// Returns the key and the failures of publishing.
+    pub fn next_key(
+        &mut self,
+        service: &str,
+        slot: &Slot,
+    ) -> Result<(KeyHash, bool, Vec<String>), DriverError> {
+        let svc = find_service(&self.config, service)?.clone();
+        let _held = self.lock(service)?;
+        let existing = self.store.key(service, slot, KeyRole::Next)?;
+        let (hash, fresh) = match existing {
+            Some(k) => (k.hash, false),
+            None => {
+                let kind = match svc.key_type {
+                    Some(k) => Some(k),
+                    None => installed_key_type(&svc.chain_file).or_else(|| {
+                        self.store
+                            .key(service, slot, KeyRole::Current)
+                            .ok()
+                            .flatten()
+                            .and_then(|k| k.path)
+                            .and_then(|p| installed_key_type(&p))
+                    }),
+                };
+                let Some(kind) = kind else {
+                    return Err(DriverError::UnsupportedKey {
+                        path: svc.chain_file.clone(),
+                        key_type: "unknown".to_owned(),
+                    });
+                };
+                let (hash, path) =
+                    self.write_next_key(&svc, slot, kind)
+                        .map_err(|e| DriverError::Staging {
+                            path: svc.chain_file.clone(),
+                            source: io::Error::other(e),
+                        })?;
+                self.store.set_key(&KeyEntry {
+                    service: service.to_owned(),
+                    slot: slot.clone(),
+                    role: KeyRole::Next,
+                    hash,
+                    path: Some(path),
+                    created: self.now(),
+                })?;
+                (hash, true)
+            }
+        };
+        let mut failures = Vec::new();
+        for owner in svc.owner_names() {
+            let record = TlsaAt::new(&owner, hash.dane_ee());
+            if let Outcome::Published {
+                result: Err(err), ..
+            } = self.publish(&svc, slot, &record, svc.ttl)?
+            {
+                failures.push(err);
+            }
+        }
+        let event = Event {
+            time: self.now(),
+            phase: self
+                .store
+                .rollover(service, slot)?
+                .map_or(PhaseName::Done, |r| r.phase.name()),
+            detail: format!(
+                "next key {} {} and its records published",
+                hash.short(),
+                if fresh { "generated" } else { "kept" }
+            ),
+        };
+        self.store.add_events(service, slot, &[event])?;
+        Ok((hash, fresh, failures))
+    }
+
+    /// Remove the records of `service` that match neither a live key (probed now), the current
+    /// key, the published next key, nor a key of an unfinished rollover. Refuses when an
+    /// endpoint address could not be probed. Returns the records removed and those that failed.
+    pub fn prune(&mut self, service: &str) -> Result<PruneReport, DriverError> {
+        let svc = find_service(&self.config, service)?.clone();
+        let _held = self.lock(service)?;
+        let mut report = PruneReport::default();
+        let mut slots: BTreeSet<Slot> = self
+            .store
+            .published(service)?
+            .into_iter()
+            .filter(|p| p.retired_at.is_none())
+            .map(|p| p.slot)
+            .collect();
+        slots.extend(self.store.keys(service)?.into_iter().map(|k| k.slot));
+        let endpoints: Vec<String> = svc
+            .endpoints
+            .iter()
+            .map(|e| format!("{}:{}", e.host, e.port))
+            .collect();
+        // Invariant 2: every key the live handshake shows (any algorithm) is kept, and nothing
+        // goes unless every endpoint address could be seen.
+        let live = self.live_keys(&svc, &endpoints);
+        let unprobed: Vec<String> = live
+            .iter()
+            .filter_map(|(e, a, keys)| keys.as_ref().err().map(|why| format!("{e} ({a}): {why}")))
+            .collect();
+        if !unprobed.is_empty() || live.is_empty() {
+            report.refused = Some(format!(
+                "the live key could not be seen on {}; nothing was removed (a record the live \
+                 handshake matches must never go)",
+                if unprobed.is_empty() {
+                    "any endpoint".to_owned()
+                } else {
+                    unprobed.join(", ")
+                }
+            ));
+            return Ok(report);
+        }
+        let mut keep: Vec<KeyHash> = live
+            .iter()
+            .filter_map(|(_, _, keys)| keys.as_ref().ok())
+            .flatten()
+            .copied()
+            .collect();
+        for k in self.store.keys(service)? {
+            keep.push(k.hash);
+        }
+        for slot in &slots {
+            if let Some(r) = self.store.rollover(service, slot)? {
+                keep.extend(r.next);
+                keep.extend(r.issuers.iter().copied());
+                match r.phase.name() {
+                    // Rolled back: the old key is live again; the new one's records may go.
+                    PhaseName::RolledBack => keep.extend(r.old),
+                    PhaseName::Done => keep.push(r.new),
+                    // Under way: every record it published is still needed.
+                    _ => {
+                        keep.push(r.new);
+                        keep.extend(r.old);
+                    }
+                }
+            }
+        }
+        report.kept_keys = keep.iter().map(KeyHash::short).collect();
+        report.kept_keys.sort();
+        report.kept_keys.dedup();
+        for slot in slots {
+            for record in self.store.ours(service, &slot)? {
+                if keep.iter().any(|k| record.is_of(k)) {
+                    continue;
+                }
+                let result = self.provider_change(&svc, &record, svc.ttl, false);
+                match result {
+                    Ok(()) => {
+                        let now = self.now();
+                        self.store.record_changes(
+                            service,
+                            &slot,
+                            &[RecordChange::Retired(record.clone())],
+                            now,
+                        )?;
+                        let phase = self
+                            .store
+                            .rollover(service, &slot)?
+                            .map_or(PhaseName::Done, |r| r.phase.name());
+                        self.store.add_events(
+                            service,
+                            &slot,
+                            &[Event {
+                                time: now,
+                                phase,
+                                detail: format!("pruned {record}"),
+                            }],
+                        )?;
+                        report.removed.push(record.to_string());
+                    }
+                    Err(err) => report.failed.push(format!("{record}: {err}")),
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// What `run` would do now for each stored rollover (of `service`, or all): the step the
+    /// engine would take with nothing new observed. Changes nothing.
+    pub fn plan(&self, service: Option<&str>) -> Result<Vec<(Rollover, Step)>, DriverError> {
+        if let Some(name) = service {
+            find_service(&self.config, name)?;
+        }
+        let now = self.now();
+        let mut out = Vec::new();
+        for r in self.store.rollovers()? {
+            if service.is_some_and(|s| s != r.service) {
+                continue;
+            }
+            let obs = Observations {
+                ours: self.store.ours(&r.service, &r.slot)?,
+                stored_next: self
+                    .store
+                    .key(&r.service, &r.slot, KeyRole::Next)?
+                    .map(|k| k.hash),
+                ..Observations::default()
+            };
+            let s = step(r.clone(), &obs, now);
+            out.push((r, s));
+        }
+        Ok(out)
+    }
+
+    /// What DNS and the live handshake show now for a rollover (for `status --live`): every
+    /// nameserver's and the resolver's answer for the records the rollover wants, and the probe
+    /// of every endpoint address against the validated records.
+    pub fn observe_live(&self, r: &Rollover) -> Result<(DnsReport, Vec<ProbeResult>), DriverError> {
+        let svc = find_service(&self.config, &r.service)?;
+        let expected = if r.is_final() {
+            r.keep_set()
+        } else {
+            r.publish_set()
+        };
+        let dns = self.check_dns(&expected);
+        let probed = self.probe(svc, &r.slot, &r.endpoints, r.new);
+        Ok((dns, probed))
+    }
+}

@@ -1,0 +1,147 @@
+//! What the real world said, turned into the engine's words: an [`AuthorityReport`] and a
+//! validated [`Lookup`] (when the resolver was asked) become an [`OwnerReport`]; a probe's [`AddressReport`] becomes a
+//! [`ProbeResult`] for the key slot being rolled.
+
+use crate::dns::{AuthorityReport, DnsError, Lookup, Status};
+use crate::probe::{AddressReport, KeyAlgorithm, Verdict};
+use crate::rollover::{KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict, Validation};
+use crate::tlsa::TlsaRecord;
+
+/// One owner name's DNS view: every nameserver address's answer, and the resolver's.
+pub fn owner_report(
+    owner: &str,
+    authority: Result<AuthorityReport, DnsError>,
+    validated: Option<Result<Lookup<TlsaRecord>, DnsError>>,
+) -> OwnerReport {
+    let nameservers = match authority {
+        Ok(report) => {
+            let signed = report.zone_signed();
+            report
+                .servers
+                .iter()
+                .map(|s| {
+                    let name = match s.address {
+                        Some(a) => format!("{} ({a})", s.nameserver),
+                        None => s.nameserver.to_string(),
+                    };
+                    let records = match &s.result {
+                        // A server that serves the records unsigned in a signed zone lags: a
+                        // validating resolver that asks it gets a bogus answer.
+                        Ok(served) if signed && !served.signed => {
+                            Err("serves the TLSA records without RRSIG in a signed zone".to_owned())
+                        }
+                        Ok(served) => Ok(served.records.clone()),
+                        Err(failure) => Err(failure.to_string()),
+                    };
+                    NsAnswer {
+                        nameserver: name,
+                        records,
+                    }
+                })
+                .collect()
+        }
+        Err(err) => vec![NsAnswer {
+            nameserver: "(authoritative servers)".to_owned(),
+            records: Err(err.to_string()),
+        }],
+    };
+    let validation = match validated {
+        None => Validation::Failed(
+            "not asked yet: the resolver is asked once every nameserver serves the records"
+                .to_owned(),
+        ),
+        Some(Err(err)) => Validation::Failed(err.to_string()),
+        Some(Ok(lookup)) => match lookup.status {
+            Status::Secure => Validation::Secure(lookup.records),
+            Status::Insecure => Validation::Insecure,
+            Status::Bogus { ede } => Validation::Bogus(
+                ede.map_or_else(|| "no extended error".to_owned(), |e| e.to_string()),
+            ),
+            Status::Missing { .. } => Validation::Missing,
+        },
+    };
+    OwnerReport {
+        owner: dane_roll_providers::absolute(owner),
+        nameservers,
+        validation,
+    }
+}
+
+/// The algorithm family a key slot's certificate is chosen by.
+pub fn family_of_slot(slot: &str) -> Option<KeyAlgorithm> {
+    match slot {
+        "rsa" => Some(KeyAlgorithm::Rsa),
+        "ec" => Some(KeyAlgorithm::Ecdsa),
+        "ed" => Some(KeyAlgorithm::Eddsa),
+        _ => None,
+    }
+}
+
+/// One endpoint address's probe as the engine wants it: the key the server presented for this
+/// slot (the expected key if it presented that one, else the slot's family, else the first), and
+/// whether that key's chain matched the validated records.
+pub fn probe_result(
+    endpoint: &str,
+    report: &AddressReport,
+    expect: KeyHash,
+    family: Option<KeyAlgorithm>,
+) -> ProbeResult {
+    let address = report.address.to_string();
+    let hashes: Vec<Option<KeyHash>> = report
+        .keys
+        .iter()
+        .map(|k| k.spki_sha256.parse().ok())
+        .collect();
+    let chosen = hashes
+        .iter()
+        .position(|h| *h == Some(expect))
+        .or_else(|| family.and_then(|f| report.keys.iter().position(|k| k.algorithms.contains(&f))))
+        .or(if report.keys.is_empty() {
+            None
+        } else {
+            Some(0)
+        });
+    let Some(index) = chosen else {
+        let why = report
+            .reason
+            .clone()
+            .unwrap_or_else(|| "no certificate was presented".to_owned());
+        let verdict = match report.verdict {
+            // TLS cannot start, or the server refused every handshake: a DANE sender defers.
+            Verdict::Fail => ProbeVerdict::NoMatch(why),
+            Verdict::Pass | Verdict::Unknown => ProbeVerdict::Unknown(why),
+        };
+        return ProbeResult {
+            endpoint: endpoint.to_owned(),
+            address,
+            verdict,
+            live_key: None,
+        };
+    };
+    let key = &report.keys[index];
+    let verdict = if key.matched {
+        ProbeVerdict::Match
+    } else {
+        ProbeVerdict::NoMatch(
+            key.reason
+                .clone()
+                .unwrap_or_else(|| "the chain matched no validated TLSA record".to_owned()),
+        )
+    };
+    ProbeResult {
+        endpoint: endpoint.to_owned(),
+        address,
+        verdict,
+        live_key: hashes[index],
+    }
+}
+
+/// A probe that could not be made (no address, no validated records): no conclusion.
+pub fn unknown(endpoint: &str, address: &str, why: String) -> ProbeResult {
+    ProbeResult {
+        endpoint: endpoint.to_owned(),
+        address: address.to_owned(),
+        verdict: ProbeVerdict::Unknown(why),
+        live_key: None,
+    }
+}
