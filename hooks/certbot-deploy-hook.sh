@@ -1,0 +1,42 @@
+#!/bin/sh
+# dane-roll: certbot deploy hook.
+#
+# certbot runs this after it renewed a certificate (RENEWED_LINEAGE and RENEWED_DOMAINS are set).
+# It hands the new certificate to dane-roll, which publishes the new key's TLSA record and
+# installs the certificate for the mail server only once every nameserver has served that record
+# for 2×TTL. certbot ignores a failing hook (it exits 0 and never retries): this shim logs every
+# run, and dane-roll itself alerts through the channels of [alerts] when it fails.
+#
+# Install:
+#   install -m 0755 certbot-deploy-hook.sh /etc/letsencrypt/renewal-hooks/deploy/dane-roll
+# certbot then runs it for every lineage at every renewal; or, for one lineage only:
+#   certbot reconfigure --cert-name mail.example.com \
+#       --deploy-hook /usr/local/lib/dane-roll/certbot-deploy-hook.sh
+#
+# Settings (environment, or edit here):
+#   DANE_ROLL        the dane-roll program             (default: dane-roll from PATH)
+#   DANE_ROLL_CONFIG the configuration file            (default: /etc/dane-roll/dane-roll.toml)
+#   DANE_ROLL_LOG    the log file, empty for no log    (default: /var/log/dane-roll-hook.log)
+
+DANE_ROLL=${DANE_ROLL:-dane-roll}
+DANE_ROLL_LOG=${DANE_ROLL_LOG-/var/log/dane-roll-hook.log}
+
+log() {
+    [ -n "$DANE_ROLL_LOG" ] || return 0
+    printf '%s certbot %s: %s\n' "$(date -u '+%Y-%m-%dT%H:%M:%SZ')" "${RENEWED_LINEAGE:-?}" "$*" \
+        >>"$DANE_ROLL_LOG" 2>/dev/null || true
+}
+
+log "deploy hook for ${RENEWED_DOMAINS:-?}"
+if [ -n "$DANE_ROLL_LOG" ]; then
+    # Keep dane-roll's messages in the log and on certbot's output.
+    out=$("$DANE_ROLL" hook certbot "$@" 2>&1)
+    status=$?
+    [ -n "$out" ] && printf '%s\n' "$out" >&2
+    printf '%s\n' "$out" | sed 's/^/    /' >>"$DANE_ROLL_LOG" 2>/dev/null || true
+else
+    "$DANE_ROLL" hook certbot "$@"
+    status=$?
+fi
+log "dane-roll exited $status"
+exit "$status"

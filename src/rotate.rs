@@ -1,0 +1,568 @@
+//! Making certbot renew a lineage with dane-roll's published next key (`dane-roll rotate`).
+//!
+//! certbot has no next key of its own, but with `--reuse-key` it renews with whatever
+//! `live/<name>/privkey.pem` points at. So (the method tested on these machines, see ACME.md):
+//!
+//! 1. copy the next key to `archive/<name>/privkey<N+1>.pem` (0600, N the highest version there),
+//! 2. re-point `live/<name>/privkey.pem` at it atomically (a new link renamed over the old one),
+//! 3. run `certbot renew --cert-name <name> --force-renewal --reuse-key
+//!    --no-random-sleep-on-renew`,
+//! 4. check that the new certificate's SPKI is the next key's.
+//!
+//! When certbot fails, the link is pointed back and the staged copy deleted ([`Staged::undo`]):
+//! the lineage is as it was. certbot's deploy hook (`dane-roll hook certbot`) then sees a new key
+//! whose record was published long ago, so the rollover needs no wait.
+//!
+//! During the renewal `live/` holds the new key beside the old certificate for seconds: the mail
+//! server must read the key+chain file dane-roll installs, never `live/` itself.
+
+use std::ffi::OsStr;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::pki;
+use crate::rollover::KeyHash;
+
+/// certbot's configuration directory when `--config-dir` is not passed.
+pub const DEFAULT_CERTBOT_CONFIG_DIR: &str = "/etc/letsencrypt";
+
+/// The arguments `rotate` always gives `certbot renew` (after `--cert-name NAME`).
+pub const RENEW_ARGS: &[&str] = &[
+    "--force-renewal",
+    "--reuse-key",
+    "--no-random-sleep-on-renew",
+];
+
+/// The four kinds of file in a certbot archive directory.
+const KINDS: &[&str] = &["cert", "chain", "fullchain", "privkey"];
+
+/// What went wrong while staging or checking a rotation. Each names the path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RotateError {
+    /// The live directory is not a certbot lineage.
+    #[error(
+        "{} is not a certbot lineage ({reason}); is the service's `lineage` right, and does \
+         certbot keep its files there (pass --certbot-arg=--config-dir=DIR otherwise)? A \
+         certificate from acme.sh or dehydrated rotates natively: see `dane-roll rotate --help`",
+        live.display()
+    )]
+    NotALineage {
+        /// The live directory looked at.
+        live: PathBuf,
+        /// What is missing.
+        reason: String,
+    },
+    /// A file operation failed.
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The path.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The next key is not a PEM private key (certbot reads PEM only).
+    #[error(
+        "the next key {} is not a PEM private key; certbot reads PEM only. Generate a new next \
+         key with `dane-roll next-key SERVICE`",
+        path.display()
+    )]
+    NotPem {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// A key or certificate could not be read.
+    #[error(transparent)]
+    Pki(#[from] pki::PkiError),
+    /// A file that should hold a key or certificate holds neither.
+    #[error("{} holds no {what}", path.display())]
+    Nothing {
+        /// The file.
+        path: PathBuf,
+        /// What was expected.
+        what: &'static str,
+    },
+    /// OpenSSL could not encode a public key.
+    #[error("{}: cannot encode the public key: {source}", path.display())]
+    Encode {
+        /// The file.
+        path: PathBuf,
+        /// OpenSSL's reason.
+        source: openssl::error::ErrorStack,
+    },
+}
+
+fn io_err<'p>(what: &'static str, path: &'p Path) -> impl FnOnce(io::Error) -> RotateError + 'p {
+    move |source| RotateError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// certbot's `--config-dir` among arguments passed through to it (`--config-dir DIR` or
+/// `--config-dir=DIR`; the last one wins, as in certbot), else [`DEFAULT_CERTBOT_CONFIG_DIR`].
+pub fn certbot_config_dir(args: &[String]) -> PathBuf {
+    let mut found = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        if arg == "--config-dir" {
+            found = it.next().cloned();
+        } else if let Some(dir) = arg.strip_prefix("--config-dir=") {
+            found = Some(dir.to_owned());
+        }
+    }
+    PathBuf::from(found.unwrap_or_else(|| DEFAULT_CERTBOT_CONFIG_DIR.to_owned()))
+}
+
+/// The live directory of a configured lineage: a path as given, a name under
+/// `<config_dir>/live/`.
+pub fn live_dir(lineage: &str, config_dir: &Path) -> PathBuf {
+    if lineage.contains('/') {
+        PathBuf::from(lineage)
+    } else {
+        config_dir.join("live").join(lineage)
+    }
+}
+
+/// The deploy hook stored in certbot's renewal configuration of `name` (`renew_hook = …` in
+/// `<config_dir>/renewal/<name>.conf`), if any.
+pub fn stored_deploy_hook(config_dir: &Path, name: &str) -> Option<String> {
+    let text = fs::read_to_string(config_dir.join("renewal").join(format!("{name}.conf"))).ok()?;
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "renew_hook")
+            .then(|| value.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// The SPKI SHA-256 of the private or public key in `path`.
+pub fn key_hash(path: &Path) -> Result<KeyHash, RotateError> {
+    let material = pki::load(path)?;
+    let key = material.key().ok_or_else(|| RotateError::Nothing {
+        path: path.to_path_buf(),
+        what: "key",
+    })?;
+    let der = key.spki_der().map_err(|source| RotateError::Encode {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(KeyHash::of_spki_der(&der))
+}
+
+/// The SPKI SHA-256 of the first certificate in `path`.
+pub fn cert_key_hash(path: &Path) -> Result<KeyHash, RotateError> {
+    let material = pki::load(path)?;
+    let leaf = material.leaf().ok_or_else(|| RotateError::Nothing {
+        path: path.to_path_buf(),
+        what: "certificate",
+    })?;
+    let encode = |source| RotateError::Encode {
+        path: path.to_path_buf(),
+        source,
+    };
+    let public = leaf.public_key().map_err(encode)?;
+    let der = pki::spki_der(&public).map_err(encode)?;
+    Ok(KeyHash::of_spki_der(&der))
+}
+
+/// A certbot lineage: its live directory and the archive its links point into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// `live/<name>`.
+    pub live: PathBuf,
+    /// `archive/<name>` (where `live/<name>/privkey.pem` points).
+    pub archive: PathBuf,
+}
+
+impl Lineage {
+    /// Open the lineage at `live`: `privkey.pem` there must be a link into an archive directory.
+    pub fn open(live: &Path) -> Result<Lineage, RotateError> {
+        let not = |reason: String| RotateError::NotALineage {
+            live: live.to_path_buf(),
+            reason,
+        };
+        if !live.is_dir() {
+            return Err(not("no such directory".into()));
+        }
+        let link = live.join("privkey.pem");
+        let target = fs::read_link(&link)
+            .map_err(|e| not(format!("privkey.pem is not a symbolic link: {e}")))?;
+        let target = if target.is_absolute() {
+            target
+        } else {
+            live.join(target)
+        };
+        let archive = target
+            .parent()
+            .filter(|p| p.is_dir())
+            .ok_or_else(|| not(format!("privkey.pem points at {}", target.display())))?
+            .to_path_buf();
+        Ok(Lineage {
+            live: live.to_path_buf(),
+            archive,
+        })
+    }
+
+    /// The lineage's name (the live directory's last component).
+    pub fn name(&self) -> String {
+        self.live
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// `live/<name>/privkey.pem`.
+    pub fn privkey_link(&self) -> PathBuf {
+        self.live.join("privkey.pem")
+    }
+
+    /// `live/<name>/cert.pem`.
+    pub fn cert(&self) -> PathBuf {
+        self.live.join("cert.pem")
+    }
+
+    /// The highest version number of any file in the archive (`privkey3.pem` → 3).
+    pub fn max_version(&self) -> Result<u32, RotateError> {
+        let mut max = 0;
+        for entry in fs::read_dir(&self.archive).map_err(io_err("read", &self.archive))? {
+            let entry = entry.map_err(io_err("read", &self.archive))?;
+            if let Some(n) = version_of(&entry.file_name()) {
+                max = max.max(n);
+            }
+        }
+        Ok(max)
+    }
+
+    /// Copy `next_key` into the archive as the next version and point `privkey.pem` at it.
+    pub fn stage(&self, next_key: &Path) -> Result<Staged, RotateError> {
+        let bytes = fs::read(next_key).map_err(io_err("read", next_key))?;
+        if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+            return Err(RotateError::NotPem {
+                path: next_key.to_path_buf(),
+            });
+        }
+        let link = self.privkey_link();
+        let old_target = fs::read_link(&link).map_err(io_err("read the link", &link))?;
+        let version = self.max_version()? + 1;
+        let file_name = format!("privkey{version}.pem");
+        let staged_file = self.archive.join(&file_name);
+        {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&staged_file)
+                .map_err(io_err("create", &staged_file))?;
+            let written = file.write_all(&bytes).and_then(|()| file.sync_all());
+            if let Err(e) = written {
+                let _ = fs::remove_file(&staged_file);
+                return Err(io_err("write", &staged_file)(e));
+            }
+        }
+        // The same form as certbot's own links: relative when the old one was.
+        let new_target = if old_target.is_absolute() {
+            staged_file.clone()
+        } else {
+            old_target
+                .parent()
+                .map(|p| p.join(&file_name))
+                .unwrap_or_else(|| PathBuf::from(&file_name))
+        };
+        if let Err(e) = replace_link(&link, &new_target) {
+            let _ = fs::remove_file(&staged_file);
+            return Err(e);
+        }
+        Ok(Staged {
+            link,
+            old_target,
+            new_target,
+            staged_file,
+        })
+    }
+}
+
+/// `privkey12.pem` → 12 (any of the four kinds).
+fn version_of(name: &OsStr) -> Option<u32> {
+    let name = name.to_str()?.strip_suffix(".pem")?;
+    KINDS.iter().find_map(|kind| {
+        let digits = name.strip_prefix(kind)?;
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    })
+}
+
+/// Point the symbolic link `link` at `target` atomically: a new link beside it, renamed over it.
+fn replace_link(link: &Path, target: &Path) -> Result<(), RotateError> {
+    let dir = link.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.dane-roll.{}",
+        link.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp).map_err(io_err("create the link", &tmp))?;
+    if let Err(e) = fs::rename(&tmp, link) {
+        let _ = fs::remove_file(&tmp);
+        return Err(io_err("replace the link", link)(e));
+    }
+    // Best effort: the rename is what must be atomic; the directory sync makes it durable.
+    if let Ok(d) = fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// A staged next key: `privkey.pem` points at it until certbot renews or [`Staged::undo`].
+#[derive(Debug)]
+#[must_use = "a staged key must be undone or finished"]
+pub struct Staged {
+    link: PathBuf,
+    old_target: PathBuf,
+    new_target: PathBuf,
+    staged_file: PathBuf,
+}
+
+impl Staged {
+    /// The copy of the next key in the archive.
+    pub fn staged_file(&self) -> &Path {
+        &self.staged_file
+    }
+
+    /// Where `privkey.pem` pointed before.
+    pub fn old_target(&self) -> &Path {
+        &self.old_target
+    }
+
+    /// Put the lineage back as it was: `privkey.pem` to its old target (only when it still
+    /// points at the staged key: a link certbot moved on is certbot's), the copy deleted.
+    pub fn undo(self) -> Result<(), RotateError> {
+        let now = fs::read_link(&self.link).map_err(io_err("read the link", &self.link))?;
+        if now == self.new_target {
+            replace_link(&self.link, &self.old_target)?;
+        }
+        if !self.still_used()? {
+            fs::remove_file(&self.staged_file).map_err(io_err("remove", &self.staged_file))?;
+        }
+        Ok(())
+    }
+
+    /// After certbot renewed: certbot wrote the key as a version of its own, so the staged copy
+    /// is deleted unless something in the archive or `live/` still points at it. Returns whether
+    /// it was deleted.
+    pub fn finish(self) -> Result<bool, RotateError> {
+        if self.still_used()? {
+            return Ok(false);
+        }
+        fs::remove_file(&self.staged_file).map_err(io_err("remove", &self.staged_file))?;
+        Ok(true)
+    }
+
+    /// Whether `privkey.pem` or a link in the archive resolves to the staged file.
+    fn still_used(&self) -> Result<bool, RotateError> {
+        let staged =
+            fs::canonicalize(&self.staged_file).map_err(io_err("resolve", &self.staged_file))?;
+        let resolves_here = |p: &Path| fs::canonicalize(p).is_ok_and(|c| c == staged);
+        if resolves_here(&self.link) {
+            return Ok(true);
+        }
+        let archive = self.staged_file.parent().unwrap_or(Path::new("."));
+        for entry in fs::read_dir(archive).map_err(io_err("read", archive))? {
+            let path = entry.map_err(io_err("read", archive))?.path();
+            if path != self.staged_file && path.is_symlink() && resolves_here(&path) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{PermissionsExt, symlink};
+
+    fn key_pem() -> Vec<u8> {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = openssl::pkey::PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap())
+            .unwrap();
+        key.private_key_to_pem_pkcs8().unwrap()
+    }
+
+    /// A lineage as certbot lays it out: archive/x/{cert,chain,fullchain,privkey}{1,2}.pem and
+    /// live/x/*.pem relative links to version 2.
+    fn lineage(root: &Path) -> Lineage {
+        let archive = root.join("archive/x");
+        let live = root.join("live/x");
+        fs::create_dir_all(&archive).unwrap();
+        fs::create_dir_all(&live).unwrap();
+        for v in 1..=2 {
+            for kind in KINDS {
+                fs::write(archive.join(format!("{kind}{v}.pem")), key_pem()).unwrap();
+            }
+        }
+        for kind in KINDS {
+            symlink(
+                format!("../../archive/x/{kind}2.pem"),
+                live.join(format!("{kind}.pem")),
+            )
+            .unwrap();
+        }
+        Lineage::open(&live).unwrap()
+    }
+
+    #[test]
+    fn config_dir_from_passed_through_arguments() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(certbot_config_dir(&[]), Path::new("/etc/letsencrypt"));
+        assert_eq!(
+            certbot_config_dir(&args(&["--work-dir", "/w", "--config-dir", "/c"])),
+            Path::new("/c")
+        );
+        assert_eq!(
+            certbot_config_dir(&args(&["--config-dir=/a", "--config-dir", "/b"])),
+            Path::new("/b")
+        );
+        assert_eq!(
+            live_dir("mail.example.com", Path::new("/c")),
+            Path::new("/c/live/mail.example.com")
+        );
+        assert_eq!(
+            live_dir("/x/live/y", Path::new("/c")),
+            Path::new("/x/live/y")
+        );
+    }
+
+    #[test]
+    fn versions_are_parsed_strictly() {
+        assert_eq!(version_of(OsStr::new("privkey12.pem")), Some(12));
+        assert_eq!(version_of(OsStr::new("fullchain3.pem")), Some(3));
+        assert_eq!(version_of(OsStr::new("privkey.pem")), None);
+        assert_eq!(version_of(OsStr::new("privkey1.pem.bak")), None);
+        assert_eq!(version_of(OsStr::new("other7.pem")), None);
+    }
+
+    #[test]
+    fn stage_then_undo_leaves_the_lineage_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lineage(dir.path());
+        assert_eq!(l.name(), "x");
+        assert_eq!(l.max_version().unwrap(), 2);
+        let next = dir.path().join("next.key");
+        let pem = key_pem();
+        fs::write(&next, &pem).unwrap();
+        let before = fs::read_link(l.privkey_link()).unwrap();
+
+        let staged = l.stage(&next).unwrap();
+        let file = l.archive.join("privkey3.pem");
+        assert_eq!(staged.staged_file(), file);
+        assert_eq!(fs::read(&file).unwrap(), pem);
+        assert_eq!(
+            fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::read_link(l.privkey_link()).unwrap(),
+            Path::new("../../archive/x/privkey3.pem"),
+            "relative, like certbot's"
+        );
+        assert_eq!(
+            key_hash(&l.privkey_link()).unwrap(),
+            key_hash(&next).unwrap()
+        );
+        let leftovers: Vec<_> = fs::read_dir(&l.live)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n.to_string_lossy().contains("dane-roll"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+
+        staged.undo().unwrap();
+        assert_eq!(fs::read_link(l.privkey_link()).unwrap(), before);
+        assert!(!file.exists(), "the staged copy is deleted");
+    }
+
+    #[test]
+    fn finish_deletes_an_unused_copy_and_keeps_a_used_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lineage(dir.path());
+        let next = dir.path().join("next.key");
+        fs::write(&next, key_pem()).unwrap();
+
+        // certbot wrote version 4 as a file and moved the links there: the copy is unused.
+        let staged = l.stage(&next).unwrap();
+        fs::copy(staged.staged_file(), l.archive.join("privkey4.pem")).unwrap();
+        fs::remove_file(l.privkey_link()).unwrap();
+        symlink("../../archive/x/privkey4.pem", l.privkey_link()).unwrap();
+        assert!(staged.finish().unwrap());
+        assert!(!l.archive.join("privkey3.pem").exists());
+
+        // A version that is a link to the copy keeps it.
+        let staged = l.stage(&next).unwrap();
+        let file = staged.staged_file().to_path_buf();
+        symlink(file.file_name().unwrap(), l.archive.join("privkey9.pem")).unwrap();
+        fs::remove_file(l.privkey_link()).unwrap();
+        symlink("../../archive/x/privkey9.pem", l.privkey_link()).unwrap();
+        assert!(!staged.finish().unwrap());
+        assert!(file.exists());
+    }
+
+    #[test]
+    fn undo_leaves_a_link_certbot_moved_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = lineage(dir.path());
+        let next = dir.path().join("next.key");
+        fs::write(&next, key_pem()).unwrap();
+        let staged = l.stage(&next).unwrap();
+        fs::remove_file(l.privkey_link()).unwrap();
+        symlink("../../archive/x/privkey1.pem", l.privkey_link()).unwrap();
+        staged.undo().unwrap();
+        assert_eq!(
+            fs::read_link(l.privkey_link()).unwrap(),
+            Path::new("../../archive/x/privkey1.pem")
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Lineage::open(&dir.path().join("live/none")).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("live/none is not a certbot lineage"),
+            "{err}"
+        );
+        let l = lineage(dir.path());
+        let der = dir.path().join("next.der");
+        fs::write(&der, [0x30, 0x03, 0x02, 0x01, 0x00]).unwrap();
+        let err = l.stage(&der).unwrap_err();
+        assert!(matches!(err, RotateError::NotPem { .. }), "{err:?}");
+        assert_eq!(l.max_version().unwrap(), 2, "nothing staged");
+    }
+
+    #[test]
+    fn stored_hook_is_read_from_the_renewal_conf() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join("renewal")).unwrap();
+        fs::write(
+            dir.path().join("renewal/x.conf"),
+            "version = 2.1.0\n[renewalparams]\nreuse_key = True\nrenew_hook = /usr/bin/dane-roll hook certbot --wait\n",
+        )
+        .unwrap();
+        assert_eq!(
+            stored_deploy_hook(dir.path(), "x").as_deref(),
+            Some("/usr/bin/dane-roll hook certbot --wait")
+        );
+        assert_eq!(stored_deploy_hook(dir.path(), "y"), None);
+    }
+}
