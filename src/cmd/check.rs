@@ -1,76 +1,215 @@
-//! `dane-roll check`: probe every address of a host live and say whether a DANE sender would
-//! deliver mail there. The records come from [`records_for`] (`--tlsa`, or the validated lookup
-//! through `--resolver`), the addresses from [`addresses_for`] (`--address`, the validating
-//! resolver, or the system resolver); the probing and the verdict belong to [`crate::probe`].
+//! `dane-roll check`: run the monitoring checklist once on mail domains, endpoints or the
+//! configured endpoints, print it (text, JSON or Nagios) and exit like a Nagios plugin (0 ok,
+//! 1 warning, 2 critical, 3 unknown). `--notify` sends alerts for checks whose state changed.
+//! The checks themselves belong to [`crate::monitor`]; this module turns flags into a
+//! [`Monitor`] and the outcome into output.
 
-use std::net::{IpAddr, SocketAddr};
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use serde::Serialize;
 
 use crate::cli::{CheckArgs, CheckFormat, Cli};
-use crate::config::{Endpoint, Protocol};
-use crate::dns::{Resolver, Status as DnsStatus};
+use crate::config::{Config, ConfigError, RESOLV_CONF, first_nameserver, parse_socket_addr};
+use crate::dns::Resolver;
 use crate::exit::Status;
-use crate::probe::{
-    AddressReport, AttemptOutcome, KeyAlgorithm, ProbeOptions, ProbeTarget, Prober, Verdict,
-};
+use crate::monitor::report::{self, TextStyle};
+use crate::monitor::{Monitor, MonitorOptions, RunReport, Target, TargetMode, alerts};
+use crate::notify::{Notifier, Severity};
+use crate::probe::{DEFAULT_STEP_TIMEOUT, KeyAlgorithm, ProbeOptions, Prober};
+use crate::rollover::KeyHash;
+use crate::store::{KeyRole, Store};
 use crate::tlsa::TlsaRecord;
 
-/// Where the records checked against came from, and whether DNSSEC vouches for them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecordSource {
-    /// Given with `--tlsa`: not looked up, not validated.
-    CommandLine,
-    /// Looked up through a validating resolver and DNSSEC-secure (the AD bit).
-    DnsSecure,
-    /// Looked up, but not DNSSEC-secure (or SERVFAIL, or none): a sender would not use them.
-    DnsInsecure,
-}
-
-/// The TLSA record set for an endpoint, and where it came from.
-#[derive(Debug, Clone, Serialize)]
-pub struct RecordSet {
-    /// The owner name, `_25._tcp.host.`.
-    pub owner: String,
-    /// Where the records came from.
-    pub source: RecordSource,
-    /// The records.
-    pub records: Vec<TlsaRecord>,
-    /// What the validating resolver said (`secure`, `bogus (SERVFAIL)`, …), when it was asked.
-    pub dns_status: Option<String>,
-    /// Why the record set cannot give DANE, when it cannot: the host fails whatever the probe
-    /// finds.
-    pub problem: Option<String>,
-}
-
-/// The whole outcome, as printed in JSON.
-#[derive(Debug, Serialize)]
-struct CheckReport<'a> {
-    host: &'a str,
-    port: u16,
-    protocol: &'static str,
-    verdict: Verdict,
-    tlsa: &'a RecordSet,
-    addresses: &'a [AddressReport],
-}
+/// Extra time, past the run's own deadline, before the command gives up on it.
+const GRACE: Duration = Duration::from_secs(2);
 
 /// Run the command.
 pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
-    let endpoint = endpoint_of(args)?;
-    let step = Duration::try_from_secs_f64(args.timeout)
+    let deadline = seconds(args.timeout, "--timeout")?;
+    let config = load_config(cli, args.targets.is_empty() || args.notify)?;
+    let mode = if args.mx {
+        TargetMode::Domain
+    } else if args.host || !args.addresses.is_empty() || !args.tlsa.is_empty() {
+        // Addresses and records given belong to a host.
+        TargetMode::Host
+    } else {
+        TargetMode::Auto
+    };
+    let mut targets = Vec::new();
+    for text in &args.targets {
+        targets.push(Target::parse(text, mode, args.protocol)?);
+    }
+    if targets.is_empty() {
+        targets = configured_targets(config.as_ref());
+        if targets.is_empty() {
+            bail!("nothing to check: give a mail domain or host, or configure services");
+        }
+    }
+    let monitor = build_monitor(
+        config.as_ref(),
+        MonitorFlags {
+            resolver: args.resolver.as_deref(),
+            algorithms: &args.key_algorithms,
+            concurrency: args.concurrency,
+            deadline,
+            helo: &args.helo,
+            records: args.tlsa.clone(),
+            addresses: args.addresses.clone(),
+        },
+    )?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let run = runtime.block_on(async {
+        match tokio::time::timeout(deadline + GRACE, monitor.run(&targets)).await {
+            Ok(run) => run,
+            Err(_) => overdue(deadline),
+        }
+    });
+
+    match args.format {
+        CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&report::json(&run))?),
+        CheckFormat::Nagios => print!("{}", report::nagios(&run)),
+        CheckFormat::Text => {
+            let style = TextStyle {
+                colour: report::colour_for(std::io::stdout().is_terminal()),
+                quiet: cli.quiet,
+                details: args.details || cli.verbose > 0 || run.endpoints.len() == 1,
+            };
+            print!("{}", report::text(&run, style));
+        }
+    }
+
+    if args.notify {
+        let Some(config) = &config else {
+            bail!("--notify needs the configuration (its [alerts] channels and state directory)");
+        };
+        let notifier = Notifier::new(&config.alerts)?;
+        let mut store = Store::open(&config.state_dir)?;
+        let summary = runtime.block_on(alerts::notify(&notifier, &mut store, &run))?;
+        for (check, title, delivered) in &summary.sent {
+            if !delivered {
+                eprintln!("dane-roll: alert for {check} reached no channel: {title}");
+            } else if cli.verbose > 0 {
+                eprintln!("dane-roll: sent: {title}");
+            }
+        }
+        for failure in &summary.failures {
+            eprintln!("dane-roll: warning: {failure}");
+        }
+    }
+    Ok(exit_status(run.status))
+}
+
+/// The exit status for a run's status.
+pub fn exit_status(s: Severity) -> Status {
+    match s {
+        Severity::Ok => Status::Ok,
+        Severity::Warning => Status::Warning,
+        Severity::Critical => Status::Failure,
+        Severity::Unknown => Status::Unknown,
+    }
+}
+
+/// A run that did not end in time (the run's own deadline should have stopped it first).
+fn overdue(deadline: Duration) -> RunReport {
+    let check = crate::monitor::Check::name(
+        crate::monitor::CheckKind::Target,
+        "run",
+        Severity::Unknown,
+        format!(
+            "the checks did not finish within {}s (--timeout)",
+            deadline.as_secs_f64()
+        ),
+    );
+    RunReport {
+        status: Severity::Unknown,
+        started: crate::monitor::checks::epoch_secs(std::time::SystemTime::now()),
+        elapsed_seconds: (deadline + GRACE).as_secs_f64(),
+        resolver: None,
+        rrsig_warn_days: 0,
+        cert_warn_days: 0,
+        domains: Vec::new(),
+        endpoints: Vec::new(),
+        checks: vec![check],
+    }
+}
+
+/// A positive number of seconds.
+pub(super) fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
         .ok()
         .filter(|d| !d.is_zero())
-        .with_context(|| {
-            format!(
-                "--timeout {}: give a positive number of seconds",
-                args.timeout
-            )
-        })?;
+        .with_context(|| format!("{flag} {value}: give a positive number of seconds"))
+}
+
+/// The configuration: required when `needed`, else used when the file is there.
+pub(super) fn load_config(cli: &Cli, needed: bool) -> anyhow::Result<Option<Config>> {
+    match Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref()) {
+        Ok(config) => Ok(Some(config)),
+        Err(ConfigError::NotFound { .. }) if !needed => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Every endpoint of the configuration, once each.
+pub(super) fn configured_targets(config: Option<&Config>) -> Vec<Target> {
+    let mut out: Vec<Target> = Vec::new();
+    for service in config.map(|c| c.services.as_slice()).unwrap_or(&[]) {
+        for ep in &service.endpoints {
+            let target = Target::Host(ep.clone());
+            if !out.contains(&target) {
+                out.push(target);
+            }
+        }
+    }
+    out
+}
+
+/// What the flags of `check` and `serve` say about the monitor.
+pub(super) struct MonitorFlags<'a> {
+    pub resolver: Option<&'a str>,
+    pub algorithms: &'a [KeyAlgorithm],
+    pub concurrency: usize,
+    pub deadline: Duration,
+    pub helo: &'a str,
+    pub records: Vec<TlsaRecord>,
+    pub addresses: Vec<std::net::IpAddr>,
+}
+
+/// The monitor for a run: the resolver (flag, configuration, /etc/resolv.conf), one prober for
+/// the key algorithms asked, thresholds and per-service bounds from the configuration, and the
+/// pre-published keys from the store (when it exists).
+pub(super) fn build_monitor(
+    config: Option<&Config>,
+    flags: MonitorFlags<'_>,
+) -> anyhow::Result<Monitor> {
+    let step = flags.deadline.min(DEFAULT_STEP_TIMEOUT);
+    let resolver_addr: Option<SocketAddr> = match flags.resolver {
+        Some(text) => Some(
+            parse_socket_addr(text, crate::config::DNS_PORT)
+                .map_err(|e| anyhow::anyhow!("--resolver {text}: {e}"))?,
+        ),
+        None => match config {
+            Some(c) => Some(c.resolver.address),
+            None => std::fs::read_to_string(RESOLV_CONF)
+                .ok()
+                .and_then(|t| first_nameserver(&t)),
+        },
+    };
+    let query_timeout = config
+        .map(|c| c.resolver.timeout)
+        .unwrap_or(crate::config::DEFAULT_RESOLVER_TIMEOUT)
+        .min(flags.deadline);
+    let resolver = resolver_addr.map(|a| Resolver::new(a, query_timeout));
+
     let mut algorithms: Vec<KeyAlgorithm> = Vec::new();
-    for algorithm in &args.key_algorithms {
+    for algorithm in flags.algorithms {
         if !algorithms.contains(algorithm) {
             algorithms.push(*algorithm);
         }
@@ -78,322 +217,56 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
     if algorithms.is_empty() {
         algorithms = KeyAlgorithm::ALL.to_vec();
     }
-    let options = ProbeOptions {
-        helo: args.helo.clone(),
+    let prober = Prober::new(ProbeOptions {
+        helo: flags.helo.to_string(),
         step_timeout: step,
-        // Every attempt may take a connect, three replies and a handshake.
-        address_timeout: step * 5 * u32::try_from(algorithms.len()).unwrap_or(3),
+        address_timeout: flags.deadline,
         algorithms,
         ..ProbeOptions::default()
-    };
-    let prober = Prober::new(options)?;
+    })?;
 
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let resolver = match &args.resolver {
-            Some(text) => Some(Resolver::new(resolver_address(text)?, step)),
-            None => None,
-        };
-        let records = match records_for(args, &endpoint, resolver.as_ref()).await {
-            Ok(records) => records,
-            Err(err) => {
-                eprintln!("dane-roll: cannot tell: {err:#}");
-                return Ok(Status::Unknown);
+    let mut options = MonitorOptions {
+        check: config.map(|c| c.check.clone()).unwrap_or_default(),
+        concurrency: flags.concurrency.max(1),
+        deadline: flags.deadline,
+        records: flags.records,
+        addresses: flags.addresses,
+        max_records: HashMap::new(),
+        known_keys: HashMap::new(),
+    };
+    if let Some(config) = config {
+        let store = if config.state_dir.join(crate::store::DB_FILE).exists() {
+            match Store::open(&config.state_dir) {
+                Ok(store) => Some(store),
+                Err(err) => {
+                    eprintln!("dane-roll: warning: pre-published keys not known: {err}");
+                    None
+                }
             }
-        };
-        let addresses = match addresses_for(args, &endpoint, resolver.as_ref()).await {
-            Ok(addresses) => addresses,
-            Err(err) => {
-                eprintln!("dane-roll: cannot tell: {err:#}");
-                return Ok(Status::Unknown);
-            }
-        };
-        let targets: Vec<ProbeTarget> = addresses
-            .into_iter()
-            .map(|addr| ProbeTarget {
-                host: endpoint.host.clone(),
-                addr,
-                protocol: endpoint.protocol,
-            })
-            .collect();
-        let reports = prober
-            .probe_many(targets, &records.records, args.concurrency)
-            .await;
-        let verdict = match records.problem {
-            Some(_) => Verdict::Fail,
-            None => overall(&reports),
-        };
-        match args.format {
-            CheckFormat::Json => {
-                let report = CheckReport {
-                    host: &endpoint.host,
-                    port: endpoint.port,
-                    protocol: endpoint.protocol.as_str(),
-                    verdict,
-                    tlsa: &records,
-                    addresses: &reports,
-                };
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            }
-            CheckFormat::Text => print!("{}", text(&endpoint, &records, &reports, cli.quiet)),
-        }
-        Ok(match verdict {
-            Verdict::Pass => Status::Ok,
-            Verdict::Fail => Status::Failure,
-            Verdict::Unknown => Status::Unknown,
-        })
-    })
-}
-
-/// `HOST[:PORT]` and `--protocol` as an endpoint.
-fn endpoint_of(args: &CheckArgs) -> anyhow::Result<Endpoint> {
-    let (host, port) = match args.target.rsplit_once(':') {
-        Some((host, port)) => match port.parse::<u16>() {
-            Ok(port) if port != 0 => (host, Some(port)),
-            _ => bail!("{}: \"{port}\" is not a port (1–65535)", args.target),
-        },
-        None => (args.target.as_str(), None),
-    };
-    let port = port.unwrap_or(crate::config::DEFAULT_PORT);
-    let protocol = match args.protocol.or_else(|| Protocol::default_for_port(port)) {
-        Some(protocol) => protocol,
-        None => bail!(
-            "port {port} has no usual protocol; say which with --protocol smtp, submission, imap, pop3 or tls"
-        ),
-    };
-    Endpoint::new(host, Some(port), Some(protocol))
-        .map_err(|err| anyhow::anyhow!("{}: {err}", args.target))
-}
-
-/// `ADDR[:PORT]` of the validating resolver; port 53 unless given.
-fn resolver_address(text: &str) -> anyhow::Result<SocketAddr> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
-    }
-    let ip = text
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .with_context(|| format!("--resolver {text}: give an IP address, with :PORT if not 53"))?;
-    Ok(SocketAddr::new(ip, 53))
-}
-
-/// The TLSA records to check against: `--tlsa` when given (not validated), else the validated
-/// lookup of the owner name through `--resolver`. An error means "cannot tell" (the resolver did
-/// not answer); an answer that cannot give DANE (insecure, SERVFAIL, none) is a
-/// [`RecordSet::problem`].
-pub async fn records_for(
-    args: &CheckArgs,
-    endpoint: &Endpoint,
-    resolver: Option<&Resolver>,
-) -> anyhow::Result<RecordSet> {
-    let owner = endpoint.owner_name();
-    if !args.tlsa.is_empty() {
-        return Ok(RecordSet {
-            owner,
-            source: RecordSource::CommandLine,
-            records: args.tlsa.clone(),
-            dns_status: None,
-            problem: None,
-        });
-    }
-    let Some(resolver) = resolver else {
-        bail!(
-            "no TLSA records to check against: give --resolver ADDR (a validating resolver) to \
-             look up {owner}, or the records with --tlsa \"3 1 1 <hex>\""
-        );
-    };
-    let lookup = resolver.tlsa(&owner).await?;
-    let status = lookup.status.clone();
-    // RFC 7672 §2.2: only DNSSEC-secure TLSA records count; SERVFAIL makes senders defer mail;
-    // no records (or insecure ones) mean no DANE, so senders fall back to unauthenticated TLS.
-    let problem = match &status {
-        DnsStatus::Secure if lookup.records.is_empty() => {
-            Some(format!("{owner} has no TLSA record this tool understands"))
-        }
-        DnsStatus::Secure => None,
-        DnsStatus::Insecure => Some(format!(
-            "the TLSA records at {owner} are not DNSSEC-secure: senders ignore them"
-        )),
-        DnsStatus::Bogus { .. } => Some(format!(
-            "the TLSA lookup of {owner} fails ({status}): DANE senders defer mail to this host"
-        )),
-        DnsStatus::Missing { .. } => Some(format!("{owner} has no TLSA records ({status})")),
-    };
-    Ok(RecordSet {
-        owner,
-        source: if status.is_secure() && !lookup.records.is_empty() {
-            RecordSource::DnsSecure
         } else {
-            RecordSource::DnsInsecure
-        },
-        records: lookup.records,
-        dns_status: Some(status.to_string()),
-        problem,
-    })
-}
-
-/// The addresses to probe: `--address`, or every A and AAAA address of the host from the
-/// validating resolver (`--resolver`), or from the system resolver.
-pub async fn addresses_for(
-    args: &CheckArgs,
-    endpoint: &Endpoint,
-    resolver: Option<&Resolver>,
-) -> anyhow::Result<Vec<SocketAddr>> {
-    if !args.addresses.is_empty() {
-        return Ok(args
-            .addresses
-            .iter()
-            .map(|ip: &IpAddr| SocketAddr::new(*ip, endpoint.port))
-            .collect());
-    }
-    let mut found: Vec<SocketAddr> = Vec::new();
-    if let Some(resolver) = resolver {
-        let lookup = resolver.addresses(&endpoint.host).await?;
-        if lookup.status.is_bogus() {
-            bail!(
-                "the address lookup of {} fails ({})",
-                endpoint.host,
-                lookup.status
-            );
-        }
-        for ip in lookup.records {
-            let addr = SocketAddr::new(ip, endpoint.port);
-            if !found.contains(&addr) {
-                found.push(addr);
-            }
-        }
-    } else {
-        let resolved = tokio::net::lookup_host((endpoint.host.as_str(), endpoint.port))
-            .await
-            .with_context(|| format!("cannot resolve {}", endpoint.host))?;
-        for addr in resolved {
-            if !found.contains(&addr) {
-                found.push(addr);
-            }
-        }
-    }
-    if found.is_empty() {
-        bail!("{} has no address", endpoint.host);
-    }
-    Ok(found)
-}
-
-/// The worst verdict: one failing address fails the host; otherwise one unknown makes it unknown.
-fn overall(reports: &[AddressReport]) -> Verdict {
-    if reports.iter().any(|r| r.verdict == Verdict::Fail) {
-        Verdict::Fail
-    } else if reports.is_empty() || reports.iter().any(|r| r.verdict == Verdict::Unknown) {
-        Verdict::Unknown
-    } else {
-        Verdict::Pass
-    }
-}
-
-/// The report for people.
-fn text(
-    endpoint: &Endpoint,
-    records: &RecordSet,
-    reports: &[AddressReport],
-    quiet: bool,
-) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let source = match (&records.source, &records.dns_status) {
-        (RecordSource::CommandLine, _) => "given on the command line, not DNSSEC-validated",
-        (_, Some(status)) => status.as_str(),
-        (_, None) => "looked up",
-    };
-    if !quiet || records.problem.is_some() {
-        let _ = writeln!(out, "{endpoint}: TLSA {} ({source})", records.owner);
-        for record in &records.records {
-            let _ = writeln!(out, "  {record}");
-        }
-    }
-    if let Some(problem) = &records.problem {
-        let _ = writeln!(out, "FAIL: {problem}");
-    }
-    for report in reports {
-        if quiet && report.verdict == Verdict::Pass {
-            continue;
-        }
-        let word = match report.verdict {
-            Verdict::Pass => "PASS",
-            Verdict::Fail => "FAIL",
-            Verdict::Unknown => "UNKNOWN",
+            None
         };
-        let _ = write!(out, "{} {word}", report.address);
-        match &report.reason {
-            Some(reason) => {
-                let _ = writeln!(out, ": {reason}");
-            }
-            None => out.push('\n'),
-        }
-        for key in &report.keys {
-            let algorithms: Vec<&str> = key.algorithms.iter().map(|a| a.as_str()).collect();
-            let _ = writeln!(
-                out,
-                "  key {} (offered for {}), {} {}",
-                key.key_type,
-                algorithms.join(", "),
-                key.tls_version,
-                key.cipher
-            );
-            let _ = writeln!(out, "    3 1 1 {}", key.spki_sha256);
-            match (&key.matched_record, key.match_depth, key.matched) {
-                (Some(record), Some(depth), true) => {
-                    let _ = writeln!(out, "    matched {record} at depth {depth}");
-                }
-                _ => {
-                    let _ = writeln!(
-                        out,
-                        "    NOT matched: {}",
-                        key.reason.as_deref().unwrap_or("not verified")
-                    );
+        for service in &config.services {
+            let keys: Vec<KeyHash> = store
+                .as_ref()
+                .and_then(|s| s.keys(&service.name).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|k| matches!(k.role, KeyRole::Next | KeyRole::New))
+                .map(|k| k.hash)
+                .collect();
+            for ep in &service.endpoints {
+                let key = format!("{}:{}", ep.host, ep.port);
+                options.max_records.insert(key.clone(), service.max_records);
+                if !keys.is_empty() {
+                    options
+                        .known_keys
+                        .entry(key)
+                        .or_default()
+                        .extend(keys.iter().copied());
                 }
             }
-            for (depth, cert) in key.chain.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "    {depth} {} [{}] issuer {} until {}{}",
-                    cert.subject,
-                    cert.key_type,
-                    cert.issuer,
-                    cert.not_after,
-                    if cert.expired { " (EXPIRED)" } else { "" }
-                );
-            }
-        }
-        for attempt in &report.attempts {
-            match &attempt.outcome {
-                AttemptOutcome::Key { .. } | AttemptOutcome::Skipped => {}
-                AttemptOutcome::NoKey { detail } => {
-                    let _ = writeln!(out, "  no {} key ({detail})", attempt.algorithm);
-                }
-                AttemptOutcome::Error { error, .. } => {
-                    let _ = writeln!(out, "  {}: {error}", attempt.algorithm);
-                }
-            }
-        }
-        for ignored in &report.ignored_records {
-            let _ = writeln!(out, "  ignored {}: {}", ignored.record, ignored.reason);
-        }
-        for record in &report.unmatched_records {
-            let _ = writeln!(
-                out,
-                "  {record} matches no certificate served here (stale, or for a key not deployed yet)"
-            );
         }
     }
-    if !quiet {
-        let passed = reports
-            .iter()
-            .filter(|r| r.verdict == Verdict::Pass)
-            .count();
-        let _ = writeln!(out, "{passed} of {} addresses pass", reports.len());
-    }
-    out
+    Ok(Monitor::new(resolver, prober, options))
 }

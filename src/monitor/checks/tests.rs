@@ -1,0 +1,286 @@
+use super::*;
+use crate::config::Protocol;
+use crate::dns::{Ede, Name};
+use crate::probe::{AddressReport, CertInfo};
+use crate::tlsa::{Matching, Selector};
+
+fn ep() -> Endpoint {
+    Endpoint::new("mail.example.com", None, None).unwrap()
+}
+
+fn lookup<T>(status: DnsStatus, records: Vec<T>) -> Lookup<T> {
+    let name = Name::from_ascii("_25._tcp.mail.example.com.").unwrap();
+    Lookup {
+        name: name.clone(),
+        owner: name.clone(),
+        chain: vec![name],
+        status,
+        records,
+        skipped: Vec::new(),
+        ttl: Some(3600),
+        rrsig_expiry: None,
+        ede: Vec::new(),
+    }
+}
+
+fn record(usage: Usage, byte: u8) -> TlsaRecord {
+    TlsaRecord::new(usage, Selector::Spki, Matching::Sha256, vec![byte; 32]).unwrap()
+}
+
+fn address(verdict: Verdict, keys: Vec<KeyReport>, unmatched: Vec<TlsaRecord>) -> AddressReport {
+    AddressReport {
+        host: "mail.example.com".into(),
+        address: "192.0.2.1:25".parse().unwrap(),
+        protocol: Protocol::Smtp,
+        verdict,
+        reason: (verdict != Verdict::Pass).then(|| "no TLSA record matched".into()),
+        keys,
+        attempts: Vec::new(),
+        ignored_records: Vec::new(),
+        unmatched_records: unmatched,
+        elapsed_ms: 1,
+    }
+}
+
+fn key(matched: Option<TlsaRecord>, not_after: &str) -> KeyReport {
+    KeyReport {
+        key_type: "EC P-256".into(),
+        spki_sha256: "ab".repeat(32),
+        algorithms: vec![KeyAlgorithm::Ecdsa],
+        matched: matched.is_some(),
+        match_depth: matched.as_ref().map(|_| 0),
+        matched_record: matched,
+        matched_by_public_key: false,
+        verify_code: 0,
+        reason: None,
+        tls_version: "TLSv1.3".into(),
+        cipher: "TLS_AES_128_GCM_SHA256".into(),
+        chain: vec![CertInfo {
+            subject: "CN=mail.example.com".into(),
+            issuer: "CN=CA".into(),
+            key_type: "EC P-256".into(),
+            spki_sha256: "ab".repeat(32),
+            not_after: not_after.into(),
+            expired: false,
+        }],
+    }
+}
+
+#[test]
+fn worst_ranks_critical_over_unknown_over_warning() {
+    use Severity::*;
+    assert_eq!(worst([Ok, Warning, Unknown]), Unknown);
+    assert_eq!(worst([Unknown, Critical, Warning]), Critical);
+    assert_eq!(worst([Ok, Warning]), Warning);
+    assert_eq!(worst([]), Ok);
+}
+
+#[test]
+fn tlsa_states_map_to_the_rfc_7672_severities() {
+    let secure = Ok(lookup(DnsStatus::Secure, vec![record(Usage::DaneEe, 1)]));
+    let (check, problem) = tlsa_secure(&ep(), &secure);
+    assert_eq!(check.status, Severity::Ok);
+    assert!(problem.is_none());
+    assert_eq!(check.id, "tlsa-secure/mail.example.com:25");
+
+    let pkix = Ok(lookup(DnsStatus::Secure, vec![record(Usage::PkixEe, 1)]));
+    let (check, problem) = tlsa_secure(&ep(), &pkix);
+    assert_eq!(check.status, Severity::Warning);
+    assert!(problem.is_some());
+
+    for status in [
+        DnsStatus::Insecure,
+        DnsStatus::Missing {
+            secure: true,
+            nxdomain: true,
+        },
+    ] {
+        let (check, _) = tlsa_secure(&ep(), &Ok(lookup(status, Vec::new())));
+        assert_eq!(check.status, Severity::Warning);
+        assert!(check.message.contains("DANE not in effect for this host"));
+    }
+
+    let bogus = DnsStatus::Bogus {
+        ede: Some(Ede {
+            code: 6,
+            text: String::new(),
+        }),
+    };
+    let (check, _) = tlsa_secure(&ep(), &Ok(lookup(bogus, Vec::new())));
+    assert_eq!(check.status, Severity::Critical);
+    assert!(check.message.contains("defer mail"), "{}", check.message);
+
+    let (check, _) = tlsa_secure(&ep(), &Err("timed out".into()));
+    assert_eq!(check.status, Severity::Unknown);
+}
+
+#[test]
+fn insecure_mx_is_dane_not_in_effect() {
+    let mx = MxHost {
+        preference: 10,
+        host: Name::from_ascii("mail.example.com.").unwrap(),
+    };
+    let check = mx_secure(
+        "example.com",
+        &lookup(DnsStatus::Insecure, vec![mx.clone()]),
+    );
+    assert_eq!(check.status, Severity::Warning);
+    assert!(check.message.contains("DANE not in effect for this domain"));
+    assert_eq!(check.id, "mx-secure/example.com");
+    let check = mx_secure("example.com", &lookup(DnsStatus::Secure, vec![mx]));
+    assert_eq!(check.status, Severity::Ok);
+    let null = MxHost {
+        preference: 0,
+        host: Name::root(),
+    };
+    let check = mx_secure("example.com", &lookup(DnsStatus::Secure, vec![null]));
+    assert!(check.message.contains("null MX"), "{}", check.message);
+}
+
+#[test]
+fn tcp_parent_nxdomain_warns_and_servfail_is_critical() {
+    let nx = tcp_parent(&ep(), &Ok(TcpParent::Nxdomain { secure: true }));
+    assert_eq!(nx.status, Severity::Warning);
+    let bogus = tcp_parent(&ep(), &Ok(TcpParent::Bogus(DnsStatus::Bogus { ede: None })));
+    assert_eq!(bogus.status, Severity::Critical);
+    let ok = tcp_parent(&ep(), &Ok(TcpParent::Exists(DnsStatus::Secure)));
+    assert_eq!(ok.status, Severity::Ok);
+}
+
+#[test]
+fn record_count_and_duplicates() {
+    let records: Vec<TlsaRecord> = (1..=5).map(|b| record(Usage::DaneEe, b)).collect();
+    assert_eq!(tlsa_records(&ep(), &records, 4).status, Severity::Warning);
+    assert_eq!(tlsa_records(&ep(), &records, 5).status, Severity::Ok);
+    let dup = vec![record(Usage::DaneEe, 1), record(Usage::DaneEe, 1)];
+    let check = tlsa_records(&ep(), &dup, 4);
+    assert_eq!(check.status, Severity::Warning);
+    assert!(check.message.contains("more than once"));
+}
+
+#[test]
+fn stale_records_unless_the_store_knows_the_next_key() {
+    let current = record(Usage::DaneEe, 1);
+    let next = record(Usage::DaneEe, 2);
+    let usable = vec![current.clone(), next.clone()];
+    let reports = vec![address(
+        Verdict::Pass,
+        vec![key(Some(current), "2099-01-01T00:00:00Z")],
+        vec![next.clone()],
+    )];
+    let check = tlsa_stale(&ep(), &usable, &reports, &[]).unwrap();
+    assert_eq!(check.status, Severity::Warning);
+    let known = KeyHash([2; 32]);
+    let check = tlsa_stale(&ep(), &usable, &reports, &[known]).unwrap();
+    assert_eq!(check.status, Severity::Ok);
+    assert!(check.note.unwrap().contains("pre-published"));
+    // Nothing probed: nothing can be called stale.
+    assert!(tlsa_stale(&ep(), &usable, &[], &[]).is_none());
+}
+
+#[test]
+fn rrsig_and_certificate_expiry() {
+    let now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let at =
+        |days: i64| UNIX_EPOCH + Duration::from_secs((1_800_000_000 + days * DAY as i64) as u64);
+    assert_eq!(rrsig_expiry(&ep(), at(10), 5, now).status, Severity::Ok);
+    assert_eq!(rrsig_expiry(&ep(), at(3), 5, now).status, Severity::Warning);
+    assert_eq!(
+        rrsig_expiry(&ep(), now + Duration::from_secs(3600), 5, now).status,
+        Severity::Critical
+    );
+    assert_eq!(
+        rrsig_expiry(&ep(), at(-1), 5, now).status,
+        Severity::Critical
+    );
+
+    let expired = "2020-01-01T00:00:00Z";
+    let ee = address(
+        Verdict::Pass,
+        vec![key(Some(record(Usage::DaneEe, 1)), expired)],
+        Vec::new(),
+    );
+    let check = cert_expiry(&ep(), &ee, 14, now).unwrap();
+    assert_eq!(check.status, Severity::Warning, "DANE-EE: a warning only");
+    assert!(check.message.contains("DANE-EE still matches"));
+    let ta = address(
+        Verdict::Pass,
+        vec![key(Some(record(Usage::DaneTa, 1)), expired)],
+        Vec::new(),
+    );
+    assert_eq!(
+        cert_expiry(&ep(), &ta, 14, now).unwrap().status,
+        Severity::Critical
+    );
+    let fine = address(
+        Verdict::Pass,
+        vec![key(Some(record(Usage::DaneEe, 1)), "2099-01-01T00:00:00Z")],
+        Vec::new(),
+    );
+    assert_eq!(
+        cert_expiry(&ep(), &fine, 14, now).unwrap().status,
+        Severity::Ok
+    );
+}
+
+#[test]
+fn rfc3339_parses_back() {
+    assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+    assert_eq!(parse_rfc3339("2024-02-29T23:59:59Z"), Some(1_709_251_199));
+    assert_eq!(parse_rfc3339("2100-01-01T00:00:00Z"), Some(4_102_444_800));
+    assert_eq!(parse_rfc3339("Jan 1 2020"), None);
+}
+
+#[test]
+fn ttl_outside_the_advised_range_is_a_note() {
+    let check = tlsa_ttl(&ep(), 300);
+    assert_eq!(check.status, Severity::Ok);
+    assert!(check.note.is_some());
+    assert!(tlsa_ttl(&ep(), 3600).note.is_none());
+}
+
+#[test]
+fn match_check_follows_the_probe_verdict() {
+    let pass = address(
+        Verdict::Pass,
+        vec![key(Some(record(Usage::DaneEe, 1)), "2099-01-01T00:00:00Z")],
+        Vec::new(),
+    );
+    let check = tlsa_match(&ep(), &pass);
+    assert_eq!(check.status, Severity::Ok);
+    assert_eq!(check.id, "tlsa-match/mail.example.com:25/192.0.2.1");
+    let fail = address(
+        Verdict::Fail,
+        vec![key(None, "2099-01-01T00:00:00Z")],
+        Vec::new(),
+    );
+    let check = tlsa_match(&ep(), &fail);
+    assert_eq!(check.status, Severity::Critical);
+    assert!(
+        check
+            .message
+            .starts_with("no TLSA record matches the certificate on 192.0.2.1")
+    );
+    let unknown = address(Verdict::Unknown, Vec::new(), Vec::new());
+    assert_eq!(tlsa_match(&ep(), &unknown).status, Severity::Unknown);
+}
+
+#[test]
+fn a_resolver_that_does_not_validate_makes_the_run_unknown() {
+    let (check, v) = resolver("192.0.2.53:53", &[Ok(ValidationProbe::NotRecursive)]);
+    assert_eq!(check.status, Severity::Unknown);
+    assert!(matches!(v, Validation::Unusable(_)));
+    let (_, v) = resolver(
+        "192.0.2.53:53",
+        &[
+            Ok(ValidationProbe::NoDnssec),
+            Ok(ValidationProbe::Validating),
+        ],
+    );
+    assert_eq!(v, Validation::Validating);
+    let (check, v) = resolver("192.0.2.53:53", &[Ok(ValidationProbe::NoDnssec)]);
+    assert_eq!(v, Validation::Undetermined);
+    assert_eq!(check.status, Severity::Ok);
+    let (_, v) = resolver("192.0.2.53:53", &[Err("timed out".into())]);
+    assert!(matches!(v, Validation::Unusable(_)));
+}

@@ -1,0 +1,451 @@
+//! `dane-roll serve`: a Prometheus exporter. The configured targets are checked in the
+//! background every `interval` (a scrape never triggers handshakes); `/metrics` serves the
+//! exposition of the last run. `/probe?target=host[:port]&timeout=S` checks one ad-hoc target now
+//! (blackbox_exporter style) and returns its metrics only. Metrics are built with
+//! prometheus-client ([`encode_run`]) and served by axum on the caller's tokio runtime; the
+//! server stops on SIGTERM or SIGINT, letting requests in flight finish.
+//!
+//! Metrics (gauges unless said otherwise):
+//!
+//! | name | labels | value |
+//! | --- | --- | --- |
+//! | `dane_status` | | worst check: 0 ok, 1 warning, 2 critical, 3 unknown |
+//! | `dane_check_status` | host, port, check | worst of that check kind for the endpoint (same scale) |
+//! | `dane_tlsa_records` | host, port | records at the owner name |
+//! | `dane_tlsa_secure` | host, port | 1 when DNSSEC-secure with a usable record |
+//! | `dane_tlsa_ttl_seconds` | host, port | TTL of the TLSA RRset |
+//! | `dane_rrsig_expiry_timestamp_seconds` | host, port | expiry of the RRSIG over the TLSA RRset |
+//! | `dane_endpoint_probe_success` | host, port, address | 1 when a key was seen (the probe could tell) |
+//! | `dane_endpoint_match` | host, port, address, algorithm | 1 when that key matches a record |
+//! | `dane_cert_expiry_timestamp_seconds` | host, port, address, algorithm | leaf certificate's notAfter |
+//! | `dane_rollover_phase` | service, slot, phase | 1 for the phase a rollover is in, 0 for the others |
+//! | `dane_check_duration_seconds` | | how long the run took |
+//! | `dane_last_check_timestamp_seconds` | | when it started |
+//!
+//! Before the first run ends `/metrics` is an empty exposition. There is no run counter: a
+//! counter's OpenMetrics family name lacks the `_total` of its sample, which `promtool check
+//! metrics` (a Prometheus text-format linter) reports as a metric without help.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+
+use crate::notify::Severity;
+use crate::probe::Verdict;
+use crate::rollover::PhaseName;
+
+use super::checks::{self, CheckKind, rank};
+use super::{Monitor, RecordSource, RunReport, Target, TargetMode};
+
+/// The content type of the exposition (OpenMetrics text, which Prometheus reads).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The longest `/probe` run allowed, whatever `?timeout=` says.
+pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(120);
+/// The `/probe` time limit when `?timeout=` is not given.
+pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Every phase, for `dane_rollover_phase`'s state set.
+const PHASES: [PhaseName; 8] = [
+    PhaseName::Staged,
+    PhaseName::Published,
+    PhaseName::Aged,
+    PhaseName::Installed,
+    PhaseName::Verified,
+    PhaseName::Retired,
+    PhaseName::Done,
+    PhaseName::RolledBack,
+];
+
+type Labels = Vec<(String, String)>;
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+/// Why the exporter stopped.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExporterError {
+    /// The listening socket could not be bound.
+    #[error("cannot listen on {addr}: {source}; is another process using it?")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("the HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+    /// The signal handlers could not be installed.
+    #[error("cannot install the SIGTERM handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// One rollover's phase, for `dane_rollover_phase`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloverPhase {
+    /// The service.
+    pub service: String,
+    /// The key slot.
+    pub slot: String,
+    /// The phase.
+    pub phase: PhaseName,
+}
+
+/// The exposition of one run: every metric of the table in the module docs.
+pub fn encode_run(run: &RunReport, phases: &[RolloverPhase]) -> String {
+    let mut registry = Registry::default();
+    let family = |registry: &mut Registry, name: &str, help: &str| {
+        let f = Family::<Labels, FloatGauge>::default();
+        registry.register(name, help, f.clone());
+        f
+    };
+    let lab = |pairs: &[(&str, String)]| -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), v.clone()))
+            .collect()
+    };
+
+    let status = FloatGauge::default();
+    registry.register(
+        "dane_status",
+        "Worst check status of the run: 0 ok, 1 warning, 2 critical, 3 unknown",
+        status.clone(),
+    );
+    status.set(f64::from(code(run.status)));
+
+    let check_status = family(
+        &mut registry,
+        "dane_check_status",
+        "Worst status per check kind and endpoint: 0 ok, 1 warning, 2 critical, 3 unknown",
+    );
+    let mut worst: Vec<((String, String, CheckKind), Severity)> = Vec::new();
+    for c in &run.checks {
+        let key = (
+            c.host.clone().unwrap_or_default(),
+            c.port.map(|p| p.to_string()).unwrap_or_default(),
+            c.kind,
+        );
+        match worst.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, s)) if rank(c.status) > rank(*s) => *s = c.status,
+            Some(_) => {}
+            None => worst.push((key, c.status)),
+        }
+    }
+    for ((host, port, kind), s) in worst {
+        check_status
+            .get_or_create(&lab(&[
+                ("host", host),
+                ("port", port),
+                ("check", kind.as_str().to_string()),
+            ]))
+            .set(f64::from(code(s)));
+    }
+
+    let records = family(
+        &mut registry,
+        "dane_tlsa_records",
+        "TLSA records at the endpoint's owner name",
+    );
+    let secure = family(
+        &mut registry,
+        "dane_tlsa_secure",
+        "1 when the TLSA RRset is DNSSEC-secure and holds a record usable for SMTP",
+    );
+    let ttl = family(
+        &mut registry,
+        "dane_tlsa_ttl_seconds",
+        "TTL of the TLSA RRset",
+    );
+    let rrsig = family(
+        &mut registry,
+        "dane_rrsig_expiry_timestamp_seconds",
+        "When the RRSIG over the TLSA RRset expires (Unix time)",
+    );
+    let up = family(
+        &mut registry,
+        "dane_endpoint_probe_success",
+        "1 when the probe of the address saw a key (the outcome is known)",
+    );
+    let matched = family(
+        &mut registry,
+        "dane_endpoint_match",
+        "1 when the key the address serves for the algorithm matches a usable TLSA record",
+    );
+    let cert = family(
+        &mut registry,
+        "dane_cert_expiry_timestamp_seconds",
+        "When the leaf certificate served for the algorithm expires (Unix time)",
+    );
+    for ep in &run.endpoints {
+        let hp = [("host", ep.host.clone()), ("port", ep.port.to_string())];
+        records
+            .get_or_create(&lab(&hp))
+            .set(ep.tlsa.records.len() as f64);
+        let is_secure = ep.tlsa.source == RecordSource::DnsSecure;
+        secure
+            .get_or_create(&lab(&hp))
+            .set(if is_secure { 1.0 } else { 0.0 });
+        if let Some(t) = ep.tlsa.ttl {
+            ttl.get_or_create(&lab(&hp)).set(f64::from(t));
+        }
+        if let Some(expiry) = ep.tlsa.rrsig_expiry {
+            rrsig.get_or_create(&lab(&hp)).set(expiry as f64);
+        }
+        for report in &ep.addresses {
+            let address = report.address.ip().to_string();
+            let mut hpa = hp.to_vec();
+            hpa.push(("address", address));
+            let known = report.verdict != Verdict::Unknown && !report.keys.is_empty();
+            up.get_or_create(&lab(&hpa))
+                .set(if known { 1.0 } else { 0.0 });
+            for (algorithm, key) in checks::keys_by_algorithm(report) {
+                let mut l = hpa.clone();
+                l.push(("algorithm", algorithm.as_str().to_string()));
+                matched
+                    .get_or_create(&lab(&l))
+                    .set(if key.matched { 1.0 } else { 0.0 });
+                if let Some(end) = checks::not_after_secs(key) {
+                    cert.get_or_create(&lab(&l)).set(end as f64);
+                }
+            }
+        }
+    }
+
+    if !phases.is_empty() {
+        let phase = family(
+            &mut registry,
+            "dane_rollover_phase",
+            "1 for the phase the rollover of a service's key slot is in, 0 for the others",
+        );
+        for p in phases {
+            for name in PHASES {
+                phase
+                    .get_or_create(&lab(&[
+                        ("service", p.service.clone()),
+                        ("slot", p.slot.clone()),
+                        ("phase", name.as_str().to_string()),
+                    ]))
+                    .set(if name == p.phase { 1.0 } else { 0.0 });
+            }
+        }
+    }
+
+    let duration = FloatGauge::default();
+    registry.register(
+        "dane_check_duration_seconds",
+        "How long the last run of the checks took",
+        duration.clone(),
+    );
+    duration.set(run.elapsed_seconds);
+    let last = FloatGauge::default();
+    registry.register(
+        "dane_last_check_timestamp_seconds",
+        "When the last run of the checks started (Unix time)",
+        last.clone(),
+    );
+    last.set(run.started as f64);
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = encode(&mut out, &registry);
+    out
+}
+
+/// The status on the metric scale: 0 ok, 1 warning, 2 critical, 3 unknown (Nagios codes).
+pub fn code(s: Severity) -> u8 {
+    match s {
+        Severity::Ok => 0,
+        Severity::Warning => 1,
+        Severity::Critical => 2,
+        Severity::Unknown => 3,
+    }
+}
+
+/// What the exporter runs and serves.
+pub struct Exporter {
+    monitor: Monitor,
+    targets: Vec<Target>,
+    interval: Duration,
+    state_dir: Option<PathBuf>,
+    last: RwLock<Option<String>>,
+}
+
+impl Exporter {
+    /// Check `targets` with `monitor` every `interval`; rollover phases come from the store in
+    /// `state_dir` when given (and readable).
+    pub fn new(
+        monitor: Monitor,
+        targets: Vec<Target>,
+        interval: Duration,
+        state_dir: Option<PathBuf>,
+    ) -> Arc<Exporter> {
+        Arc::new(Exporter {
+            monitor,
+            targets,
+            interval,
+            state_dir,
+            last: RwLock::new(None),
+        })
+    }
+
+    /// The rollovers in the store, or none (with the reason on standard error once per run).
+    fn phases(&self) -> Vec<RolloverPhase> {
+        let Some(dir) = &self.state_dir else {
+            return Vec::new();
+        };
+        if !dir.join(crate::store::DB_FILE).exists() {
+            return Vec::new();
+        }
+        match crate::store::Store::open(dir).and_then(|s| s.rollovers()) {
+            Ok(rollovers) => rollovers
+                .into_iter()
+                .map(|r| RolloverPhase {
+                    service: r.service,
+                    slot: r.slot.as_str().to_string(),
+                    phase: r.phase.name(),
+                })
+                .collect(),
+            Err(err) => {
+                eprintln!("dane-roll serve: rollover phases left out: {err}");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Run the checks once and keep the exposition.
+    pub async fn run_once(&self) -> RunReport {
+        let run = self.monitor.run(&self.targets).await;
+        let text = encode_run(&run, &self.phases());
+        if let Ok(mut last) = self.last.write() {
+            *last = Some(text);
+        }
+        run
+    }
+
+    /// The schedule: a run now, then one every interval, until the task is dropped.
+    pub async fn schedule(self: Arc<Exporter>) {
+        let mut ticker = tokio::time::interval(self.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let run = self.run_once().await;
+            eprintln!(
+                "dane-roll serve: {} checks, status {}, {:.2}s",
+                run.checks.len(),
+                run.status,
+                run.elapsed_seconds
+            );
+        }
+    }
+
+    /// The HTTP routes: `/metrics`, `/probe`, and `/` (a short page).
+    pub fn router(self: &Arc<Exporter>) -> axum::Router {
+        axum::Router::new()
+            .route("/metrics", get(metrics))
+            .route("/probe", get(probe))
+            .route("/", get(index))
+            .with_state(Arc::clone(self))
+    }
+
+    /// Serve on `listener` with the schedule running beside, until `shutdown` completes.
+    pub async fn serve<F>(
+        self: Arc<Exporter>,
+        listener: tokio::net::TcpListener,
+        shutdown: F,
+    ) -> Result<(), ExporterError>
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let schedule = tokio::spawn(Arc::clone(&self).schedule());
+        let result = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(ExporterError::Serve);
+        schedule.abort();
+        result
+    }
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()> + Send + 'static, ExporterError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).map_err(ExporterError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ExporterError::Signal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    })
+}
+
+async fn index() -> &'static str {
+    "dane-roll exporter: /metrics (the configured targets, checked in the background), \
+     /probe?target=host[:port][&timeout=S] (one target, checked now)\n"
+}
+
+async fn metrics(State(exporter): State<Arc<Exporter>>) -> Response {
+    let text = exporter.last.read().ok().and_then(|l| l.clone());
+    match text {
+        Some(text) => ([(header::CONTENT_TYPE, CONTENT_TYPE)], text).into_response(),
+        None => {
+            // No run finished yet: an empty exposition.
+            let mut out = String::new();
+            let _ = encode(&mut out, &Registry::default());
+            ([(header::CONTENT_TYPE, CONTENT_TYPE)], out).into_response()
+        }
+    }
+}
+
+/// `/probe` parameters.
+#[derive(Debug, Deserialize)]
+struct ProbeQuery {
+    target: Option<String>,
+    timeout: Option<f64>,
+}
+
+async fn probe(State(exporter): State<Arc<Exporter>>, Query(query): Query<ProbeQuery>) -> Response {
+    let Some(text) = query.target.filter(|t| !t.trim().is_empty()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "give ?target=host[:port] or a mail domain\n",
+        )
+            .into_response();
+    };
+    let target = match Target::parse(&text, TargetMode::Auto, None) {
+        Ok(t) => t,
+        Err(err) => return (StatusCode::BAD_REQUEST, format!("{err}\n")).into_response(),
+    };
+    let deadline = match query.timeout {
+        None => DEFAULT_PROBE_TIMEOUT,
+        Some(s) => match Duration::try_from_secs_f64(s) {
+            Ok(d) if !d.is_zero() => d.min(MAX_PROBE_TIMEOUT),
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    "timeout: give a positive number of seconds\n",
+                )
+                    .into_response();
+            }
+        },
+    };
+    let monitor = exporter.monitor.with_deadline(deadline);
+    let run = monitor.run(&[target]).await;
+    (
+        [(header::CONTENT_TYPE, CONTENT_TYPE)],
+        encode_run(&run, &[]),
+    )
+        .into_response()
+}

@@ -1,0 +1,283 @@
+//! `dane-roll serve` (issue 7): the real binary on 127.0.0.1 against a configuration pointing at
+//! the lab; `/metrics` scraped for real (values asserted, `promtool check metrics` run on the
+//! text), `/probe?target=` for an ad-hoc target, and a clean stop on SIGTERM.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use dane_roll_lab::DnsLab;
+use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
+use dane_roll_lab::postfix::Receiver;
+
+const OWNER: &str = "_25._tcp.mail.example.test";
+
+/// The exporter process; killed on drop if the test did not stop it.
+struct Served(Option<Child>);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `GET path` over HTTP/1.0: (status, body).
+fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of the sample whose name and labels start with `prefix`.
+fn sample(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn exporter_serves_metrics_probe_and_stops_on_sigterm() {
+    if !dane_roll_lab::require(&[
+        "postfix",
+        "script",
+        "named",
+        "unbound",
+        "unbound-control",
+        "dig",
+    ]) || !dane_roll_lab::require(&["nsupdate", "tsig-keygen", "dnssec-dsfromkey", "ip", "kill"])
+    {
+        return;
+    }
+    let lab = dane_roll_lab::LabDir::new().unwrap();
+    let block = dane_roll_lab::loopback_block();
+    let dns = DnsLab::builder()
+        .block(block)
+        .dir(lab.path())
+        .knot(false)
+        .start()
+        .unwrap();
+    let pki = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let leaf = pki.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
+    let rx = Receiver::start(
+        &lab.sub("receiver").unwrap(),
+        block,
+        &leaf.key_and_chain_pem().unwrap(),
+    )
+    .unwrap();
+    let current = leaf.tlsa_311().unwrap();
+    dns.add_tlsa(OWNER, 300, &current).unwrap();
+    dns.wait_served_everywhere(OWNER, &current, Duration::from_secs(30))
+        .unwrap();
+    dns.flush_resolver().unwrap();
+
+    let dir = lab.sub("exporter").unwrap();
+    let config = dir.join("dane-roll.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"version = 1
+state-dir = "{dir}/state"
+
+[resolver]
+address = "{resolver}"
+
+[[service]]
+name = "mx"
+endpoints = ["{MX_HOST}:25/smtp"]
+chain-file = "{dir}/chain.pem"
+provider = "manual"
+
+[provider.manual]
+kind = "manual"
+"#,
+            dir = dir.display(),
+            resolver = dns.resolver_addr(),
+        ),
+    )
+    .unwrap();
+    let port = dane_roll_lab::ports::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut served = Served(Some(
+        Command::new(env!("CARGO_BIN_EXE_dane-roll"))
+            .args([
+                "-c",
+                &config.display().to_string(),
+                "serve",
+                "--listen",
+                &listen,
+            ])
+            .args([
+                "--interval",
+                "2",
+                "--timeout",
+                "10",
+                "--key-algorithm",
+                "ecdsa",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+
+    // The first scheduled run lands in /metrics.
+    let started = Instant::now();
+    let metrics = loop {
+        if let Ok((200, body)) = get(port, "/metrics")
+            && body.contains("dane_last_check_timestamp_seconds")
+        {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no run in /metrics after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let hp = format!("host=\"{MX_HOST}\",port=\"25\"");
+    let addr = rx.addr().ip().to_string();
+    assert_eq!(sample(&metrics, "dane_status "), Some(0.0), "{metrics}");
+    assert_eq!(
+        sample(&metrics, &format!("dane_tlsa_records{{{hp}}}")),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, &format!("dane_tlsa_secure{{{hp}}}")),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("dane_endpoint_match{{{hp},address=\"{addr}\",algorithm=\"ecdsa\"}}")
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("dane_check_status{{{hp},check=\"tlsa-match\"}}")
+        ),
+        Some(0.0),
+        "{metrics}"
+    );
+    let rrsig = sample(
+        &metrics,
+        &format!("dane_rrsig_expiry_timestamp_seconds{{{hp}}}"),
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(rrsig > now, "RRSIG expiry {rrsig} in the future");
+    let cert = sample(
+        &metrics,
+        &format!(
+            "dane_cert_expiry_timestamp_seconds{{{hp},address=\"{addr}\",algorithm=\"ecdsa\"}}"
+        ),
+    )
+    .unwrap();
+    assert!(cert > now, "{metrics}");
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+
+    // promtool agrees with the format.
+    match dane_roll_lab::tools::which("promtool") {
+        Some(promtool) => {
+            let mut child = Command::new(promtool)
+                .args(["check", "metrics"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(metrics.as_bytes())
+                .unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "promtool check metrics: {}{}\n{metrics}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        None if dane_roll_lab::tools::in_ci() => panic!("promtool is missing in CI"),
+        None => eprintln!("promtool not installed: metrics format not checked by it"),
+    }
+
+    // /probe: the mail domain, checked now; only that target's metrics.
+    let (status, body) = get(port, "/probe?target=example.test&timeout=10").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        sample(&body, &format!("dane_tlsa_records{{{hp}}}")),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "dane_check_status{host=\"example.test\",port=\"\",check=\"mx-secure\"}"
+        ),
+        Some(0.0),
+        "{body}"
+    );
+    assert!(!body.contains("dane_rollover_phase"), "{body}");
+    let (status, _) = get(port, "/probe").unwrap();
+    assert_eq!(status, 400);
+    let (status, body) = get(port, "/probe?target=nosuch.example.test&timeout=5").unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(sample(&body, "dane_status "), Some(2.0), "{body}");
+
+    // SIGTERM: a clean stop, exit 0.
+    let mut child = served.0.take().unwrap();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let stopping = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if stopping.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("dane-roll serve did not stop within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("stopped"), "{stderr}");
+    assert!(
+        get(port, "/metrics").is_err(),
+        "still listening after SIGTERM"
+    );
+}
