@@ -21,6 +21,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+mod der;
 pub mod dns;
 pub mod exit;
 pub mod hooks;

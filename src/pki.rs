@@ -491,32 +491,13 @@ fn describe_label(label: &str) -> String {
     format!("{words} (PEM block '{label}')")
 }
 
-/// The total length (header included) of the DER object at the start of `bytes`, as its header
-/// announces it. Hand-written because OpenSSL's `d2i` functions do not say how many bytes they
-/// used, and this is all of ASN.1 that splitting concatenated DER and spotting truncation need.
-fn der_length(bytes: &[u8]) -> Option<usize> {
-    let first = *bytes.get(1)?;
-    if first < 0x80 {
-        return Some(2 + usize::from(first));
-    }
-    let count = usize::from(first & 0x7f);
-    if count == 0 || count > 4 {
-        return None; // indefinite length (not DER) or absurdly long
-    }
-    let len_bytes = bytes.get(2..2 + count)?;
-    let len = len_bytes
-        .iter()
-        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-    Some(2 + count + len)
-}
-
 fn parse_der(path: &Path, bytes: &[u8], found: &mut Found) -> Result<(), PkiError> {
     let mut rest = bytes;
     let mut n = 0;
     while !rest.is_empty() {
         n += 1;
         // Every certificate and key is a SEQUENCE (0x30).
-        let Some(len) = der_length(rest).filter(|_| rest[0] == 0x30) else {
+        let Some(len) = crate::der::announced_length(rest).filter(|_| rest[0] == 0x30) else {
             return Err(PkiError::Garbage {
                 path: path.to_path_buf(),
             });
@@ -633,7 +614,7 @@ pub fn load_private_key(path: &Path) -> Result<PKey<Private>, PkiError> {
         }
     } else {
         let mut rest: &[u8] = &bytes;
-        while let Some(len) = der_length(rest).filter(|l| *l <= rest.len()) {
+        while let Some(len) = crate::der::announced_length(rest).filter(|l| *l <= rest.len()) {
             let (object, tail) = rest.split_at(len);
             if let Ok(key) = PKey::private_key_from_pkcs8_callback(object, |_b: &mut [u8]| Ok(0))
                 .or_else(|_| PKey::private_key_from_der(object))

@@ -378,75 +378,8 @@ fn now_secs() -> i64 {
 fn leaf_not_after(pem_text: &[u8]) -> Option<(String, i64)> {
     let blocks = pem::parse_many(pem_text).ok()?;
     let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE")?.contents();
-    let (_, cert, _) = tlv(der)?;
-    let (_, mut tbs, _) = tlv(cert)?;
-    let mut fields = Vec::new();
-    while !tbs.is_empty() && fields.len() < 5 {
-        let (tag, content, rest) = tlv(tbs)?;
-        if tag != 0xa0 {
-            fields.push(content);
-        }
-        tbs = rest;
-    }
-    // serial, signature, issuer, validity.
-    let validity = *fields.get(3)?;
-    let (_, _, rest) = tlv(validity)?;
-    let (tag, time, _) = tlv(rest)?;
-    let text = std::str::from_utf8(time).ok()?;
-    let digits = text.strip_suffix('Z')?;
-    let full = match (tag, digits.len()) {
-        (0x17, 12) => {
-            let yy: i64 = digits[..2].parse().ok()?;
-            format!("{}{digits}", if yy >= 50 { "19" } else { "20" })
-        }
-        (0x18, 14) => digits.to_owned(),
-        _ => return None,
-    };
-    let n = |r: std::ops::Range<usize>| full.get(r).and_then(|t| t.parse::<i64>().ok());
-    let (y, mo, d, h, mi, se) = (
-        n(0..4)?,
-        n(4..6)?,
-        n(6..8)?,
-        n(8..10)?,
-        n(10..12)?,
-        n(12..14)?,
-    );
-    let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se;
+    let secs = crate::der::certificate_not_after(der)?;
     Some((crate::rollover::Timestamp(secs).to_string(), secs))
-}
-
-/// One DER tag-length-value: the tag, the content, and what follows.
-fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let tag = *b.first()?;
-    let first = *b.get(1)?;
-    let (len, head) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 {
-            return None;
-        }
-        let bytes = b.get(2..2 + count)?;
-        (
-            bytes
-                .iter()
-                .fold(0usize, |acc, x| (acc << 8) | usize::from(*x)),
-            2 + count,
-        )
-    };
-    let end = head.checked_add(len)?;
-    Some((tag, b.get(head..end)?, b.get(end..)?))
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

@@ -177,55 +177,7 @@ impl CertInfo {
 /// encoders cost more than the rest of a handshake's inspection together (measured with perf in
 /// `benches/probe.sh`), and the bytes are the same by definition.
 pub(crate) fn spki_of_certificate(der: &[u8]) -> Option<&[u8]> {
-    const SEQUENCE: u8 = 0x30;
-    const VERSION: u8 = 0xa0; // [0] EXPLICIT
-    let certificate = tlv(der).filter(|e| e.tag == SEQUENCE)?;
-    let tbs = tlv(certificate.content).filter(|e| e.tag == SEQUENCE)?;
-    let mut rest = tbs.content;
-    let first = tlv(rest)?;
-    if first.tag == VERSION {
-        rest = first.rest;
-    }
-    // serialNumber, signature, issuer, validity, subject.
-    for _ in 0..5 {
-        rest = tlv(rest)?.rest;
-    }
-    tlv(rest).filter(|e| e.tag == SEQUENCE).map(|e| e.whole)
-}
-
-/// One DER element.
-struct Element<'a> {
-    tag: u8,
-    content: &'a [u8],
-    whole: &'a [u8],
-    rest: &'a [u8],
-}
-
-/// The DER element at the start of `input`, and what follows it.
-fn tlv(input: &[u8]) -> Option<Element<'_>> {
-    let tag = *input.first()?;
-    let first = *input.get(1)?;
-    let (len, header) = if first < 0x80 {
-        (usize::from(first), 2)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 {
-            return None;
-        }
-        let bytes = input.get(2..2 + count)?;
-        let len = bytes
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-        (len, 2 + count)
-    };
-    let end = header.checked_add(len)?;
-    let whole = input.get(..end)?;
-    Some(Element {
-        tag,
-        content: &whole[header..],
-        whole,
-        rest: &input[end..],
-    })
+    crate::der::certificate_spki(der)
 }
 
 /// SHA-256 without an EVP fetch.
