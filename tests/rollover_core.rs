@@ -774,6 +774,57 @@ fn a_pre_published_next_key_needs_no_new_wait() {
     assert_eq!(phase(&store), PhaseName::Done);
 }
 
+#[test]
+fn a_lagging_next_key_record_does_not_hold_the_install() {
+    // acme.sh and dehydrated hand over their next key with the new one: its records go out in
+    // the same rollover, but the gate waits only for the key being installed.
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    for owner in OWNERS {
+        world
+            .primary
+            .insert(entry(&TlsaAt::new(owner, key(NEW).dane_ee())));
+    }
+    world.sync();
+    world.set_lagging(1, true);
+    let mut req = request();
+    req.next = Some(key(3));
+    begin(&mut store, &mut world, req);
+    let mut kill = None;
+    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    assert!(!r.has(is_install));
+    assert_eq!(
+        r.last().eta(),
+        Some(Timestamp(T0.0 + TWO_TTL)),
+        "{:?}",
+        r.alerts()
+    );
+    let next_on_ns2 = OWNERS.iter().any(|o| {
+        world.secondaries[1]
+            .1
+            .contains(&entry(&TlsaAt::new(*o, key(3).dane_ee())))
+    });
+    assert!(
+        !next_on_ns2,
+        "ns2 lags: the next key's records are not there"
+    );
+    let r = run(
+        &mut store,
+        &mut world,
+        Timestamp(T0.0 + TWO_TTL),
+        false,
+        &mut kill,
+    );
+    assert!(r.has(is_install));
+    // The next key's records were published and are never retired.
+    assert!(!world.retired.iter().any(|r| r.is_of(&key(3))));
+    assert!(OWNERS.iter().all(|o| {
+        world
+            .primary
+            .contains(&entry(&TlsaAt::new(*o, key(3).dane_ee())))
+    }));
+}
+
 /// The final state of a rollover run to the end from `kill`, for comparison.
 fn outcome_with_kill(kill_at: Option<Kill>) -> (PhaseName, World, Vec<TlsaAt>, bool) {
     let dir = tempfile::tempdir().unwrap();

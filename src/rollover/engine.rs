@@ -563,12 +563,12 @@ impl Ctx<'_> {
     }
 
     fn published(&mut self, confirmed_at: Option<Timestamp>, checks: u32) -> bool {
-        let expected = self.r.publish_set();
         let Some(dns) = self.latest_dns() else {
+            let expected = self.r.publish_set();
             self.actions.push(Action::CheckDns { expected });
             return false;
         };
-        let gate = gate(&expected, dns);
+        let gate = gate(&self.r.gate_set(), dns);
         let since = self.r.phase.since();
         let checks = checks.saturating_add(1);
         match gate {
@@ -672,12 +672,12 @@ impl Ctx<'_> {
                 }
             };
         }
-        let expected = self.r.publish_set();
         let Some(dns) = self.latest_dns() else {
+            let expected = self.r.publish_set();
             self.actions.push(Action::CheckDns { expected });
             return false;
         };
-        match gate(&expected, dns) {
+        match gate(&self.r.gate_set(), dns) {
             Ok(()) => {
                 self.actions.push(Action::Install {
                     chain: self.r.chain.clone(),

@@ -226,6 +226,19 @@ impl Rollover {
         desired(self.scheme, &self.owners, &keys)
     }
 
+    /// The records the gate waits for (invariant 1): the new key's (and, for `current+issuer`,
+    /// the issuers'). The old key's are already out, and a next key published beside does not
+    /// hold the install: it is not used before the next rollover, whose gate waits for it then.
+    pub fn gate_set(&self) -> Vec<TlsaAt> {
+        let keys = KeySet {
+            current: None,
+            next: None,
+            new: Some(self.new),
+            issuers: self.issuers.clone(),
+        };
+        desired(self.scheme, &self.owners, &keys)
+    }
+
     /// The records the service keeps once the new key is live: new, next (and issuers).
     pub fn keep_set(&self) -> Vec<TlsaAt> {
         desired(self.scheme, &self.owners, &self.keys_after())
