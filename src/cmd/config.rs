@@ -111,7 +111,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
             )?;
         }
         writeln!(out, "  scheme        {}", service.scheme)?;
-        writeln!(out, "  chain-file    {}", service.chain_file.display())?;
+        writeln!(out, "  chain-file    {}", service.chain_files)?;
         writeln!(out, "  reload        {}", service.reload.join(" "))?;
         writeln!(
             out,

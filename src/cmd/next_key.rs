@@ -44,17 +44,19 @@ pub fn run(cli: &Cli, args: &NextKeyArgs) -> anyhow::Result<Status> {
             .into_iter()
             .map(|k| k.slot)
             .collect();
-        if let Some(slot) = crate::pki::load(&service.chain_file)
-            .ok()
-            .and_then(|m| m.key().and_then(|k| slot_for(&k.key_type())))
-        {
-            slots.insert(slot);
+        for (_, file) in service.chain_files.all() {
+            if let Some(slot) = crate::pki::load(file)
+                .ok()
+                .and_then(|m| m.key().and_then(|k| slot_for(&k.key_type())))
+            {
+                slots.insert(slot);
+            }
         }
         if slots.is_empty() {
             eprintln!(
                 "dane-roll: error: service {name}: no current key known (no {} and nothing \
                  deployed); deploy a certificate first",
-                service.chain_file.display()
+                service.chain_files
             );
             status = Status::Failure;
             continue;

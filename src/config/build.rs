@@ -24,8 +24,8 @@ use super::resolver::{
 use super::secret::is_env_name;
 use super::source::{Seg, Source, kpath, with_suggestion};
 use super::{
-    ADVISED_TTL, CONFIG_VERSION, Config, DEFAULT_RELOAD, DEFAULT_STATE_DIR, DEFAULT_TTL, MAX_TTL,
-    MIN_MAX_RECORDS, Scheme, Secret, Service,
+    ADVISED_TTL, CONFIG_VERSION, ChainFiles, Config, DEFAULT_RELOAD, DEFAULT_STATE_DIR,
+    DEFAULT_TTL, MAX_TTL, MIN_MAX_RECORDS, Scheme, Secret, Service,
 };
 
 /// The port an SMTP alert server uses when none is given (submission).
@@ -131,6 +131,62 @@ impl Builder<'_, '_> {
         match self.base_dir {
             Some(base) if path.is_relative() => base.join(path),
             _ => path,
+        }
+    }
+
+    /// `chain-file` (one certificate) or `chain-files` (one per key algorithm): exactly one.
+    fn chain_files(
+        &mut self,
+        i: usize,
+        one: Option<PathBuf>,
+        per_algorithm: Option<BTreeMap<String, PathBuf>>,
+    ) -> ChainFiles {
+        match (one, per_algorithm) {
+            (Some(path), None) => {
+                ChainFiles::One(self.file_path(kpath!["service", i, "chain-file"], path))
+            }
+            (one, Some(map)) => {
+                if one.is_some() {
+                    self.error(
+                        kpath!["service", i, "chain-files"],
+                        "set either `chain-file` (one certificate) or `chain-files` (one per key \
+                         algorithm), not both",
+                    );
+                }
+                if map.is_empty() {
+                    self.error(
+                        kpath!["service", i, "chain-files"],
+                        "is empty; give a file per key algorithm, e.g. \
+                         { rsa = \"/etc/postfix/rsa.pem\", ec = \"/etc/postfix/ec.pem\" }",
+                    );
+                }
+                let mut out = BTreeMap::new();
+                for (algorithm, path) in map {
+                    let at = kpath!["service", i, "chain-files", &algorithm];
+                    if !ChainFiles::ALGORITHMS.contains(&algorithm.as_str()) {
+                        self.error(
+                            at,
+                            format!(
+                                "unknown key algorithm `{algorithm}`; use {}",
+                                ChainFiles::ALGORITHMS.join(", ")
+                            ),
+                        );
+                        continue;
+                    }
+                    let path = self.file_path(at, path);
+                    out.insert(algorithm, path);
+                }
+                ChainFiles::PerAlgorithm(out)
+            }
+            (None, None) => {
+                self.error(
+                    kpath!["service", i],
+                    "has no `chain-file`: the file the service reads its key and chain from \
+                     (for Postfix, its smtpd_tls_chain_files), where dane-roll installs; or \
+                     `chain-files` with one file per key algorithm",
+                );
+                ChainFiles::One(PathBuf::new())
+            }
         }
     }
 
@@ -600,7 +656,7 @@ impl Builder<'_, '_> {
             }
         }
 
-        let chain_file = self.file_path(at("chain-file"), raw.chain_file);
+        let chain_files = self.chain_files(i, raw.chain_file, raw.chain_files);
         let reload = match raw.reload {
             None => DEFAULT_RELOAD.iter().map(|s| (*s).to_owned()).collect(),
             Some(command) => self.command(at("reload"), command).unwrap_or_default(),
@@ -693,7 +749,7 @@ impl Builder<'_, '_> {
             domains,
             endpoints,
             scheme: raw.scheme.unwrap_or(Scheme::CurrentNext),
-            chain_file,
+            chain_files,
             reload,
             ttl,
             zone,

@@ -95,31 +95,37 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
     // A loaded configuration holds every [[service]] of the file, in file order.
     for (i, service) in config.services.iter().enumerate() {
         let at = |key: &str| kpath!["service", i, key];
-        let chain = &service.chain_file;
-        match chain.parent().filter(|p| !p.as_os_str().is_empty()) {
-            Some(dir) if !dir.is_dir() => report.errors.push(problem(
-                at("chain-file"),
-                format!(
-                    "directory {} does not exist, so {} cannot be written",
-                    dir.display(),
-                    chain.display()
-                ),
-            )),
-            _ => {}
-        }
-        match fs::metadata(chain) {
-            Ok(meta) if !meta.is_file() => report.errors.push(problem(
-                at("chain-file"),
-                format!("{} exists but is not a regular file", chain.display()),
-            )),
-            Ok(meta) if world_readable(&meta) => report.warnings.push(problem(
-                at("chain-file"),
-                format!(
-                    "{} holds the private key and can be read by every user (chmod 600)",
-                    chain.display()
-                ),
-            )),
-            _ => {}
+        for (algorithm, chain) in service.chain_files.all() {
+            let key = service.chain_files.key();
+            let here = || match algorithm {
+                Some(a) => kpath!["service", i, key, a],
+                None => at(key),
+            };
+            match chain.parent().filter(|p| !p.as_os_str().is_empty()) {
+                Some(dir) if !dir.is_dir() => report.errors.push(problem(
+                    here(),
+                    format!(
+                        "directory {} does not exist, so {} cannot be written",
+                        dir.display(),
+                        chain.display()
+                    ),
+                )),
+                _ => {}
+            }
+            match fs::metadata(chain) {
+                Ok(meta) if !meta.is_file() => report.errors.push(problem(
+                    here(),
+                    format!("{} exists but is not a regular file", chain.display()),
+                )),
+                Ok(meta) if world_readable(&meta) => report.warnings.push(problem(
+                    here(),
+                    format!(
+                        "{} holds the private key and can be read by every user (chmod 600)",
+                        chain.display()
+                    ),
+                )),
+                _ => {}
+            }
         }
         if let Some(program) = service.reload.first()
             && find_program(program).is_none()

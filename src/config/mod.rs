@@ -135,8 +135,8 @@ pub struct Service {
     pub endpoints: Vec<Endpoint>,
     /// How the records cover the next certificate.
     pub scheme: Scheme,
-    /// The file the service reads its key and chain from; dane-roll installs there.
-    pub chain_file: PathBuf,
+    /// The file(s) the service reads its key and chain from; dane-roll installs there.
+    pub chain_files: ChainFiles,
     /// The reload command, program first.
     pub reload: Vec<String>,
     /// The TTL of the TLSA records, seconds.
@@ -149,6 +149,64 @@ pub struct Service {
     pub key_type: Option<KeyType>,
     /// The most records an owner name may hold.
     pub max_records: usize,
+}
+
+/// Where a service reads its key and chain from (Postfix `smtpd_tls_chain_files`), which is
+/// where dane-roll installs a new certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainFiles {
+    /// `chain-file`: one file, for a service with one certificate.
+    One(PathBuf),
+    /// `chain-files`: one file per key algorithm (`rsa`, `ec`, `ed`), for a service that serves
+    /// an RSA and an ECDSA certificate side by side. Each is a key slot with its own records.
+    PerAlgorithm(BTreeMap<String, PathBuf>),
+}
+
+impl ChainFiles {
+    /// The algorithm names `chain-files` accepts (the key slots).
+    pub const ALGORITHMS: [&'static str; 3] = ["rsa", "ec", "ed"];
+
+    /// The file for keys of `algorithm` (a slot name): the one file, or that algorithm's.
+    pub fn for_algorithm(&self, algorithm: &str) -> Option<&Path> {
+        match self {
+            ChainFiles::One(path) => Some(path),
+            ChainFiles::PerAlgorithm(map) => map.get(algorithm).map(PathBuf::as_path),
+        }
+    }
+
+    /// Every file, with its algorithm when there is one per algorithm.
+    pub fn all(&self) -> Vec<(Option<&str>, &Path)> {
+        match self {
+            ChainFiles::One(path) => vec![(None, path.as_path())],
+            ChainFiles::PerAlgorithm(map) => map
+                .iter()
+                .map(|(a, p)| (Some(a.as_str()), p.as_path()))
+                .collect(),
+        }
+    }
+
+    /// The configuration key these files came from.
+    pub fn key(&self) -> &'static str {
+        match self {
+            ChainFiles::One(_) => "chain-file",
+            ChainFiles::PerAlgorithm(_) => "chain-files",
+        }
+    }
+}
+
+impl fmt::Display for ChainFiles {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainFiles::One(path) => write!(f, "{}", path.display()),
+            ChainFiles::PerAlgorithm(map) => {
+                for (i, (algorithm, path)) in map.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}{algorithm}: {}", path.display())?;
+                }
+                Ok(())
+            }
+        }
+    }
 }
 
 impl Service {

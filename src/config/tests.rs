@@ -465,7 +465,10 @@ fn relative_paths_are_taken_from_the_config_directory() {
     let text = format!("{HEAD}{}", SERVICE.replace("/etc/postfix/mx.pem", "mx.pem"));
     std::fs::write(&path, text).unwrap();
     let config = Config::load_with_state_dir(&path, Some(Path::new("/tmp/state"))).unwrap();
-    assert_eq!(config.services[0].chain_file, dir.path().join("mx.pem"));
+    assert_eq!(
+        config.services[0].chain_files,
+        crate::config::ChainFiles::One(dir.path().join("mx.pem"))
+    );
     assert_eq!(config.state_dir, PathBuf::from("/tmp/state"));
 }
 
@@ -480,4 +483,41 @@ fn the_full_example_in_docs_config_md_loads() {
         "_465._tcp.mail.example.com."
     );
     assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn chain_files_one_per_key_algorithm() {
+    let text = SERVICE.replace(
+        "chain-file = \"/etc/postfix/mx.pem\"",
+        "chain-files = { rsa = \"/etc/postfix/rsa.pem\", ec = \"/etc/postfix/ec.pem\" }",
+    );
+    let config = load(&text).unwrap();
+    let files = &config.services[0].chain_files;
+    assert_eq!(
+        files.for_algorithm("rsa"),
+        Some(Path::new("/etc/postfix/rsa.pem"))
+    );
+    assert_eq!(
+        files.for_algorithm("ec"),
+        Some(Path::new("/etc/postfix/ec.pem"))
+    );
+    assert_eq!(files.for_algorithm("ed"), None);
+    assert_eq!(files.all().len(), 2);
+
+    let both = SERVICE.replace(
+        "chain-file = \"/etc/postfix/mx.pem\"",
+        "chain-file = \"/etc/postfix/mx.pem\"\nchain-files = { rsa = \"/etc/postfix/rsa.pem\" }",
+    );
+    assert!(err(&both).contains("not both"), "{}", err(&both));
+    let unknown = text.replace("ec = ", "ecdsa = ");
+    let e = err(&unknown);
+    assert!(
+        e.contains("chain-files") && e.contains("unknown key algorithm `ecdsa`"),
+        "{e}"
+    );
+    let none = SERVICE.replace("chain-file = \"/etc/postfix/mx.pem\"\n", "");
+    let e = err(&none);
+    assert!(e.contains("has no `chain-file`"), "{e}");
+    let empty = SERVICE.replace("chain-file = \"/etc/postfix/mx.pem\"", "chain-files = {}");
+    assert!(err(&empty).contains("is empty"), "{}", err(&empty));
 }

@@ -104,6 +104,17 @@ pub enum DriverError {
         /// The file.
         path: PathBuf,
     },
+    /// The service has `chain-files` without a file for this key algorithm.
+    #[error(
+        "service \"{service}\" has no chain file for {slot} keys; add `{slot} = \"/path/to/file\"` \
+         to its `chain-files`, or deploy a certificate of an algorithm it has"
+    )]
+    NoChainFile {
+        /// The service.
+        service: String,
+        /// The key slot (algorithm).
+        slot: String,
+    },
     /// The key's algorithm has no key slot (DSA, Ed448, …).
     #[error(
         "{}: a {key_type} key cannot be rolled (use RSA, ECDSA or Ed25519)",
@@ -379,7 +390,9 @@ impl<C: Clock> Driver<C> {
         if let Some(k) = self.store.key(&service.name, slot, KeyRole::Current)? {
             return Ok(Some(k.hash));
         }
-        Ok(installed_key(&service.chain_file, slot))
+        Ok(chain_file(service, slot)
+            .ok()
+            .and_then(|file| installed_key(file, slot)))
     }
 
     // ----- run -----
@@ -660,4 +673,16 @@ fn until_instant(t: Timestamp) -> Duration {
 pub fn poll_interval(ttl: u32) -> Duration {
     Duration::from_millis(u64::from(ttl) * 250)
         .clamp(Duration::from_millis(250), Duration::from_secs(30))
+}
+
+/// The file `service` reads `slot`'s key and chain from (its `chain-file`, or the slot's entry of
+/// `chain-files`).
+pub(crate) fn chain_file<'a>(service: &'a Service, slot: &Slot) -> Result<&'a Path, DriverError> {
+    service
+        .chain_files
+        .for_algorithm(slot.as_str())
+        .ok_or_else(|| DriverError::NoChainFile {
+            service: service.name.clone(),
+            slot: slot.to_string(),
+        })
 }

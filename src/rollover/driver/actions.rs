@@ -50,17 +50,12 @@ impl<C: Clock> Driver<C> {
                 Outcome::Dns(report)
             }
             Action::Install { chain } => {
+                let target = chain_file(svc, &r.slot)?;
                 self.note(
                     r,
-                    format!(
-                        "installing {} as {}",
-                        chain.display(),
-                        svc.chain_file.display()
-                    ),
+                    format!("installing {} as {}", chain.display(), target.display()),
                 )?;
-                Outcome::Installed(
-                    install::install_chain(&svc.chain_file, chain).map_err(|e| e.to_string()),
-                )
+                Outcome::Installed(install::install_chain(target, chain).map_err(|e| e.to_string()))
             }
             Action::Reload => {
                 self.note(r, format!("running `{}`", svc.reload.join(" ")))?;
@@ -89,16 +84,17 @@ impl<C: Clock> Driver<C> {
                 }
             }
             Action::ReinstallPrevious { chain } => {
+                let target = chain_file(svc, &r.slot)?;
                 self.note(
                     r,
                     format!(
                         "reinstalling the previous {} as {}",
                         chain.display(),
-                        svc.chain_file.display()
+                        target.display()
                     ),
                 )?;
                 Outcome::Reinstalled(
-                    install::install_chain(&svc.chain_file, chain).map_err(|e| e.to_string()),
+                    install::install_chain(target, chain).map_err(|e| e.to_string()),
                 )
             }
             Action::GenerateNextKey => Outcome::NextKey(self.generate_next(svc, r)?),

@@ -98,6 +98,9 @@ pub fn prepare(config: &Config, request: &DeployRequest) -> Result<Prepared, Dri
         path: request.key.clone(),
         key_type: key_type.to_string(),
     })?;
+    // A service with `chain-files` must have a file for this algorithm: refused before
+    // anything is written.
+    chain_file(&service, &slot)?;
     let spki = pki::spki_der(&key).map_err(|source| PkiError::OpenSsl {
         path: request.key.clone(),
         source,
@@ -248,11 +251,12 @@ impl<C: Clock> Driver<C> {
         }
 
         // Keep the certificate in use now for a rollback.
-        let previous_chain = if service.chain_file.exists() {
+        let target = chain_file(&service, &slot)?;
+        let previous_chain = if target.exists() {
             let name = current.map_or_else(|| "previous".to_owned(), |k| k.to_hex());
             let backup = dir.join(format!("previous-{name}.pem"));
-            let data = fs::read(&service.chain_file).map_err(|source| DriverError::Staging {
-                path: service.chain_file.clone(),
+            let data = fs::read(target).map_err(|source| DriverError::Staging {
+                path: target.to_path_buf(),
                 source,
             })?;
             install::write_atomic_mode(&backup, &data, 0o600).map_err(|source| {
@@ -359,7 +363,7 @@ impl<C: Clock> Driver<C> {
                 now,
             )],
         )?;
-        install::install_chain(&service.chain_file, staged).map_err(|source| {
+        install::install_chain(chain_file(service, slot)?, staged).map_err(|source| {
             DriverError::Install {
                 service: service.name.clone(),
                 source,

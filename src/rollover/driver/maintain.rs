@@ -131,25 +131,28 @@ impl<C: Clock> Driver<C> {
             None => {
                 let kind = match svc.key_type {
                     Some(k) => Some(k),
-                    None => installed_key_type(&svc.chain_file).or_else(|| {
-                        self.store
-                            .key(service, slot, KeyRole::Current)
-                            .ok()
-                            .flatten()
-                            .and_then(|k| k.path)
-                            .and_then(|p| installed_key_type(&p))
-                    }),
+                    None => chain_file(&svc, slot)
+                        .ok()
+                        .and_then(installed_key_type)
+                        .or_else(|| {
+                            self.store
+                                .key(service, slot, KeyRole::Current)
+                                .ok()
+                                .flatten()
+                                .and_then(|k| k.path)
+                                .and_then(|p| installed_key_type(&p))
+                        }),
                 };
                 let Some(kind) = kind else {
                     return Err(DriverError::UnsupportedKey {
-                        path: svc.chain_file.clone(),
+                        path: svc.chain_files.to_string().into(),
                         key_type: "unknown".to_owned(),
                     });
                 };
                 let (hash, path) =
                     self.write_next_key(&svc, slot, kind)
                         .map_err(|e| DriverError::Staging {
-                            path: svc.chain_file.clone(),
+                            path: svc.chain_files.to_string().into(),
                             source: io::Error::other(e),
                         })?;
                 self.store.set_key(&KeyEntry {
