@@ -550,13 +550,38 @@ fn a_resolver_that_does_not_validate_holds() {
     assert!(r.has(
         |a| matches!(a, Action::Wait { reason, .. } if reason.contains("not DNSSEC-validated"))
     ));
+    // It validates at last: the records have been served everywhere for far more than
+    // 2×TTL (the wait counts from that), so the install follows at once.
     world.validating = true;
     let t1 = Timestamp(T0.0 + 100 * TWO_TTL + 5);
-    run(&mut store, &mut world, t1, false, &mut kill);
+    let r = run(&mut store, &mut world, t1, false, &mut kill);
+    assert!(r.has(is_install));
+}
+
+#[test]
+fn the_wait_counts_from_served_everywhere_not_from_validation() {
+    // A resolver's cache of the RRset without the new record lives up to one TTL after every
+    // nameserver serves it: that falls inside the 2×TTL wait, and must not lengthen it.
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    world.validating = false;
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    assert_eq!(r.last().eta(), Some(Timestamp(T0.0 + TWO_TTL)));
+    world.validating = true;
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(t1.0 + TWO_TTL),
+        Timestamp(T0.0 + TWO_TTL - 1),
+        false,
+        &mut kill,
+    );
+    assert!(!r.has(is_install), "installed before 2×TTL");
+    let r = run(
+        &mut store,
+        &mut world,
+        Timestamp(T0.0 + TWO_TTL),
         false,
         &mut kill,
     );
@@ -802,7 +827,7 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     let next_on_ns2 = OWNERS.iter().any(|o| {
         world.secondaries[1]
             .1
-            .contains(&entry(&TlsaAt::new(*o, key(3).dane_ee())))
+            .contains(&entry(&TlsaAt::new(o, key(3).dane_ee())))
     });
     assert!(
         !next_on_ns2,
@@ -821,7 +846,7 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     assert!(OWNERS.iter().all(|o| {
         world
             .primary
-            .contains(&entry(&TlsaAt::new(*o, key(3).dane_ee())))
+            .contains(&entry(&TlsaAt::new(o, key(3).dane_ee())))
     }));
 }
 

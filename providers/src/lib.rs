@@ -45,8 +45,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a write is read back for before it is reported as not visible, by default.
 /// BIND's inline signing can lag behind an accepted UPDATE (shared/LAB.md).
 pub const DEFAULT_READBACK: Duration = Duration::from_secs(10);
-/// The pause between two read-backs.
+/// The longest pause between two read-backs.
 pub const READBACK_INTERVAL: Duration = Duration::from_millis(250);
+/// The first pause between two read-backs; it doubles up to [`READBACK_INTERVAL`]. A primary
+/// usually shows its write within tens of milliseconds; an API that lags gets few requests.
+pub const READBACK_FIRST: Duration = Duration::from_millis(20);
 
 /// Settings every provider shares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -328,6 +331,7 @@ impl Provider {
     async fn confirm(&self, record: &Record, present: bool) -> Result<(), ProviderError> {
         let limit = self.readback();
         let start = tokio::time::Instant::now();
+        let mut pause = READBACK_FIRST;
         loop {
             if self.holds(record).await? == present {
                 return Ok(());
@@ -345,7 +349,8 @@ impl Provider {
                     after: start.elapsed(),
                 });
             }
-            tokio::time::sleep(READBACK_INTERVAL).await;
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(READBACK_INTERVAL);
         }
     }
 }

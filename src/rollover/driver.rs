@@ -561,8 +561,30 @@ impl<C: Clock> Driver<C> {
             let s = step(rollover, &observations, now);
             self.store.save(&s.next, &s.events, &[], now)?;
             self.show_events(&s);
-            if s.next.phase.name() != before {
+            let after = s.next.phase.name();
+            if after != before {
                 self.finish_keys(&s.next)?;
+                // The phase moved on: what held it is over. A rollback is no recovery; a
+                // completed rollover closes every alert this slot's rollovers left open
+                // (also a rollback's, once a later rollover succeeds).
+                if after == PhaseName::Done {
+                    self.recover_alerts(
+                        service,
+                        slot,
+                        &PhaseName::ALL,
+                        &format!(
+                            "{service} ({slot}): rollover complete, {} is live",
+                            s.next.new.short()
+                        ),
+                    );
+                } else if after != PhaseName::RolledBack {
+                    self.recover_alerts(
+                        service,
+                        slot,
+                        &[before],
+                        &format!("{service} ({slot}): {before} passed, now {after}"),
+                    );
+                }
             }
             for action in &s.actions {
                 if let Some(outcome) = self.perform(&svc, &s.next, action)? {

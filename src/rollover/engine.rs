@@ -568,81 +568,102 @@ impl Ctx<'_> {
             self.actions.push(Action::CheckDns { expected });
             return false;
         };
-        let gate = gate(&self.r.gate_set(), dns);
+        let wanted = self.r.gate_set();
+        let served = served_everywhere(&wanted, dns);
+        let valid = validated(&wanted, dns);
         let since = self.r.phase.since();
         let checks = checks.saturating_add(1);
-        match gate {
-            Err(reasons) => {
-                let reason = reasons.join("; ");
-                if confirmed_at.is_some() {
-                    self.alert(format!(
-                        "the records are no longer served everywhere or no longer validate \
-                         ({reason}); the 2×TTL wait starts again once they are"
-                    ));
-                }
-                if self.obs.force {
-                    self.alert(format!(
-                        "--force skips only the 2×TTL wait; it cannot install before every \
-                         nameserver serves the records and they validate ({reason})"
-                    ));
-                }
-                self.r.phase = Phase::Published {
-                    since,
-                    confirmed_at: None,
-                    checks,
-                };
-                self.wait(None, reason);
-                false
+        if let Err(reasons) = served {
+            let reason = reasons.join("; ");
+            if confirmed_at.is_some() {
+                self.alert(format!(
+                    "the records are no longer served everywhere ({reason}); the 2×TTL wait \
+                     starts again once they are"
+                ));
             }
-            Ok(()) => {
-                let t = confirmed_at.unwrap_or(self.now);
-                let due = t.plus(self.r.wait());
-                if confirmed_at.is_none() {
-                    self.event(format!(
-                        "served by every nameserver and validated at {t}; install due at {due}"
-                    ));
-                }
-                if self.now >= due {
-                    return self.go(
-                        Phase::Aged {
-                            since: self.now,
-                            forced: false,
-                            install_failures: 0,
-                        },
-                        format!("served and validated for 2×TTL since {t}"),
-                    );
-                }
-                if self.obs.force {
-                    self.r.forced = Some(self.now);
-                    self.alert(format!(
-                        "FORCED: installing {} before the 2×TTL wait ended (due {due}); \
-                         resolvers that cached the old records may fail DANE until then",
-                        self.r.new.short()
-                    ));
-                    return self.go(
-                        Phase::Aged {
-                            since: self.now,
-                            forced: true,
-                            install_failures: 0,
-                        },
-                        format!(
-                            "wait skipped by --force ({} s early)",
-                            self.now.until(due).as_secs()
-                        ),
-                    );
-                }
-                self.r.phase = Phase::Published {
-                    since,
-                    confirmed_at: Some(t),
-                    checks,
-                };
+            if self.obs.force {
+                self.alert(format!(
+                    "--force skips only the 2×TTL wait; it cannot install before every \
+                     nameserver serves the records and they validate ({reason})"
+                ));
+            }
+            self.r.phase = Phase::Published {
+                since,
+                confirmed_at: None,
+                checks,
+            };
+            self.wait(None, reason);
+            return false;
+        }
+        // Served everywhere: the wait counts from the first time that was seen.
+        let t = confirmed_at.unwrap_or(self.now);
+        let due = t.plus(self.r.wait());
+        if confirmed_at.is_none() {
+            self.event(format!(
+                "served by every nameserver at {t}; install due at {due} once the resolver \
+                 validates them"
+            ));
+        }
+        self.r.phase = Phase::Published {
+            since,
+            confirmed_at: Some(t),
+            checks,
+        };
+        if let Err(reasons) = valid {
+            let reason = reasons.join("; ");
+            if self.obs.force {
+                self.alert(format!(
+                    "--force skips only the 2×TTL wait; it cannot install before every \
+                     nameserver serves the records and they validate ({reason})"
+                ));
+            }
+            if self.now >= due {
+                // Past the wait and still not validated: something is wrong (signing,
+                // DS, the resolver); hold without a due time and say why.
+                self.wait(None, reason);
+            } else {
+                // Caches of the RRset without the new record expire within the wait.
                 self.wait(
                     Some(due),
-                    format!("2×TTL ({} s) after {t}", self.r.wait().as_secs()),
+                    format!("2×TTL ({} s) after {t}; {reason}", self.r.wait().as_secs()),
                 );
-                false
             }
+            return false;
         }
+        if self.now >= due {
+            return self.go(
+                Phase::Aged {
+                    since: self.now,
+                    forced: false,
+                    install_failures: 0,
+                },
+                format!("served everywhere for 2×TTL since {t}, and validated"),
+            );
+        }
+        if self.obs.force {
+            self.r.forced = Some(self.now);
+            self.alert(format!(
+                "FORCED: installing {} before the 2×TTL wait ended (due {due}); \
+                 resolvers that cached the old records may fail DANE until then",
+                self.r.new.short()
+            ));
+            return self.go(
+                Phase::Aged {
+                    since: self.now,
+                    forced: true,
+                    install_failures: 0,
+                },
+                format!(
+                    "wait skipped by --force ({} s early)",
+                    self.now.until(due).as_secs()
+                ),
+            );
+        }
+        self.wait(
+            Some(due),
+            format!("2×TTL ({} s) after {t}", self.r.wait().as_secs()),
+        );
+        false
     }
 
     fn aged(&mut self, forced: bool, install_failures: u32) -> bool {
@@ -982,22 +1003,48 @@ impl Ctx<'_> {
 /// (at least one per owner name, and none failing) and the resolver validated all of them.
 /// `Err` lists what holds it.
 pub fn gate(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>> {
-    let mut reasons = Vec::new();
+    let mut reasons = served_everywhere(expected, dns).err().unwrap_or_default();
+    reasons.extend(validated(expected, dns).err().unwrap_or_default());
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(reasons)
+    }
+}
+
+/// The expected records of each owner name, with that owner's report (a reason when the
+/// owner was not checked).
+fn by_owner<'a>(
+    expected: &'a [TlsaAt],
+    dns: &'a DnsReport,
+    reasons: &mut Vec<String>,
+) -> Vec<(&'a str, Vec<&'a TlsaRecord>, &'a OwnerReport)> {
     let owners: BTreeSet<&str> = expected.iter().map(|r| r.owner.as_str()).collect();
+    let mut out = Vec::new();
     for owner in owners {
         let want: Vec<&TlsaRecord> = expected
             .iter()
             .filter(|r| r.owner == owner)
             .map(|r| &r.record)
             .collect();
-        let Some(report) = dns
+        match dns
             .owners
             .iter()
             .find(|o| dane_roll_providers::same_name(&o.owner, owner))
-        else {
-            reasons.push(format!("{owner}: not checked"));
-            continue;
-        };
+        {
+            Some(report) => out.push((owner, want, report)),
+            None => reasons.push(format!("{owner}: not checked")),
+        }
+    }
+    out
+}
+
+/// The first half of the gate, the one the 2×TTL wait counts from (DOMAIN.md: "wait until
+/// every authoritative server serves it, then at least 2×TTL more"): every nameserver serves
+/// every expected record.
+pub fn served_everywhere(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>> {
+    let mut reasons = Vec::new();
+    for (owner, want, report) in by_owner(expected, dns, &mut reasons) {
         if report.nameservers.is_empty() {
             reasons.push(format!("{owner}: no nameserver answered"));
         }
@@ -1015,6 +1062,20 @@ pub fn gate(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>> {
                 }
             }
         }
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(reasons)
+    }
+}
+
+/// The second half of the gate: the resolver validates every expected record. Needed before
+/// the install, but not the start of the wait: a resolver's cache of the RRset without the
+/// new record expires within one TTL of the records being served everywhere, inside the wait.
+pub fn validated(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>> {
+    let mut reasons = Vec::new();
+    for (owner, want, report) in by_owner(expected, dns, &mut reasons) {
         match &report.validation {
             Validation::Secure(records) => {
                 let lacking = want.iter().filter(|w| !records.contains(w)).count();

@@ -109,6 +109,18 @@ pub enum PhaseName {
 }
 
 impl PhaseName {
+    /// Every phase, in order.
+    pub const ALL: [PhaseName; 8] = [
+        PhaseName::Staged,
+        PhaseName::Published,
+        PhaseName::Aged,
+        PhaseName::Installed,
+        PhaseName::Verified,
+        PhaseName::Retired,
+        PhaseName::Done,
+        PhaseName::RolledBack,
+    ];
+
     /// The kebab-case name, as stored and shown.
     pub fn as_str(self) -> &'static str {
         match self {
