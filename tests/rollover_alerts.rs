@@ -1,0 +1,281 @@
+//! Alerts from the rollover driver on the lab: a reload that fails raises one alert (not one
+//! per run), and once the reload works and the rollover moves on, one recovery message follows.
+//! The alert channel is a webhook received by a small HTTP sink in this test; the rest is real
+//! (BIND + Knot, validating Unbound, the receiving Postfix, the `dane-roll` binary), `ttl = 2`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dane_roll_lab::dns::{DnsLab, Server};
+use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
+use dane_roll_lab::postfix::Receiver;
+use dane_roll_lab::{LabDir, loopback_block, require};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
+const NEEDS: &[&str] = &[
+    "named",
+    "tsig-keygen",
+    "dnssec-dsfromkey",
+    "dig",
+    "nsupdate",
+    "ip",
+    "knotd",
+    "knotc",
+    "unbound",
+    "unbound-control",
+    "postfix",
+];
+const TTL: u32 = 2;
+const OWNER: &str = "_25._tcp.mail.example.test.";
+
+/// A webhook receiver: every POST body, parsed; answers 200. Stopped on drop.
+struct Sink {
+    addr: SocketAddr,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (b, s) = (bodies.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_ok()
+                    && let Ok(v) = serde_json::from_slice(&body)
+                {
+                    b.lock().unwrap().push(v);
+                }
+                let mut stream = stream;
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        });
+        Sink {
+            addr,
+            bodies,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The messages about `check`, in order.
+    fn about(&self, check: &str) -> Vec<Value> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|b| b["check"] == check)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn a_failing_reload_alerts_once_and_recovers_once() {
+    if !require(NEEDS) {
+        return;
+    }
+    let lab = LabDir::new().unwrap();
+    let block = loopback_block();
+    let dns = DnsLab::builder()
+        .block(block)
+        .dir(lab.path())
+        .start()
+        .expect("DNS lab starts");
+    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let old = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
+    dns.add_tlsa(OWNER, TTL, &old.tlsa_311().unwrap()).unwrap();
+    let rx = Receiver::start(
+        &lab.sub("receiver").unwrap(),
+        block,
+        &old.key_and_chain_pem().unwrap(),
+    )
+    .unwrap();
+    let sink = Sink::start();
+
+    // The reload fails while the flag file exists.
+    let files = lab.sub("files").unwrap();
+    let flag = files.join("reload-broken");
+    let reload = files.join("reload.sh");
+    std::fs::write(
+        &reload,
+        format!(
+            "#!/bin/sh\nif [ -e '{flag}' ]; then echo 'reload refused (test flag)' >&2; exit 1; fi\n\
+             exec postfix -c '{etc}' reload\n",
+            flag = flag.display(),
+            etc = rx.instance().etc().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&reload, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(&flag, "").unwrap();
+
+    let conf = lab.path().join("dane-roll.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"version = 1
+state-dir = "{state}"
+
+[resolver]
+address = "{resolver}"
+
+[alerts]
+repeat-interval = "6h"
+
+[alerts.channel.ops]
+kind = "webhook"
+url = "http://{sink}/hook"
+
+[[service]]
+name = "mx"
+endpoints = ["{MX_HOST}:25/smtp"]
+chain-file = "{chain}"
+reload = ["{reload}"]
+ttl = {TTL}
+provider = "lab"
+
+[provider.lab]
+kind = "rfc2136"
+server = "{server}"
+tsig-key-file = "{tsig}"
+"#,
+            state = lab.path().join("state").display(),
+            resolver = dns.resolver_addr(),
+            sink = sink.addr,
+            chain = rx.chain_file().display(),
+            reload = reload.display(),
+            server = dns.addr(Server::Bind),
+            tsig = dns.tsig().file.display(),
+        ),
+    )
+    .unwrap();
+    let dane_roll = |args: &[&str]| -> Output {
+        Command::new(BIN)
+            .arg("-c")
+            .arg(&conf)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let phase = || -> String {
+        let out = dane_roll(&["status", "--json"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        v["services"][0]["phase"].as_str().unwrap_or("?").to_owned()
+    };
+
+    let new = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
+    let cert = files.join("new.crt");
+    let key = files.join("new.key");
+    std::fs::write(&cert, new.fullchain_pem().unwrap()).unwrap();
+    std::fs::write(&key, new.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let out = dane_roll(&[
+        "deploy",
+        "--service",
+        "mx",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    // Runs (as a timer would) until the install is done and the reload has failed a few times.
+    let check = "rollover/mx/ec/installed";
+    let t0 = Instant::now();
+    let mut failed_runs = 0;
+    while failed_runs < 3 {
+        let out = dane_roll(&["run"]);
+        if String::from_utf8_lossy(&out.stderr).contains("reload refused (test flag)") {
+            failed_runs += 1;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "the reload never failed: phase {}\n{}",
+            phase(),
+            text(&out)
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert_eq!(phase(), "installed");
+    let sent = sink.about(check);
+    assert_eq!(
+        sent.len(),
+        1,
+        "one alert for {failed_runs} failing runs: {sent:#?}"
+    );
+    assert_eq!(sent[0]["severity"], "critical");
+    assert_eq!(sent[0]["recovered"], false);
+    assert!(
+        sent[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("reload")),
+        "{sent:#?}"
+    );
+
+    // The reload works again: the rollover completes and the alert is closed, once.
+    std::fs::remove_file(&flag).unwrap();
+    let out = dane_roll(&["run", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(phase(), "done");
+    let sent = sink.about(check);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[1]["severity"], "ok");
+    assert_eq!(sent[1]["recovered"], true);
+    let out = dane_roll(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(sink.about(check).len(), 2, "no second recovery");
+}
