@@ -95,7 +95,7 @@ Target ≤ 1 s for the wall time minus 2×TTL: $(met "$over_med <= 1000") (media
   confirmation time rounded *up*, so the wait is never shorter than 2×TTL; it is up to 1 s longer
   (0.5 s on average).
 - the driver's own work (the second row, target met if ≤ 1 s: $(met "$work_med <= 1000")): process start,
-  staging, three UPDATEs with read-back (the provider polls every 250 ms until it sees its write),
+  staging, three UPDATEs with read-back (the provider polls from 20 ms, doubling to 250 ms, until it sees its write),
   the TCP queries to both nameservers, install (rename) + reload (~70 ms), probe, retire,
   next-key generation.
 With a production TTL of 3600 s these seconds are noise beside the 2-hour wait.

@@ -1,6 +1,9 @@
 //! The lab demo: a signed zone, a validating resolver, a receiving MX and a DANE-enforcing sender
 //! on loopback; the MX's TLSA `3 1 1` record is computed with the real `dane-roll tlsa`,
-//! published through BIND, validated by Unbound, and a test mail goes out "Verified".
+//! published through BIND, validated by Unbound, and a test mail goes out "Verified". Then a
+//! whole rollover to a new key with the real `dane-roll deploy --wait` (TTL 2 s, so 2×TTL is
+//! 4 s), printing each phase as it passes, while the sender delivers a mail about every second:
+//! every one must be Verified.
 //!
 //! ```text
 //! demo [--dane-roll PATH] [--hold]
@@ -13,9 +16,9 @@
 //! them with SIGTERM) and taken by a thread with `sigwait`; the steps check for it and return,
 //! so every guard drops. No unsafe signal handler is needed.
 
-use std::io::{self, Write};
+use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -24,11 +27,12 @@ use nix::sys::signal::{SigSet, Signal};
 
 use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
 use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
-use dane_roll_lab::{DnsLab, LabDir, loopback_block};
+use dane_roll_lab::{DnsLab, LabDir, LoopbackBlock, loopback_block};
 
-const STEPS: usize = 7;
+const STEPS: usize = 10;
 const OWNER: &str = "_25._tcp.mail.example.test";
-const TTL: u32 = 300;
+/// The records' TTL: 2 s keeps the rollover's 2×TTL wait at 4 s (production: 3600).
+const TTL: u32 = 2;
 
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -261,6 +265,58 @@ fn run(demo: &mut Demo, dane_roll: &std::path::Path, hold: bool) -> Res<()> {
     )?;
     println!("    {verdict}");
 
+    let conf = demo.step(
+        "writing dane-roll.toml: service mx, records by UPDATE with the lab's TSIG key, TTL 2 s",
+        || write_config(&lab, &dns, &receiver, block),
+    )?;
+
+    let (new_leaf, cert, key) = demo.step(
+        "the certificate changes: a new key (ECDSA P-256), a new certificate from the same CA",
+        || {
+            let leaf = _ca.leaf(&[MX_HOST], KeyKind::EcdsaP256)?;
+            let cert = lab.path().join("new.crt");
+            let key = lab.path().join("new.key");
+            std::fs::write(&cert, leaf.fullchain_pem()?)?;
+            std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8()?)?;
+            Ok((leaf, cert, key))
+        },
+    )?;
+    let new_spki = new_leaf.spki_sha256_hex()?;
+    println!("    new key SPKI SHA-256 {new_spki}");
+
+    let stop = demo_stop(demo);
+    let mails = demo.step(
+        "`dane-roll deploy --wait`: publish, gate, 2×TTL, install, reload, verify, retire \
+         (a test mail about every second meanwhile)",
+        || rollover(stop, dane_roll, &conf, &cert, &key, &sender),
+    )?;
+    println!(
+        "    mails during the rollover: {} sent, {} Verified, {} deferred",
+        mails.sent, mails.verified, mails.deferred
+    );
+    let now_served = receiver.served_spki()?;
+    println!(
+        "    the MX now serves {now_served} ({})",
+        if now_served == new_spki {
+            "the new key"
+        } else {
+            "NOT the new key"
+        }
+    );
+    let a = dns.query(dns.addr(dane_roll_lab::Server::Bind), OWNER, "TLSA")?;
+    println!(
+        "    TLSA RRset now on the primary (new key + the pre-published next key; the old one retired):"
+    );
+    for r in a.records("TLSA") {
+        println!("    {} {} IN TLSA {}", r.name, r.ttl, r.rdata);
+    }
+    if now_served != new_spki {
+        return Err("the rollover did not install the new key".into());
+    }
+    if mails.verified != mails.sent {
+        return Err(format!("{} mail(s) not Verified", mails.sent - mails.verified).into());
+    }
+
     if hold {
         println!(
             "\nthe lab keeps running; Ctrl-C tears it down. Try:\n  \
@@ -285,6 +341,131 @@ fn run(demo: &mut Demo, dane_roll: &std::path::Path, hold: bool) -> Res<()> {
     drop(lab);
     println!("ok {:.1} s", t0.elapsed().as_secs_f64());
     Ok(())
+}
+
+fn demo_stop(demo: &Demo) -> Arc<AtomicBool> {
+    Arc::clone(&demo.stop)
+}
+
+/// The configuration of service `mx`: the receiver's chain file and reload, records published
+/// by RFC 2136 UPDATE to BIND with the lab's TSIG key (a file: never in the configuration).
+fn write_config(
+    lab: &LabDir,
+    dns: &DnsLab,
+    receiver: &Receiver,
+    block: LoopbackBlock,
+) -> Res<PathBuf> {
+    let conf = lab.path().join("dane-roll.toml");
+    let text = format!(
+        r#"version = 1
+state-dir = "{state}"
+
+[resolver]
+address = "{resolver}"
+
+[[service]]
+name = "mx"
+endpoints = ["{MX_HOST}:25/smtp"]
+chain-file = "{chain}"
+reload = ["postfix", "-c", "{etc}", "reload"]
+ttl = {TTL}
+provider = "lab"
+
+[provider.lab]
+kind = "rfc2136"
+server = "{server}"
+tsig-key-file = "{tsig}"
+"#,
+        state = lab.path().join("state").display(),
+        resolver = dns.resolver_addr(),
+        chain = receiver.chain_file().display(),
+        etc = receiver.instance().etc().display(),
+        server = block.host(1),
+        tsig = dns.tsig().file.display(),
+    );
+    std::fs::write(&conf, text)?;
+    println!("    {}", conf.display());
+    Ok(conf)
+}
+
+/// What the sender did during the rollover.
+struct Mails {
+    sent: usize,
+    verified: usize,
+    deferred: usize,
+}
+
+/// Run `dane-roll deploy --wait`, print its lines as they come (one per phase), and send a
+/// test mail about every second until it ends.
+fn rollover(
+    stop: Arc<AtomicBool>,
+    dane_roll: &std::path::Path,
+    conf: &std::path::Path,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+    sender: &Sender,
+) -> Res<Mails> {
+    println!();
+    let mut child = Command::new(dane_roll)
+        .arg("-c")
+        .arg(conf)
+        .args(["deploy", "--service", "mx", "--cert"])
+        .arg(cert)
+        .arg("--key")
+        .arg(key)
+        .arg("--wait")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", dane_roll.display()))?;
+    let t0 = Instant::now();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let printer = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            println!(
+                "    {:5.1} s  dane-roll: {line}",
+                t0.elapsed().as_secs_f64()
+            );
+        }
+    });
+    let errors = std::thread::spawn(move || io::read_to_string(stderr).unwrap_or_default());
+    let mut mails = Mails {
+        sent: 0,
+        verified: 0,
+        deferred: 0,
+    };
+    let status = loop {
+        if stop.load(Ordering::SeqCst) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("interrupted (Ctrl-C)".into());
+        }
+        let started = Instant::now();
+        let v = sender.send_and_judge(Duration::from_secs(30))?;
+        mails.sent += 1;
+        match &v {
+            Verdict::Verified(_) => mails.verified += 1,
+            other => {
+                mails.deferred += 1;
+                println!(
+                    "    {:5.1} s  mail NOT verified: {other:?}",
+                    t0.elapsed().as_secs_f64()
+                );
+            }
+        }
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(started.elapsed()));
+    };
+    let _ = printer.join();
+    let errors = errors.join().unwrap_or_default();
+    if !status.success() {
+        return Err(format!("dane-roll deploy failed ({status}):\n{errors}").into());
+    }
+    Ok(mails)
 }
 
 /// The `update add` lines from `dane-roll tlsa`; if the binary fails (or disagrees with the
