@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use dane_roll::rollover::KeyHash;
 use dane_roll::store::{KeyRole, Store};
 use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
+use dane_roll_lab::conf::RolloverConf;
 use dane_roll_lab::dns::{DnsLab, Server};
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
 use dane_roll_lab::postfix::{Receiver, Sender};
@@ -78,39 +79,10 @@ impl Mail {
         let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
         let state = lab.path().join("state");
         let conf = lab.path().join("dane-roll.toml");
-        std::fs::write(
-            &conf,
-            format!(
-                r#"version = 1
-state-dir = "{state}"
-
-[resolver]
-address = "{resolver}"
-
-[[service]]
-name = "mx"
-lineage = "{MX_HOST}"
-domains = ["{MX_HOST}"]
-endpoints = ["{MX_HOST}:25/smtp"]
-chain-file = "{chain}"
-reload = ["postfix", "-c", "{etc}", "reload"]
-ttl = 2
-provider = "lab"
-
-[provider.lab]
-kind = "rfc2136"
-server = "{bind}"
-tsig-key-file = "{key}"
-"#,
-                state = state.display(),
-                resolver = dns.resolver_addr(),
-                chain = rx.chain_file().display(),
-                etc = rx.instance().etc().display(),
-                bind = dns.addr(Server::Bind),
-                key = dns.tsig().file.display(),
-            ),
-        )
-        .unwrap();
+        let mut settings = RolloverConf::new(lab.path(), &dns, &rx);
+        settings.lineage = Some(MX_HOST.to_owned());
+        settings.domains = vec![MX_HOST.to_owned()];
+        settings.write(&conf).unwrap();
         Mail {
             tx,
             rx,

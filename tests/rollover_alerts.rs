@@ -12,26 +12,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use dane_roll_lab::dns::{DnsLab, Server};
+use dane_roll_lab::conf::{RolloverConf, rollover_tools};
+use dane_roll_lab::dns::DnsLab;
 use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
 use dane_roll_lab::postfix::Receiver;
 use dane_roll_lab::{LabDir, loopback_block, require};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-    "postfix",
-];
 const TTL: u32 = 2;
 const OWNER: &str = "_25._tcp.mail.example.test.";
 
@@ -124,7 +112,7 @@ fn text(out: &Output) -> String {
 
 #[test]
 fn a_failing_reload_alerts_once_and_recovers_once() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(false)) {
         return;
     }
     let lab = LabDir::new().unwrap();
@@ -163,45 +151,14 @@ fn a_failing_reload_alerts_once_and_recovers_once() {
     std::fs::write(&flag, "").unwrap();
 
     let conf = lab.path().join("dane-roll.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"version = 1
-state-dir = "{state}"
-
-[resolver]
-address = "{resolver}"
-
-[alerts]
-repeat-interval = "6h"
-
-[alerts.channel.ops]
-kind = "webhook"
-url = "http://{sink}/hook"
-
-[[service]]
-name = "mx"
-endpoints = ["{MX_HOST}:25/smtp"]
-chain-file = "{chain}"
-reload = ["{reload}"]
-ttl = {TTL}
-provider = "lab"
-
-[provider.lab]
-kind = "rfc2136"
-server = "{server}"
-tsig-key-file = "{tsig}"
-"#,
-            state = lab.path().join("state").display(),
-            resolver = dns.resolver_addr(),
-            sink = sink.addr,
-            chain = rx.chain_file().display(),
-            reload = reload.display(),
-            server = dns.addr(Server::Bind),
-            tsig = dns.tsig().file.display(),
-        ),
-    )
-    .unwrap();
+    let mut settings = RolloverConf::new(lab.path(), &dns, &rx);
+    settings.reload = vec![reload.display().to_string()];
+    settings.extra = format!(
+        "[alerts]\nrepeat-interval = \"6h\"\n\n[alerts.channel.ops]\nkind = \"webhook\"\n\
+         url = \"http://{}/hook\"\n",
+        sink.addr
+    );
+    settings.write(&conf).unwrap();
     let dane_roll = |args: &[&str]| -> Output {
         Command::new(BIN)
             .arg("-c")

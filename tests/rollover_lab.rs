@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use dane_roll_lab::conf::{RolloverConf, rfc2136, rollover_tools};
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::dns::{DnsLab, Server};
 use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
@@ -21,24 +22,6 @@ use dane_roll_lab::{LabDir, loopback_block, require};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-    "postfix",
-    "sendmail",
-    "postqueue",
-    "postsuper",
-    "script",
-    "unshare",
-];
 const TTL: u32 = 2;
 const OWNER: &str = "_25._tcp.mail.example.test.";
 const JUDGE: Duration = Duration::from_secs(30);
@@ -58,35 +41,10 @@ struct World {
 }
 
 fn write_config(path: &Path, world_dir: &Path, dns: &DnsLab, rx: &Receiver, tsig: &Path) {
-    let text = format!(
-        r#"version = 1
-state-dir = "{state}"
-
-[resolver]
-address = "{resolver}"
-
-[[service]]
-name = "mx"
-endpoints = ["{host}:25/smtp"]
-chain-file = "{chain}"
-reload = ["postfix", "-c", "{etc}", "reload"]
-ttl = {TTL}
-provider = "lab"
-
-[provider.lab]
-kind = "rfc2136"
-server = "{server}"
-tsig-key-file = "{tsig}"
-"#,
-        state = world_dir.join("state").display(),
-        resolver = dns.resolver_addr(),
-        host = MX_HOST,
-        chain = rx.chain_file().display(),
-        etc = rx.instance().etc().display(),
-        server = dns.addr(Server::Bind),
-        tsig = tsig.display(),
-    );
-    std::fs::write(path, text).unwrap();
+    let mut conf = RolloverConf::new(world_dir, dns, rx);
+    conf.ttl = TTL;
+    conf.provider = rfc2136(dns.addr(Server::Bind), tsig);
+    conf.write(path).unwrap();
 }
 
 impl World {
@@ -340,7 +298,7 @@ fn spawn(cmd: &mut Command) -> Child {
 
 #[test]
 fn a_whole_rollover_with_wait_keeps_mail_verified_at_every_phase() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -455,7 +413,7 @@ fn parse_time(text: &str) -> i64 {
 
 #[test]
 fn without_wait_deploy_returns_published_and_runs_finish_after_two_ttl() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -539,7 +497,7 @@ fn without_wait_deploy_returns_published_and_runs_finish_after_two_ttl() {
 
 #[test]
 fn killed_between_phases_a_new_run_completes_and_mail_flows() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -607,7 +565,7 @@ fn killed_between_phases_a_new_run_completes_and_mail_flows() {
 
 #[test]
 fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -693,7 +651,7 @@ fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
 
 #[test]
 fn a_published_next_key_rolls_without_a_new_wait() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -760,7 +718,7 @@ fn a_published_next_key_rolls_without_a_new_wait() {
 
 #[test]
 fn a_deploy_and_a_run_are_serialized_by_the_lock() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -799,7 +757,7 @@ fn a_deploy_and_a_run_are_serialized_by_the_lock() {
 
 #[test]
 fn a_provider_failure_is_retried_by_the_next_run_with_nothing_missing() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -849,7 +807,7 @@ fn a_provider_failure_is_retried_by_the_next_run_with_nothing_missing() {
 
 #[test]
 fn a_renewal_with_the_same_key_installs_and_leaves_dns_alone() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -881,7 +839,7 @@ fn a_renewal_with_the_same_key_installs_and_leaves_dns_alone() {
 
 #[test]
 fn bad_input_fails_clearly_and_writes_nothing() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -960,7 +918,7 @@ fn bad_input_fails_clearly_and_writes_nothing() {
 #[test]
 #[ignore = "a benchmark: run by benches/rollover.sh"]
 fn bench_rollover_wall_time() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();
@@ -1141,7 +1099,7 @@ fn bench_status_fixture() {
 
 #[test]
 fn force_skips_only_the_wait_loudly() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let w = World::start();

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use dane_roll_lab::conf::{Chains, RolloverConf, rollover_tools};
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::dns::{DnsLab, Server};
 use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki, write_key_and_chain};
@@ -19,25 +20,6 @@ use dane_roll_lab::{LabDir, loopback_block, require};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-    "postfix",
-    "postconf",
-    "sendmail",
-    "postqueue",
-    "postsuper",
-    "script",
-    "unshare",
-];
 const TTL: u32 = 2;
 const OWNER: &str = "_25._tcp.mail.example.test.";
 const JUDGE: Duration = Duration::from_secs(30);
@@ -77,7 +59,9 @@ fn file_rdata(path: &Path) -> String {
 
 #[test]
 fn rsa_and_ecdsa_slots_roll_separately_into_their_own_files() {
-    if !require(NEEDS) {
+    let mut needs = rollover_tools(true);
+    needs.push("postconf");
+    if !require(&needs) {
         return;
     }
     let lab = LabDir::new().unwrap();
@@ -125,38 +109,12 @@ fn rsa_and_ecdsa_slots_roll_separately_into_their_own_files() {
 
     let files = lab.sub("files").unwrap();
     let conf = lab.path().join("dane-roll.toml");
-    std::fs::write(
-        &conf,
-        format!(
-            r#"version = 1
-state-dir = "{state}"
-
-[resolver]
-address = "{resolver}"
-
-[[service]]
-name = "mx"
-endpoints = ["{MX_HOST}:25/smtp"]
-chain-files = {{ ec = "{ec}", rsa = "{rsa}" }}
-reload = ["postfix", "-c", "{etc}", "reload"]
-ttl = {TTL}
-provider = "lab"
-
-[provider.lab]
-kind = "rfc2136"
-server = "{server}"
-tsig-key-file = "{tsig}"
-"#,
-            state = lab.path().join("state").display(),
-            resolver = dns.resolver_addr(),
-            ec = ec_file.display(),
-            rsa = rsa_file.display(),
-            etc = etc.display(),
-            server = dns.addr(Server::Bind),
-            tsig = dns.tsig().file.display(),
-        ),
-    )
-    .unwrap();
+    let mut settings = RolloverConf::new(lab.path(), &dns, &rx);
+    settings.chains = Chains::PerAlgorithm(vec![
+        ("ec".to_owned(), ec_file.clone()),
+        ("rsa".to_owned(), rsa_file.clone()),
+    ]);
+    settings.write(&conf).unwrap();
     let dane_roll = |args: &[&str]| -> Output {
         Command::new(BIN)
             .arg("-c")

@@ -8,6 +8,7 @@
 //!   (127.53.N.0/24); [`tools`]: finding the servers' binaries, and the skip rule.
 
 pub mod acme;
+pub mod conf;
 pub mod dns;
 pub mod pdns;
 pub mod pki;

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
 
+use dane_roll_lab::conf::{RolloverConf, rfc2136};
 use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
 use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
 use dane_roll_lab::{DnsLab, LabDir, LoopbackBlock, loopback_block};
@@ -356,34 +357,10 @@ fn write_config(
     block: LoopbackBlock,
 ) -> Res<PathBuf> {
     let conf = lab.path().join("dane-roll.toml");
-    let text = format!(
-        r#"version = 1
-state-dir = "{state}"
-
-[resolver]
-address = "{resolver}"
-
-[[service]]
-name = "mx"
-endpoints = ["{MX_HOST}:25/smtp"]
-chain-file = "{chain}"
-reload = ["postfix", "-c", "{etc}", "reload"]
-ttl = {TTL}
-provider = "lab"
-
-[provider.lab]
-kind = "rfc2136"
-server = "{server}"
-tsig-key-file = "{tsig}"
-"#,
-        state = lab.path().join("state").display(),
-        resolver = dns.resolver_addr(),
-        chain = receiver.chain_file().display(),
-        etc = receiver.instance().etc().display(),
-        server = block.host(1),
-        tsig = dns.tsig().file.display(),
-    );
-    std::fs::write(&conf, text)?;
+    let mut settings = RolloverConf::new(lab.path(), dns, receiver);
+    settings.ttl = TTL;
+    settings.provider = rfc2136(block.host(1), &dns.tsig().file);
+    settings.write(&conf)?;
     println!("    {}", conf.display());
     Ok(conf)
 }
