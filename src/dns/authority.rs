@@ -199,6 +199,18 @@ impl AuthorityReport {
                 .all(|s| s.served().is_some_and(|served| self.complete(served)))
     }
 
+    /// Whether every server answered and serves `record` (signed, in a signed zone): the gate's
+    /// first half for one record, whatever else is expected.
+    pub fn serves_everywhere(&self, record: &TlsaRecord) -> bool {
+        let signed = self.zone_signed();
+        !self.servers.is_empty()
+            && self.servers.iter().all(|s| {
+                s.served().is_some_and(|served| {
+                    served.records.contains(record) && (served.signed || !signed)
+                })
+            })
+    }
+
     /// Servers that answered but miss an expected record (or serve it unsigned): lagging.
     pub fn lagging(&self) -> Vec<&ServerReport> {
         self.servers

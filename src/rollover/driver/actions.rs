@@ -37,12 +37,14 @@ impl<C: Clock> Driver<C> {
         Ok(Some(match action {
             Action::Publish { record, ttl } => self.publish(svc, &r.slot, record, *ttl)?,
             Action::CheckDns { expected } => {
-                let report = self.check_dns(expected);
-                if gate(expected, &report).is_ok() {
-                    let changes: Vec<RecordChange> = expected
-                        .iter()
-                        .map(|rec| RecordChange::Confirmed(rec.clone()))
-                        .collect();
+                let report = self.check_dns(expected, &r.gate_set());
+                // Each record on its own: the next key's may lag behind the new key's.
+                let changes: Vec<RecordChange> = expected
+                    .iter()
+                    .filter(|rec| gate(std::slice::from_ref(*rec), &report).is_ok())
+                    .map(|rec| RecordChange::Confirmed(rec.clone()))
+                    .collect();
+                if !changes.is_empty() {
                     // Rounded up, like the step's confirmation time (see `pass`).
                     let at = self.now().plus(Duration::from_secs(1));
                     self.store
@@ -169,7 +171,9 @@ impl<C: Clock> Driver<C> {
     }
 
     /// Every nameserver's answer and the validated lookup, per owner name of `expected`.
-    pub(super) fn check_dns(&self, expected: &[TlsaAt]) -> DnsReport {
+    /// What every nameserver serves of `expected` at its owner names, and what the resolver
+    /// validates there once every nameserver serves the `gate` records of that owner name.
+    pub(super) fn check_dns(&self, expected: &[TlsaAt], gate: &[TlsaAt]) -> DnsReport {
         let mut owners: Vec<&str> = expected.iter().map(|r| r.owner.as_str()).collect();
         owners.sort_unstable();
         owners.dedup();
@@ -197,11 +201,20 @@ impl<C: Clock> Driver<C> {
                     .filter(|r| r.owner == *owner)
                     .map(|r| r.record.clone())
                     .collect();
-                // The resolver is asked only once every nameserver serves the records: asked
-                // earlier, it would cache the RRset without them for a TTL and delay the gate.
+                // The resolver is asked only once every nameserver serves the records the gate
+                // waits for: asked earlier, it would cache the RRset without them for up to a
+                // TTL, which would hold a --force install that long. (The next key's records,
+                // which may lag, do not hold the question.)
                 let authority = view.served_everywhere(owner, &want).await;
                 let validated = match &authority {
-                    Ok(report) if report.all_serve() => Some(resolver.tlsa(owner).await),
+                    Ok(report)
+                        if gate
+                            .iter()
+                            .filter(|r| r.owner == *owner)
+                            .all(|r| report.serves_everywhere(&r.record)) =>
+                    {
+                        Some(resolver.tlsa(owner).await)
+                    }
                     _ => None,
                 };
                 out.push(observe::owner_report(owner, authority, validated));

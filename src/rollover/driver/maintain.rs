@@ -62,7 +62,7 @@ impl<C: Clock> Driver<C> {
                 {
                     continue;
                 }
-                let report = self.check_dns(&records);
+                let report = self.check_dns(&records, &records);
                 if gate(&records, &report).is_ok() {
                     let changes: Vec<RecordChange> = records
                         .iter()
@@ -332,7 +332,7 @@ impl<C: Clock> Driver<C> {
         } else {
             r.publish_set()
         };
-        let dns = self.check_dns(&expected);
+        let dns = self.check_dns(&expected, &expected);
         let probed = self.probe(svc, &r.slot, &r.endpoints, r.new);
         Ok((dns, probed))
     }

@@ -47,7 +47,7 @@ pub fn owner_report(
     };
     let validation = match validated {
         None => Validation::Failed(
-            "not asked yet: the resolver is asked once every nameserver serves the records"
+            "not asked yet: the resolver is asked once every nameserver serves the new records"
                 .to_owned(),
         ),
         Some(Err(err)) => Validation::Failed(err.to_string()),
