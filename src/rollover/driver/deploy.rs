@@ -182,6 +182,9 @@ impl<C: Clock> Driver<C> {
         let service = p.service.clone();
         let slot = p.slot.clone();
         let held = self.lock(&service.name)?;
+        // A process killed between a final phase and its keys left them behind: settle them
+        // first, so that the current key below is the live one.
+        self.settle_keys(&service.name, &slot)?;
         let now = self.now();
         let under_way = self
             .store

@@ -6,10 +6,16 @@
 //!
 //! - [`process`]: the guard; [`ports`]: free loopback ports and per-lab address blocks
 //!   (127.53.N.0/24); [`tools`]: finding the servers' binaries, and the skip rule.
+//! - For the chaos run: [`faultproxy`] (an HTTP proxy that answers 500 or 429 on demand),
+//!   [`mirror`] (PowerDNS as a hidden primary, copied into BIND) and [`mailflow`] (a mail a
+//!   second through the sender, each followed to its last delivery attempt).
 
 pub mod acme;
 pub mod conf;
 pub mod dns;
+pub mod faultproxy;
+pub mod mailflow;
+pub mod mirror;
 pub mod pdns;
 pub mod pki;
 pub mod ports;
