@@ -102,7 +102,9 @@ pub(crate) fn certificate_not_after(certificate: &[u8]) -> Option<i64> {
         .strip_suffix('Z')?;
     let full = match (not_after.tag, digits.len()) {
         (UTC_TIME, 12) => {
-            let yy: i64 = digits[..2].parse().ok()?;
+            // `get`, not indexing: the text is any UTF-8 a certificate holds, and byte 2 may fall
+            // inside a character (found by fuzz/fuzz_targets/der.rs).
+            let yy: i64 = digits.get(..2)?.parse().ok()?;
             format!("{}{digits}", if yy >= 50 { "19" } else { "20" })
         }
         (GENERALIZED_TIME, 14) => digits.to_owned(),
@@ -123,4 +125,75 @@ pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let doy = (153 * mp + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One DER element (short or long length form).
+    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match content.len() {
+            n @ 0..=0x7f => out.push(n as u8),
+            n @ 0x80..=0xff => out.extend([0x81, n as u8]),
+            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// A certificate skeleton: version, serial, signature, issuer, validity (with `not_after`),
+    /// subject, SPKI; nothing else is read.
+    fn certificate(not_after: &[u8]) -> Vec<u8> {
+        let validity = [tlv(UTC_TIME, b"250101000000Z"), not_after.to_vec()].concat();
+        let tbs = [
+            tlv(VERSION, &tlv(0x02, &[2])),
+            tlv(0x02, &[1]),
+            tlv(SEQUENCE, &[]),
+            tlv(SEQUENCE, &[]),
+            tlv(SEQUENCE, &validity),
+            tlv(SEQUENCE, &[]),
+            tlv(SEQUENCE, &tlv(0x03, &[0, 1, 2, 3])),
+        ]
+        .concat();
+        tlv(SEQUENCE, &tlv(SEQUENCE, &tbs))
+    }
+
+    #[test]
+    fn not_after_in_both_time_forms() {
+        let utc = certificate(&tlv(UTC_TIME, b"300101000000Z"));
+        assert_eq!(certificate_not_after(&utc), Some(1_893_456_000));
+        let generalized = certificate(&tlv(GENERALIZED_TIME, b"20500101000000Z"));
+        assert_eq!(certificate_not_after(&generalized), Some(2_524_608_000));
+        assert_eq!(
+            certificate_spki(&utc),
+            Some(&tlv(SEQUENCE, &tlv(0x03, &[0, 1, 2, 3]))[..])
+        );
+    }
+
+    /// Regression (fuzzing): a notAfter whose third byte is inside a UTF-8 character panicked on
+    /// a string slice. A server can send such a certificate to the probe.
+    #[test]
+    fn a_not_after_that_is_not_digits_is_none_not_a_panic() {
+        for text in [
+            "1\u{e9}345678901Z",
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}Z",
+            "3001010000\u{e9}Z",
+            "2050010100000\u{e9}",
+        ] {
+            for tag in [UTC_TIME, GENERALIZED_TIME] {
+                let cert = certificate(&tlv(tag, text.as_bytes()));
+                assert_eq!(certificate_not_after(&cert), None, "{text:?}");
+            }
+        }
+        // Truncated anywhere: never a panic.
+        let cert = certificate(&tlv(UTC_TIME, b"300101000000Z"));
+        for end in 0..cert.len() {
+            let _ = (
+                certificate_not_after(&cert[..end]),
+                certificate_spki(&cert[..end]),
+            );
+        }
+    }
 }

@@ -172,10 +172,9 @@ impl Http {
 
     /// The start of an error body, with the secret scrubbed.
     pub fn detail(&self, body: &[u8]) -> String {
-        let text = String::from_utf8_lossy(body);
-        let text = text.trim();
-        let cut: String = text.chars().take(DETAIL_MAX).collect();
-        self.secret.scrub(&cut)
+        let text = self.secret.scrub(&String::from_utf8_lossy(body));
+        // Masked before it is cut: a secret cut in two would no longer match.
+        text.trim().chars().take(DETAIL_MAX).collect()
     }
 
     /// Turn a non-2xx reply into an error (401, 403, 404 with `what`, others with the API's text).

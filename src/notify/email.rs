@@ -192,7 +192,8 @@ impl Email {
                 after: self.timeout,
             });
         }
-        let reason = scrub(&super::excerpt(&error_chain(&err), 300), &secrets);
+        // Masked before it is cut: a secret cut in two would no longer match.
+        let reason = super::excerpt(&scrub(&error_chain(&err), &secrets), 300);
         // lettre reports a failed STARTTLS handshake as a connection error, so its text is
         // looked at too; a refused or unreachable connection shows as an I/O error in the chain.
         let tls_failed = err.is_tls() || reason.contains("certificate") || reason.contains("SSL");

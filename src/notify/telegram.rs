@@ -108,7 +108,8 @@ impl Telegram {
             target,
             status: status.as_u16(),
             hint: hint(status.as_u16(), &description, retry_after),
-            message: scrub(&excerpt(&description, 200), &secrets),
+            // Masked before it is cut: a secret cut in two would no longer match.
+            message: excerpt(&scrub(&description, &secrets), 200),
         })
     }
 }

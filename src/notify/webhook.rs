@@ -59,7 +59,10 @@ impl Webhook {
         // The whole URL and the part after the origin are what must never be shown.
         let tail = url.get(target.len()..).unwrap_or("");
         let tail = if tail.len() > 1 { tail } else { "" };
-        let secrets = [url, tail];
+        // And each part of it that may be a token on its own (a receiver that quotes only the
+        // token back must not show it either).
+        let mut secrets = vec![url, tail];
+        secrets.extend(token_parts(tail));
 
         let exchange = async {
             let response = self.client.post(url).json(&alert.json()).send().await?;
@@ -85,10 +88,18 @@ impl Webhook {
         Err(ChannelError::HttpStatus {
             target,
             status: status.as_u16(),
-            message: super::scrub(&excerpt(&body, 200), &secrets),
+            // Masked before it is cut: a secret cut in two would no longer match.
+            message: excerpt(&super::scrub(&body, &secrets), 200),
             hint: hint(status.as_u16()).to_owned(),
         })
     }
+}
+
+/// The parts of a URL's path and query that may be tokens: every segment between `/`, `?`,
+/// `&`, `=` and `#` of at least 8 characters (`/services/T000/B000/XXXX`, `?token=XXXX`).
+fn token_parts(tail: &str) -> impl Iterator<Item = &str> {
+    tail.split(['/', '?', '&', '=', '#'])
+        .filter(|part| part.chars().count() >= 8)
 }
 
 impl std::fmt::Debug for Webhook {

@@ -37,6 +37,9 @@ pub use report::{
     AddressReport, Attempt, AttemptOutcome, CertInfo, IgnoredRecord, KeyReport, Verdict,
 };
 pub use starttls::{DialogueError, Limits, Step};
+/// The dialogue before TLS, public for the fuzz target (`fuzz/fuzz_targets/smtp_reply.rs`).
+#[doc(hidden)]
+pub use starttls::{MAX_LINE, MAX_LINES, start_tls};
 
 /// The name sent in `EHLO` unless another is given. `.invalid` cannot belong to anyone.
 pub const DEFAULT_HELO: &str = "dane-roll.invalid";

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::config::Protocol;
@@ -165,9 +164,10 @@ impl DialogueError {
 }
 
 /// Run the dialogue that leads to TLS on `stream`, if the protocol has one. When this returns
-/// `Ok`, the next bytes on the stream belong to the TLS handshake.
-pub async fn start_tls(
-    stream: &mut TcpStream,
+/// `Ok`, the next bytes on the stream belong to the TLS handshake. Generic over the stream so the
+/// fuzz target (`fuzz/fuzz_targets/smtp_reply.rs`) can feed it bytes; the probe passes a TCP stream.
+pub async fn start_tls<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     protocol: Protocol,
     helo: &str,
     limits: &Limits,
@@ -200,7 +200,10 @@ pub async fn smtp_quit<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, limits
 }
 
 /// SMTP: greeting, EHLO, STARTTLS (RFC 3207).
-async fn smtp(lines: &mut Lines<'_>, helo: &str) -> Result<(), DialogueError> {
+async fn smtp<S: AsyncRead + AsyncWrite + Unpin>(
+    lines: &mut Lines<'_, S>,
+    helo: &str,
+) -> Result<(), DialogueError> {
     let greeting = lines.smtp_reply(Step::Greeting).await?;
     if greeting.code != 220 {
         return Err(DialogueError::Refused {
@@ -242,7 +245,9 @@ async fn smtp(lines: &mut Lines<'_>, helo: &str) -> Result<(), DialogueError> {
 }
 
 /// IMAP: `* OK` greeting, `a1 STARTTLS`, `a1 OK` (RFC 3501 §6.2.1).
-async fn imap(lines: &mut Lines<'_>) -> Result<(), DialogueError> {
+async fn imap<S: AsyncRead + AsyncWrite + Unpin>(
+    lines: &mut Lines<'_, S>,
+) -> Result<(), DialogueError> {
     let greeting = lines.line(Step::Greeting).await?;
     let upper = greeting.to_ascii_uppercase();
     if upper.starts_with("* PREAUTH") {
@@ -285,7 +290,9 @@ async fn imap(lines: &mut Lines<'_>) -> Result<(), DialogueError> {
 }
 
 /// POP3: `+OK` greeting, `STLS`, `+OK` (RFC 2595 §4).
-async fn pop3(lines: &mut Lines<'_>) -> Result<(), DialogueError> {
+async fn pop3<S: AsyncRead + AsyncWrite + Unpin>(
+    lines: &mut Lines<'_, S>,
+) -> Result<(), DialogueError> {
     let greeting = lines.line(Step::Greeting).await?;
     if greeting.starts_with("-ERR") {
         return Err(DialogueError::Refused {
@@ -328,15 +335,15 @@ impl SmtpReply {
 
 /// A line reader over the clear-text stream that never reads past what it needs more than one
 /// read's worth, and remembers whether bytes are left over.
-struct Lines<'a> {
-    stream: &'a mut TcpStream,
+struct Lines<'a, S> {
+    stream: &'a mut S,
     buf: Vec<u8>,
     limits: Limits,
     protocol: Protocol,
 }
 
-impl<'a> Lines<'a> {
-    fn new(stream: &'a mut TcpStream, limits: Limits, protocol: Protocol) -> Lines<'a> {
+impl<'a, S: AsyncRead + AsyncWrite + Unpin> Lines<'a, S> {
+    fn new(stream: &'a mut S, limits: Limits, protocol: Protocol) -> Lines<'a, S> {
         Lines {
             stream,
             buf: Vec::new(),
