@@ -141,6 +141,7 @@ measure() {
     echo "$(cat "$work/time") $(awk -v t="$((after - before))" -v hz="$tick" 'BEGIN { print t / hz }')"
 }
 
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 kinds=(dane-roll-c1 s_client-seq dane-roll-c8 s_client-p8 dane-roll-all)
 declare -A results
 for round in $(seq "$rounds"); do
@@ -151,6 +152,7 @@ for round in $(seq "$rounds"); do
     done
 done
 
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 # Median of the rounds (by rate): handshakes/s, client CPU (user+sys) and Postfix CPU per
 # handshake in ms.
 summary() {
@@ -184,7 +186,8 @@ certificate, TLS 1.3). Each measurement is $n verified STARTTLS handshakes again
 \`3 1 1\`; median of $rounds interleaved rounds. \`dane-roll check\` gets the address $n times
 (\`--address\` repeated) in one process; \`openssl s_client\` is one process per handshake
 (LAB.md's DANE command), so its figure includes process start-up. Client CPU is user+sys of the
-client processes per handshake (Postfix's own CPU is not counted).
+client processes per handshake (Postfix's own CPU is not counted). Load average (1, 5, 15 min)
+before the rounds: $load_before; after: $load_after (other work shares the cores).
 
 | client | handshakes/s | client CPU per handshake (ms) | Postfix CPU per handshake (ms) |
 | --- | --- | --- | --- |

@@ -1,12 +1,16 @@
 //! `dane-roll serve` (issue 7): the real binary on 127.0.0.1 against a configuration pointing at
 //! the lab; `/metrics` scraped for real (values asserted, `promtool check metrics` run on the
-//! text), `/probe?target=` for an ad-hoc target, and a clean stop on SIGTERM.
+//! text), `/probe?target=` for an ad-hoc target, and a clean stop on SIGTERM; and
+//! `dane_rollover_phase` following the phase of a rollover in the state store.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use dane_roll::config::Scheme;
+use dane_roll::rollover::{KeyHash, Phase, PhaseName, Slot, StageRequest, Timestamp, stage};
+use dane_roll::store::Store;
 use dane_roll_lab::DnsLab;
 use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
 use dane_roll_lab::postfix::Receiver;
@@ -279,5 +283,155 @@ kind = "manual"
     assert!(
         get(port, "/metrics").is_err(),
         "still listening after SIGTERM"
+    );
+}
+
+/// The `dane_rollover_phase` samples of one service and slot: `(phase, value)`.
+fn phases(text: &str, service: &str, slot: &str) -> Vec<(String, f64)> {
+    let prefix = format!("dane_rollover_phase{{service=\"{service}\",slot=\"{slot}\",phase=\"");
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .filter_map(|rest| {
+            let (phase, value) = rest.split_once("\"} ")?;
+            Some((phase.to_string(), value.trim().parse().ok()?))
+        })
+        .collect()
+}
+
+/// Write `service`'s rollover of the default slot into the store in `state`, in `phase`.
+fn store_rollover(state: &std::path::Path, service: &str, phase: Phase) {
+    let mut store = Store::open(state).unwrap();
+    let step = stage(
+        StageRequest {
+            service: service.into(),
+            slot: Slot::default(),
+            scheme: Scheme::CurrentNext,
+            ttl: 3600,
+            owners: vec!["_25._tcp.mx.example.test.".into()],
+            endpoints: vec!["mx.example.test:25".into()],
+            old: Some(KeyHash([1; 32])),
+            new: KeyHash([2; 32]),
+            next: None,
+            issuers: vec![],
+            chain: state.join("staged.pem"),
+            previous_chain: Some(state.join("live.pem")),
+            confirmed_since: None,
+        },
+        Timestamp(1_700_000_000),
+    )
+    .unwrap();
+    let mut rollover = step.next;
+    rollover.phase = phase;
+    store
+        .save(&rollover, &step.events, &[], Timestamp(1_700_000_100))
+        .unwrap();
+}
+
+/// `dane_rollover_phase` follows the store: 1 for the phase the rollover is in, 0 for every
+/// other, and a later run shows the phase the rollover moved to. No lab: the resolver is a closed
+/// port, so each run is quick (and UNKNOWN); the phases come from the store all the same.
+#[test]
+fn rollover_phase_metric_follows_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let dead = dane_roll_lab::ports::free_port();
+    let config = dir.path().join("dane-roll.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"version = 1
+state-dir = "{state}"
+
+[resolver]
+address = "127.0.0.1:{dead}"
+timeout = "1s"
+
+[[service]]
+name = "mx"
+endpoints = ["mx.example.test:25/smtp"]
+chain-file = "{dir}/chain.pem"
+provider = "manual"
+
+[provider.manual]
+kind = "manual"
+"#,
+            state = state.display(),
+            dir = dir.path().display(),
+        ),
+    )
+    .unwrap();
+    store_rollover(
+        &state,
+        "mx",
+        Phase::Published {
+            since: Timestamp(1_700_000_100),
+            confirmed_at: None,
+            checks: 0,
+        },
+    );
+
+    let port = dane_roll_lab::ports::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _served = Served(Some(
+        Command::new(env!("CARGO_BIN_EXE_dane-roll"))
+            .args(["-c", &config.display().to_string(), "serve", "--listen"])
+            .args([&listen, "--interval", "1", "--timeout", "3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let scrape_until = |want: &str| -> Vec<(String, f64)> {
+        let started = Instant::now();
+        loop {
+            if let Ok((200, body)) = get(port, "/metrics") {
+                let found = phases(&body, "mx", Slot::DEFAULT);
+                if found.iter().any(|(p, v)| p == want && *v == 1.0) {
+                    return found;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "dane_rollover_phase never showed {want}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+
+    let every: Vec<&str> = PhaseName::ALL.iter().map(|p| p.as_str()).collect();
+    let found = scrape_until("published");
+    let mut names: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
+    names.sort_unstable();
+    let mut want = every.clone();
+    want.sort_unstable();
+    assert_eq!(names, want, "one sample per phase: {found:?}");
+    assert_eq!(
+        found.iter().filter(|(_, v)| *v == 1.0).count(),
+        1,
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|(p, v)| *v == if p == "published" { 1.0 } else { 0.0 }),
+        "{found:?}"
+    );
+
+    // The rollover moves on in the store: the next run shows it.
+    store_rollover(
+        &state,
+        "mx",
+        Phase::Aged {
+            since: Timestamp(1_700_000_200),
+            forced: false,
+            install_failures: 0,
+        },
+    );
+    let found = scrape_until("aged");
+    assert!(
+        found
+            .iter()
+            .all(|(p, v)| *v == if p == "aged" { 1.0 } else { 0.0 }),
+        "{found:?}"
     );
 }

@@ -628,8 +628,8 @@ fn env(name: &str) -> Option<String> {
 
 /// Hold a lab for `benches/monitor.sh`: the DNS lab and one receiving Postfix, plus N hosts
 /// `bN.example.test` (A → the Postfix, TLSA `3 1 1` of its key) added by UPDATE in batches and
-/// checked served signed. Writes `RESOLVER`, `MX`, `RDATA`, `N` and the host list, then waits
-/// until the file is removed.
+/// checked served signed. Writes `RESOLVER`, `MX`, `RDATA`, `N`, the host list and the Postfix
+/// master's PID (`POSTFIX_PID`, to count its CPU), then waits until the file is removed.
 #[test]
 #[ignore = "benchmark: run by benches/monitor.sh"]
 fn bench_monitor_lab_hold() {
@@ -692,8 +692,9 @@ fn bench_monitor_lab_hold() {
     let list = format!("{file}.hosts");
     std::fs::write(&list, hosts.join("\n") + "\n").unwrap();
     let text = format!(
-        "RESOLVER={}\nMX={mx}\nRDATA='{rdata}'\nN={n}\nHOSTS={list}\n",
-        dns.resolver_addr()
+        "RESOLVER={}\nMX={mx}\nRDATA='{rdata}'\nN={n}\nHOSTS={list}\nPOSTFIX_PID={}\n",
+        dns.resolver_addr(),
+        rx.instance().master_pid().unwrap_or(0)
     );
     let tmp = format!("{file}.tmp");
     std::fs::write(&tmp, text).unwrap();

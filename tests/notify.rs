@@ -17,10 +17,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use dane_roll::config::{Alerts, Config};
+use std::net::IpAddr;
+
+use dane_roll::config::{Alerts, Config, Endpoint, Protocol};
+use dane_roll::monitor::alerts::{self as monitor_alerts, Scope};
+use dane_roll::monitor::{Check, CheckKind, EndpointReport, RecordSet, RecordSource, RunReport};
 use dane_roll::notify::{
     Alert, ChannelError, Delivery, MemoryAlerts, Notifier, Sent, Severity, check_id,
 };
+use dane_roll::probe::{AddressReport, Verdict};
 use tempfile::TempDir;
 
 /// A bot token planted in the token file; it must never be shown.
@@ -481,6 +486,235 @@ fn observe_fires_once_stays_quiet_then_recovers() {
             .as_str()
             .unwrap()
             .starts_with("It was critical since")
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Checks that are no longer made: their alert is closed, their state forgotten
+
+/// A run of `dane-roll check` as the monitor reports it: per endpoint `(host, address, status of
+/// its tlsa-match check)`, with ok address and TLSA lookups; `resolver` is the resolver check's
+/// status.
+fn run_of(resolver: Severity, endpoints: &[(&str, &str, Severity)]) -> RunReport {
+    let mut run = RunReport {
+        status: Severity::Ok,
+        started: 1_738_324_800,
+        elapsed_seconds: 0.1,
+        resolver: Some("127.0.0.1:53".into()),
+        rrsig_warn_days: 5,
+        cert_warn_days: 14,
+        domains: Vec::new(),
+        endpoints: Vec::new(),
+        checks: vec![Check::name(
+            CheckKind::Resolver,
+            "127.0.0.1:53",
+            resolver,
+            "the resolver validates",
+        )],
+    };
+    for (host, address, status) in endpoints {
+        let ep = Endpoint::new(host, None, None).unwrap();
+        let ip: IpAddr = address.parse().unwrap();
+        let verdict = if *status == Severity::Ok {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        };
+        run.checks.extend([
+            Check::endpoint(CheckKind::Addresses, &ep, None, Severity::Ok, "1 address"),
+            Check::endpoint(CheckKind::TlsaSecure, &ep, None, Severity::Ok, "secure"),
+            Check::endpoint(
+                CheckKind::TlsaMatch,
+                &ep,
+                Some(ip),
+                *status,
+                format!("the live chain at {ip}: {status}"),
+            ),
+        ]);
+        run.endpoints.push(EndpointReport {
+            host: host.to_string(),
+            port: 25,
+            protocol: "smtp",
+            mx_of: Vec::new(),
+            status: *status,
+            verdict,
+            tlsa: RecordSet {
+                owner: ep.owner_name(),
+                source: RecordSource::DnsSecure,
+                records: Vec::new(),
+                dns_status: Some("secure".into()),
+                problem: None,
+                ttl: None,
+                rrsig_expiry: None,
+            },
+            max_records: 4,
+            addresses: vec![AddressReport {
+                host: host.to_string(),
+                address: SocketAddr::new(ip, 25),
+                protocol: Protocol::Smtp,
+                verdict,
+                reason: None,
+                keys: Vec::new(),
+                attempts: Vec::new(),
+                ignored_records: Vec::new(),
+                unmatched_records: Vec::new(),
+                elapsed_ms: 1,
+            }],
+        });
+    }
+    run
+}
+
+#[test]
+fn vanished_checks_recover_once_and_are_forgotten() {
+    use dane_roll::notify::AlertMemory;
+    let server = FakeHttp::start(ok);
+    let notifier = Notifier::new(&alerts(&format!(
+        "[alerts.channel.ops]\nkind = \"webhook\"\nurl = \"{}\"\n",
+        server.url("/")
+    )))
+    .unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut memory = MemoryAlerts::new();
+    let notify = |memory: &mut MemoryAlerts, run: &RunReport, scope: Scope| {
+        rt.block_on(monitor_alerts::notify(&notifier, memory, run, scope))
+            .unwrap()
+    };
+    let a = "tlsa-match/a.example:25/192.0.2.1";
+    let b2 = "tlsa-match/b.example:25/192.0.2.2";
+    let bodies =
+        || -> Vec<serde_json::Value> { server.requests().iter().map(Request::json).collect() };
+    let (bad, good) = (Severity::Critical, Severity::Ok);
+
+    // a fails and alerts; b is fine.
+    let both = run_of(
+        good,
+        &[
+            ("a.example", "192.0.2.1", bad),
+            ("b.example", "192.0.2.2", good),
+        ],
+    );
+    let summary = notify(&mut memory, &both, Scope::Everything);
+    assert_eq!(summary.sent.len(), 1, "{summary:?}");
+    assert_eq!(bodies()[0]["check"], a);
+
+    // a is removed from the configuration: one recovery, "no longer checked", then its states go.
+    let only_b = run_of(good, &[("b.example", "192.0.2.2", good)]);
+    let summary = notify(&mut memory, &only_b, Scope::Everything);
+    assert_eq!(summary.sent.len(), 1, "{summary:?}");
+    let sent = bodies();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1]["check"], a);
+    assert_eq!(sent[1]["recovered"], true);
+    assert_eq!(sent[1]["severity"], "ok");
+    let text = sent[1]["summary"].as_str().unwrap();
+    assert!(
+        text.contains("no longer checked") && text.contains("a.example:25"),
+        "{text}"
+    );
+    assert!(
+        sent[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("was critical since"),
+        "{sent:#?}"
+    );
+    let left = memory.checks().unwrap();
+    assert!(!left.iter().any(|id| id.contains("a.example")), "{left:?}");
+    // ... and nothing more on the next runs.
+    assert!(
+        notify(&mut memory, &only_b, Scope::Everything)
+            .sent
+            .is_empty()
+    );
+    assert_eq!(bodies().len(), 2);
+
+    // b's address fails, then b moves to another address: the old address's alert is closed
+    // even by a run of given targets (b was checked).
+    notify(
+        &mut memory,
+        &run_of(good, &[("b.example", "192.0.2.2", bad)]),
+        Scope::Checked,
+    );
+    assert_eq!(bodies().len(), 3);
+    let moved = run_of(good, &[("b.example", "192.0.2.3", good)]);
+    let summary = notify(&mut memory, &moved, Scope::Checked);
+    assert_eq!(summary.sent.len(), 1, "{summary:?}");
+    let sent = bodies();
+    assert_eq!(sent[3]["check"], b2);
+    assert_eq!(sent[3]["recovered"], true);
+    assert!(
+        sent[3]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("192.0.2.2 is no longer an address of b.example"),
+        "{sent:#?}"
+    );
+    assert_eq!(memory.get(b2).unwrap(), None);
+
+    // A run of other targets leaves c's failure alone; a blind run (the resolver unusable) and a
+    // run whose address lookup failed retire nothing, even for everything.
+    let c = "tlsa-match/c.example:25/192.0.2.4";
+    notify(
+        &mut memory,
+        &run_of(good, &[("c.example", "192.0.2.4", bad)]),
+        Scope::Checked,
+    );
+    assert_eq!(bodies().len(), 5);
+    assert!(notify(&mut memory, &moved, Scope::Checked).sent.is_empty());
+    let blind = notify(
+        &mut memory,
+        &run_of(Severity::Unknown, &[]),
+        Scope::Everything,
+    );
+    assert!(
+        blind
+            .sent
+            .iter()
+            .all(|(id, _, _)| id.starts_with("resolver/")),
+        "only the resolver's own alert: {blind:?}"
+    );
+    let mut lookup_failed = run_of(good, &[("c.example", "192.0.2.4", bad)]);
+    lookup_failed
+        .checks
+        .retain(|c| c.kind != CheckKind::TlsaMatch);
+    lookup_failed.endpoints[0].addresses.clear();
+    for check in &mut lookup_failed.checks {
+        if check.kind == CheckKind::Addresses {
+            check.status = Severity::Unknown;
+        }
+    }
+    let summary = notify(&mut memory, &lookup_failed, Scope::Checked);
+    assert!(
+        !summary.sent.iter().any(|(id, _, _)| id == c),
+        "{summary:?}"
+    );
+    assert_eq!(memory.get(c).unwrap().unwrap().severity, bad);
+    // The rollover driver's alerts are not the monitor's.
+    memory
+        .put(
+            "rollover/mx/default/installed",
+            dane_roll::notify::AlertState {
+                severity: bad,
+                since: SystemTime::now(),
+                last_sent: None,
+            },
+        )
+        .unwrap();
+    notify(&mut memory, &only_b, Scope::Everything);
+    assert!(
+        memory
+            .get("rollover/mx/default/installed")
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        memory.get(c).unwrap(),
+        None,
+        "c is gone for a run of everything"
     );
 }
 

@@ -5,7 +5,7 @@
 //! [`Monitor`] and the outcome into output.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -61,6 +61,9 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
         },
     )?;
 
+    // One thread: the handshakes are CPU work, and on a 2-core machine shared with the server a
+    // multi-threaded runtime (one worker per core) cost ~10 % more CPU per endpoint for no gain
+    // in rate (benches/monitor.sh, docs/BENCHMARKS.md).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -73,7 +76,12 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
     });
 
     match args.format {
-        CheckFormat::Json => println!("{}", serde_json::to_string_pretty(&report::json(&run))?),
+        CheckFormat::Json => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            report::write_json(&run, &mut out)?;
+            writeln!(out)?;
+            out.flush()?;
+        }
         CheckFormat::Nagios => print!("{}", report::nagios(&run)),
         CheckFormat::Text => {
             let style = TextStyle {
@@ -91,7 +99,14 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
         };
         let notifier = Notifier::new(&config.alerts)?;
         let mut store = Store::open(&config.state_dir)?;
-        let summary = runtime.block_on(alerts::notify(&notifier, &mut store, &run))?;
+        // Without targets the run checked every configured endpoint: it speaks for every stored
+        // monitoring check (a removed endpoint's alert is closed); with targets only for those.
+        let scope = if args.targets.is_empty() {
+            alerts::Scope::Everything
+        } else {
+            alerts::Scope::Checked
+        };
+        let summary = runtime.block_on(alerts::notify(&notifier, &mut store, &run, scope))?;
         for (check, title, delivered) in &summary.sent {
             if !delivered {
                 eprintln!("dane-roll: alert for {check} reached no channel: {title}");

@@ -4,12 +4,173 @@
 //! state store ([`crate::store::Store`] implements [`AlertMemory`]), so a second run that finds
 //! the same failure sends nothing.
 //!
-//! A check that is no longer made (a host dropped from the MX RRset) keeps its last state in the
-//! store: no recovery is sent for it.
+//! A check that is no longer made is retired ([`gone`], [`Notifier::retire`]): when its last
+//! state was bad a recovery marked "no longer checked" is sent, and the state is forgotten. Which
+//! stored states a run speaks for is its [`Scope`]: a run of every configured endpoint speaks for
+//! all of them (an endpoint removed from the configuration is gone); a run of given targets only
+//! for what it checked (an address that left a host's A/AAAA RRset, a check its endpoint no
+//! longer needs). A state is never retired on a run that could not see: the resolver unusable,
+//! the run out of time, or the endpoint's addresses or TLSA records not looked up cleanly
+//! (a DNS failure is not a recovery). Alert states of the rollover driver (`rollover/…`) are not
+//! the monitor's and are left alone.
 
-use crate::notify::{Alert, AlertMemory, Notifier};
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
 
-use super::{Check, CheckKind, RunReport};
+use crate::notify::{Alert, AlertMemory, Notifier, Severity};
+
+use super::{Check, CheckKind, EndpointReport, RunReport};
+
+/// Which stored alert states a run speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Every monitoring check in the store: the run checked every configured endpoint
+    /// (`dane-roll check --notify` without targets), so a check it did not make is gone.
+    Everything,
+    /// Only the endpoints and names this run checked (`dane-roll check TARGET… --notify`):
+    /// states of other targets belong to other runs.
+    Checked,
+}
+
+/// A stored check that this run no longer makes: its id, its subject and why, in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gone {
+    /// The check id.
+    pub check: String,
+    /// What it was about (`host:port`, a domain, the resolver).
+    pub subject: String,
+    /// Why it is no longer made.
+    pub why: String,
+}
+
+const ENDPOINT_KINDS: [CheckKind; 9] = [
+    CheckKind::Addresses,
+    CheckKind::TlsaSecure,
+    CheckKind::TcpParent,
+    CheckKind::TlsaRecords,
+    CheckKind::TlsaStale,
+    CheckKind::RrsigExpiry,
+    CheckKind::TlsaTtl,
+    CheckKind::TlsaMatch,
+    CheckKind::CertExpiry,
+];
+const NAME_KINDS: [CheckKind; 3] = [CheckKind::Resolver, CheckKind::Target, CheckKind::MxSecure];
+
+/// The monitoring checks among `stored` (check ids with an alert state) that `run` no longer
+/// makes and that `scope` lets it retire. Pure: the caller sends and forgets.
+pub fn gone(run: &RunReport, stored: &[String], scope: Scope) -> Vec<Gone> {
+    let blind = run.checks.iter().any(|c| {
+        (c.kind == CheckKind::Resolver
+            && matches!(c.status, Severity::Critical | Severity::Unknown))
+            || (c.kind == CheckKind::Target && c.subject == "run")
+    });
+    if blind {
+        return Vec::new();
+    }
+    let made: HashSet<&str> = run.checks.iter().map(|c| c.id.as_str()).collect();
+    let status: HashMap<&str, Severity> = run
+        .checks
+        .iter()
+        .map(|c| (c.id.as_str(), c.status))
+        .collect();
+    let endpoints: HashMap<String, &EndpointReport> = run
+        .endpoints
+        .iter()
+        .map(|ep| (format!("{}:{}", ep.host, ep.port), ep))
+        .collect();
+    let names: HashSet<&str> = run
+        .domains
+        .iter()
+        .map(|d| d.domain.as_str())
+        .chain(
+            run.checks
+                .iter()
+                .filter(|c| c.kind == CheckKind::Target || c.kind == CheckKind::MxSecure)
+                .map(|c| c.subject.as_str()),
+        )
+        .collect();
+    let seen = |kind: CheckKind, ep: &str| {
+        // Absent (records or addresses given on the command line): nothing failed to be seen.
+        status
+            .get(format!("{}/{ep}", kind.as_str()).as_str())
+            .is_none_or(|s| matches!(s, Severity::Ok | Severity::Warning))
+    };
+    let mut out = Vec::new();
+    for id in stored {
+        if made.contains(id.as_str()) {
+            continue;
+        }
+        let Some((kind, rest)) = id.split_once('/') else {
+            continue;
+        };
+        if let Some(kind) = ENDPOINT_KINDS.iter().find(|k| k.as_str() == kind) {
+            let (ep, address) = match rest.split_once('/') {
+                Some((ep, address)) => (ep, Some(address)),
+                None => (rest, None),
+            };
+            let why = match endpoints.get(ep) {
+                Some(report) => {
+                    if !seen(CheckKind::Addresses, ep) || !seen(CheckKind::TlsaSecure, ep) {
+                        continue;
+                    }
+                    let probed = |address: &str| {
+                        report
+                            .addresses
+                            .iter()
+                            .any(|a| a.address.ip().to_string() == address)
+                    };
+                    // Still probed, but this run could not make the check (no key matched, so
+                    // no certificate dates; no handshake completed, so nothing to call stale):
+                    // the failure is reported by the checks that were made.
+                    let blind_probe = !report.addresses.is_empty()
+                        && report.addresses.iter().all(|a| a.keys.is_empty());
+                    if address.is_some_and(probed) || (*kind == CheckKind::TlsaStale && blind_probe)
+                    {
+                        continue;
+                    }
+                    match (address, &report.tlsa.problem) {
+                        (Some(address), None) => {
+                            format!("{address} is no longer an address of {}", report.host)
+                        }
+                        (Some(_), Some(problem)) => {
+                            format!("{ep} is no longer probed: {problem}")
+                        }
+                        _ => format!(
+                            "{ep} no longer needs the {} check (what it looked at is gone)",
+                            kind.as_str()
+                        ),
+                    }
+                }
+                None if scope == Scope::Everything => format!(
+                    "{ep} is no longer among the endpoints checked (removed from the configuration)"
+                ),
+                None => continue,
+            };
+            out.push(Gone {
+                check: id.clone(),
+                subject: ep.to_string(),
+                why,
+            });
+        } else if let Some(kind) = NAME_KINDS.iter().find(|k| k.as_str() == kind) {
+            let why = if *kind != CheckKind::Resolver && names.contains(rest) {
+                format!("{rest} was checked without the {} check", kind.as_str())
+            } else if scope == Scope::Everything {
+                match kind {
+                    CheckKind::Resolver => format!("the resolver {rest} is no longer asked"),
+                    _ => format!("{rest} is no longer among the targets checked"),
+                }
+            } else {
+                continue;
+            };
+            out.push(Gone {
+                check: id.clone(),
+                subject: rest.to_string(),
+                why,
+            });
+        }
+    }
+    out
+}
 
 /// What `--notify` did.
 #[derive(Debug, Default)]
@@ -75,28 +236,48 @@ pub fn alert_for(check: &Check) -> Alert {
 }
 
 /// Apply the firing policy to every check of `run`, sending through `notifier` and remembering
-/// in `memory`.
+/// in `memory`; then retire the stored checks the run no longer makes, within `scope` ([`gone`]).
 pub async fn notify<M: AlertMemory>(
     notifier: &Notifier,
     memory: &mut M,
     run: &RunReport,
+    scope: Scope,
 ) -> Result<NotifySummary, M::Error> {
     let mut summary = NotifySummary::default();
     for check in &run.checks {
         let alert = alert_for(check);
         if let Some(delivery) = notifier.observe(memory, &alert).await? {
-            summary
-                .sent
-                .push((check.id.clone(), alert.title(), delivery.delivered()));
-            for failure in delivery.failures() {
-                if let Err(err) = &failure.result {
-                    summary.failures.push(format!(
-                        "alert channel \"{}\" ({}): {err}",
-                        failure.channel, failure.kind
-                    ));
-                }
-            }
+            summary.record(&check.id, alert.title(), &delivery);
+        }
+    }
+    let stored = memory.checks()?;
+    for gone in gone(run, &stored, scope) {
+        let now = SystemTime::now();
+        if let Some(delivery) = notifier
+            .retire(memory, &gone.check, &gone.subject, &gone.why, now)
+            .await?
+        {
+            let title = format!(
+                "[dane-roll] RECOVERED {}: no longer checked: {}",
+                gone.subject, gone.why
+            );
+            summary.record(&gone.check, title, &delivery);
         }
     }
     Ok(summary)
+}
+
+impl NotifySummary {
+    fn record(&mut self, check: &str, title: String, delivery: &crate::notify::Delivery) {
+        self.sent
+            .push((check.to_string(), title, delivery.delivered()));
+        for failure in delivery.failures() {
+            if let Err(err) = &failure.result {
+                self.failures.push(format!(
+                    "alert channel \"{}\" ({}): {err}",
+                    failure.channel, failure.kind
+                ));
+            }
+        }
+    }
 }

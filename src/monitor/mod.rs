@@ -4,11 +4,13 @@
 //!
 //! - [`Target`]: what to check: a mail domain (its MX hosts, port 25) or one endpoint;
 //! - [`Monitor`]: one resolver and one [`Prober`] (OpenSSL contexts built once) for a whole run;
-//!   [`Monitor::run`] asks DNS (cheap, many at once), probes every address of every endpoint
-//!   (bounded: handshakes are the cost) and judges with [`checks`], all within one deadline;
+//!   [`Monitor::run`] asks DNS per endpoint (cheap, many at once) and probes each endpoint's
+//!   addresses as soon as its answers are in (bounded: handshakes are the cost, and they overlap
+//!   the other endpoints' lookups), then judges with [`checks`], all within one deadline;
 //! - [`report`]: the [`RunReport`] for people, scripts and Nagios/Icinga;
 //! - [`exporter`]: the metrics and the HTTP server of `serve`;
-//! - [`alerts`]: each check as an [`crate::notify::Alert`], sent through the firing policy.
+//! - [`alerts`]: each check as an [`crate::notify::Alert`], sent through the firing policy; the
+//!   alerts of checks no longer made are closed.
 //!
 //! A target without `:port` or `/protocol` is a mail domain when it has an MX RRset, a host
 //! otherwise ([`TargetMode`] forces one reading). A resolver that does not validate makes the
@@ -268,6 +270,17 @@ fn severity_word<S: serde::Serializer>(s: &Severity, serializer: S) -> Result<S:
     serializer.serialize_str(s.as_str())
 }
 
+/// The records to match, the addresses to probe, and why DANE cannot apply (then nothing is
+/// probed), for one endpoint.
+type Plan = (Vec<TlsaRecord>, Vec<SocketAddr>, Option<String>);
+
+/// One endpoint's DNS, plan and probe reports.
+struct Checked {
+    dns: EndpointDns,
+    plan: Plan,
+    reports: Vec<AddressReport>,
+}
+
 /// What DNS said about one endpoint.
 #[derive(Default)]
 struct EndpointDns {
@@ -279,12 +292,68 @@ struct EndpointDns {
     original_ttl: Option<u32>,
 }
 
-/// The original TTL of the signed TLSA RRset at `owner`, from its RRSIG.
-async fn original_ttl(resolver: &Resolver, owner: &crate::dns::Name) -> Option<u32> {
+/// The TLSA records at `owner` and, when they are secure, the TTL the zone gives them (the
+/// RRSIG's original TTL), from one query: [`Resolver::tlsa`] and a second query for the RRSIG
+/// were a sixth of a check's DNS work. An alias (CNAME) goes through [`Resolver::tlsa`], which
+/// follows chains the resolver left incomplete.
+async fn tlsa_lookup(
+    resolver: &Resolver,
+    owner: &str,
+) -> Result<(Lookup<TlsaRecord>, Option<u32>), String> {
+    use crate::dns::RecordType;
+    let name = crate::dns::parse_name(owner).map_err(|e| e.to_string())?;
+    let answer = resolver
+        .raw(&name, RecordType::TLSA)
+        .await
+        .map_err(|e| e.to_string())?;
+    let lookup = crate::dns::resolve::classify(&answer, &name, RecordType::TLSA);
+    if lookup.is_alias() {
+        let lookup = resolver.tlsa(owner).await.map_err(|e| e.to_string())?;
+        let ttl = if lookup.status == DnsStatus::Secure {
+            match resolver.raw(&lookup.owner, RecordType::TLSA).await {
+                Ok(answer) => original_ttl(&answer, &lookup.owner),
+                Err(_) => None,
+            }
+        } else {
+            None
+        };
+        return Ok((lookup, ttl));
+    }
+    let ttl = if lookup.status == DnsStatus::Secure {
+        original_ttl(&answer, &lookup.owner)
+    } else {
+        None
+    };
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    for rdata in &lookup.records {
+        match rdata {
+            hickory_proto::rr::RData::TLSA(t) => match crate::dns::resolve::tlsa_from_rdata(t) {
+                Ok(r) => records.push(r),
+                Err(why) => skipped.push(why),
+            },
+            other => skipped.push(format!("{other}")),
+        }
+    }
+    let lookup = Lookup {
+        name: lookup.name,
+        owner: lookup.owner,
+        chain: lookup.chain,
+        status: lookup.status,
+        records,
+        skipped,
+        ttl: lookup.ttl,
+        rrsig_expiry: lookup.rrsig_expiry,
+        ede: lookup.ede,
+    };
+    Ok((lookup, ttl))
+}
+
+/// The original TTL of the signed TLSA RRset at `owner` in `answer`, from its RRSIG.
+fn original_ttl(answer: &hickory_proto::op::Message, owner: &crate::dns::Name) -> Option<u32> {
     use crate::dns::RecordType;
     use hickory_proto::dnssec::rdata::DNSSECRData;
     use hickory_proto::rr::RData;
-    let answer = resolver.raw(owner, RecordType::TLSA).await.ok()?;
     answer.answers.iter().find_map(|r| match &r.data {
         RData::DNSSEC(DNSSECRData::RRSIG(sig))
             if r.name == *owner && sig.input().type_covered == RecordType::TLSA =>
@@ -485,57 +554,22 @@ impl Monitor {
             }
         }
 
-        // DNS per endpoint, many at once.
-        let dns = self
-            .endpoint_dns(resolver.as_ref(), &endpoints, deadline)
+        // Per endpoint: its DNS, then at once its probes. The handshakes of the first endpoints
+        // overlap the lookups of the others: with every lookup first, the server sat idle for
+        // the DNS part of a run (a tenth of it with 500 endpoints).
+        let checked = self
+            .check_endpoints(resolver.as_ref(), &endpoints, deadline)
             .await;
 
-        // Probes: every address of every endpoint that has records to match.
-        let mut plans: Vec<(Vec<TlsaRecord>, Vec<SocketAddr>, Option<String>)> = Vec::new();
-        for ((ep, _), d) in endpoints.iter().zip(&dns) {
-            let (records, problem) = if given_records {
-                (self.options.records.clone(), None)
-            } else {
-                match &d.tlsa {
-                    Some(tlsa) => {
-                        let (_, problem) = checks::tlsa_secure(ep, tlsa);
-                        let records = tlsa.as_ref().map(|l| l.records.clone()).unwrap_or_default();
-                        (records, problem)
-                    }
-                    None => (Vec::new(), None),
-                }
-            };
-            let addrs: Vec<SocketAddr> = if given_addresses {
-                self.options
-                    .addresses
-                    .iter()
-                    .map(|ip| SocketAddr::new(*ip, ep.port))
-                    .collect()
-            } else {
-                match &d.addresses {
-                    Some(Ok(lookup)) if !lookup.status.is_bogus() => {
-                        let mut out: Vec<SocketAddr> = Vec::new();
-                        for ip in &lookup.records {
-                            let sa = SocketAddr::new(*ip, ep.port);
-                            if !out.contains(&sa) {
-                                out.push(sa);
-                            }
-                        }
-                        out
-                    }
-                    _ => Vec::new(),
-                }
-            };
-            plans.push((records, addrs, problem));
-        }
-        let probed = self.probe_all(&endpoints, &plans, deadline).await;
-
         // Judge.
-        for (i, ((ep, via), d)) in endpoints.iter().zip(&dns).enumerate() {
-            let (records, _, problem) = &plans[i];
-            let reports = probed.get(i).cloned().unwrap_or_default();
+        for ((ep, via), checked) in endpoints.iter().zip(checked) {
+            let Checked {
+                dns: d,
+                plan: (records, _, problem),
+                reports,
+            } = checked;
             let (endpoint_checks, tlsa) =
-                self.judge_endpoint(ep, d, records, problem.clone(), &reports, now);
+                self.judge_endpoint(ep, &d, &records, problem, &reports, now);
             let status = worst(endpoint_checks.iter().map(|c| c.status));
             run.endpoints.push(EndpointReport {
                 host: ep.host.clone(),
@@ -553,156 +587,209 @@ impl Monitor {
         finish(run, started)
     }
 
-    async fn endpoint_dns(
+    /// Every endpoint's DNS (at most [`DNS_CONCURRENCY`] at once) and, as soon as it is known,
+    /// its probes (at most `concurrency` handshakes at once over all endpoints), within the
+    /// deadline. In the order of `endpoints`.
+    async fn check_endpoints(
         &self,
         resolver: Option<&Resolver>,
         endpoints: &[(Endpoint, Vec<String>)],
         deadline: tokio::time::Instant,
-    ) -> Vec<EndpointDns> {
-        let mut out: Vec<EndpointDns> = endpoints.iter().map(|_| EndpointDns::default()).collect();
-        let Some(resolver) = resolver else {
-            return out;
-        };
-        let want_tlsa = self.options.records.is_empty();
-        let want_addresses = self.options.addresses.is_empty();
-        let permits = Arc::new(Semaphore::new(DNS_CONCURRENCY));
+    ) -> Vec<Checked> {
+        let dns_permits = Arc::new(Semaphore::new(DNS_CONCURRENCY));
+        let probe_permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut set = JoinSet::new();
         for (i, (ep, _)) in endpoints.iter().enumerate() {
-            let r = resolver.clone();
+            let monitor = self.clone();
+            let resolver = resolver.cloned();
             let ep = ep.clone();
-            let permits = Arc::clone(&permits);
+            let dns_permits = Arc::clone(&dns_permits);
+            let probe_permits = Arc::clone(&probe_permits);
             set.spawn(async move {
-                let _permit = permits.acquire_owned().await.ok();
-                let late = || "no answer within the run's time limit".to_string();
-                let owner = ep.owner_name();
-                let tlsa = async {
-                    if !want_tlsa {
-                        return None;
+                let dns = match &resolver {
+                    Some(r) => {
+                        let _permit = dns_permits.acquire_owned().await.ok();
+                        monitor.endpoint_dns(r, &ep, deadline).await
                     }
-                    Some(match timeout_at(deadline, r.tlsa(&owner)).await {
-                        Ok(found) => found.map_err(|e| e.to_string()),
-                        Err(_) => Err(late()),
-                    })
+                    None => EndpointDns::default(),
                 };
-                let addresses = async {
-                    if !want_addresses {
-                        return None;
-                    }
-                    Some(match timeout_at(deadline, r.addresses(&ep.host)).await {
-                        Ok(found) => found.map_err(|e| e.to_string()),
-                        Err(_) => Err(late()),
-                    })
-                };
-                let tcp = async {
-                    if !want_tlsa {
-                        return None;
-                    }
-                    Some(match timeout_at(deadline, r.tcp_parent(&ep.host)).await {
-                        Ok(found) => found.map(|(p, _)| p).map_err(|e| e.to_string()),
-                        Err(_) => Err(late()),
-                    })
-                };
-                let (tlsa, addresses, tcp_parent) = tokio::join!(tlsa, addresses, tcp);
-                let original_ttl = match &tlsa {
-                    Some(Ok(lookup)) if lookup.status == DnsStatus::Secure => {
-                        timeout_at(deadline, original_ttl(&r, &lookup.owner))
-                            .await
-                            .ok()
-                            .flatten()
-                    }
-                    _ => None,
-                };
-                (
-                    i,
-                    EndpointDns {
-                        tlsa,
-                        addresses,
-                        tcp_parent,
-                        original_ttl,
-                    },
-                )
+                let plan = monitor.plan(&ep, &dns);
+                let reports = monitor
+                    .probe_endpoint(&ep, &plan, probe_permits, deadline)
+                    .await;
+                (i, Checked { dns, plan, reports })
             });
         }
+        let mut out: Vec<Option<Checked>> = endpoints.iter().map(|_| None).collect();
         while let Some(joined) = set.join_next().await {
-            if let Ok((i, found)) = joined {
-                out[i] = found;
+            if let Ok((i, checked)) = joined
+                && let Some(slot) = out.get_mut(i)
+            {
+                *slot = Some(checked);
             }
         }
-        out
+        // A task that panicked: nothing was seen (the judges say "not looked up").
+        out.into_iter()
+            .map(|slot| {
+                slot.unwrap_or_else(|| Checked {
+                    dns: EndpointDns::default(),
+                    plan: (Vec::new(), Vec::new(), None),
+                    reports: Vec::new(),
+                })
+            })
+            .collect()
     }
 
-    /// Probe every planned address, at most `concurrency` at once, each within the deadline.
-    async fn probe_all(
+    /// What DNS says about one endpoint: TLSA (with the zone's TTL), addresses, `_tcp` parent.
+    async fn endpoint_dns(
         &self,
-        endpoints: &[(Endpoint, Vec<String>)],
-        plans: &[(Vec<TlsaRecord>, Vec<SocketAddr>, Option<String>)],
+        r: &Resolver,
+        ep: &Endpoint,
         deadline: tokio::time::Instant,
-    ) -> Vec<Vec<AddressReport>> {
-        let mut out: Vec<Vec<Option<AddressReport>>> = plans
-            .iter()
-            .map(|(_, addrs, problem)| {
-                if problem.is_some() {
-                    Vec::new()
-                } else {
-                    vec![None; addrs.len()]
-                }
+    ) -> EndpointDns {
+        let want_tlsa = self.options.records.is_empty();
+        let want_addresses = self.options.addresses.is_empty();
+        let late = || "no answer within the run's time limit".to_string();
+        let owner = ep.owner_name();
+        let tlsa = async {
+            if !want_tlsa {
+                return None;
+            }
+            Some(match timeout_at(deadline, tlsa_lookup(r, &owner)).await {
+                Ok(found) => found,
+                Err(_) => Err(late()),
             })
-            .collect();
-        let permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        let mut set = JoinSet::new();
-        for (i, ((ep, _), (records, addrs, problem))) in endpoints.iter().zip(plans).enumerate() {
-            // No DANE here (no records, insecure, SERVFAIL): nothing to match, no handshake.
-            if problem.is_some() {
-                continue;
+        };
+        let addresses = async {
+            if !want_addresses {
+                return None;
             }
-            let records: Arc<[TlsaRecord]> = records.as_slice().into();
-            for (j, addr) in addrs.iter().enumerate() {
-                let target = ProbeTarget {
-                    host: ep.host.clone(),
-                    addr: *addr,
-                    protocol: ep.protocol,
-                };
-                let prober = self.prober.clone();
-                let records = Arc::clone(&records);
-                let permits = Arc::clone(&permits);
-                set.spawn(async move {
-                    let report = match timeout_at(deadline, async {
-                        let _permit = permits.acquire_owned().await.ok();
-                        prober.probe_address(&target, &records).await
-                    })
-                    .await
-                    {
-                        Ok(report) => report,
-                        Err(_) => late_report(&target),
-                    };
-                    (i, j, report)
-                });
+            Some(match timeout_at(deadline, r.addresses(&ep.host)).await {
+                Ok(found) => found.map_err(|e| e.to_string()),
+                Err(_) => Err(late()),
+            })
+        };
+        let tcp = async {
+            if !want_tlsa {
+                return None;
             }
+            Some(match timeout_at(deadline, r.tcp_parent(&ep.host)).await {
+                Ok(found) => found.map(|(p, _)| p).map_err(|e| e.to_string()),
+                Err(_) => Err(late()),
+            })
+        };
+        let (tlsa, addresses, tcp_parent) = tokio::join!(tlsa, addresses, tcp);
+        let (tlsa, original_ttl) = match tlsa {
+            Some(Ok((lookup, ttl))) => (Some(Ok(lookup)), ttl),
+            Some(Err(err)) => (Some(Err(err)), None),
+            None => (None, None),
+        };
+        EndpointDns {
+            tlsa,
+            addresses,
+            tcp_parent,
+            original_ttl,
         }
+    }
+
+    /// The records to match and the addresses to probe for one endpoint, and why DANE cannot
+    /// apply when it cannot (then nothing is probed).
+    fn plan(&self, ep: &Endpoint, dns: &EndpointDns) -> Plan {
+        let (records, problem) = if !self.options.records.is_empty() {
+            (self.options.records.clone(), None)
+        } else {
+            match &dns.tlsa {
+                Some(tlsa) => {
+                    let (_, problem) = checks::tlsa_secure(ep, tlsa);
+                    let records = tlsa.as_ref().map(|l| l.records.clone()).unwrap_or_default();
+                    (records, problem)
+                }
+                None => (Vec::new(), None),
+            }
+        };
+        let addrs: Vec<SocketAddr> = if !self.options.addresses.is_empty() {
+            self.options
+                .addresses
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, ep.port))
+                .collect()
+        } else {
+            match &dns.addresses {
+                Some(Ok(lookup)) if !lookup.status.is_bogus() => {
+                    let mut out: Vec<SocketAddr> = Vec::new();
+                    for ip in &lookup.records {
+                        let sa = SocketAddr::new(*ip, ep.port);
+                        if !out.contains(&sa) {
+                            out.push(sa);
+                        }
+                    }
+                    out
+                }
+                _ => Vec::new(),
+            }
+        };
+        (records, addrs, problem)
+    }
+
+    /// Probe every planned address of one endpoint (each waits for one of `permits`), within
+    /// the deadline; in the order of the plan.
+    async fn probe_endpoint(
+        &self,
+        ep: &Endpoint,
+        plan: &Plan,
+        permits: Arc<Semaphore>,
+        deadline: tokio::time::Instant,
+    ) -> Vec<AddressReport> {
+        let (records, addrs, problem) = plan;
+        // No DANE here (no records, insecure, SERVFAIL): nothing to match, no handshake.
+        if problem.is_some() {
+            return Vec::new();
+        }
+        let records: Arc<[TlsaRecord]> = records.as_slice().into();
+        let probe = |addr: SocketAddr| {
+            let target = ProbeTarget {
+                host: ep.host.clone(),
+                addr,
+                protocol: ep.protocol,
+            };
+            let prober = self.prober.clone();
+            let records = Arc::clone(&records);
+            let permits = Arc::clone(&permits);
+            async move {
+                let probed = timeout_at(deadline, async {
+                    let _permit = permits.acquire_owned().await.ok();
+                    prober.probe_address(&target, &records).await
+                })
+                .await;
+                probed.unwrap_or_else(|_| late_report(&target))
+            }
+        };
+        if let [addr] = addrs.as_slice() {
+            return vec![probe(*addr).await];
+        }
+        let mut set = JoinSet::new();
+        for (j, addr) in addrs.iter().enumerate() {
+            let probing = probe(*addr);
+            set.spawn(async move { (j, probing.await) });
+        }
+        let mut out: Vec<Option<AddressReport>> = vec![None; addrs.len()];
         while let Some(joined) = set.join_next().await {
-            if let Ok((i, j, report)) = joined
-                && let Some(slot) = out.get_mut(i).and_then(|v| v.get_mut(j))
+            if let Ok((j, report)) = joined
+                && let Some(slot) = out.get_mut(j)
             {
                 *slot = Some(report);
             }
         }
         out.into_iter()
-            .zip(plans)
-            .zip(endpoints)
-            .map(|((slots, (_, addrs, _)), (ep, _))| {
-                slots
-                    .into_iter()
-                    .zip(addrs)
-                    .map(|(slot, addr)| {
-                        slot.unwrap_or_else(|| {
-                            late_report(&ProbeTarget {
-                                host: ep.host.clone(),
-                                addr: *addr,
-                                protocol: ep.protocol,
-                            })
-                        })
+            .zip(addrs)
+            .map(|(slot, addr)| {
+                slot.unwrap_or_else(|| {
+                    late_report(&ProbeTarget {
+                        host: ep.host.clone(),
+                        addr: *addr,
+                        protocol: ep.protocol,
                     })
-                    .collect()
+                })
             })
             .collect()
     }

@@ -230,7 +230,49 @@ fn endpoint_details(out: &mut String, ep: &EndpointReport) {
     }
 }
 
-/// The JSON document.
+/// The JSON document, written as it is serialised: a run of hundreds of endpoints makes a
+/// document of megabytes, and building it as a [`serde_json::Value`] first (then a `String`)
+/// held it in memory three times over. Same fields as [`json`].
+pub fn write_json<W: std::io::Write>(run: &RunReport, out: W) -> serde_json::Result<()> {
+    #[derive(serde::Serialize)]
+    struct Single<'a> {
+        host: &'a str,
+        port: u16,
+        protocol: &'static str,
+        verdict: Verdict,
+        tlsa: &'a super::RecordSet,
+        addresses: &'a [crate::probe::AddressReport],
+    }
+    #[derive(serde::Serialize)]
+    struct Document<'a> {
+        #[serde(flatten)]
+        run: &'a RunReport,
+        summary: String,
+        #[serde(flatten)]
+        single: Option<Single<'a>>,
+    }
+    let single = match run.endpoints.as_slice() {
+        [ep] => Some(Single {
+            host: &ep.host,
+            port: ep.port,
+            protocol: ep.protocol,
+            verdict: ep.verdict,
+            tlsa: &ep.tlsa,
+            addresses: &ep.addresses,
+        }),
+        _ => None,
+    };
+    serde_json::to_writer_pretty(
+        out,
+        &Document {
+            run,
+            summary: summary(run),
+            single,
+        },
+    )
+}
+
+/// The JSON document as a value (for callers that edit it; [`write_json`] to print it).
 pub fn json(run: &RunReport) -> serde_json::Value {
     let mut value = serde_json::to_value(run)
         .unwrap_or_else(|err| serde_json::json!({ "status": "unknown", "error": err.to_string() }));

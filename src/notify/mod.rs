@@ -29,7 +29,7 @@ use std::time::Duration;
 use crate::config::{Alerts, Channel, SecretError};
 
 pub use alert::{Alert, Severity, check_id, rfc3339};
-pub use policy::{AlertMemory, AlertState, Decision, MemoryAlerts, Notice, decide};
+pub use policy::{AlertMemory, AlertState, Decision, MemoryAlerts, Notice, decide, retire};
 
 /// The `User-Agent` of webhook and Telegram requests.
 pub const USER_AGENT: &str = concat!("dane-roll/", env!("CARGO_PKG_VERSION"));
@@ -393,6 +393,51 @@ impl Notifier {
         let message = message_for(alert, notice);
         let delivery = self.send(&message).await;
         memory.put(&alert.check, decision.state_after(delivery.delivered()))?;
+        Ok(Some(delivery))
+    }
+}
+
+impl Notifier {
+    /// A check that is no longer made (`why`: what vanished, in words): when its stored state
+    /// is bad, send its recovery, marked as "no longer checked", and forget the state once a
+    /// channel took it (or there is no channel to tell); an ok state is forgotten at once.
+    /// Returns the delivery when something was sent. See [`policy::retire`].
+    pub async fn retire<M: AlertMemory>(
+        &self,
+        memory: &mut M,
+        check: &str,
+        subject: &str,
+        why: &str,
+        now: std::time::SystemTime,
+    ) -> Result<Option<Delivery>, M::Error> {
+        let Some(before) = memory.get(check)? else {
+            return Ok(None);
+        };
+        let decision = retire(&before);
+        let Some(Notice::Recovered { was, since }) = decision.notice else {
+            memory.forget(check)?;
+            return Ok(None);
+        };
+        let mut message = Alert::new(
+            check,
+            subject,
+            Severity::Ok,
+            format!("no longer checked: {why}"),
+            format!(
+                "{why}.\nThe check {check} was {was} since {}; it is no longer made, so this \
+                 alert is closed. If the target should still be watched, add it back to the \
+                 configuration (or the MX RRset) and the check resumes.",
+                rfc3339(since)
+            ),
+        )
+        .at(now);
+        message.recovered = true;
+        let delivery = self.send(&message).await;
+        if delivery.delivered() || self.channels.is_empty() {
+            memory.forget(check)?;
+        } else {
+            memory.put(check, decision.state_after(false))?;
+        }
         Ok(Some(delivery))
     }
 }

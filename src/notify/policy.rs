@@ -46,6 +46,10 @@ pub trait AlertMemory {
     fn get(&self, check: &str) -> Result<Option<AlertState>, Self::Error>;
     /// Store the state of `check`.
     fn put(&mut self, check: &str, state: AlertState) -> Result<(), Self::Error>;
+    /// The ids of every check with a stored state, sorted.
+    fn checks(&self) -> Result<Vec<String>, Self::Error>;
+    /// Forget the state of `check`: it is no longer made (see [`retire`]).
+    fn forget(&mut self, check: &str) -> Result<(), Self::Error>;
 }
 
 /// An [`AlertMemory`] in a map: for tests and one-shot runs.
@@ -68,6 +72,15 @@ impl AlertMemory for MemoryAlerts {
     }
     fn put(&mut self, check: &str, state: AlertState) -> Result<(), Infallible> {
         self.states.insert(check.to_owned(), state);
+        Ok(())
+    }
+    fn checks(&self) -> Result<Vec<String>, Infallible> {
+        let mut ids: Vec<String> = self.states.keys().cloned().collect();
+        ids.sort();
+        Ok(ids)
+    }
+    fn forget(&mut self, check: &str) -> Result<(), Infallible> {
+        self.states.remove(check);
         Ok(())
     }
 }
@@ -174,6 +187,36 @@ pub fn decide(
             sent: fresh(Some(now)),
             unsent: fresh(None),
         },
+    }
+}
+
+/// What to send for a check that is no longer made (its endpoint left the configuration or the
+/// MX RRset, its address left the host's A/AAAA RRset): without this its last state would stay in
+/// the memory forever, and a bad one would never see its recovery.
+///
+/// A bad state gets a [`Notice::Recovered`] (the problem it reported can no longer be seen, and
+/// the postmaster must not be left believing it holds); the state is forgotten once that was
+/// told ([`Decision::state_after`] keeps it when no channel took it, so the next run retries). An
+/// ok state is forgotten without a word.
+pub fn retire(before: &AlertState) -> Decision {
+    if before.severity.is_bad() {
+        Decision {
+            notice: Some(Notice::Recovered {
+                was: before.severity,
+                since: before.since,
+            }),
+            sent: AlertState {
+                severity: Severity::Ok,
+                ..*before
+            },
+            unsent: *before,
+        }
+    } else {
+        Decision {
+            notice: None,
+            sent: *before,
+            unsent: *before,
+        }
     }
 }
 
@@ -365,6 +408,37 @@ mod tests {
             })
         );
         assert_eq!(step(&mut m, Severity::Ok, 5), None);
+    }
+
+    #[test]
+    fn a_retired_bad_check_recovers_once_an_ok_one_silently() {
+        let bad = AlertState {
+            severity: Severity::Critical,
+            since: at(0),
+            last_sent: Some(at(0)),
+        };
+        let d = retire(&bad);
+        assert_eq!(
+            d.notice,
+            Some(Notice::Recovered {
+                was: Severity::Critical,
+                since: at(0)
+            })
+        );
+        assert!(!d.state_after(true).severity.is_bad());
+        assert_eq!(d.state_after(false), bad, "kept until the recovery is told");
+        let ok = AlertState {
+            severity: Severity::Ok,
+            since: at(0),
+            last_sent: None,
+        };
+        assert_eq!(retire(&ok).notice, None);
+        let mut m = MemoryAlerts::new();
+        m.put(ID, bad).unwrap();
+        m.put("b", ok).unwrap();
+        assert_eq!(m.checks().unwrap(), vec!["b".to_string(), ID.to_string()]);
+        m.forget(ID).unwrap();
+        assert_eq!(m.get(ID).unwrap(), None);
     }
 
     #[test]

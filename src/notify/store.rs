@@ -62,6 +62,19 @@ impl AlertMemory for Store {
         })?;
         Ok(())
     }
+
+    fn checks(&self) -> Result<Vec<String>, AlertStoreError> {
+        Ok(self
+            .alert_states()?
+            .into_iter()
+            .map(|row| row.check_id)
+            .collect())
+    }
+
+    fn forget(&mut self, check: &str) -> Result<(), AlertStoreError> {
+        self.clear_alert_state(check)?;
+        Ok(())
+    }
 }
 
 fn to_timestamp(time: SystemTime) -> Timestamp {
@@ -128,6 +141,40 @@ mod tests {
             notices.push(d.notice.is_some());
         }
         assert_eq!(notices, [true, false, true, true]);
+    }
+
+    #[test]
+    fn states_are_listed_and_forgotten() {
+        let mut store = Store::open_in_memory().unwrap();
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let state = AlertState {
+            severity: Severity::Critical,
+            since: t,
+            last_sent: None,
+        };
+        for id in [
+            "tlsa-match/b.example:25/192.0.2.1",
+            "addresses/a.example:25",
+        ] {
+            store.put(id, state).unwrap();
+        }
+        assert_eq!(
+            AlertMemory::checks(&store).unwrap(),
+            [
+                "addresses/a.example:25",
+                "tlsa-match/b.example:25/192.0.2.1"
+            ]
+        );
+        store.forget("addresses/a.example:25").unwrap();
+        store.forget("never/stored").unwrap();
+        assert_eq!(
+            AlertMemory::checks(&store).unwrap(),
+            ["tlsa-match/b.example:25/192.0.2.1"]
+        );
+        assert_eq!(
+            AlertMemory::get(&store, "addresses/a.example:25").unwrap(),
+            None
+        );
     }
 
     #[test]

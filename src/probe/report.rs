@@ -149,26 +149,81 @@ fn protocol_name<S: Serializer>(protocol: &Protocol, serializer: S) -> Result<S:
 }
 
 impl CertInfo {
-    /// Describe one certificate.
+    /// Describe one certificate. The key's type, its hash and the end of validity are read from
+    /// the certificate's DER where that is cheaper than asking OpenSSL (see [`key_type`]).
     pub fn of(cert: &X509Ref) -> CertInfo {
-        let key_type = match cert.public_key() {
-            Ok(key) => pki::key_type(&key).to_string(),
-            Err(_) => "(unreadable key)".to_string(),
-        };
-        let spki_sha256 = cert
-            .to_der()
-            .ok()
-            .and_then(|der| spki_of_certificate(&der).map(|spki| hex::encode(sha256(spki))))
+        let der = cert.to_der().ok();
+        let spki = der.as_deref().and_then(spki_of_certificate);
+        let spki_sha256 = spki
+            .map(|spki| hex::encode(sha256(spki)))
             .unwrap_or_default();
+        let not_after = der.as_deref().and_then(crate::der::certificate_not_after);
+        let (not_after_text, expired) = match not_after {
+            Some(secs) => (rfc3339_secs(secs), secs < now_secs()),
+            None => (
+                rfc3339(cert.not_after()).unwrap_or_else(|| cert.not_after().to_string()),
+                Asn1Time::days_from_now(0).is_ok_and(|now| cert.not_after() < now),
+            ),
+        };
         CertInfo {
             subject: pki::subject_line(cert),
             issuer: name_line(cert.issuer_name()),
-            key_type,
+            key_type: key_type(cert, spki),
             spki_sha256,
-            not_after: rfc3339(cert.not_after()).unwrap_or_else(|| cert.not_after().to_string()),
-            expired: Asn1Time::days_from_now(0).is_ok_and(|now| cert.not_after() < now),
+            not_after: not_after_text,
+            expired,
         }
     }
+}
+
+/// Now, in seconds since the epoch.
+fn now_secs() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+/// The key type in [`pki::KeyType`]'s words (`EC P-256`, `RSA 2048`, `Ed25519`).
+///
+/// An EC key's curve is read from the SubjectPublicKeyInfo's parameters: OpenSSL 3 names it only
+/// after exporting the key to a legacy `EC_KEY`, which took ~6 % of the CPU of a 500-endpoint
+/// `check` (perf, `benches/monitor.sh`). Other keys (and unnamed or unusual curves) go to
+/// [`pki::key_type`], which for them reads only the key's id and size.
+fn key_type(cert: &X509Ref, spki: Option<&[u8]>) -> String {
+    if let Some(curve) = spki.and_then(named_ec_curve) {
+        return pki::KeyType::Ec(curve.to_string()).to_string();
+    }
+    match cert.public_key() {
+        Ok(key) => pki::key_type(&key).to_string(),
+        Err(_) => "(unreadable key)".to_string(),
+    }
+}
+
+/// The curve of an `id-ecPublicKey` SubjectPublicKeyInfo with one of the named curves that DANE
+/// deployments use, by its OID.
+fn named_ec_curve(spki: &[u8]) -> Option<&'static str> {
+    /// Content octets of the OIDs: id-ecPublicKey (1.2.840.10045.2.1), prime256v1
+    /// (1.2.840.10045.3.1.7), secp384r1 (1.3.132.0.34), secp521r1 (1.3.132.0.35).
+    const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+    const CURVES: [(&[u8], &str); 3] = [
+        (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], "P-256"),
+        (&[0x2b, 0x81, 0x04, 0x00, 0x22], "P-384"),
+        (&[0x2b, 0x81, 0x04, 0x00, 0x23], "P-521"),
+    ];
+    const SEQUENCE: u8 = 0x30;
+    const OID: u8 = 0x06;
+    let spki = crate::der::element(spki).filter(|e| e.tag == SEQUENCE)?;
+    let algorithm = crate::der::element(spki.content).filter(|e| e.tag == SEQUENCE)?;
+    let oid = crate::der::element(algorithm.content).filter(|e| e.tag == OID)?;
+    if oid.content != EC_PUBLIC_KEY {
+        return None;
+    }
+    let curve = crate::der::element(oid.rest).filter(|e| e.tag == OID)?;
+    CURVES
+        .iter()
+        .find(|(oid, _)| *oid == curve.content)
+        .map(|(_, name)| *name)
 }
 
 /// The SubjectPublicKeyInfo inside a certificate's DER, as it was sent.
@@ -200,7 +255,13 @@ fn name_line(name: &openssl::x509::X509NameRef) -> String {
 fn rfc3339(time: &Asn1TimeRef) -> Option<String> {
     let epoch = Asn1Time::from_unix(0).ok()?;
     let diff = epoch.diff(time).ok()?;
-    let secs = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
+    Some(rfc3339_secs(
+        i64::from(diff.days) * 86_400 + i64::from(diff.secs),
+    ))
+}
+
+/// Seconds since the epoch as RFC 3339 UTC.
+fn rfc3339_secs(secs: i64) -> String {
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -212,12 +273,12 @@ fn rfc3339(time: &Asn1TimeRef) -> Option<String> {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    Some(format!(
+    format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
-    ))
+    )
 }
 
 /// OpenSSL's verification code in words, for DANE: what a DANE sender would log.
@@ -297,6 +358,13 @@ mod tests {
                 key.public_key_to_der().unwrap().as_slice()
             );
             let info = CertInfo::of(&cert);
+            assert_eq!(info.key_type, pki::key_type(&key).to_string());
+            assert_eq!(
+                info.not_after,
+                rfc3339(cert.not_after()).unwrap(),
+                "the end of validity read from the DER"
+            );
+            assert!(!info.expired);
             assert_eq!(
                 info.spki_sha256,
                 hex::encode(sha256(&key.public_key_to_der().unwrap()))

@@ -707,6 +707,36 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Every stored alert state, by check id (for retiring the states of checks no longer made).
+    pub fn alert_states(&self) -> Result<Vec<AlertState>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT check_id, state, last_sent, since FROM alert_state ORDER BY check_id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |row| {
+                Ok(AlertState {
+                    check_id: row.get(0)?,
+                    state: row.get(1)?,
+                    last_sent: row.get::<_, Option<i64>>(2)?.map(Timestamp),
+                    since: Timestamp(row.get(3)?),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Forget the alert state of a check (it is no longer made).
+    pub fn clear_alert_state(&mut self, check_id: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM alert_state WHERE check_id = ?1",
+                params![check_id],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     /// Set the alert state of a check.
     pub fn set_alert_state(&mut self, state: &AlertState) -> Result<(), StoreError> {
         self.conn
