@@ -521,6 +521,12 @@ fn desec_ttl_rules() {
             .unwrap();
         let notice = report.ttl.expect("a TTL notice");
         assert_eq!((notice.configured, notice.served), (3600, 7200));
+        assert!(
+            notice
+                .to_string()
+                .contains("set the service's `ttl` to 7200"),
+            "{notice}"
+        );
         assert_eq!(state.lock().unwrap().rrsets[SUB]["ttl"], 7200);
     });
 }
@@ -903,6 +909,10 @@ fn an_endless_body_is_cut_at_the_cap() {
         let start = Instant::now();
         let err = provider.list(OWNER).await.unwrap_err();
         let grown = rss_kib().saturating_sub(before);
+        eprintln!(
+            "endless body: {err}; RSS grew {grown} KiB in {:?}",
+            start.elapsed()
+        );
         assert!(matches!(err, ProviderError::BadReply { .. }), "{err}");
         assert!(err.to_string().contains("longer than 4 MiB"), "{err}");
         assert!(grown < 64 * 1024, "RSS grew by {grown} KiB");

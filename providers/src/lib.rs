@@ -255,7 +255,15 @@ impl fmt::Display for TtlNotice {
             f,
             "{}: TLSA served with TTL {}, not the configured {}: {}",
             self.owner, self.served, self.configured, self.why
-        )
+        )?;
+        if self.served > self.configured {
+            write!(
+                f,
+                "; resolvers may cache it for {} s: set the service's `ttl` to {} or more",
+                self.served, self.served
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -414,8 +422,7 @@ impl Provider {
                 .and_then(|t| {
                     notice(
                         t,
-                        "the RRset exists with this TTL and one RRset has one TTL; \
-                         the rollover waits for the longer",
+                        "the RRset exists with this TTL, and an RRset has one TTL",
                     )
                 }),
             Provider::Cloudflare(_) if record.ttl == 1 => notice(
