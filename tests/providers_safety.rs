@@ -757,11 +757,22 @@ struct CfState {
     /// DELETEs are answered 200 but do nothing.
     lying_delete: bool,
     deleted: bool,
+    /// Answer with 429 and this Retry-After (Cloudflare blocks for 5 minutes).
+    throttle: Option<u64>,
 }
 
 fn cf_fake(state: Arc<Mutex<CfState>>) -> Handler {
     Box::new(move |req: &Request| {
         let mut st = state.lock().unwrap();
+        if let Some(after) = st.throttle {
+            return Answer {
+                status: 429,
+                headers: vec![("retry-after".into(), after.to_string())],
+                body: Body::Json(
+                    json!({"success": false, "errors": [{"code": 971, "message": "Please wait and consider throttling your request speed"}]}),
+                ),
+            };
+        }
         let list = format!("/client/v4/zones/{CF_ZONE}/dns_records");
         match (req.method.as_str(), req.path.as_str()) {
             ("GET", p) if p == list => {
@@ -868,6 +879,29 @@ fn cloudflare_ttl_rules() {
             .await
             .unwrap();
         assert_eq!((report.change, report.ttl), (Change::Added, None));
+    });
+}
+
+#[test]
+fn cloudflare_five_minute_block_is_rate_limited() {
+    rt().block_on(async {
+        let state = Arc::new(Mutex::new(CfState {
+            throttle: Some(300),
+            ..CfState::default()
+        }));
+        let fake = Fake::start(cf_fake(state.clone())).await;
+        let provider = cf_with(&fake);
+        let start = Instant::now();
+        let err = provider
+            .add(&rec(OWNER, 300, &tlsa("ab")))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ProviderError::RateLimited { retry_after, .. } if retry_after == Duration::from_secs(300)),
+            "{err}"
+        );
+        assert!(start.elapsed() < Duration::from_secs(1), "{:?}", start.elapsed());
+        assert_eq!(fake.requests().len(), 1, "one try, no hammering");
     });
 }
 
