@@ -49,7 +49,7 @@ pub use secret::{MASK, Secret};
 /// How long one request (DNS exchange, HTTP request, command) may take, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a write is read back for before it is reported as not visible, by default.
-/// BIND's inline signing can lag behind an accepted UPDATE (shared/LAB.md).
+/// BIND's inline signing can lag behind an accepted UPDATE.
 pub const DEFAULT_READBACK: Duration = Duration::from_secs(10);
 /// The longest pause between two read-backs.
 pub const READBACK_INTERVAL: Duration = Duration::from_millis(250);
