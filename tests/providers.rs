@@ -702,6 +702,9 @@ fn desec_fake(rrsets: Arc<Mutex<BTreeMap<String, Value>>>, base: Arc<Mutex<Strin
                     answer(200, json!([]))
                 }
             }
+            ("GET", "/api/v1/domains/example.com/") => {
+                answer(200, json!({"name": "example.com", "minimum_ttl": 300}))
+            }
             ("GET", p) if p == prefix => {
                 let cursor = req
                     .query

@@ -3,7 +3,9 @@
 //! Cloudflare keeps each record as its own object, so add is one `POST` and remove one `DELETE`
 //! by record id: the other records at the owner name are never touched. Listing follows the
 //! pages (`page`, `per_page`, `result_info.total_pages`). The zone id is configured or looked up
-//! by name (`GET /zones?name=…`, the owner's ancestors from the longest).
+//! by name (`GET /zones?name=…`, the owner's ancestors from the longest). A listing without its
+//! `result` list is an error (read as empty, a removal would be "confirmed" that did not happen).
+//! The TTL is checked first: 1 (automatic, 300 s) or 60 to 86400.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -17,6 +19,10 @@ pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 pub const PER_PAGE: u32 = 100;
 /// Pages read at most, as a bound on a misbehaving API.
 const MAX_PAGES: u32 = 1000;
+/// The shortest TTL Cloudflare takes (besides 1, automatic).
+pub const MIN_TTL: u32 = 60;
+/// The longest TTL Cloudflare takes.
+pub const MAX_TTL: u32 = 86400;
 /// Cloudflare's error code for "an identical record already exists".
 const IDENTICAL_RECORD: i64 = 81058;
 
@@ -102,13 +108,12 @@ impl Cloudflare {
                 encode(name)
             );
             let reply = self.http.send(Method::GET, &url, None).await?;
-            let body = self.http.check(reply, &format!("zone {zone}"))?.json()?;
-            for item in body
-                .get("result")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
+            let reply = self.http.check(reply, &format!("zone {zone}"))?;
+            let body = reply.json()?;
+            let Some(result) = body.get("result").and_then(Value::as_array) else {
+                return Err(reply.bad("the listing has no \"result\" list"));
+            };
+            for item in result {
                 if item.get("type").and_then(Value::as_str) != Some("TLSA")
                     || !item
                         .get("name")
@@ -149,6 +154,7 @@ impl Cloudflare {
 
     /// Create one record.
     pub async fn add(&self, record: &Record) -> Result<(), ProviderError> {
+        check_ttl(record.ttl)?;
         let zone = self.zone_id(&record.owner).await?;
         let (usage, selector, matching, data) = record.fields()?;
         let body = json!({
@@ -201,6 +207,21 @@ impl Cloudflare {
         }
         Ok(())
     }
+}
+
+/// Cloudflare's TTL rule: 1 ("automatic", 300 s) or 60 to 86400 seconds.
+pub fn check_ttl(ttl: u32) -> Result<(), ProviderError> {
+    if ttl == 1 || (MIN_TTL..=MAX_TTL).contains(&ttl) {
+        return Ok(());
+    }
+    Err(ProviderError::Ttl {
+        provider: "cloudflare",
+        ttl,
+        detail: format!(
+            "Cloudflare accepts 1 (automatic, served as 300 s) or {MIN_TTL} to {MAX_TTL}: set the \
+             service's `ttl` in that range"
+        ),
+    })
 }
 
 /// A listed record: from `data` (structured), else from `content` (`3 1 1 hex`).

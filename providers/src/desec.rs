@@ -2,14 +2,17 @@
 //!
 //! deSEC stores RRsets, not records: an add or remove reads the owner's TLSA RRset fresh
 //! (`GET …/rrsets/{subname}/TLSA/`) and writes the merged record list back (`PATCH` with
-//! `records`; `POST` for a new RRset; an empty list deletes it), so other hosts' records at the
-//! owner name are kept (invariant 4). Listing follows `Link: <…>; rel="next"` pages. The domain
-//! is the one deSEC says owns the name (`GET /domains/?owns_qname=…`).
+//! `records`, which keeps the RRset's TTL; `POST` for a new RRset; an empty list deletes it), so
+//! other hosts' records at the owner name are kept (invariant 4). Every try of a write reads
+//! again first (a retry never resends a stale list), and a reply without its `records` list is an
+//! error before anything is written. A new RRset's TTL is checked against the domain's
+//! `minimum_ttl` (`GET /domains/{name}/`) first. Listing follows `Link: <…>; rel="next"` pages.
+//! The domain is the one deSEC says owns the name (`GET /domains/?owns_qname=…`).
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::http::{Http, encode, next_link};
+use crate::http::{Attempt, Http, Reply, encode, next_link};
 use crate::{ProviderError, Record, Secret, Settings, relative_to};
 
 /// The API's base URL.
@@ -62,9 +65,13 @@ impl Desec {
                     encode(owner.trim_end_matches('.'))
                 );
                 let reply = self.http.send(Method::GET, &url, None).await?;
-                let body = self.http.check(reply, "domains")?.json()?;
-                body.as_array()
-                    .and_then(|a| a.first())
+                let reply = self.http.check(reply, "domains")?;
+                let body = reply.json()?;
+                let Some(domains) = body.as_array() else {
+                    return Err(reply.bad("the domain list is not a list"));
+                };
+                domains
+                    .first()
                     .and_then(|d| d.get("name"))
                     .and_then(Value::as_str)
                     .map(str::to_owned)
@@ -105,13 +112,16 @@ impl Desec {
             let reply = self.http.send(Method::GET, &url, None).await?;
             let reply = self.http.check(reply, &format!("domain {domain}"))?;
             let body = reply.json()?;
-            for rrset in body.as_array().into_iter().flatten() {
+            let Some(rrsets) = body.as_array() else {
+                return Err(reply.bad("the RRset list is not a list"));
+            };
+            for rrset in rrsets {
                 if rrset.get("type").and_then(Value::as_str) != Some("TLSA")
                     || rrset.get("subname").and_then(Value::as_str) != Some(sub.as_str())
                 {
                     continue;
                 }
-                out.extend(records_of(owner, rrset));
+                out.extend(records_of(owner, rrset, &reply)?);
             }
             match reply.link.as_deref().and_then(next_link) {
                 Some(next) => url = next,
@@ -130,85 +140,110 @@ impl Desec {
         if reply.status == 404 {
             return Ok(None);
         }
-        let body = self
-            .http
-            .check(reply, &format!("domain {domain}"))?
-            .json()?;
-        Ok(Some(
-            body.get("records")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|r| r.as_str().map(str::to_owned))
-                .collect(),
-        ))
+        let reply = self.http.check(reply, &format!("domain {domain}"))?;
+        let body = reply.json()?;
+        let list = body
+            .get("records")
+            .and_then(Value::as_array)
+            .ok_or_else(|| reply.bad("the RRset has no \"records\" list"))?;
+        list.iter()
+            .map(|r| r.as_str().map(str::to_owned))
+            .collect::<Option<Vec<String>>>()
+            .map(Some)
+            .ok_or_else(|| reply.bad("a record of the RRset is not a string"))
     }
 
-    /// Add one record: the fresh record list plus this one.
+    /// The domain's `minimum_ttl`, when deSEC says.
+    async fn minimum_ttl(&self, domain: &str) -> Result<Option<u64>, ProviderError> {
+        let url = format!("{}/domains/{}/", self.base, encode(domain));
+        let reply = self.http.send(Method::GET, &url, None).await?;
+        let reply = self.http.check(reply, &format!("domain {domain}"))?;
+        Ok(reply.json()?.get("minimum_ttl").and_then(Value::as_u64))
+    }
+
+    /// Add one record: the fresh record list plus this one (a new RRset, with the record's TTL,
+    /// when there is none).
     pub async fn add(&self, record: &Record) -> Result<(), ProviderError> {
-        let (domain, sub) = self.locate(&record.owner).await?;
-        match self.current(&domain, &sub).await? {
-            None => {
-                let body = json!({
-                    "subname": sub, "type": "TLSA", "ttl": record.ttl,
-                    "records": [record.rdata],
-                });
-                let url = format!("{}/domains/{}/rrsets/", self.base, encode(&domain));
-                let reply = self.http.send(Method::POST, &url, Some(&body)).await?;
-                self.http.check(reply, &format!("domain {domain}"))?;
-            }
-            Some(mut records) => {
-                if !records.iter().any(|r| same(r, &record.rdata)) {
-                    records.push(record.rdata.clone());
-                }
-                self.write(&domain, &sub, records).await?;
-            }
-        }
-        Ok(())
+        self.change(record, true).await
     }
 
     /// Remove one record: the fresh record list minus this one (empty deletes the RRset).
     pub async fn remove(&self, record: &Record) -> Result<(), ProviderError> {
-        let (domain, sub) = self.locate(&record.owner).await?;
-        if let Some(records) = self.current(&domain, &sub).await? {
-            let rest: Vec<String> = records
-                .into_iter()
-                .filter(|r| !same(r, &record.rdata))
-                .collect();
-            self.write(&domain, &sub, rest).await?;
-        }
-        Ok(())
+        self.change(record, false).await
     }
 
-    async fn write(
-        &self,
-        domain: &str,
-        sub: &str,
-        records: Vec<String>,
-    ) -> Result<(), ProviderError> {
-        let body = json!({ "records": records });
-        let reply = self
-            .http
-            .send(Method::PATCH, &self.rrset_url(domain, sub), Some(&body))
-            .await?;
-        self.http.check(reply, &format!("domain {domain}"))?;
-        Ok(())
+    async fn change(&self, record: &Record, add: bool) -> Result<(), ProviderError> {
+        let (domain, sub) = self.locate(&record.owner).await?;
+        let mut backoff = self.http.backoff();
+        let mut checked_ttl = false;
+        loop {
+            // Read before every try: a retried write is built from what is there now.
+            let (method, url, body) = match self.current(&domain, &sub).await? {
+                None if !add => return Ok(()),
+                None => {
+                    if !checked_ttl {
+                        self.check_ttl(&domain, record.ttl).await?;
+                        checked_ttl = true;
+                    }
+                    let body = json!({
+                        "subname": sub, "type": "TLSA", "ttl": record.ttl,
+                        "records": [record.rdata],
+                    });
+                    let url = format!("{}/domains/{}/rrsets/", self.base, encode(&domain));
+                    (Method::POST, url, body)
+                }
+                Some(mut records) => {
+                    let present = records.iter().any(|r| same(r, &record.rdata));
+                    match (add, present) {
+                        (true, true) | (false, false) => return Ok(()),
+                        (true, false) => records.push(record.rdata.clone()),
+                        (false, true) => records.retain(|r| !same(r, &record.rdata)),
+                    }
+                    let body = json!({ "records": records });
+                    (Method::PATCH, self.rrset_url(&domain, &sub), body)
+                }
+            };
+            match self.http.once(method, &url, Some(&body)).await? {
+                Attempt::Done(reply) => {
+                    self.http.check(reply, &format!("domain {domain}"))?;
+                    return Ok(());
+                }
+                Attempt::Transient(failed) => backoff.wait(failed).await?,
+            }
+        }
+    }
+
+    /// Refuse a TTL below the domain's `minimum_ttl` before anything is written.
+    async fn check_ttl(&self, domain: &str, ttl: u32) -> Result<(), ProviderError> {
+        match self.minimum_ttl(domain).await? {
+            Some(minimum) if u64::from(ttl) < minimum => Err(ProviderError::Ttl {
+                provider: "desec",
+                ttl,
+                detail: format!(
+                    "domain {domain} has minimum_ttl {minimum}: set the service's `ttl` to \
+                     {minimum} or more (deSEC lowers a domain's minimum only on request)"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
-fn records_of(owner: &str, rrset: &Value) -> Vec<Record> {
+/// The records of one listed RRset; an error when it has no `records` list.
+fn records_of(owner: &str, rrset: &Value, reply: &Reply) -> Result<Vec<Record>, ProviderError> {
     let ttl = rrset
         .get("ttl")
         .and_then(Value::as_u64)
         .and_then(|t| u32::try_from(t).ok())
         .unwrap_or_default();
-    rrset
+    let list = rrset
         .get("records")
         .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
+        .ok_or_else(|| reply.bad("an RRset has no \"records\" list"))?;
+    Ok(list
+        .iter()
         .filter_map(|r| Record::new(owner, ttl, r.as_str()?).ok())
-        .collect()
+        .collect())
 }
 
 fn same(a: &str, b: &str) -> bool {

@@ -160,6 +160,30 @@ pub enum ProviderError {
         /// The last message.
         detail: String,
     },
+    /// The API asks for a longer pause (`Retry-After`) than this run's retry budget: nothing
+    /// failed, the change is left for the next run (after that pause).
+    #[error(
+        "{provider}: rate-limited: the API asks to wait {}s, longer than this run waits; the next run retries ({detail})",
+        retry_after.as_secs()
+    )]
+    RateLimited {
+        /// The provider kind.
+        provider: &'static str,
+        /// The pause the API asked for.
+        retry_after: Duration,
+        /// The API's message.
+        detail: String,
+    },
+    /// The TTL is outside what the provider accepts; nothing was sent.
+    #[error("{provider}: TTL {ttl} cannot be published: {detail}")]
+    Ttl {
+        /// The provider kind.
+        provider: &'static str,
+        /// The TTL asked for.
+        ttl: u32,
+        /// The provider's rule and what to set.
+        detail: String,
+    },
     /// The provider accepted the change but does not show it (read-back).
     #[error(
         "{provider}: the change was accepted but is not visible: {owner} TLSA {rdata} is {state} after {}s",

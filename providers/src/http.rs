@@ -3,6 +3,12 @@
 //!
 //! Answers are returned with their status; [`Reply::check`] turns 401, 403, 404 and other
 //! refusals into [`ProviderError`]s whose text comes from the API but never holds the secret.
+//!
+//! A body is read to at most [`MAX_BODY`] bytes: a peer that sends more (or for ever) gets an
+//! error, not our memory. A body that cannot be read to its end is an error, never an empty one.
+//! A `Retry-After` longer than the retry budget is [`ProviderError::RateLimited`]: the caller keeps
+//! its state and tries again on its next run. Writes that rest on a read ([`Http::once`] with a
+//! [`Backoff`]) are not resent as they were: the caller reads again before each try.
 
 use std::time::Duration;
 
@@ -14,6 +20,9 @@ use crate::{ProviderError, RetryPolicy, Secret, Settings};
 
 /// How much of an error body goes into a message.
 const DETAIL_MAX: usize = 300;
+/// The largest body read from an API (the answers read here are one owner name's records or a
+/// page of them: kilobytes).
+pub const MAX_BODY: usize = 4 << 20;
 
 /// An API client.
 #[derive(Debug)]
@@ -81,74 +90,118 @@ impl Http {
         url: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Reply, ProviderError> {
-        let mut tries = 0u32;
-        let mut waited = Duration::ZERO;
+        let mut backoff = self.backoff();
         loop {
-            tries += 1;
-            let mut request = self
-                .client
-                .request(method.clone(), url)
-                .header(self.header.clone(), self.value.clone())
-                .header("accept", "application/json");
-            if let Some(body) = body {
-                request = request
-                    .header("content-type", "application/json")
-                    .body(body.to_string());
+            match self.once(method.clone(), url, body).await? {
+                Attempt::Done(reply) => return Ok(reply),
+                Attempt::Transient(t) => backoff.wait(t).await?,
             }
-            let (status, retry_after, detail) = match request.send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let retry_after = response
-                        .headers()
-                        .get("retry-after")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    let link = response
-                        .headers()
-                        .get("link")
-                        .and_then(|v| v.to_str().ok())
-                        .map(str::to_owned);
-                    let body = response
-                        .bytes()
-                        .await
-                        .map(|b| b.to_vec())
-                        .unwrap_or_default();
-                    if !retryable(status) {
-                        return Ok(Reply {
-                            status: status.as_u16(),
-                            link,
-                            body,
-                            provider: self.provider,
-                        });
-                    }
-                    (status.as_u16(), retry_after, self.detail(&body))
-                }
-                Err(err) if err.is_timeout() => (
-                    0,
-                    None,
-                    format!("no answer within {}s", self.timeout_secs()),
-                ),
-                Err(err) if err.is_connect() => {
-                    (0, None, format!("cannot connect: {}", self.scrub_err(&err)))
-                }
-                Err(err) => {
-                    return Err(ProviderError::Connect {
-                        server: format!("{} API", self.provider),
-                        detail: self.scrub_err(&err),
-                    });
-                }
-            };
-            match self.retry.delay(tries + 1, retry_after, waited) {
-                Some(delay) => {
-                    tokio::time::sleep(delay).await;
-                    waited += delay;
-                }
-                None => {
-                    return Err(ProviderError::RetriesExhausted {
+        }
+    }
+
+    /// The retry state for a sequence of [`Http::once`] tries.
+    pub fn backoff(&self) -> Backoff {
+        Backoff {
+            provider: self.provider,
+            retry: self.retry,
+            tries: 0,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Send a request once: the answer, or a failure worth another try (429, 5xx, a lost
+    /// connection, a timeout).
+    pub async fn once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Attempt, ProviderError> {
+        let mut request = self
+            .client
+            .request(method, url)
+            .header(self.header.clone(), self.value.clone())
+            .header("accept", "application/json");
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let link = response
+                    .headers()
+                    .get("link")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                let body = self.read_body(response).await?;
+                if !retryable(status) {
+                    return Ok(Attempt::Done(Reply {
+                        status: status.as_u16(),
+                        link,
+                        body,
                         provider: self.provider,
-                        tries,
-                        status,
-                        detail,
+                    }));
+                }
+                Ok(Attempt::Transient(Transient {
+                    status: status.as_u16(),
+                    retry_after,
+                    detail: self.detail(&body),
+                }))
+            }
+            Err(err) if err.is_timeout() => Ok(Attempt::Transient(Transient {
+                status: 0,
+                retry_after: None,
+                detail: format!("no answer within {}s", self.timeout_secs()),
+            })),
+            Err(err) if err.is_connect() => Ok(Attempt::Transient(Transient {
+                status: 0,
+                retry_after: None,
+                detail: format!("cannot connect: {}", self.scrub_err(&err)),
+            })),
+            Err(err) => Err(ProviderError::Connect {
+                server: format!("{} API", self.provider),
+                detail: self.scrub_err(&err),
+            }),
+        }
+    }
+
+    /// The body, to at most [`MAX_BODY`] bytes; an error when it is longer or cut off.
+    async fn read_body(&self, mut response: reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+        let too_long = || ProviderError::BadReply {
+            server: format!("{} API", self.provider),
+            detail: format!("the body is longer than {} MiB; not read", MAX_BODY >> 20),
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > MAX_BODY as u64)
+        {
+            return Err(too_long());
+        }
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY {
+                        return Err(too_long());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(err) => {
+                    return Err(ProviderError::BadReply {
+                        server: format!("{} API", self.provider),
+                        detail: format!(
+                            "the body could not be read to its end ({} bytes read): {}",
+                            body.len(),
+                            self.scrub_err(&err)
+                        ),
                     });
                 }
             }
@@ -183,21 +236,88 @@ impl Http {
     }
 }
 
+/// What one try of a request gave.
+#[derive(Debug)]
+pub enum Attempt {
+    /// A final answer (any status but 429 and 5xx).
+    Done(Reply),
+    /// A failure worth another try.
+    Transient(Transient),
+}
+
+/// A 429, a 5xx, a lost connection or a timeout.
+#[derive(Debug)]
+pub struct Transient {
+    status: u16,
+    retry_after: Option<Duration>,
+    detail: String,
+}
+
+/// The retry state of one request (or of one read-modify-write, whose tries each read again).
+#[derive(Debug)]
+pub struct Backoff {
+    provider: &'static str,
+    retry: RetryPolicy,
+    tries: u32,
+    waited: Duration,
+}
+
+impl Backoff {
+    /// Wait before the next try, or say why there is none: [`ProviderError::RateLimited`] when
+    /// the server asks for a longer pause than the budget holds, else
+    /// [`ProviderError::RetriesExhausted`] once the tries or the time are spent.
+    pub async fn wait(&mut self, failed: Transient) -> Result<(), ProviderError> {
+        self.tries += 1;
+        if let Some(after) = failed.retry_after
+            && (after > self.retry.max_delay || self.waited + after > self.retry.max_total)
+        {
+            return Err(ProviderError::RateLimited {
+                provider: self.provider,
+                retry_after: after,
+                detail: failed.detail,
+            });
+        }
+        match self
+            .retry
+            .delay(self.tries + 1, failed.retry_after, self.waited)
+        {
+            Some(delay) => {
+                tokio::time::sleep(delay).await;
+                self.waited += delay;
+                Ok(())
+            }
+            None => Err(ProviderError::RetriesExhausted {
+                provider: self.provider,
+                tries: self.tries,
+                status: failed.status,
+                detail: failed.detail,
+            }),
+        }
+    }
+}
+
 impl Reply {
     /// Whether the status is 2xx.
     pub fn ok(&self) -> bool {
         (200..300).contains(&self.status)
     }
 
-    /// The body as JSON.
+    /// The body as JSON; an empty body is an error (every body read as JSON carries data the
+    /// caller needs: read as nothing, it would look like an empty record set).
     pub fn json(&self) -> Result<serde_json::Value, ProviderError> {
-        if self.body.is_empty() {
-            return Ok(serde_json::Value::Null);
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Err(self.bad("the body is empty"));
         }
-        serde_json::from_slice(&self.body).map_err(|e| ProviderError::BadReply {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| self.bad(&format!("the body is not JSON: {e}")))
+    }
+
+    /// An error naming what is wrong with this reply.
+    pub fn bad(&self, detail: &str) -> ProviderError {
+        ProviderError::BadReply {
             server: format!("{} API", self.provider),
-            detail: format!("the body is not JSON: {e}"),
-        })
+            detail: detail.to_owned(),
+        }
     }
 
     fn check(self, http: &Http, what: &str) -> Result<Reply, ProviderError> {

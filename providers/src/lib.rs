@@ -6,6 +6,12 @@
 //! that is not are no-ops, so the rollover engine can retry after a crash; after a write the
 //! provider reads the owner name back and reports a change it cannot see ([`ProviderError::NotVisible`]).
 //!
+//! Publishing never destroys what is not ours: a reply that cannot be read or lacks its record
+//! list is an error before anything is written; [`Provider::publish`] and [`Provider::retire`]
+//! compare the owner name before and after the write and report, as [`Report::vanished`], any
+//! record of another writer that the write lost; [`Report::ttl`] says when the record went out with
+//! another TTL than the configured one (an existing RRset keeps its TTL).
+//!
 //! The kinds ([`Provider`] is an enum: async methods of a trait cannot be called through `dyn`):
 //! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
 //!   (class NONE, by RDATA), list by a TCP query to the same server;
@@ -43,7 +49,7 @@ pub use secret::{MASK, Secret};
 /// How long one request (DNS exchange, HTTP request, command) may take, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a write is read back for before it is reported as not visible, by default.
-/// BIND's inline signing can lag behind an accepted UPDATE (shared/LAB.md).
+/// BIND's inline signing can lag behind an accepted UPDATE.
 pub const DEFAULT_READBACK: Duration = Duration::from_secs(10);
 /// The longest pause between two read-backs.
 pub const READBACK_INTERVAL: Duration = Duration::from_millis(250);
@@ -218,6 +224,52 @@ pub enum Change {
     },
 }
 
+/// What a publish or retire did, and what the caller should know about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// The change.
+    pub change: Change,
+    /// Records at the owner name that are not the one written, seen before the write and missing
+    /// after it: another writer's records lost (or removed by that writer meanwhile). Alert.
+    pub vanished: Vec<Record>,
+    /// The TTL the record is served with, when that is not the configured one.
+    pub ttl: Option<TtlNotice>,
+}
+
+/// The record is served with another TTL than the configured one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TtlNotice {
+    /// The owner name.
+    pub owner: String,
+    /// The configured TTL.
+    pub configured: u32,
+    /// The TTL the record is served with: the RRset's.
+    pub served: u32,
+    /// Why.
+    pub why: &'static str,
+}
+
+impl fmt::Display for TtlNotice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: TLSA served with TTL {}, not the configured {}: {}",
+            self.owner, self.served, self.configured, self.why
+        )?;
+        if self.served > self.configured {
+            write!(
+                f,
+                "; resolvers may cache it for {} s: set the service's `ttl` to {} or more",
+                self.served, self.served
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Cloudflare's TTL 1: "automatic", served as 300 s.
+pub const CLOUDFLARE_AUTO_TTL: u32 = 300;
+
 /// A configured provider. See the [crate docs](crate).
 #[derive(Debug)]
 #[non_exhaustive]
@@ -278,13 +330,37 @@ impl Provider {
     }
 
     /// Add one record beside whatever the owner name holds. A no-op when it is there already.
+    /// See [`Provider::publish`] for what else the caller should learn.
     pub async fn add(&self, record: &Record) -> Result<Change, ProviderError> {
-        let record = Record::new(&record.owner, record.ttl, &record.rdata)?;
+        self.publish(record).await.map(|r| r.change)
+    }
+
+    /// Remove this one record; other records at the owner name stay. A no-op when it is absent.
+    /// See [`Provider::retire`] for what else the caller should learn.
+    pub async fn remove(&self, record: &Record) -> Result<Change, ProviderError> {
+        self.retire(record).await.map(|r| r.change)
+    }
+
+    /// Add one record beside whatever the owner name holds (a no-op when it is there already),
+    /// with the RRset's TTL when the RRset exists; report other writers' records the write lost
+    /// and a TTL other than the configured one.
+    pub async fn publish(&self, record: &Record) -> Result<Report, ProviderError> {
+        let mut record = Record::new(&record.owner, record.ttl, &record.rdata)?;
         if let Provider::Manual(m) = self {
-            return Ok(m.add(&record));
+            return Ok(Report::plain(m.add(&record)));
         }
-        if self.holds(&record).await? {
-            return Ok(Change::AlreadyPresent);
+        let before = self.list(&record.owner).await?;
+        let ttl = self.ttl_notice(&record, &before);
+        if before.iter().any(|r| r.same(&record)) {
+            return Ok(Report {
+                ttl,
+                ..Report::plain(Change::AlreadyPresent)
+            });
+        }
+        if let (Provider::Rfc2136(_), Some(notice)) = (self, &ttl) {
+            // BIND and Knot give the whole RRset the TTL of a record added to it (RFC 2136
+            // §3.4.2.2): add with the RRset's, so other hosts' records keep theirs.
+            record.ttl = notice.served;
         }
         match self {
             Provider::Rfc2136(p) => p.add(&record).await?,
@@ -294,18 +370,24 @@ impl Provider {
             Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
             Provider::Manual(_) => {}
         }
-        self.confirm(&record, true).await?;
-        Ok(Change::Added)
+        let after = self.confirm(&record, true).await?;
+        Ok(Report {
+            change: Change::Added,
+            vanished: vanished(&before, &after, &record),
+            ttl,
+        })
     }
 
-    /// Remove this one record; other records at the owner name stay. A no-op when it is absent.
-    pub async fn remove(&self, record: &Record) -> Result<Change, ProviderError> {
+    /// Remove this one record (a no-op when it is absent); report other writers' records the
+    /// write lost.
+    pub async fn retire(&self, record: &Record) -> Result<Report, ProviderError> {
         let record = Record::new(&record.owner, record.ttl, &record.rdata)?;
         if let Provider::Manual(m) = self {
-            return Ok(m.remove(&record));
+            return Ok(Report::plain(m.remove(&record)));
         }
-        if !self.holds(&record).await? {
-            return Ok(Change::AlreadyAbsent);
+        let before = self.list(&record.owner).await?;
+        if !before.iter().any(|r| r.same(&record)) {
+            return Ok(Report::plain(Change::AlreadyAbsent));
         }
         match self {
             Provider::Rfc2136(p) => p.remove(&record).await?,
@@ -315,26 +397,51 @@ impl Provider {
             Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
             Provider::Manual(_) => {}
         }
-        self.confirm(&record, false).await?;
-        Ok(Change::Removed)
+        let after = self.confirm(&record, false).await?;
+        Ok(Report {
+            change: Change::Removed,
+            vanished: vanished(&before, &after, &record),
+            ttl: None,
+        })
     }
 
-    async fn holds(&self, record: &Record) -> Result<bool, ProviderError> {
-        Ok(self
-            .list(&record.owner)
-            .await?
-            .iter()
-            .any(|r| r.same(record)))
+    /// The TTL the record will be served with, when it is not the configured one: an existing
+    /// RRset's (RFC 2136, PowerDNS and deSEC keep one TTL per RRset), or Cloudflare's automatic.
+    fn ttl_notice(&self, record: &Record, existing: &[Record]) -> Option<TtlNotice> {
+        let notice = |served: u32, why: &'static str| {
+            (served != record.ttl).then(|| TtlNotice {
+                owner: record.owner.clone(),
+                configured: record.ttl,
+                served,
+                why,
+            })
+        };
+        let rrset_ttl = existing.iter().map(|r| r.ttl).find(|t| *t > 0);
+        match self {
+            Provider::Rfc2136(_) | Provider::PowerDns(_) | Provider::Desec(_) => rrset_ttl
+                .and_then(|t| {
+                    notice(
+                        t,
+                        "the RRset exists with this TTL, and an RRset has one TTL",
+                    )
+                }),
+            Provider::Cloudflare(_) if record.ttl == 1 => notice(
+                CLOUDFLARE_AUTO_TTL,
+                "Cloudflare's TTL 1 means automatic, served as 300 s",
+            ),
+            _ => None,
+        }
     }
 
-    /// Read the owner name back until the record is (or is no longer) there.
-    async fn confirm(&self, record: &Record, present: bool) -> Result<(), ProviderError> {
+    /// Read the owner name back until the record is (or is no longer) there; the last listing.
+    async fn confirm(&self, record: &Record, present: bool) -> Result<Vec<Record>, ProviderError> {
         let limit = self.readback();
         let start = tokio::time::Instant::now();
         let mut pause = READBACK_FIRST;
         loop {
-            if self.holds(record).await? == present {
-                return Ok(());
+            let list = self.list(&record.owner).await?;
+            if list.iter().any(|r| r.same(record)) == present {
+                return Ok(list);
             }
             if start.elapsed() >= limit {
                 return Err(ProviderError::NotVisible {
@@ -353,6 +460,25 @@ impl Provider {
             pause = (pause * 2).min(READBACK_INTERVAL);
         }
     }
+}
+
+impl Report {
+    fn plain(change: Change) -> Report {
+        Report {
+            change,
+            vanished: Vec::new(),
+            ttl: None,
+        }
+    }
+}
+
+/// The records of `before` other than `ours` that `after` lacks.
+fn vanished(before: &[Record], after: &[Record], ours: &Record) -> Vec<Record> {
+    before
+        .iter()
+        .filter(|r| !r.same(ours) && !after.iter().any(|a| a.same(r)))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,17 +1,23 @@
 //! The PowerDNS authoritative server's HTTP API.
 //!
-//! The API has no per-record add or delete: a change is a `PATCH` of one RRset (owner + TLSA)
-//! with `changetype: REPLACE`. To keep other hosts' records (invariant 4), each add or remove reads
-//! the RRset fresh (`GET` of the zone), computes the merged set (existing records, disabled ones
-//! included, plus or minus the one record), and replaces with exactly that; the RRset's TTL is
-//! kept. Another writer changing the same owner name between the read and the write could still
-//! lose a record: the read-back after the write catches our half of it. 401, 404 and 422 are
-//! mapped to clear errors.
+//! A change is a `PATCH` of one RRset (owner + TLSA). PowerDNS 4.9.12, 5.0.2 and 5.1 have
+//! record-level changetypes, `EXTEND` (add one record unless present) and `PRUNE` (remove one
+//! record if present), which touch nothing else: they are used when the server's version (asked
+//! once, `GET /servers/{id}`) has them. Older servers only have `REPLACE`: to keep other hosts'
+//! records (invariant 4), each add or remove reads the RRset fresh (`GET` of the zone), computes
+//! the merged set (existing records, disabled ones included, plus or minus the one record), and
+//! replaces with exactly that; the RRset's TTL is kept. A retried write reads again first (a stale
+//! set is never resent). A reply without its `rrsets` list, or an RRset without `records`, is an
+//! error before anything is written. Another writer adding a record between our read and our
+//! write can still lose it there: [`crate::Provider::publish`] reports what vanished. 401, 404 and
+//! 422 are mapped to clear errors.
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::http::{Http, encode};
+use tokio::sync::OnceCell;
+
+use crate::http::{Attempt, Http, Reply, encode};
 use crate::{ProviderError, Record, Secret, Settings, absolute, ancestors, same_name};
 
 /// A PowerDNS API endpoint.
@@ -22,6 +28,8 @@ pub struct PowerDns {
     server_id: String,
     zone: Option<String>,
     settings: Settings,
+    /// Whether the server has `EXTEND`/`PRUNE`, asked once.
+    record_level: OnceCell<bool>,
 }
 
 /// One record of an RRset as the API shows it.
@@ -59,6 +67,7 @@ impl PowerDns {
             server_id: server_id.to_owned(),
             zone: zone.map(absolute),
             settings,
+            record_level: OnceCell::new(),
         })
     }
 
@@ -110,18 +119,15 @@ impl PowerDns {
         let reply = self.http.send(Method::GET, &url, None).await?;
         let reply = self.http.check(reply, &format!("zone {zone}"))?;
         let body = reply.json()?;
-        let Some(rrset) = body
-            .get("rrsets")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .find(|r| {
-                r.get("type").and_then(Value::as_str) == Some("TLSA")
-                    && r.get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| same_name(n, owner))
-            })
-        else {
+        let Some(rrsets) = body.get("rrsets").and_then(Value::as_array) else {
+            return Err(reply.bad("the zone has no \"rrsets\" list"));
+        };
+        let Some(rrset) = rrsets.iter().find(|r| {
+            r.get("type").and_then(Value::as_str) == Some("TLSA")
+                && r.get("name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| same_name(n, owner))
+        }) else {
             return Ok(RrSet {
                 ttl: None,
                 entries: Vec::new(),
@@ -131,18 +137,21 @@ impl PowerDns {
             .get("ttl")
             .and_then(Value::as_u64)
             .and_then(|t| u32::try_from(t).ok());
-        let entries = rrset
-            .get("records")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|r| {
+        let Some(records) = rrset.get("records").and_then(Value::as_array) else {
+            return Err(reply.bad(&format!(
+                "the TLSA RRset of {owner} has no \"records\" list"
+            )));
+        };
+        let entries = records
+            .iter()
+            .map(|r| {
                 Some(Entry {
                     content: r.get("content")?.as_str()?.to_owned(),
                     disabled: r.get("disabled").and_then(Value::as_bool).unwrap_or(false),
                 })
             })
-            .collect();
+            .collect::<Option<Vec<Entry>>>()
+            .ok_or_else(|| reply.bad(&format!("a record at {owner} has no \"content\"")))?;
         Ok(RrSet { ttl, entries })
     }
 
@@ -157,73 +166,67 @@ impl PowerDns {
             .collect()
     }
 
-    /// Add one record: replace the RRset with the fresh set plus this record.
-    pub async fn add(&self, record: &Record) -> Result<(), ProviderError> {
-        let zone = self.zone_for(&record.owner).await?;
-        let set = self.rrset(&zone, &record.owner).await?;
-        let mut entries = set.entries;
-        match entries
-            .iter_mut()
-            .find(|e| same_content(&e.content, &record.rdata))
-        {
-            Some(entry) => entry.disabled = false,
-            None => entries.push(Entry {
-                content: record.rdata.clone(),
-                disabled: false,
-            }),
-        }
-        self.replace(
-            &zone,
-            &record.owner,
-            set.ttl.unwrap_or(record.ttl),
-            &entries,
-        )
-        .await
-    }
-
-    /// Remove one record: replace the RRset with the fresh set minus this record (delete the
-    /// RRset when nothing is left).
-    pub async fn remove(&self, record: &Record) -> Result<(), ProviderError> {
-        let zone = self.zone_for(&record.owner).await?;
-        let set = self.rrset(&zone, &record.owner).await?;
-        let entries: Vec<Entry> = set
-            .entries
-            .into_iter()
-            .filter(|e| !same_content(&e.content, &record.rdata))
-            .collect();
-        self.replace(
-            &zone,
-            &record.owner,
-            set.ttl.unwrap_or(record.ttl),
-            &entries,
-        )
-        .await
-    }
-
-    async fn replace(
-        &self,
-        zone: &str,
-        owner: &str,
-        ttl: u32,
-        entries: &[Entry],
-    ) -> Result<(), ProviderError> {
-        let rrset = if entries.is_empty() {
-            json!({ "name": owner, "type": "TLSA", "changetype": "DELETE" })
-        } else {
-            let records: Vec<Value> = entries
-                .iter()
-                .map(|e| json!({ "content": e.content, "disabled": e.disabled }))
-                .collect();
-            json!({
-                "name": owner, "type": "TLSA", "ttl": ttl,
-                "changetype": "REPLACE", "records": records,
+    /// Whether the server has the `EXTEND` and `PRUNE` changetypes (asked once per run).
+    async fn record_level(&self) -> Result<bool, ProviderError> {
+        self.record_level
+            .get_or_try_init(|| async {
+                let url = format!("{}/servers/{}", self.base, encode(&self.server_id));
+                let reply = self.http.send(Method::GET, &url, None).await?;
+                let reply = self
+                    .http
+                    .check(reply, &format!("server {}", self.server_id))?;
+                // No version, or one not understood: the read-modify-write, which every
+                // version has.
+                Ok(reply
+                    .json()?
+                    .get("version")
+                    .and_then(Value::as_str)
+                    .is_some_and(has_extend_prune))
             })
-        };
-        let body = json!({ "rrsets": [rrset] });
-        let reply = self
-            .http
-            .send(Method::PATCH, &self.zone_url(zone), Some(&body))
-            .await?;
+            .await
+            .copied()
+    }
+
+    /// Add one record: `EXTEND` where the server has it, else replace the RRset with the fresh
+    /// set plus this record.
+    pub async fn add(&self, record: &Record) -> Result<(), ProviderError> {
+        self.change(record, true).await
+    }
+
+    /// Remove one record: `PRUNE` where the server has it, else replace the RRset with the
+    /// fresh set minus this record (delete the RRset when nothing is left).
+    pub async fn remove(&self, record: &Record) -> Result<(), ProviderError> {
+        self.change(record, false).await
+    }
+
+    async fn change(&self, record: &Record, add: bool) -> Result<(), ProviderError> {
+        let zone = self.zone_for(&record.owner).await?;
+        let record_level = self.record_level().await?;
+        let mut backoff = self.http.backoff();
+        loop {
+            // Read before every try: a retried write is built from what is there now.
+            let set = self.rrset(&zone, &record.owner).await?;
+            let ttl = set.ttl.unwrap_or(record.ttl);
+            let body = if record_level {
+                record_change(record, ttl, add)
+            } else {
+                match merged(set.entries, record, add) {
+                    Some(entries) => replace(&record.owner, ttl, &entries),
+                    None => return Ok(()), // already as wanted
+                }
+            };
+            match self
+                .http
+                .once(Method::PATCH, &self.zone_url(&zone), Some(&body))
+                .await?
+            {
+                Attempt::Done(reply) => return self.patched(reply, &zone),
+                Attempt::Transient(failed) => backoff.wait(failed).await?,
+            }
+        }
+    }
+
+    fn patched(&self, reply: Reply, zone: &str) -> Result<(), ProviderError> {
         if reply.status == 422 {
             // PowerDNS explains a refused change in {"error": "..."}.
             let detail = reply
@@ -242,9 +245,110 @@ impl PowerDns {
     }
 }
 
+/// Whether a PowerDNS version has `EXTEND` and `PRUNE`: 4.9.12 and later 4.9, 5.0.2 and later
+/// 5.0, 5.1 and later.
+pub fn has_extend_prune(version: &str) -> bool {
+    let mut parts = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().ok());
+    let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let patch = parts.next().flatten().unwrap_or(0);
+    match (major, minor) {
+        (4, 9) => patch >= 12,
+        (5, 0) => patch >= 2,
+        (major, minor) => (major, minor) >= (5, 1),
+    }
+}
+
+/// One record added (`EXTEND`) or removed (`PRUNE`); nothing else at the owner name is touched.
+fn record_change(record: &Record, ttl: u32, add: bool) -> Value {
+    let changetype = if add { "EXTEND" } else { "PRUNE" };
+    json!({ "rrsets": [{
+        "name": record.owner, "type": "TLSA", "ttl": ttl, "changetype": changetype,
+        "records": [{ "content": record.rdata, "disabled": false }],
+    }]})
+}
+
+/// The RRset with the record added or removed, `None` when it is so already.
+fn merged(mut entries: Vec<Entry>, record: &Record, add: bool) -> Option<Vec<Entry>> {
+    let at = entries
+        .iter()
+        .position(|e| same_content(&e.content, &record.rdata));
+    match (add, at) {
+        (true, Some(i)) if !entries[i].disabled => None,
+        (true, Some(i)) => {
+            entries[i].disabled = false;
+            Some(entries)
+        }
+        (true, None) => {
+            entries.push(Entry {
+                content: record.rdata.clone(),
+                disabled: false,
+            });
+            Some(entries)
+        }
+        (false, None) => None,
+        (false, Some(_)) => {
+            entries.retain(|e| !same_content(&e.content, &record.rdata));
+            Some(entries)
+        }
+    }
+}
+
+/// The body replacing the owner's TLSA RRset with `entries` (deleting it when empty).
+fn replace(owner: &str, ttl: u32, entries: &[Entry]) -> Value {
+    let rrset = if entries.is_empty() {
+        json!({ "name": owner, "type": "TLSA", "changetype": "DELETE" })
+    } else {
+        let records: Vec<Value> = entries
+            .iter()
+            .map(|e| json!({ "content": e.content, "disabled": e.disabled }))
+            .collect();
+        json!({
+            "name": owner, "type": "TLSA", "ttl": ttl,
+            "changetype": "REPLACE", "records": records,
+        })
+    };
+    json!({ "rrsets": [rrset] })
+}
+
 fn same_content(a: &str, b: &str) -> bool {
     match (crate::normalize_rdata(a), crate::normalize_rdata(b)) {
         (Ok(a), Ok(b)) => a == b,
         _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_extend_prune;
+
+    #[test]
+    fn versions_with_extend_and_prune() {
+        for v in [
+            "4.9.12",
+            "4.9.13",
+            "5.0.2",
+            "5.0.10",
+            "5.1.0",
+            "5.1.0-alpha1",
+            "6.0.0",
+        ] {
+            assert!(has_extend_prune(v), "{v}");
+        }
+        for v in [
+            "4.7.3",
+            "4.9.11",
+            "4.8.5",
+            "5.0.1",
+            "5.0.0-rc1",
+            "",
+            "x",
+            "4",
+        ] {
+            assert!(!has_extend_prune(v), "{v}");
+        }
     }
 }

@@ -9,7 +9,7 @@ pub const DEFAULT_MAX_TRIES: u32 = 4;
 pub const DEFAULT_MAX_TOTAL: Duration = Duration::from_secs(30);
 /// The wait before the second try; doubled for each following one.
 pub const DEFAULT_FIRST_DELAY: Duration = Duration::from_secs(1);
-/// The longest single wait, also for a larger `Retry-After`.
+/// The longest single wait; a larger `Retry-After` is [`crate::ProviderError::RateLimited`].
 pub const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(15);
 
 /// The retry policy of HTTP providers.

@@ -79,7 +79,16 @@ pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
     let mut failed = 0usize;
     runtime.block_on(async {
         for record in &records {
-            match provider.add(record).await {
+            let result = provider.publish(record).await;
+            if let Ok(report) = &result {
+                if let Some(notice) = &report.ttl {
+                    println!("note     {notice}");
+                }
+                for lost in &report.vanished {
+                    eprintln!("dane-roll: ALERT: {lost} vanished with our write");
+                }
+            }
+            match result.map(|report| report.change) {
                 Ok(Change::Added) => println!("added    {record}"),
                 Ok(Change::AlreadyPresent) => println!("present  {record}"),
                 Ok(Change::Pending { instructions }) => {

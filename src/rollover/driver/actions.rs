@@ -151,12 +151,24 @@ impl<C: Clock> Driver<C> {
         let wire = record.to_provider(ttl);
         let result = self.runtime.block_on(async {
             if add {
-                provider.add(&wire).await
+                provider.publish(&wire).await
             } else {
-                provider.remove(&wire).await
+                provider.retire(&wire).await
             }
         });
-        match result {
+        if let Ok(report) = &result {
+            // Another writer's record lost by our write (a read-modify-write race): say so loudly.
+            for lost in &report.vanished {
+                eprintln!(
+                    "dane-roll: ALERT: {}: {lost} vanished with our write",
+                    svc.name
+                );
+            }
+            if let Some(notice) = &report.ttl {
+                self.progress.line(&format!("{}: {notice}", svc.name));
+            }
+        }
+        match result.map(|report| report.change) {
             Ok(Change::Pending { instructions }) => {
                 self.progress.line(&instructions);
                 Ok(())
