@@ -345,7 +345,11 @@ fn a_wrong_chain_file_fails_the_install_and_the_next_run_installs_once_fixed() {
         if out.status.code() == Some(2) {
             break out;
         }
-        assert!(t0.elapsed() < JUDGE, "the install never failed: {}", text(&out));
+        assert!(
+            t0.elapsed() < JUDGE,
+            "the install never failed: {}",
+            text(&out)
+        );
         std::thread::sleep(Duration::from_millis(300));
     };
     let stderr = String::from_utf8_lossy(&failed.stderr);
@@ -531,7 +535,9 @@ fn prune_foreign_dry_run_changes_nothing_then_removes_only_what_nothing_serves()
     let w = World::start(2);
     // Two records nobody published through dane-roll: a key nothing serves, and a `3 0 1`.
     let stray = w.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-    w.dns.add_tlsa(OWNER, 2, &stray.tlsa_311().unwrap()).unwrap();
+    w.dns
+        .add_tlsa(OWNER, 2, &stray.tlsa_311().unwrap())
+        .unwrap();
     let full = format!("3 0 1 {}", "ab".repeat(32));
     w.dns.add_tlsa(OWNER, 2, &full).unwrap();
     let before = set(&[rdata(&w.old), rdata(&stray), normalize_rdata(&full)]);
@@ -587,7 +593,9 @@ fn a_record_retired_within_two_ttl_is_retiring_not_stale() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let retired_at = Instant::now();
     // A resolver (or a lagging secondary) still serving it: put it back on the servers.
-    w.dns.add_tlsa(OWNER, ttl, &extra.tlsa_311().unwrap()).unwrap();
+    w.dns
+        .add_tlsa(OWNER, ttl, &extra.tlsa_311().unwrap())
+        .unwrap();
     w.wait_tlsa_set(&set(&[rdata(&w.old), rdata(&extra)]));
     w.dns.flush_resolver().unwrap();
 

@@ -285,7 +285,11 @@ pub(super) fn build_monitor(
                     .map(|(r, until)| (r.record.clone(), *until))
                     .collect();
                 if !here.is_empty() {
-                    options.retiring.entry(key.clone()).or_default().extend(here);
+                    options
+                        .retiring
+                        .entry(key.clone())
+                        .or_default()
+                        .extend(here);
                 }
                 if !keys.is_empty() {
                     options
@@ -323,8 +327,8 @@ fn retiring_records(
         .filter_map(|p| {
             let t = p.retired_at?;
             let window = u64::from(p.ttl) * u64::from(crate::monitor::checks::RETIRING_TTLS);
-            let until = std::time::UNIX_EPOCH
-                + Duration::from_secs(t.0.max(0).unsigned_abs() + window);
+            let until =
+                std::time::UNIX_EPOCH + Duration::from_secs(t.0.max(0).unsigned_abs() + window);
             Some((p.record.clone(), until))
         })
         .filter(|(_, until)| *until > std::time::SystemTime::now())

@@ -14,8 +14,8 @@ use dane_roll_providers::{Change, Record, Settings};
 use crate::cli::{Cli, PublishArgs};
 use crate::config::Config;
 use crate::exit::Status;
-use crate::pki;
 use crate::lock;
+use crate::pki;
 use crate::pki::Material;
 use crate::rollover::driver::slot_for;
 use crate::rollover::{Clock, Event, KeyHash, PhaseName, Slot, SystemClock, TlsaAt};
@@ -33,10 +33,8 @@ fn slots_by_hash(materials: &[Material]) -> Vec<(KeyHash, Slot)> {
         }
         for cert in m.certificates() {
             if let Ok(public) = cert.public_key()
-                && let (Ok(der), Some(slot)) = (
-                    pki::spki_der(&public),
-                    slot_for(&pki::key_type(&public)),
-                )
+                && let (Ok(der), Some(slot)) =
+                    (pki::spki_der(&public), slot_for(&pki::key_type(&public)))
             {
                 out.push((KeyHash::of_spki_der(&der), slot));
             }

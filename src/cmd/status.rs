@@ -194,7 +194,8 @@ fn next_action(r: &Rollover) -> (String, Option<String>) {
         Phase::Aborted { from, .. } => (
             format!(
                 "none: aborted by the operator in phase {from}; {} stays live",
-                r.old.map_or_else(|| "the previous key".to_owned(), |k| k.short())
+                r.old
+                    .map_or_else(|| "the previous key".to_owned(), |k| k.short())
             ),
             None,
         ),

@@ -897,8 +897,7 @@ impl Monitor {
                 .filter(|(_, until)| now < *until)
                 .map(|(record, _)| record.clone())
                 .collect();
-            if let Some(check) =
-                checks::tlsa_stale_retiring(ep, &usable, reports, known, &retiring)
+            if let Some(check) = checks::tlsa_stale_retiring(ep, &usable, reports, known, &retiring)
             {
                 out.push(check);
             }

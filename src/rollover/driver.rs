@@ -454,9 +454,7 @@ impl<C: Clock> Driver<C> {
         let mut backoff: HashMap<(String, Slot), u32> = HashMap::new();
         // `--timeout`: a monotonic deadline for the wait (each pass saves the state, so giving
         // up between passes loses nothing).
-        let deadline = options
-            .timeout
-            .map(|t| std::time::Instant::now() + t);
+        let deadline = options.timeout.map(|t| std::time::Instant::now() + t);
         loop {
             let mut wake: Option<(Timestamp, Duration, String)> = None;
             for (service, slot) in targets {
@@ -642,8 +640,7 @@ impl<C: Clock> Driver<C> {
                 Phase::Aborting { .. } => abandoned_served,
                 _ => false,
             };
-            if stale_served && quick < QUICK_REPROBE_MS.len()
-            {
+            if stale_served && quick < QUICK_REPROBE_MS.len() {
                 std::thread::sleep(Duration::from_millis(QUICK_REPROBE_MS[quick]));
                 quick += 1;
                 continue;

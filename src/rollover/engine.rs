@@ -984,8 +984,8 @@ impl Ctx<'_> {
         self.actions.retain(|a| match a {
             // An abort retires only the abandoned key's records, never a kept key's.
             Action::Retire(record) if phase == PhaseName::Aborting => {
-                let ok = record.is_of(&abandoned)
-                    && !abort_protected.iter().any(|k| record.is_of(k));
+                let ok =
+                    record.is_of(&abandoned) && !abort_protected.iter().any(|k| record.is_of(k));
                 if !ok {
                     refused.push(record.clone());
                 }

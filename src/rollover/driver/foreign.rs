@@ -23,7 +23,12 @@ impl<C: Clock> Driver<C> {
             keep.extend(r.next);
             keep.extend(r.issuers.iter().copied());
         }
-        let names: Vec<String> = self.config.services.iter().map(|s| s.name.clone()).collect();
+        let names: Vec<String> = self
+            .config
+            .services
+            .iter()
+            .map(|s| s.name.clone())
+            .collect();
         for name in names {
             keep.extend(self.store.keys(&name)?.into_iter().map(|k| k.hash));
         }
@@ -40,7 +45,9 @@ impl<C: Clock> Driver<C> {
                     self.io.providers.insert(svc.name.clone(), p);
                 }
                 Err(err) => {
-                    report.failed.push(format!("provider {}: {err}", svc.provider));
+                    report
+                        .failed
+                        .push(format!("provider {}: {err}", svc.provider));
                     return Ok(());
                 }
             }

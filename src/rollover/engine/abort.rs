@@ -14,9 +14,7 @@ use super::*;
 #[non_exhaustive]
 pub enum AbortRefused {
     /// Nothing is under way.
-    #[error(
-        "service {service} ({slot}): the rollover is {phase}; there is nothing to abort"
-    )]
+    #[error("service {service} ({slot}): the rollover is {phase}; there is nothing to abort")]
     Final {
         /// The service.
         service: String,
@@ -56,7 +54,9 @@ pub enum AbortRefused {
 }
 
 /// Begin abandoning `rollover`: `installed` says whether the new certificate is (or may be) in
-/// the service's chain file, so the previous one must go back. Returns the first step.
+/// the service's chain file, so the previous one must go back. Returns the rollover in
+/// `aborting` with its event, to be saved; the actions come from the next [`step`], with the
+/// store's observations (what is "ours" decides what goes).
 pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step, AbortRefused> {
     let from = rollover.phase.name();
     match from {
@@ -76,7 +76,13 @@ pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step
             });
         }
         // Aborting again (a resumed abort) keeps its progress.
-        PhaseName::Aborting => return Ok(step(rollover, &Observations::default(), now)),
+        PhaseName::Aborting => {
+            return Ok(Step {
+                next: rollover,
+                actions: Vec::new(),
+                events: Vec::new(),
+            });
+        }
         _ => {}
     }
     let restore = installed || from == PhaseName::Installed;
@@ -106,16 +112,15 @@ pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step
              once the live handshake shows the key in use"
         }
     );
-    let mut s = step(r, &Observations::default(), now);
-    s.events.insert(
-        0,
-        Event {
+    Ok(Step {
+        next: r,
+        actions: Vec::new(),
+        events: vec![Event {
             time: now,
             phase: PhaseName::Aborting,
             detail,
-        },
-    );
-    Ok(s)
+        }],
+    })
 }
 
 impl Ctx<'_> {
@@ -266,7 +271,8 @@ impl Ctx<'_> {
         }
         if !ok.is_empty() {
             // Retired in this run after a matching probe; the rest follow the same probe.
-            self.actions.extend(abandoned.into_iter().map(Action::Retire));
+            self.actions
+                .extend(abandoned.into_iter().map(Action::Retire));
             return false;
         }
         let Some(results) = self.latest(|o| match o {
@@ -281,7 +287,8 @@ impl Ctx<'_> {
         };
         match self.remaining_live(&results) {
             Ok(()) => {
-                self.actions.extend(abandoned.into_iter().map(Action::Retire));
+                self.actions
+                    .extend(abandoned.into_iter().map(Action::Retire));
                 false
             }
             Err(reason) => {
@@ -331,5 +338,167 @@ impl Ctx<'_> {
         } else {
             Err(waiting.join("; "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: &str = "_25._tcp.mx.example.com.";
+
+    fn key(n: u8) -> KeyHash {
+        KeyHash([n; 32])
+    }
+
+    fn rollover(phase: Phase, previous: bool) -> Rollover {
+        Rollover {
+            service: "mx".to_owned(),
+            slot: Slot::new("ec"),
+            scheme: Scheme::CurrentNext,
+            ttl: 2,
+            owners: vec![OWNER.to_owned()],
+            endpoints: vec!["mx.example.com:25".to_owned()],
+            old: Some(key(1)),
+            new: key(2),
+            next: Some(key(3)),
+            issuers: Vec::new(),
+            chain: PathBuf::from("/state/new.pem"),
+            previous_chain: previous.then(|| PathBuf::from("/state/previous.pem")),
+            confirmed_since: None,
+            forced: None,
+            started: Timestamp(100),
+            phase,
+        }
+    }
+
+    fn probed(live: KeyHash) -> Outcome {
+        Outcome::Probed(vec![ProbeResult {
+            endpoint: "mx.example.com:25".to_owned(),
+            address: "192.0.2.1".to_owned(),
+            verdict: ProbeVerdict::Match,
+            live_key: Some(live),
+        }])
+    }
+
+    fn obs(outcomes: Vec<Outcome>, ours: &[u8]) -> Observations {
+        Observations {
+            outcomes,
+            ours: ours
+                .iter()
+                .map(|n| TlsaAt::new(OWNER, key(*n).dane_ee()))
+                .collect(),
+            ..Observations::default()
+        }
+    }
+
+    #[test]
+    fn from_installed_the_previous_certificate_goes_back_before_any_record() {
+        let installed = Phase::Installed {
+            since: Timestamp(110),
+            reloaded: true,
+            reload_failures: 0,
+            probes: 0,
+        };
+        let s = abort(rollover(installed, true), false, Timestamp(120)).unwrap();
+        assert!(s.events[0].detail.contains("aborted by the operator"));
+        let s = step(s.next, &obs(Vec::new(), &[1, 2, 3]), Timestamp(120));
+        assert!(
+            matches!(&s.actions[..], [Action::ReinstallPrevious { .. }]),
+            "{:?}",
+            s.actions
+        );
+        let s = step(
+            s.next,
+            &obs(vec![Outcome::Reinstalled(Ok(()))], &[1, 2, 3]),
+            Timestamp(121),
+        );
+        assert_eq!(s.actions, vec![Action::Reload]);
+        let s = step(
+            s.next,
+            &obs(vec![Outcome::Reloaded(Ok(()))], &[1, 2, 3]),
+            Timestamp(122),
+        );
+        assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
+        // The abandoned key still served (an idle smtpd): nothing retired, wait.
+        let s = step(
+            s.next,
+            &obs(vec![probed(key(2))], &[1, 2, 3]),
+            Timestamp(123),
+        );
+        assert!(
+            s.actions.iter().all(|a| !matches!(a, Action::Retire(_))),
+            "{:?}",
+            s.actions
+        );
+        assert_eq!(s.next.phase.name(), PhaseName::Aborting);
+        // The old key live: only the abandoned key's record goes (old and next stay).
+        let s = step(
+            s.next,
+            &obs(vec![probed(key(1))], &[1, 2, 3]),
+            Timestamp(124),
+        );
+        assert_eq!(
+            s.actions,
+            vec![Action::Retire(TlsaAt::new(OWNER, key(2).dane_ee()))]
+        );
+        let gone = Outcome::Retired {
+            record: TlsaAt::new(OWNER, key(2).dane_ee()),
+            result: Ok(()),
+        };
+        let s = step(s.next, &obs(vec![gone], &[1, 3]), Timestamp(125));
+        assert_eq!(s.next.phase.name(), PhaseName::Aborted);
+        assert!(s.next.is_final());
+    }
+
+    #[test]
+    fn from_published_nothing_is_reinstalled_and_a_failed_retire_is_held() {
+        let published = Phase::Published {
+            since: Timestamp(110),
+            confirmed_at: None,
+            checks: 1,
+        };
+        let s = abort(rollover(published, false), false, Timestamp(120)).unwrap();
+        let s = step(s.next, &obs(Vec::new(), &[1, 2]), Timestamp(120));
+        assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
+        let s = step(s.next, &obs(vec![probed(key(1))], &[1, 2]), Timestamp(121));
+        let retire = TlsaAt::new(OWNER, key(2).dane_ee());
+        assert_eq!(s.actions, vec![Action::Retire(retire.clone())]);
+        let failed = Outcome::Retired {
+            record: retire,
+            result: Err("REFUSED".to_owned()),
+        };
+        let s = step(s.next, &obs(vec![failed], &[1, 2]), Timestamp(122));
+        assert_eq!(s.next.phase.name(), PhaseName::Aborting);
+        assert!(s.alerts().any(|a| a.contains("REFUSED")));
+        assert!(s.is_settled());
+    }
+
+    #[test]
+    fn past_verify_final_or_nothing_to_go_back_to_is_refused() {
+        let verified = Phase::Verified {
+            since: Timestamp(110),
+        };
+        assert!(matches!(
+            abort(rollover(verified, true), true, Timestamp(120)),
+            Err(AbortRefused::PastVerify { .. })
+        ));
+        let done = Phase::Done {
+            since: Timestamp(110),
+        };
+        assert!(matches!(
+            abort(rollover(done, true), false, Timestamp(120)),
+            Err(AbortRefused::Final { .. })
+        ));
+        let aged = Phase::Aged {
+            since: Timestamp(110),
+            forced: false,
+            install_failures: 0,
+        };
+        // Installed by a process killed before it recorded the outcome, no previous file.
+        assert!(matches!(
+            abort(rollover(aged, false), true, Timestamp(120)),
+            Err(AbortRefused::NoPrevious { .. })
+        ));
     }
 }
