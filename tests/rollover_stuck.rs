@@ -289,6 +289,7 @@ fn deploy_wait_timeout_returns_with_the_state_saved_and_run_finishes() {
     let t0 = Instant::now();
     let out = w.deploy(&cert, &key, &["--wait", "--timeout", "2s"]);
     let took = t0.elapsed();
+    eprintln!("deploy --wait --timeout 2s returned after {took:?}");
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(
         took < Duration::from_secs(10),
@@ -313,6 +314,37 @@ fn deploy_wait_timeout_returns_with_the_state_saved_and_run_finishes() {
     assert_eq!(w.phase(), "done");
     assert_eq!(w.served_spki(), new.spki_sha256_hex().unwrap());
     w.assert_mail_verified("after run");
+    w.assert_nothing_deferred();
+    // The same through an ACME client's hook (acme.sh's reloadcmd): it returns on time.
+    let (newer, cert2, key2) = w.new_leaf("newer");
+    let t0 = Instant::now();
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&w.conf_path)
+        .args([
+            "hook",
+            "acme.sh",
+            "--wait",
+            "--timeout",
+            "2s",
+            "--service",
+            "mx",
+        ])
+        .env("Le_Domain", MX_HOST)
+        .env("CERT_KEY_PATH", &key2)
+        .env("CERT_PATH", &cert2)
+        .env("CERT_FULLCHAIN_PATH", &cert2)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let took = t0.elapsed();
+    eprintln!("hook acme.sh --wait --timeout 2s returned after {took:?}");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(took < Duration::from_secs(10), "the hook took {took:?}");
+    let out = w.run(&["run", "--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(w.served_spki(), newer.spki_sha256_hex().unwrap());
+    w.assert_mail_verified("after the hook's rollover");
     w.assert_nothing_deferred();
     // --timeout without --wait is refused, and nonsense is a clear error (never a panic).
     let out = w.deploy(&cert, &key, &["--timeout", "2s"]);
