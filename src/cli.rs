@@ -67,8 +67,13 @@ pub enum Command {
     Plan(PlanArgs),
     /// Generate the next key of a service now (if it has none) and publish its record.
     NextKey(NextKeyArgs),
-    /// Remove a service's records that match neither the live key nor the published next key.
+    /// Remove a service's records that match neither the live key nor the published next key
+    /// (--foreign: also records dane-roll never published; --dry-run: only say what would go).
     Prune(PruneArgs),
+    /// Abandon SERVICE's rollover from any phase before `verified`: the previous certificate
+    /// goes back if the new one was installed, then the abandoned key's records are retired
+    /// once the live handshake matches the records that remain.
+    Abort(AbortArgs),
 }
 
 /// `dane-roll tlsa`.
@@ -286,6 +291,12 @@ pub struct HookOptions {
     #[arg(long)]
     pub wait: bool,
 
+    /// With --wait: stop waiting after this long (`90s`, `10m`, `1h`; default 30m, so the ACME
+    /// client is never held unbounded). The state is saved: `dane-roll run` finishes the
+    /// rollover. Exit 3 when the time ran out.
+    #[arg(long, value_name = "DURATION", value_parser = wait_timeout, requires = "wait")]
+    pub timeout: Option<std::time::Duration>,
+
     /// Skip the 2×TTL wait (never the check that every nameserver serves the record), loudly.
     #[arg(long)]
     pub force: bool,
@@ -365,6 +376,11 @@ pub struct DeployArgs {
     #[arg(long)]
     pub wait: bool,
 
+    /// With --wait: stop waiting after this long (`90s`, `10m`, `1h`). The state is saved and
+    /// `dane-roll run` resumes the rollover. Exit 3 when the time ran out.
+    #[arg(long, value_name = "DURATION", value_parser = wait_timeout, requires = "wait")]
+    pub timeout: Option<std::time::Duration>,
+
     /// Skip the 2×TTL wait (never the "served everywhere and validated" check). Loud.
     #[arg(long)]
     pub force: bool,
@@ -384,6 +400,11 @@ pub struct RunArgs {
     /// Block until every pending rollover is done (progress bar on a terminal).
     #[arg(long)]
     pub wait: bool,
+
+    /// With --wait: stop waiting after this long (`90s`, `10m`, `1h`). The state is saved and
+    /// the next `dane-roll run` resumes. Exit 3 when the time ran out.
+    #[arg(long, value_name = "DURATION", value_parser = wait_timeout, requires = "wait")]
+    pub timeout: Option<std::time::Duration>,
 
     /// Skip the 2×TTL wait (never the "served everywhere and validated" check). Loud.
     #[arg(long)]
@@ -436,4 +457,46 @@ pub struct PruneArgs {
     /// The service.
     #[arg(long, value_name = "NAME")]
     pub service: String,
+
+    /// Also remove records at the service's owner names that dane-roll never published, when
+    /// they are `3 1 1` records matching no key of the store and no key served on any address.
+    #[arg(long)]
+    pub foreign: bool,
+
+    /// Say what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `dane-roll abort SERVICE`.
+#[derive(Debug, Args)]
+pub struct AbortArgs {
+    /// The service.
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+
+    /// Only this key slot (`ec`, `rsa`, `ed`), when the service has several under way.
+    #[arg(long, value_name = "SLOT")]
+    pub slot: Option<String>,
+
+    /// Stop waiting for the abort to finish after this long; the state is saved and
+    /// `dane-roll run` finishes it. Exit 3 when the time ran out.
+    #[arg(long, value_name = "DURATION", value_parser = wait_timeout, default_value = "2m")]
+    pub timeout: std::time::Duration,
+
+    /// Seconds to wait for another dane-roll process working on the service.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub lock_wait: f64,
+}
+
+/// A `--timeout` of a wait: a duration (`90s`, `10m`, `1h30m`) or whole seconds, more than 0.
+fn wait_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = match text.trim().parse::<u64>() {
+        Ok(secs) => std::time::Duration::from_secs(secs),
+        Err(_) => crate::config::parse_duration(text)?,
+    };
+    if d.is_zero() {
+        return Err("must be more than 0 (\"90s\", \"10m\", \"1h\")".to_owned());
+    }
+    Ok(d)
 }

@@ -1,7 +1,9 @@
 //! Exit codes, and how an error reaches the user.
 //!
 //! Commands return a [`Status`]; `check` follows the Nagios plugin convention (0 ok, 1 warning,
-//! 2 critical, 3 unknown), every other command uses 0 for success and 2 for failure.
+//! 2 critical, 3 unknown), every other command uses 0 for success and 2 for failure, and 3 when a
+//! `--wait` ran out of its `--timeout` with a rollover unfinished (nothing failed; the state is
+//! saved and `dane-roll run` resumes it).
 
 use std::process::ExitCode;
 

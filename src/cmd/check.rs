@@ -248,6 +248,7 @@ pub(super) fn build_monitor(
         addresses: flags.addresses,
         max_records: HashMap::new(),
         known_keys: HashMap::new(),
+        retiring: HashMap::new(),
     };
     if let Some(config) = config {
         let store = if config.state_dir.join(crate::store::DB_FILE).exists() {
@@ -270,9 +271,26 @@ pub(super) fn build_monitor(
                 .filter(|k| matches!(k.role, KeyRole::Next | KeyRole::New))
                 .map(|k| k.hash)
                 .collect();
+            let retiring = store
+                .as_ref()
+                .map(|s| retiring_records(s, &service.name))
+                .unwrap_or_default();
             for ep in &service.endpoints {
                 let key = format!("{}:{}", ep.host, ep.port);
                 options.max_records.insert(key.clone(), service.max_records);
+                let owner = dane_roll_providers::absolute(&ep.owner_name());
+                let here: Vec<(TlsaRecord, std::time::SystemTime)> = retiring
+                    .iter()
+                    .filter(|(r, _)| r.owner == owner)
+                    .map(|(r, until)| (r.record.clone(), *until))
+                    .collect();
+                if !here.is_empty() {
+                    options
+                        .retiring
+                        .entry(key.clone())
+                        .or_default()
+                        .extend(here);
+                }
                 if !keys.is_empty() {
                     options
                         .known_keys
@@ -284,4 +302,35 @@ pub(super) fn build_monitor(
         }
     }
     Ok(Monitor::new(resolver, prober, options))
+}
+
+/// The records of `service` that dane-roll retired and that are not published again, each with
+/// the end of its window ([`RETIRING_TTLS`]×TTL after the retire): until then resolvers may
+/// still hold them. The window is compared when the checks run (`serve` runs for long).
+///
+/// [`RETIRING_TTLS`]: crate::monitor::checks::RETIRING_TTLS
+fn retiring_records(
+    store: &Store,
+    service: &str,
+) -> Vec<(crate::rollover::TlsaAt, std::time::SystemTime)> {
+    let Ok(published) = store.published(service) else {
+        return Vec::new();
+    };
+    let active: Vec<&crate::rollover::TlsaAt> = published
+        .iter()
+        .filter(|p| p.retired_at.is_none())
+        .map(|p| &p.record)
+        .collect();
+    published
+        .iter()
+        .filter(|p| !active.contains(&&p.record))
+        .filter_map(|p| {
+            let t = p.retired_at?;
+            let window = u64::from(p.ttl) * u64::from(crate::monitor::checks::RETIRING_TTLS);
+            let until =
+                std::time::UNIX_EPOCH + Duration::from_secs(t.0.max(0).unsigned_abs() + window);
+            Some((p.record.clone(), until))
+        })
+        .filter(|(_, until)| *until > std::time::SystemTime::now())
+        .collect()
 }

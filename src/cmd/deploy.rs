@@ -14,7 +14,7 @@ use crate::exit::Status;
 use crate::rollover::driver::{self, DeployOutcome, Driver};
 use crate::rollover::{DeployOptions, DeployRequest, Origin};
 
-use super::run::{lock_wait, open_driver, print_standing};
+use super::run::{lock_wait, open_driver, print_standing, timed_out};
 
 /// `dane-roll deploy --service NAME --cert F --key F [--chain F] [--wait] [--force]`.
 pub fn run(cli: &Cli, args: &DeployArgs) -> anyhow::Result<Status> {
@@ -29,6 +29,7 @@ pub fn run(cli: &Cli, args: &DeployArgs) -> anyhow::Result<Status> {
     let options = DeployOptions {
         wait: args.wait,
         force: args.force,
+        timeout: args.timeout,
     };
     execute_with(
         cli,
@@ -95,6 +96,13 @@ fn execute_with(
                 )
             }
         }
-        DeployOutcome::Rollover(standing) => print_standing(cli, &standing),
+        DeployOutcome::Rollover(standing) => {
+            let status = print_standing(cli, &standing)?;
+            Ok(if options.wait {
+                status.max(timed_out(&standing))
+            } else {
+                status
+            })
+        }
     }
 }

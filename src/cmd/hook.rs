@@ -16,6 +16,9 @@ use crate::hooks::{self, Client, Disk, Env, dehydrated};
 use crate::notify::{Alert, Notifier, Severity};
 use crate::rollover::{DeployOptions, DeployRequest};
 
+/// How long `hook … --wait` blocks its ACME client at most when `--timeout` is not given.
+pub const HOOK_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
 /// Run the hook of one ACME client.
 pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
     let (which, options) = match client {
@@ -78,6 +81,10 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
     let deploy = DeployOptions {
         wait: options.wait,
         force: options.force,
+        // A hook blocks its ACME client: never unbounded.
+        timeout: options
+            .wait
+            .then_some(options.timeout.unwrap_or(HOOK_WAIT_TIMEOUT)),
     };
     match super::deploy::execute(cli, request, deploy) {
         Ok(status) => Ok(status),

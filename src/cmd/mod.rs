@@ -1,5 +1,6 @@
 //! One module per command; each turns validated arguments into work and a [`Status`].
 
+mod abort;
 mod check;
 mod config;
 mod deploy;
@@ -33,5 +34,6 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
         Command::Plan(args) => plan::run(cli, args),
         Command::NextKey(args) => next_key::run(cli, args),
         Command::Prune(args) => prune::run(cli, args),
+        Command::Abort(args) => abort::run(cli, args),
     }
 }

@@ -2,7 +2,10 @@
 //! keys at every owner name of the service, now, one record at a time (other records at the
 //! owner names stay), and say what was added and what was there already. It waits for nothing
 //! but the provider's read-back: the rollover gate is what waits for the authoritative servers.
+//! The records are stored as the service's own (before they are added, under the service's
+//! lock), so `dane-roll prune` removes them once no key needs them.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,8 +14,34 @@ use dane_roll_providers::{Change, Record, Settings};
 use crate::cli::{Cli, PublishArgs};
 use crate::config::Config;
 use crate::exit::Status;
+use crate::lock;
 use crate::pki;
+use crate::pki::Material;
+use crate::rollover::driver::slot_for;
+use crate::rollover::{Clock, Event, KeyHash, PhaseName, Slot, SystemClock, TlsaAt};
+use crate::store::{RecordChange, Store};
 use crate::tlsa::{Matching, Selector, Usage};
+
+/// The key slot of every key the files hold (their own key, or each certificate's), by hash.
+fn slots_by_hash(materials: &[Material]) -> Vec<(KeyHash, Slot)> {
+    let mut out = Vec::new();
+    for m in materials {
+        if let Some(key) = m.key()
+            && let (Ok(der), Some(slot)) = (key.spki_der(), slot_for(&key.key_type()))
+        {
+            out.push((KeyHash::of_spki_der(&der), slot));
+        }
+        for cert in m.certificates() {
+            if let Ok(public) = cert.public_key()
+                && let (Ok(der), Some(slot)) =
+                    (pki::spki_der(&public), slot_for(&pki::key_type(&public)))
+            {
+                out.push((KeyHash::of_spki_der(&der), slot));
+            }
+        }
+    }
+    out
+}
 
 /// Compute the records, publish them, and report.
 pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
@@ -39,7 +68,9 @@ pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
         .iter()
         .map(|path| pki::load(path))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut records: Vec<Record> = Vec::new();
+    // The key slot each record belongs to, by the key it was computed from.
+    let slots = slots_by_hash(&materials);
+    let mut records: Vec<(Record, TlsaAt, Slot)> = Vec::new();
     let mut warned: Vec<String> = Vec::new();
     for endpoint in &service.endpoints {
         let computed = super::tlsa::compute(
@@ -58,8 +89,13 @@ pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
                 }
             }
             let record = Record::new(&endpoint.owner_name(), service.ttl, &c.record.to_string())?;
-            if !records.iter().any(|r| r.same(&record)) {
-                records.push(record);
+            if !records.iter().any(|(r, ..)| r.same(&record)) {
+                let at = TlsaAt::new(&endpoint.owner_name(), c.record.clone());
+                let slot = slots
+                    .iter()
+                    .find(|(hash, _)| hash.matches(&c.record))
+                    .map_or_else(Slot::default, |(_, slot)| slot.clone());
+                records.push((record, at, slot));
             }
         }
     }
@@ -72,13 +108,36 @@ pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
         ..Settings::default()
     };
     let provider = crate::publish::provider_for(&config, service, settings)?;
+
+    // The records become the service's own before they are added (as a rollover's are), so a
+    // crash cannot leave one published and untracked, and `prune` can remove them later. A
+    // record that was there already is claimed too: the operator said it is this service's.
+    let _held = lock::acquire(
+        &config.state_dir,
+        &service.name,
+        "dane-roll publish",
+        crate::rollover::driver::DEFAULT_LOCK_WAIT,
+    )?;
+    let mut store = Store::open(&config.state_dir)?;
+    let now = SystemClock.now();
+    for (_, at, slot) in &records {
+        store.record_changes(
+            &service.name,
+            slot,
+            &[RecordChange::Published {
+                record: at.clone(),
+                ttl: service.ttl,
+            }],
+            now,
+        )?;
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let mut failed = 0usize;
     runtime.block_on(async {
-        for record in &records {
+        for (record, ..) in &records {
             let result = provider.publish(record).await;
             if let Ok(report) = &result {
                 if let Some(notice) = &report.ttl {
@@ -103,6 +162,27 @@ pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
             }
         }
     });
+    let mut by_slot: BTreeMap<&Slot, Vec<String>> = BTreeMap::new();
+    for (_, at, slot) in &records {
+        by_slot.entry(slot).or_default().push(at.to_string());
+    }
+    for (slot, list) in by_slot {
+        let phase = store
+            .rollover(&service.name, slot)?
+            .map_or(PhaseName::Done, |r| r.phase.name());
+        store.add_events(
+            &service.name,
+            slot,
+            &[Event {
+                time: now,
+                phase,
+                detail: format!(
+                    "`dane-roll publish` added {} as the service's own",
+                    list.join(", ")
+                ),
+            }],
+        )?;
+    }
     if failed > 0 {
         bail!(
             "{failed} of {} record(s) not published through provider {} ({})",

@@ -186,6 +186,7 @@ pub fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
         DeployOptions {
             wait: args.wait,
             force: false,
+            timeout: None,
         },
     )
 }

@@ -24,6 +24,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
         DeployOptions {
             wait: args.wait,
             force: args.force,
+            timeout: args.timeout,
         },
     )?;
     if standings.is_empty() && !cli.quiet {
@@ -31,12 +32,30 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
     }
     let mut status = Status::Ok;
     for standing in &standings {
-        if let Err(err) = print_standing(cli, standing) {
-            eprintln!("dane-roll: error: {err:#}");
-            status = Status::Failure;
+        match print_standing(cli, standing) {
+            Err(err) => {
+                eprintln!("dane-roll: error: {err:#}");
+                status = Status::Failure;
+            }
+            Ok(_) if args.wait => status = status.max(timed_out(standing)),
+            Ok(_) => {}
         }
     }
     Ok(status)
+}
+
+/// After a `--wait` returned: a rollover that is not final ran out of `--timeout` (the wait
+/// returns early for nothing else). Says so and gives exit 3; the state is saved.
+pub(super) fn timed_out(s: &Standing) -> Status {
+    if s.phase.is_final() {
+        return Status::Ok;
+    }
+    eprintln!(
+        "dane-roll: --timeout reached: service {} ({}) is in phase {}; its state is saved and \
+         `dane-roll run` (or the timer) resumes it",
+        s.service, s.slot, s.phase
+    );
+    Status::Unknown
 }
 
 /// Open the store of `config` and build a driver over it.
@@ -67,6 +86,7 @@ pub(super) fn print_standing(cli: &Cli, s: &Standing) -> anyhow::Result<Status> 
         let next = match (s.phase, s.wait_until, &s.waiting_for) {
             (PhaseName::Done, ..) => "done".to_owned(),
             (PhaseName::RolledBack, ..) => "rolled back".to_owned(),
+            (PhaseName::Aborted, ..) => "aborted".to_owned(),
             (_, Some(t), _) => format!("next step at {t}"),
             (_, None, Some(why)) => format!("waiting: {why}"),
             _ => "the next run continues".to_owned(),

@@ -174,6 +174,31 @@ fn next_action(r: &Rollover) -> (String, Option<String>) {
         Phase::Retired { .. } => ("publish the next key".into(), None),
         Phase::Done { .. } => ("none".into(), None),
         Phase::RolledBack { reason, .. } => (format!("none: rolled back ({reason})"), None),
+        Phase::Aborting {
+            from,
+            restore: true,
+            reloaded: false,
+            ..
+        } => (
+            format!(
+                "abort (from {from}): put the previous certificate back and reload, then retire                  the abandoned key's records"
+            ),
+            None,
+        ),
+        Phase::Aborting { from, .. } => (
+            format!(
+                "abort (from {from}): retire the abandoned key's records once the live                  handshake shows the key in use"
+            ),
+            None,
+        ),
+        Phase::Aborted { from, .. } => (
+            format!(
+                "none: aborted by the operator in phase {from}; {} stays live",
+                r.old
+                    .map_or_else(|| "the previous key".to_owned(), |k| k.short())
+            ),
+            None,
+        ),
     }
 }
 
@@ -184,10 +209,12 @@ fn record_strings(records: &[TlsaAt]) -> Vec<String> {
 }
 
 fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value {
-    let expected = if r.is_final() && r.phase.name() != crate::rollover::PhaseName::RolledBack {
-        r.keep_set()
-    } else {
-        r.publish_set()
+    use crate::rollover::PhaseName;
+    let expected = match r.phase.name() {
+        PhaseName::Aborting | PhaseName::Aborted => r.abandon_set(),
+        PhaseName::RolledBack => r.publish_set(),
+        _ if r.is_final() => r.keep_set(),
+        _ => r.publish_set(),
     };
     let (action, eta) = next_action(r);
     let next = keys

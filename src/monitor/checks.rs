@@ -481,6 +481,11 @@ pub fn tlsa_records(ep: &Endpoint, records: &[TlsaRecord], max: usize) -> Check 
     Check::endpoint(CheckKind::TlsaRecords, ep, None, status, message)
 }
 
+/// How many TTLs after dane-roll retired a record it counts as "retiring", not stale: one TTL
+/// for a resolver that fetched the RRset just before the removal, one more for a secondary
+/// that served the old zone a while longer (the same margin as the rollover's 2×TTL wait).
+pub const RETIRING_TTLS: u32 = 2;
+
 /// Records that match nothing served on any address probed: stale, unless they are a key the
 /// store knows as pre-published (`next` or `new`), which is how `current+next` works.
 pub fn tlsa_stale(
@@ -488,6 +493,19 @@ pub fn tlsa_stale(
     usable: &[TlsaRecord],
     reports: &[AddressReport],
     known: &[KeyHash],
+) -> Option<Check> {
+    tlsa_stale_retiring(ep, usable, reports, known, &[])
+}
+
+/// [`tlsa_stale`], where `retiring` are records dane-roll retired less than 2×TTL ago
+/// ([`RETIRING_TTLS`]): resolvers (and a lagging secondary) may still serve them, so they are
+/// "retiring", noted but not stale.
+pub fn tlsa_stale_retiring(
+    ep: &Endpoint,
+    usable: &[TlsaRecord],
+    reports: &[AddressReport],
+    known: &[KeyHash],
+    retiring: &[TlsaRecord],
 ) -> Option<Check> {
     let probed: Vec<&AddressReport> = reports.iter().filter(|r| !r.keys.is_empty()).collect();
     if probed.is_empty() || usable.is_empty() {
@@ -497,9 +515,12 @@ pub fn tlsa_stale(
         .iter()
         .filter(|record| probed.iter().all(|r| r.unmatched_records.contains(record)))
         .collect();
-    let (prepublished, stale): (Vec<&TlsaRecord>, Vec<&TlsaRecord>) = unmatched
+    let (prepublished, unknown): (Vec<&TlsaRecord>, Vec<&TlsaRecord>) = unmatched
         .into_iter()
         .partition(|record| known.iter().any(|k| k.matches(record)));
+    let (going, stale): (Vec<&TlsaRecord>, Vec<&TlsaRecord>) = unknown
+        .into_iter()
+        .partition(|record| retiring.contains(record));
     let mut check = if stale.is_empty() {
         Check::endpoint(
             CheckKind::TlsaStale,
@@ -522,12 +543,23 @@ pub fn tlsa_stale(
             ),
         )
     };
+    let mut notes = Vec::new();
     if !prepublished.is_empty() {
         let list: Vec<String> = prepublished.iter().map(|r| short(r)).collect();
-        check.note = Some(format!(
+        notes.push(format!(
             "pre-published for the next key (known to the store): {}",
             list.join(", ")
         ));
+    }
+    if !going.is_empty() {
+        let list: Vec<String> = going.iter().map(|r| short(r)).collect();
+        notes.push(format!(
+            "retiring (retired by dane-roll less than 2×TTL ago; caches may still hold it): {}",
+            list.join(", ")
+        ));
+    }
+    if !notes.is_empty() {
+        check.note = Some(notes.join("; "));
     }
     Some(check)
 }

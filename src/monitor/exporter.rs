@@ -58,16 +58,7 @@ pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every phase, for `dane_rollover_phase`'s state set.
-const PHASES: [PhaseName; 8] = [
-    PhaseName::Staged,
-    PhaseName::Published,
-    PhaseName::Aged,
-    PhaseName::Installed,
-    PhaseName::Verified,
-    PhaseName::Retired,
-    PhaseName::Done,
-    PhaseName::RolledBack,
-];
+const PHASES: [PhaseName; 10] = PhaseName::ALL;
 
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;

@@ -157,6 +157,9 @@ pub struct MonitorOptions {
     /// Keys the store knows as pre-published (next, new) per endpoint (`host:port`): their
     /// records are not stale.
     pub known_keys: HashMap<String, Vec<KeyHash>>,
+    /// Records dane-roll retired per endpoint (`host:port`), from the store, each with the end
+    /// of its 2×TTL window: until then still in caches, so "retiring", not stale.
+    pub retiring: HashMap<String, Vec<(TlsaRecord, SystemTime)>>,
 }
 
 /// One resolver and one prober for a run. Cheap to clone; `Send` and `Sync`.
@@ -884,7 +887,18 @@ impl Monitor {
                 .get(&key)
                 .map(Vec::as_slice)
                 .unwrap_or(&[]);
-            if let Some(check) = checks::tlsa_stale(ep, &usable, reports, known) {
+            let now = SystemTime::now();
+            let retiring: Vec<TlsaRecord> = self
+                .options
+                .retiring
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .filter(|(_, until)| now < *until)
+                .map(|(record, _)| record.clone())
+                .collect();
+            if let Some(check) = checks::tlsa_stale_retiring(ep, &usable, reports, known, &retiring)
+            {
                 out.push(check);
             }
         }

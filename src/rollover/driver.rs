@@ -25,8 +25,10 @@
 //! [`Action`] performed for real), [`maintain`] (`next-key`, `prune`, `plan`, `status --live`),
 //! `observe` (DNS and probe reports in the engine's words).
 
+mod abort;
 mod actions;
 pub mod deploy;
+mod foreign;
 pub mod maintain;
 mod observe;
 
@@ -62,7 +64,7 @@ use super::{
 use actions::failure_of;
 use deploy::installed_key;
 pub use deploy::{Prepared, prepare, slot_for};
-pub use maintain::PruneReport;
+pub use maintain::{PruneOptions, PruneReport};
 pub use observe::family_of_slot;
 
 /// The directory under the state directory that holds staged key+chain files and next keys.
@@ -182,6 +184,9 @@ pub enum DriverError {
         /// The key slot.
         slot: Slot,
     },
+    /// `dane-roll abort` cannot abandon this rollover.
+    #[error(transparent)]
+    Abort(#[from] super::AbortRefused),
     /// The engine kept asking for actions without settling (a bug guard).
     #[error(
         "service {service} ({slot}): the rollover did not settle after {MAX_STEPS} steps; \
@@ -447,6 +452,9 @@ impl<C: Clock> Driver<C> {
     ) -> Result<Vec<Standing>, DriverError> {
         let mut standings: BTreeMap<(String, Slot), Standing> = BTreeMap::new();
         let mut backoff: HashMap<(String, Slot), u32> = HashMap::new();
+        // `--timeout`: a monotonic deadline for the wait (each pass saves the state, so giving
+        // up between passes loses nothing).
+        let deadline = options.timeout.map(|t| std::time::Instant::now() + t);
         loop {
             let mut wake: Option<(Timestamp, Duration, String)> = None;
             for (service, slot) in targets {
@@ -493,7 +501,13 @@ impl<C: Clock> Driver<C> {
                 self.progress.end_wait();
                 return Ok(standings.into_values().collect());
             }
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            if left.is_some_and(|l| l.is_zero()) {
+                self.progress.end_wait();
+                return Ok(standings.into_values().collect());
+            }
             if let Some((until, delay, label)) = wake {
+                let delay = left.map_or(delay, |l| delay.min(l));
                 self.sleep(&label, until, delay);
             }
         }
@@ -531,6 +545,7 @@ impl<C: Clock> Driver<C> {
         let mut failures: Vec<String> = Vec::new();
         let mut quick = 0usize;
         let mut old_served = false;
+        let mut abandoned_served = false;
         for _ in 0..MAX_STEPS {
             let Some(rollover) = self.store.rollover(service, slot)? else {
                 return Err(DriverError::NoRollover {
@@ -574,15 +589,19 @@ impl<C: Clock> Driver<C> {
                 // The phase moved on: what held it is over. A rollback is no recovery; a
                 // completed rollover closes every alert this slot's rollovers left open
                 // (also a rollback's, once a later rollover succeeds).
-                if after == PhaseName::Done {
+                if after == PhaseName::Done || after == PhaseName::Aborted {
                     self.recover_alerts(
                         service,
                         slot,
                         &PhaseName::ALL,
-                        &format!(
-                            "{service} ({slot}): rollover complete, {} is live",
-                            s.next.new.short()
-                        ),
+                        &if after == PhaseName::Done {
+                            format!(
+                                "{service} ({slot}): rollover complete, {} is live",
+                                s.next.new.short()
+                            )
+                        } else {
+                            format!("{service} ({slot}): rollover aborted by the operator")
+                        },
                     );
                 } else if after != PhaseName::RolledBack {
                     self.recover_alerts(
@@ -607,6 +626,8 @@ impl<C: Clock> Driver<C> {
                             matches!(p.verdict, super::ProbeVerdict::Match)
                                 && p.live_key.is_some_and(|k| k != s.next.new)
                         });
+                        // The same after an abort's reload, the other way round.
+                        abandoned_served = results.iter().any(|p| p.live_key == Some(s.next.new));
                     }
                     outcomes.push(outcome);
                 }
@@ -614,10 +635,12 @@ impl<C: Clock> Driver<C> {
             if !s.is_settled() {
                 continue;
             }
-            if matches!(s.next.phase, Phase::Installed { reloaded: true, .. })
-                && old_served
-                && quick < QUICK_REPROBE_MS.len()
-            {
+            let stale_served = match s.next.phase {
+                Phase::Installed { reloaded: true, .. } => old_served,
+                Phase::Aborting { .. } => abandoned_served,
+                _ => false,
+            };
+            if stale_served && quick < QUICK_REPROBE_MS.len() {
                 std::thread::sleep(Duration::from_millis(QUICK_REPROBE_MS[quick]));
                 quick += 1;
                 continue;
@@ -653,7 +676,7 @@ impl<C: Clock> Driver<C> {
             PhaseName::Done => {
                 key(KeyRole::Current)? != Some(r.new) || key(KeyRole::New)?.is_some()
             }
-            PhaseName::RolledBack => key(KeyRole::New)? == Some(r.new),
+            PhaseName::RolledBack | PhaseName::Aborted => key(KeyRole::New)? == Some(r.new),
             _ => false,
         })
     }
@@ -684,7 +707,7 @@ impl<C: Clock> Driver<C> {
                 })?;
                 self.store.clear_key(&r.service, &r.slot, KeyRole::New)?;
             }
-            PhaseName::RolledBack => {
+            PhaseName::RolledBack | PhaseName::Aborted => {
                 self.store.clear_key(&r.service, &r.slot, KeyRole::New)?;
             }
             _ => {}

@@ -21,6 +21,8 @@ use super::phase::{Phase, PhaseName, Rollover};
 use super::plan::retirable;
 use super::{KeyHash, Slot, Timestamp, TlsaAt};
 
+pub mod abort;
+
 /// After this many inconclusive probes in `installed` an alert goes out (the rollover keeps
 /// waiting: with old and new records both published, either certificate is matched).
 pub const PROBE_ALERT_AFTER: u32 = 5;
@@ -435,8 +437,9 @@ pub fn step(rollover: Rollover, observations: &Observations, now: Timestamp) -> 
             } => ctx.installed(reloaded, reload_failures, probes),
             Phase::Verified { .. } => ctx.verified(),
             Phase::Retired { .. } => ctx.retired(),
-            Phase::Done { .. } => false,
+            Phase::Done { .. } | Phase::Aborted { .. } => false,
             Phase::RolledBack { .. } => ctx.rolled_back(),
+            Phase::Aborting { .. } => ctx.aborting(),
         };
         if !moved {
             break;
@@ -976,7 +979,18 @@ impl Ctx<'_> {
         let protected = self.protected();
         let phase = self.r.phase.name();
         let mut refused = Vec::new();
+        let abort_protected = self.abort_protected();
+        let abandoned = self.r.new;
         self.actions.retain(|a| match a {
+            // An abort retires only the abandoned key's records, never a kept key's.
+            Action::Retire(record) if phase == PhaseName::Aborting => {
+                let ok =
+                    record.is_of(&abandoned) && !abort_protected.iter().any(|k| record.is_of(k));
+                if !ok {
+                    refused.push(record.clone());
+                }
+                ok
+            }
             Action::Retire(record) => {
                 let ok = phase == PhaseName::Verified && !protected.iter().any(|k| record.is_of(k));
                 if !ok {

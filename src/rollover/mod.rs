@@ -30,6 +30,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use engine::abort::{AbortRefused, abort};
 pub use engine::{
     Action, DnsReport, EngineError, Event, NsAnswer, Observations, Outcome, OwnerReport,
     ProbeResult, ProbeVerdict, StageRequest, Step, Validation, stage, step,

@@ -1,7 +1,8 @@
 //! The phases of one rollover and the persisted [`Rollover`] (one per service and key slot).
 //!
 //! `staged` → `published` → `aged` → `installed` → `verified` → `retired` → `done`; a failed
-//! verification goes to `rolled-back`. Each phase carries what it has to remember across runs
+//! verification goes to `rolled-back`; the operator's `dane-roll abort` goes from any phase
+//! before `verified` to `aborting` → `aborted`. Each phase carries what it has to remember across runs
 //! (timestamps, attempt counters), and the whole [`Rollover`] is stored as JSON by the store, so a
 //! process killed anywhere resumes from the last persisted step.
 
@@ -84,6 +85,33 @@ pub enum Phase {
         /// Failed reinstall or reload attempts.
         failures: u32,
     },
+    /// The operator abandons the rollover (`dane-roll abort`): the previous certificate goes
+    /// back if the new one was installed, then, once the live handshake on every endpoint
+    /// address matches the records that remain, the abandoned key's records are retired.
+    Aborting {
+        /// When the phase began.
+        since: Timestamp,
+        /// The phase the rollover was abandoned in.
+        from: PhaseName,
+        /// Whether the previous certificate must go back (the new one was installed).
+        restore: bool,
+        /// Whether it was reinstalled.
+        reinstalled: bool,
+        /// Whether the service was reloaded after that.
+        reloaded: bool,
+        /// Failed reinstall, reload or retire attempts.
+        failures: u32,
+        /// Probes that did not yet show the remaining key on every address.
+        probes: u32,
+    },
+    /// Abandoned: the key served before the rollover is live, the abandoned key's records
+    /// are retired (unless it is the published next key).
+    Aborted {
+        /// When the phase began.
+        since: Timestamp,
+        /// The phase the rollover was abandoned in.
+        from: PhaseName,
+    },
 }
 
 /// The name of a phase, without its data: for events, status and the store's index column.
@@ -106,11 +134,15 @@ pub enum PhaseName {
     Done,
     /// See [`Phase::RolledBack`].
     RolledBack,
+    /// See [`Phase::Aborting`].
+    Aborting,
+    /// See [`Phase::Aborted`].
+    Aborted,
 }
 
 impl PhaseName {
     /// Every phase, in order.
-    pub const ALL: [PhaseName; 8] = [
+    pub const ALL: [PhaseName; 10] = [
         PhaseName::Staged,
         PhaseName::Published,
         PhaseName::Aged,
@@ -119,6 +151,8 @@ impl PhaseName {
         PhaseName::Retired,
         PhaseName::Done,
         PhaseName::RolledBack,
+        PhaseName::Aborting,
+        PhaseName::Aborted,
     ];
 
     /// The kebab-case name, as stored and shown.
@@ -132,12 +166,17 @@ impl PhaseName {
             PhaseName::Retired => "retired",
             PhaseName::Done => "done",
             PhaseName::RolledBack => "rolled-back",
+            PhaseName::Aborting => "aborting",
+            PhaseName::Aborted => "aborted",
         }
     }
 
     /// Whether a rollover in this phase is finished (nothing more will happen by itself).
     pub fn is_final(self) -> bool {
-        matches!(self, PhaseName::Done | PhaseName::RolledBack)
+        matches!(
+            self,
+            PhaseName::Done | PhaseName::RolledBack | PhaseName::Aborted
+        )
     }
 }
 
@@ -159,6 +198,8 @@ impl Phase {
             Phase::Retired { .. } => PhaseName::Retired,
             Phase::Done { .. } => PhaseName::Done,
             Phase::RolledBack { .. } => PhaseName::RolledBack,
+            Phase::Aborting { .. } => PhaseName::Aborting,
+            Phase::Aborted { .. } => PhaseName::Aborted,
         }
     }
 
@@ -172,7 +213,9 @@ impl Phase {
             | Phase::Verified { since }
             | Phase::Retired { since }
             | Phase::Done { since }
-            | Phase::RolledBack { since, .. } => *since,
+            | Phase::RolledBack { since, .. }
+            | Phase::Aborting { since, .. }
+            | Phase::Aborted { since, .. } => *since,
         }
     }
 }
@@ -254,6 +297,17 @@ impl Rollover {
     /// The records the service keeps once the new key is live: new, next (and issuers).
     pub fn keep_set(&self) -> Vec<TlsaAt> {
         desired(self.scheme, &self.owners, &self.keys_after())
+    }
+
+    /// The records the service keeps once the rollover is abandoned: old, next (and issuers).
+    pub fn abandon_set(&self) -> Vec<TlsaAt> {
+        let keys = KeySet {
+            current: self.old,
+            next: self.next,
+            new: None,
+            issuers: self.issuers.clone(),
+        };
+        desired(self.scheme, &self.owners, &keys)
     }
 
     /// The keys by role once the new key is live.

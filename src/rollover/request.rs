@@ -56,4 +56,7 @@ pub struct DeployOptions {
     pub wait: bool,
     /// Skip the 2×TTL wait (never the "served everywhere and validated" check), loudly.
     pub force: bool,
+    /// With `wait`: give up waiting after this long. The state is saved at every step, so a
+    /// rollover left unfinished is where `dane-roll run` (or the timer) picks it up.
+    pub timeout: Option<std::time::Duration>,
 }

@@ -1,5 +1,5 @@
 //! The commands around rollovers: `next-key` (generate and publish), `prune` (remove stale
-//! records, never one the live handshake or the next key needs), `plan` (the next step, not
+//! records, never one the live handshake or the next key needs; `--foreign` in `foreign`), `plan` (the next step, not
 //! taken), `status --live` (what DNS and the handshake show), and confirming a published next
 //! key so that the rollover to it needs no new wait.
 
@@ -16,6 +16,22 @@ pub struct PruneReport {
     pub kept_keys: Vec<String>,
     /// Why nothing was done, when refused.
     pub refused: Option<String>,
+    /// Whether this was a dry run: `removed` and `foreign` say what would go; nothing went.
+    pub dry_run: bool,
+    /// Records at the service's owner names that were never ours and match no key: removed
+    /// (with `--foreign`).
+    pub foreign: Vec<String>,
+    /// Records at the service's owner names that were never ours and stay, with why.
+    pub kept_foreign: Vec<String>,
+}
+
+/// How `prune` goes about it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PruneOptions {
+    /// Also records at the service's owner names that dane-roll never published.
+    pub foreign: bool,
+    /// Say what would be removed; change nothing.
+    pub dry_run: bool,
 }
 
 pub(super) fn installed_key_type(path: &Path) -> Option<crate::config::KeyType> {
@@ -195,10 +211,17 @@ impl<C: Clock> Driver<C> {
     /// Remove the records of `service` that match neither a live key (probed now), the current
     /// key, the published next key, nor a key of an unfinished rollover. Refuses when an
     /// endpoint address could not be probed. Returns the records removed and those that failed.
-    pub fn prune(&mut self, service: &str) -> Result<PruneReport, DriverError> {
+    pub fn prune(
+        &mut self,
+        service: &str,
+        options: PruneOptions,
+    ) -> Result<PruneReport, DriverError> {
         let svc = find_service(&self.config, service)?.clone();
         let _held = self.lock(service)?;
-        let mut report = PruneReport::default();
+        let mut report = PruneReport {
+            dry_run: options.dry_run,
+            ..PruneReport::default()
+        };
         let mut slots: BTreeSet<Slot> = self
             .store
             .published(service)?
@@ -246,7 +269,7 @@ impl<C: Clock> Driver<C> {
                 keep.extend(r.issuers.iter().copied());
                 match r.phase.name() {
                     // Rolled back: the old key is live again; the new one's records may go.
-                    PhaseName::RolledBack => keep.extend(r.old),
+                    PhaseName::RolledBack | PhaseName::Aborted => keep.extend(r.old),
                     PhaseName::Done => keep.push(r.new),
                     // Under way: every record it published is still needed.
                     _ => {
@@ -262,6 +285,10 @@ impl<C: Clock> Driver<C> {
         for slot in slots {
             for record in self.store.ours(service, &slot)? {
                 if keep.iter().any(|k| record.is_of(k)) {
+                    continue;
+                }
+                if options.dry_run {
+                    report.removed.push(record.to_string());
                     continue;
                 }
                 let result = self.provider_change(&svc, &record, svc.ttl, false);
@@ -292,6 +319,9 @@ impl<C: Clock> Driver<C> {
                     Err(err) => report.failed.push(format!("{record}: {err}")),
                 }
             }
+        }
+        if options.foreign {
+            self.prune_foreign(&svc, keep, &mut report)?;
         }
         Ok(report)
     }
@@ -327,10 +357,10 @@ impl<C: Clock> Driver<C> {
     /// of every endpoint address against the validated records.
     pub fn observe_live(&self, r: &Rollover) -> Result<(DnsReport, Vec<ProbeResult>), DriverError> {
         let svc = find_service(&self.config, &r.service)?;
-        let expected = if r.is_final() {
-            r.keep_set()
-        } else {
-            r.publish_set()
+        let expected = match r.phase.name() {
+            PhaseName::Aborting | PhaseName::Aborted => r.abandon_set(),
+            _ if r.is_final() => r.keep_set(),
+            _ => r.publish_set(),
         };
         let dns = self.check_dns(&expected, &expected);
         let probed = self.probe(svc, &r.slot, &r.endpoints, r.new);

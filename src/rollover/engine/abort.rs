@@ -1,0 +1,504 @@
+//! The way out of a rollover the operator abandons (`dane-roll abort`): [`abort`] turns a
+//! rollover in any phase before `verified` into `aborting`, and the engine's `aborting` step
+//! puts the previous certificate back if the new one was installed, reloads, probes, and only
+//! once the live handshake on every endpoint address shows a key other than the abandoned one
+//! (and matches the validated records that remain) retires the abandoned key's records, one by
+//! one; then `aborted`. The old key's records were never removed before `verified`, so mail
+//! keeps verifying throughout. Like every phase, each change waits for an observed outcome, and
+//! a failure is retried by the next `dane-roll run`.
+
+use super::*;
+
+/// Why a rollover cannot be abandoned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AbortRefused {
+    /// Nothing is under way.
+    #[error("service {service} ({slot}): the rollover is {phase}; there is nothing to abort")]
+    Final {
+        /// The service.
+        service: String,
+        /// The key slot.
+        slot: Slot,
+        /// Its phase.
+        phase: PhaseName,
+    },
+    /// The new key is verified live: the old records may be going already.
+    #[error(
+        "service {service} ({slot}): the new key {new} is verified live (phase {phase}) and the \
+         old records are being retired, so the previous certificate cannot safely go back; \
+         `dane-roll run {service}` finishes the rollover (only record clean-up is left)"
+    )]
+    PastVerify {
+        /// The service.
+        service: String,
+        /// The key slot.
+        slot: Slot,
+        /// Its phase.
+        phase: PhaseName,
+        /// The new key, short.
+        new: String,
+    },
+    /// The new certificate is installed and there is nothing to go back to.
+    #[error(
+        "service {service} ({slot}): the new certificate is installed and no previous \
+         certificate was kept (the chain file did not exist when the rollover began), so there \
+         is nothing to go back to; let `dane-roll run {service}` finish the rollover"
+    )]
+    NoPrevious {
+        /// The service.
+        service: String,
+        /// The key slot.
+        slot: Slot,
+    },
+}
+
+/// Begin abandoning `rollover`: `installed` says whether the new certificate is (or may be) in
+/// the service's chain file, so the previous one must go back. Returns the rollover in
+/// `aborting` with its event, to be saved; the actions come from the next [`step`], with the
+/// store's observations (what is "ours" decides what goes).
+pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step, AbortRefused> {
+    let from = rollover.phase.name();
+    match from {
+        PhaseName::Done | PhaseName::RolledBack | PhaseName::Aborted => {
+            return Err(AbortRefused::Final {
+                service: rollover.service,
+                slot: rollover.slot,
+                phase: from,
+            });
+        }
+        PhaseName::Verified | PhaseName::Retired => {
+            return Err(AbortRefused::PastVerify {
+                service: rollover.service,
+                slot: rollover.slot,
+                phase: from,
+                new: rollover.new.short(),
+            });
+        }
+        // Aborting again (a resumed abort) keeps its progress.
+        PhaseName::Aborting => {
+            return Ok(Step {
+                next: rollover,
+                actions: Vec::new(),
+                events: Vec::new(),
+            });
+        }
+        _ => {}
+    }
+    let restore = installed || from == PhaseName::Installed;
+    if restore && rollover.previous_chain.is_none() {
+        return Err(AbortRefused::NoPrevious {
+            service: rollover.service,
+            slot: rollover.slot,
+        });
+    }
+    let mut r = rollover;
+    r.phase = Phase::Aborting {
+        since: now,
+        from,
+        restore,
+        reinstalled: false,
+        reloaded: false,
+        failures: 0,
+        probes: 0,
+    };
+    let detail = format!(
+        "aborted by the operator in phase {from}: abandoning key {}; {}",
+        r.new.short(),
+        if restore {
+            "the previous certificate goes back, then the abandoned key's records are retired"
+        } else {
+            "the new certificate was never installed; the abandoned key's records are retired \
+             once the live handshake shows the key in use"
+        }
+    );
+    Ok(Step {
+        next: r,
+        actions: Vec::new(),
+        events: vec![Event {
+            time: now,
+            phase: PhaseName::Aborting,
+            detail,
+        }],
+    })
+}
+
+impl Ctx<'_> {
+    /// The keys whose records an abort keeps: the old key, the next keys, issuers, and every
+    /// key a probe saw live.
+    pub(super) fn abort_protected(&self) -> Vec<KeyHash> {
+        let mut keys: Vec<KeyHash> = self.r.old.into_iter().collect();
+        keys.extend(self.r.next);
+        keys.extend(self.obs.stored_next);
+        keys.extend(self.r.issuers.iter().copied());
+        keys.extend(self.obs.protected.iter().copied());
+        keys
+    }
+
+    pub(super) fn aborting(&mut self) -> bool {
+        let Phase::Aborting {
+            since,
+            from,
+            restore,
+            mut reinstalled,
+            mut reloaded,
+            mut failures,
+            mut probes,
+        } = self.r.phase.clone()
+        else {
+            return false;
+        };
+        let mut done = false;
+        if restore && !reinstalled {
+            match (
+                self.r.previous_chain.clone(),
+                self.latest(|o| match o {
+                    Outcome::Reinstalled(r) => Some(r.clone()),
+                    _ => None,
+                }),
+            ) {
+                (None, _) => self.alert(
+                    "no previous certificate to reinstall; the abandoned key stays live and its \
+                     records stay"
+                        .to_owned(),
+                ),
+                (Some(chain), None) => self.actions.push(Action::ReinstallPrevious { chain }),
+                (Some(_), Some(Ok(()))) => {
+                    reinstalled = true;
+                    self.event("previous certificate reinstalled".to_owned());
+                    self.actions.push(Action::Reload);
+                }
+                (Some(_), Some(Err(err))) => {
+                    failures = failures.saturating_add(1);
+                    self.alert(format!(
+                        "abort: reinstalling the previous certificate failed: {err}; the next run \
+                         retries"
+                    ));
+                }
+            }
+        } else if restore && !reloaded {
+            match self.latest(|o| match o {
+                Outcome::Reloaded(r) => Some(r.clone()),
+                _ => None,
+            }) {
+                None => self.actions.push(Action::Reload),
+                Some(Ok(())) => {
+                    reloaded = true;
+                    self.event("service reloaded with the previous certificate".to_owned());
+                }
+                Some(Err(err)) => {
+                    failures = failures.saturating_add(1);
+                    self.alert(format!(
+                        "abort: reload after reinstalling the previous certificate failed: \
+                         {err}; the next run retries"
+                    ));
+                }
+            }
+        }
+        if !restore || (reinstalled && reloaded) {
+            done = self.abort_retire(&mut failures, &mut probes);
+        }
+        if done {
+            let retired = self
+                .obs
+                .outcomes
+                .iter()
+                .filter(|o| matches!(o, Outcome::Retired { result: Ok(()), .. }))
+                .count();
+            return self.go(
+                Phase::Aborted {
+                    since: self.now,
+                    from,
+                },
+                format!(
+                    "abort complete: {} is live, key {} abandoned ({retired} record(s) retired \
+                     this run)",
+                    self.r
+                        .old
+                        .map_or_else(|| "the previous key".to_owned(), |k| k.short()),
+                    self.r.new.short()
+                ),
+            );
+        }
+        self.r.phase = Phase::Aborting {
+            since,
+            from,
+            restore,
+            reinstalled,
+            reloaded,
+            failures,
+            probes,
+        };
+        false
+    }
+
+    /// Probe, then retire the abandoned key's records once every address shows another key
+    /// that matches the records that remain. `true` when none is left.
+    fn abort_retire(&mut self, failures: &mut u32, probes: &mut u32) -> bool {
+        let mut ok = BTreeSet::new();
+        let mut failed = Vec::new();
+        for o in &self.obs.outcomes {
+            if let Outcome::Retired { record, result } = o {
+                match result {
+                    Ok(()) => {
+                        ok.insert(record.sort_key());
+                    }
+                    Err(e) => failed.push((record.clone(), e.clone())),
+                }
+            }
+        }
+        if !failed.is_empty() {
+            *failures = failures.saturating_add(1);
+            for (record, err) in failed {
+                self.alert(format!(
+                    "abort: retiring {record} failed: {err}; it stays published, the next run \
+                     retries"
+                ));
+            }
+            return false;
+        }
+        let protected = self.abort_protected();
+        let abandoned: Vec<TlsaAt> = self
+            .obs
+            .ours
+            .iter()
+            .filter(|r| r.is_of(&self.r.new) && !protected.iter().any(|k| r.is_of(k)))
+            .filter(|r| !ok.contains(&r.sort_key()))
+            .cloned()
+            .collect();
+        if abandoned.is_empty() {
+            return true;
+        }
+        if !ok.is_empty() {
+            // Retired in this run after a matching probe; the rest follow the same probe.
+            self.actions
+                .extend(abandoned.into_iter().map(Action::Retire));
+            return false;
+        }
+        let Some(results) = self.latest(|o| match o {
+            Outcome::Probed(r) => Some(r.clone()),
+            _ => None,
+        }) else {
+            self.actions.push(Action::Probe {
+                endpoints: self.r.endpoints.clone(),
+                expect: self.r.old.unwrap_or(self.r.new),
+            });
+            return false;
+        };
+        match self.remaining_live(&results) {
+            Ok(()) => {
+                self.actions
+                    .extend(abandoned.into_iter().map(Action::Retire));
+                false
+            }
+            Err(reason) => {
+                *probes = probes.saturating_add(1);
+                if *probes == PROBE_ALERT_AFTER {
+                    self.alert(format!(
+                        "abort: {} probes did not show the remaining key live ({reason}); the \
+                         abandoned key's records stay until they do",
+                        *probes
+                    ));
+                }
+                self.wait(None, reason);
+                false
+            }
+        }
+    }
+
+    /// Every endpoint has a probed address, and every address matched the validated records
+    /// with a key other than the abandoned one.
+    fn remaining_live(&self, results: &[ProbeResult]) -> Result<(), String> {
+        let mut waiting = Vec::new();
+        for endpoint in &self.r.endpoints {
+            if !results.iter().any(|p| &p.endpoint == endpoint) {
+                waiting.push(format!("{endpoint}: not probed"));
+            }
+        }
+        for p in results {
+            match (&p.verdict, p.live_key) {
+                (ProbeVerdict::Match, Some(key)) if key != self.r.new => {}
+                (ProbeVerdict::Match, Some(key)) => waiting.push(format!(
+                    "{} ({}) still serves the abandoned key {}",
+                    p.endpoint,
+                    p.address,
+                    key.short()
+                )),
+                (ProbeVerdict::Match, None) => waiting.push(format!(
+                    "{} ({}): served key unknown",
+                    p.endpoint, p.address
+                )),
+                (ProbeVerdict::NoMatch(why) | ProbeVerdict::Unknown(why), _) => {
+                    waiting.push(format!("{} ({}): {why}", p.endpoint, p.address));
+                }
+            }
+        }
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(waiting.join("; "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OWNER: &str = "_25._tcp.mx.example.com.";
+
+    fn key(n: u8) -> KeyHash {
+        KeyHash([n; 32])
+    }
+
+    fn rollover(phase: Phase, previous: bool) -> Rollover {
+        Rollover {
+            service: "mx".to_owned(),
+            slot: Slot::new("ec"),
+            scheme: Scheme::CurrentNext,
+            ttl: 2,
+            owners: vec![OWNER.to_owned()],
+            endpoints: vec!["mx.example.com:25".to_owned()],
+            old: Some(key(1)),
+            new: key(2),
+            next: Some(key(3)),
+            issuers: Vec::new(),
+            chain: PathBuf::from("/state/new.pem"),
+            previous_chain: previous.then(|| PathBuf::from("/state/previous.pem")),
+            confirmed_since: None,
+            forced: None,
+            started: Timestamp(100),
+            phase,
+        }
+    }
+
+    fn probed(live: KeyHash) -> Outcome {
+        Outcome::Probed(vec![ProbeResult {
+            endpoint: "mx.example.com:25".to_owned(),
+            address: "192.0.2.1".to_owned(),
+            verdict: ProbeVerdict::Match,
+            live_key: Some(live),
+        }])
+    }
+
+    fn obs(outcomes: Vec<Outcome>, ours: &[u8]) -> Observations {
+        Observations {
+            outcomes,
+            ours: ours
+                .iter()
+                .map(|n| TlsaAt::new(OWNER, key(*n).dane_ee()))
+                .collect(),
+            ..Observations::default()
+        }
+    }
+
+    #[test]
+    fn from_installed_the_previous_certificate_goes_back_before_any_record() {
+        let installed = Phase::Installed {
+            since: Timestamp(110),
+            reloaded: true,
+            reload_failures: 0,
+            probes: 0,
+        };
+        let s = abort(rollover(installed, true), false, Timestamp(120)).unwrap();
+        assert!(s.events[0].detail.contains("aborted by the operator"));
+        let s = step(s.next, &obs(Vec::new(), &[1, 2, 3]), Timestamp(120));
+        assert!(
+            matches!(&s.actions[..], [Action::ReinstallPrevious { .. }]),
+            "{:?}",
+            s.actions
+        );
+        let s = step(
+            s.next,
+            &obs(vec![Outcome::Reinstalled(Ok(()))], &[1, 2, 3]),
+            Timestamp(121),
+        );
+        assert_eq!(s.actions, vec![Action::Reload]);
+        let s = step(
+            s.next,
+            &obs(vec![Outcome::Reloaded(Ok(()))], &[1, 2, 3]),
+            Timestamp(122),
+        );
+        assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
+        // The abandoned key still served (an idle smtpd): nothing retired, wait.
+        let s = step(
+            s.next,
+            &obs(vec![probed(key(2))], &[1, 2, 3]),
+            Timestamp(123),
+        );
+        assert!(
+            s.actions.iter().all(|a| !matches!(a, Action::Retire(_))),
+            "{:?}",
+            s.actions
+        );
+        assert_eq!(s.next.phase.name(), PhaseName::Aborting);
+        // The old key live: only the abandoned key's record goes (old and next stay).
+        let s = step(
+            s.next,
+            &obs(vec![probed(key(1))], &[1, 2, 3]),
+            Timestamp(124),
+        );
+        assert_eq!(
+            s.actions,
+            vec![Action::Retire(TlsaAt::new(OWNER, key(2).dane_ee()))]
+        );
+        let gone = Outcome::Retired {
+            record: TlsaAt::new(OWNER, key(2).dane_ee()),
+            result: Ok(()),
+        };
+        let s = step(s.next, &obs(vec![gone], &[1, 3]), Timestamp(125));
+        assert_eq!(s.next.phase.name(), PhaseName::Aborted);
+        assert!(s.next.is_final());
+    }
+
+    #[test]
+    fn from_published_nothing_is_reinstalled_and_a_failed_retire_is_held() {
+        let published = Phase::Published {
+            since: Timestamp(110),
+            confirmed_at: None,
+            checks: 1,
+        };
+        let s = abort(rollover(published, false), false, Timestamp(120)).unwrap();
+        let s = step(s.next, &obs(Vec::new(), &[1, 2]), Timestamp(120));
+        assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
+        let s = step(s.next, &obs(vec![probed(key(1))], &[1, 2]), Timestamp(121));
+        let retire = TlsaAt::new(OWNER, key(2).dane_ee());
+        assert_eq!(s.actions, vec![Action::Retire(retire.clone())]);
+        let failed = Outcome::Retired {
+            record: retire,
+            result: Err("REFUSED".to_owned()),
+        };
+        let s = step(s.next, &obs(vec![failed], &[1, 2]), Timestamp(122));
+        assert_eq!(s.next.phase.name(), PhaseName::Aborting);
+        assert!(s.alerts().any(|a| a.contains("REFUSED")));
+        assert!(s.is_settled());
+    }
+
+    #[test]
+    fn past_verify_final_or_nothing_to_go_back_to_is_refused() {
+        let verified = Phase::Verified {
+            since: Timestamp(110),
+        };
+        assert!(matches!(
+            abort(rollover(verified, true), true, Timestamp(120)),
+            Err(AbortRefused::PastVerify { .. })
+        ));
+        let done = Phase::Done {
+            since: Timestamp(110),
+        };
+        assert!(matches!(
+            abort(rollover(done, true), false, Timestamp(120)),
+            Err(AbortRefused::Final { .. })
+        ));
+        let aged = Phase::Aged {
+            since: Timestamp(110),
+            forced: false,
+            install_failures: 0,
+        };
+        // Installed by a process killed before it recorded the outcome, no previous file.
+        assert!(matches!(
+            abort(rollover(aged, false), true, Timestamp(120)),
+            Err(AbortRefused::NoPrevious { .. })
+        ));
+    }
+}
