@@ -22,6 +22,7 @@
 //! provider (several by rewriting the whole RRset from a listing), which could not be checked
 //! against invariant 4 provider by provider.
 
+pub mod child;
 pub mod cloudflare;
 pub mod desec;
 mod error;
