@@ -37,7 +37,12 @@ impl From<Status> for ExitCode {
 }
 
 /// Print an error with its chain of causes on standard error and return exit code 2.
+///
+/// Control characters from input are escaped ([`crate::output::error_text`]).
 pub fn report(err: &anyhow::Error) -> ExitCode {
-    eprintln!("dane-roll: error: {err:#}");
+    use std::io::Write;
+    let text = crate::output::error_text(err);
+    // A closed standard error cannot be told about anything: the exit code says it.
+    let _ = writeln!(std::io::stderr().lock(), "dane-roll: error: {text}");
     Status::Failure.into()
 }

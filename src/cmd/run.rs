@@ -32,7 +32,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
     let mut status = Status::Ok;
     for standing in &standings {
         if let Err(err) = print_standing(cli, standing) {
-            eprintln!("dane-roll: error: {err:#}");
+            crate::output::error_line(&format!("dane-roll: error: {err:#}"));
             status = Status::Failure;
         }
     }

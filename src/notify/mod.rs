@@ -181,6 +181,23 @@ pub struct Outcome {
     pub result: Result<Sent, ChannelError>,
 }
 
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.result {
+            Ok(_) => write!(
+                f,
+                "alert channel \"{}\" ({}): sent",
+                self.channel, self.kind
+            ),
+            Err(err) => write!(
+                f,
+                "alert channel \"{}\" ({}) failed: {err}",
+                self.channel, self.kind
+            ),
+        }
+    }
+}
+
 /// The outcomes of one alert on every channel, in configuration order.
 #[derive(Debug, Default)]
 pub struct Delivery {

@@ -299,7 +299,9 @@ impl<C: Clock> Driver<C> {
         let notifier = match Notifier::new(&config.alerts) {
             Ok(n) => Some(n),
             Err(err) => {
-                eprintln!("dane-roll: warning: alerts cannot be sent: {err}");
+                crate::output::error_line(&format!(
+                    "dane-roll: warning: alerts cannot be sent: {err}"
+                ));
                 None
             }
         };
@@ -420,11 +422,11 @@ impl<C: Clock> Driver<C> {
                 continue;
             }
             if self.config.service(&r.service).is_none() {
-                eprintln!(
+                crate::output::error_line(&format!(
                     "dane-roll: warning: the stored rollover of service {} ({}) is left alone: \
                      the service is no longer in {}",
                     r.service, r.slot, self.config.file
-                );
+                ));
                 continue;
             }
             targets.push((r.service, r.slot));
