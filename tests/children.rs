@@ -60,5 +60,8 @@ fn a_reload_past_its_time_is_killed_with_its_process_group() {
     let text = err.to_string();
     assert!(text.contains("within 0.3 s"), "{text}");
     std::thread::sleep(Duration::from_millis(2500));
-    assert!(!mark.exists(), "a process of the reload outlived its time limit");
+    assert!(
+        !mark.exists(),
+        "a process of the reload outlived its time limit"
+    );
 }

@@ -231,17 +231,24 @@ fn kill_group(pid: u32) {
     }
 }
 
+/// What a stream's reader has so far.
+#[derive(Default)]
+struct Kept {
+    bytes: Vec<u8>,
+    truncated: bool,
+    ended: bool,
+}
+
 /// One output stream read on a thread into a bounded buffer.
 struct Stream {
-    /// (kept bytes, truncated, at end of file)
-    state: Arc<(Mutex<(Vec<u8>, bool, bool)>, std::sync::Condvar)>,
+    state: Arc<(Mutex<Kept>, std::sync::Condvar)>,
 }
 
 impl Stream {
     fn read(pipe: Option<impl Read + Send + 'static>) -> Stream {
-        let state = Arc::new((Mutex::new((Vec::new(), false, false)), std::sync::Condvar::new()));
+        let state = Arc::new((Mutex::new(Kept::default()), std::sync::Condvar::new()));
         let Some(mut pipe) = pipe else {
-            state.0.lock().unwrap_or_else(|e| e.into_inner()).2 = true;
+            state.0.lock().unwrap_or_else(|e| e.into_inner()).ended = true;
             return Stream { state };
         };
         let shared = state.clone();
@@ -252,15 +259,15 @@ impl Stream {
                 let (lock, cvar) = &*shared;
                 let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
                 if n == 0 {
-                    s.2 = true;
+                    s.ended = true;
                     cvar.notify_all();
                     return;
                 }
-                let room = OUTPUT_CAP.saturating_sub(s.0.len());
+                let room = OUTPUT_CAP.saturating_sub(s.bytes.len());
                 if n > room {
-                    s.1 = true;
+                    s.truncated = true;
                 }
-                s.0.extend_from_slice(&buf[..n.min(room)]);
+                s.bytes.extend_from_slice(&buf[..n.min(room)]);
             }
         });
         Stream { state }
@@ -269,7 +276,7 @@ impl Stream {
     fn wait_until(&self, deadline: Instant) {
         let (lock, cvar) = &*self.state;
         let mut s = lock.lock().unwrap_or_else(|e| e.into_inner());
-        while !s.2 {
+        while !s.ended {
             let now = Instant::now();
             if now >= deadline {
                 return;
@@ -283,7 +290,7 @@ impl Stream {
 
     fn take(&self) -> (Vec<u8>, bool) {
         let mut s = self.state.0.lock().unwrap_or_else(|e| e.into_inner());
-        (std::mem::take(&mut s.0), s.1)
+        (std::mem::take(&mut s.bytes), s.truncated)
     }
 }
 
@@ -349,9 +356,13 @@ mod tests {
     #[test]
     fn hidden_and_unlisted_variables_never_reach_the_child() {
         hide_env(["DANE_ROLL_CHILD_TEST_HIDDEN"]);
-        let job = Job::new("env", EnvPolicy::Only(&["DANE_ROLL_X"]), Duration::from_secs(5))
-            .env("DANE_ROLL_X", "1")
-            .env("DANE_ROLL_CHILD_TEST_HIDDEN", "set anyway");
+        let job = Job::new(
+            "env",
+            EnvPolicy::Only(&["DANE_ROLL_X"]),
+            Duration::from_secs(5),
+        )
+        .env("DANE_ROLL_X", "1")
+        .env("DANE_ROLL_CHILD_TEST_HIDDEN", "set anyway");
         let names: Vec<String> = job
             .environment()
             .into_iter()
