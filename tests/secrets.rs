@@ -1438,3 +1438,53 @@ fn no_secret_reaches_a_child() {
             .any(|(k, v)| k == "DANE_ROLL_ACTION" && !v.is_empty())
     );
 }
+
+/// Issue 14: a webhook URL with basic auth (`http://user:password@host/…`) is sent as an
+/// `Authorization: Basic …` header; a receiver that echoes the request back in its error must
+/// not get the password, or its base64 form, into dane-roll's messages.
+#[test]
+fn a_webhook_password_echoed_back_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let echo = EchoServer::start();
+    let mut j = Judge::new();
+    let password = unique("HookPasswordSECRET");
+    let basic = openssl::base64::encode_block(format!("alice:{password}").as_bytes());
+    j.secret("webhook password", &password);
+    j.secret("webhook basic-auth header value", &basic);
+    let url = echo
+        .url()
+        .replace("http://", &format!("http://alice:{password}@"));
+    let hook_file = dir.join("webhook.url");
+    std::fs::write(&hook_file, format!("{url}/hook\n")).unwrap();
+    set_mode(&hook_file, 0o600);
+    j.input(&hook_file);
+    let config = dir.join("dane-roll.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\nstate-dir = \"{state}\"\n\n[resolver]\naddress = \"127.0.0.1:{closed}\"\n\
+             timeout = \"1s\"\n\n[alerts]\ntimeout = \"3s\"\n\n\
+             [alerts.channel.hook]\nkind = \"webhook\"\nurl-file = \"{hook}\"\n",
+            state = dir.join("state").display(),
+            closed = closed_port(),
+            hook = hook_file.display(),
+        ),
+    )
+    .unwrap();
+    let ran = j.run(
+        &config,
+        &["check", "--host", MX_HOST, "--timeout", "2", "--notify"],
+        &[],
+    );
+    assert!(
+        echo.hits.load(Ordering::Relaxed) > 0,
+        "the webhook was never called: {}",
+        ran.text()
+    );
+    assert!(
+        String::from_utf8_lossy(&ran.stderr).contains("HTTP 4"),
+        "the refusal is reported: {}",
+        ran.text()
+    );
+}

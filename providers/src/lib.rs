@@ -39,7 +39,7 @@ use std::time::Duration;
 
 pub use error::ProviderError;
 pub use retry::RetryPolicy;
-pub use secret::{MASK, Secret};
+pub use secret::{MASK, Secret, mask_credentials};
 
 /// How long one request (DNS exchange, HTTP request, command) may take, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -550,7 +550,9 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 /// What a masked secret looks like in any text (as in [`crate::config::SecretValue`]).
 pub const MASK: &str = "***";
 
-/// Mask every occurrence of each secret in `text` with [`MASK`]. Empty secrets are ignored.
+/// Mask every occurrence of each secret in `text` with [`MASK`] (empty secrets are ignored),
+/// then every credential a server may echo whatever it is ([`dane_roll_providers::mask_credentials`]:
+/// `Authorization` header values, `user:password@` in URLs).
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
@@ -558,7 +560,7 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
             out = out.replace(secret, MASK);
         }
     }
-    out
+    dane_roll_providers::mask_credentials(&out)
 }
 
 /// Text cut to about `max` characters on one line (server replies quoted in errors).
