@@ -27,8 +27,9 @@ pub const LOCK_DIR: &str = "locks";
 pub enum LockError {
     /// Another process holds the lock, and did not let go within the wait.
     #[error(
-        "service {service} is being driven by {holder}; waited {waited:?}. Try again when it is \
-         done, or pass a longer wait (lock file {path})"
+        "service {service} is being driven by {holder}; waited {} s. Try again when it is \
+         done, or pass a longer wait (lock file {path})",
+        waited.as_secs_f64().round()
     )]
     Busy {
         /// The service.

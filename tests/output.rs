@@ -47,7 +47,7 @@ fn config(dir: &Path, service: &str) -> std::path::PathBuf {
     std::fs::write(
         &path,
         format!(
-            "version = 1\nstate-dir = \"{state}\"\n\n[resolver]\naddress = \"127.0.0.1:9\"\n\n\
+            "version = 1\nstate-dir = \"{state}\"\n\n[resolver]\naddress = \"127.0.0.1:9\"\ntimeout = \"1s\"\n\n\
              [[service]]\nname = \"{service}\"\ndomains = [\"mx.example.test\"]\n\
              endpoints = [\"mx.example.test:25/smtp\"]\nchain-file = \"{chain}\"\n\
              zone = \"example.test\"\nprovider = \"hand\"\n\n[provider.hand]\nkind = \"manual\"\n",
@@ -203,5 +203,95 @@ fn input_cannot_forge_a_line() {
             stderr.contains("FAKE LINE") || stdout.contains("FAKE LINE"),
             "{what}: the input is not named at all:\n{stdout}{stderr}"
         );
+    }
+}
+
+/// Text that is Rust's `Debug` formatting, never meant for a user: `Unknown("…")`,
+/// `Outcome { … }`, `Some(…)`, a `Duration` to the nanosecond.
+fn debug_formatting(text: &str) -> Option<String> {
+    for word in text.split(|c: char| c.is_whitespace() || c == ':' || c == ',') {
+        let name_end = word.find(['(', '{']).unwrap_or(word.len());
+        let name = &word[..name_end];
+        let rest = &word[name_end..];
+        let camel = name.len() > 1
+            && name.starts_with(|c: char| c.is_ascii_uppercase())
+            && name.chars().skip(1).any(|c| c.is_ascii_lowercase())
+            && name.chars().all(|c| c.is_ascii_alphanumeric());
+        if camel && (rest.starts_with("(\"") || rest.starts_with("(Some") || rest == "{") {
+            return Some(word.to_owned());
+        }
+    }
+    for line in text.lines() {
+        if let Some(i) = line.find(" {") {
+            let before = line[..i].rsplit(' ').next().unwrap_or("");
+            if before == "Outcome" || before == "ChannelFailure" {
+                return Some(line.to_owned());
+            }
+        }
+        // 2.000153487s: a Duration's Debug form.
+        let digits = line.split(|c: char| !(c.is_ascii_digit() || c == '.' || c == 's'));
+        for d in digits {
+            if let Some(frac) = d.strip_suffix('s').and_then(|d| d.split_once('.'))
+                && frac.1.len() >= 4
+                && frac.1.chars().all(|c| c.is_ascii_digit())
+            {
+                return Some(line.to_owned());
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn no_debug_formatting_reaches_the_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "mx");
+    let pki = dane_roll_lab::pki::TestPki::new(dane_roll_lab::pki::KeyKind::EcdsaP256).unwrap();
+    let leaf = pki
+        .leaf(&["mx.example.test"], dane_roll_lab::pki::KeyKind::EcdsaP256)
+        .unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
+    std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    // The chain file holds the same key: a renewal, installed and probed at once; nothing
+    // listens, so the probe's verdict is "not known" and is reported.
+    let mut chain = leaf.key.private_key_to_pem_pkcs8().unwrap();
+    chain.extend(leaf.fullchain_pem().unwrap());
+    std::fs::write(dir.path().join("chain.pem"), chain).unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("zone = ", "reload = [\"true\"]\nzone = ");
+    std::fs::write(&config, text).unwrap();
+    let (c, k, f) = (
+        config.to_str().unwrap(),
+        key.to_str().unwrap(),
+        cert.to_str().unwrap(),
+    );
+    for args in [
+        vec![
+            "-c",
+            c,
+            "deploy",
+            "--service",
+            "mx",
+            "--cert",
+            f,
+            "--key",
+            k,
+        ],
+        vec!["-c", c, "status", "mx", "--history"],
+        vec!["-c", c, "status", "mx", "--json"],
+        vec!["-c", c, "status", "--live"],
+    ] {
+        let (_, stdout, stderr) = run(&args, &[]);
+        for (stream, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+            assert!(
+                debug_formatting(text).is_none(),
+                "`dane-roll {}` ({stream}) shows Debug formatting {:?}:\n{text}",
+                args[2..].join(" "),
+                debug_formatting(text)
+            );
+        }
     }
 }

@@ -29,7 +29,7 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
     {
         if cli.verbose > 0 {
             crate::output::error_line(&format!(
-                "dane-roll hook dehydrated: event {:?} ignored",
+                "dane-roll hook dehydrated: event `{}` ignored",
                 dehydrated::event_name(&a.args)
             ));
         }

@@ -77,8 +77,9 @@ pub enum ChannelError {
     },
     /// No answer within the configured time.
     #[error(
-        "{target} did not answer within {after:?}; check that it is reachable from this host \
-         (or raise [alerts] timeout)"
+        "{target} did not answer within {} s; check that it is reachable from this host \
+         (or raise [alerts] timeout)",
+        after.as_secs_f64()
     )]
     Timeout {
         /// The server (scheme and host, or host and port).

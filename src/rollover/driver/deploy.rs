@@ -143,7 +143,7 @@ pub(super) fn renewal_problem(results: &[ProbeResult], key: KeyHash) -> Option<S
         .filter(|p| {
             !(matches!(p.verdict, crate::rollover::ProbeVerdict::Match) && p.live_key == Some(key))
         })
-        .map(|p| format!("{} ({}): {:?}", p.endpoint, p.address, p.verdict))
+        .map(|p| format!("{} ({}): {}", p.endpoint, p.address, p.verdict))
         .collect();
     if bad.is_empty() {
         None
