@@ -39,9 +39,13 @@ pub enum InstallError {
     },
     /// The target cannot be written.
     #[error(
-        "cannot write {}: {source}; check that the directory exists and is writable by the user \
-         dane-roll runs as",
-        path.display()
+        "cannot write {}: {}",
+        path.display(),
+        crate::exit::write_problem(
+            path,
+            source,
+            "check that the directory exists and is writable by the user dane-roll runs as"
+        )
     )]
     Write {
         /// The file.

@@ -43,7 +43,9 @@ pub enum LockError {
     },
     /// The lock file or its directory could not be created or opened.
     #[error(
-        "cannot open the lock file {path}: {source}; check that the state directory is writable"
+        "cannot open the lock file {}: {}",
+        path.display(),
+        crate::exit::write_problem(path, source, "check that the state directory is writable")
     )]
     Open {
         /// The lock file.

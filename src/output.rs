@@ -60,7 +60,15 @@ pub struct Lines(pub String);
 /// escaped, unless it is one of dane-roll's own multi-line messages (a configuration's problems,
 /// [`Lines`]), whose parts were escaped when it was made.
 pub fn error_text(err: &anyhow::Error) -> String {
-    let text = format!("{err:#}");
+    // `{err:#}`, but a cause whose text its parent already quotes is not repeated.
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+    }
     let lines = err.chain().any(|e| {
         e.downcast_ref::<crate::config::ConfigError>().is_some()
             || e.downcast_ref::<Lines>().is_some()

@@ -295,3 +295,73 @@ fn no_debug_formatting_reaches_the_user() {
         }
     }
 }
+
+/// A full file system under the chain file: the install says "no space left on device (FILE)",
+/// not "check that the directory exists and is writable".
+#[test]
+fn a_full_disk_is_named_with_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&small)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(&small);
+    let config = config(dir.path(), "mx");
+    let pki = dane_roll_lab::pki::TestPki::new(dane_roll_lab::pki::KeyKind::EcdsaP256).unwrap();
+    let leaf = pki
+        .leaf(&["mx.example.test"], dane_roll_lab::pki::KeyKind::EcdsaP256)
+        .unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
+    std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    // The installed chain (same key: a renewal installs at once) on the small file system,
+    // which is then filled up.
+    let chain = small.join("chain.pem");
+    let mut pem = leaf.key.private_key_to_pem_pkcs8().unwrap();
+    pem.extend(leaf.fullchain_pem().unwrap());
+    std::fs::write(&chain, pem).unwrap();
+    let _ = Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k", "count=100"])
+        .arg(format!("of={}", small.join("fill").display()))
+        .stderr(Stdio::null())
+        .status();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            &dir.path().join("chain.pem").display().to_string(),
+            &chain.display().to_string(),
+        )
+        .replace("zone = ", "reload = [\"true\"]\nzone = ");
+    std::fs::write(&config, text).unwrap();
+    let (code, stdout, stderr) = run(
+        &[
+            "-c",
+            config.to_str().unwrap(),
+            "deploy",
+            "--service",
+            "mx",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    let expected = format!("no space left on device ({})", chain.display());
+    assert!(stderr.contains(&expected), "wanted {expected:?}:\n{stderr}");
+}

@@ -154,8 +154,9 @@ pub enum DriverError {
     Lock(#[from] LockError),
     /// A staged file could not be written.
     #[error(
-        "cannot write {}: {source}; check that the state directory is writable",
-        path.display()
+        "cannot write {}: {}",
+        path.display(),
+        crate::exit::write_problem(path, source, "check that the state directory is writable")
     )]
     Staging {
         /// The file.
