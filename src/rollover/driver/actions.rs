@@ -158,7 +158,10 @@ impl<C: Clock> Driver<C> {
         });
         match result {
             Ok(Change::Pending { instructions }) => {
-                self.progress.line(&instructions);
+                // One progress line per line: each is escaped on its own.
+                for line in instructions.lines() {
+                    self.progress.line(line);
+                }
                 Ok(())
             }
             Ok(_) => Ok(()),
