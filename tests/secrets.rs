@@ -14,6 +14,11 @@
 //!
 //! A command may fail for other reasons (no mail server answers the probe, the record cannot
 //! age in time): only the secrets are judged here.
+//!
+//! And the children (issue 14): the reload command, the exec provider and sendmail dump their
+//! environment; no secret and no secret variable's name may be in it, and the exec provider
+//! gets only its documented variables. A webhook URL's basic-auth password, echoed back as the
+//! `Authorization` header it became, is masked.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -1437,6 +1442,9 @@ fn no_secret_reaches_a_child() {
             .iter()
             .any(|(k, v)| k == "DANE_ROLL_ACTION" && !v.is_empty())
     );
+    // sendmail got the mail itself on its standard input.
+    let mail = std::fs::read_to_string(dir.join("mail")).unwrap_or_default();
+    assert!(mail.contains("Auto-Submitted: auto-generated"), "{mail}");
 }
 
 /// Issue 14: a webhook URL with basic auth (`http://user:password@host/…`) is sent as an
