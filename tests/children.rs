@@ -38,6 +38,7 @@ fn a_reload_leaving_a_grandchild_on_its_output_returns_in_time_and_frees_the_loc
     });
     result.unwrap().unwrap();
     assert!(took < Duration::from_secs(5), "reload took {took:?}");
+    eprintln!("reload with a grandchild holding its output returned after {took:?}");
     drop(lock);
     // The grandchild did not inherit the lock: it is free while the grandchild still runs.
     let again = dane_roll::lock::acquire(&state, "mx", "test", Duration::ZERO);
