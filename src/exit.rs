@@ -39,7 +39,48 @@ impl From<Status> for ExitCode {
 }
 
 /// Print an error with its chain of causes on standard error and return exit code 2.
+///
+/// Control characters from input are escaped ([`crate::output::error_text`]).
 pub fn report(err: &anyhow::Error) -> ExitCode {
-    eprintln!("dane-roll: error: {err:#}");
+    use std::io::Write;
+    let text = crate::output::error_text(err);
+    // A closed standard error cannot be told about anything: the exit code says it.
+    let _ = writeln!(std::io::stderr().lock(), "dane-roll: error: {text}");
     Status::Failure.into()
+}
+
+/// Why a file could not be written, in words, with what to do: a full file system says so and
+/// names the file ("no space left on device (PATH)") instead of the generic `hint`.
+pub fn write_problem(path: &std::path::Path, err: &std::io::Error, hint: &str) -> String {
+    use std::io::ErrorKind;
+    match err.kind() {
+        ErrorKind::StorageFull => format!(
+            "no space left on device ({}); free space on that file system and try again",
+            path.display()
+        ),
+        ErrorKind::QuotaExceeded => format!(
+            "disk quota exceeded ({}); raise the quota of the user dane-roll runs as",
+            path.display()
+        ),
+        _ => format!("{err}; {hint}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_named_with_the_file() {
+        let full = std::io::Error::from_raw_os_error(28);
+        let text = write_problem(std::path::Path::new("/etc/postfix/chain.pem"), &full, "x");
+        assert!(
+            text.starts_with("no space left on device (/etc/postfix/chain.pem)"),
+            "{text}"
+        );
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(
+            write_problem(std::path::Path::new("/a"), &denied, "check it").ends_with("; check it")
+        );
+    }
 }

@@ -11,11 +11,10 @@
 //! when it fails. Key material is never printed: errors name files, not contents.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The mode of a key+chain file dane-roll creates (it holds a private key).
 pub const NEW_FILE_MODE: u32 = 0o600;
@@ -40,9 +39,13 @@ pub enum InstallError {
     },
     /// The target cannot be written.
     #[error(
-        "cannot write {}: {source}; check that the directory exists and is writable by the user \
-         dane-roll runs as",
-        path.display()
+        "cannot write {}: {}",
+        path.display(),
+        crate::exit::write_problem(
+            path,
+            source,
+            "check that the directory exists and is writable by the user dane-roll runs as"
+        )
     )]
     Write {
         /// The file.
@@ -72,7 +75,11 @@ pub enum InstallError {
         output: String,
     },
     /// The reload command ran too long.
-    #[error("the reload command `{command}` did not finish within {after:?}; it was killed")]
+    #[error(
+        "the reload command `{command}` did not finish within {} s; it was killed with its \
+         process group",
+        after.as_secs_f64()
+    )]
     Timeout {
         /// The command line.
         command: String,
@@ -166,71 +173,55 @@ pub fn install_chain(target: &Path, staged: &Path) -> Result<(), InstallError> {
 }
 
 /// Run the reload command (program first) and wait for it, at most `timeout`.
+///
+/// It runs through [`dane_roll_providers::child`]: without the configuration's secret
+/// variables, in a process group killed whole at the timeout, and a grandchild it leaves
+/// holding its output (`sleep 400 &`) is not waited for.
 pub fn reload(command: &[String], timeout: Duration) -> Result<(), InstallError> {
+    use dane_roll_providers::child::{ChildError, EnvPolicy, Job};
     let (program, args) = command.split_first().ok_or(InstallError::EmptyCommand)?;
     let line = command.join(" ");
-    let mut child = Command::new(program)
+    let output = match Job::new(program, EnvPolicy::Inherit, timeout)
         .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| InstallError::Spawn {
-            command: line.clone(),
-            source,
-        })?;
-    // Read the pipes on threads so a chatty command cannot block on a full pipe.
-    let mut out = child.stdout.take();
-    let mut err = child.stderr.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(o) = out.as_mut() {
-            let _ = o.read_to_string(&mut text);
+        .run()
+    {
+        Ok(output) => output,
+        Err(ChildError::Timeout(after)) => {
+            return Err(InstallError::Timeout {
+                command: line,
+                after,
+            });
         }
-        let mut e = String::new();
-        if let Some(r) = err.as_mut() {
-            let _ = r.read_to_string(&mut e);
+        Err(ChildError::Spawn(source) | ChildError::Wait(source)) => {
+            return Err(InstallError::Spawn {
+                command: line,
+                source,
+            });
         }
-        text.push_str(&e);
-        text
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() >= timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(InstallError::Timeout {
-                    command: line,
-                    after: timeout,
-                });
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(source) => {
-                return Err(InstallError::Spawn {
-                    command: line,
-                    source,
-                });
-            }
+        Err(other) => {
+            return Err(InstallError::Spawn {
+                command: line,
+                source: io::Error::other(other.to_string()),
+            });
         }
     };
-    let output = reader.join().unwrap_or_default();
-    if status.success() {
+    if output.status.success() {
         return Ok(());
     }
-    let mut output = output.trim().to_owned();
-    if output.len() > OUTPUT_TAIL {
-        let cut = output.len() - OUTPUT_TAIL;
-        let cut = (cut..output.len())
-            .find(|i| output.is_char_boundary(*i))
-            .unwrap_or(output.len());
-        output = format!("…{}", &output[cut..]);
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    let mut output_text = text.trim().to_owned();
+    if output_text.len() > OUTPUT_TAIL {
+        let cut = output_text.len() - OUTPUT_TAIL;
+        let cut = (cut..output_text.len())
+            .find(|i| output_text.is_char_boundary(*i))
+            .unwrap_or(output_text.len());
+        output_text = format!("…{}", &output_text[cut..]);
     }
     Err(InstallError::Failed {
         command: line,
-        status: status.to_string(),
-        output,
+        status: output.status.to_string(),
+        output: output_text,
     })
 }
 

@@ -15,7 +15,8 @@
 //! - [`notify`]: alerts (webhook, email, Telegram) and when to send them;
 //! - [`store`]: the SQLite state store; [`lock`]: one process per service;
 //! - [`cli`]: the command-line types; [`cmd`]: one module per command;
-//! - [`exit`]: the exit codes and how errors reach the user.
+//! - [`exit`]: the exit codes and how errors reach the user; [`output`]: the printing edge
+//!   (control characters escaped, a closed output never a panic).
 #![deny(unsafe_code)]
 
 pub mod cli;
@@ -29,6 +30,7 @@ pub mod install;
 pub mod lock;
 pub mod monitor;
 pub mod notify;
+pub mod output;
 pub mod pki;
 pub mod probe;
 pub mod progress;
@@ -45,9 +47,11 @@ use std::process::ExitCode;
 /// Errors are printed once, on standard error, with their causes; nothing panics on bad input.
 pub fn run() -> ExitCode {
     use clap::Parser;
-    let cli = cli::Cli::parse();
-    match cmd::dispatch(&cli) {
-        Ok(status) => status.into(),
-        Err(err) => exit::report(&err),
-    }
+    output::guard(|| {
+        let cli = cli::Cli::parse();
+        match cmd::dispatch(&cli) {
+            Ok(status) => status.into(),
+            Err(err) => exit::report(&err),
+        }
+    })
 }

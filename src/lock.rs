@@ -27,8 +27,9 @@ pub const LOCK_DIR: &str = "locks";
 pub enum LockError {
     /// Another process holds the lock, and did not let go within the wait.
     #[error(
-        "service {service} is being driven by {holder}; waited {waited:?}. Try again when it is \
-         done, or pass a longer wait (lock file {path})"
+        "service {service} is being driven by {holder}; waited {} s. Try again when it is \
+         done, or pass a longer wait (lock file {path})",
+        waited.as_secs_f64().round()
     )]
     Busy {
         /// The service.
@@ -42,7 +43,9 @@ pub enum LockError {
     },
     /// The lock file or its directory could not be created or opened.
     #[error(
-        "cannot open the lock file {path}: {source}; check that the state directory is writable"
+        "cannot open the lock file {}: {}",
+        path.display(),
+        crate::exit::write_problem(path, source, "check that the state directory is writable")
     )]
     Open {
         /// The lock file.

@@ -47,9 +47,12 @@ impl Progress {
         if self.quiet {
             return;
         }
+        // Lines may quote input (an error a server sent): escaped, one line each, and a closed
+        // output does not stop the rollover.
+        let text = crate::output::escape(text);
         match &self.bar {
             Some(bar) => bar.println(text),
-            None => println!("{text}"),
+            None => crate::output::line(&text),
         }
     }
 

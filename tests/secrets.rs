@@ -14,6 +14,11 @@
 //!
 //! A command may fail for other reasons (no mail server answers the probe, the record cannot
 //! age in time): only the secrets are judged here.
+//!
+//! And the children (issue 14): the reload command, the exec provider and sendmail dump their
+//! environment; no secret and no secret variable's name may be in it, and the exec provider
+//! gets only its documented variables. A webhook URL's basic-auth password, echoed back as the
+//! `Authorization` header it became, is masked.
 
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
@@ -1233,4 +1238,261 @@ fn no_secret_leaks_on_the_lab() {
     let lab_dir: PathBuf = lab.dir().to_path_buf();
     let scanned = j.scan(dir, &[lab_dir.as_path()]);
     summary(&j, dir, &scanned);
+}
+
+/// The environment a child wrote with `env` into `path`: (name, value) pairs.
+fn env_dump(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!(
+            "{} was not written (the child never ran?): {e}",
+            path.display()
+        )
+    });
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Issue 14 ("Secrets"): the children dane-roll starts as root (the reload command, the exec
+/// provider, sendmail) never get the variables that hold the configuration's secrets, by value
+/// or by name; the exec provider gets only what docs/CONFIG.md says it receives.
+#[test]
+fn no_secret_reaches_a_child() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let echo = EchoServer::start();
+    let mut j = Judge::new();
+    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let leaf = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
+    let (cert, key) = write_leaf(dir, "leaf", &leaf);
+    let next = dane_roll_lab::pki::new_key(KeyKind::EcdsaP256).unwrap();
+    let next_key = dir.join("next.key");
+    std::fs::write(&next_key, next.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    set_mode(&next_key, 0o600);
+    // The installed chain file holds the same key: the deploy is a renewal, so dane-roll
+    // installs and reloads at once (no DNS wait), and publishes the next key through exec.
+    let chain = dir.join("chain.pem");
+    let mut pem = leaf.key.private_key_to_pem_pkcs8().unwrap();
+    pem.extend(leaf.fullchain_pem().unwrap());
+    std::fs::write(&chain, pem).unwrap();
+    set_mode(&chain, 0o600);
+
+    // Secrets, each in its own variable, as `*-env` keys name them.
+    let mut vars: Vec<(&str, String, &str)> = vec![
+        (
+            "DANE_ROLL_CHILD_TSIG",
+            format!("hmac-sha256:k:{}", tsig_secret()),
+            "tsig-env",
+        ),
+        (
+            "DANE_ROLL_CHILD_PDNS",
+            unique("ChildPdnsSECRET"),
+            "api-key-env",
+        ),
+        (
+            "DANE_ROLL_CHILD_TG",
+            format!("5550001:{}", unique("ChildTgSECRET")),
+            "token-env",
+        ),
+    ];
+    for (name, value, key) in &vars {
+        j.secret(&format!("{key} {name}"), value);
+    }
+    // The webhook URL: its origin is no secret (it is shown), the token after it is.
+    let hook_token = unique("ChildHookSECRET");
+    j.secret("url-env DANE_ROLL_CHILD_HOOK (its token)", &hook_token);
+    vars.push((
+        "DANE_ROLL_CHILD_HOOK",
+        format!("{}/hooks/{hook_token}", echo.url()),
+        "url-env",
+    ));
+    let dump = |what: &str| dir.join(format!("{what}.env"));
+    let script = |what: &str, body: &str| {
+        let path = dir.join(format!("{what}.sh"));
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nenv > {}\n{body}\n", dump(what).display()),
+        )
+        .unwrap();
+        set_mode(&path, 0o755);
+        path
+    };
+    let records = dir.join("records");
+    let exec = script(
+        "exec",
+        &format!(
+            "case \"$1\" in list) cat {r} 2>/dev/null ;; add) echo \"$4\" >> {r} ;; esac\nexit 0",
+            r = records.display()
+        ),
+    );
+    let reload = script("reload", "exit 0");
+    let sendmail = script(
+        "sendmail",
+        &format!("cat > {}\nexit 0", dir.join("mail").display()),
+    );
+    let config = dir.join("dane-roll.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\nstate-dir = \"{state}\"\n\n[resolver]\naddress = \"127.0.0.1:{closed}\"\n\
+             timeout = \"1s\"\n\n\
+             [[service]]\nname = \"mx\"\ndomains = [\"{MX_HOST}\"]\nendpoints = [\"{MX_HOST}:25/smtp\"]\n\
+             chain-file = \"{chain}\"\nreload = [\"{reload}\"]\nttl = 2\nzone = \"example.test\"\n\
+             provider = \"ex\"\nkey-type = \"ec256\"\n\n\
+             [provider.ex]\nkind = \"exec\"\ncommand = [\"{exec}\"]\n\n\
+             [provider.pdns]\nkind = \"powerdns\"\nurl = \"{echo}\"\napi-key-env = \"{pdns}\"\n\n\
+             [provider.tsig]\nkind = \"rfc2136\"\nserver = \"127.0.0.1:{closed}\"\ntsig-env = \"{tsig}\"\n\n\
+             [alerts]\ntimeout = \"3s\"\n\n\
+             [alerts.channel.mail]\nkind = \"email\"\nto = \"postmaster@example.test\"\n\
+             from = \"dane-roll@example.test\"\nsendmail = \"{sendmail}\"\n\n\
+             [alerts.channel.tg]\nkind = \"telegram\"\ntoken-env = \"{tg}\"\nchat-id = \"@x\"\n\
+             api-url = \"{echo}\"\n\n\
+             [alerts.channel.hook]\nkind = \"webhook\"\nurl-env = \"{hook}\"\n",
+            state = dir.join("state").display(),
+            closed = closed_port(),
+            chain = chain.display(),
+            reload = reload.display(),
+            exec = exec.display(),
+            echo = echo.url(),
+            sendmail = sendmail.display(),
+            tsig = vars[0].0,
+            pdns = vars[1].0,
+            tg = vars[2].0,
+            hook = vars[3].0,
+        ),
+    )
+    .unwrap();
+    let mut envs: Vec<(&str, &str)> = vars.iter().map(|(n, v, _)| (*n, v.as_str())).collect();
+    envs.push(("DANE_ROLL_CHILD_PLAIN", "not-a-secret"));
+
+    let ran = j.run(
+        &config,
+        &[
+            "deploy",
+            "--service",
+            "mx",
+            "--cert",
+            &s(&cert),
+            "--key",
+            &s(&key),
+            "--next-key",
+            &s(&next_key),
+            "--lock-wait",
+            "2",
+        ],
+        &envs,
+    );
+    j.run(
+        &config,
+        &["check", "--host", MX_HOST, "--timeout", "3", "--notify"],
+        &envs,
+    );
+    let _ = ran;
+
+    let children = [
+        ("the reload command", dump("reload")),
+        ("the exec provider", dump("exec")),
+        ("sendmail", dump("sendmail")),
+    ];
+    for (what, path) in &children {
+        let env = env_dump(path);
+        let text = std::fs::read(path).unwrap();
+        j.check(&format!("the environment of {what}"), &text);
+        for (name, _, key) in &vars {
+            assert!(
+                env.iter().all(|(k, _)| k != name),
+                "{what} got the variable {name} ({key} of the configuration)"
+            );
+        }
+    }
+    // The reload command and sendmail keep the rest of the environment; the exec provider
+    // gets only what docs/CONFIG.md lists.
+    assert!(
+        env_dump(&dump("reload"))
+            .iter()
+            .any(|(k, _)| k == "DANE_ROLL_CHILD_PLAIN")
+    );
+    let exec_env = env_dump(&dump("exec"));
+    let allowed = [
+        "PATH",
+        "HOME",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "TMPDIR",
+        "DANE_ROLL_ACTION",
+        "DANE_ROLL_OWNER",
+        "DANE_ROLL_TTL",
+        "DANE_ROLL_RDATA",
+        "PWD",
+        "SHLVL",
+        "_",
+        "OLDPWD",
+    ];
+    for (k, _) in &exec_env {
+        assert!(
+            allowed.contains(&k.as_str()),
+            "the exec provider got {k}: {exec_env:?}"
+        );
+    }
+    assert!(
+        exec_env
+            .iter()
+            .any(|(k, v)| k == "DANE_ROLL_ACTION" && !v.is_empty())
+    );
+    // sendmail got the mail itself on its standard input.
+    let mail = std::fs::read_to_string(dir.join("mail")).unwrap_or_default();
+    assert!(mail.contains("Auto-Submitted: auto-generated"), "{mail}");
+}
+
+/// Issue 14: a webhook URL with basic auth (`http://user:password@host/…`) is sent as an
+/// `Authorization: Basic …` header; a receiver that echoes the request back in its error must
+/// not get the password, or its base64 form, into dane-roll's messages.
+#[test]
+fn a_webhook_password_echoed_back_is_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let echo = EchoServer::start();
+    let mut j = Judge::new();
+    let password = unique("HookPasswordSECRET");
+    let basic = openssl::base64::encode_block(format!("alice:{password}").as_bytes());
+    j.secret("webhook password", &password);
+    j.secret("webhook basic-auth header value", &basic);
+    let url = echo
+        .url()
+        .replace("http://", &format!("http://alice:{password}@"));
+    let hook_file = dir.join("webhook.url");
+    std::fs::write(&hook_file, format!("{url}/hook\n")).unwrap();
+    set_mode(&hook_file, 0o600);
+    j.input(&hook_file);
+    let config = dir.join("dane-roll.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\nstate-dir = \"{state}\"\n\n[resolver]\naddress = \"127.0.0.1:{closed}\"\n\
+             timeout = \"1s\"\n\n[alerts]\ntimeout = \"3s\"\n\n\
+             [alerts.channel.hook]\nkind = \"webhook\"\nurl-file = \"{hook}\"\n",
+            state = dir.join("state").display(),
+            closed = closed_port(),
+            hook = hook_file.display(),
+        ),
+    )
+    .unwrap();
+    let ran = j.run(
+        &config,
+        &["check", "--host", MX_HOST, "--timeout", "2", "--notify"],
+        &[],
+    );
+    assert!(
+        echo.hits.load(Ordering::Relaxed) > 0,
+        "the webhook was never called: {}",
+        ran.text()
+    );
+    assert!(
+        String::from_utf8_lossy(&ran.stderr).contains("HTTP 4"),
+        "the refusal is reported: {}",
+        ran.text()
+    );
 }

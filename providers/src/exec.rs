@@ -6,12 +6,22 @@
 //! Exit 0 is success. `list` prints one record data (`3 1 1 hex`) per line; empty lines and lines
 //! starting with `#` are skipped. `add` of a present record and `remove` of an absent one are
 //! never asked for (the list is read first), but a command should treat them as success.
+//!
+//! Its environment is those four variables and [`crate::child::BASE_ENV`], nothing else; it runs
+//! in its own process group, killed whole at the timeout (see [`crate::child`]).
 
-use std::process::Stdio;
-
-use tokio::process::Command;
-
+use crate::child::{EnvPolicy, Job};
 use crate::{ProviderError, Record, Settings};
+
+/// The variables the command gets besides [`crate::child::BASE_ENV`] (`PATH`, `HOME`, `LANG`,
+/// `LC_ALL`, `LC_CTYPE`, `TZ`, `TMPDIR`): nothing else of dane-roll's environment, so no secret
+/// of the configuration (a `*-env` variable) can reach it.
+pub const PASSED_ENV: &[&str] = &[
+    "DANE_ROLL_ACTION",
+    "DANE_ROLL_OWNER",
+    "DANE_ROLL_TTL",
+    "DANE_ROLL_RDATA",
+];
 
 /// How much of the command's standard error goes into a message.
 const STDERR_TAIL: usize = 500;
@@ -101,31 +111,20 @@ impl Exec {
         };
         let ttl = record.map(|r| r.ttl.to_string()).unwrap_or_default();
         let rdata = record.map(|r| r.rdata.clone()).unwrap_or_default();
-        let mut cmd = Command::new(program);
-        cmd.args(&self.command[1..]).arg(action.as_str()).arg(owner);
+        let mut args: Vec<String> = self.command[1..].to_vec();
+        args.extend([action.as_str().to_owned(), owner.to_owned()]);
         if record.is_some() {
-            cmd.arg(&ttl).arg(&rdata);
+            args.extend([ttl.clone(), rdata.clone()]);
         }
-        cmd.env("DANE_ROLL_ACTION", action.as_str())
+        let job = Job::new(program, EnvPolicy::Only(PASSED_ENV), self.settings.timeout)
+            .args(args)
+            .env("DANE_ROLL_ACTION", action.as_str())
             .env("DANE_ROLL_OWNER", owner)
             .env("DANE_ROLL_TTL", &ttl)
-            .env("DANE_ROLL_RDATA", &rdata)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .map_err(|e| fail(format!("cannot start: {e}")))?;
-        let timeout = self.settings.timeout;
-        let output = tokio::time::timeout(timeout, child.wait_with_output())
+            .env("DANE_ROLL_RDATA", &rdata);
+        let output = tokio::task::spawn_blocking(move || job.run())
             .await
-            .map_err(|_| {
-                fail(format!(
-                    "no result within {}s (killed)",
-                    timeout.as_secs_f64()
-                ))
-            })?
+            .map_err(|e| fail(format!("cannot run: {e}")))?
             .map_err(|e| fail(e.to_string()))?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -137,6 +136,12 @@ impl Exec {
                     .collect()
             };
             return Err(fail(format!("{}: {tail}", output.status)));
+        }
+        if output.truncated {
+            return Err(fail(format!(
+                "printed more than {} bytes",
+                crate::child::OUTPUT_CAP
+            )));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
     }

@@ -220,12 +220,12 @@ impl Http {
             text.push_str(&s.to_string());
             source = s.source();
         }
-        self.secret.scrub(&text)
+        crate::mask_credentials(&self.secret.scrub(&text))
     }
 
     /// The start of an error body, with the secret scrubbed.
     pub fn detail(&self, body: &[u8]) -> String {
-        let text = self.secret.scrub(&String::from_utf8_lossy(body));
+        let text = crate::mask_credentials(&self.secret.scrub(&String::from_utf8_lossy(body)));
         // Masked before it is cut: a secret cut in two would no longer match.
         text.trim().chars().take(DETAIL_MAX).collect()
     }

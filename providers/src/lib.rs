@@ -18,6 +18,10 @@
 //! - [`powerdns`], [`cloudflare`], [`desec`]: thin HTTP clients ([`http`]) with retries ([`retry`]);
 //! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
 //!
+//! [`child`] runs every command dane-roll starts (the exec provider here; the reload command and
+//! sendmail in the main crate, which cannot be a dependency of this one): scrubbed environment,
+//! process group killed at the timeout, bounded output.
+//!
 //! Why not dns-update (the library first chosen, with its ~70 providers): its RFC 2136 code can
 //! delete one record by RDATA, but it turns every failure into a string, so BADSIG, BADKEY,
 //! BADTIME, REFUSED and NOTAUTH cannot be told apart or explained, and hickory's message for a
@@ -28,6 +32,7 @@
 //! provider (several by rewriting the whole RRset from a listing), which could not be checked
 //! against invariant 4 provider by provider.
 
+pub mod child;
 pub mod cloudflare;
 pub mod desec;
 mod error;
@@ -44,7 +49,7 @@ use std::time::Duration;
 
 pub use error::ProviderError;
 pub use retry::RetryPolicy;
-pub use secret::{MASK, Secret};
+pub use secret::{MASK, Secret, mask_credentials};
 
 /// How long one request (DNS exchange, HTTP request, command) may take, by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15);

@@ -7,6 +7,7 @@
 //! on a non-zero exit: every event but `deploy_cert` returns 0 at once, before the configuration
 //! is even read, and prints nothing (dehydrated reads `generate_csr`'s output as a CSR).
 
+use crate::output::{Lines, error_text, escape};
 use std::ffi::OsString;
 
 use crate::cli::{Cli, HookClient, HookOptions};
@@ -30,10 +31,10 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
         && !dehydrated::is_deploy(&a.args)
     {
         if cli.verbose > 0 {
-            eprintln!(
-                "dane-roll hook dehydrated: event {:?} ignored",
+            crate::output::error_line(&format!(
+                "dane-roll hook dehydrated: event `{}` ignored",
                 dehydrated::event_name(&a.args)
-            );
+            ));
         }
         return Ok(Status::Ok);
     }
@@ -43,13 +44,13 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
     let config = match Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref()) {
         Ok(config) => config,
         Err(err) => {
-            return Err(anyhow::anyhow!(
-                "{:#}\nThe new certificate ({}) was neither published nor installed. Once the \
+            return Err(anyhow::Error::new(Lines(format!(
+                "{}\nThe new certificate ({}) was neither published nor installed. Once the \
                  configuration is fixed, run the hook again:\n    {}",
-                anyhow::Error::new(err),
-                what_was_issued(which, client, &env),
-                redo(which, client, &env)
-            ));
+                error_text(&anyhow::Error::new(err)),
+                escape(&what_was_issued(which, client, &env)),
+                escape(&redo(which, client, &env))
+            ))));
         }
     };
     let service = options.service.as_deref();
@@ -66,10 +67,11 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
         Ok(request) => request,
         Err(err) => {
             let subject = options.service.clone().unwrap_or_else(|| which.to_string());
-            let err = anyhow::anyhow!(
-                "{err}\nOnce fixed, run the hook again:\n    {}",
-                redo(which, client, &env)
-            );
+            let err = anyhow::Error::new(Lines(format!(
+                "{}\nOnce fixed, run the hook again:\n    {}",
+                escape(&err.to_string()),
+                escape(&redo(which, client, &env))
+            )));
             alert(&config, &subject, &err);
             return Err(err);
         }
@@ -89,13 +91,14 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
     match super::deploy::execute(cli, request, deploy) {
         Ok(status) => Ok(status),
         Err(err) => {
-            let err = anyhow::anyhow!(
-                "{err:#}\nThe rollover of service {service} did not go through; the mail server \
+            let err = anyhow::Error::new(Lines(format!(
+                "{}\nThe rollover of service {service} did not go through; the mail server \
                  keeps its previous certificate. `dane-roll status {service}` shows what was \
                  recorded, and `dane-roll run` finishes it; if nothing was recorded, run the hook \
                  again once fixed:\n    {}",
-                redo(which, client, &env)
-            );
+                error_text(&err),
+                escape(&redo(which, client, &env))
+            )));
             alert(&config, &service, &err);
             Err(err)
         }
@@ -104,7 +107,7 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
 
 /// Print what the hook is about to hand the driver (paths only).
 fn describe(which: Client, r: &DeployRequest) {
-    eprintln!(
+    crate::output::error_line(&format!(
         "dane-roll hook {which}: service {}, certificate {}{}, key {}{}",
         r.service,
         r.cert.display(),
@@ -117,7 +120,7 @@ fn describe(which: Client, r: &DeployRequest) {
             .as_ref()
             .map(|n| format!(", next key {}", n.display()))
             .unwrap_or_default(),
-    );
+    ));
 }
 
 /// The certificate as the client named it, for messages.
@@ -225,6 +228,6 @@ fn alert(config: &Config, subject: &str, err: &anyhow::Error) {
         .and_then(|n| n.send_blocking(&alert))
         .and_then(|delivery| delivery.into_result());
     if let Err(e) = sent {
-        eprintln!("dane-roll: warning: alert not sent: {e}");
+        crate::output::error_line(&format!("dane-roll: warning: alert not sent: {e}"));
     }
 }

@@ -154,7 +154,8 @@ pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
                     println!("pending  {record}");
                     print!("{instructions}");
                 }
-                Ok(other) => println!("{other:?} {record}"),
+                // `add` never removes; should a provider say so, it is shown in words.
+                Ok(_) => println!("absent   {record}"),
                 Err(err) => {
                     failed += 1;
                     eprintln!("dane-roll: error: {record}: {err}");

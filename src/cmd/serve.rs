@@ -48,12 +48,12 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
                 source,
             })?;
         let shutdown = shutdown_signal()?;
-        eprintln!(
+        crate::output::error_line(&format!(
             "dane-roll serve: listening on http://{}/metrics",
             listener.local_addr().unwrap_or(args.listen)
-        );
+        ));
         exporter.serve(listener, shutdown).await?;
-        eprintln!("dane-roll serve: stopped");
+        crate::output::error_line("dane-roll serve: stopped");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(Status::Ok)

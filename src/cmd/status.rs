@@ -281,7 +281,7 @@ fn live_json(dns: &crate::rollover::DnsReport, probed: &[crate::rollover::ProbeR
                 })).collect::<Vec<_>>(),
                 "validated": match &o.validation {
                     Validation::Secure(r) => json!(r.iter().map(ToString::to_string).collect::<Vec<_>>()),
-                    other => json!({ "not_secure": format!("{other:?}") }),
+                    other => json!({ "not_secure": other.to_string() }),
                 },
             })
         })
@@ -293,7 +293,7 @@ fn live_json(dns: &crate::rollover::DnsReport, probed: &[crate::rollover::ProbeR
                 "endpoint": p.endpoint,
                 "address": p.address,
                 "match": matches!(p.verdict, ProbeVerdict::Match),
-                "verdict": format!("{:?}", p.verdict),
+                "verdict": p.verdict.to_string(),
                 "live_key": p.live_key.map(|k| k.to_hex()),
             })
         })
@@ -371,7 +371,10 @@ fn print_row(row: &Value) {
             }
             match o["validated"].as_array() {
                 Some(r) => println!("    resolver: {} validated record(s)", r.len()),
-                None => println!("    resolver: {}", o["validated"]["not_secure"]),
+                None => println!(
+                    "    resolver: {}",
+                    o["validated"]["not_secure"].as_str().unwrap_or("")
+                ),
             }
         }
         for e in live["endpoints"].as_array().into_iter().flatten() {

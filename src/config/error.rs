@@ -67,20 +67,24 @@ pub struct Problem {
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.file)?;
+        use std::fmt::Write as _;
+        // The first line may quote input (a service name, a key): escaped, so it stays one
+        // line. The snippet's lines are the file's own, their control characters escaped.
+        let mut head = self.file.clone();
         if let Some(Location { line, column }) = self.location {
-            write!(f, ":{line}:{column}")?;
+            write!(head, ":{line}:{column}")?;
         }
-        f.write_str(": ")?;
+        head.push_str(": ");
         match (&self.subject, &self.key) {
-            (Subject::File, Some(key)) => write!(f, "key {key}: ")?,
+            (Subject::File, Some(key)) => write!(head, "key {key}: ")?,
             (Subject::File, None) => {}
-            (subject, Some(key)) => write!(f, "{subject}, key {key}: ")?,
-            (subject, None) => write!(f, "{subject}: ")?,
+            (subject, Some(key)) => write!(head, "{subject}, key {key}: ")?,
+            (subject, None) => write!(head, "{subject}: ")?,
         }
-        f.write_str(&self.message)?;
+        head.push_str(&self.message);
+        f.write_str(&crate::output::escape(&head))?;
         if let Some(snippet) = &self.snippet {
-            write!(f, "\n{snippet}")?;
+            write!(f, "\n{}", crate::output::escape_lines(snippet))?;
         }
         Ok(())
     }

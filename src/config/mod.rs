@@ -338,8 +338,24 @@ impl Config {
         let raw: raw::RawConfig = toml::from_str(text).map_err(|err| {
             ConfigError::Schema(Box::new(src.schema_problem(err.span(), err.message())))
         })?;
-        build::build(raw, &src, base_dir, system)
-            .map_err(|problems| ConfigError::Invalid { problems })
+        let config = build::build(raw, &src, base_dir, system)
+            .map_err(|problems| ConfigError::Invalid { problems })?;
+        // From now on no child of this process sees a variable that holds one of its secrets.
+        dane_roll_providers::child::hide_env(config.secret_env_names());
+        Ok(config)
+    }
+
+    /// The environment variables that hold secrets of this configuration (its `*-env` keys).
+    pub fn secret_env_names(&self) -> Vec<String> {
+        let providers = self.providers.values().flat_map(|p| p.kind.secrets());
+        let channels = self.alerts.channels.values().flat_map(|c| c.secrets());
+        providers
+            .chain(channels)
+            .filter_map(|(_, secret)| match secret.source() {
+                SecretSource::Env(name) => Some(name.clone()),
+                SecretSource::File(_) => None,
+            })
+            .collect()
     }
 
     /// The service called `name`.

@@ -180,8 +180,9 @@ pub enum DnsError {
     },
     /// No answer in time.
     #[error(
-        "the resolver {resolver} did not answer {query} within {timeout:?}: check that it runs and \
-         that [resolver] address in the configuration names it"
+        "the resolver {resolver} did not answer {query} within {} s: check that it runs and \
+         that [resolver] address in the configuration names it",
+        timeout.as_secs_f64()
     )]
     Timeout {
         /// The resolver.

@@ -75,15 +75,33 @@ pub fn request(
     let hint = "acme.sh writes it before it runs the reloadcmd; run the hook from acme.sh \
                 (--reloadcmd), as the user that runs acme.sh";
     let key = super::require_file(files, Client::AcmeSh, key_path, "the private key", hint)?;
-    let (cert, chain) = match env.path(CERT_FULLCHAIN_PATH).filter(|p| files.present(p)) {
+    let fullchain = env.path(CERT_FULLCHAIN_PATH);
+    let (cert, chain) = match fullchain.clone().filter(|p| files.present(p)) {
         Some(fullchain) => (fullchain, None),
         None => {
-            let cert = env.path(CERT_PATH).ok_or_else(|| {
-                missing(
-                    CERT_FULLCHAIN_PATH,
-                    "it names acme.sh's copy of the certificate and its chain",
-                )
-            })?;
+            let cert = match (env.path(CERT_PATH), fullchain) {
+                (Some(cert), _) => cert,
+                // Set, but to nothing usable, and no CERT_PATH to fall back on: name the file.
+                (None, Some(fullchain)) => {
+                    return Err(super::require_file(
+                        files,
+                        Client::AcmeSh,
+                        fullchain,
+                        "the certificate and its chain (CERT_FULLCHAIN_PATH)",
+                        hint,
+                    )
+                    .err()
+                    .unwrap_or_else(|| {
+                        missing(CERT_PATH, "it names acme.sh's copy of the certificate")
+                    }));
+                }
+                (None, None) => {
+                    return Err(missing(
+                        CERT_FULLCHAIN_PATH,
+                        "it names acme.sh's copy of the certificate and its chain",
+                    ));
+                }
+            };
             let cert = super::require_file(files, Client::AcmeSh, cert, "the certificate", hint)?;
             let chain = env.path(CA_CERT_PATH).filter(|p| files.present(p));
             (cert, chain)

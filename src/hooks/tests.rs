@@ -474,3 +474,22 @@ fn disk_tells_missing_empty_and_present() {
     assert_eq!(Disk.state(&full), FileState::Present);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn acme_sh_fullchain_set_to_a_missing_file_is_named_as_such() {
+    // CERT_FULLCHAIN_PATH is set, but the file is not there and CERT_PATH is not set: the
+    // message names the file, not "is not set".
+    let full = format!("{ACME}/fullchain.cer");
+    let env = Env::from_pairs([
+        ("Le_Domain", "mail.example.com"),
+        ("CERT_KEY_PATH", &format!("{ACME}/mail.example.com.key")),
+        ("CERT_FULLCHAIN_PATH", &full),
+    ]);
+    let files = fake(&[format!("{ACME}/mail.example.com.key")]);
+    let err = acme_sh::request(&config(), &env, &files, None)
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains("is not set"), "{err}");
+    assert!(err.contains(&full), "{err}");
+    assert!(err.contains("missing or empty"), "{err}");
+}

@@ -638,13 +638,19 @@ pub fn tlsa_match(ep: &Endpoint, report: &AddressReport) -> Check {
     let keys: Vec<String> = report.keys.iter().map(key_words).collect();
     let (status, message) = match report.verdict {
         Verdict::Pass => (Severity::Ok, format!("{addr}: {}", keys.join("; "))),
-        Verdict::Fail => (
-            Severity::Critical,
-            format!(
-                "no TLSA record matches the certificate on {addr}: {}",
-                report.reason.as_deref().unwrap_or("not verified")
-            ),
-        ),
+        Verdict::Fail => {
+            let reason = report.reason.as_deref().unwrap_or("not verified");
+            // A mismatch only when a key was seen and compared; a refused STARTTLS or a failed
+            // handshake is a protocol failure (senders defer all the same, for another reason).
+            let message = if report.keys.iter().any(|k| !k.matched) {
+                format!("no TLSA record matches the certificate on {addr}: {reason}")
+            } else if report.keys.is_empty() {
+                format!("TLS cannot be established on {addr}: {reason}")
+            } else {
+                format!("DANE verification failed on {addr}: {reason}")
+            };
+            (Severity::Critical, message)
+        }
         Verdict::Unknown => (
             Severity::Unknown,
             format!(

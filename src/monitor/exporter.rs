@@ -309,7 +309,9 @@ impl Exporter {
                 })
                 .collect(),
             Err(err) => {
-                eprintln!("dane-roll serve: rollover phases left out: {err}");
+                crate::output::error_line(&format!(
+                    "dane-roll serve: rollover phases left out: {err}"
+                ));
                 Vec::new()
             }
         }
@@ -332,12 +334,12 @@ impl Exporter {
         loop {
             ticker.tick().await;
             let run = self.run_once().await;
-            eprintln!(
+            crate::output::error_line(&format!(
                 "dane-roll serve: {} checks, status {}, {:.2}s",
                 run.checks.len(),
                 run.status,
                 run.elapsed_seconds
-            );
+            ));
         }
     }
 

@@ -70,7 +70,8 @@ pub fn summary(run: &RunReport) -> String {
             )
         }
     };
-    text.replace('|', "/").replace('\n', " ")
+    // One line (Nagios reads the first), and no control character a server sent.
+    crate::output::escape(&text.replace('|', "/").replace('\n', " ")).into_owned()
 }
 
 fn matched_addresses(endpoints: &[EndpointReport]) -> usize {
@@ -114,8 +115,8 @@ pub fn text(run: &RunReport, style: TextStyle) -> String {
             "{} {:<13} {}: {}",
             label(check.status, style.colour),
             check.kind.as_str(),
-            check.subject,
-            check.message
+            crate::output::escape(&check.subject),
+            crate::output::escape(&check.message)
         );
         if let Some(note) = &check.note {
             let _ = writeln!(out, "{:<22} note: {note}", "");

@@ -1,8 +1,8 @@
 //! The email channel: a plain-text mail, through the local sendmail or an SMTP server.
 //!
 //! - `via = "sendmail"`: the configured program is run as `sendmail -i -f FROM -- TO…` with the
-//!   message on its standard input (the interface every MTA's sendmail has); killed when the
-//!   timeout passes.
+//!   message on its standard input (the interface every MTA's sendmail has), without the
+//!   configuration's secret variables; killed with its process group when the timeout passes.
 //! - `via = "smtp"`: a submission session that must upgrade with STARTTLS (lettre's
 //!   `Tls::Required`: no STARTTLS, or a certificate that does not verify for the server's name,
 //!   and nothing is sent), then AUTH when `credentials` (`user:password`) are configured. The
@@ -19,7 +19,7 @@ use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use crate::config::{Channel, MailVia, Secret, ServerAddr};
 
@@ -112,20 +112,40 @@ impl Email {
         Ok((message, message_id))
     }
 
+    /// `sendmail -i -f FROM -- TO…` with the formatted mail on its standard input, run through
+    /// [`dane_roll_providers::child`]: without the configuration's secret variables (lettre's
+    /// sendmail transport passes the whole environment on), killed with its process group at
+    /// the timeout.
     async fn via_sendmail(&self, message: Message) -> Result<(), ChannelError> {
-        let transport =
-            AsyncSendmailTransport::<Tokio1Executor>::new_with_command(self.sendmail.as_os_str());
-        // lettre's tokio sendmail child is killed when this future is dropped at the timeout.
-        match tokio::time::timeout(self.timeout, transport.send(message)).await {
-            Err(_) => Err(ChannelError::Timeout {
+        use dane_roll_providers::child::{ChildError, EnvPolicy, Job};
+        let envelope = message.envelope();
+        let mut args: Vec<String> = vec!["-i".into()];
+        if let Some(from) = envelope.from() {
+            args.extend(["-f".into(), from.to_string()]);
+        }
+        args.push("--".into());
+        args.extend(envelope.to().iter().map(ToString::to_string));
+        let job = Job::new(&self.sendmail, EnvPolicy::Inherit, self.timeout)
+            .args(args)
+            .input(message.formatted());
+        let fail = |reason: String| ChannelError::Sendmail {
+            program: self.sendmail.clone(),
+            reason: super::excerpt(&reason, 300),
+        };
+        let output = tokio::task::spawn_blocking(move || job.run())
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        match output {
+            Err(ChildError::Timeout(_)) => Err(ChannelError::Timeout {
                 target: self.sendmail.display().to_string(),
                 after: self.timeout,
             }),
-            Ok(Err(err)) => Err(ChannelError::Sendmail {
-                program: self.sendmail.clone(),
-                reason: super::excerpt(&error_chain(&err), 300),
-            }),
-            Ok(Ok(())) => Ok(()),
+            Err(err) => Err(fail(err.to_string())),
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => {
+                let said = String::from_utf8_lossy(&out.stderr);
+                Err(fail(format!("{}: {}", out.status, said.trim())))
+            }
         }
     }
 

@@ -77,8 +77,9 @@ pub enum ChannelError {
     },
     /// No answer within the configured time.
     #[error(
-        "{target} did not answer within {after:?}; check that it is reachable from this host \
-         (or raise [alerts] timeout)"
+        "{target} did not answer within {} s; check that it is reachable from this host \
+         (or raise [alerts] timeout)",
+        after.as_secs_f64()
     )]
     Timeout {
         /// The server (scheme and host, or host and port).
@@ -179,6 +180,23 @@ pub struct Outcome {
     pub kind: &'static str,
     /// What happened.
     pub result: Result<Sent, ChannelError>,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.result {
+            Ok(_) => write!(
+                f,
+                "alert channel \"{}\" ({}): sent",
+                self.channel, self.kind
+            ),
+            Err(err) => write!(
+                f,
+                "alert channel \"{}\" ({}) failed: {err}",
+                self.channel, self.kind
+            ),
+        }
+    }
 }
 
 /// The outcomes of one alert on every channel, in configuration order.
@@ -533,7 +551,9 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
 /// What a masked secret looks like in any text (as in [`crate::config::SecretValue`]).
 pub const MASK: &str = "***";
 
-/// Mask every occurrence of each secret in `text` with [`MASK`]. Empty secrets are ignored.
+/// Mask every occurrence of each secret in `text` with [`MASK`] (empty secrets are ignored),
+/// then every credential a server may echo whatever it is ([`dane_roll_providers::mask_credentials`]:
+/// `Authorization` header values, `user:password@` in URLs).
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| !s.is_empty()) {
@@ -541,7 +561,7 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
             out = out.replace(secret, MASK);
         }
     }
-    out
+    dane_roll_providers::mask_credentials(&out)
 }
 
 /// Text cut to about `max` characters on one line (server replies quoted in errors).

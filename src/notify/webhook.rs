@@ -57,12 +57,27 @@ impl Webhook {
         };
         let target = url_origin(url);
         // The whole URL and the part after the origin are what must never be shown.
-        let tail = url.get(target.len()..).unwrap_or("");
+        let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        let userinfo = authority.rsplit_once('@').map(|(u, _)| u);
+        let tail = rest.get(authority.len()..).unwrap_or("");
         let tail = if tail.len() > 1 { tail } else { "" };
         // And each part of it that may be a token on its own (a receiver that quotes only the
         // token back must not show it either).
         let mut secrets = vec![url, tail];
         secrets.extend(token_parts(tail));
+        // Basic auth in the URL goes out as `Authorization: Basic base64(user:password)`: the
+        // password and that header value are secrets too.
+        let basic = userinfo.map(|u| openssl::base64::encode_block(u.as_bytes()));
+        if let Some(userinfo) = userinfo {
+            secrets.push(userinfo);
+            if let Some((_, password)) = userinfo.split_once(':') {
+                secrets.push(password);
+            }
+        }
+        if let Some(basic) = &basic {
+            secrets.push(basic);
+        }
 
         let exchange = async {
             let response = self.client.post(url).json(&alert.json()).send().await?;

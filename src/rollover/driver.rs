@@ -156,8 +156,9 @@ pub enum DriverError {
     Lock(#[from] LockError),
     /// A staged file could not be written.
     #[error(
-        "cannot write {}: {source}; check that the state directory is writable",
-        path.display()
+        "cannot write {}: {}",
+        path.display(),
+        crate::exit::write_problem(path, source, "check that the state directory is writable")
     )]
     Staging {
         /// The file.
@@ -304,7 +305,9 @@ impl<C: Clock> Driver<C> {
         let notifier = match Notifier::new(&config.alerts) {
             Ok(n) => Some(n),
             Err(err) => {
-                eprintln!("dane-roll: warning: alerts cannot be sent: {err}");
+                crate::output::error_line(&format!(
+                    "dane-roll: warning: alerts cannot be sent: {err}"
+                ));
                 None
             }
         };
@@ -425,11 +428,11 @@ impl<C: Clock> Driver<C> {
                 continue;
             }
             if self.config.service(&r.service).is_none() {
-                eprintln!(
+                crate::output::error_line(&format!(
                     "dane-roll: warning: the stored rollover of service {} ({}) is left alone: \
                      the service is no longer in {}",
                     r.service, r.slot, self.config.file
-                );
+                ));
                 continue;
             }
             targets.push((r.service, r.slot));

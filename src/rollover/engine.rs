@@ -173,6 +173,28 @@ pub enum ProbeVerdict {
     Unknown(String),
 }
 
+impl std::fmt::Display for ProbeVerdict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeVerdict::Match => f.write_str("matches the validated records"),
+            ProbeVerdict::NoMatch(why) => write!(f, "matches no validated record: {why}"),
+            ProbeVerdict::Unknown(why) => write!(f, "not known: {why}"),
+        }
+    }
+}
+
+impl std::fmt::Display for Validation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Validation::Secure(r) => write!(f, "{} validated record(s)", r.len()),
+            Validation::Insecure => f.write_str("records not validated (no AD bit)"),
+            Validation::Bogus(why) => write!(f, "bogus: {why}"),
+            Validation::Missing => f.write_str("no records"),
+            Validation::Failed(why) => write!(f, "lookup failed: {why}"),
+        }
+    }
+}
+
 /// The probe of one endpoint address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeResult {

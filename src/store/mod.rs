@@ -85,7 +85,8 @@ pub enum StoreError {
     },
     /// Another process kept the database busy past the busy timeout.
     #[error(
-        "the state database {path} stayed locked by another process for {timeout:?}; try again"
+        "the state database {path} stayed locked by another process for {} s; try again",
+        timeout.as_secs_f64()
     )]
     Busy {
         /// The database file.

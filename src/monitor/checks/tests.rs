@@ -284,3 +284,23 @@ fn a_resolver_that_does_not_validate_makes_the_run_unknown() {
     let (_, v) = resolver("192.0.2.53:53", &[Err("timed out".into())]);
     assert!(matches!(v, Validation::Unusable(_)));
 }
+
+#[test]
+fn a_protocol_failure_is_not_called_a_tlsa_mismatch() {
+    // STARTTLS refused: no key was ever seen, so nothing was compared with the records.
+    let mut failed = address(Verdict::Fail, Vec::new(), Vec::new());
+    failed.reason = Some("the server does not offer STARTTLS".into());
+    let check = tlsa_match(&ep(), &failed);
+    assert_eq!(check.status, Severity::Critical);
+    assert!(
+        !check.message.contains("TLSA record matches"),
+        "{}",
+        check.message
+    );
+    assert!(
+        check.message.contains("the server does not offer STARTTLS"),
+        "{}",
+        check.message
+    );
+    assert!(check.message.contains("192.0.2.1"), "{}", check.message);
+}

@@ -170,7 +170,10 @@ impl<C: Clock> Driver<C> {
         }
         match result.map(|report| report.change) {
             Ok(Change::Pending { instructions }) => {
-                self.progress.line(&instructions);
+                // One progress line per line: each is escaped on its own.
+                for line in instructions.lines() {
+                    self.progress.line(line);
+                }
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -448,11 +451,13 @@ impl<C: Clock> Driver<C> {
             {
                 Ok(Some(delivery)) => {
                     for f in delivery.failures() {
-                        eprintln!("dane-roll: warning: alert channel failed: {f:?}");
+                        crate::output::error_line(&format!("dane-roll: warning: {f}"));
                     }
                 }
                 Ok(None) => {}
-                Err(err) => eprintln!("dane-roll: warning: alert state not stored: {err}"),
+                Err(err) => crate::output::error_line(&format!(
+                    "dane-roll: warning: alert state not stored: {err}"
+                )),
             }
         }
     }
@@ -460,7 +465,7 @@ impl<C: Clock> Driver<C> {
     /// Print an alert on stderr (always) and send it through the alert channels, once per
     /// service, slot and phase until it changes (the store remembers what was sent).
     pub(super) fn alert(&mut self, service: &str, slot: &Slot, phase: PhaseName, text: &str) {
-        eprintln!("dane-roll: ALERT: {text}");
+        crate::output::error_line(&format!("dane-roll: ALERT: {text}"));
         let Some(notifier) = &self.io.notifier else {
             return;
         };
@@ -481,11 +486,13 @@ impl<C: Clock> Driver<C> {
         match sent {
             Ok(Some(delivery)) => {
                 for f in delivery.failures() {
-                    eprintln!("dane-roll: warning: alert channel failed: {f:?}");
+                    crate::output::error_line(&format!("dane-roll: warning: {f}"));
                 }
             }
             Ok(None) => {}
-            Err(err) => eprintln!("dane-roll: warning: alert state not stored: {err}"),
+            Err(err) => crate::output::error_line(&format!(
+                "dane-roll: warning: alert state not stored: {err}"
+            )),
         }
     }
 }

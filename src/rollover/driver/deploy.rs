@@ -143,7 +143,7 @@ pub(super) fn renewal_problem(results: &[ProbeResult], key: KeyHash) -> Option<S
         .filter(|p| {
             !(matches!(p.verdict, crate::rollover::ProbeVerdict::Match) && p.live_key == Some(key))
         })
-        .map(|p| format!("{} ({}): {:?}", p.endpoint, p.address, p.verdict))
+        .map(|p| format!("{} ({}): {}", p.endpoint, p.address, p.verdict))
         .collect();
     if bad.is_empty() {
         None
@@ -345,13 +345,13 @@ impl<C: Clock> Driver<C> {
                 }
             }
             if !failed.is_empty() {
-                eprintln!(
+                crate::output::error_line(&format!(
                     "dane-roll: warning: service {}: the next key's records were not all published \
                      ({}); `dane-roll next-key {}` retries",
                     service.name,
                     failed.join("; "),
                     service.name
-                );
+                ));
             }
         }
         let now = self.now();
@@ -427,12 +427,12 @@ impl<C: Clock> Driver<C> {
     }
 
     pub(super) fn forced(&mut self, service: &str, slot: &Slot) -> Result<(), DriverError> {
-        eprintln!(
+        crate::output::error_line(&format!(
             "dane-roll: WARNING: --force: service {service} may install its new certificate before \
              the 2×TTL wait is over. Resolvers that cached the old records will fail DANE for the \
              new key until it ends: mail from DANE senders may be deferred. (Served everywhere and \
              validated is still required.)"
-        );
+        ));
         let phase = self
             .store
             .rollover(service, slot)?
