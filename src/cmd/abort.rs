@@ -34,7 +34,7 @@ pub fn run(cli: &Cli, args: &AbortArgs) -> anyhow::Result<Status> {
     for standing in &standings {
         match print_standing(cli, standing) {
             Err(err) => {
-                eprintln!("dane-roll: error: {err:#}");
+                crate::output::error_line(&format!("dane-roll: error: {err:#}"));
                 status = Status::Failure;
             }
             Ok(_) => status = status.max(timed_out(standing)),

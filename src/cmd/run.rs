@@ -50,11 +50,11 @@ pub(super) fn timed_out(s: &Standing) -> Status {
     if s.phase.is_final() {
         return Status::Ok;
     }
-    eprintln!(
+    crate::output::error_line(&format!(
         "dane-roll: --timeout reached: service {} ({}) is in phase {}; its state is saved and \
          `dane-roll run` (or the timer) resumes it",
         s.service, s.slot, s.phase
-    );
+    ));
     Status::Unknown
 }
 
@@ -91,7 +91,10 @@ pub(super) fn print_standing(cli: &Cli, s: &Standing) -> anyhow::Result<Status> 
             (_, None, Some(why)) => format!("waiting: {why}"),
             _ => "the next run continues".to_owned(),
         };
-        println!("{} ({}): phase {}; {next}", s.service, s.slot, s.phase);
+        crate::output::line(&format!(
+            "{} ({}): phase {}; {next}",
+            s.service, s.slot, s.phase
+        ));
     }
     if s.phase == PhaseName::RolledBack {
         bail!(
