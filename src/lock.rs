@@ -5,6 +5,10 @@
 //! cannot get the lock says who has it. The lock belongs to the open file: it goes when the
 //! [`ServiceLock`] is dropped or the process dies, so a lock file left by a killed process is
 //! harmless (the file stays; the lock does not).
+//!
+//! dane-roll runs as root: the lock file is opened `O_NOFOLLOW`, and written (truncated) only when
+//! it is a regular file owned by this user with a single link, in a `locks/` directory that is
+//! ours and private. Anything else planted there is refused ([`LockError::NotOurs`]).
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};

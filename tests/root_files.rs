@@ -244,6 +244,17 @@ fn a_fifo_as_key_or_certificate_is_refused_at_once() {
     assert!(err.contains("FIFO"), "{err}");
 }
 
+/// A FIFO planted at a key path an ACME client names hung the hook's look at it.
+#[test]
+fn a_fifo_at_a_hook_key_path_is_not_a_key_and_does_not_hang() {
+    use dane_roll::hooks::{Disk, FileState, Files};
+    let s = Scene::new();
+    let fifo = s.path("privkey.pem");
+    mkfifo(&fifo);
+    let state = within(Duration::from_secs(5), move || Disk.state(&fifo));
+    assert_eq!(state.expect("the hook hung on a FIFO"), FileState::Missing);
+}
+
 /// A FIFO at `state.db` hung SQLite's open.
 #[test]
 fn a_fifo_as_state_database_is_refused_at_once() {
