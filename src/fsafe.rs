@@ -327,7 +327,7 @@ fn walk(
     // The directory we stand in, and whether it is sticky and writable by others (then the
     // entry below must be owned by root or us, which every element is required to be anyway).
     let root = stat(&here)?;
-    check_element(&here, &root, me, false).map_err(|why| fail(&here, why))?;
+    check_element(&root, me, false).map_err(|why| fail(&here, why))?;
     let mut current = root;
     while let Some(step) = todo.pop_front() {
         if step.as_os_str() == "/" {
@@ -365,7 +365,7 @@ fn walk(
             push_front(&mut todo, &target);
             continue;
         }
-        check_element(&next, &meta, me, !final_step).map_err(|why| fail(&next, why))?;
+        check_element(&meta, me, !final_step).map_err(|why| fail(&next, why))?;
         if final_step {
             if !meta.is_file() && !meta.is_dir() {
                 return Err(fail(&next, Distrust::Kind(kind_of(meta.file_type()))));
@@ -380,8 +380,7 @@ fn walk(
 
 /// The rule for one element: owner root or `me`; not writable by group or others unless it is a
 /// sticky directory that is passed through (`dir_above`).
-fn check_element(p: &Path, meta: &fs::Metadata, me: u32, dir_above: bool) -> Result<(), Distrust> {
-    let _ = p;
+fn check_element(meta: &fs::Metadata, me: u32, dir_above: bool) -> Result<(), Distrust> {
     if !owner_ok(meta, me) {
         return Err(Distrust::Owner { uid: meta.uid() });
     }
@@ -533,5 +532,13 @@ mod tests {
         let rel = base.join("rel.toml");
         symlink("../base/config.toml", &rel).unwrap();
         check_trusted(&rel).unwrap();
+        // A loop of links ends with an error, not a hang.
+        symlink(base.join("b"), base.join("a")).unwrap();
+        symlink(base.join("a"), base.join("b")).unwrap();
+        let err = check_trusted(&base.join("a")).unwrap_err();
+        assert_eq!(err.why, Distrust::Loop, "{err}");
+        // A missing file is reported, naming it.
+        let err = check_trusted(&base.join("missing.toml")).unwrap_err();
+        assert!(err.to_string().contains("missing.toml"), "{err}");
     }
 }
