@@ -1,20 +1,22 @@
 //! Putting a certificate where the service reads it, and telling the service.
 //!
 //! [`write_atomic`] is the one way dane-roll writes a file another program reads: a temporary
-//! file in the same directory, written and fsynced, given the mode (and owner) the old file had,
-//! renamed over the target, and the directory fsynced. A reader (Postfix at reload) sees the old
-//! file or the new one, never half of one; a crash leaves at most a `.dane-roll.tmp.*` file.
+//! file with an unpredictable name created O_EXCL|O_NOFOLLOW in the same directory, written and
+//! fsynced, given the mode (and group) asked for, never the old file's, renamed over the target,
+//! and the directory fsynced ([`crate::fsafe`] owns these rules). A reader (Postfix at reload)
+//! sees the old file or the new one, never half of one; a crash leaves at most a
+//! `.<name>.*.dane-roll.tmp` file.
 //!
 //! [`install_chain`] copies a staged key+chain file (Postfix `smtpd_tls_chain_files` format:
 //! private key, leaf, intermediates) to the service's `chain-file`; [`reload`] runs the service's
 //! reload command (`postfix reload` unless configured) with a time limit and reports its output
 //! when it fails. Key material is never printed: errors name files, not contents.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::fsafe::{self, FileMode};
 
 /// The mode of a key+chain file dane-roll creates (it holds a private key).
 pub const NEW_FILE_MODE: u32 = 0o600;
@@ -97,76 +99,34 @@ fn tail(output: &str) -> String {
     }
 }
 
-/// Write `data` to `path` atomically. The new file gets the mode and owner of the file it
-/// replaces, or `new_mode` when there is none.
-pub fn write_atomic(path: &Path, data: &[u8], new_mode: u32) -> io::Result<()> {
-    let existing = fs::metadata(path).ok();
-    let mode = existing
-        .as_ref()
-        .map_or(new_mode, |m| m.permissions().mode() & 0o7777);
-    write_with_mode(path, data, mode, existing.map(|m| (m.uid(), m.gid())))
+/// Write `data` to `path` atomically with exactly `mode` and the writer as owner (see
+/// [`fsafe::write_atomic`]: an unpredictable O_EXCL|O_NOFOLLOW temporary, fsync, rename,
+/// directory fsync). Nothing is taken from the file it replaces: a key never inherits 0644.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+    fsafe::write_atomic(path, data, FileMode::mode(mode))
 }
 
 /// Write `data` to `path` atomically with exactly `mode` (a private key: always 0600).
 pub fn write_atomic_mode(path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
-    let owner = fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
-    write_with_mode(path, data, mode, owner)
+    write_with_mode(path, data, FileMode::mode(mode))
 }
 
-fn write_with_mode(
-    path: &Path,
-    data: &[u8],
-    mode: u32,
-    owner: Option<(u32, u32)>,
-) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = dir.join(format!(".{name}.dane-roll.tmp.{}", std::process::id()));
-    let result = (|| {
-        // Created 0600 whatever the final mode: the key is never readable by others, not even
-        // for a moment.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(data)?;
-        if let Some((uid, gid)) = owner {
-            // Keep the owner the service expects; only root can give a file away, and only then
-            // does it matter (a non-root dane-roll writes files it owns).
-            if let Err(err) = std::os::unix::fs::fchown(&file, Some(uid), Some(gid))
-                && err.kind() != io::ErrorKind::PermissionDenied
-            {
-                return Err(err);
-            }
-        }
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        File::open(&dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+/// Write `data` to `path` atomically with `mode`'s permission bits and group.
+pub fn write_with_mode(path: &Path, data: &[u8], mode: FileMode) -> io::Result<()> {
+    fsafe::write_atomic(path, data, mode)
 }
 
-/// Install the staged key+chain file at `target` (the service's `chain-file`), atomically.
-pub fn install_chain(target: &Path, staged: &Path) -> Result<(), InstallError> {
-    let data = fs::read(staged).map_err(|source| InstallError::ReadStaged {
+/// Install the staged key+chain file at `target` (the service's `chain-file`), atomically, with
+/// the service's `key-mode` and `key-group` ([`FileMode::PRIVATE`], 0600, unless configured).
+///
+/// When `target` is a symbolic link, the link is replaced by a regular file: its target is never
+/// written, so a link planted there cannot make root overwrite another file.
+pub fn install_chain(target: &Path, staged: &Path, mode: FileMode) -> Result<(), InstallError> {
+    let data = fsafe::read_regular(staged).map_err(|source| InstallError::ReadStaged {
         path: staged.to_owned(),
         source,
     })?;
-    write_atomic(target, &data, NEW_FILE_MODE).map_err(|source| InstallError::Write {
+    write_with_mode(target, &data, mode).map_err(|source| InstallError::Write {
         path: target.to_owned(),
         source,
     })
@@ -229,8 +189,11 @@ pub fn reload(command: &[String], timeout: Duration) -> Result<(), InstallError>
 mod tests {
     use super::*;
 
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+
     #[test]
-    fn atomic_write_keeps_mode_and_creates_0600() {
+    fn atomic_write_sets_exactly_the_mode_asked_for() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("chain.pem");
         write_atomic(&p, b"one", NEW_FILE_MODE).unwrap();
@@ -241,9 +204,10 @@ mod tests {
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         write_atomic(&p, b"two", NEW_FILE_MODE).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
+        // Never inherited from the file replaced.
         assert_eq!(
             fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o640
+            0o600
         );
         write_atomic_mode(&p, b"three", 0o600).unwrap();
         assert_eq!(
@@ -253,7 +217,7 @@ mod tests {
         let left: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp."))
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
             .collect();
         assert!(left.is_empty());
     }
@@ -264,11 +228,17 @@ mod tests {
         let staged = dir.path().join("staged.pem");
         fs::write(&staged, b"key+chain").unwrap();
         let target = dir.path().join("chain.pem");
-        install_chain(&target, &staged).unwrap();
+        install_chain(&target, &staged, FileMode::PRIVATE).unwrap();
         assert_eq!(fs::read(&target).unwrap(), b"key+chain");
-        let err = install_chain(&dir.path().join("nope/chain.pem"), &staged).unwrap_err();
+        let err = install_chain(
+            &dir.path().join("nope/chain.pem"),
+            &staged,
+            FileMode::PRIVATE,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("nope/chain.pem"), "{err}");
-        let err = install_chain(&target, &dir.path().join("gone.pem")).unwrap_err();
+        let err =
+            install_chain(&target, &dir.path().join("gone.pem"), FileMode::PRIVATE).unwrap_err();
         assert!(matches!(err, InstallError::ReadStaged { .. }));
     }
 

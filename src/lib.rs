@@ -25,6 +25,7 @@ pub mod config;
 mod der;
 pub mod dns;
 pub mod exit;
+pub mod fsafe;
 pub mod hooks;
 pub mod install;
 pub mod lock;

@@ -5,13 +5,19 @@
 //! cannot get the lock says who has it. The lock belongs to the open file: it goes when the
 //! [`ServiceLock`] is dropped or the process dies, so a lock file left by a killed process is
 //! harmless (the file stays; the lock does not).
+//!
+//! dane-roll runs as root: the lock file is opened `O_NOFOLLOW`, and written (truncated) only when
+//! it is a regular file owned by this user with a single link, in a `locks/` directory that is
+//! ours and private. Anything else planted there is refused ([`LockError::NotOurs`]).
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use nix::fcntl::OFlag;
 
 use crate::rollover::{Clock, SystemClock, Timestamp};
 
@@ -60,6 +66,18 @@ pub enum LockError {
         path: PathBuf,
         /// Why.
         source: io::Error,
+    },
+    /// The lock file (or its directory) is not a file this user made: a symbolic link, a hard
+    /// link, another user's file. It is never written through.
+    #[error(
+        "refusing the lock file {path}: {why}; dane-roll only writes a lock file it created. \
+         Remove it (and check who put it there)"
+    )]
+    NotOurs {
+        /// The file or directory.
+        path: PathBuf,
+        /// What it is.
+        why: String,
     },
     /// A service name that cannot be a file name.
     #[error("service name {0:?} cannot name a lock file")]
@@ -178,15 +196,57 @@ pub fn acquire(
             .mode(0o700)
             .create(dir)
             .map_err(open_err)?;
+        // The lock directory itself, not a link to elsewhere, private and ours.
+        let meta = fs::symlink_metadata(dir).map_err(open_err)?;
+        if !meta.is_dir() || meta.uid() != crate::fsafe::euid() || meta.mode() & 0o022 != 0 {
+            return Err(LockError::NotOurs {
+                path: dir.to_owned(),
+                why: format!(
+                    "it is {} owned by uid {} with mode {:04o}, not a directory private to this \
+                     user",
+                    if meta.is_dir() {
+                        "a directory"
+                    } else {
+                        "not a directory"
+                    },
+                    meta.uid(),
+                    meta.mode() & 0o7777
+                ),
+            });
+        }
     }
+    // O_NOFOLLOW: a symbolic link planted at the lock file's name is refused, never followed
+    // (the lock file is written to, so a link would make root write wherever it points).
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(false)
         .mode(0o600)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC).bits())
         .open(&path)
-        .map_err(open_err)?;
+        .map_err(|source| match source.raw_os_error() {
+            Some(code) if code == nix::libc::ELOOP => LockError::NotOurs {
+                path: path.clone(),
+                why: "it is a symbolic link".to_owned(),
+            },
+            _ => open_err(source),
+        })?;
+    // Never truncate or write a file that is not ours: a regular file, owned by this user, with
+    // no other name (a hard link to another file would be overwritten through it).
+    let meta = file.metadata().map_err(open_err)?;
+    if !meta.is_file() || meta.uid() != crate::fsafe::euid() || meta.nlink() != 1 {
+        return Err(LockError::NotOurs {
+            path: path.clone(),
+            why: if !meta.is_file() {
+                "it is not a regular file".to_owned()
+            } else if meta.nlink() != 1 {
+                format!("it has {} hard links", meta.nlink())
+            } else {
+                format!("it is owned by uid {}", meta.uid())
+            },
+        });
+    }
     let started = Instant::now();
     loop {
         match file.try_lock() {

@@ -305,7 +305,7 @@ pub enum PkiError {
 
 /// Read a file and find its certificates and key.
 pub fn load(path: &Path) -> Result<Material, PkiError> {
-    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
+    let bytes = crate::fsafe::read_regular(path).map_err(|source| PkiError::Read {
         path: path.to_path_buf(),
         source,
     })?;
@@ -584,7 +584,7 @@ pub fn load_private_key(path: &Path) -> Result<PKey<Private>, PkiError> {
             });
         }
     }
-    let bytes = std::fs::read(path).map_err(|source| PkiError::Read {
+    let bytes = crate::fsafe::read_regular(path).map_err(|source| PkiError::Read {
         path: path.to_path_buf(),
         source,
     })?;

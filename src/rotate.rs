@@ -17,9 +17,8 @@
 //! server must read the key+chain file dane-roll installs, never `live/` itself.
 
 use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::pki;
@@ -241,7 +240,7 @@ impl Lineage {
 
     /// Copy `next_key` into the archive as the next version and point `privkey.pem` at it.
     pub fn stage(&self, next_key: &Path) -> Result<Staged, RotateError> {
-        let bytes = fs::read(next_key).map_err(io_err("read", next_key))?;
+        let bytes = crate::fsafe::read_regular(next_key).map_err(io_err("read", next_key))?;
         if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
             return Err(RotateError::NotPem {
                 path: next_key.to_path_buf(),
@@ -253,11 +252,8 @@ impl Lineage {
         let file_name = format!("privkey{version}.pem");
         let staged_file = self.archive.join(&file_name);
         {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&staged_file)
+            // O_EXCL|O_NOFOLLOW: a file or link planted at the next version's name is refused.
+            let mut file = crate::fsafe::create_new(&staged_file, 0o600)
                 .map_err(io_err("create", &staged_file))?;
             let written = file.write_all(&bytes).and_then(|()| file.sync_all());
             if let Err(e) = written {
@@ -301,16 +297,27 @@ fn version_of(name: &OsStr) -> Option<u32> {
 
 /// Point the symbolic link `link` at `target` atomically: a new link beside it, renamed over it.
 fn replace_link(link: &Path, target: &Path) -> Result<(), RotateError> {
-    let dir = link.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.dane-roll.{}",
-        link.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let _ = fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).map_err(io_err("create the link", &tmp))?;
+    let dir = match link.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = link
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // A new link under an unpredictable name (symlink(2) never follows or replaces what is
+    // there; a taken name is retried), then renamed over the old one.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".dane-roll.tmp")
+        .rand_bytes(12)
+        .make_in(dir, |p| std::os::unix::fs::symlink(target, p))
+        .map_err(io_err("create a link in", dir))?;
+    // From here the name is removed by hand, only when the rename failed.
+    let tmp = tmp
+        .into_temp_path()
+        .keep()
+        .map_err(|e| io_err("keep", link)(e.error))?;
     if let Err(e) = fs::rename(&tmp, link) {
         let _ = fs::remove_file(&tmp);
         return Err(io_err("replace the link", link)(e));

@@ -113,6 +113,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
         writeln!(out, "  scheme        {}", service.scheme)?;
         writeln!(out, "  chain-file    {}", service.chain_files)?;
         writeln!(out, "  reload        {}", service.reload.join(" "))?;
+        writeln!(out, "  key-mode      {}", service.key_file)?;
         writeln!(
             out,
             "  ttl           {} (a rollover waits at least 2×TTL = {})",

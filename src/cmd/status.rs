@@ -227,7 +227,7 @@ fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value 
             .iter()
             .all(|o| ours.iter().any(|rec| rec.owner == *o && rec.is_of(&n)))
     });
-    let not_after = std::fs::read(&r.chain)
+    let not_after = crate::fsafe::read_regular(&r.chain)
         .ok()
         .and_then(|pem| leaf_not_after(&pem));
     let ours_set: BTreeSet<String> = record_strings(ours).into_iter().collect();

@@ -528,6 +528,46 @@ impl Builder<'_, '_> {
         }
     }
 
+    /// `key-mode` (octal, at most 0640: the key+chain file holds a private key) and `key-group`
+    /// (a group name or number known to this system).
+    fn key_file(
+        &mut self,
+        at: &dyn Fn(&str) -> Vec<Seg>,
+        mode: Option<String>,
+        group: Option<String>,
+    ) -> crate::fsafe::FileMode {
+        let mut file = crate::fsafe::FileMode::PRIVATE;
+        if let Some(text) = mode {
+            let digits = text.strip_prefix("0o").unwrap_or(&text);
+            match u32::from_str_radix(digits, 8) {
+                Ok(m) if digits.len() <= 4 && m & !0o640 == 0 && m & 0o600 == 0o600 => {
+                    file.mode = m;
+                }
+                Ok(_) if digits.len() <= 4 => self.error(
+                    at("key-mode"),
+                    format!(
+                        "{text:?} is not a mode for a private key: the owner reads and writes it \
+                         (0600), and at most its group may read it too (0640, with `key-group`)"
+                    ),
+                ),
+                _ => self.error(
+                    at("key-mode"),
+                    format!("{text:?} is not an octal mode; write it as a string such as \"0640\""),
+                ),
+            }
+        }
+        if let Some(name) = group {
+            match crate::fsafe::group_id(&name) {
+                Some(gid) => file.group = Some(gid),
+                None => self.error(
+                    at("key-group"),
+                    format!("there is no group {name:?} on this system; create it or fix the name"),
+                ),
+            }
+        }
+        file
+    }
+
     fn services(
         &mut self,
         raw: Vec<RawService>,
@@ -662,6 +702,8 @@ impl Builder<'_, '_> {
             Some(command) => self.command(at("reload"), command).unwrap_or_default(),
         };
 
+        let key_file = self.key_file(&at, raw.key_mode, raw.key_group);
+
         let ttl = match raw.ttl {
             None => DEFAULT_TTL,
             Some(ttl) => match u32::try_from(ttl) {
@@ -751,6 +793,7 @@ impl Builder<'_, '_> {
             scheme: raw.scheme.unwrap_or(Scheme::CurrentNext),
             chain_files,
             reload,
+            key_file,
             ttl,
             zone,
             provider,

@@ -82,7 +82,14 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
                 config.state_dir.display()
             ),
         )),
-        Ok(_) => {}
+        Ok(_) => {
+            if let Err(untrusted) = crate::fsafe::check_private_dir(&config.state_dir) {
+                report.errors.push(problem(
+                    kpath!["state-dir"],
+                    format!("{untrusted}; dane-roll refuses to write there"),
+                ));
+            }
+        }
         Err(_) => report.warnings.push(problem(
             kpath!["state-dir"],
             format!(
@@ -111,6 +118,18 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
                     ),
                 )),
                 _ => {}
+            }
+            if let Ok(target) = fs::read_link(chain) {
+                report.warnings.push(problem(
+                    here(),
+                    format!(
+                        "{} is a symbolic link (to {}): an install replaces the link with a \
+                         regular file and never writes its target; point the setting at the \
+                         file itself",
+                        chain.display(),
+                        target.display()
+                    ),
+                ));
             }
             match fs::metadata(chain) {
                 Ok(meta) if !meta.is_file() => report.errors.push(problem(

@@ -108,6 +108,12 @@ pub enum ConfigError {
         /// What the system said.
         source: io::Error,
     },
+    /// The file, or a directory above it, may be changed by another user.
+    #[error(
+        "{0}. dane-roll refuses such a configuration: it names commands run as root (`reload`, \
+         `exec`)"
+    )]
+    Untrusted(crate::fsafe::Untrusted),
     /// The file is not UTF-8.
     #[error(
         "{file}:{line}: the configuration is not UTF-8 text (a byte at line {line} is not valid UTF-8)"

@@ -139,6 +139,9 @@ pub struct Service {
     pub chain_files: ChainFiles,
     /// The reload command, program first.
     pub reload: Vec<String>,
+    /// The mode and group of the installed key+chain file (`key-mode`, `key-group`; 0600 and
+    /// the writer's group unless configured).
+    pub key_file: crate::fsafe::FileMode,
     /// The TTL of the TLSA records, seconds.
     pub ttl: u32,
     /// The zone to publish in, when it should not be discovered.
@@ -274,7 +277,15 @@ pub struct Config {
 impl Config {
     /// Load and validate the file at `path`. Relative paths in it are taken from its directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let bytes = fs::read(path).map_err(|source| match source.kind() {
+        if fs::metadata(path).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+            return Err(ConfigError::NotFound {
+                path: path.to_owned(),
+            });
+        }
+        // Before a byte is read: a file another user can change must not steer root.
+        crate::fsafe::check_trusted(path).map_err(ConfigError::Untrusted)?;
+        // A FIFO or a device is refused at once instead of hanging the read.
+        let bytes = crate::fsafe::read_regular(path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => ConfigError::NotFound {
                 path: path.to_owned(),
             },

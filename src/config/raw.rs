@@ -53,6 +53,8 @@ pub(super) struct RawService {
     pub chain_file: Option<PathBuf>,
     pub chain_files: Option<BTreeMap<String, PathBuf>>,
     pub reload: Option<Vec<String>>,
+    pub key_mode: Option<String>,
+    pub key_group: Option<String>,
     pub ttl: Option<i64>,
     pub zone: Option<String>,
     pub provider: Option<String>,

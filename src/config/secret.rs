@@ -154,10 +154,11 @@ impl Secret {
     pub fn read(&self) -> Result<SecretValue, SecretError> {
         match &self.source {
             SecretSource::File(path) => {
-                let bytes = fs::read(path).map_err(|source| SecretError::File {
-                    path: path.clone(),
-                    source,
-                })?;
+                let bytes =
+                    crate::fsafe::read_regular(path).map_err(|source| SecretError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
                 let text = String::from_utf8(bytes).map_err(|err| {
                     wipe(err.into_bytes());
                     SecretError::FileNotUtf8 { path: path.clone() }

@@ -150,7 +150,8 @@ pub struct Disk;
 impl Files for Disk {
     fn state(&self, path: &Path) -> FileState {
         use std::io::Read;
-        let Ok(file) = std::fs::File::open(path) else {
+        // open_regular: a FIFO planted at a key path must not hang the hook.
+        let Ok(file) = crate::fsafe::open_regular(path) else {
             return FileState::Missing;
         };
         if !file.metadata().is_ok_and(|m| m.is_file()) {

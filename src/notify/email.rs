@@ -273,7 +273,7 @@ fn ca_certificates(path: &std::path::Path) -> Result<Vec<Certificate>, ChannelEr
         path: path.to_owned(),
         reason,
     };
-    let data = std::fs::read(path).map_err(|err| fail(err.to_string()))?;
+    let data = crate::fsafe::read_regular(path).map_err(|err| fail(err.to_string()))?;
     let blocks = pem::parse_many(&data).map_err(|err| fail(err.to_string()))?;
     let certs: Vec<Certificate> = blocks
         .iter()

@@ -8,16 +8,18 @@
 //!
 //! The database runs in WAL mode with a busy timeout, so a hook and the timer can read and write
 //! at once; [`Store::save`] writes a phase change, its events and the record changes in one
-//! transaction. The directory is created 0700 and the file 0600. Errors say which file and what
+//! transaction. The directory is created 0700 and the file 0600, and both are checked before
+//! use (`guard`: a private directory, a regular file, no lost store). Errors say which file and what
 //! to do: a damaged file, a schema newer than this build, a read-only directory.
 
+mod guard;
 mod schema;
 #[cfg(test)]
 mod tests;
 
-use std::fs::{self, OpenOptions};
+use std::fs::OpenOptions;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -47,6 +49,33 @@ pub enum StoreError {
         dir: PathBuf,
         /// Why.
         source: io::Error,
+    },
+    /// The state directory may be changed by another user (or is not a private directory).
+    #[error("the state directory {0}")]
+    Untrusted(crate::fsafe::Untrusted),
+    /// `state.db` is not a regular file (a FIFO, a device, a directory, a link).
+    #[error("the state database {path} cannot be used: {detail}")]
+    NotRegular {
+        /// The database file.
+        path: PathBuf,
+        /// What it is.
+        detail: String,
+    },
+    /// The database is empty (no schema) while key files are staged: rollovers were lost.
+    #[error(
+        "the state database {path} is empty (0 bytes or no schema), yet {staged} key file(s) are \
+         staged under {staged_dir}: the store that tracked those rollovers is lost or was \
+         truncated, which is corruption, not a fresh start. Restore state.db from a backup; or, \
+         to start afresh on purpose, move state.db and {staged_dir} aside, run `dane-roll plan` \
+         to see what DNS holds, and deploy again"
+    )]
+    Lost {
+        /// The database file.
+        path: PathBuf,
+        /// How many staged files were found.
+        staged: usize,
+        /// Where.
+        staged_dir: PathBuf,
     },
     /// The database (or its directory, for the WAL files) cannot be written.
     #[error(
@@ -239,25 +268,23 @@ pub struct Store {
 impl Store {
     /// Open (creating if needed) the store in `state_dir`, and bring its schema up to date.
     pub fn open(state_dir: &Path) -> Result<Store, StoreError> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(state_dir)
-            .map_err(|source| StoreError::StateDir {
-                dir: state_dir.to_owned(),
-                source,
-            })?;
+        guard::prepare_dir(state_dir)?;
         let path = state_dir.join(DB_FILE);
-        if !path.exists() {
+        let existed = guard::db_file(&path)?;
+        if !existed {
             // Create it 0600 ourselves: SQLite would use the umask. Its -wal and -shm files
             // take the database file's permissions.
             OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
                 .open(&path)
+                .map(drop)
                 .or_else(|err| match err.kind() {
-                    io::ErrorKind::AlreadyExists => Ok(fs::File::open(&path)?),
+                    io::ErrorKind::AlreadyExists => guard::db_file(&path)
+                        .map(drop)
+                        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string())),
                     _ => Err(err),
                 })
                 .map_err(|err| match err.kind() {
@@ -274,6 +301,9 @@ impl Store {
                 })?;
         }
         let conn = Connection::open(&path).map_err(|e| classify(&path, e))?;
+        if existed {
+            guard::not_lost(&conn, &path, state_dir)?;
+        }
         Store::setup(conn, path, true)
     }
 

@@ -1,5 +1,6 @@
 //! Store tests: migrations, one-transaction saves, "ours", keys, events, and the errors.
 
+use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
 use rusqlite::Connection;

@@ -58,7 +58,9 @@ impl<C: Clock> Driver<C> {
                     r,
                     format!("installing {} as {}", chain.display(), target.display()),
                 )?;
-                Outcome::Installed(install::install_chain(target, chain).map_err(|e| e.to_string()))
+                Outcome::Installed(
+                    install::install_chain(target, chain, svc.key_file).map_err(|e| e.to_string()),
+                )
             }
             Action::Reload => {
                 self.note(r, format!("running `{}`", svc.reload.join(" ")))?;
@@ -97,7 +99,7 @@ impl<C: Clock> Driver<C> {
                     ),
                 )?;
                 Outcome::Reinstalled(
-                    install::install_chain(target, chain).map_err(|e| e.to_string()),
+                    install::install_chain(target, chain, svc.key_file).map_err(|e| e.to_string()),
                 )
             }
             Action::GenerateNextKey => Outcome::NextKey(self.generate_next(svc, r)?),

@@ -258,10 +258,11 @@ impl<C: Clock> Driver<C> {
         let previous_chain = if target.exists() {
             let name = current.map_or_else(|| "previous".to_owned(), |k| k.to_hex());
             let backup = dir.join(format!("previous-{name}.pem"));
-            let data = fs::read(target).map_err(|source| DriverError::Staging {
-                path: target.to_path_buf(),
-                source,
-            })?;
+            let data =
+                crate::fsafe::read_regular(target).map_err(|source| DriverError::Staging {
+                    path: target.to_path_buf(),
+                    source,
+                })?;
             install::write_atomic_mode(&backup, &data, 0o600).map_err(|source| {
                 DriverError::Staging {
                     path: backup.clone(),
@@ -366,12 +367,12 @@ impl<C: Clock> Driver<C> {
                 now,
             )],
         )?;
-        install::install_chain(chain_file(service, slot)?, staged).map_err(|source| {
-            DriverError::Install {
+        install::install_chain(chain_file(service, slot)?, staged, service.key_file).map_err(
+            |source| DriverError::Install {
                 service: service.name.clone(),
                 source,
-            }
-        })?;
+            },
+        )?;
         install::reload(&service.reload, install::RELOAD_TIMEOUT).map_err(|source| {
             DriverError::Install {
                 service: service.name.clone(),
