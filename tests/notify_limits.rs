@@ -193,10 +193,7 @@ fn telegram_with_an_endless_body_is_a_clear_error_in_bounded_memory() {
     let result = runtime().block_on(bot.send(&alert()));
     assert_bounded(peer, started);
     let err = result.expect_err("an endless reply is not an acknowledgement");
-    assert!(
-        matches!(err, ChannelError::ReplyTooLarge { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, ChannelError::ReplyTooLarge { .. }), "{err:?}");
     let text = err.to_string();
     assert!(text.contains("larger than 4 MiB"), "{text}");
     assert!(!text.contains("AAbounded"), "{text}");
