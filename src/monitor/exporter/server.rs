@@ -253,6 +253,10 @@ pub(super) async fn serve<F>(
             }
             drop(admitted);
         });
+        // Let the connections run before the next accept: a client whose request head is
+        // already here becomes busy (not to be closed) before a burst of new connections could
+        // push it out as the longest idle.
+        tokio::task::yield_now().await;
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
