@@ -2,11 +2,12 @@
 //! background every `interval` (a scrape never triggers handshakes); `/metrics` serves the
 //! exposition of the last run. `/probe?target=host[:port]&timeout=S` checks one ad-hoc target now
 //! (blackbox_exporter style) and returns its metrics only. Metrics are built with
-//! prometheus-client ([`encode_run`]) and served by axum on the caller's tokio runtime; the
-//! server stops on SIGTERM or SIGINT, letting requests in flight finish.
+//! prometheus-client ([`encode_run`]), routed by axum and served by hyper (the `server`
+//! submodule) on the caller's tokio runtime; the server stops on SIGTERM or SIGINT, letting
+//! requests in flight finish.
 //!
 //! Bounded against its clients ([`ServeLimits`]): at most `max_connections` open connections and
-//! a header read timeout ([`server`]); at most `max_probes` `/probe` runs at once over all
+//! a header read timeout (`server`); at most `max_probes` `/probe` runs at once over all
 //! requests, a request over it waiting [`PROBE_QUEUE_WAIT`] then answered 503 with
 //! `Retry-After`; `/probe` refuses (403) a target resolving to a loopback, link-local or private
 //! address unless `allow_private_targets` ([`super::fence`]); and, when a [`BearerToken`] is set,
