@@ -215,9 +215,43 @@ pub enum CheckFormat {
 /// `dane-roll serve`: the Prometheus exporter.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where to listen, `ADDR:PORT`.
+    /// Where to listen, `ADDR:PORT`. An address other than loopback needs --allow-remote.
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:9725")]
     pub listen: std::net::SocketAddr,
+
+    /// Allow a --listen address other than loopback (the exporter then answers the network);
+    /// requires a bearer token (--token-file or --token-env).
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// A file holding the bearer token every request must carry (`Authorization: Bearer`).
+    #[arg(long, value_name = "PATH", conflicts_with = "token_env")]
+    pub token_file: Option<std::path::PathBuf>,
+
+    /// An environment variable holding the bearer token every request must carry.
+    #[arg(long, value_name = "VAR")]
+    pub token_env: Option<String>,
+
+    /// Let /probe connect to loopback, link-local and private addresses (refused otherwise, so
+    /// that the exporter cannot scan its own network).
+    #[arg(long)]
+    pub allow_private_targets: bool,
+
+    /// Open connections at most; over it the connection idle the longest is closed.
+    #[arg(long, value_name = "N", default_value_t = crate::monitor::exporter::DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::value_parser!(u32).range(1..=65536), |n| n as usize))]
+    pub max_connections: usize,
+
+    /// /probe runs at once over all requests; a request over it waits 5 s, then gets 503.
+    #[arg(long, value_name = "N", default_value_t = crate::monitor::exporter::DEFAULT_MAX_PROBES,
+          value_parser = clap::builder::TypedValueParser::map(
+              clap::value_parser!(u32).range(1..=1024), |n| n as usize))]
+    pub max_probes: usize,
+
+    /// Seconds a client may take to send a request's head before its connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub header_timeout: f64,
 
     /// Seconds between two runs of the checks.
     #[arg(long, value_name = "SECS", default_value_t = 300.0)]

@@ -1,6 +1,7 @@
 //! `dane-roll serve` (issue 7): the real binary on 127.0.0.1 against a configuration pointing at
 //! the lab; `/metrics` scraped for real (values asserted, `promtool check metrics` run on the
-//! text), `/probe?target=` for an ad-hoc target, and a clean stop on SIGTERM; and
+//! text), `/probe?target=` for an ad-hoc target (refused for the lab's loopback hosts without
+//! `--allow-private-targets`), and a clean stop on SIGTERM; and
 //! `dane_rollover_phase` following the phase of a rollover in the state store.
 
 use std::io::{Read, Write};
@@ -134,6 +135,8 @@ kind = "manual"
                 "10",
                 "--key-algorithm",
                 "ecdsa",
+                // The lab's hosts are on loopback (127.53.N.x).
+                "--allow-private-targets",
             ])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -254,6 +257,38 @@ kind = "manual"
     let (status, body) = get(port, "/probe?target=nosuch.example.test&timeout=5").unwrap();
     assert_eq!(status, 200);
     assert_eq!(sample(&body, "dane_status "), Some(2.0), "{body}");
+
+    // Without --allow-private-targets (issue 14), /probe does not connect to the lab's
+    // loopback hosts: 403 naming the target, the address and the flag. Before, it probed them.
+    let fenced_port = dane_roll_lab::ports::free_port();
+    let _fenced = Served(Some(
+        Command::new(env!("CARGO_BIN_EXE_dane-roll"))
+            .args(["-c", &config.display().to_string(), "serve", "--listen"])
+            .arg(format!("127.0.0.1:{fenced_port}"))
+            .args(["--interval", "600", "--timeout", "10"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let started = Instant::now();
+    let (status, body) = loop {
+        match get(fenced_port, "/probe?target=example.test&timeout=10") {
+            Ok(answer) => break answer,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(err) => panic!("the second exporter did not start: {err}"),
+        }
+    };
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("\"example.test\""), "{body}");
+    assert!(
+        body.contains(&format!("{MX_HOST} is {addr} (loopback")),
+        "{body}"
+    );
+    assert!(body.contains("--allow-private-targets"), "{body}");
+    assert!(!body.contains("dane_endpoint_match"), "{body}");
 
     // SIGTERM: a clean stop, exit 0.
     let mut child = served.0.take().unwrap();

@@ -1,11 +1,16 @@
 //! `dane-roll serve`: the Prometheus exporter ([`crate::monitor::exporter`]) for the configured
 //! endpoints (and any extra targets), on a current-thread tokio runtime, until SIGTERM or SIGINT.
+//! A --listen address other than loopback is refused unless --allow-remote, and that needs a
+//! bearer token (--token-file or --token-env), read once at start and never shown.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 
 use crate::cli::{Cli, ServeArgs};
+use crate::config::{Secret, SecretStatus};
 use crate::exit::Status;
-use crate::monitor::exporter::{Exporter, ExporterError, shutdown_signal};
+use crate::monitor::exporter::{
+    BearerToken, Exporter, ExporterError, ServeLimits, shutdown_signal,
+};
 use crate::monitor::{Target, TargetMode};
 
 use super::check::{MonitorFlags, build_monitor, configured_targets, load_config, seconds};
@@ -14,6 +19,31 @@ use super::check::{MonitorFlags, build_monitor, configured_targets, load_config,
 pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
     let interval = seconds(args.interval, "--interval")?;
     let deadline = seconds(args.timeout, "--timeout")?;
+    let header_timeout = seconds(args.header_timeout, "--header-timeout")?;
+    let token = bearer_token(args)?;
+    if !args.listen.ip().is_loopback() {
+        if !args.allow_remote {
+            bail!(
+                "--listen {}: not a loopback address, so anyone who can reach this host could \
+                 scrape and probe through it; listen on 127.0.0.1 (or ::1), or give \
+                 --allow-remote with a bearer token (--token-file PATH or --token-env VAR)",
+                args.listen
+            );
+        }
+        if token.is_none() {
+            bail!(
+                "--allow-remote needs a bearer token: give --token-file PATH or --token-env VAR \
+                 (clients then send Authorization: Bearer <token>)"
+            );
+        }
+    }
+    let limits = ServeLimits {
+        max_connections: args.max_connections,
+        header_timeout,
+        max_probes: args.max_probes,
+        allow_private_targets: args.allow_private_targets,
+        token,
+    };
     let config = load_config(cli, args.targets.is_empty())?;
     let mut targets = configured_targets(config.as_ref());
     for text in &args.targets {
@@ -35,7 +65,7 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
         },
     )?;
     let state_dir = config.as_ref().map(|c| c.state_dir.clone());
-    let exporter = Exporter::new(monitor, targets, interval, state_dir);
+    let exporter = Exporter::new(monitor, targets, interval, state_dir, limits);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -57,4 +87,26 @@ pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(Status::Ok)
+}
+
+/// The bearer token of --token-file or --token-env, read now; a file others can read is
+/// warned about.
+fn bearer_token(args: &ServeArgs) -> anyhow::Result<Option<BearerToken>> {
+    let secret = match (&args.token_file, &args.token_env) {
+        (Some(path), _) => Secret::from_file(path),
+        (None, Some(name)) => Secret::from_env(name),
+        (None, None) => return Ok(None),
+    };
+    if let SecretStatus::Readable {
+        world_readable: true,
+    } = secret.status()
+    {
+        eprintln!(
+            "dane-roll serve: warning: the token file can be read by every user; chmod 600 it"
+        );
+    }
+    let value = secret
+        .read()
+        .context("cannot read the bearer token; fix --token-file or --token-env")?;
+    Ok(Some(BearerToken::new(value.expose())))
 }

@@ -2,8 +2,16 @@
 //! background every `interval` (a scrape never triggers handshakes); `/metrics` serves the
 //! exposition of the last run. `/probe?target=host[:port]&timeout=S` checks one ad-hoc target now
 //! (blackbox_exporter style) and returns its metrics only. Metrics are built with
-//! prometheus-client ([`encode_run`]) and served by axum on the caller's tokio runtime; the
-//! server stops on SIGTERM or SIGINT, letting requests in flight finish.
+//! prometheus-client ([`encode_run`]), routed by axum and served by hyper (the `server`
+//! submodule) on the caller's tokio runtime; the server stops on SIGTERM or SIGINT, letting
+//! requests in flight finish.
+//!
+//! Bounded against its clients ([`ServeLimits`]): at most `max_connections` open connections and
+//! a header read timeout (`server`); at most `max_probes` `/probe` runs at once over all
+//! requests, a request over it waiting [`PROBE_QUEUE_WAIT`] then answered 503 with
+//! `Retry-After`; `/probe` refuses (403) a target resolving to a loopback, link-local or private
+//! address unless `allow_private_targets` ([`super::fence`]); and, when a [`BearerToken`] is set,
+//! every route answers 401 without it.
 //!
 //! Metrics (gauges unless said otherwise):
 //!
@@ -26,6 +34,10 @@
 //! counter's OpenMetrics family name lacks the `_total` of its sample, which `promtool check
 //! metrics` (a Prometheus text-format linter) reports as a metric without help.
 
+mod server;
+
+pub use server::{BearerToken, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -42,12 +54,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
+use tokio::sync::Semaphore;
 
 use crate::notify::Severity;
 use crate::probe::Verdict;
 use crate::rollover::PhaseName;
 
 use super::checks::{self, CheckKind, rank};
+use super::fence::Fence;
 use super::{Monitor, RecordSource, RunReport, Target, TargetMode};
 
 /// The content type of the exposition (OpenMetrics text, which Prometheus reads).
@@ -56,6 +70,38 @@ pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; cha
 pub const MAX_PROBE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The `/probe` time limit when `?timeout=` is not given.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many `/probe` runs go at once unless `--max-probes` says otherwise.
+pub const DEFAULT_MAX_PROBES: usize = 4;
+/// How long a `/probe` request waits for a run to finish before it is answered 503.
+pub const PROBE_QUEUE_WAIT: Duration = Duration::from_secs(5);
+
+/// How `serve` bounds the work its clients can cause.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    /// Open connections at most; over it the connection idle the longest is closed.
+    pub max_connections: usize,
+    /// How long a client may take to send a request head.
+    pub header_timeout: Duration,
+    /// `/probe` runs at once, over all requests.
+    pub max_probes: usize,
+    /// Whether `/probe` may connect to loopback, link-local and private addresses.
+    pub allow_private_targets: bool,
+    /// The token every request must carry, if any.
+    pub token: Option<BearerToken>,
+}
+
+impl Default for ServeLimits {
+    fn default() -> ServeLimits {
+        ServeLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+            max_probes: DEFAULT_MAX_PROBES,
+            allow_private_targets: false,
+            token: None,
+        }
+    }
+}
 
 /// Every phase, for `dane_rollover_phase`'s state set.
 const PHASES: [PhaseName; 10] = PhaseName::ALL;
@@ -271,16 +317,20 @@ pub struct Exporter {
     interval: Duration,
     state_dir: Option<PathBuf>,
     last: RwLock<Option<String>>,
+    limits: ServeLimits,
+    /// The `/probe` runs allowed at once.
+    probes: Arc<Semaphore>,
 }
 
 impl Exporter {
     /// Check `targets` with `monitor` every `interval`; rollover phases come from the store in
-    /// `state_dir` when given (and readable).
+    /// `state_dir` when given (and readable); serve within `limits`.
     pub fn new(
         monitor: Monitor,
         targets: Vec<Target>,
         interval: Duration,
         state_dir: Option<PathBuf>,
+        limits: ServeLimits,
     ) -> Arc<Exporter> {
         Arc::new(Exporter {
             monitor,
@@ -288,6 +338,8 @@ impl Exporter {
             interval,
             state_dir,
             last: RwLock::new(None),
+            probes: Arc::new(Semaphore::new(limits.max_probes.max(1))),
+            limits,
         })
     }
 
@@ -343,13 +395,21 @@ impl Exporter {
         }
     }
 
-    /// The HTTP routes: `/metrics`, `/probe`, and `/` (a short page).
+    /// The HTTP routes: `/metrics`, `/probe`, and `/` (a short page); each behind the bearer
+    /// token when one is set.
     pub fn router(self: &Arc<Exporter>) -> axum::Router {
-        axum::Router::new()
+        let router = axum::Router::new()
             .route("/metrics", get(metrics))
             .route("/probe", get(probe))
             .route("/", get(index))
-            .with_state(Arc::clone(self))
+            .with_state(Arc::clone(self));
+        match &self.limits.token {
+            Some(token) => router.layer(axum::middleware::from_fn_with_state(
+                Arc::new(token.clone()),
+                server::require_token,
+            )),
+            None => router,
+        }
     }
 
     /// Serve on `listener` with the schedule running beside, until `shutdown` completes.
@@ -362,12 +422,16 @@ impl Exporter {
         F: Future<Output = ()> + Send + 'static,
     {
         let schedule = tokio::spawn(Arc::clone(&self).schedule());
-        let result = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ExporterError::Serve);
+        server::serve(
+            listener,
+            self.router(),
+            self.limits.max_connections,
+            self.limits.header_timeout,
+            shutdown,
+        )
+        .await;
         schedule.abort();
-        result
+        Ok(())
     }
 }
 
@@ -434,8 +498,48 @@ async fn probe(State(exporter): State<Arc<Exporter>>, Query(query): Query<ProbeQ
             }
         },
     };
-    let monitor = exporter.monitor.with_deadline(deadline);
+    // One permit per run over all requests: handshakes and lookups are the cost.
+    let waited = tokio::time::timeout(
+        PROBE_QUEUE_WAIT,
+        Arc::clone(&exporter.probes).acquire_owned(),
+    )
+    .await;
+    let Ok(Ok(_permit)) = waited else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, PROBE_QUEUE_WAIT.as_secs().to_string())],
+            format!(
+                "busy: {} /probe runs are in progress (serve's --max-probes) and none finished \
+                 within {}s; retry later\n",
+                exporter.limits.max_probes,
+                PROBE_QUEUE_WAIT.as_secs()
+            ),
+        )
+            .into_response();
+    };
+    let mut monitor = exporter.monitor.with_deadline(deadline);
+    let fence = Arc::new(Fence::default());
+    if !exporter.limits.allow_private_targets {
+        monitor = monitor.fenced(Arc::clone(&fence));
+    }
     let run = monitor.run(&[target]).await;
+    let refused = fence.refused();
+    if !refused.is_empty() {
+        let addresses: Vec<String> = refused
+            .iter()
+            .take(4)
+            .map(|r| format!("{} is {} ({})", r.host, r.addr.ip(), r.range))
+            .collect();
+        return (
+            StatusCode::FORBIDDEN,
+            format!(
+                "refused /probe target \"{text}\": {}; /probe does not connect to loopback, \
+                 link-local or private addresses unless serve runs with --allow-private-targets\n",
+                addresses.join(", ")
+            ),
+        )
+            .into_response();
+    }
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
         encode_run(&run, &[]),

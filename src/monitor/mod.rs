@@ -8,7 +8,8 @@
 //!   addresses as soon as its answers are in (bounded: handshakes are the cost, and they overlap
 //!   the other endpoints' lookups), then judges with [`checks`], all within one deadline;
 //! - [`report`]: the [`RunReport`] for people, scripts and Nagios/Icinga;
-//! - [`exporter`]: the metrics and the HTTP server of `serve`;
+//! - [`exporter`]: the metrics and the HTTP server of `serve`; [`fence`]: the addresses its
+//!   `/probe` may not connect to;
 //! - [`alerts`]: each check as an [`crate::notify::Alert`], sent through the firing policy; the
 //!   alerts of checks no longer made are closed.
 //!
@@ -19,6 +20,7 @@
 pub mod alerts;
 pub mod checks;
 pub mod exporter;
+pub mod fence;
 pub mod report;
 
 use std::collections::HashMap;
@@ -168,6 +170,8 @@ pub struct Monitor {
     resolver: Option<Resolver>,
     prober: Prober,
     options: Arc<MonitorOptions>,
+    /// When set, addresses inside it are not probed (`serve`'s `/probe`).
+    fence: Option<Arc<fence::Fence>>,
 }
 
 /// The TLSA record set an endpoint was checked against, and where it came from.
@@ -375,6 +379,7 @@ impl Monitor {
             resolver,
             prober,
             options: Arc::new(options),
+            fence: None,
         }
     }
 
@@ -391,6 +396,16 @@ impl Monitor {
             resolver: self.resolver.clone(),
             prober: self.prober.clone(),
             options: Arc::new(options),
+            fence: self.fence.clone(),
+        }
+    }
+
+    /// The same monitor, never connecting to an address inside `fence` (loopback, link-local,
+    /// private); the fence collects what it refused.
+    pub fn fenced(&self, fence: Arc<fence::Fence>) -> Monitor {
+        Monitor {
+            fence: Some(fence),
+            ..self.clone()
         }
     }
 
@@ -722,6 +737,11 @@ impl Monitor {
                     let mut out: Vec<SocketAddr> = Vec::new();
                     for ip in &lookup.records {
                         let sa = SocketAddr::new(*ip, ep.port);
+                        if let Some(fence) = &self.fence
+                            && !fence.admits(&ep.host, sa)
+                        {
+                            continue;
+                        }
                         if !out.contains(&sa) {
                             out.push(sa);
                         }

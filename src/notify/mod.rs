@@ -5,7 +5,8 @@
 //! - [`policy`]: when to send (pure): fire on a change into a bad state, repeat once per
 //!   `repeat-interval` while it holds, a recovery message when it is over;
 //! - [`store`]: the policy's memory in the SQLite store (`alert_state`);
-//! - [`webhook`], [`email`], [`telegram`]: one module per channel kind;
+//! - [`webhook`], [`email`], [`telegram`]: one module per channel kind; [`reply`] reads a
+//!   peer's HTTP reply with a size limit;
 //! - [`Notifier`]: sends one alert to every configured channel and reports per channel; one
 //!   failing channel does not stop the others.
 //!
@@ -18,6 +19,7 @@
 pub mod alert;
 pub mod email;
 pub mod policy;
+pub mod reply;
 pub mod store;
 pub mod telegram;
 pub mod webhook;
@@ -106,6 +108,18 @@ pub enum ChannelError {
         message: String,
         /// What to do.
         hint: String,
+    },
+    /// The reply was larger than anything an honest peer sends; it was not read further.
+    #[error(
+        "{target} sent a reply larger than {} MiB; it was not read further (check that the URL \
+         is the receiver's)",
+        limit >> 20
+    )]
+    ReplyTooLarge {
+        /// The server.
+        target: String,
+        /// The limit, bytes.
+        limit: usize,
     },
     /// Another HTTP failure (a reply that could not be read).
     #[error("request to {target} failed: {reason}")]

@@ -4,12 +4,14 @@
 //! "disable_web_page_preview": true}`; the text is plain (no parse mode, so nothing needs
 //! escaping) and cut to Telegram's 4096 characters. The bot token is part of the URL, so the URL is
 //! never shown: errors name the API origin only, and every error text is scrubbed of the token.
-//! Telegram's own error `description` is quoted, with a hint for the usual causes.
+//! Telegram's own error `description` is quoted, with a hint for the usual causes. The reply is
+//! read up to [`super::reply::MAX_REPLY_BYTES`]; a longer one is an error.
 
 use std::time::Duration;
 
 use crate::config::{Channel, Secret};
 
+use super::reply::{MAX_REPLY_BYTES, read_capped};
 use super::{Alert, ChannelError, Sent, excerpt, http_error, scrub, url_origin};
 
 /// The longest text `sendMessage` takes, in characters.
@@ -79,8 +81,8 @@ impl Telegram {
         let exchange = async {
             let response = self.client.post(&url).json(&body).send().await?;
             let status = response.status();
-            let body = response.text().await.unwrap_or_default();
-            Ok::<_, reqwest::Error>((status, body))
+            let reply = read_capped(response, MAX_REPLY_BYTES).await?;
+            Ok::<_, reqwest::Error>((status, reply))
         };
         let (status, reply) = match tokio::time::timeout(self.timeout, exchange).await {
             Err(_) => {
@@ -92,6 +94,13 @@ impl Telegram {
             Ok(Err(err)) => return Err(http_error(err, target, self.timeout, &secrets)),
             Ok(Ok(answer)) => answer,
         };
+        if reply.truncated {
+            return Err(ChannelError::ReplyTooLarge {
+                target,
+                limit: MAX_REPLY_BYTES,
+            });
+        }
+        let reply = reply.text();
         let json: serde_json::Value = serde_json::from_str(&reply).unwrap_or_default();
         let ok = json["ok"].as_bool().unwrap_or(false);
         if status.is_success() && ok {

@@ -3,13 +3,15 @@
 //! The body is [`Alert::json`]:
 //! `{"check","subject","severity","summary","detail","time","recovered"}` with
 //! `Content-Type: application/json`. Any 2xx status is success; every other status, a redirect
-//! included, is an error. The URL's path and query may carry a token (Slack-style URLs), so only
+//! included, is an error. A 2xx reply's body is not read; an error's is read up to
+//! [`super::reply::MAX_REPLY_BYTES`] and quoted shortened. The URL's path and query may carry a token (Slack-style URLs), so only
 //! its scheme and host are ever shown, and both the URL and its path are masked in error text.
 
 use std::time::Duration;
 
 use crate::config::{Channel, WebhookUrl};
 
+use super::reply::{MAX_REPLY_BYTES, read_capped};
 use super::{Alert, ChannelError, Sent, excerpt, http_error, url_origin};
 
 /// One webhook channel. Its `Debug` shows only where the URL comes from and its origin.
@@ -82,7 +84,15 @@ impl Webhook {
         let exchange = async {
             let response = self.client.post(url).json(&alert.json()).send().await?;
             let status = response.status();
-            let body = response.text().await.unwrap_or_default();
+            // A 2xx says it all: the body is not read (dropping it closes the connection). An
+            // error's body is quoted, so its start is read, never past the limit.
+            if status.is_success() {
+                return Ok((status, String::new()));
+            }
+            let body = read_capped(response, MAX_REPLY_BYTES)
+                .await
+                .map(|r| r.text())
+                .unwrap_or_default();
             Ok::<_, reqwest::Error>((status, body))
         };
         let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
