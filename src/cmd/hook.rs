@@ -3,7 +3,9 @@
 //!
 //! certbot ignores a failing deploy hook (it logs the exit code, exits 0 and never retries), so a
 //! failure here is said loudly on standard error, sent to the configured alert channels, and
-//! exits non-zero; what was already recorded is finished by `dane-roll run`. dehydrated aborts
+//! exits non-zero; what was already recorded is finished by `dane-roll run`. Where the client
+//! keeps the certificate is recorded too ([`crate::hooks::source`]): when a later hook is missed
+//! altogether, `dane-roll run` finds the new certificate there. dehydrated aborts
 //! on a non-zero exit: every event but `deploy_cert` returns 0 at once, before the configuration
 //! is even read, and prints nothing (dehydrated reads `generate_csr`'s output as a CSR).
 
@@ -12,6 +14,7 @@ use std::ffi::OsString;
 use crate::cli::{Cli, HookClient, HookOptions};
 use crate::config::Config;
 use crate::exit::Status;
+use crate::hooks::source::AcmeSource;
 use crate::hooks::{self, Client, Disk, Env, dehydrated};
 use crate::notify::{Alert, Notifier, Severity};
 use crate::rollover::{DeployOptions, DeployRequest};
@@ -79,7 +82,12 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
         wait: options.wait,
         force: options.force,
     };
-    match super::deploy::execute(cli, request, deploy) {
+    let source = match client {
+        HookClient::Certbot(_) => AcmeSource::from_certbot(&env),
+        HookClient::AcmeSh(_) => AcmeSource::from_acme_sh(&env),
+        HookClient::Dehydrated(a) => AcmeSource::from_dehydrated(&a.args),
+    };
+    match super::deploy::execute(cli, request, deploy, source.as_ref()) {
         Ok(status) => Ok(status),
         Err(err) => {
             let err = anyhow::anyhow!(

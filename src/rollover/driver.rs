@@ -23,12 +23,14 @@
 //!
 //! Submodules: [`deploy`] (checking and staging a request, renewals), `actions` (each
 //! [`Action`] performed for real), [`maintain`] (`next-key`, `prune`, `plan`, `status --live`),
-//! `observe` (DNS and probe reports in the engine's words).
+//! `observe` (DNS and probe reports in the engine's words), [`reconcile`] (the ACME client's
+//! current certificate picked up by `run` when its hook was missed).
 
 mod actions;
 pub mod deploy;
 pub mod maintain;
 mod observe;
+pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
