@@ -329,10 +329,16 @@ fn certbot_with_a_failing_hook_is_picked_up_by_run() {
 /// A configuration with service `mx` (no server behind it: its provider is a command that
 /// fails), with `lineage` when given.
 fn config(dir: &Path, lineage: Option<&Path>) -> PathBuf {
-    let path = dir.join("dane-roll.toml");
     let lineage = lineage
         .map(|l| format!("lineage = \"{}\"\n", l.display()))
         .unwrap_or_default();
+    config_with(dir, &lineage)
+}
+
+/// The same with `lines` in the service table.
+fn config_with(dir: &Path, lines: &str) -> PathBuf {
+    let path = dir.join("dane-roll.toml");
+    let lineage = lines;
     std::fs::write(
         &path,
         format!(
@@ -645,4 +651,74 @@ fn a_hook_records_its_source() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(!dir.path().join("state").exists(), "nothing recorded");
+}
+
+#[test]
+fn acme_source_in_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let installed = leaf(&ca, Validity::Expired);
+    installed
+        .write_key_and_chain(&dir.path().join("mx.pem"))
+        .unwrap();
+
+    // dehydrated's certificate directory, relative to the configuration file.
+    let certs = dir.path().join(format!("dehydrated/certs/{MX_HOST}"));
+    let new = leaf(&ca, Validity::Days(90));
+    lineage(&certs, &new);
+    let conf = config_with(
+        dir.path(),
+        &format!(
+            "acme-source = {{ client = \"dehydrated\", dir = \"dehydrated/certs/{MX_HOST}\" }}\n"
+        ),
+    );
+    let l = look(&conf);
+    assert_eq!(l.verdict, Verdict::NewKey(hash(&new)), "{l:?}");
+    assert_eq!(l.client, Client::Dehydrated);
+    assert!(!l.recorded);
+    assert_eq!(l.location, certs.display().to_string());
+
+    // acme.sh's key and full chain; it wins over a recorded source.
+    let acme = dir.path().join(format!(".acme.sh/{MX_HOST}_ecc"));
+    std::fs::create_dir_all(&acme).unwrap();
+    let key = installed.key.private_key_to_pem_pkcs8().unwrap();
+    pki::write_atomic(&acme.join(format!("{MX_HOST}.key")), &key, 0o600).unwrap();
+    let later = renewed(&ca, &installed);
+    pki::write_atomic(
+        &acme.join("fullchain.cer"),
+        &later.fullchain_pem().unwrap(),
+        0o644,
+    )
+    .unwrap();
+    let dehydrated = AcmeSource::from_config(&Config::load(&conf).unwrap().services[0]).unwrap();
+    driver(&conf).record_source("mx", &dehydrated).unwrap();
+    let conf = config_with(
+        dir.path(),
+        &format!(
+            "acme-source = {{ client = \"acme.sh\", key-file = \"{}\", fullchain-file = \"{}\" }}\n",
+            acme.join(format!("{MX_HOST}.key")).display(),
+            acme.join("fullchain.cer").display()
+        ),
+    );
+    let l = look(&conf);
+    assert_eq!(l.verdict, Verdict::Renewal(hash(&installed)), "{l:?}");
+    assert_eq!(l.client, Client::AcmeSh);
+    assert!(!l.recorded);
+
+    // An unknown client or key is refused by `config check`, naming the key.
+    for bad in [
+        "acme-source = { client = \"lego\", dir = \"/x\" }\n",
+        "acme-source = { client = \"dehydrated\", path = \"/x\" }\n",
+    ] {
+        let conf = config_with(dir.path(), bad);
+        let out = Command::new(BIN)
+            .arg("-c")
+            .arg(&conf)
+            .args(["config", "check"])
+            .output()
+            .unwrap();
+        let text = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {text}");
+        assert!(text.contains("acme-source"), "{bad}: {text}");
+    }
 }

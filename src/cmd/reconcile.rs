@@ -16,7 +16,7 @@ pub(super) fn report(cli: &Cli, found: &[(Look, Reconciled)]) -> Status {
         let origin = if look.recorded {
             "recorded by its last hook"
         } else {
-            "the configured lineage"
+            "as configured"
         };
         match (done, &look.verdict) {
             (Reconciled::Started(s), verdict) => {
@@ -74,8 +74,8 @@ pub(super) fn report(cli: &Cli, found: &[(Look, Reconciled)]) -> Status {
                 let fix = if look.recorded {
                     "; the next successful hook records the source again"
                 } else {
-                    "; if certbot keeps it elsewhere, set the service's `lineage` to the live \
-                     directory's full path"
+                    "; if the client keeps it elsewhere, set the service's `lineage` to \
+                     certbot's live directory (full path) or its `acme-source`"
                 };
                 eprintln!(
                     "dane-roll: warning: service {service}: {client}'s current certificate \

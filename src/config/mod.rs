@@ -149,6 +149,34 @@ pub struct Service {
     pub key_type: Option<KeyType>,
     /// The most records an owner name may hold.
     pub max_records: usize,
+    /// Where acme.sh or dehydrated keeps this service's current certificate (`acme-source`), for
+    /// `dane-roll run` to look at when a hook was missed; certbot's is the `lineage`.
+    pub acme_source: Option<AcmeFiles>,
+}
+
+/// `acme-source`: where an ACME client other than certbot keeps a service's current key and
+/// certificate (certbot's is the service's `lineage`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    tag = "client",
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    deny_unknown_fields
+)]
+pub enum AcmeFiles {
+    /// acme.sh: its copies in the domain directory (`CERT_KEY_PATH`, `CERT_FULLCHAIN_PATH`).
+    #[serde(rename = "acme.sh")]
+    AcmeSh {
+        /// `~/.acme.sh/<domain>[_ecc]/<domain>.key`.
+        key_file: PathBuf,
+        /// `~/.acme.sh/<domain>[_ecc]/fullchain.cer`.
+        fullchain_file: PathBuf,
+    },
+    /// dehydrated: the certificate directory `certs/<name>/` (`privkey.pem`, `fullchain.pem`).
+    Dehydrated {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 /// Where a service reads its key and chain from (Postfix `smtpd_tls_chain_files`), which is

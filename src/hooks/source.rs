@@ -6,9 +6,10 @@
 //! A source is the hook's own input, kept: certbot's lineage directory (`RENEWED_LINEAGE`),
 //! acme.sh's path variables (`CERT_KEY_PATH`, `CERT_FULLCHAIN_PATH`, …), dehydrated's
 //! `deploy_cert` arguments. A hook records it in the store (`acme_sources`) each time it hands a
-//! certificate over; before any hook did, a service's certbot `lineage` is its source
-//! (a name is under `/etc/letsencrypt/live/`). The recorded source wins: it is what the client
-//! really used. [`AcmeSource::request`] replays it through the same hook code
+//! certificate over. The service's `acme-source` (acme.sh's files, dehydrated's directory) wins
+//! over the recorded source; the recorded source wins over the certbot `lineage` (a name is under
+//! `/etc/letsencrypt/live/`), which is mostly how hooks find the service and may not say where
+//! certbot's configuration directory is. [`AcmeSource::request`] replays it through the same hook code
 //! ([`super::certbot::request`], [`super::acme_sh::request`], [`super::dehydrated::request`]), so
 //! the request `run` makes is the one the hook would have made. Paths and names only: never key
 //! material.
@@ -20,7 +21,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{Client, DeployRequest, Env, Files, HookError, acme_sh, certbot, dehydrated};
-use crate::config::{Config, Service};
+use crate::config::{AcmeFiles, Config, Service};
 
 /// The acme.sh variables a source keeps (the ones its hook reads).
 const ACME_SH_VARS: [&str; 7] = [
@@ -95,9 +96,55 @@ impl AcmeSource {
         Some(AcmeSource::Dehydrated { args })
     }
 
-    /// The configured source of `service`, before any hook recorded one: its certbot `lineage`
-    /// (a directory as given, a name under `/etc/letsencrypt/live/`).
-    pub fn configured(service: &Service) -> Option<AcmeSource> {
+    /// The source `service`'s `acme-source` names (acme.sh's files, dehydrated's directory): it
+    /// wins over a recorded one.
+    pub fn from_config(service: &Service) -> Option<AcmeSource> {
+        Some(match service.acme_source.as_ref()? {
+            AcmeFiles::AcmeSh {
+                key_file: key,
+                fullchain_file: fullchain,
+            } => {
+                // acme.sh names the key `<domain>.key`; its hook needs the domain.
+                let domain = key
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .or_else(|| service.domains.first().map(String::as_str))
+                    .unwrap_or(&service.name);
+                let mut vars = BTreeMap::new();
+                vars.insert(acme_sh::LE_DOMAIN.to_owned(), domain.to_owned());
+                vars.insert(
+                    acme_sh::CERT_KEY_PATH.to_owned(),
+                    key.to_string_lossy().into_owned(),
+                );
+                vars.insert(
+                    acme_sh::CERT_FULLCHAIN_PATH.to_owned(),
+                    fullchain.to_string_lossy().into_owned(),
+                );
+                AcmeSource::AcmeSh { vars }
+            }
+            AcmeFiles::Dehydrated { dir } => {
+                let file = |name: &str| dir.join(name).to_string_lossy().into_owned();
+                let domain = dir.file_name().map_or_else(
+                    || service.name.clone(),
+                    |n| n.to_string_lossy().into_owned(),
+                );
+                AcmeSource::Dehydrated {
+                    args: vec![
+                        dehydrated::DEPLOY_CERT.to_owned(),
+                        domain,
+                        file("privkey.pem"),
+                        file("cert.pem"),
+                        file("fullchain.pem"),
+                        file("chain.pem"),
+                    ],
+                }
+            }
+        })
+    }
+
+    /// The source of `service` before any hook recorded one: its certbot `lineage` (a
+    /// directory as given, a name under `/etc/letsencrypt/live/`).
+    pub fn from_lineage(service: &Service) -> Option<AcmeSource> {
         let lineage = service.lineage.as_deref()?;
         let config_dir = std::path::Path::new(crate::rotate::DEFAULT_CERTBOT_CONFIG_DIR);
         Some(AcmeSource::Certbot {

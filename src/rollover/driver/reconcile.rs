@@ -1,7 +1,7 @@
 //! The hook is a hint; the timer reconciles. Under cron an ACME client's hook can fail before it
 //! reads anything (a bare environment, no configuration) and the client exits 0 all the same, so
-//! `dane-roll run` looks at each service's ACME source itself ([`crate::hooks::source`]: recorded
-//! by the last hook, or the configured certbot `lineage`). It reads the client's current key and
+//! `dane-roll run` looks at each service's ACME source itself ([`crate::hooks::source`]: its
+//! `acme-source`, the one its last hook recorded, or its certbot `lineage`). It reads the client's current key and
 //! certificate read-only, through the hook's own request code and [`prepare`], and compares them
 //! with what is installed and what is under way:
 //!
@@ -92,9 +92,12 @@ impl<C: Clock> Driver<C> {
         Ok(self.store.set_acme_source(&entry)?)
     }
 
-    /// The ACME source of `svc`: the one its hook last recorded, else its configured lineage.
-    /// A recorded source that cannot be read is reported as unreadable.
+    /// The ACME source of `svc`: its `acme-source`, else the one its hook last recorded, else
+    /// its certbot lineage. A recorded source that cannot be read is reported as unreadable.
     fn source_of(&self, svc: &Service) -> Result<Option<(AcmeSource, bool)>, Look> {
+        if let Some(source) = AcmeSource::from_config(svc) {
+            return Ok(Some((source, false)));
+        }
         let recorded = self.store.acme_source(&svc.name).map_err(|e| Look {
             service: svc.name.clone(),
             client: Client::Certbot,
@@ -106,7 +109,7 @@ impl<C: Clock> Driver<C> {
             match AcmeSource::from_json(&r.source) {
                 Ok(source) => return Ok(Some((source, true))),
                 Err(e) => {
-                    if let Some(source) = AcmeSource::configured(svc) {
+                    if let Some(source) = AcmeSource::from_lineage(svc) {
                         return Ok(Some((source, false)));
                     }
                     return Err(Look {
@@ -123,7 +126,7 @@ impl<C: Clock> Driver<C> {
                 }
             }
         }
-        Ok(AcmeSource::configured(svc).map(|s| (s, false)))
+        Ok(AcmeSource::from_lineage(svc).map(|s| (s, false)))
     }
 
     /// Look at the ACME source of every service (or of `service`) without changing anything.
