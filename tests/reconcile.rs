@@ -7,27 +7,20 @@
 //!   and the DANE-enforcing sender Postfix as the judge: the first certificate, a renewal with a
 //!   new key and one with the same key are each picked up by `run`; every mail Verified, none
 //!   deferred.
-//! - Without servers: what `run` makes of a source (installed, unreadable, a new key recorded by
-//!   an acme.sh or dehydrated hook, a renewal, an older certificate) and that a hook records its
-//!   source.
+//!
+//! What `run` makes of each kind of source, without servers, is in tests/reconcile_sources.rs.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use dane_roll::config::Config;
-use dane_roll::hooks::source::AcmeSource;
-use dane_roll::hooks::{Client, Env};
 use dane_roll::rollover::KeyHash;
-use dane_roll::rollover::SystemClock;
-use dane_roll::rollover::driver::Driver;
-use dane_roll::rollover::driver::reconcile::{Look, Verdict};
 use dane_roll::store::Store;
-use dane_roll_lab::acme::{Certbot, Pebble};
+use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
 use dane_roll_lab::conf::RolloverConf;
 use dane_roll_lab::dns::{DnsLab, Server};
-use dane_roll_lab::pki::{self, KeyKind, MX_HOST, TestPki, Validity};
+use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
 use dane_roll_lab::postfix::{Receiver, Sender};
 use dane_roll_lab::{LabDir, LoopbackBlock, loopback_block, require};
 
@@ -50,9 +43,6 @@ const NEEDS: &[&str] = &[
     "postqueue",
     "postsuper",
     "unshare",
-    "pebble",
-    "curl",
-    "certbot",
 ];
 
 fn text(out: &Output) -> String {
@@ -85,6 +75,13 @@ fn leaf_der(path: &Path) -> Vec<u8> {
     certs[0].to_der().unwrap()
 }
 
+/// The SPKI hash of a private key file.
+fn key_of(path: &Path) -> KeyHash {
+    let pem = std::fs::read(path).unwrap();
+    let key = openssl::pkey::PKey::private_key_from_pem(&pem).unwrap();
+    KeyHash::of_spki_der(&key.public_key_to_der().unwrap())
+}
+
 fn rdata(k: &KeyHash) -> String {
     format!("3 1 1 {}", k.to_hex())
 }
@@ -104,9 +101,9 @@ struct Mail {
 }
 
 impl Mail {
-    /// The lab, with a configuration whose service `mx` has certbot's live directory under
-    /// `certbot/config/live/` as its `lineage`.
-    fn start() -> Mail {
+    /// The lab, with a configuration whose service `mx` has, with `lineage`, certbot's live
+    /// directory under `certbot/config/live/` as its `lineage`.
+    fn start(lineage: bool) -> Mail {
         let lab = LabDir::new().unwrap();
         let block = loopback_block();
         let dns = DnsLab::builder()
@@ -127,7 +124,7 @@ impl Mail {
         let conf = lab.path().join("dane-roll.toml");
         let live = lab.path().join("certbot/config/live").join(MX_HOST);
         let mut settings = RolloverConf::new(lab.path(), &dns, &rx);
-        settings.lineage = Some(live.display().to_string());
+        settings.lineage = lineage.then(|| live.display().to_string());
         settings.domains = vec![MX_HOST.to_owned()];
         settings.write(&conf).unwrap();
         Mail {
@@ -223,10 +220,10 @@ fn run_wait_during(mail: &Mail, what: &str) -> String {
 
 #[test]
 fn certbot_with_a_failing_hook_is_picked_up_by_run() {
-    if !require(NEEDS) {
+    if !require(NEEDS) || !require(&["pebble", "curl", "certbot"]) {
         return;
     }
-    let mail = Mail::start();
+    let mail = Mail::start(true);
     let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
     let cb = Certbot::new(&mail.lab.sub("certbot").unwrap(), &pebble).unwrap();
     let live = cb.live_dir(MX_HOST);
@@ -324,401 +321,155 @@ fn certbot_with_a_failing_hook_is_picked_up_by_run() {
     assert_eq!(mail.tx.bounced_count(), 0);
 }
 
-// ----- without servers -----
-
-/// A configuration with service `mx` (no server behind it: its provider is a command that
-/// fails), with `lineage` when given.
-fn config(dir: &Path, lineage: Option<&Path>) -> PathBuf {
-    let lineage = lineage
-        .map(|l| format!("lineage = \"{}\"\n", l.display()))
-        .unwrap_or_default();
-    config_with(dir, &lineage)
-}
-
-/// The same with `lines` in the service table.
-fn config_with(dir: &Path, lines: &str) -> PathBuf {
-    let path = dir.join("dane-roll.toml");
-    let lineage = lines;
-    std::fs::write(
-        &path,
-        format!(
-            r#"version = 1
-state-dir = "{d}/state"
-
-[resolver]
-address = "127.0.0.1:9"
-
-[[service]]
-name = "mx"
-{lineage}domains = ["{MX_HOST}"]
-endpoints = ["{MX_HOST}:25/smtp"]
-chain-file = "{d}/mx.pem"
-ttl = 2
-provider = "dns"
-
-[provider.dns]
-kind = "exec"
-command = ["/bin/false"]
-"#,
-            d = dir.display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn driver(conf: &Path) -> Driver {
-    let config = Config::load(conf).unwrap();
-    let store = Store::open(&config.state_dir).unwrap();
-    Driver::new(config, store, SystemClock).unwrap()
-}
-
-fn looks(conf: &Path) -> Vec<Look> {
-    driver(conf).reconcile_look(None).unwrap()
-}
-
-/// The one look, for service `mx`.
-fn look(conf: &Path) -> Look {
-    let mut all = looks(conf);
-    assert_eq!(all.len(), 1, "{all:?}");
-    all.remove(0)
-}
-
-fn leaf(ca: &TestPki, validity: Validity) -> pki::Leaf {
-    ca.leaf_for_key(
-        &[MX_HOST],
-        pki::new_key(KeyKind::EcdsaP256).unwrap(),
-        validity,
-    )
-    .unwrap()
-}
-
-fn hash(l: &pki::Leaf) -> KeyHash {
-    l.spki_sha256_hex().unwrap().parse().unwrap()
-}
-
-/// A certbot-like live directory: privkey.pem and fullchain.pem.
-fn lineage(dir: &Path, l: &pki::Leaf) {
-    std::fs::create_dir_all(dir).unwrap();
-    let key = l.key.private_key_to_pem_pkcs8().unwrap();
-    pki::write_atomic(&dir.join("privkey.pem"), &key, 0o600).unwrap();
-    pki::write_atomic(
-        &dir.join("fullchain.pem"),
-        &l.fullchain_pem().unwrap(),
-        0o644,
-    )
-    .unwrap();
-}
-
-/// A renewal with the same key as `l`, issued later than `l` was.
-fn renewed(ca: &TestPki, l: &pki::Leaf) -> pki::Leaf {
-    let key = openssl::pkey::PKey::private_key_from_pem(&l.key.private_key_to_pem_pkcs8().unwrap())
-        .unwrap();
-    ca.leaf_for_key(&[MX_HOST], key, Validity::Days(90))
-        .unwrap()
-}
-
-/// The state a `run` must leave alone: the installed file and the stored rollovers and events.
-fn snapshot(dir: &Path) -> (Vec<u8>, usize, usize) {
-    let store = Store::open(&dir.join("state")).unwrap();
-    (
-        std::fs::read(dir.join("mx.pem")).unwrap(),
-        store.rollovers().unwrap().len(),
-        store.events(Some("mx"), 1000).unwrap().len(),
-    )
-}
-
 #[test]
-fn a_source_with_the_installed_certificate_does_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Days(90));
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
-    let live = dir.path().join("live/mx");
-    lineage(&live, &installed);
-    let conf = config(dir.path(), Some(&live));
-
-    let l = look(&conf);
-    assert_eq!(l.verdict, Verdict::Installed, "{l:?}");
-    assert_eq!(l.client, Client::Certbot);
-    assert!(!l.recorded);
-
-    let before = snapshot(dir.path());
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .arg("run")
-        .output()
-        .unwrap();
-    let text = ok(&out, "dane-roll run");
-    assert!(text.contains("no rollover pending"), "{text}");
-    assert!(!text.contains("hook was missed"), "{text}");
-    assert_eq!(snapshot(dir.path()), before, "nothing changed");
-
-    // An older certificate in the lineage (the installed one was deployed by hand since): left.
-    let older = ca
-        .leaf_for_key(
-            &[MX_HOST],
-            pki::new_key(KeyKind::EcdsaP256).unwrap(),
-            Validity::Expired,
-        )
-        .unwrap();
-    lineage(&live, &older);
-    assert_eq!(look(&conf).verdict, Verdict::Older);
-}
-
-#[test]
-fn an_unreadable_source_warns_and_changes_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Days(90));
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
-    let live = dir.path().join("live/gone");
-    let conf = config(dir.path(), Some(&live));
-
-    let l = look(&conf);
-    let Verdict::Unreadable(why) = &l.verdict else {
-        panic!("{l:?}");
-    };
-    assert!(why.contains(&live.display().to_string()), "{why}");
-
-    let before = snapshot(dir.path());
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .arg("run")
-        .output()
-        .unwrap();
-    let text = text(&out);
-    assert_eq!(out.status.code(), Some(1), "a warning: {text}");
-    for want in [
-        "warning: service mx",
-        "cannot be read",
-        "nothing was changed",
-        &live.display().to_string(),
-    ] {
-        assert!(text.contains(want), "{want:?} missing from:\n{text}");
+fn dehydrated_with_a_failing_hook_is_picked_up_by_run() {
+    if !require(NEEDS) || !require(&["pebble", "curl", "dehydrated"]) {
+        return;
     }
-    assert_eq!(snapshot(dir.path()), before, "nothing changed");
-
-    // A key that is not the certificate's: unreadable too, and said so.
-    let other = leaf(&ca, Validity::Days(90));
-    lineage(&live, &other);
-    let key = installed.key.private_key_to_pem_pkcs8().unwrap();
-    pki::write_atomic(&live.join("privkey.pem"), &key, 0o600).unwrap();
-    let l = look(&conf);
-    assert!(
-        matches!(&l.verdict, Verdict::Unreadable(why) if why.contains("privkey.pem")),
-        "{l:?}"
+    let mail = Mail::start(false);
+    let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
+    let dh = Dehydrated::new(&mail.lab.sub("dehydrated").unwrap(), &pebble).unwrap();
+    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/dane-roll-dehydrated-hook");
+    let base = std::fs::read_to_string(dh.config_file()).unwrap();
+    let hook = format!(
+        "{base}HOOK=\"{}\"\nPRIVATE_KEY_RENEW=\"yes\"\nPRIVATE_KEY_ROLLOVER=\"yes\"\n\
+         export DANE_ROLL=\"{BIN}\"\n",
+        shim.display()
     );
+    let with_config = format!(
+        "{hook}export DANE_ROLL_CONFIG=\"{}\"\n",
+        mail.conf.display()
+    );
+    std::fs::write(dh.config_file(), &with_config).unwrap();
+    let dir = dh.cert_dir(MX_HOST);
+
+    // 1. The first certificate, the hook working: it records where dehydrated keeps it.
+    dh.issue(&[MX_HOST], &[]).unwrap();
+    ok(&mail.dane_roll(&["run", "--wait"]), "dane-roll run --wait");
+    let k1 = key_of(&dir.join("privkey.pem"));
+    let r1 = key_of(&dir.join("privkey.roll.pem"));
+    assert_eq!(mail.served(), k1);
+    mail.verified("before");
+
+    // 2. The hook loses its configuration (cron's bare environment); dehydrated renews with its
+    //    roll key all the same (and stops at the failing hook, after the links are in place).
+    std::fs::write(dh.config_file(), &hook).unwrap();
+    let renewal = dh.issue(&[MX_HOST], &["--force"]);
+    eprintln!("dehydrated with the failing hook: {renewal:?}");
+    assert_eq!(
+        key_of(&dir.join("privkey.pem")),
+        r1,
+        "the roll key is the key"
+    );
+    let r2 = key_of(&dir.join("privkey.roll.pem"));
+    assert_ne!(r2, r1);
+    assert_eq!(mail.served(), k1, "the hook did nothing");
+    mail.verified("after dehydrated renewed, before run");
+
+    // 3. `run` finds it where the last hook said, and rolls over.
+    let out = run_wait_during(&mail, "the rollover run started");
+    assert!(out.contains("hook was missed"), "{out}");
+    assert_eq!(mail.served(), r1);
+    let records = mail.tlsa_everywhere();
+    assert!(records.contains(&rdata(&r1)), "{records:?}");
+    assert!(
+        records.contains(&rdata(&r2)),
+        "the new roll key is published: {records:?}"
+    );
+    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
+    mail.verified("at the end");
+    assert_eq!(mail.tx.deferred_count().unwrap(), 0, "nothing deferred");
+    assert_eq!(mail.tx.bounced_count(), 0);
 }
 
-#[test]
-fn recorded_acme_sh_and_dehydrated_sources_are_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Expired);
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
-    let conf = config(dir.path(), None);
-    assert!(looks(&conf).is_empty(), "no lineage, nothing recorded");
-
-    // acme.sh renewed with a new key; its last reloadcmd recorded where its files are.
-    let acme = dir.path().join(format!(".acme.sh/{MX_HOST}_ecc"));
-    std::fs::create_dir_all(&acme).unwrap();
-    let new = leaf(&ca, Validity::Days(90));
-    let key = new.key.private_key_to_pem_pkcs8().unwrap();
-    pki::write_atomic(&acme.join(format!("{MX_HOST}.key")), &key, 0o600).unwrap();
-    pki::write_atomic(
-        &acme.join("fullchain.cer"),
-        &new.fullchain_pem().unwrap(),
-        0o644,
-    )
-    .unwrap();
-    let env = Env::from_pairs([
-        ("Le_Domain", MX_HOST.to_owned()),
-        (
-            "CERT_KEY_PATH",
-            acme.join(format!("{MX_HOST}.key")).display().to_string(),
-        ),
-        (
-            "CERT_FULLCHAIN_PATH",
-            acme.join("fullchain.cer").display().to_string(),
-        ),
-    ]);
-    let source = AcmeSource::from_acme_sh(&env).unwrap();
-    driver(&conf).record_source("mx", &source).unwrap();
-    let l = look(&conf);
-    assert_eq!(l.verdict, Verdict::NewKey(hash(&new)), "{l:?}");
-    assert_eq!(l.client, Client::AcmeSh);
-    assert!(l.recorded);
-    assert!(l.location.contains("fullchain.cer"), "{l:?}");
-
-    // dehydrated, with the installed key and a later certificate: a renewal.
-    let certs = dir.path().join(format!("dehydrated/certs/{MX_HOST}"));
-    let later = renewed(&ca, &installed);
-    lineage(&certs, &later);
-    let args: Vec<std::ffi::OsString> = [
-        "deploy_cert",
-        MX_HOST,
-        &certs.join("privkey.pem").display().to_string(),
-        &certs.join("cert.pem").display().to_string(),
-        &certs.join("fullchain.pem").display().to_string(),
-        &certs.join("chain.pem").display().to_string(),
-        "1700000000",
-    ]
-    .iter()
-    .map(Into::into)
-    .collect();
-    let source = AcmeSource::from_dehydrated(&args).unwrap();
-    driver(&conf).record_source("mx", &source).unwrap();
-    let l = look(&conf);
-    assert_eq!(l.verdict, Verdict::Renewal(hash(&installed)), "{l:?}");
-    assert_eq!(l.client, Client::Dehydrated);
-
-    // A recorded source wins over the configured lineage.
-    let live = dir.path().join("live/mx");
-    lineage(&live, &installed);
-    let conf = config(dir.path(), Some(&live));
-    assert_eq!(look(&conf).client, Client::Dehydrated);
-}
-
-#[test]
-fn a_hook_records_its_source() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Expired);
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
-    let conf = config(dir.path(), None);
-    let acme = dir.path().join(format!(".acme.sh/{MX_HOST}_ecc"));
-    std::fs::create_dir_all(&acme).unwrap();
-    let new = leaf(&ca, Validity::Days(90));
-    let key_path = acme.join(format!("{MX_HOST}.key"));
-    let key = new.key.private_key_to_pem_pkcs8().unwrap();
-    pki::write_atomic(&key_path, &key, 0o600).unwrap();
-    pki::write_atomic(
-        &acme.join("fullchain.cer"),
-        &new.fullchain_pem().unwrap(),
-        0o644,
-    )
-    .unwrap();
-
-    // The reloadcmd: the provider fails, so the rollover stays staged, but the source is kept.
-    let out = Command::new(BIN)
-        .args(["hook", "acme.sh"])
-        .env_clear()
-        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-        .env("DANE_ROLL_CONFIG", &conf)
+/// acme.sh's `_installcert`: export its paths and run the reloadcmd from the domain directory.
+fn acme_sh_reloadcmd(mail: &Mail, domain_path: &Path, reloadcmd: &str) {
+    let mut next = domain_path.join(format!("{MX_HOST}.key")).into_os_string();
+    next.push(".next");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$DOMAIN_PATH\" && eval \"$RELOADCMD\"")
+        .env("DOMAIN_PATH", domain_path)
+        .env("RELOADCMD", reloadcmd)
+        .env("CERT_PATH", domain_path.join(format!("{MX_HOST}.cer")))
+        .env("CERT_KEY_PATH", domain_path.join(format!("{MX_HOST}.key")))
+        .env("CA_CERT_PATH", domain_path.join("ca.cer"))
+        .env("CERT_FULLCHAIN_PATH", domain_path.join("fullchain.cer"))
         .env("Le_Domain", MX_HOST)
-        .env("CERT_KEY_PATH", &key_path)
-        .env("CERT_FULLCHAIN_PATH", acme.join("fullchain.cer"))
+        .env("Le_ForceNewDomainKey", "1")
+        .env("Le_Next_Domain_Key", &next)
+        .env("DANE_ROLL_CONFIG", &mail.conf)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stored = Store::open(&dir.path().join("state"))
-        .unwrap()
-        .acme_source("mx")
-        .unwrap()
-        .expect("the hook recorded its source");
-    assert_eq!(stored.client, "acme.sh");
-    assert!(
-        stored.source.contains(&key_path.display().to_string()),
-        "{}",
-        stored.source
-    );
-    let l = look(&conf);
-    assert_eq!(l.verdict, Verdict::UnderWay, "{l:?}");
-    assert!(l.recorded);
-
-    // A hook whose files are not a certificate and key records nothing.
-    let dir = tempfile::tempdir().unwrap();
-    let conf = config(dir.path(), None);
-    std::fs::write(dir.path().join("k"), "not a key\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["hook", "acme.sh"])
-        .env("DANE_ROLL_CONFIG", &conf)
-        .env("Le_Domain", MX_HOST)
-        .env("CERT_KEY_PATH", dir.path().join("k"))
-        .env("CERT_FULLCHAIN_PATH", dir.path().join("k"))
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(!dir.path().join("state").exists(), "nothing recorded");
+    ok(&out, "the reloadcmd");
 }
 
-#[test]
-fn acme_source_in_the_configuration() {
-    let dir = tempfile::tempdir().unwrap();
-    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Expired);
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
+/// What acme.sh's issue() leaves in its domain directory (acme.sh is not packaged): key, leaf,
+/// CA, full chain, and the pre-generated `<key>.next` of --always-force-new-domain-key.
+fn acme_sh_issue(ca: &pki::TestPki, dir: &Path, key: pki::Key, next: &pki::Key) -> KeyHash {
+    let leaf = ca
+        .leaf_for_key(&[MX_HOST], key, pki::Validity::Days(90))
         .unwrap();
-
-    // dehydrated's certificate directory, relative to the configuration file.
-    let certs = dir.path().join(format!("dehydrated/certs/{MX_HOST}"));
-    let new = leaf(&ca, Validity::Days(90));
-    lineage(&certs, &new);
-    let conf = config_with(
-        dir.path(),
-        &format!(
-            "acme-source = {{ client = \"dehydrated\", dir = \"dehydrated/certs/{MX_HOST}\" }}\n"
-        ),
+    let write = |name: &str, data: &[u8]| pki::write_atomic(&dir.join(name), data, 0o600).unwrap();
+    write(
+        &format!("{MX_HOST}.key"),
+        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
     );
-    let l = look(&conf);
-    assert_eq!(l.verdict, Verdict::NewKey(hash(&new)), "{l:?}");
-    assert_eq!(l.client, Client::Dehydrated);
-    assert!(!l.recorded);
-    assert_eq!(l.location, certs.display().to_string());
-
-    // acme.sh's key and full chain; it wins over a recorded source.
-    let acme = dir.path().join(format!(".acme.sh/{MX_HOST}_ecc"));
-    std::fs::create_dir_all(&acme).unwrap();
-    let key = installed.key.private_key_to_pem_pkcs8().unwrap();
-    pki::write_atomic(&acme.join(format!("{MX_HOST}.key")), &key, 0o600).unwrap();
-    let later = renewed(&ca, &installed);
-    pki::write_atomic(
-        &acme.join("fullchain.cer"),
-        &later.fullchain_pem().unwrap(),
-        0o644,
-    )
-    .unwrap();
-    let dehydrated = AcmeSource::from_config(&Config::load(&conf).unwrap().services[0]).unwrap();
-    driver(&conf).record_source("mx", &dehydrated).unwrap();
-    let conf = config_with(
-        dir.path(),
-        &format!(
-            "acme-source = {{ client = \"acme.sh\", key-file = \"{}\", fullchain-file = \"{}\" }}\n",
-            acme.join(format!("{MX_HOST}.key")).display(),
-            acme.join("fullchain.cer").display()
-        ),
-    );
-    let l = look(&conf);
-    assert_eq!(l.verdict, Verdict::Renewal(hash(&installed)), "{l:?}");
-    assert_eq!(l.client, Client::AcmeSh);
-    assert!(!l.recorded);
-
-    // An unknown client or key is refused by `config check`, naming the key.
-    for bad in [
-        "acme-source = { client = \"lego\", dir = \"/x\" }\n",
-        "acme-source = { client = \"dehydrated\", path = \"/x\" }\n",
-    ] {
-        let conf = config_with(dir.path(), bad);
-        let out = Command::new(BIN)
-            .arg("-c")
-            .arg(&conf)
-            .args(["config", "check"])
-            .output()
-            .unwrap();
-        let text = text(&out);
-        assert_eq!(out.status.code(), Some(2), "{bad}: {text}");
-        assert!(text.contains("acme-source"), "{bad}: {text}");
+    write(&format!("{MX_HOST}.cer"), &leaf.cert.to_pem().unwrap());
+    let mut chain = Vec::new();
+    for c in &leaf.chain {
+        chain.extend(c.to_pem().unwrap());
     }
+    write("ca.cer", &chain);
+    write("fullchain.cer", &leaf.fullchain_pem().unwrap());
+    write(
+        &format!("{MX_HOST}.key.next"),
+        &next.private_key_to_pem_pkcs8().unwrap(),
+    );
+    KeyHash::of_spki_der(&leaf.key.public_key_to_der().unwrap())
+}
+
+#[test]
+fn acme_sh_renewal_without_its_reloadcmd_is_picked_up_by_run() {
+    if !require(NEEDS) {
+        return;
+    }
+    let mail = Mail::start(false);
+    let ca = pki::TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let dir = mail
+        .lab
+        .sub(".acme.sh")
+        .unwrap()
+        .join(format!("{MX_HOST}_ecc"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // 1. --issue with the reloadcmd: K1 installed, the next key N1 published, the paths recorded.
+    let n1 = pki::new_key(KeyKind::EcdsaP256).unwrap();
+    let n1_hash = KeyHash::of_spki_der(&n1.public_key_to_der().unwrap());
+    let k1 = acme_sh_issue(&ca, &dir, pki::new_key(KeyKind::EcdsaP256).unwrap(), &n1);
+    acme_sh_reloadcmd(&mail, &dir, &format!("{BIN} hook acme.sh --wait"));
+    assert_eq!(mail.served(), k1);
+    mail.verified("before");
+
+    // 2. acme.sh renews (N1 becomes the key, N2 is pre-generated); its reloadcmd never runs.
+    let n2 = pki::new_key(KeyKind::EcdsaP256).unwrap();
+    let n2_hash = KeyHash::of_spki_der(&n2.public_key_to_der().unwrap());
+    assert_eq!(acme_sh_issue(&ca, &dir, n1, &n2), n1_hash);
+    assert_eq!(mail.served(), k1);
+    mail.verified("after acme.sh renewed, before run");
+
+    // 3. `run` finds it at the recorded paths and rolls over.
+    let out = run_wait_during(&mail, "the rollover run started");
+    assert!(out.contains("hook was missed"), "{out}");
+    assert_eq!(mail.served(), n1_hash);
+    let records = mail.tlsa_everywhere();
+    assert!(records.contains(&rdata(&n1_hash)), "{records:?}");
+    assert!(
+        records.contains(&rdata(&n2_hash)),
+        "the new <key>.next is published: {records:?}"
+    );
+    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
+    mail.verified("at the end");
+    assert_eq!(mail.tx.deferred_count().unwrap(), 0, "nothing deferred");
+    assert_eq!(mail.tx.bounced_count(), 0);
 }
