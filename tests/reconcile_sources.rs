@@ -433,7 +433,9 @@ fn acme_source_in_the_configuration() {
         0o644,
     )
     .unwrap();
-    let dehydrated = AcmeSource::from_config(&Config::load(&conf).unwrap().services[0]).unwrap();
+    let dehydrated = AcmeSource::from_config(&Config::load(&conf).unwrap().services[0])
+        .unwrap()
+        .unwrap();
     driver(&conf).record_source("mx", &dehydrated).unwrap();
     let conf = config_with(
         dir.path(),
@@ -447,6 +449,22 @@ fn acme_source_in_the_configuration() {
     assert_eq!(l.verdict, Verdict::Renewal(hash(&installed)), "{l:?}");
     assert_eq!(l.client, Client::AcmeSh);
     assert!(!l.recorded);
+
+    // A certbot live directory; and `none`: never look, not even at a recorded source.
+    let live = dir.path().join("live/mx");
+    lineage(&live, &new);
+    let conf = config_with(
+        dir.path(),
+        &format!(
+            "acme-source = {{ client = \"certbot\", dir = \"{}\" }}\n",
+            live.display()
+        ),
+    );
+    let l = look(&conf);
+    assert_eq!(l.verdict, Verdict::NewKey(hash(&new)), "{l:?}");
+    assert_eq!(l.client, Client::Certbot);
+    let conf = config_with(dir.path(), "acme-source = { client = \"none\" }\n");
+    assert!(looks(&conf).is_empty(), "{:?}", looks(&conf));
 
     // An unknown client or key is refused by `config check`, naming the key.
     for bad in [

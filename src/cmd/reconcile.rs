@@ -72,7 +72,9 @@ pub(super) fn report(cli: &Cli, found: &[(Look, Reconciled)]) -> Status {
             }
             (_, Verdict::Unreadable(why)) => {
                 let fix = if look.recorded {
-                    "; the next successful hook records the source again"
+                    "; the next successful hook records the source again (a service whose \
+                     certificate no longer comes from this client: set its `acme-source`, or \
+                     `acme-source = { client = \"none\" }`)"
                 } else {
                     "; if the client keeps it elsewhere, set the service's `lineage` to \
                      certbot's live directory (full path) or its `acme-source`"

@@ -750,9 +750,13 @@ impl Builder<'_, '_> {
                     fullchain_file,
                 ),
             },
+            AcmeFiles::Certbot { dir } => AcmeFiles::Certbot {
+                dir: self.file_path(kpath!["service", i, "acme-source", "dir"], dir),
+            },
             AcmeFiles::Dehydrated { dir } => AcmeFiles::Dehydrated {
                 dir: self.file_path(kpath!["service", i, "acme-source", "dir"], dir),
             },
+            AcmeFiles::None => AcmeFiles::None,
         });
 
         if self.errors.len() > errors_before {

@@ -6,8 +6,8 @@
 //! A source is the hook's own input, kept: certbot's lineage directory (`RENEWED_LINEAGE`),
 //! acme.sh's path variables (`CERT_KEY_PATH`, `CERT_FULLCHAIN_PATH`, …), dehydrated's
 //! `deploy_cert` arguments. A hook records it in the store (`acme_sources`) each time it hands a
-//! certificate over. The service's `acme-source` (acme.sh's files, dehydrated's directory) wins
-//! over the recorded source; the recorded source wins over the certbot `lineage` (a name is under
+//! certificate over. The service's `acme-source` (a certbot live directory, acme.sh's files,
+//! dehydrated's directory, or `none`: never look) wins over the recorded source; the recorded source wins over the certbot `lineage` (a name is under
 //! `/etc/letsencrypt/live/`), which is mostly how hooks find the service and may not say where
 //! certbot's configuration directory is. [`AcmeSource::request`] replays it through the same hook code
 //! ([`super::certbot::request`], [`super::acme_sh::request`], [`super::dehydrated::request`]), so
@@ -96,10 +96,15 @@ impl AcmeSource {
         Some(AcmeSource::Dehydrated { args })
     }
 
-    /// The source `service`'s `acme-source` names (acme.sh's files, dehydrated's directory): it
-    /// wins over a recorded one.
-    pub fn from_config(service: &Service) -> Option<AcmeSource> {
-        Some(match service.acme_source.as_ref()? {
+    /// The source `service`'s `acme-source` names: it wins over a recorded one. `None` when
+    /// there is no `acme-source`; `Some(None)` when it is `none` (never look).
+    pub fn from_config(service: &Service) -> Option<Option<AcmeSource>> {
+        Some(Some(match service.acme_source.as_ref()? {
+            AcmeFiles::None => return Some(None),
+            AcmeFiles::Certbot { dir } => AcmeSource::Certbot {
+                lineage: dir.clone(),
+                domains: service.domains.clone(),
+            },
             AcmeFiles::AcmeSh {
                 key_file: key,
                 fullchain_file: fullchain,
@@ -139,7 +144,7 @@ impl AcmeSource {
                     ],
                 }
             }
-        })
+        }))
     }
 
     /// The source of `service` before any hook recorded one: its certbot `lineage` (a

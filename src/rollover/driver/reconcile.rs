@@ -95,8 +95,8 @@ impl<C: Clock> Driver<C> {
     /// The ACME source of `svc`: its `acme-source`, else the one its hook last recorded, else
     /// its certbot lineage. A recorded source that cannot be read is reported as unreadable.
     fn source_of(&self, svc: &Service) -> Result<Option<(AcmeSource, bool)>, Look> {
-        if let Some(source) = AcmeSource::from_config(svc) {
-            return Ok(Some((source, false)));
+        if let Some(configured) = AcmeSource::from_config(svc) {
+            return Ok(configured.map(|source| (source, false)));
         }
         let recorded = self.store.acme_source(&svc.name).map_err(|e| Look {
             service: svc.name.clone(),
