@@ -348,6 +348,16 @@ fn a_hook_records_its_source() {
     assert_eq!(l.verdict, Verdict::UnderWay, "{l:?}");
     assert!(l.recorded);
 
+    // acme.sh renews again meanwhile: looked at once that rollover ends.
+    let third = leaf(&ca, Validity::Days(90));
+    let third_key = third.key.private_key_to_pem_pkcs8().unwrap();
+    pki::write_atomic(&key_path, &third_key, 0o600).unwrap();
+    let fullchain = acme.join("fullchain.cer");
+    pki::write_atomic(&fullchain, &third.fullchain_pem().unwrap(), 0o644).unwrap();
+    assert_eq!(look(&conf).verdict, Verdict::Queued { behind: hash(&new) });
+    pki::write_atomic(&key_path, &key, 0o600).unwrap();
+    pki::write_atomic(&fullchain, &new.fullchain_pem().unwrap(), 0o644).unwrap();
+
     // Had that rollover been rolled back, `run` would not start it again on its own (a failing
     // rollover every run): a warning, nothing changes.
     let mut store = Store::open(&dir.path().join("state")).unwrap();

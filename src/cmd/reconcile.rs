@@ -93,6 +93,13 @@ pub(super) fn report(cli: &Cli, found: &[(Look, Reconciled)]) -> Status {
                 );
                 status = worse(status, Status::Warning);
             }
+            (_, Verdict::Queued { behind }) if !cli.quiet => {
+                println!(
+                    "{service}: {client}'s certificate in {location} is looked at again once the \
+                     rollover to {} under way ends",
+                    behind.short()
+                );
+            }
             (_, Verdict::Older) if cli.verbose > 0 => {
                 eprintln!(
                     "dane-roll: service {service}: the installed certificate is newer than \

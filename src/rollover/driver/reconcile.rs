@@ -13,7 +13,7 @@
 //! - a certificate not newer than the installed one (one deployed by hand since): left alone;
 //! - a key whose last rollover was rolled back: left alone, with a warning (the timer would
 //!   otherwise retry a failing rollover every run; the hook or `dane-roll deploy` retries it);
-//! - a key other than the one of a rollover under way: it waits for that rollover to end;
+//! - a key other than the one of a rollover under way: looked at again once that rollover ends;
 //! - a source that cannot be read: a warning, nothing changes.
 
 use std::cmp::Ordering;
@@ -31,6 +31,12 @@ pub enum Verdict {
     Installed,
     /// Its key is the one of the rollover under way: `run` drives it.
     UnderWay,
+    /// Another key than the one of the rollover under way (`behind`): looked at again once
+    /// that rollover ends.
+    Queued {
+        /// The key of the rollover under way.
+        behind: KeyHash,
+    },
     /// A key nothing installed or staged: start its rollover (the hook was missed).
     NewKey(KeyHash),
     /// The installed key with a newer certificate: install it (the hook was missed).
@@ -191,36 +197,28 @@ impl<C: Clock> Driver<C> {
             Err(e) => return unreadable(e.to_string()),
         };
         let (slot, key) = (p.slot().clone(), p.hash());
+        let Some(leaf) = p.leaf() else {
+            return unreadable("no certificate".to_owned());
+        };
+        let installed = chain_file(svc, &slot)
+            .ok()
+            .and_then(|f| pki::load(f).ok())
+            .and_then(|m| m.leaf().map(ToOwned::to_owned));
+        let der = |c: &X509| c.to_der().unwrap_or_default();
+        if installed.as_ref().is_some_and(|i| der(i) == der(leaf)) {
+            return Ok((Verdict::Installed, None));
+        }
         let stored = self.store.rollover(&svc.name, &slot)?;
         if let Some(r) = stored.as_ref().filter(|r| !r.is_final()) {
             if r.new == key {
                 return Ok((Verdict::UnderWay, None));
             }
-            return Ok((
-                Verdict::Held(format!(
-                    "its key {} waits for the rollover to {} under way (phase {}) to end",
-                    key.short(),
-                    r.new.short(),
-                    r.phase.name()
-                )),
-                None,
-            ));
+            return Ok((Verdict::Queued { behind: r.new }, None));
         }
-        let installed = chain_file(svc, &slot)
-            .ok()
-            .and_then(|f| pki::load(f).ok())
-            .and_then(|m| m.leaf().map(ToOwned::to_owned));
-        let Some(leaf) = p.leaf() else {
-            return unreadable("no certificate".to_owned());
-        };
-        if let Some(installed) = &installed {
-            let der = |c: &X509| c.to_der().unwrap_or_default();
-            if der(installed) == der(leaf) {
-                return Ok((Verdict::Installed, None));
-            }
-            if leaf.not_before().compare(installed.not_before()).ok() != Some(Ordering::Greater) {
-                return Ok((Verdict::Older, None));
-            }
+        if let Some(installed) = &installed
+            && leaf.not_before().compare(installed.not_before()).ok() != Some(Ordering::Greater)
+        {
+            return Ok((Verdict::Older, None));
         }
         if self.current_key(svc, &slot)? == Some(key) {
             return Ok((Verdict::Renewal(key), Some(p)));
