@@ -85,7 +85,8 @@ fn execute_with(
         && let Err(err) = driver.record_source(&request.service, source)
     {
         eprintln!(
-            "dane-roll: warning: service {}: where {} keeps the certificate was not recorded              ({err}); `dane-roll run` cannot look there if a later hook is missed",
+            "dane-roll: warning: service {}: where {} keeps the certificate was not recorded \
+             ({err}); `dane-roll run` cannot look there if a later hook is missed",
             request.service,
             source.client()
         );

@@ -5,9 +5,9 @@
 //! failure here is said loudly on standard error, sent to the configured alert channels, and
 //! exits non-zero; what was already recorded is finished by `dane-roll run`. Where the client
 //! keeps the certificate is recorded too ([`crate::hooks::source`]): when a later hook is missed
-//! altogether, `dane-roll run` finds the new certificate there. dehydrated aborts
-//! on a non-zero exit: every event but `deploy_cert` returns 0 at once, before the configuration
-//! is even read, and prints nothing (dehydrated reads `generate_csr`'s output as a CSR).
+//! altogether, `dane-roll run` finds the new certificate there. dehydrated aborts on a non-zero
+//! exit: every event but `deploy_cert` returns 0 at once, before the configuration is even read,
+//! and prints nothing (dehydrated reads `generate_csr`'s output as a CSR).
 
 use std::ffi::OsString;
 
