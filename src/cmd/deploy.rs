@@ -11,6 +11,7 @@ use anyhow::Context;
 use crate::cli::{Cli, DeployArgs};
 use crate::config::Config;
 use crate::exit::Status;
+use crate::hooks::source::AcmeSource;
 use crate::rollover::driver::{self, DeployOutcome, Driver};
 use crate::rollover::{DeployOptions, DeployRequest, Origin};
 
@@ -37,17 +38,21 @@ pub fn run(cli: &Cli, args: &DeployArgs) -> anyhow::Result<Status> {
         options,
         lock_wait(args.lock_wait)?,
         "dane-roll deploy",
+        None,
     )
 }
 
 /// Stage and publish a deploy request, then (with `--wait`) drive it to the end.
 ///
 /// Shared by `dane-roll deploy` and `dane-roll hook …`: a hook turns its ACME client's
-/// environment into a [`DeployRequest`] and calls this.
+/// environment into a [`DeployRequest`] and calls this with the `source` it read it from, which
+/// is recorded once the request's files were checked (`dane-roll run` looks there when a later
+/// hook is missed).
 pub(crate) fn execute(
     cli: &Cli,
     request: DeployRequest,
     options: DeployOptions,
+    source: Option<&AcmeSource>,
 ) -> anyhow::Result<Status> {
     let command = match &request.origin {
         Origin::Certbot { .. } => "dane-roll hook certbot",
@@ -55,7 +60,14 @@ pub(crate) fn execute(
         Origin::Dehydrated { .. } => "dane-roll hook dehydrated",
         _ => "dane-roll deploy",
     };
-    execute_with(cli, request, options, driver::DEFAULT_LOCK_WAIT, command)
+    execute_with(
+        cli,
+        request,
+        options,
+        driver::DEFAULT_LOCK_WAIT,
+        command,
+        source,
+    )
 }
 
 fn execute_with(
@@ -64,11 +76,22 @@ fn execute_with(
     options: DeployOptions,
     lock_wait: Duration,
     command: &str,
+    source: Option<&AcmeSource>,
 ) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     // Everything is checked before the store is opened: bad input writes nothing.
     let prepared = driver::prepare(&config, &request)?;
     let mut driver: Driver = open_driver(cli, config, command, lock_wait)?;
+    if let Some(source) = source
+        && let Err(err) = driver.record_source(&request.service, source)
+    {
+        eprintln!(
+            "dane-roll: warning: service {}: where {} keeps the certificate was not recorded \
+             ({err}); `dane-roll run` cannot look there if a later hook is missed",
+            request.service,
+            source.client()
+        );
+    }
     let outcome = driver
         .deploy_prepared(prepared, options)
         .with_context(|| format!("deploy for service {}", request.service))?;

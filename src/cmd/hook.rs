@@ -3,9 +3,11 @@
 //!
 //! certbot ignores a failing deploy hook (it logs the exit code, exits 0 and never retries), so a
 //! failure here is said loudly on standard error, sent to the configured alert channels, and
-//! exits non-zero; what was already recorded is finished by `dane-roll run`. dehydrated aborts
-//! on a non-zero exit: every event but `deploy_cert` returns 0 at once, before the configuration
-//! is even read, and prints nothing (dehydrated reads `generate_csr`'s output as a CSR).
+//! exits non-zero; what was already recorded is finished by `dane-roll run`. Where the client
+//! keeps the certificate is recorded too ([`crate::hooks::source`]): when a later hook is missed
+//! altogether, `dane-roll run` finds the new certificate there. dehydrated aborts on a non-zero
+//! exit: every event but `deploy_cert` returns 0 at once, before the configuration is even read,
+//! and prints nothing (dehydrated reads `generate_csr`'s output as a CSR).
 
 use crate::output::{Lines, error_text, escape};
 use std::ffi::OsString;
@@ -13,6 +15,7 @@ use std::ffi::OsString;
 use crate::cli::{Cli, HookClient, HookOptions};
 use crate::config::Config;
 use crate::exit::Status;
+use crate::hooks::source::AcmeSource;
 use crate::hooks::{self, Client, Disk, Env, dehydrated};
 use crate::notify::{Alert, Notifier, Severity};
 use crate::rollover::{DeployOptions, DeployRequest};
@@ -88,7 +91,12 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
             .wait
             .then_some(options.timeout.unwrap_or(HOOK_WAIT_TIMEOUT)),
     };
-    match super::deploy::execute(cli, request, deploy) {
+    let source = match client {
+        HookClient::Certbot(_) => AcmeSource::from_certbot(&env),
+        HookClient::AcmeSh(_) => AcmeSource::from_acme_sh(&env),
+        HookClient::Dehydrated(a) => AcmeSource::from_dehydrated(&a.args),
+    };
+    match super::deploy::execute(cli, request, deploy, source.as_ref()) {
         Ok(status) => Ok(status),
         Err(err) => {
             let err = anyhow::Error::new(Lines(format!(

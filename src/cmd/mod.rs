@@ -9,6 +9,7 @@ mod next_key;
 mod plan;
 mod prune;
 mod publish;
+mod reconcile;
 mod rotate;
 mod run;
 mod serve;

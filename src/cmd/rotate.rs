@@ -180,6 +180,10 @@ pub fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
             lineage: lineage.live.clone(),
         },
     };
+    let source = crate::hooks::source::AcmeSource::Certbot {
+        lineage: lineage.live.clone(),
+        domains: service.domains.clone(),
+    };
     super::deploy::execute(
         cli,
         request,
@@ -188,6 +192,7 @@ pub fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
             force: false,
             timeout: None,
         },
+        Some(&source),
     )
 }
 

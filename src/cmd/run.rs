@@ -1,5 +1,6 @@
 //! `dane-roll run [--wait] [--force] [SERVICE]`: move every pending rollover as far as it can
-//! go now (a timer or cron runs this every minute or so), or to the end with `--wait`.
+//! go now (a timer or cron runs this every minute or so), or to the end with `--wait`. First it
+//! picks up what an ACME client issued when its hook was missed ([`super::reconcile`]).
 //! Exit 0 when nothing failed, 2 when an action failed (the next run retries) or a rollover
 //! was rolled back.
 
@@ -19,6 +20,9 @@ use crate::store::Store;
 pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let mut driver = open_driver(cli, config, "dane-roll run", lock_wait(args.lock_wait)?)?;
+    // The hook is a hint: pick up what a missed hook did not hand over, then drive everything.
+    let reconciled = driver.reconcile(args.service.as_deref())?;
+    let mut status = super::reconcile::report(cli, &reconciled);
     let standings = driver.run(
         args.service.as_deref(),
         DeployOptions {
@@ -30,7 +34,6 @@ pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
     if standings.is_empty() && !cli.quiet {
         println!("no rollover pending");
     }
-    let mut status = Status::Ok;
     for standing in &standings {
         match print_standing(cli, standing) {
             Err(err) => {

@@ -24,7 +24,7 @@ use super::resolver::{
 use super::secret::is_env_name;
 use super::source::{Seg, Source, kpath, with_suggestion};
 use super::{
-    ADVISED_TTL, CONFIG_VERSION, ChainFiles, Config, DEFAULT_RELOAD, DEFAULT_STATE_DIR,
+    ADVISED_TTL, AcmeFiles, CONFIG_VERSION, ChainFiles, Config, DEFAULT_RELOAD, DEFAULT_STATE_DIR,
     DEFAULT_TTL, MAX_TTL, MIN_MAX_RECORDS, Scheme, Secret, Service,
 };
 
@@ -781,6 +781,25 @@ impl Builder<'_, '_> {
         };
 
         let max_records = self.max_records(at("max-records"), raw.max_records, check.max_records);
+        let acme_source = raw.acme_source.map(|files| match files {
+            AcmeFiles::AcmeSh {
+                key_file,
+                fullchain_file,
+            } => AcmeFiles::AcmeSh {
+                key_file: self.file_path(kpath!["service", i, "acme-source", "key-file"], key_file),
+                fullchain_file: self.file_path(
+                    kpath!["service", i, "acme-source", "fullchain-file"],
+                    fullchain_file,
+                ),
+            },
+            AcmeFiles::Certbot { dir } => AcmeFiles::Certbot {
+                dir: self.file_path(kpath!["service", i, "acme-source", "dir"], dir),
+            },
+            AcmeFiles::Dehydrated { dir } => AcmeFiles::Dehydrated {
+                dir: self.file_path(kpath!["service", i, "acme-source", "dir"], dir),
+            },
+            AcmeFiles::None => AcmeFiles::None,
+        });
 
         if self.errors.len() > errors_before {
             return None;
@@ -799,6 +818,7 @@ impl Builder<'_, '_> {
             provider,
             key_type: raw.key_type,
             max_records,
+            acme_source,
         })
     }
 

@@ -152,6 +152,42 @@ pub struct Service {
     pub key_type: Option<KeyType>,
     /// The most records an owner name may hold.
     pub max_records: usize,
+    /// Where the ACME client keeps this service's current certificate (`acme-source`), for
+    /// `dane-roll run` to look at when a hook was missed (it wins over the source a hook recorded
+    /// and over the `lineage`).
+    pub acme_source: Option<AcmeFiles>,
+}
+
+/// `acme-source`: where an ACME client keeps a service's current key and certificate, for
+/// `dane-roll run` to look at when a hook was missed; or `none`, not to look at all.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    tag = "client",
+    rename_all = "kebab-case",
+    rename_all_fields = "kebab-case",
+    deny_unknown_fields
+)]
+pub enum AcmeFiles {
+    /// certbot: the live directory (wins over the `lineage` and a recorded source).
+    Certbot {
+        /// `/etc/letsencrypt/live/<name>` (`privkey.pem`, `fullchain.pem`).
+        dir: PathBuf,
+    },
+    /// acme.sh: its copies in the domain directory (`CERT_KEY_PATH`, `CERT_FULLCHAIN_PATH`).
+    #[serde(rename = "acme.sh")]
+    AcmeSh {
+        /// `~/.acme.sh/<domain>[_ecc]/<domain>.key`.
+        key_file: PathBuf,
+        /// `~/.acme.sh/<domain>[_ecc]/fullchain.cer`.
+        fullchain_file: PathBuf,
+    },
+    /// dehydrated: the certificate directory `certs/<name>/` (`privkey.pem`, `fullchain.pem`).
+    Dehydrated {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// Never look: the certificate is deployed by hand or by another tool.
+    None,
 }
 
 /// Where a service reads its key and chain from (Postfix `smtpd_tls_chain_files`), which is

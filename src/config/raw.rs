@@ -60,6 +60,7 @@ pub(super) struct RawService {
     pub provider: Option<String>,
     pub key_type: Option<KeyType>,
     pub max_records: Option<i64>,
+    pub acme_source: Option<super::AcmeFiles>,
 }
 
 /// An endpoint: `"host[:port][/protocol]"` or `{ host, port, protocol }`.

@@ -6,6 +6,8 @@
 //!   `Le_Domain`, and the pre-generated `<key>.next` of `--always-force-new-domain-key`);
 //! - [`dehydrated`]: the hook's arguments (`deploy_cert DOMAIN KEY CERT FULLCHAIN CHAIN TS`, the
 //!   native next key `privkey.roll.pem`); every other event is ignored.
+//! - [`source`]: where each client keeps a service's current certificate (recorded by the hook,
+//!   or configured: `acme-source`, `lineage`), replayed by `dane-roll run` when a hook was missed.
 //!
 //! Everything here is pure: the environment is a map ([`Env`]), files are only looked at through
 //! [`Files`], and the configuration is given. `dane-roll hook …` ([`crate::cmd`]) reads the
@@ -17,6 +19,7 @@
 pub mod acme_sh;
 pub mod certbot;
 pub mod dehydrated;
+pub mod source;
 #[cfg(test)]
 mod tests;
 

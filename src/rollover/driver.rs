@@ -23,7 +23,8 @@
 //!
 //! Submodules: [`deploy`] (checking and staging a request, renewals), `actions` (each
 //! [`Action`] performed for real), [`maintain`] (`next-key`, `prune`, `plan`, `status --live`),
-//! `observe` (DNS and probe reports in the engine's words).
+//! `observe` (DNS and probe reports in the engine's words), [`reconcile`] (the ACME client's
+//! current certificate picked up by `run` when its hook was missed).
 
 mod abort;
 mod actions;
@@ -31,6 +32,7 @@ pub mod deploy;
 mod foreign;
 pub mod maintain;
 mod observe;
+pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;

@@ -4,7 +4,8 @@
 //! It owns: the rollover of each service and key slot (the [`Rollover`] as JSON, with its phase
 //! name and times as columns), the records each service published ("ours", the only ones that
 //! may ever be retired), the keys by role (hash and path only, never key material), the event
-//! history for `status --history`, and the monitor's alert state.
+//! history for `status --history`, the monitor's alert state, and where each service's ACME client
+//! keeps its certificate as its hook last saw it (`acme_sources`).
 //!
 //! The database runs in WAL mode with a busy timeout, so a hook and the timer can read and write
 //! at once; [`Store::save`] writes a phase change, its events and the record changes in one
@@ -12,6 +13,7 @@
 //! use (`guard`: a private directory, a regular file, no lost store). Errors say which file and what
 //! to do: a damaged file, a schema newer than this build, a read-only directory.
 
+mod acme_sources;
 mod guard;
 mod schema;
 #[cfg(test)]
@@ -27,6 +29,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 
 use crate::rollover::{Event, KeyHash, Rollover, Slot, Timestamp, TlsaAt};
 
+pub use acme_sources::RecordedSource;
 pub use schema::{MIGRATIONS, Migrated, latest_version};
 
 /// The database file's name in the state directory.

@@ -67,6 +67,16 @@ pub const MIGRATIONS: &[&str] = &[
         since     INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 2: where each service's ACME client keeps its current certificate, as its hook last saw it
+    // (`dane-roll run` looks there when a hook was missed).
+    r#"
+    CREATE TABLE acme_sources (
+        service  TEXT PRIMARY KEY,
+        client   TEXT NOT NULL,           -- certbot, acme.sh, dehydrated
+        source   TEXT NOT NULL,           -- JSON: the hook's paths and names, never key material
+        recorded INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

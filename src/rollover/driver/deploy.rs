@@ -41,6 +41,11 @@ impl Prepared {
         self.hash
     }
 
+    /// The leaf certificate.
+    pub fn leaf(&self) -> Option<&X509> {
+        self.certs.first()
+    }
+
     /// Key first, then leaf, then intermediates (Postfix `smtpd_tls_chain_files`).
     fn key_and_chain_pem(&self) -> Result<Vec<u8>, openssl::error::ErrorStack> {
         let mut out = self.key.private_key_to_pem_pkcs8()?;

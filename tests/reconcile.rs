@@ -1,0 +1,475 @@
+//! The hook is a hint; the timer reconciles (issue 13). Under cron an ACME client's hook can fail
+//! before it reads anything (a bare environment, no configuration) and the client exits 0 all
+//! the same: `dane-roll run` must find the new certificate where the client keeps it and start
+//! the rollover itself, through the same gate.
+//!
+//! - On the lab: certbot against pebble, its deploy hook run under `env -i` (no configuration),
+//!   and the DANE-enforcing sender Postfix as the judge: the first certificate, a renewal with a
+//!   new key and one with the same key are each picked up by `run`; every mail Verified, none
+//!   deferred.
+//!
+//! What `run` makes of each kind of source, without servers, is in tests/reconcile_sources.rs.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use dane_roll::rollover::KeyHash;
+use dane_roll::store::Store;
+use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
+use dane_roll_lab::conf::RolloverConf;
+use dane_roll_lab::dns::{DnsLab, Server};
+use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
+use dane_roll_lab::postfix::{Receiver, Sender};
+use dane_roll_lab::{LabDir, LoopbackBlock, loopback_block, require};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
+const OWNER: &str = "_25._tcp.mail.example.test.";
+const JUDGE: Duration = Duration::from_secs(30);
+const NEEDS: &[&str] = &[
+    "named",
+    "tsig-keygen",
+    "dnssec-dsfromkey",
+    "dig",
+    "nsupdate",
+    "ip",
+    "knotd",
+    "knotc",
+    "unbound",
+    "unbound-control",
+    "postfix",
+    "sendmail",
+    "postqueue",
+    "postsuper",
+    "unshare",
+];
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let text = text(out);
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\n{text}",
+        out.status
+    );
+    text
+}
+
+/// The SPKI hash of the first certificate in a PEM file.
+fn cert_key(path: &Path) -> KeyHash {
+    let cert = openssl::x509::X509::from_pem(&std::fs::read(path).unwrap()).unwrap();
+    KeyHash::of_spki_der(&cert.public_key().unwrap().public_key_to_der().unwrap())
+}
+
+/// The DER of the first certificate in a PEM file (a key+chain file: the leaf).
+fn leaf_der(path: &Path) -> Vec<u8> {
+    let certs = openssl::x509::X509::stack_from_pem(&std::fs::read(path).unwrap()).unwrap();
+    certs[0].to_der().unwrap()
+}
+
+/// The SPKI hash of a private key file.
+fn key_of(path: &Path) -> KeyHash {
+    let pem = std::fs::read(path).unwrap();
+    let key = openssl::pkey::PKey::private_key_from_pem(&pem).unwrap();
+    KeyHash::of_spki_der(&key.public_key_to_der().unwrap())
+}
+
+fn rdata(k: &KeyHash) -> String {
+    format!("3 1 1 {}", k.to_hex())
+}
+
+// ----- on the lab -----
+
+/// DNS (BIND + Knot + Unbound), the MX and the DANE-enforcing sender.
+struct Mail {
+    // Field order is drop order: mail servers first, DNS last, the directory after all.
+    tx: Sender,
+    rx: Receiver,
+    dns: DnsLab,
+    block: LoopbackBlock,
+    conf: PathBuf,
+    state: PathBuf,
+    lab: LabDir,
+}
+
+impl Mail {
+    /// The lab, with a configuration whose service `mx` has, with `lineage`, certbot's live
+    /// directory under `certbot/config/live/` as its `lineage`.
+    fn start(lineage: bool) -> Mail {
+        let lab = LabDir::new().unwrap();
+        let block = loopback_block();
+        let dns = DnsLab::builder()
+            .block(block)
+            .dir(&lab.sub("dns").unwrap())
+            .start()
+            .unwrap();
+        // Until the first rollover the MX serves a lab certificate no record names.
+        let first = pki::self_signed(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
+        let rx = Receiver::start(
+            &lab.sub("receiver").unwrap(),
+            block,
+            &first.key_and_chain_pem().unwrap(),
+        )
+        .unwrap();
+        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
+        let state = lab.path().join("state");
+        let conf = lab.path().join("dane-roll.toml");
+        let live = lab.path().join("certbot/config/live").join(MX_HOST);
+        let mut settings = RolloverConf::new(lab.path(), &dns, &rx);
+        settings.lineage = lineage.then(|| live.display().to_string());
+        settings.domains = vec![MX_HOST.to_owned()];
+        settings.write(&conf).unwrap();
+        Mail {
+            tx,
+            rx,
+            dns,
+            block,
+            conf,
+            state,
+            lab,
+        }
+    }
+
+    fn dane_roll(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn tlsa(&self, server: Server) -> BTreeSet<String> {
+        self.dns
+            .query(self.dns.addr(server), OWNER, "TLSA")
+            .unwrap()
+            .records("TLSA")
+            .iter()
+            .map(|r| dane_roll_lab::dns::query::normalize_rdata(&r.rdata))
+            .collect()
+    }
+
+    /// The TLSA records on BIND, once Knot serves the same.
+    fn tlsa_everywhere(&self) -> BTreeSet<String> {
+        let t0 = Instant::now();
+        loop {
+            let bind = self.tlsa(Server::Bind);
+            if bind == self.tlsa(Server::Knot) {
+                return bind;
+            }
+            assert!(t0.elapsed() < JUDGE, "Knot never caught up with BIND");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// One test mail; it must go out over a DANE-verified session.
+    fn verified(&self, when: &str) {
+        let v = self.tx.send_and_judge(JUDGE).unwrap();
+        assert!(
+            v.is_verified(),
+            "{when}: {v:?}\nsender:\n{}\nreceiver:\n{}",
+            self.tx.instance().log_tail(30),
+            self.rx.instance().log_tail(30)
+        );
+    }
+
+    fn served(&self) -> KeyHash {
+        self.rx.served_spki().unwrap().parse().unwrap()
+    }
+
+    /// How many rollovers waited for their records.
+    fn waits(&self) -> usize {
+        Store::open(&self.state)
+            .unwrap()
+            .events(Some("mx"), 10_000)
+            .unwrap()
+            .iter()
+            .filter(|e| e.event.detail.contains("install due at"))
+            .count()
+    }
+}
+
+/// `dane-roll run --wait` on another thread while mails go out, each of which must be Verified.
+fn run_wait_during(mail: &Mail, what: &str) -> String {
+    let conf = mail.conf.clone();
+    let handle = std::thread::spawn(move || {
+        Command::new(BIN)
+            .arg("-c")
+            .arg(&conf)
+            .args(["run", "--wait"])
+            .output()
+            .unwrap()
+    });
+    let mut sent = 0;
+    while !handle.is_finished() {
+        mail.verified(&format!("during {what}"));
+        sent += 1;
+    }
+    let out = ok(&handle.join().unwrap(), "dane-roll run --wait");
+    eprintln!("{sent} mails verified during {what}");
+    out
+}
+
+#[test]
+fn certbot_with_a_failing_hook_is_picked_up_by_run() {
+    if !require(NEEDS) || !require(&["pebble", "curl", "certbot"]) {
+        return;
+    }
+    let mail = Mail::start(true);
+    let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
+    let cb = Certbot::new(&mail.lab.sub("certbot").unwrap(), &pebble).unwrap();
+    let live = cb.live_dir(MX_HOST);
+    // The hook as cron runs it: a bare environment, so it cannot find its configuration
+    // (certbot's own variables are passed on). certbot logs the failure and exits 0.
+    let hook = format!(
+        "env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin RENEWED_LINEAGE=\"$RENEWED_LINEAGE\" \
+         RENEWED_DOMAINS=\"$RENEWED_DOMAINS\" {BIN} hook certbot --wait"
+    );
+    assert!(
+        !Path::new(dane_roll::cli::DEFAULT_CONFIG).exists(),
+        "this test needs {} absent",
+        dane_roll::cli::DEFAULT_CONFIG
+    );
+    let before = mail.served();
+
+    // 1. The first certificate: the hook fails, certbot exits 0, nothing happened.
+    let run = cb
+        .certonly(&[MX_HOST], Some(&hook), &["--key-type", "ecdsa"])
+        .unwrap();
+    let k1 = cert_key(&live.join("cert.pem"));
+    assert_eq!(
+        mail.served(),
+        before,
+        "the hook did nothing:\n{}",
+        run.output
+    );
+    assert!(!mail.tlsa_everywhere().contains(&rdata(&k1)));
+    //    `run` notices it in the lineage, publishes, waits the gate, installs, verifies.
+    let out = ok(&mail.dane_roll(&["run", "--wait"]), "dane-roll run --wait");
+    eprintln!("{out}");
+    assert!(out.contains("hook was missed"), "{out}");
+    assert_eq!(
+        mail.served(),
+        k1,
+        "run installed certbot's certificate:\n{out}"
+    );
+    assert!(mail.tlsa_everywhere().contains(&rdata(&k1)));
+    assert_eq!(mail.waits(), 1, "the gate was waited");
+    mail.verified("after the first certificate");
+
+    // 2. A renewal with a new key, the hook failing again: mail goes on with K1 meanwhile; then
+    //    `run --wait` rolls over, every mail Verified throughout.
+    cb.renew(MX_HOST, &["--force-renewal"]).unwrap();
+    let k2 = cert_key(&live.join("cert.pem"));
+    assert_ne!(k2, k1);
+    assert_eq!(mail.served(), k1, "the hook did nothing");
+    mail.verified("after certbot renewed, before run");
+    let out = run_wait_during(&mail, "the rollover run started");
+    assert!(out.contains("hook was missed"), "{out}");
+    assert!(out.contains(&k2.short()), "{out}");
+    assert_eq!(mail.served(), k2);
+    let records = mail.tlsa_everywhere();
+    assert!(records.contains(&rdata(&k2)), "{records:?}");
+    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
+    assert_eq!(mail.waits(), 2, "the rollover to K2 waited the gate");
+    mail.verified("after the rollover");
+
+    // 3. A renewal with the same key: `run` installs the new certificate, DNS unchanged.
+    let serial = mail
+        .dns
+        .serial(mail.dns.addr(Server::Bind), "example.test")
+        .unwrap();
+    cb.renew(MX_HOST, &["--force-renewal", "--reuse-key"])
+        .unwrap();
+    assert_eq!(cert_key(&live.join("cert.pem")), k2, "same key");
+    assert_ne!(
+        leaf_der(&mail.rx.chain_file()),
+        leaf_der(&live.join("cert.pem"))
+    );
+    let out = ok(&mail.dane_roll(&["run"]), "dane-roll run");
+    assert!(out.contains("same key"), "{out}");
+    assert_eq!(
+        leaf_der(&mail.rx.chain_file()),
+        leaf_der(&live.join("cert.pem")),
+        "the renewed certificate is installed"
+    );
+    assert_eq!(
+        mail.dns
+            .serial(mail.dns.addr(Server::Bind), "example.test")
+            .unwrap(),
+        serial,
+        "DNS unchanged"
+    );
+    assert_eq!(mail.served(), k2);
+    mail.verified("after the same-key renewal");
+
+    // 4. Nothing new: `run` does nothing.
+    let out = ok(&mail.dane_roll(&["run"]), "dane-roll run");
+    assert!(!out.contains("hook was missed"), "{out}");
+    assert!(out.contains("no rollover pending"), "{out}");
+
+    mail.verified("at the end");
+    assert_eq!(mail.tx.deferred_count().unwrap(), 0, "nothing deferred");
+    assert_eq!(mail.tx.bounced_count(), 0);
+}
+
+#[test]
+fn dehydrated_with_a_failing_hook_is_picked_up_by_run() {
+    if !require(NEEDS) || !require(&["pebble", "curl", "dehydrated"]) {
+        return;
+    }
+    let mail = Mail::start(false);
+    let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
+    let dh = Dehydrated::new(&mail.lab.sub("dehydrated").unwrap(), &pebble).unwrap();
+    let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/dane-roll-dehydrated-hook");
+    let base = std::fs::read_to_string(dh.config_file()).unwrap();
+    let hook = format!(
+        "{base}HOOK=\"{}\"\nPRIVATE_KEY_RENEW=\"yes\"\nPRIVATE_KEY_ROLLOVER=\"yes\"\n\
+         export DANE_ROLL=\"{BIN}\"\n",
+        shim.display()
+    );
+    let with_config = format!(
+        "{hook}export DANE_ROLL_CONFIG=\"{}\"\n",
+        mail.conf.display()
+    );
+    std::fs::write(dh.config_file(), &with_config).unwrap();
+    let dir = dh.cert_dir(MX_HOST);
+
+    // 1. The first certificate, the hook working: it records where dehydrated keeps it.
+    dh.issue(&[MX_HOST], &[]).unwrap();
+    ok(&mail.dane_roll(&["run", "--wait"]), "dane-roll run --wait");
+    let k1 = key_of(&dir.join("privkey.pem"));
+    let r1 = key_of(&dir.join("privkey.roll.pem"));
+    assert_eq!(mail.served(), k1);
+    mail.verified("before");
+
+    // 2. The hook loses its configuration (cron's bare environment); dehydrated renews with its
+    //    roll key all the same (and stops at the failing hook, after the links are in place).
+    std::fs::write(dh.config_file(), &hook).unwrap();
+    let renewal = dh.issue(&[MX_HOST], &["--force"]);
+    eprintln!("dehydrated with the failing hook: {renewal:?}");
+    assert_eq!(
+        key_of(&dir.join("privkey.pem")),
+        r1,
+        "the roll key is the key"
+    );
+    let r2 = key_of(&dir.join("privkey.roll.pem"));
+    assert_ne!(r2, r1);
+    assert_eq!(mail.served(), k1, "the hook did nothing");
+    mail.verified("after dehydrated renewed, before run");
+
+    // 3. `run` finds it where the last hook said, and rolls over.
+    let out = run_wait_during(&mail, "the rollover run started");
+    assert!(out.contains("hook was missed"), "{out}");
+    assert_eq!(mail.served(), r1);
+    let records = mail.tlsa_everywhere();
+    assert!(records.contains(&rdata(&r1)), "{records:?}");
+    assert!(
+        records.contains(&rdata(&r2)),
+        "the new roll key is published: {records:?}"
+    );
+    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
+    mail.verified("at the end");
+    assert_eq!(mail.tx.deferred_count().unwrap(), 0, "nothing deferred");
+    assert_eq!(mail.tx.bounced_count(), 0);
+}
+
+/// acme.sh's `_installcert`: export its paths and run the reloadcmd from the domain directory.
+fn acme_sh_reloadcmd(mail: &Mail, domain_path: &Path, reloadcmd: &str) {
+    let mut next = domain_path.join(format!("{MX_HOST}.key")).into_os_string();
+    next.push(".next");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("cd \"$DOMAIN_PATH\" && eval \"$RELOADCMD\"")
+        .env("DOMAIN_PATH", domain_path)
+        .env("RELOADCMD", reloadcmd)
+        .env("CERT_PATH", domain_path.join(format!("{MX_HOST}.cer")))
+        .env("CERT_KEY_PATH", domain_path.join(format!("{MX_HOST}.key")))
+        .env("CA_CERT_PATH", domain_path.join("ca.cer"))
+        .env("CERT_FULLCHAIN_PATH", domain_path.join("fullchain.cer"))
+        .env("Le_Domain", MX_HOST)
+        .env("Le_ForceNewDomainKey", "1")
+        .env("Le_Next_Domain_Key", &next)
+        .env("DANE_ROLL_CONFIG", &mail.conf)
+        .output()
+        .unwrap();
+    ok(&out, "the reloadcmd");
+}
+
+/// What acme.sh's issue() leaves in its domain directory (acme.sh is not packaged): key, leaf,
+/// CA, full chain, and the pre-generated `<key>.next` of --always-force-new-domain-key.
+fn acme_sh_issue(ca: &pki::TestPki, dir: &Path, key: pki::Key, next: &pki::Key) -> KeyHash {
+    let leaf = ca
+        .leaf_for_key(&[MX_HOST], key, pki::Validity::Days(90))
+        .unwrap();
+    let write = |name: &str, data: &[u8]| pki::write_atomic(&dir.join(name), data, 0o600).unwrap();
+    write(
+        &format!("{MX_HOST}.key"),
+        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
+    );
+    write(&format!("{MX_HOST}.cer"), &leaf.cert.to_pem().unwrap());
+    let mut chain = Vec::new();
+    for c in &leaf.chain {
+        chain.extend(c.to_pem().unwrap());
+    }
+    write("ca.cer", &chain);
+    write("fullchain.cer", &leaf.fullchain_pem().unwrap());
+    write(
+        &format!("{MX_HOST}.key.next"),
+        &next.private_key_to_pem_pkcs8().unwrap(),
+    );
+    KeyHash::of_spki_der(&leaf.key.public_key_to_der().unwrap())
+}
+
+#[test]
+fn acme_sh_renewal_without_its_reloadcmd_is_picked_up_by_run() {
+    if !require(NEEDS) {
+        return;
+    }
+    let mail = Mail::start(false);
+    let ca = pki::TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let dir = mail
+        .lab
+        .sub(".acme.sh")
+        .unwrap()
+        .join(format!("{MX_HOST}_ecc"));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // 1. --issue with the reloadcmd: K1 installed, the next key N1 published, the paths recorded.
+    let n1 = pki::new_key(KeyKind::EcdsaP256).unwrap();
+    let n1_hash = KeyHash::of_spki_der(&n1.public_key_to_der().unwrap());
+    let k1 = acme_sh_issue(&ca, &dir, pki::new_key(KeyKind::EcdsaP256).unwrap(), &n1);
+    acme_sh_reloadcmd(&mail, &dir, &format!("{BIN} hook acme.sh --wait"));
+    assert_eq!(mail.served(), k1);
+    mail.verified("before");
+
+    // 2. acme.sh renews (N1 becomes the key, N2 is pre-generated); its reloadcmd never runs.
+    let n2 = pki::new_key(KeyKind::EcdsaP256).unwrap();
+    let n2_hash = KeyHash::of_spki_der(&n2.public_key_to_der().unwrap());
+    assert_eq!(acme_sh_issue(&ca, &dir, n1, &n2), n1_hash);
+    assert_eq!(mail.served(), k1);
+    mail.verified("after acme.sh renewed, before run");
+
+    // 3. `run` finds it at the recorded paths and rolls over.
+    let out = run_wait_during(&mail, "the rollover run started");
+    assert!(out.contains("hook was missed"), "{out}");
+    assert_eq!(mail.served(), n1_hash);
+    let records = mail.tlsa_everywhere();
+    assert!(records.contains(&rdata(&n1_hash)), "{records:?}");
+    assert!(
+        records.contains(&rdata(&n2_hash)),
+        "the new <key>.next is published: {records:?}"
+    );
+    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
+    mail.verified("at the end");
+    assert_eq!(mail.tx.deferred_count().unwrap(), 0, "nothing deferred");
+    assert_eq!(mail.tx.bounced_count(), 0);
+}
