@@ -350,7 +350,7 @@ fn webhook_timeout_is_an_error_within_the_timeout() {
     ));
     let text = rendered(delivery);
     assert!(text.contains("alert channel \"slow\" (webhook)"), "{text}");
-    assert!(text.contains("did not answer within 1s"), "{text}");
+    assert!(text.contains("did not answer within 1 s"), "{text}");
 }
 
 #[test]
@@ -827,7 +827,7 @@ fn telegram_network_errors_never_show_the_token() {
         .send_blocking(&alert())
         .unwrap();
     let text = rendered(delivery);
-    assert!(text.contains("did not answer within 1s"), "{text}");
+    assert!(text.contains("did not answer within 1 s"), "{text}");
     assert_clean(&text);
     // A reply that is not HTTP at all.
     let junk = TcpListener::bind("127.0.0.1:0").unwrap();
