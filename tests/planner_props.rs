@@ -368,13 +368,16 @@ impl World {
                                 NsAnswer {
                                     nameserver: "ns1.example.net".into(),
                                     records: Ok(records.clone()),
+                                    ttl: None,
                                 },
                                 NsAnswer {
                                     nameserver: "ns2.example.org".into(),
                                     records: Ok(records.clone()),
+                                    ttl: None,
                                 },
                             ],
                             validation: Validation::Secure(records),
+                            resolver_ttl: None,
                         }
                     })
                     .collect(),

@@ -40,6 +40,12 @@ struct World {
     /// What each secondary serves (name, records, lagging); a lagging one does not follow.
     secondaries: Vec<(String, Zone, bool)>,
     validating: bool,
+    /// The TTL every nameserver serves the TLSA RRsets with. A publish sets it to the TTL
+    /// published with, raised to `min_ttl` (BIND gives an RRset the TTL of its last added
+    /// record; a provider may clamp it).
+    ns_ttl: u32,
+    /// A provider's minimum TTL.
+    min_ttl: u32,
     /// Chain files → the key in them.
     files: BTreeMap<PathBuf, KeyHash>,
     installed: KeyHash,
@@ -74,6 +80,8 @@ impl World {
             ],
             primary,
             validating: true,
+            ns_ttl: TTL,
+            min_ttl: 0,
             files,
             installed: key(OLD),
             served: key(OLD),
@@ -116,8 +124,10 @@ impl World {
                         .map(|(name, set, _)| NsAnswer {
                             nameserver: name.clone(),
                             records: Ok(records(set, owner)),
+                            ttl: Some(self.ns_ttl),
                         })
                         .collect(),
+                    resolver_ttl: self.validating.then_some(self.ns_ttl),
                     validation: if self.validating {
                         // The resolver sees what the first nameserver serves.
                         Validation::Secure(records(&self.secondaries[0].1, owner))
@@ -132,7 +142,8 @@ impl World {
     fn perform(&mut self, action: &Action) -> Option<Outcome> {
         self.log.push(format!("{action:?}"));
         Some(match action {
-            Action::Publish { record, .. } => {
+            Action::Publish { record, ttl } => {
+                self.ns_ttl = (*ttl).max(self.min_ttl);
                 self.primary.insert(entry(record));
                 self.sync();
                 Outcome::Published {
@@ -384,16 +395,22 @@ fn a_whole_rollover_on_a_fake_clock() {
     let staged = begin(&mut store, &mut world, request());
     let first = &staged.steps[0];
     assert_eq!(first.next.phase.name(), PhaseName::Staged);
-    // old + new at both owner names, one action per record.
-    let publishes: Vec<_> = first
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::Publish { .. }))
-        .collect();
-    assert_eq!(publishes.len(), 4, "{:?}", first.actions);
+    // A look at the TLSA RRsets as they are served before anything changes.
+    assert!(
+        matches!(&first.actions[..], [Action::CheckDns { .. }]),
+        "{:?}",
+        first.actions
+    );
 
     let mut kill = None;
     let r = run(&mut store, &mut world, T0, false, &mut kill);
+    // old + new at both owner names, one action per record.
+    let publishes: Vec<_> = r
+        .actions()
+        .into_iter()
+        .filter(|a| matches!(a, Action::Publish { .. }))
+        .collect();
+    assert_eq!(publishes.len(), 4, "{:?}", r.actions());
     assert_eq!(phase(&store), PhaseName::Published);
     assert!(!r.has(is_install));
     assert_eq!(
@@ -1007,4 +1024,100 @@ fn a_flock_cli_holder_blocks_until_it_exits() {
     assert!(child.wait().unwrap().success());
     let held = lock::acquire(dir.path(), "mx", "dane-roll run", Duration::from_secs(5)).unwrap();
     drop(held);
+}
+
+/// The step at which the install was asked for, with the phase's confirmation time.
+fn install_due(store: &mut Store, world: &mut World, from: Timestamp, to: Timestamp) -> Timestamp {
+    let mut kill = None;
+    let mut t = from;
+    while t <= to {
+        let r = run(store, world, t, false, &mut kill);
+        if r.has(is_install) {
+            return t;
+        }
+        t = Timestamp(t.0 + 60);
+    }
+    panic!("no install by {to}");
+}
+
+#[test]
+fn a_ttl_served_larger_before_the_change_governs_the_wait() {
+    // The RRset was served with 3×TTL (set by hand) until our first change, which lowered it
+    // to the configured TTL: resolvers may hold the old RRset, without the new record, 3×TTL.
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    world.ns_ttl = 3 * TTL;
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    assert_eq!(world.ns_ttl, TTL, "our publish set the configured TTL");
+    assert_eq!(r.last().governing_ttl(), 3 * TTL);
+    let seen = r.last().ttl_source().expect("where the TTL was seen");
+    assert_eq!(seen.source, "ns1.example.net");
+    assert_eq!(r.last().eta(), Some(Timestamp(T0.0 + 3 * TWO_TTL)));
+    let at = install_due(&mut store, &mut world, T0, Timestamp(T0.0 + 4 * TWO_TTL));
+    assert_eq!(
+        at,
+        Timestamp(T0.0 + 3 * TWO_TTL),
+        "installed before 2×(the TTL served)"
+    );
+    assert_eq!(phase(&store), PhaseName::Done);
+    // Kept in the stored rollover, for `status`.
+    let stored = store.rollover("mx", &Slot::default()).unwrap().unwrap();
+    assert_eq!(stored.governing_ttl(), 3 * TTL);
+    let history = store.events(Some("mx"), 100).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.event.detail.contains(&format!("TTL {} s", 3 * TTL))),
+        "{history:?}"
+    );
+}
+
+#[test]
+fn a_provider_that_clamps_the_ttl_is_named_once_and_its_ttl_used() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    world.min_ttl = 2 * TTL;
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    assert_eq!(r.last().governing_ttl(), 2 * TTL);
+    assert_eq!(r.last().eta(), Some(Timestamp(T0.0 + 2 * TWO_TTL)));
+    let at = install_due(&mut store, &mut world, T0, Timestamp(T0.0 + 4 * TWO_TTL));
+    assert_eq!(at, Timestamp(T0.0 + 2 * TWO_TTL));
+    let history = store.events(Some("mx"), 200).unwrap();
+    let warnings: Vec<_> = history
+        .iter()
+        .filter(|e| {
+            e.event.detail.starts_with("warning:") && e.event.detail.contains("not the configured")
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{history:?}");
+}
+
+#[test]
+fn a_ttl_below_the_configured_one_never_shortens_the_wait() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    world.ns_ttl = TTL / 4;
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    assert_eq!(r.last().governing_ttl(), TTL);
+    assert_eq!(r.last().eta(), Some(Timestamp(T0.0 + TWO_TTL)));
+}
+
+#[test]
+fn a_ttl_raised_after_confirmation_does_not_move_the_install() {
+    // Once every nameserver serves the new record, an RRset cached from then on holds it: a
+    // TTL raised later does not hide the new record from anyone.
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    run(&mut store, &mut world, T0, false, &mut kill);
+    world.ns_ttl = 5 * TTL;
+    let at = install_due(&mut store, &mut world, T0, Timestamp(T0.0 + 4 * TWO_TTL));
+    assert_eq!(at, Timestamp(T0.0 + TWO_TTL));
 }

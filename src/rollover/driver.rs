@@ -598,6 +598,17 @@ impl<C: Clock> Driver<C> {
                     if let Some(why) = failure_of(&outcome) {
                         failures.push(why);
                     }
+                    if let Outcome::Dns(report) = &outcome
+                        && matches!(
+                            s.next.phase.name(),
+                            PhaseName::Staged | PhaseName::Published
+                        )
+                    {
+                        // The TTLs that may govern the wait, kept for `status`.
+                        let seen = super::ttl::observed(&s.next.owners, report);
+                        self.store
+                            .record_ttls(service, slot, s.next.started, seen, self.now())?;
+                    }
                     if let Outcome::Probed(results) = &outcome {
                         live = results.iter().filter_map(|p| p.live_key).collect();
                         // The old certificate still served by a matching handshake: an smtpd

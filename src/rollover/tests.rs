@@ -138,12 +138,14 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
     let served = |records: Vec<TlsaRecord>| NsAnswer {
         nameserver: "ns1".into(),
         records: Ok(records),
+        ttl: None,
     };
     let mut report = DnsReport {
         owners: vec![OwnerReport {
             owner: owner.into(),
             nameservers: vec![served(vec![key(1).dane_ee()]), served(vec![])],
             validation: Validation::Secure(vec![key(1).dane_ee()]),
+            resolver_ttl: None,
         }],
     };
     let reasons = gate(&want, &report).unwrap_err();

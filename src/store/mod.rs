@@ -14,6 +14,7 @@
 mod schema;
 #[cfg(test)]
 mod tests;
+mod ttl;
 
 use std::fs::{self, OpenOptions};
 use std::io;
@@ -26,6 +27,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, params};
 use crate::rollover::{Event, KeyHash, Rollover, Slot, Timestamp, TlsaAt};
 
 pub use schema::{MIGRATIONS, Migrated, latest_version};
+pub use ttl::TtlObservation;
 
 /// The database file's name in the state directory.
 pub const DB_FILE: &str = "state.db";

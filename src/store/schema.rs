@@ -67,6 +67,20 @@ pub const MIGRATIONS: &[&str] = &[
         since     INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 2: the TTLs seen for a rollover's TLSA RRsets (the largest governs its 2×TTL wait).
+    r#"
+    CREATE TABLE ttl_observations (
+        service    TEXT NOT NULL,
+        slot       TEXT NOT NULL,
+        started    INTEGER NOT NULL,       -- the rollover's start: one rollover's observations
+        owner      TEXT NOT NULL,
+        source     TEXT NOT NULL,          -- a nameserver (name and address) or 'resolver'
+        ttl        INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        PRIMARY KEY (service, slot, started, owner, source, ttl)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -338,3 +338,54 @@ fn a_read_only_database_file_is_refused_with_what_to_do() {
     let err = Store::open(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
 }
+
+#[test]
+fn a_version_1_store_migrates_and_its_rollover_json_still_parses() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch(MIGRATIONS[0]).unwrap();
+    tx.pragma_update(None, "user_version", 1).unwrap();
+    tx.commit().unwrap();
+    // A rollover as version 1 wrote it: no TTL fields.
+    let (r, _) = rollover();
+    let mut json: serde_json::Value = serde_json::to_value(&r).unwrap();
+    for field in ["ttl-seen", "looked", "ttl-warned"] {
+        json.as_object_mut().unwrap().remove(field);
+    }
+    conn.execute(
+        "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
+         VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
+        [json.to_string()],
+    )
+    .unwrap();
+    assert_eq!(
+        schema::migrate(&mut conn).unwrap(),
+        Migrated::Applied { from: 1 }
+    );
+    let mut store = Store {
+        conn,
+        path: ":memory:".into(),
+    };
+    let back = store.rollover("mx", &Slot::default()).unwrap().unwrap();
+    assert_eq!(back.governing_ttl(), 3600);
+    assert!(!back.looked);
+    // Observed TTLs: one row per (owner, source, TTL), last seen updated.
+    let seen = [(OWNER, "ns1.example.net. (192.0.2.53)", 7200u32)];
+    store
+        .record_ttls("mx", &Slot::default(), Timestamp(100), seen, Timestamp(101))
+        .unwrap();
+    store
+        .record_ttls("mx", &Slot::default(), Timestamp(100), seen, Timestamp(105))
+        .unwrap();
+    let ttls = store.ttls("mx", &Slot::default(), Timestamp(100)).unwrap();
+    assert_eq!(ttls.len(), 1, "{ttls:?}");
+    assert_eq!(ttls[0].ttl, 7200);
+    assert_eq!(ttls[0].first_seen, Timestamp(101));
+    assert_eq!(ttls[0].last_seen, Timestamp(105));
+    assert!(
+        store
+            .ttls("mx", &Slot::default(), Timestamp(99))
+            .unwrap()
+            .is_empty()
+    );
+}

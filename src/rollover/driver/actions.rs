@@ -187,6 +187,7 @@ impl<C: Clock> Driver<C> {
                             owner: (*o).to_owned(),
                             nameservers: Vec::new(),
                             validation: crate::rollover::Validation::Failed(why.clone()),
+                            resolver_ttl: None,
                         })
                         .collect(),
                 };
