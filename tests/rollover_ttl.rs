@@ -222,6 +222,26 @@ fn a_larger_ttl_served_before_the_change_governs_the_wait_and_mail_stays_verifie
         "mail right after the install: {at_install:?}\n{log:#?}\n{}",
         w.tx.instance().log_tail(20)
     );
+    // Nothing rounded: the history never runs backwards.
+    let times: Vec<(f64, String)> = st["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                parse_time(e["time"].as_str().unwrap()),
+                format!("{} {}", e["time"], e["detail"]),
+            )
+        })
+        .collect();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].0,
+            "history runs backwards: {} then {}",
+            pair[0].1,
+            pair[1].1
+        );
+    }
     // status says which TTL governed the wait and where it was seen.
     let wait = &st["services"][0]["wait"];
     assert_eq!(wait["ttl"], SERVED_TTL, "{wait:#}");

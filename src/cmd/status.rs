@@ -421,7 +421,10 @@ fn leaf_not_after(pem_text: &[u8]) -> Option<(String, i64)> {
     let blocks = pem::parse_many(pem_text).ok()?;
     let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE")?.contents();
     let secs = crate::der::certificate_not_after(der)?;
-    Some((crate::rollover::Timestamp(secs).to_string(), secs))
+    Some((
+        crate::rollover::Timestamp::from_secs(secs).to_string(),
+        secs,
+    ))
 }
 
 #[cfg(test)]

@@ -81,6 +81,20 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, slot, started, owner, source, ttl)
     ) STRICT;
     "#,
+    // 3: the times of rollovers, records, events and TTL observations in milliseconds since
+    // the epoch (were seconds), so that nothing is rounded and the history is monotone. Keys'
+    // `created` and the monitor's `alert_state` stay in seconds. The rollover's JSON needs no
+    // change: a whole number there is read as seconds.
+    r#"
+    UPDATE rollovers SET started = started * 1000, since = since * 1000, updated = updated * 1000;
+    UPDATE records_published SET
+        published_at = published_at * 1000,
+        confirmed_at = confirmed_at * 1000,
+        retired_at   = retired_at * 1000;
+    UPDATE events SET time = time * 1000;
+    UPDATE ttl_observations SET
+        started = started * 1000, first_seen = first_seen * 1000, last_seen = last_seen * 1000;
+    "#,
 ];
 
 /// The schema version this build writes.

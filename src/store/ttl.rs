@@ -43,7 +43,15 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
                  ON CONFLICT (service, slot, started, owner, source, ttl)
                      DO UPDATE SET last_seen = excluded.last_seen",
-                params![service, slot.as_str(), started.0, owner, source, ttl, now.0],
+                params![
+                    service,
+                    slot.as_str(),
+                    started.as_millis(),
+                    owner,
+                    source,
+                    ttl,
+                    now.as_millis()
+                ],
             )
             .map_err(err)?;
         }
@@ -68,15 +76,18 @@ impl Store {
             )
             .map_err(err)?;
         let rows = stmt
-            .query_map(params![service, slot.as_str(), started.0], |row| {
-                Ok(TtlObservation {
-                    owner: row.get(0)?,
-                    source: row.get(1)?,
-                    ttl: row.get(2)?,
-                    first_seen: Timestamp(row.get(3)?),
-                    last_seen: Timestamp(row.get(4)?),
-                })
-            })
+            .query_map(
+                params![service, slot.as_str(), started.as_millis()],
+                |row| {
+                    Ok(TtlObservation {
+                        owner: row.get(0)?,
+                        source: row.get(1)?,
+                        ttl: row.get(2)?,
+                        first_seen: Timestamp::from_millis(row.get(3)?),
+                        last_seen: Timestamp::from_millis(row.get(4)?),
+                    })
+                },
+            )
             .map_err(err)?;
         rows.collect::<Result<Vec<_>, _>>().map_err(err)
     }
