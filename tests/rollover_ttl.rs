@@ -3,14 +3,17 @@
 //! receiving Postfix whose certificate is rolled, and the DANE-enforcing sending Postfix as the
 //! judge. The service says `ttl = 2`, but the owner's TLSA RRset was served with 10 s before
 //! the rollover: a resolver may keep the old RRset, without the new record, 10 s, so the
-//! install must wait 2×10 s after every nameserver serves the new record, not 2×2 s.
+//! install must wait 2×10 s after every nameserver serves the new record, not 2×2 s. And a
+//! provider that publishes with a larger TTL than configured (a minimum TTL, here an `exec`
+//! provider with a 6 s floor) is named once as a warning, and its TTL counted.
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
-use dane_roll_lab::conf::{RolloverConf, rfc2136, rollover_tools};
+use dane_roll_lab::conf::{RolloverConf, quote, rfc2136, rollover_tools};
 use dane_roll_lab::dns::{DnsLab, Server};
 use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
 use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
@@ -38,8 +41,9 @@ struct World {
 }
 
 impl World {
-    /// The old certificate live, its `3 1 1` published by hand with TTL `served_ttl`.
-    fn start(served_ttl: u32) -> World {
+    /// The old certificate live, its `3 1 1` published by hand with TTL `served_ttl`; records
+    /// by RFC 2136 UPDATE, or through a provider that never publishes below `min_ttl`.
+    fn start(served_ttl: u32, min_ttl: Option<u32>) -> World {
         let lab = LabDir::new().unwrap();
         let block = loopback_block();
         let dns = DnsLab::builder()
@@ -68,7 +72,22 @@ impl World {
         let conf = lab.path().join("dane-roll.toml");
         let mut c = RolloverConf::new(lab.path(), &dns, &rx);
         c.ttl = TTL;
-        c.provider = rfc2136(dns.addr(Server::Bind), &dns.tsig().file);
+        c.provider = match min_ttl {
+            None => rfc2136(dns.addr(Server::Bind), &dns.tsig().file),
+            Some(min) => {
+                let script = files.join("clamping-provider");
+                std::fs::write(
+                    &script,
+                    clamping_provider(dns.addr(Server::Bind), &dns.tsig().file, min),
+                )
+                .unwrap();
+                std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+                format!(
+                    "kind = \"exec\"\ncommand = [{}]\n",
+                    quote(&script.display().to_string())
+                )
+            }
+        };
         c.write(&conf).unwrap();
         World {
             tx,
@@ -110,6 +129,26 @@ impl World {
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     }
+}
+
+/// An `exec` provider that behaves like a DNS host with a minimum TTL (deSEC's is 3600 s): it
+/// adds records by UPDATE to BIND with the TTL asked for, raised to `min`.
+fn clamping_provider(server: std::net::Ipv4Addr, tsig: &std::path::Path, min: u32) -> String {
+    format!(
+        r#"#!/bin/sh
+set -eu
+action=$1 owner=$2
+update() {{
+    printf 'server {server}\nzone example.test.\n%s\nsend\n' "$1" | nsupdate -k '{key}'
+}}
+case $action in
+list) dig +short +nosplit @{server} "$owner" TLSA ;;
+add) ttl=$3; [ "$ttl" -lt {min} ] && ttl={min}; update "update add $owner $ttl IN TLSA $4" ;;
+remove) update "update delete $owner IN TLSA $4" ;;
+esac
+"#,
+        key = tsig.display()
+    )
 }
 
 fn text(out: &Output) -> String {
@@ -183,7 +222,7 @@ fn a_larger_ttl_served_before_the_change_governs_the_wait_and_mail_stays_verifie
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start(SERVED_TTL);
+    let w = World::start(SERVED_TTL, None);
     // The sender's resolver now holds the old RRset (old record only) for SERVED_TTL.
     let before = w.judge();
     assert!(before.is_verified(), "before: {before:?}");
@@ -264,5 +303,54 @@ fn a_larger_ttl_served_before_the_change_governs_the_wait_and_mail_stays_verifie
     );
     let after = w.judge();
     assert!(after.is_verified(), "after: {after:?}");
+    assert_eq!(w.tx.deferred_count().unwrap(), 0);
+}
+
+#[test]
+fn a_provider_that_raises_the_ttl_is_named_once_and_its_ttl_counted() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    // The RRset is served with the configured 2 s before; the provider publishes with 6 s.
+    const MIN: u32 = 6;
+    let w = World::start(TTL, Some(MIN));
+    let (new, cert, key) = w.new_leaf();
+    let out = w.run(&[
+        "deploy",
+        "--service",
+        "mx",
+        "--cert",
+        cert.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+        "--wait",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let st = w.status_json();
+    assert_eq!(st["services"][0]["phase"], "done", "{st:#}");
+    let served = event_time(&st, "served by every nameserver");
+    let installed = event_time(&st, "installing ");
+    assert!(
+        installed - served >= f64::from(2 * MIN),
+        "installed {:.1} s after served-everywhere, not 2×{MIN} s\n{}",
+        installed - served,
+        text(&out)
+    );
+    let warnings: Vec<&Value> = st["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            let d = e["detail"].as_str().unwrap_or("");
+            d.starts_with("warning:")
+                && d.contains(&format!("TTL {MIN} s, not the configured {TTL} s"))
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{st:#}");
+    assert_eq!(st["services"][0]["wait"]["ttl"], MIN, "{st:#}");
+    w.rx.wait_serving(&new.spki_sha256_hex().unwrap(), JUDGE)
+        .unwrap();
+    let v = w.judge();
+    assert!(v.is_verified(), "after: {v:?}");
     assert_eq!(w.tx.deferred_count().unwrap(), 0);
 }
