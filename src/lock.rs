@@ -102,7 +102,9 @@ impl Holder {
             match line.split_once('=') {
                 Some(("pid", v)) => holder.pid = v.trim().parse().ok(),
                 Some(("command", v)) => holder.command = Some(v.trim().to_owned()),
-                Some(("since", v)) => holder.since = v.trim().parse().ok().map(Timestamp),
+                Some(("since", v)) => {
+                    holder.since = v.trim().parse().ok().map(Timestamp::from_secs)
+                }
                 _ => {}
             }
         }
@@ -114,7 +116,8 @@ impl Holder {
             "pid={}\ncommand={}\nsince={}\n",
             self.pid.map_or_else(String::new, |p| p.to_string()),
             self.command.as_deref().unwrap_or(""),
-            self.since.map_or_else(String::new, |t| t.0.to_string()),
+            self.since
+                .map_or_else(String::new, |t| t.as_secs().to_string()),
         )
     }
 }

@@ -128,9 +128,12 @@ enum Kind {
     ReloadFails,
     /// At the next reload the MX gets a certificate that matches no record.
     RogueCert,
+    /// An operator re-adds the owner's TLSA records by hand with 3×TTL (an UPDATE to BIND):
+    /// resolvers may then hold the RRset that long, and the wait must count it.
+    TtlRaised,
 }
 
-const KINDS: [Kind; 7] = [
+const KINDS: [Kind; 8] = [
     Kind::Kill,
     Kind::PrimaryDown,
     Kind::SecondaryLag,
@@ -138,6 +141,7 @@ const KINDS: [Kind; 7] = [
     Kind::Provider429,
     Kind::ReloadFails,
     Kind::RogueCert,
+    Kind::TtlRaised,
 ];
 
 impl Kind {
@@ -150,6 +154,7 @@ impl Kind {
             Kind::Provider429 => "provider-429",
             Kind::ReloadFails => "reload-fails",
             Kind::RogueCert => "rogue-cert",
+            Kind::TtlRaised => "ttl-raised",
         }
     }
 
@@ -166,7 +171,7 @@ impl Kind {
                 "retired",
                 "done",
             ],
-            Kind::PrimaryDown | Kind::SecondaryLag => &[
+            Kind::PrimaryDown | Kind::SecondaryLag | Kind::TtlRaised => &[
                 START,
                 "staged",
                 "published",
@@ -189,6 +194,7 @@ impl Kind {
             // A kill lands up to 300 ms after its boundary: inside the phase's work too.
             Kind::Kill => rng.range(0, 300),
             Kind::RogueCert => 1,
+            Kind::TtlRaised => u64::from(3 * TTL),
             Kind::PrimaryDown => rng.range(2, 6),
             Kind::SecondaryLag => rng.range(2, 8),
             Kind::Provider500 | Kind::Provider429 => rng.range(1, 6),
@@ -209,6 +215,7 @@ impl std::fmt::Display for Fault {
         match self.kind {
             Kind::Kill => write!(f, "kill@{}+{}ms", self.at, self.size),
             Kind::RogueCert => write!(f, "{}@{}", self.kind.name(), self.at),
+            Kind::TtlRaised => write!(f, "{} {}s@{}", self.kind.name(), self.size, self.at),
             Kind::PrimaryDown | Kind::SecondaryLag => {
                 write!(f, "{} {}s@{}", self.kind.name(), self.size, self.at)
             }
@@ -589,7 +596,7 @@ impl<'w> Chaos<'w> {
     }
 
     /// The next fault kind: from a shuffled deck of all kinds, so that every kind comes once
-    /// in every seven faults.
+    /// in every eight faults.
     fn draw(&mut self) -> Kind {
         if self.deck.is_empty() {
             let mut deck = KINDS.to_vec();
@@ -651,6 +658,26 @@ impl<'w> Chaos<'w> {
                 std::fs::write(w.flag("reload-fails"), format!("{}\n", f.size)).unwrap();
             }
             Kind::RogueCert => std::fs::write(w.flag("rogue"), "").unwrap(),
+            Kind::TtlRaised => {
+                // The records BIND serves now, re-added with the larger TTL (BIND gives the
+                // whole RRset the TTL of the added records). BIND may be paused (primary-down):
+                // then the fault is logged as missed, never a test failure.
+                let bind = w.dns.addr(Server::Bind);
+                let result = w.dns.query(bind, OWNER, "TLSA").and_then(|answer| {
+                    let mut lines = vec![format!("zone {ZONE}.")];
+                    for r in answer.records("TLSA") {
+                        let rdata = normalize_rdata(&r.rdata);
+                        lines.push(format!("update add {OWNER} {} IN TLSA {rdata}", f.size));
+                    }
+                    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+                    w.dns.nsupdate(&refs)
+                });
+                match result {
+                    Ok(outcome) if outcome.is_ok() => {}
+                    Ok(outcome) => self.say(format!("ttl-raised missed: {}", outcome.text())),
+                    Err(err) => self.say(format!("ttl-raised missed: {err}")),
+                }
+            }
         }
         self.say(format!("FAULT {f}"));
     }
@@ -1290,7 +1317,7 @@ fn keys_left_behind_by_a_kill_after_done_are_settled_by_the_next_run() {
     .unwrap();
     let config = dane_roll::config::Config::load(&conf).unwrap();
     let mut store = Store::open(&dir.path().join("state")).unwrap();
-    let t0 = Timestamp(1_790_000_000);
+    let t0 = Timestamp::from_secs(1_790_000_000);
     let (old, new) = (KeyHash([1; 32]), KeyHash([2; 32]));
     let slot = Slot::new("ec");
     let mut req = StageRequest::for_service(

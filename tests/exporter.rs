@@ -352,13 +352,18 @@ fn store_rollover(state: &std::path::Path, service: &str, phase: Phase) {
             previous_chain: Some(state.join("live.pem")),
             confirmed_since: None,
         },
-        Timestamp(1_700_000_000),
+        Timestamp::from_secs(1_700_000_000),
     )
     .unwrap();
     let mut rollover = step.next;
     rollover.phase = phase;
     store
-        .save(&rollover, &step.events, &[], Timestamp(1_700_000_100))
+        .save(
+            &rollover,
+            &step.events,
+            &[],
+            Timestamp::from_secs(1_700_000_100),
+        )
         .unwrap();
 }
 
@@ -399,7 +404,7 @@ kind = "manual"
         &state,
         "mx",
         Phase::Published {
-            since: Timestamp(1_700_000_100),
+            since: Timestamp::from_secs(1_700_000_100),
             confirmed_at: None,
             checks: 0,
         },
@@ -457,7 +462,7 @@ kind = "manual"
         &state,
         "mx",
         Phase::Aged {
-            since: Timestamp(1_700_000_200),
+            since: Timestamp::from_secs(1_700_000_200),
             forced: false,
             install_failures: 0,
         },

@@ -249,7 +249,7 @@ proptest! {
         };
         world.served = old.map(key);
         world.staged = Some(key(new));
-        let mut now = Timestamp(1_700_000_000);
+        let mut now = Timestamp::from_secs(1_700_000_000);
         let mut s = stage(request, now).expect("stage");
         let mut stored_next = next.map(key);
         for _ in 0..200 {
@@ -283,7 +283,7 @@ proptest! {
             }
             if s.is_settled() {
                 // Nothing to do until later: the timer's next run.
-                now = Timestamp(now.as_secs() + 61);
+                now = Timestamp::from_secs(now.as_secs() + 61);
             }
             let obs = Observations {
                 outcomes,
@@ -368,13 +368,16 @@ impl World {
                                 NsAnswer {
                                     nameserver: "ns1.example.net".into(),
                                     records: Ok(records.clone()),
+                                    ttl: None,
                                 },
                                 NsAnswer {
                                     nameserver: "ns2.example.org".into(),
                                     records: Ok(records.clone()),
+                                    ttl: None,
                                 },
                             ],
                             validation: Validation::Secure(records),
+                            resolver_ttl: None,
                         }
                     })
                     .collect(),

@@ -19,7 +19,7 @@ use dane_roll::store::{KeyEntry, KeyRole, RecordChange, Store};
 
 const TTL: u32 = 3600;
 const TWO_TTL: i64 = 2 * TTL as i64;
-const T0: Timestamp = Timestamp(1_700_000_000);
+const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
 const OWNERS: [&str; 2] = ["_25._tcp.mx1.example.com.", "_25._tcp.mx2.example.com."];
 const ENDPOINTS: [&str; 2] = ["mx1.example.com:25", "mx2.example.com:25"];
 
@@ -40,6 +40,12 @@ struct World {
     /// What each secondary serves (name, records, lagging); a lagging one does not follow.
     secondaries: Vec<(String, Zone, bool)>,
     validating: bool,
+    /// The TTL every nameserver serves the TLSA RRsets with. A publish sets it to the TTL
+    /// published with, raised to `min_ttl` (BIND gives an RRset the TTL of its last added
+    /// record; a provider may clamp it).
+    ns_ttl: u32,
+    /// A provider's minimum TTL.
+    min_ttl: u32,
     /// Chain files → the key in them.
     files: BTreeMap<PathBuf, KeyHash>,
     installed: KeyHash,
@@ -74,6 +80,8 @@ impl World {
             ],
             primary,
             validating: true,
+            ns_ttl: TTL,
+            min_ttl: 0,
             files,
             installed: key(OLD),
             served: key(OLD),
@@ -116,8 +124,10 @@ impl World {
                         .map(|(name, set, _)| NsAnswer {
                             nameserver: name.clone(),
                             records: Ok(records(set, owner)),
+                            ttl: Some(self.ns_ttl),
                         })
                         .collect(),
+                    resolver_ttl: self.validating.then_some(self.ns_ttl),
                     validation: if self.validating {
                         // The resolver sees what the first nameserver serves.
                         Validation::Secure(records(&self.secondaries[0].1, owner))
@@ -132,7 +142,8 @@ impl World {
     fn perform(&mut self, action: &Action) -> Option<Outcome> {
         self.log.push(format!("{action:?}"));
         Some(match action {
-            Action::Publish { record, .. } => {
+            Action::Publish { record, ttl } => {
+                self.ns_ttl = (*ttl).max(self.min_ttl);
                 self.primary.insert(entry(record));
                 self.sync();
                 Outcome::Published {
@@ -384,16 +395,22 @@ fn a_whole_rollover_on_a_fake_clock() {
     let staged = begin(&mut store, &mut world, request());
     let first = &staged.steps[0];
     assert_eq!(first.next.phase.name(), PhaseName::Staged);
-    // old + new at both owner names, one action per record.
-    let publishes: Vec<_> = first
-        .actions
-        .iter()
-        .filter(|a| matches!(a, Action::Publish { .. }))
-        .collect();
-    assert_eq!(publishes.len(), 4, "{:?}", first.actions);
+    // A look at the TLSA RRsets as they are served before anything changes.
+    assert!(
+        matches!(&first.actions[..], [Action::CheckDns { .. }]),
+        "{:?}",
+        first.actions
+    );
 
     let mut kill = None;
     let r = run(&mut store, &mut world, T0, false, &mut kill);
+    // old + new at both owner names, one action per record.
+    let publishes: Vec<_> = r
+        .actions()
+        .into_iter()
+        .filter(|a| matches!(a, Action::Publish { .. }))
+        .collect();
+    assert_eq!(publishes.len(), 4, "{:?}", r.actions());
     assert_eq!(phase(&store), PhaseName::Published);
     assert!(!r.has(is_install));
     assert_eq!(
@@ -409,7 +426,7 @@ fn a_whole_rollover_on_a_fake_clock() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + TWO_TTL - 1),
+        Timestamp::from_secs(T0.as_secs() + TWO_TTL - 1),
         false,
         &mut kill,
     );
@@ -420,7 +437,7 @@ fn a_whole_rollover_on_a_fake_clock() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + TWO_TTL),
+        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
         false,
         &mut kill,
     );
@@ -504,18 +521,21 @@ fn a_lagging_nameserver_holds_and_the_wait_counts_from_confirmation() {
     );
 
     // Ten TTLs later the secondary still lags: nothing is installed.
-    let later = Timestamp(T0.0 + 10 * TTL as i64);
+    let later = Timestamp::from_secs(T0.as_secs() + 10 * TTL as i64);
     let r = run(&mut store, &mut world, later, false, &mut kill);
     assert!(!r.has(is_install));
     // It catches up; the wait starts now, not at publication.
     world.set_lagging(1, false);
     let r = run(&mut store, &mut world, later, false, &mut kill);
     assert!(!r.has(is_install));
-    assert_eq!(r.last().eta(), Some(Timestamp(later.0 + TWO_TTL)));
+    assert_eq!(
+        r.last().eta(),
+        Some(Timestamp::from_secs(later.as_secs() + TWO_TTL))
+    );
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(later.0 + TWO_TTL - 1),
+        Timestamp::from_secs(later.as_secs() + TWO_TTL - 1),
         false,
         &mut kill,
     );
@@ -523,7 +543,7 @@ fn a_lagging_nameserver_holds_and_the_wait_counts_from_confirmation() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(later.0 + TWO_TTL),
+        Timestamp::from_secs(later.as_secs() + TWO_TTL),
         false,
         &mut kill,
     );
@@ -542,7 +562,7 @@ fn a_resolver_that_does_not_validate_holds() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + 100 * TWO_TTL),
+        Timestamp::from_secs(T0.as_secs() + 100 * TWO_TTL),
         false,
         &mut kill,
     );
@@ -553,7 +573,7 @@ fn a_resolver_that_does_not_validate_holds() {
     // It validates at last: the records have been served everywhere for far more than
     // 2×TTL (the wait counts from that), so the install follows at once.
     world.validating = true;
-    let t1 = Timestamp(T0.0 + 100 * TWO_TTL + 5);
+    let t1 = Timestamp::from_secs(T0.as_secs() + 100 * TWO_TTL + 5);
     let r = run(&mut store, &mut world, t1, false, &mut kill);
     assert!(r.has(is_install));
 }
@@ -568,12 +588,15 @@ fn the_wait_counts_from_served_everywhere_not_from_validation() {
     begin(&mut store, &mut world, request());
     let mut kill = None;
     let r = run(&mut store, &mut world, T0, false, &mut kill);
-    assert_eq!(r.last().eta(), Some(Timestamp(T0.0 + TWO_TTL)));
+    assert_eq!(
+        r.last().eta(),
+        Some(Timestamp::from_secs(T0.as_secs() + TWO_TTL))
+    );
     world.validating = true;
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + TWO_TTL - 1),
+        Timestamp::from_secs(T0.as_secs() + TWO_TTL - 1),
         false,
         &mut kill,
     );
@@ -581,7 +604,7 @@ fn the_wait_counts_from_served_everywhere_not_from_validation() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + TWO_TTL),
+        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
         false,
         &mut kill,
     );
@@ -603,7 +626,7 @@ fn records_that_vanish_restart_the_wait_with_an_alert() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + TWO_TTL),
+        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
         false,
         &mut kill,
     );
@@ -635,7 +658,7 @@ fn force_skips_only_the_wait_and_says_so() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + 60),
+        Timestamp::from_secs(T0.as_secs() + 60),
         true,
         &mut kill,
     );
@@ -647,7 +670,7 @@ fn force_skips_only_the_wait_and_says_so() {
     );
     assert_eq!(
         r.steps.iter().find_map(|s| s.next.forced),
-        Some(Timestamp(T0.0 + 60))
+        Some(Timestamp::from_secs(T0.as_secs() + 60))
     );
     let history = store.events(Some("mx"), 100).unwrap();
     assert!(
@@ -665,7 +688,7 @@ fn a_failed_reload_keeps_the_phase_and_retries_next_run() {
     begin(&mut store, &mut world, request());
     let mut kill = None;
     run(&mut store, &mut world, T0, false, &mut kill);
-    let t = Timestamp(T0.0 + TWO_TTL);
+    let t = Timestamp::from_secs(T0.as_secs() + TWO_TTL);
     let r = run(&mut store, &mut world, t, false, &mut kill);
     let Phase::Installed {
         reloaded: false,
@@ -688,7 +711,7 @@ fn a_failed_reload_keeps_the_phase_and_retries_next_run() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(t.0 + 60),
+        Timestamp::from_secs(t.as_secs() + 60),
         false,
         &mut kill,
     );
@@ -707,7 +730,7 @@ fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + TWO_TTL),
+        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
         false,
         &mut kill,
     );
@@ -733,7 +756,7 @@ fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + 10 * TWO_TTL),
+        Timestamp::from_secs(T0.as_secs() + 10 * TWO_TTL),
         false,
         &mut kill,
     );
@@ -753,7 +776,7 @@ fn an_unreachable_endpoint_holds_verification_without_retiring() {
         let r = run(
             &mut store,
             &mut world,
-            Timestamp(T0.0 + TWO_TTL + i * 60),
+            Timestamp::from_secs(T0.as_secs() + TWO_TTL + i * 60),
             false,
             &mut kill,
         );
@@ -772,7 +795,7 @@ fn an_unreachable_endpoint_holds_verification_without_retiring() {
     run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + 3 * TWO_TTL),
+        Timestamp::from_secs(T0.as_secs() + 3 * TWO_TTL),
         false,
         &mut kill,
     );
@@ -791,7 +814,7 @@ fn a_pre_published_next_key_needs_no_new_wait() {
     world.sync();
     let mut req = request();
     req.next = Some(key(NEW));
-    req.confirmed_since = Some(Timestamp(T0.0 - 30 * 86_400));
+    req.confirmed_since = Some(Timestamp::from_secs(T0.as_secs() - 30 * 86_400));
     begin(&mut store, &mut world, req);
     let mut kill = None;
     let r = run(&mut store, &mut world, T0, false, &mut kill);
@@ -820,7 +843,7 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     assert!(!r.has(is_install));
     assert_eq!(
         r.last().eta(),
-        Some(Timestamp(T0.0 + TWO_TTL)),
+        Some(Timestamp::from_secs(T0.as_secs() + TWO_TTL)),
         "{:?}",
         r.alerts()
     );
@@ -836,7 +859,7 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     let r = run(
         &mut store,
         &mut world,
-        Timestamp(T0.0 + TWO_TTL),
+        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
         false,
         &mut kill,
     );
@@ -860,7 +883,11 @@ fn outcome_with_kill(kill_at: Option<Kill>) -> (PhaseName, World, Vec<TlsaAt>, b
     }
     let mut kill = kill_at;
     let mut fired = false;
-    let times = [T0, Timestamp(T0.0 + TTL as i64), Timestamp(T0.0 + TWO_TTL)];
+    let times = [
+        T0,
+        Timestamp::from_secs(T0.as_secs() + TTL as i64),
+        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
+    ];
     for now in times {
         loop {
             // Every run opens the store afresh: a process killed mid-run leaves only the disk.
@@ -1007,4 +1034,124 @@ fn a_flock_cli_holder_blocks_until_it_exits() {
     assert!(child.wait().unwrap().success());
     let held = lock::acquire(dir.path(), "mx", "dane-roll run", Duration::from_secs(5)).unwrap();
     drop(held);
+}
+
+/// The step at which the install was asked for, with the phase's confirmation time.
+fn install_due(store: &mut Store, world: &mut World, from: Timestamp, to: Timestamp) -> Timestamp {
+    let mut kill = None;
+    let mut t = from;
+    while t <= to {
+        let r = run(store, world, t, false, &mut kill);
+        if r.has(is_install) {
+            return t;
+        }
+        t = Timestamp::from_secs(t.as_secs() + 60);
+    }
+    panic!("no install by {to}");
+}
+
+#[test]
+fn a_ttl_served_larger_before_the_change_governs_the_wait() {
+    // The RRset was served with 3×TTL (set by hand) until our first change, which lowered it
+    // to the configured TTL: resolvers may hold the old RRset, without the new record, 3×TTL.
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    world.ns_ttl = 3 * TTL;
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    assert_eq!(world.ns_ttl, TTL, "our publish set the configured TTL");
+    assert_eq!(r.last().governing_ttl(), 3 * TTL);
+    let seen = r.last().ttl_source().expect("where the TTL was seen");
+    assert_eq!(seen.source, "ns1.example.net");
+    assert_eq!(
+        r.last().eta(),
+        Some(Timestamp::from_secs(T0.as_secs() + 3 * TWO_TTL))
+    );
+    let at = install_due(
+        &mut store,
+        &mut world,
+        T0,
+        Timestamp::from_secs(T0.as_secs() + 4 * TWO_TTL),
+    );
+    assert_eq!(
+        at,
+        Timestamp::from_secs(T0.as_secs() + 3 * TWO_TTL),
+        "installed before 2×(the TTL served)"
+    );
+    assert_eq!(phase(&store), PhaseName::Done);
+    // Kept in the stored rollover, for `status`.
+    let stored = store.rollover("mx", &Slot::default()).unwrap().unwrap();
+    assert_eq!(stored.governing_ttl(), 3 * TTL);
+    let history = store.events(Some("mx"), 100).unwrap();
+    assert!(
+        history
+            .iter()
+            .any(|e| e.event.detail.contains(&format!("TTL {} s", 3 * TTL))),
+        "{history:?}"
+    );
+}
+
+#[test]
+fn a_provider_that_clamps_the_ttl_is_named_once_and_its_ttl_used() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    world.min_ttl = 2 * TTL;
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    assert_eq!(r.last().governing_ttl(), 2 * TTL);
+    assert_eq!(
+        r.last().eta(),
+        Some(Timestamp::from_secs(T0.as_secs() + 2 * TWO_TTL))
+    );
+    let at = install_due(
+        &mut store,
+        &mut world,
+        T0,
+        Timestamp::from_secs(T0.as_secs() + 4 * TWO_TTL),
+    );
+    assert_eq!(at, Timestamp::from_secs(T0.as_secs() + 2 * TWO_TTL));
+    let history = store.events(Some("mx"), 200).unwrap();
+    let warnings: Vec<_> = history
+        .iter()
+        .filter(|e| {
+            e.event.detail.starts_with("warning:") && e.event.detail.contains("not the configured")
+        })
+        .collect();
+    assert_eq!(warnings.len(), 1, "{history:?}");
+}
+
+#[test]
+fn a_ttl_below_the_configured_one_never_shortens_the_wait() {
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    world.ns_ttl = TTL / 4;
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    assert_eq!(r.last().governing_ttl(), TTL);
+    assert_eq!(
+        r.last().eta(),
+        Some(Timestamp::from_secs(T0.as_secs() + TWO_TTL))
+    );
+}
+
+#[test]
+fn a_ttl_raised_after_confirmation_does_not_move_the_install() {
+    // Once every nameserver serves the new record, an RRset cached from then on holds it: a
+    // TTL raised later does not hide the new record from anyone.
+    let mut store = Store::open_in_memory().unwrap();
+    let mut world = World::new();
+    begin(&mut store, &mut world, request());
+    let mut kill = None;
+    run(&mut store, &mut world, T0, false, &mut kill);
+    world.ns_ttl = 5 * TTL;
+    let at = install_due(
+        &mut store,
+        &mut world,
+        T0,
+        Timestamp::from_secs(T0.as_secs() + 4 * TWO_TTL),
+    );
+    assert_eq!(at, Timestamp::from_secs(T0.as_secs() + TWO_TTL));
 }

@@ -328,7 +328,7 @@ fn retiring_records(
             let t = p.retired_at?;
             let window = u64::from(p.ttl) * u64::from(crate::monitor::checks::RETIRING_TTLS);
             let until =
-                std::time::UNIX_EPOCH + Duration::from_secs(t.0.max(0).unsigned_abs() + window);
+                std::time::UNIX_EPOCH + Duration::from_secs(t.as_secs().max(0).unsigned_abs() + window);
             Some((p.record.clone(), until))
         })
         .filter(|(_, until)| *until > std::time::SystemTime::now())

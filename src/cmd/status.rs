@@ -78,7 +78,13 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
                     Some(s) => s.ours(&r.service, &r.slot)?,
                     None => Vec::new(),
                 };
-                rows.push(row(r, &ours, &keys));
+                let ttls = match &store {
+                    Some(s) => s.ttls(&r.service, &r.slot, r.started)?,
+                    None => Vec::new(),
+                };
+                let mut value = row(r, &ours, &keys);
+                value["wait"] = wait_json(r, &ttls);
+                rows.push(value);
             }
         }
         history = match (&store, args.history) {
@@ -265,6 +271,28 @@ fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value 
     })
 }
 
+/// The TTL that governs the 2×TTL wait and where it was seen, with every TTL seen.
+fn wait_json(r: &Rollover, ttls: &[crate::store::TtlObservation]) -> Value {
+    let governing = r.governing_ttl();
+    let seen_at = match r.ttl_source() {
+        Some(s) => json!({ "source": s.source, "owner": s.owner, "time": s.time.to_string() }),
+        None => json!("configuration"),
+    };
+    json!({
+        "ttl": governing,
+        "seconds": r.wait().as_secs(),
+        "configured_ttl": r.ttl,
+        "governed_by": seen_at,
+        "observed": ttls.iter().map(|t| json!({
+            "owner": t.owner,
+            "source": t.source,
+            "ttl": t.ttl,
+            "first_seen": t.first_seen.to_string(),
+            "last_seen": t.last_seen.to_string(),
+        })).collect::<Vec<_>>(),
+    })
+}
+
 fn live_json(dns: &crate::rollover::DnsReport, probed: &[crate::rollover::ProbeResult]) -> Value {
     let owners: Vec<Value> = dns
         .owners
@@ -317,6 +345,20 @@ fn print_row(row: &Value) {
     match row["eta"].as_str() {
         Some(eta) => println!("  next: {} at {eta}", s(&row["next_action"])),
         None => println!("  next: {}", s(&row["next_action"])),
+    }
+    if let Some(ttl) = row["wait"]["ttl"].as_u64() {
+        let wait = row["wait"]["seconds"].as_u64().unwrap_or(2 * ttl);
+        match row["wait"]["governed_by"].as_object() {
+            Some(at) => println!(
+                "  wait: 2×TTL = {wait} s; TTL {ttl} s served by {} at {} (seen {}), not the \
+                 configured {} s",
+                at.get("source").and_then(Value::as_str).unwrap_or("-"),
+                at.get("owner").and_then(Value::as_str).unwrap_or("-"),
+                at.get("time").and_then(Value::as_str).unwrap_or("-"),
+                row["wait"]["configured_ttl"].as_u64().unwrap_or(0)
+            ),
+            None => println!("  wait: 2×TTL = {wait} s; TTL {ttl} s from the configuration"),
+        }
     }
     let short = |v: &Value| {
         v.as_str()
@@ -409,7 +451,10 @@ fn leaf_not_after(pem_text: &[u8]) -> Option<(String, i64)> {
     let blocks = pem::parse_many(pem_text).ok()?;
     let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE")?.contents();
     let secs = crate::der::certificate_not_after(der)?;
-    Some((crate::rollover::Timestamp(secs).to_string(), secs))
+    Some((
+        crate::rollover::Timestamp::from_secs(secs).to_string(),
+        secs,
+    ))
 }
 
 #[cfg(test)]

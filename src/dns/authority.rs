@@ -45,6 +45,10 @@ pub struct Served {
     pub serial: u32,
     /// The TLSA records it serves at the owner.
     pub records: Vec<TlsaRecord>,
+    /// The TTL of the TLSA RRset as this server serves it (the zone's TTL: what a resolver
+    /// caches it with; the largest, should the records of the RRset disagree). `None` without
+    /// TLSA records.
+    pub ttl: Option<u32>,
     /// Whether the TLSA RRset (or the denial) came with an RRSIG.
     pub signed: bool,
     /// Whether it said NXDOMAIN for the owner.
@@ -534,10 +538,12 @@ pub fn classify_served(
     let mut skipped = Vec::new();
     let mut alias = None;
     let mut signed_rrset = false;
+    let mut ttl: Option<u32> = None;
     for r in tlsa.answers.iter().filter(|r| r.name == *owner) {
         match &r.data {
             RData::TLSA(t) => match tlsa_from_rdata(t) {
                 Ok(rec) => {
+                    ttl = Some(ttl.map_or(r.ttl, |t| t.max(r.ttl)));
                     if !records.contains(&rec) {
                         records.push(rec);
                     }
@@ -569,6 +575,7 @@ pub fn classify_served(
     Ok(Served {
         serial,
         records,
+        ttl,
         signed,
         nxdomain,
         alias,

@@ -463,6 +463,7 @@ fn served(serial: u32, records: &[u8], signed: bool) -> Result<Served, ServerFai
     Ok(Served {
         serial,
         records: records.iter().map(|b| tlsa_record(*b)).collect(),
+        ttl: (!records.is_empty()).then_some(300),
         signed,
         nxdomain: false,
         alias: None,

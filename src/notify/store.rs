@@ -78,15 +78,15 @@ impl AlertMemory for Store {
 }
 
 fn to_timestamp(time: SystemTime) -> Timestamp {
-    Timestamp(match time.duration_since(UNIX_EPOCH) {
+    Timestamp::from_secs(match time.duration_since(UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
     })
 }
 
 fn to_time(ts: Timestamp) -> SystemTime {
-    let secs = Duration::from_secs(ts.0.unsigned_abs());
-    if ts.0 >= 0 {
+    let secs = Duration::from_secs(ts.as_secs().unsigned_abs());
+    if ts.as_secs() >= 0 {
         UNIX_EPOCH + secs
     } else {
         UNIX_EPOCH - secs
@@ -185,7 +185,7 @@ mod tests {
                 check_id: "x".into(),
                 state: "purple".into(),
                 last_sent: None,
-                since: Timestamp(0),
+                since: Timestamp::from_secs(0),
             })
             .unwrap();
         let err = AlertMemory::get(&store, "x").unwrap_err().to_string();

@@ -558,22 +558,9 @@ impl<C: Clock> Driver<C> {
                     slot: slot.clone(),
                 });
             };
-            // The clock counts whole seconds (rounded down). A step that may record the moment
-            // the records were first confirmed gets the next second instead, so the 2×TTL wait
-            // measured from it is never short by the fraction of a second that was cut off.
-            let confirming = matches!(
-                rollover.phase,
-                Phase::Staged { .. }
-                    | Phase::Published {
-                        confirmed_at: None,
-                        ..
-                    }
-            );
-            let now = if confirming {
-                self.now().plus(Duration::from_secs(1))
-            } else {
-                self.now()
-            };
+            // Milliseconds: the moment the records are first confirmed is recorded as it is,
+            // nothing rounded, so the 2×TTL wait is neither short nor needlessly long.
+            let now = self.now();
             let before = rollover.phase.name();
             let observations = Observations {
                 outcomes: std::mem::take(&mut outcomes),
@@ -621,6 +608,17 @@ impl<C: Clock> Driver<C> {
                 if let Some(outcome) = self.perform(&svc, &s.next, action)? {
                     if let Some(why) = failure_of(&outcome) {
                         failures.push(why);
+                    }
+                    if let Outcome::Dns(report) = &outcome
+                        && matches!(
+                            s.next.phase.name(),
+                            PhaseName::Staged | PhaseName::Published
+                        )
+                    {
+                        // The TTLs that may govern the wait, kept for `status`.
+                        let seen = super::ttl::observed(&s.next.owners, report);
+                        self.store
+                            .record_ttls(service, slot, s.next.started, seen, self.now())?;
                     }
                     if let Outcome::Probed(results) = &outcome {
                         live = results.iter().filter_map(|p| p.live_key).collect();
@@ -745,9 +743,9 @@ fn first(mut standings: Vec<Standing>, service: &str) -> Standing {
     })
 }
 
-/// How long until `t` (plus a little, so the whole second has begun).
+/// How long until `t` (plus a little, so that `t` has surely passed).
 fn until_instant(t: Timestamp) -> Duration {
-    let target = UNIX_EPOCH + Duration::from_secs(t.0.max(0).unsigned_abs());
+    let target = UNIX_EPOCH + Duration::from_millis(t.as_millis().max(0).unsigned_abs());
     target
         .duration_since(SystemTime::now())
         .unwrap_or(Duration::ZERO)

@@ -19,6 +19,7 @@ use crate::tlsa::TlsaRecord;
 
 use super::phase::{Phase, PhaseName, Rollover};
 use super::plan::retirable;
+use super::ttl;
 use super::{KeyHash, Slot, Timestamp, TlsaAt};
 
 pub mod abort;
@@ -125,6 +126,9 @@ pub struct NsAnswer {
     pub nameserver: String,
     /// The TLSA records it served, or why it gave none.
     pub records: Result<Vec<TlsaRecord>, String>,
+    /// The TTL it served the TLSA RRset with (none when it served no RRset).
+    #[serde(default)]
+    pub ttl: Option<u32>,
 }
 
 /// What the validating resolver said for an owner name.
@@ -152,6 +156,10 @@ pub struct OwnerReport {
     pub nameservers: Vec<NsAnswer>,
     /// The validated lookup.
     pub validation: Validation,
+    /// The TTL left on the resolver's TLSA RRset when it answered with one (a count-down: see
+    /// [`super::ttl::observed`]).
+    #[serde(default)]
+    pub resolver_ttl: Option<u32>,
 }
 
 /// The result of an [`Action::CheckDns`].
@@ -403,6 +411,9 @@ pub fn stage(request: StageRequest, now: Timestamp) -> Result<Step, EngineError>
         chain: request.chain,
         previous_chain: request.previous_chain,
         confirmed_since: request.confirmed_since,
+        ttl_seen: None,
+        looked: false,
+        ttl_warned: false,
         forced: None,
         started: now,
         phase: Phase::Staged { since: now },
@@ -482,7 +493,7 @@ struct Ctx<'a> {
     events: Vec<Event>,
 }
 
-impl Ctx<'_> {
+impl<'a> Ctx<'a> {
     fn event(&mut self, detail: String) {
         self.events.push(Event {
             time: self.now,
@@ -510,8 +521,9 @@ impl Ctx<'_> {
         self.actions.push(Action::Wait { until, reason });
     }
 
-    fn latest_dns(&self) -> Option<&DnsReport> {
-        self.obs.outcomes.iter().rev().find_map(|o| match o {
+    fn latest_dns(&self) -> Option<&'a DnsReport> {
+        let obs: &'a Observations = self.obs;
+        obs.outcomes.iter().rev().find_map(|o| match o {
             Outcome::Dns(report) => Some(report),
             _ => None,
         })
@@ -572,6 +584,28 @@ impl Ctx<'_> {
     }
 
     fn staged(&mut self) -> bool {
+        if !self.r.looked {
+            // Look at the TLSA RRsets as resolvers may hold them now, before our first change:
+            // a TTL larger than the configured one lengthens the wait.
+            let Some(dns) = self.latest_dns() else {
+                let expected = self.r.publish_set();
+                self.actions.push(Action::CheckDns { expected });
+                return false;
+            };
+            let owners = self.r.owners.clone();
+            let mut seen = self.r.ttl_seen.take();
+            ttl::fold(&mut seen, &owners, dns, self.now);
+            self.r.ttl_seen = seen;
+            self.r.looked = true;
+            let detail = match &self.r.ttl_seen {
+                Some(s) => format!(
+                    "before publishing: {} serves the TLSA RRset at {} with TTL {} s",
+                    s.source, s.owner, s.ttl
+                ),
+                None => "before publishing: no TLSA RRset is served at the owner names".to_owned(),
+            };
+            self.event(detail);
+        }
         let set = self.r.publish_set();
         if !self.publish_all(&set, &[]) {
             return false;
@@ -598,6 +632,35 @@ impl Ctx<'_> {
         let valid = validated(&wanted, dns);
         let since = self.r.phase.since();
         let checks = checks.saturating_add(1);
+        let gate_owners: Vec<String> = self.r.gate_set().into_iter().map(|r| r.owner).collect();
+        if confirmed_at.is_none() {
+            // Every TTL seen until the records are confirmed (this look included) counts.
+            let before = self.r.wait();
+            let mut seen = self.r.ttl_seen.take();
+            ttl::fold(&mut seen, &gate_owners, dns, self.now);
+            self.r.ttl_seen = seen;
+            if self.r.wait() > before
+                && let Some(s) = &self.r.ttl_seen
+            {
+                let detail = format!(
+                    "{} serves the TLSA RRset at {} with TTL {} s: the wait is 2×{} s",
+                    s.source, s.owner, s.ttl, s.ttl
+                );
+                self.event(detail);
+            }
+        }
+        if served.is_ok()
+            && !self.r.ttl_warned
+            && let Some((t, owner, ns)) = ttl::served_after_change(&gate_owners, dns, self.r.ttl)
+        {
+            self.r.ttl_warned = true;
+            let configured = self.r.ttl;
+            self.event(format!(
+                "warning: {ns} serves {owner} with TTL {t} s, not the configured {configured} s \
+                 (the provider or an operator set it); the wait counts {} s",
+                self.r.governing_ttl()
+            ));
+        }
         if let Err(reasons) = served {
             let reason = reasons.join("; ");
             if confirmed_at.is_some() {

@@ -19,11 +19,11 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
-        let secs = SystemTime::now()
+        let ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
+            .map(|d| d.as_millis())
             .unwrap_or(0);
-        Timestamp(i64::try_from(secs).unwrap_or(i64::MAX))
+        Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
     }
 }
 
@@ -34,23 +34,23 @@ pub struct FakeClock(AtomicI64);
 impl FakeClock {
     /// A clock standing at `start`.
     pub fn new(start: Timestamp) -> FakeClock {
-        FakeClock(AtomicI64::new(start.0))
+        FakeClock(AtomicI64::new(start.as_millis()))
     }
 
     /// Move the clock forward by `d`.
     pub fn advance(&self, d: Duration) {
         let now = self.now().plus(d);
-        self.0.store(now.0, Ordering::SeqCst);
+        self.0.store(now.as_millis(), Ordering::SeqCst);
     }
 
     /// Set the clock to `t`.
     pub fn set(&self, t: Timestamp) {
-        self.0.store(t.0, Ordering::SeqCst);
+        self.0.store(t.as_millis(), Ordering::SeqCst);
     }
 }
 
 impl Clock for FakeClock {
     fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
+        Timestamp::from_millis(self.0.load(Ordering::SeqCst))
     }
 }

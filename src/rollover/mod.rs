@@ -25,6 +25,7 @@ pub mod env;
 pub mod phase;
 pub mod plan;
 pub mod request;
+pub mod ttl;
 mod types;
 
 #[cfg(test)]
@@ -39,4 +40,5 @@ pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};
 pub use plan::{KeySet, Plan, PlanInput, PlanWarning};
 pub use request::{DeployOptions, DeployRequest, Origin};
+pub use ttl::TtlSeen;
 pub use types::{KeyHash, KeyHashError, Slot, Timestamp, TlsaAt};

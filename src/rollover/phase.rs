@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Scheme;
 
 use super::plan::{KeySet, desired};
+use super::ttl::TtlSeen;
 use super::{KeyHash, Slot, Timestamp, TlsaAt};
 
 /// Where a rollover stands, with what that phase has to remember.
@@ -252,6 +253,17 @@ pub struct Rollover {
     /// When the records were already confirmed everywhere before this rollover began (a next
     /// key published long ago): the wait may count from then.
     pub confirmed_since: Option<Timestamp>,
+    /// The largest TTL seen for the gate's TLSA RRsets, from the look before the first record
+    /// was published until the records were confirmed served everywhere: when larger than
+    /// [`Rollover::ttl`], it governs the wait (see [`super::ttl`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seen: Option<TtlSeen>,
+    /// Whether the TLSA RRsets were looked at before the first record was published.
+    #[serde(default)]
+    pub looked: bool,
+    /// Whether the operator was told that the nameservers serve another TTL than configured.
+    #[serde(default)]
+    pub ttl_warned: bool,
     /// When the operator skipped the wait with `--force`.
     pub forced: Option<Timestamp>,
     /// When the rollover began.
@@ -265,9 +277,22 @@ fn serialize_scheme<S: serde::Serializer>(scheme: &Scheme, s: S) -> Result<S::Ok
 }
 
 impl Rollover {
-    /// 2×TTL: how long the records must be served and validated before the install.
+    /// The TTL the wait counts: the configured one, or the largest seen if larger.
+    pub fn governing_ttl(&self) -> u32 {
+        self.ttl_seen
+            .as_ref()
+            .map_or(self.ttl, |s| s.ttl.max(self.ttl))
+    }
+
+    /// Where the governing TTL was seen, when it is not the configured one.
+    pub fn ttl_source(&self) -> Option<&TtlSeen> {
+        self.ttl_seen.as_ref().filter(|s| s.ttl > self.ttl)
+    }
+
+    /// 2×TTL: how long the records must be served everywhere (and then validate) before the
+    /// install; the TTL is [`Rollover::governing_ttl`].
     pub fn wait(&self) -> Duration {
-        Duration::from_secs(2 * u64::from(self.ttl))
+        Duration::from_secs(2 * u64::from(self.governing_ttl()))
     }
 
     /// The records that must be out during the rollover: old, new and next keys (and issuers).

@@ -24,10 +24,21 @@ fn owners(n: usize) -> Vec<String> {
 
 #[test]
 fn timestamps_print_as_rfc3339_utc() {
-    assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00Z");
-    assert_eq!(Timestamp(1_709_251_199).to_string(), "2024-02-29T23:59:59Z");
-    assert_eq!(Timestamp(951_782_400).to_string(), "2000-02-29T00:00:00Z");
-    assert_eq!(Timestamp(10).until(Timestamp(4)).as_secs(), 0);
+    assert_eq!(Timestamp::from_secs(0).to_string(), "1970-01-01T00:00:00Z");
+    assert_eq!(
+        Timestamp::from_secs(1_709_251_199).to_string(),
+        "2024-02-29T23:59:59Z"
+    );
+    assert_eq!(
+        Timestamp::from_secs(951_782_400).to_string(),
+        "2000-02-29T00:00:00Z"
+    );
+    assert_eq!(
+        Timestamp::from_secs(10)
+            .until(Timestamp::from_secs(4))
+            .as_secs(),
+        0
+    );
 }
 
 #[test]
@@ -138,12 +149,14 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
     let served = |records: Vec<TlsaRecord>| NsAnswer {
         nameserver: "ns1".into(),
         records: Ok(records),
+        ttl: None,
     };
     let mut report = DnsReport {
         owners: vec![OwnerReport {
             owner: owner.into(),
             nameservers: vec![served(vec![key(1).dane_ee()]), served(vec![])],
             validation: Validation::Secure(vec![key(1).dane_ee()]),
+            resolver_ttl: None,
         }],
     };
     let reasons = gate(&want, &report).unwrap_err();
@@ -181,7 +194,7 @@ fn rollover_state_round_trips_through_json() {
             previous_chain: None,
             confirmed_since: None,
         },
-        Timestamp(1000),
+        Timestamp::from_secs(1000),
     )
     .unwrap();
     let json = serde_json::to_string(&step.next).unwrap();
@@ -209,7 +222,7 @@ fn staging_the_current_key_is_refused() {
             previous_chain: None,
             confirmed_since: None,
         },
-        Timestamp(0),
+        Timestamp::from_secs(0),
     )
     .unwrap_err();
     assert!(matches!(err, EngineError::SameKey { .. }));
@@ -282,4 +295,26 @@ proptest! {
         let again = retirable(&p.stale, &p.desired, &protected);
         prop_assert_eq!(&again, &p.stale);
     }
+}
+
+#[test]
+fn times_keep_milliseconds_and_old_whole_seconds_still_parse() {
+    let t = Timestamp::from_millis(1_700_000_000_250);
+    assert_eq!(t.to_string(), "2023-11-14T22:13:20.250Z");
+    assert_eq!(
+        Timestamp::from_secs(1_700_000_000).to_string(),
+        "2023-11-14T22:13:20Z"
+    );
+    assert_eq!(serde_json::to_string(&t).unwrap(), "1700000000.25");
+    let back: Timestamp = serde_json::from_str("1700000000.25").unwrap();
+    assert_eq!(back, t);
+    // What stores written before milliseconds hold: whole seconds.
+    let old: Timestamp = serde_json::from_str("1700000000").unwrap();
+    assert_eq!(old, Timestamp::from_secs(1_700_000_000));
+    assert_eq!(serde_json::to_string(&old).unwrap(), "1700000000");
+    assert!(serde_json::from_str::<Timestamp>("\"soon\"").is_err());
+    // Nothing rounded: 2×TTL after a confirmation at .250 is due at .250.
+    let due = t.plus(std::time::Duration::from_secs(4));
+    assert_eq!(due.as_millis(), 1_700_000_004_250);
+    assert_eq!(t.until(due), std::time::Duration::from_secs(4));
 }

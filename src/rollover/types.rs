@@ -10,44 +10,108 @@ use serde::{Deserialize, Serialize};
 
 use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
 
-/// A point in time: whole seconds since the Unix epoch (UTC). What the store keeps and the
+/// A point in time: milliseconds since the Unix epoch (UTC). What the store keeps and the
 /// engine compares; the clock that makes one is injected ([`super::Clock`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Timestamp(pub i64);
+///
+/// Milliseconds, so that nothing is rounded: the 2×TTL wait is measured from the moment the
+/// records were seen everywhere, not from the next whole second, and the history is monotone.
+/// In JSON a time is seconds since the epoch, a whole number when it falls on a second (what
+/// stores written before milliseconds hold) and a fraction with millisecond digits otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// `secs` seconds since the epoch.
+    pub const fn from_secs(secs: i64) -> Timestamp {
+        Timestamp(secs.saturating_mul(1000))
+    }
+
+    /// `ms` milliseconds since the epoch.
+    pub const fn from_millis(ms: i64) -> Timestamp {
+        Timestamp(ms)
+    }
+
     /// The time `d` later (saturating).
     pub fn plus(self, d: Duration) -> Timestamp {
-        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        Timestamp(self.0.saturating_add(secs))
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp(self.0.saturating_add(ms))
     }
 
     /// How long from `self` until `later`; zero when `later` is not later.
     pub fn until(self, later: Timestamp) -> Duration {
-        Duration::from_secs(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
+        Duration::from_millis(u64::try_from(later.0.saturating_sub(self.0)).unwrap_or(0))
     }
 
-    /// Seconds since the epoch.
+    /// Whole seconds since the epoch (rounded down).
     pub fn as_secs(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    /// Milliseconds since the epoch.
+    pub fn as_millis(self) -> i64 {
         self.0
     }
 }
 
 impl fmt::Display for Timestamp {
-    /// RFC 3339 in UTC, e.g. `2025-01-31T12:00:00Z`.
+    /// RFC 3339 in UTC, e.g. `2025-01-31T12:00:00Z`, with milliseconds when not on a whole
+    /// second (`2025-01-31T12:00:00.250Z`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let secs = self.0;
+        let secs = self.as_secs();
+        let ms = self.0.rem_euclid(1000);
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
         write!(
             f,
-            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
             rem / 3600,
             (rem % 3600) / 60,
             rem % 60
-        )
+        )?;
+        if ms != 0 {
+            write!(f, ".{ms:03}")?;
+        }
+        f.write_str("Z")
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.rem_euclid(1000) == 0 {
+            s.serialize_i64(self.as_secs())
+        } else {
+            // Exact to the millisecond: 2^53 ms is far beyond any date we meet.
+            #[allow(clippy::cast_precision_loss)]
+            s.serialize_f64(self.0 as f64 / 1000.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
+        struct Seconds;
+        impl serde::de::Visitor<'_> for Seconds {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("seconds since the Unix epoch")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp::from_secs(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Timestamp, E> {
+                Ok(Timestamp::from_secs(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Timestamp, E> {
+                if !v.is_finite() {
+                    return Err(E::custom(format!("{v} is not a time")));
+                }
+                // Rounded to the millisecond; the cast saturates outside i64's range.
+                #[allow(clippy::cast_possible_truncation)]
+                Ok(Timestamp((v * 1000.0).round() as i64))
+            }
+        }
+        d.deserialize_any(Seconds)
     }
 }
 

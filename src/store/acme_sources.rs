@@ -30,7 +30,7 @@ impl Store {
                  ON CONFLICT (service) DO UPDATE SET
                      client = excluded.client, source = excluded.source,
                      recorded = excluded.recorded",
-                params![entry.service, entry.client, entry.source, entry.recorded.0],
+                params![entry.service, entry.client, entry.source, entry.recorded.as_millis()],
             )
             .map(drop)
             .map_err(|e| self.err(e))
@@ -47,7 +47,7 @@ impl Store {
                         service: service.to_owned(),
                         client: row.get(0)?,
                         source: row.get(1)?,
-                        recorded: Timestamp(row.get(2)?),
+                        recorded: Timestamp::from_millis(row.get(2)?),
                     })
                 },
             )

@@ -18,6 +18,7 @@ mod guard;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod ttl;
 
 use std::fs::OpenOptions;
 use std::io;
@@ -31,6 +32,7 @@ use crate::rollover::{Event, KeyHash, Rollover, Slot, Timestamp, TlsaAt};
 
 pub use acme_sources::RecordedSource;
 pub use schema::{MIGRATIONS, Migrated, latest_version};
+pub use ttl::TtlObservation;
 
 /// The database file's name in the state directory.
 pub const DB_FILE: &str = "state.db";
@@ -442,9 +444,9 @@ impl Store {
                 rollover.slot.as_str(),
                 rollover.phase.name().as_str(),
                 json,
-                rollover.started.0,
-                rollover.phase.since().0,
-                now.0
+                rollover.started.as_millis(),
+                rollover.phase.since().as_millis(),
+                now.as_millis()
             ],
         )
         .map_err(err)?;
@@ -541,9 +543,9 @@ impl Store {
                     service,
                     slot: Slot(slot),
                     ttl,
-                    published_at: Timestamp(p),
-                    confirmed_at: c.map(Timestamp),
-                    retired_at: r.map(Timestamp),
+                    published_at: Timestamp::from_millis(p),
+                    confirmed_at: c.map(Timestamp::from_millis),
+                    retired_at: r.map(Timestamp::from_millis),
                 })
             })
             .collect()
@@ -589,7 +591,7 @@ impl Store {
                         .path
                         .as_ref()
                         .map(|p| p.to_string_lossy().into_owned()),
-                    entry.created.0
+                    entry.created.as_secs()
                 ],
             )
             .map(drop)
@@ -649,7 +651,7 @@ impl Store {
                         .parse()
                         .map_err(|e: crate::rollover::KeyHashError| bad(e.to_string()))?,
                     path: path.map(PathBuf::from),
-                    created: Timestamp(created),
+                    created: Timestamp::from_secs(created),
                     slot: Slot(slot),
                 })
             })
@@ -713,7 +715,7 @@ impl Store {
                 service,
                 slot: Slot(slot),
                 event: Event {
-                    time: Timestamp(time),
+                    time: Timestamp::from_millis(time),
                     phase,
                     detail,
                 },
@@ -732,8 +734,8 @@ impl Store {
                     Ok(AlertState {
                         check_id: row.get(0)?,
                         state: row.get(1)?,
-                        last_sent: row.get::<_, Option<i64>>(2)?.map(Timestamp),
-                        since: Timestamp(row.get(3)?),
+                        last_sent: row.get::<_, Option<i64>>(2)?.map(Timestamp::from_secs),
+                        since: Timestamp::from_secs(row.get(3)?),
                     })
                 },
             )
@@ -752,8 +754,8 @@ impl Store {
                 Ok(AlertState {
                     check_id: row.get(0)?,
                     state: row.get(1)?,
-                    last_sent: row.get::<_, Option<i64>>(2)?.map(Timestamp),
-                    since: Timestamp(row.get(3)?),
+                    last_sent: row.get::<_, Option<i64>>(2)?.map(Timestamp::from_secs),
+                    since: Timestamp::from_secs(row.get(3)?),
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -781,8 +783,8 @@ impl Store {
                 params![
                     state.check_id,
                     state.state,
-                    state.last_sent.map(|t| t.0),
-                    state.since.0
+                    state.last_sent.map(Timestamp::as_secs),
+                    state.since.as_secs()
                 ],
             )
             .map(drop)
@@ -799,7 +801,7 @@ fn insert_event(
     tx.execute(
         "INSERT INTO events (time, service, slot, phase, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
-            event.time.0,
+            event.time.as_millis(),
             service,
             slot.as_str(),
             event.phase.as_str(),
@@ -842,9 +844,12 @@ fn apply_change(
     match ttl {
         Some(ttl) => tx.execute(
             sql,
-            params![service, slot.as_str(), owner, rdata, now.0, ttl],
+            params![service, slot.as_str(), owner, rdata, now.as_millis(), ttl],
         ),
-        None => tx.execute(sql, params![service, slot.as_str(), owner, rdata, now.0]),
+        None => tx.execute(
+            sql,
+            params![service, slot.as_str(), owner, rdata, now.as_millis()],
+        ),
     }
     .map(drop)
 }

@@ -67,7 +67,35 @@ pub const MIGRATIONS: &[&str] = &[
         since     INTEGER NOT NULL
     ) STRICT;
     "#,
-    // 2: where each service's ACME client keeps its current certificate, as its hook last saw it
+    // 2: the TTLs seen for a rollover's TLSA RRsets (the largest governs its 2×TTL wait).
+    r#"
+    CREATE TABLE ttl_observations (
+        service    TEXT NOT NULL,
+        slot       TEXT NOT NULL,
+        started    INTEGER NOT NULL,       -- the rollover's start: one rollover's observations
+        owner      TEXT NOT NULL,
+        source     TEXT NOT NULL,          -- a nameserver (name and address) or 'resolver'
+        ttl        INTEGER NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        PRIMARY KEY (service, slot, started, owner, source, ttl)
+    ) STRICT;
+    "#,
+    // 3: the times of rollovers, records, events and TTL observations in milliseconds since
+    // the epoch (were seconds), so that nothing is rounded and the history is monotone. Keys'
+    // `created` and the monitor's `alert_state` stay in seconds. The rollover's JSON needs no
+    // change: a whole number there is read as seconds.
+    r#"
+    UPDATE rollovers SET started = started * 1000, since = since * 1000, updated = updated * 1000;
+    UPDATE records_published SET
+        published_at = published_at * 1000,
+        confirmed_at = confirmed_at * 1000,
+        retired_at   = retired_at * 1000;
+    UPDATE events SET time = time * 1000;
+    UPDATE ttl_observations SET
+        started = started * 1000, first_seen = first_seen * 1000, last_seen = last_seen * 1000;
+    "#,
+    // 4: where each service's ACME client keeps its current certificate, as its hook last saw it
     // (`dane-roll run` looks there when a hook was missed).
     r#"
     CREATE TABLE acme_sources (

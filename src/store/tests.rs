@@ -32,7 +32,7 @@ fn rollover() -> (Rollover, Vec<Event>) {
             previous_chain: Some("/live/mx.pem".into()),
             confirmed_since: None,
         },
-        Timestamp(100),
+        Timestamp::from_secs(100),
     )
     .unwrap();
     (step.next, step.events)
@@ -79,7 +79,9 @@ fn a_store_on_disk_is_private_and_reopens() {
     let (r, events) = rollover();
     {
         let mut store = Store::open(&state).unwrap();
-        store.save(&r, &events, &[], Timestamp(100)).unwrap();
+        store
+            .save(&r, &events, &[], Timestamp::from_secs(100))
+            .unwrap();
     }
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&state), 0o700);
@@ -102,7 +104,9 @@ fn a_store_on_disk_is_private_and_reopens() {
 fn a_phase_change_and_its_events_are_one_transaction() {
     let mut store = Store::open_in_memory().unwrap();
     let (r, events) = rollover();
-    store.save(&r, &events, &[], Timestamp(100)).unwrap();
+    store
+        .save(&r, &events, &[], Timestamp::from_secs(100))
+        .unwrap();
     // Make any event with this detail fail: the rollover update must not land either.
     store
         .conn
@@ -113,10 +117,10 @@ fn a_phase_change_and_its_events_are_one_transaction() {
         .unwrap();
     let mut later = r.clone();
     later.phase = crate::rollover::Phase::Done {
-        since: Timestamp(200),
+        since: Timestamp::from_secs(200),
     };
     let bad = Event {
-        time: Timestamp(200),
+        time: Timestamp::from_secs(200),
         phase: PhaseName::Done,
         detail: "boom".into(),
     };
@@ -126,7 +130,7 @@ fn a_phase_change_and_its_events_are_one_transaction() {
     };
     assert!(
         store
-            .save(&later, &[bad], &[published], Timestamp(200))
+            .save(&later, &[bad], &[published], Timestamp::from_secs(200))
             .is_err()
     );
     assert_eq!(store.rollover("mx", &Slot::default()).unwrap(), Some(r));
@@ -146,10 +150,15 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
         ttl: 3600,
     };
     store
-        .record_changes("mx", &rsa, &[pubd(&a), pubd(&a), pubd(&b)], Timestamp(10))
+        .record_changes(
+            "mx",
+            &rsa,
+            &[pubd(&a), pubd(&a), pubd(&b)],
+            Timestamp::from_secs(10),
+        )
         .unwrap();
     store
-        .record_changes("mx", &ec, &[pubd(&a)], Timestamp(10))
+        .record_changes("mx", &ec, &[pubd(&a)], Timestamp::from_secs(10))
         .unwrap();
     assert_eq!(store.ours("mx", &rsa).unwrap(), vec![a.clone(), b.clone()]);
     assert_eq!(store.ours("mx", &ec).unwrap(), vec![a.clone()]);
@@ -164,7 +173,7 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
             "mx",
             &rsa,
             &[RecordChange::Confirmed(a.clone())],
-            Timestamp(20),
+            Timestamp::from_secs(20),
         )
         .unwrap();
     store
@@ -172,14 +181,14 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
             "mx",
             &rsa,
             &[RecordChange::Confirmed(a.clone())],
-            Timestamp(30),
+            Timestamp::from_secs(30),
         )
         .unwrap();
     assert_eq!(
         store
             .confirmed_since("mx", &rsa, std::slice::from_ref(&a))
             .unwrap(),
-        Some(Timestamp(20)),
+        Some(Timestamp::from_secs(20)),
         "the first confirmation counts"
     );
     assert_eq!(
@@ -193,7 +202,7 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
             "mx",
             &rsa,
             &[RecordChange::Retired(a.clone())],
-            Timestamp(40),
+            Timestamp::from_secs(40),
         )
         .unwrap();
     assert_eq!(store.ours("mx", &rsa).unwrap(), vec![b.clone()]);
@@ -204,7 +213,7 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
     );
     // Published again after retirement: a new row, ours again.
     store
-        .record_changes("mx", &rsa, &[pubd(&a)], Timestamp(50))
+        .record_changes("mx", &rsa, &[pubd(&a)], Timestamp::from_secs(50))
         .unwrap();
     assert_eq!(store.ours("mx", &rsa).unwrap().len(), 2);
     assert_eq!(store.published("mx").unwrap().len(), 4);
@@ -221,7 +230,7 @@ fn keys_events_and_alert_state_round_trip() {
         role: KeyRole::Next,
         hash: key(7),
         path: Some("/var/lib/dane-roll/keys/mx.next.pem".into()),
-        created: Timestamp(5),
+        created: Timestamp::from_secs(5),
     };
     store.set_key(&entry).unwrap();
     assert_eq!(
@@ -238,7 +247,7 @@ fn keys_events_and_alert_state_round_trip() {
     assert!(store.keys("mx").unwrap().is_empty());
 
     let ev = |t, d: &str| Event {
-        time: Timestamp(t),
+        time: Timestamp::from_secs(t),
         phase: PhaseName::Published,
         detail: d.into(),
     };
@@ -259,8 +268,8 @@ fn keys_events_and_alert_state_round_trip() {
     let state = AlertState {
         check_id: "tlsa:mx".into(),
         state: "critical".into(),
-        last_sent: Some(Timestamp(9)),
-        since: Timestamp(8),
+        last_sent: Some(Timestamp::from_secs(9)),
+        since: Timestamp::from_secs(8),
     };
     store.set_alert_state(&state).unwrap();
     assert_eq!(store.alert_state("tlsa:mx").unwrap(), Some(state));
@@ -338,4 +347,93 @@ fn a_read_only_database_file_is_refused_with_what_to_do() {
     }
     let err = Store::open(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::ReadOnly { .. }), "{err:?}");
+}
+
+#[test]
+fn a_version_1_store_migrates_to_milliseconds_and_its_rollover_json_still_parses() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    let tx = conn.transaction().unwrap();
+    tx.execute_batch(MIGRATIONS[0]).unwrap();
+    tx.pragma_update(None, "user_version", 1).unwrap();
+    tx.commit().unwrap();
+    // A rollover as version 1 wrote it: no TTL fields.
+    let (r, _) = rollover();
+    let mut json: serde_json::Value = serde_json::to_value(&r).unwrap();
+    for field in ["ttl-seen", "looked", "ttl-warned"] {
+        json.as_object_mut().unwrap().remove(field);
+    }
+    conn.execute(
+        "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
+         VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
+        [json.to_string()],
+    )
+    .unwrap();
+    // Times as version 1 wrote them: whole seconds.
+    conn.execute(
+        "INSERT INTO events (time, service, slot, phase, detail)
+         VALUES (100, 'mx', 'default', 'staged', 'rollover staged')",
+        [],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO records_published (service, slot, owner, rdata, ttl, published_at, confirmed_at)
+         VALUES ('mx', 'default', ?1, ?2, 3600, 100, 101)",
+        [OWNER.to_owned(), key(2).dane_ee().to_string()],
+    )
+    .unwrap();
+    assert_eq!(
+        schema::migrate(&mut conn).unwrap(),
+        Migrated::Applied { from: 1 }
+    );
+    let mut store = Store {
+        conn,
+        path: ":memory:".into(),
+    };
+    let back = store.rollover("mx", &Slot::default()).unwrap().unwrap();
+    assert_eq!(back.governing_ttl(), 3600);
+    assert_eq!(back.started, Timestamp::from_secs(100));
+    let events = store.events(Some("mx"), 10).unwrap();
+    assert_eq!(events[0].event.time, Timestamp::from_secs(100));
+    let published = store.published("mx").unwrap();
+    assert_eq!(published[0].published_at, Timestamp::from_secs(100));
+    assert_eq!(published[0].confirmed_at, Some(Timestamp::from_secs(101)));
+    let since: i64 = store
+        .conn
+        .query_row("SELECT since FROM rollovers", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(since, 100_000, "milliseconds");
+    assert!(!back.looked);
+    // Observed TTLs: one row per (owner, source, TTL), last seen updated.
+    let seen = [(OWNER, "ns1.example.net. (192.0.2.53)", 7200u32)];
+    store
+        .record_ttls(
+            "mx",
+            &Slot::default(),
+            Timestamp::from_secs(100),
+            seen,
+            Timestamp::from_secs(101),
+        )
+        .unwrap();
+    store
+        .record_ttls(
+            "mx",
+            &Slot::default(),
+            Timestamp::from_secs(100),
+            seen,
+            Timestamp::from_secs(105),
+        )
+        .unwrap();
+    let ttls = store
+        .ttls("mx", &Slot::default(), Timestamp::from_secs(100))
+        .unwrap();
+    assert_eq!(ttls.len(), 1, "{ttls:?}");
+    assert_eq!(ttls[0].ttl, 7200);
+    assert_eq!(ttls[0].first_seen, Timestamp::from_secs(101));
+    assert_eq!(ttls[0].last_seen, Timestamp::from_secs(105));
+    assert!(
+        store
+            .ttls("mx", &Slot::default(), Timestamp::from_secs(99))
+            .unwrap()
+            .is_empty()
+    );
 }

@@ -45,8 +45,7 @@ impl<C: Clock> Driver<C> {
                     .map(|rec| RecordChange::Confirmed(rec.clone()))
                     .collect();
                 if !changes.is_empty() {
-                    // Rounded up, like the step's confirmation time (see `pass`).
-                    let at = self.now().plus(Duration::from_secs(1));
+                    let at = self.now();
                     self.store
                         .record_changes(&r.service, &r.slot, &changes, at)?;
                 }
@@ -204,6 +203,7 @@ impl<C: Clock> Driver<C> {
                             owner: (*o).to_owned(),
                             nameservers: Vec::new(),
                             validation: crate::rollover::Validation::Failed(why.clone()),
+                            resolver_ttl: None,
                         })
                         .collect(),
                 };
@@ -446,7 +446,8 @@ impl<C: Clock> Driver<C> {
                 text.chars().take(160).collect::<String>(),
                 text,
             )
-            .at(SystemTime::UNIX_EPOCH + Duration::from_secs(self.now().0.max(0).unsigned_abs()));
+            .at(SystemTime::UNIX_EPOCH
+                + Duration::from_secs(self.now().as_secs().max(0).unsigned_abs()));
             match self
                 .runtime
                 .block_on(notifier.observe(&mut self.store, &alert))
@@ -481,7 +482,8 @@ impl<C: Clock> Driver<C> {
             text.chars().take(160).collect::<String>(),
             text,
         )
-        .at(SystemTime::UNIX_EPOCH + Duration::from_secs(self.now().0.max(0).unsigned_abs()));
+        .at(SystemTime::UNIX_EPOCH
+            + Duration::from_secs(self.now().as_secs().max(0).unsigned_abs()));
         let sent = self
             .runtime
             .block_on(notifier.observe(&mut self.store, &alert));

@@ -24,6 +24,7 @@ pub fn owner_report(
                         Some(a) => format!("{} ({a})", s.nameserver),
                         None => s.nameserver.to_string(),
                     };
+                    let ttl = s.result.as_ref().ok().and_then(|served| served.ttl);
                     let records = match &s.result {
                         // A server that serves the records unsigned in a signed zone lags: a
                         // validating resolver that asks it gets a bogus answer.
@@ -36,6 +37,7 @@ pub fn owner_report(
                     NsAnswer {
                         nameserver: name,
                         records,
+                        ttl,
                     }
                 })
                 .collect()
@@ -43,7 +45,14 @@ pub fn owner_report(
         Err(err) => vec![NsAnswer {
             nameserver: "(authoritative servers)".to_owned(),
             records: Err(err.to_string()),
+            ttl: None,
         }],
+    };
+    // The resolver's answer TTL is what is left of its cached copy (it counts down from the TTL
+    // it was served with), not that TTL: see `rollover::ttl::observed`.
+    let resolver_ttl = match &validated {
+        Some(Ok(lookup)) if !lookup.records.is_empty() => lookup.ttl,
+        _ => None,
     };
     let validation = match validated {
         None => Validation::Failed(
@@ -64,6 +73,7 @@ pub fn owner_report(
         owner: dane_roll_providers::absolute(owner),
         nameservers,
         validation,
+        resolver_ttl,
     }
 }
 

@@ -367,7 +367,10 @@ mod tests {
             previous_chain: previous.then(|| PathBuf::from("/state/previous.pem")),
             confirmed_since: None,
             forced: None,
-            started: Timestamp(100),
+            started: Timestamp::from_secs(100),
+            ttl_seen: None,
+            looked: true,
+            ttl_warned: false,
             phase,
         }
     }
@@ -395,14 +398,14 @@ mod tests {
     #[test]
     fn from_installed_the_previous_certificate_goes_back_before_any_record() {
         let installed = Phase::Installed {
-            since: Timestamp(110),
+            since: Timestamp::from_secs(110),
             reloaded: true,
             reload_failures: 0,
             probes: 0,
         };
-        let s = abort(rollover(installed, true), false, Timestamp(120)).unwrap();
+        let s = abort(rollover(installed, true), false, Timestamp::from_secs(120)).unwrap();
         assert!(s.events[0].detail.contains("aborted by the operator"));
-        let s = step(s.next, &obs(Vec::new(), &[1, 2, 3]), Timestamp(120));
+        let s = step(s.next, &obs(Vec::new(), &[1, 2, 3]), Timestamp::from_secs(120));
         assert!(
             matches!(&s.actions[..], [Action::ReinstallPrevious { .. }]),
             "{:?}",
@@ -411,20 +414,20 @@ mod tests {
         let s = step(
             s.next,
             &obs(vec![Outcome::Reinstalled(Ok(()))], &[1, 2, 3]),
-            Timestamp(121),
+            Timestamp::from_secs(121),
         );
         assert_eq!(s.actions, vec![Action::Reload]);
         let s = step(
             s.next,
             &obs(vec![Outcome::Reloaded(Ok(()))], &[1, 2, 3]),
-            Timestamp(122),
+            Timestamp::from_secs(122),
         );
         assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
         // The abandoned key still served (an idle smtpd): nothing retired, wait.
         let s = step(
             s.next,
             &obs(vec![probed(key(2))], &[1, 2, 3]),
-            Timestamp(123),
+            Timestamp::from_secs(123),
         );
         assert!(
             s.actions.iter().all(|a| !matches!(a, Action::Retire(_))),
@@ -436,7 +439,7 @@ mod tests {
         let s = step(
             s.next,
             &obs(vec![probed(key(1))], &[1, 2, 3]),
-            Timestamp(124),
+            Timestamp::from_secs(124),
         );
         assert_eq!(
             s.actions,
@@ -446,7 +449,7 @@ mod tests {
             record: TlsaAt::new(OWNER, key(2).dane_ee()),
             result: Ok(()),
         };
-        let s = step(s.next, &obs(vec![gone], &[1, 3]), Timestamp(125));
+        let s = step(s.next, &obs(vec![gone], &[1, 3]), Timestamp::from_secs(125));
         assert_eq!(s.next.phase.name(), PhaseName::Aborted);
         assert!(s.next.is_final());
     }
@@ -454,21 +457,21 @@ mod tests {
     #[test]
     fn from_published_nothing_is_reinstalled_and_a_failed_retire_is_held() {
         let published = Phase::Published {
-            since: Timestamp(110),
+            since: Timestamp::from_secs(110),
             confirmed_at: None,
             checks: 1,
         };
-        let s = abort(rollover(published, false), false, Timestamp(120)).unwrap();
-        let s = step(s.next, &obs(Vec::new(), &[1, 2]), Timestamp(120));
+        let s = abort(rollover(published, false), false, Timestamp::from_secs(120)).unwrap();
+        let s = step(s.next, &obs(Vec::new(), &[1, 2]), Timestamp::from_secs(120));
         assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
-        let s = step(s.next, &obs(vec![probed(key(1))], &[1, 2]), Timestamp(121));
+        let s = step(s.next, &obs(vec![probed(key(1))], &[1, 2]), Timestamp::from_secs(121));
         let retire = TlsaAt::new(OWNER, key(2).dane_ee());
         assert_eq!(s.actions, vec![Action::Retire(retire.clone())]);
         let failed = Outcome::Retired {
             record: retire,
             result: Err("REFUSED".to_owned()),
         };
-        let s = step(s.next, &obs(vec![failed], &[1, 2]), Timestamp(122));
+        let s = step(s.next, &obs(vec![failed], &[1, 2]), Timestamp::from_secs(122));
         assert_eq!(s.next.phase.name(), PhaseName::Aborting);
         assert!(s.alerts().any(|a| a.contains("REFUSED")));
         assert!(s.is_settled());
@@ -477,27 +480,27 @@ mod tests {
     #[test]
     fn past_verify_final_or_nothing_to_go_back_to_is_refused() {
         let verified = Phase::Verified {
-            since: Timestamp(110),
+            since: Timestamp::from_secs(110),
         };
         assert!(matches!(
-            abort(rollover(verified, true), true, Timestamp(120)),
+            abort(rollover(verified, true), true, Timestamp::from_secs(120)),
             Err(AbortRefused::PastVerify { .. })
         ));
         let done = Phase::Done {
-            since: Timestamp(110),
+            since: Timestamp::from_secs(110),
         };
         assert!(matches!(
-            abort(rollover(done, true), false, Timestamp(120)),
+            abort(rollover(done, true), false, Timestamp::from_secs(120)),
             Err(AbortRefused::Final { .. })
         ));
         let aged = Phase::Aged {
-            since: Timestamp(110),
+            since: Timestamp::from_secs(110),
             forced: false,
             install_failures: 0,
         };
         // Installed by a process killed before it recorded the outcome, no previous file.
         assert!(matches!(
-            abort(rollover(aged, false), true, Timestamp(120)),
+            abort(rollover(aged, false), true, Timestamp::from_secs(120)),
             Err(AbortRefused::NoPrevious { .. })
         ));
     }
