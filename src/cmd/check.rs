@@ -327,8 +327,8 @@ fn retiring_records(
         .filter_map(|p| {
             let t = p.retired_at?;
             let window = u64::from(p.ttl) * u64::from(crate::monitor::checks::RETIRING_TTLS);
-            let until =
-                std::time::UNIX_EPOCH + Duration::from_secs(t.as_secs().max(0).unsigned_abs() + window);
+            let until = std::time::UNIX_EPOCH
+                + Duration::from_secs(t.as_secs().max(0).unsigned_abs() + window);
             Some((p.record.clone(), until))
         })
         .filter(|(_, until)| *until > std::time::SystemTime::now())

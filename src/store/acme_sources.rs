@@ -30,7 +30,12 @@ impl Store {
                  ON CONFLICT (service) DO UPDATE SET
                      client = excluded.client, source = excluded.source,
                      recorded = excluded.recorded",
-                params![entry.service, entry.client, entry.source, entry.recorded.as_millis()],
+                params![
+                    entry.service,
+                    entry.client,
+                    entry.source,
+                    entry.recorded.as_millis()
+                ],
             )
             .map(drop)
             .map_err(|e| self.err(e))

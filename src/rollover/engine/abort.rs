@@ -405,7 +405,11 @@ mod tests {
         };
         let s = abort(rollover(installed, true), false, Timestamp::from_secs(120)).unwrap();
         assert!(s.events[0].detail.contains("aborted by the operator"));
-        let s = step(s.next, &obs(Vec::new(), &[1, 2, 3]), Timestamp::from_secs(120));
+        let s = step(
+            s.next,
+            &obs(Vec::new(), &[1, 2, 3]),
+            Timestamp::from_secs(120),
+        );
         assert!(
             matches!(&s.actions[..], [Action::ReinstallPrevious { .. }]),
             "{:?}",
@@ -464,14 +468,22 @@ mod tests {
         let s = abort(rollover(published, false), false, Timestamp::from_secs(120)).unwrap();
         let s = step(s.next, &obs(Vec::new(), &[1, 2]), Timestamp::from_secs(120));
         assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
-        let s = step(s.next, &obs(vec![probed(key(1))], &[1, 2]), Timestamp::from_secs(121));
+        let s = step(
+            s.next,
+            &obs(vec![probed(key(1))], &[1, 2]),
+            Timestamp::from_secs(121),
+        );
         let retire = TlsaAt::new(OWNER, key(2).dane_ee());
         assert_eq!(s.actions, vec![Action::Retire(retire.clone())]);
         let failed = Outcome::Retired {
             record: retire,
             result: Err("REFUSED".to_owned()),
         };
-        let s = step(s.next, &obs(vec![failed], &[1, 2]), Timestamp::from_secs(122));
+        let s = step(
+            s.next,
+            &obs(vec![failed], &[1, 2]),
+            Timestamp::from_secs(122),
+        );
         assert_eq!(s.next.phase.name(), PhaseName::Aborting);
         assert!(s.alerts().any(|a| a.contains("REFUSED")));
         assert!(s.is_settled());
