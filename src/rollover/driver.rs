@@ -31,6 +31,7 @@ pub mod deploy;
 mod foreign;
 pub mod maintain;
 mod observe;
+mod rate_limit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
@@ -42,7 +43,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use dane_roll_providers::{Change, Provider, Settings};
+use dane_roll_providers::{Change, Provider, ProviderError, Settings};
 
 use crate::config::{Config, Protocol, Scheme, Service};
 use crate::dns::{AuthorityView, Resolver};

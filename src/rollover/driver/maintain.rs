@@ -185,11 +185,14 @@ impl<C: Clock> Driver<C> {
         let mut failures = Vec::new();
         for owner in svc.owner_names() {
             let record = TlsaAt::new(&owner, hash.dane_ee());
-            if let Outcome::Published {
-                result: Err(err), ..
-            } = self.publish(&svc, slot, &record, svc.ttl)?
-            {
-                failures.push(err);
+            match self.publish(&svc, slot, &record, svc.ttl)? {
+                Outcome::Published {
+                    result: Err(err), ..
+                } => failures.push(err),
+                Outcome::RateLimited { detail, .. } => {
+                    failures.push(format!("{record} not published yet: {detail}"));
+                }
+                _ => {}
             }
         }
         let event = Event {
