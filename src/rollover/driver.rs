@@ -28,9 +28,11 @@
 mod abort;
 mod actions;
 pub mod deploy;
+mod drift;
 mod foreign;
 pub mod maintain;
 mod observe;
+pub mod owners;
 mod rate_limit;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -65,6 +67,7 @@ use super::{
 use actions::failure_of;
 use deploy::installed_key;
 pub use deploy::{Prepared, prepare, slot_for};
+pub use drift::Mismatch;
 pub use maintain::{PruneOptions, PruneReport};
 pub use observe::family_of_slot;
 
@@ -413,6 +416,9 @@ impl<C: Clock> Driver<C> {
         if let Some(name) = service {
             find_service(&self.config, name)?;
         }
+        // Every owner name of every service first: the live key's record where it lacks, drift
+        // (see `owners`, `drift`).
+        let owner_failures = self.keep_owners(service)?;
         let mut targets = Vec::new();
         for r in self.store.rollovers()? {
             if service.is_some_and(|s| s != r.service) {
@@ -440,8 +446,9 @@ impl<C: Clock> Driver<C> {
                 self.forced(service, slot)?;
             }
         }
-        let standings = self.drive(&targets, options)?;
+        let mut standings = self.drive(&targets, options)?;
         self.confirm_next_keys(service)?;
+        owners::fold_failures(&mut standings, owner_failures);
         Ok(standings)
     }
 

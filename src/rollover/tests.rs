@@ -264,9 +264,12 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
     assert_eq!(s.wait_until(), Some(Timestamp(400)));
     // The next run (no outcomes yet) asks for the record again.
     let again = step(s.next, &Observations::default(), Timestamp(400));
-    assert!(again.actions.iter().any(
-        |a| matches!(a, Action::Publish { record, .. } if *record == records[1])
-    ));
+    assert!(
+        again
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Publish { record, .. } if *record == records[1]))
+    );
     // A failure, by contrast, is alerted.
     let failed = Observations {
         outcomes: vec![Outcome::Published {

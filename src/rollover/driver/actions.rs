@@ -163,17 +163,13 @@ impl<C: Clock> Driver<C> {
             }],
             self.now(),
         )?;
-        Ok(
-            match self.provider_change_typed(svc, record, ttl, true) {
-                Err(ChangeError::RateLimited { until, detail }) => {
-                    rate_limited(record, until, detail)
-                }
-                result => Outcome::Published {
-                    record: record.clone(),
-                    result: result.map_err(|e| e.to_string()),
-                },
+        Ok(match self.provider_change_typed(svc, record, ttl, true) {
+            Err(ChangeError::RateLimited { until, detail }) => rate_limited(record, until, detail),
+            result => Outcome::Published {
+                record: record.clone(),
+                result: result.map_err(|e| e.to_string()),
             },
-        )
+        })
     }
 
     /// Add or remove one record through the service's provider; a rate limit is a failure here
@@ -547,7 +543,27 @@ impl<C: Clock> Driver<C> {
     /// Print an alert on stderr (always) and send it through the alert channels, once per
     /// service, slot and phase until it changes (the store remembers what was sent).
     pub(super) fn alert(&mut self, service: &str, slot: &Slot, phase: PhaseName, text: &str) {
-        eprintln!("dane-roll: ALERT: {text}");
+        self.alert_as(
+            alert_check(service, slot, phase),
+            &format!("{service} ({slot})"),
+            Severity::Critical,
+            text,
+        );
+    }
+
+    /// Print an alert (or, with [`Severity::Ok`], a recovery) on stderr and send it through the
+    /// alert channels under the check id `check`: the firing policy sends it once until the
+    /// check's state changes.
+    pub(super) fn alert_as(
+        &mut self,
+        check: String,
+        subject: &str,
+        severity: Severity,
+        text: &str,
+    ) {
+        if severity.is_bad() {
+            eprintln!("dane-roll: ALERT: {text}");
+        }
         let Some(notifier) = &self.io.notifier else {
             return;
         };
@@ -555,9 +571,9 @@ impl<C: Clock> Driver<C> {
             return;
         }
         let alert = Alert::new(
-            alert_check(service, slot, phase),
-            format!("{service} ({slot})"),
-            Severity::Critical,
+            check,
+            subject.to_owned(),
+            severity,
             text.chars().take(160).collect::<String>(),
             text,
         )
@@ -574,6 +590,14 @@ impl<C: Clock> Driver<C> {
             Ok(None) => {}
             Err(err) => eprintln!("dane-roll: warning: alert state not stored: {err}"),
         }
+    }
+
+    /// Whether the alert check `check` is open (a bad state was sent and not recovered).
+    pub(super) fn alert_open(&self, check: &str) -> bool {
+        AlertMemory::get(&self.store, check)
+            .ok()
+            .flatten()
+            .is_some_and(|state| state.severity.is_bad())
     }
 }
 

@@ -182,7 +182,14 @@ impl<C: Clock> Driver<C> {
                 (hash, true)
             }
         };
+        // Every owner name holds the live key's record before the next key's goes there.
         let mut failures = Vec::new();
+        for look in self.look_owners(&svc)?.iter().filter(|l| l.slot == *slot) {
+            failures.extend(self.reconcile_owners(&svc, look)?.failures);
+        }
+        if !failures.is_empty() {
+            return Ok((hash, fresh, failures));
+        }
         for owner in svc.owner_names() {
             let record = TlsaAt::new(&owner, hash.dane_ee());
             match self.publish(&svc, slot, &record, svc.ttl)? {
