@@ -208,6 +208,11 @@ impl<C: Clock> Driver<C> {
             }
         }
         let keys = self.store.keys(&svc.name)?;
+        if keys.is_empty() && ours_all.is_empty() {
+            // Nothing deployed or published yet: the service's owner names are not managed
+            // (its records, if any, are the operator's), so nothing is probed or published.
+            return Ok(Vec::new());
+        }
         let mut slots: BTreeSet<Slot> = keys.iter().map(|k| k.slot.clone()).collect();
         slots.extend(ours_all.iter().map(|p| p.slot.clone()));
         // Each owner name's endpoint, probed once.
