@@ -1,11 +1,14 @@
 //! `dane-roll plan [SERVICE]`: what `dane-roll run` would do now, per pending rollover, from
 //! the stored state and the clock alone: the engine's next step with nothing new observed.
-//! Nothing is published, installed or saved.
+//! Nothing is published, installed or saved. Then, per key slot, what `run` would do to the
+//! owner names (the live key's record where it lacks first, removed endpoints, drift).
 
 use crate::cli::{Cli, PlanArgs};
 use crate::config::Config;
 use crate::exit::Status;
 use crate::rollover::Action;
+use crate::rollover::driver::owners::SlotLook;
+use crate::rollover::owners::Because;
 
 use super::run::open_driver;
 
@@ -14,6 +17,7 @@ pub fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let driver = open_driver(cli, config, "dane-roll plan", Default::default())?;
     let planned = driver.plan(args.service.as_deref())?;
+    let owners = driver.look_all_owners(args.service.as_deref())?;
     if planned.is_empty() {
         println!("no rollover stored; `dane-roll deploy` begins one");
     }
@@ -31,7 +35,40 @@ pub fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
             println!("  nothing to do");
         }
     }
+    for look in owners.iter().filter(|l| !l.reconcile.is_empty()) {
+        println!("{} ({}): owner names", look.service, look.slot);
+        for line in describe_owners(look) {
+            println!("  would {line}");
+        }
+    }
     Ok(Status::Ok)
+}
+
+/// What `run` would do to a slot's owner names, in order (live keys' records first).
+fn describe_owners(look: &SlotLook) -> Vec<String> {
+    let mut out = Vec::new();
+    for (record, because) in &look.reconcile.publish {
+        out.push(match because {
+            Because::Live(from) => format!("publish {record}: the key served there ({from})"),
+            Because::Next => format!("publish {record}: the next key"),
+        });
+    }
+    for record in &look.reconcile.retire {
+        out.push(format!(
+            "retire {record}: its owner name is no longer configured and nothing serves there"
+        ));
+    }
+    for (record, why) in &look.reconcile.kept {
+        out.push(format!("keep {record}: {why}"));
+    }
+    if let Some(d) = &look.reconcile.drift {
+        out.push(format!(
+            "alert: key {} is served, the stored current key is {}; adopt it",
+            d.served.short(),
+            d.stored.map_or_else(|| "none".to_owned(), |k| k.short())
+        ));
+    }
+    out
 }
 
 fn describe(action: &Action) -> String {

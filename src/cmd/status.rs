@@ -5,7 +5,8 @@
 //!
 //! By default only the state store is read (fast: one small SQLite read, and the staged
 //! certificate's expiry), so monitoring can call it every minute; `--live` adds what every
-//! authoritative server serves and the live handshake of every endpoint address.
+//! authoritative server serves and the live handshake of every endpoint address, and exits 1
+//! when a key served differs from the store's current key of its slot (drift; `run` adopts it).
 
 use std::collections::BTreeSet;
 
@@ -104,6 +105,7 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
             _ => Vec::new(),
         };
     }
+    let mut mismatches = Vec::new();
     if args.live {
         let driver = open_driver(cli, config.clone(), "dane-roll status", Default::default())?;
         for row in &mut rows {
@@ -120,14 +122,30 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
             let (dns, probed) = driver.observe_live(r)?;
             row["live"] = live_json(&dns, &probed);
         }
+        // The key served against the store's current key: a mismatch exits 1.
+        mismatches = driver.mismatches(args.service.as_deref())?;
     }
+    let mismatch_status = if mismatches.is_empty() {
+        Status::Ok
+    } else {
+        Status::Warning
+    };
     if args.json {
         let mut doc = json!({ "services": rows });
         if args.history {
             doc["history"] = Value::Array(history);
         }
+        if args.live {
+            doc["mismatches"] = mismatches
+                .iter()
+                .map(|m| json!({ "service": m.service, "slot": m.slot.as_str(), "text": m.text }))
+                .collect();
+        }
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(Status::Ok);
+        return Ok(mismatch_status);
+    }
+    for m in &mismatches {
+        println!("MISMATCH {} ({}): {}", m.service, m.slot, m.text);
     }
     for row in &rows {
         print_row(row);
@@ -145,7 +163,7 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
             );
         }
     }
-    Ok(Status::Ok)
+    Ok(mismatch_status)
 }
 
 fn keys_json(keys: &[crate::store::KeyEntry], slot: Option<&Slot>) -> Value {

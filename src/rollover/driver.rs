@@ -29,9 +29,12 @@
 mod abort;
 mod actions;
 pub mod deploy;
+mod drift;
 mod foreign;
 pub mod maintain;
 mod observe;
+pub mod owners;
+mod rate_limit;
 pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -44,7 +47,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use dane_roll_providers::{Change, Provider, Settings};
+use dane_roll_providers::{Change, Provider, ProviderError, Settings};
 
 use crate::config::{Config, Protocol, Scheme, Service};
 use crate::dns::{AuthorityView, Resolver};
@@ -66,6 +69,7 @@ use super::{
 use actions::failure_of;
 use deploy::installed_key;
 pub use deploy::{Prepared, prepare, slot_for};
+pub use drift::Mismatch;
 pub use maintain::{PruneOptions, PruneReport};
 pub use observe::family_of_slot;
 
@@ -417,6 +421,9 @@ impl<C: Clock> Driver<C> {
         if let Some(name) = service {
             find_service(&self.config, name)?;
         }
+        // Every owner name of every service first: the live key's record where it lacks, drift
+        // (see `owners`, `drift`).
+        let owner_failures = self.keep_owners(service)?;
         let mut targets = Vec::new();
         for r in self.store.rollovers()? {
             if service.is_some_and(|s| s != r.service) {
@@ -444,8 +451,9 @@ impl<C: Clock> Driver<C> {
                 self.forced(service, slot)?;
             }
         }
-        let standings = self.drive(&targets, options)?;
+        let mut standings = self.drive(&targets, options)?;
         self.confirm_next_keys(service)?;
+        owners::fold_failures(&mut standings, owner_failures);
         Ok(standings)
     }
 

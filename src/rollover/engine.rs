@@ -246,6 +246,17 @@ pub enum Outcome {
     Reinstalled(Result<(), String>),
     /// An [`Action::GenerateNextKey`] was done: the new next key, or why not.
     NextKey(Result<KeyHash, String>),
+    /// An [`Action::Publish`] or [`Action::Retire`] was not sent: the provider's API asked to
+    /// wait (a rate limit) until `retry_at`. Not a failure: the phase is kept, nothing is
+    /// alerted, and no record is added or removed until then.
+    RateLimited {
+        /// The record.
+        record: TlsaAt,
+        /// When the provider may be asked again.
+        retry_at: Timestamp,
+        /// The provider's words.
+        detail: String,
+    },
 }
 
 /// Everything the engine learns, for one [`step`].
@@ -478,6 +489,7 @@ pub fn step(rollover: Rollover, observations: &Observations, now: Timestamp) -> 
             break;
         }
     }
+    ctx.rate_limited();
     ctx.finish()
 }
 
@@ -494,6 +506,34 @@ struct Ctx<'a> {
 }
 
 impl<'a> Ctx<'a> {
+    /// A provider rate limit in this step's outcomes: no record change is asked for until the
+    /// latest `retry_at`; the step waits for it instead (the phase stays, no alert).
+    fn rate_limited(&mut self) {
+        let Some((until, detail)) = self
+            .obs
+            .outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::RateLimited {
+                    retry_at, detail, ..
+                } => Some((*retry_at, detail.clone())),
+                _ => None,
+            })
+            .max_by_key(|(t, _)| *t)
+        else {
+            return;
+        };
+        let before = self.actions.len();
+        self.actions
+            .retain(|a| !matches!(a, Action::Publish { .. } | Action::Retire(_)));
+        if self.actions.len() != before {
+            self.wait(
+                Some(until),
+                format!("the DNS provider asked to wait until {until} ({detail})"),
+            );
+        }
+    }
+
     fn event(&mut self, detail: String) {
         self.events.push(Event {
             time: self.now,

@@ -22,6 +22,7 @@
 pub mod driver;
 pub mod engine;
 pub mod env;
+pub mod owners;
 pub mod phase;
 pub mod plan;
 pub mod request;

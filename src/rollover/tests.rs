@@ -228,6 +228,77 @@ fn staging_the_current_key_is_refused() {
     assert!(matches!(err, EngineError::SameKey { .. }));
 }
 
+#[test]
+fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
+    let request = StageRequest {
+        service: "mx".into(),
+        slot: Slot::default(),
+        scheme: Scheme::CurrentNext,
+        ttl: 60,
+        owners: owners(1),
+        endpoints: vec!["mx1.example.com:25".into()],
+        old: Some(key(1)),
+        new: key(2),
+        next: None,
+        issuers: vec![],
+        chain: "x".into(),
+        previous_chain: None,
+        confirmed_since: None,
+    };
+    let staged = stage(request, Timestamp::from_secs(100)).unwrap();
+    let records: Vec<TlsaAt> = staged
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Publish { record, .. } => Some(record.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records.len(), 2, "old and new at one owner name");
+    // The first record went out; the provider rate-limited the second.
+    let observations = Observations {
+        outcomes: vec![
+            Outcome::Published {
+                record: records[0].clone(),
+                result: Ok(()),
+            },
+            Outcome::RateLimited {
+                record: records[1].clone(),
+                retry_at: Timestamp::from_secs(400),
+                detail: "retry after 300s".into(),
+            },
+        ],
+        ..Observations::default()
+    };
+    let s = step(
+        staged.next.clone(),
+        &observations,
+        Timestamp::from_secs(101),
+    );
+    assert_eq!(s.next.phase.name(), PhaseName::Staged, "the phase is kept");
+    assert_eq!(s.alerts().count(), 0, "a rate limit is not alerted: {s:?}");
+    assert!(s.is_settled(), "nothing is sent before retry_after: {s:?}");
+    assert_eq!(s.wait_until(), Some(Timestamp::from_secs(400)));
+    // The next run (no outcomes yet) asks for the record again.
+    let again = step(s.next, &Observations::default(), Timestamp::from_secs(400));
+    assert!(
+        again
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Publish { record, .. } if *record == records[1]))
+    );
+    // A failure, by contrast, is alerted.
+    let failed = Observations {
+        outcomes: vec![Outcome::Published {
+            record: records[1].clone(),
+            result: Err("SERVFAIL".into()),
+        }],
+        ..Observations::default()
+    };
+    let s = step(staged.next, &failed, Timestamp::from_secs(101));
+    assert_eq!(s.alerts().count(), 1);
+}
+
 fn arb_record() -> impl Strategy<Value = TlsaAt> {
     // Owners 0..4 (index 3 is an owner name the service no longer has), keys 0..8, usage 2 or 3.
     (0usize..4, 0u8..8, prop::bool::ANY).prop_map(|(o, k, ta)| {

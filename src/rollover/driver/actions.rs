@@ -27,6 +27,38 @@ pub(super) fn failure_of(outcome: &Outcome) -> Option<String> {
     }
 }
 
+/// Why one record change through the provider did not happen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum ChangeError {
+    /// It failed: alerted, and the next run retries.
+    Failed(String),
+    /// The provider asked to wait until `until`: nothing was sent; not a failure.
+    RateLimited {
+        /// When to ask again.
+        until: Timestamp,
+        /// What the provider said.
+        detail: String,
+    },
+}
+
+impl std::fmt::Display for ChangeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChangeError::Failed(why) => f.write_str(why),
+            ChangeError::RateLimited { detail, .. } => f.write_str(detail),
+        }
+    }
+}
+
+/// The engine's outcome for a record change the provider's rate limit put off.
+fn rate_limited(record: &TlsaAt, until: Timestamp, detail: String) -> Outcome {
+    Outcome::RateLimited {
+        record: record.clone(),
+        retry_at: until,
+        detail,
+    }
+}
+
 impl<C: Clock> Driver<C> {
     pub(super) fn perform(
         &mut self,
@@ -73,7 +105,12 @@ impl<C: Clock> Driver<C> {
             }
             Action::Retire(record) => {
                 self.note(r, format!("retiring {record}"))?;
-                let result = self.provider_change(svc, record, svc.ttl, false);
+                let result = match self.provider_change_typed(svc, record, svc.ttl, false) {
+                    Err(ChangeError::RateLimited { until, detail }) => {
+                        return Ok(Some(rate_limited(record, until, detail)));
+                    }
+                    other => other.map_err(|e| e.to_string()),
+                };
                 if result.is_ok() {
                     self.store.record_changes(
                         &r.service,
@@ -127,13 +164,17 @@ impl<C: Clock> Driver<C> {
             }],
             self.now(),
         )?;
-        Ok(Outcome::Published {
-            record: record.clone(),
-            result: self.provider_change(svc, record, ttl, true),
+        Ok(match self.provider_change_typed(svc, record, ttl, true) {
+            Err(ChangeError::RateLimited { until, detail }) => rate_limited(record, until, detail),
+            result => Outcome::Published {
+                record: record.clone(),
+                result: result.map_err(|e| e.to_string()),
+            },
         })
     }
 
-    /// Add or remove one record through the service's provider.
+    /// Add or remove one record through the service's provider; a rate limit is a failure here
+    /// (for the commands that report each record: `prune`, `prune --foreign`).
     pub(super) fn provider_change(
         &mut self,
         svc: &Service,
@@ -141,13 +182,36 @@ impl<C: Clock> Driver<C> {
         ttl: u32,
         add: bool,
     ) -> Result<(), String> {
+        self.provider_change_typed(svc, record, ttl, add)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Add or remove one record through the service's provider. While the provider's API asked
+    /// to wait (`Retry-After` beyond its retry budget, remembered in the state directory so the
+    /// next run honours it too), nothing is sent and the answer is [`ChangeError::RateLimited`].
+    pub(super) fn provider_change_typed(
+        &mut self,
+        svc: &Service,
+        record: &TlsaAt,
+        ttl: u32,
+        add: bool,
+    ) -> Result<(), ChangeError> {
+        let now = self.now();
+        if let Some(until) = rate_limit::read(&self.config.state_dir, &svc.provider)
+            && until > now
+        {
+            return Err(ChangeError::RateLimited {
+                until,
+                detail: format!("provider {} asked to wait until {until}", svc.provider),
+            });
+        }
         if !self.io.providers.contains_key(&svc.name) {
             let provider = crate::publish::provider_for(&self.config, svc, Settings::default())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| ChangeError::Failed(e.to_string()))?;
             self.io.providers.insert(svc.name.clone(), provider);
         }
         let Some(provider) = self.io.providers.get(&svc.name) else {
-            return Err("no provider".to_owned());
+            return Err(ChangeError::Failed("no provider".to_owned()));
         };
         let wire = record.to_provider(ttl);
         let result = self.runtime.block_on(async {
@@ -160,10 +224,10 @@ impl<C: Clock> Driver<C> {
         if let Ok(report) = &result {
             // Another writer's record lost by our write (a read-modify-write race): say so loudly.
             for lost in &report.vanished {
-                eprintln!(
+                crate::output::error_line(&format!(
                     "dane-roll: ALERT: {}: {lost} vanished with our write",
                     svc.name
-                );
+                ));
             }
             if let Some(notice) = &report.ttl {
                 self.progress.line(&format!("{}: {notice}", svc.name));
@@ -178,11 +242,30 @@ impl<C: Clock> Driver<C> {
                 Ok(())
             }
             Ok(_) => Ok(()),
-            Err(err) => Err(format!(
+            Err(ProviderError::RateLimited {
+                retry_after,
+                detail,
+                ..
+            }) => {
+                let until = self.now().plus(retry_after);
+                if let Err(err) = rate_limit::write(&self.config.state_dir, &svc.provider, until) {
+                    crate::output::error_line(&format!("dane-roll: warning: {err}"));
+                }
+                Err(ChangeError::RateLimited {
+                    until,
+                    detail: format!(
+                        "provider {} ({}): rate-limited, retry after {}s: {detail}",
+                        svc.provider,
+                        provider.kind(),
+                        retry_after.as_secs()
+                    ),
+                })
+            }
+            Err(err) => Err(ChangeError::Failed(format!(
                 "provider {} ({}): {err}",
                 svc.provider,
                 provider.kind()
-            )),
+            ))),
         }
     }
 
@@ -468,7 +551,27 @@ impl<C: Clock> Driver<C> {
     /// Print an alert on stderr (always) and send it through the alert channels, once per
     /// service, slot and phase until it changes (the store remembers what was sent).
     pub(super) fn alert(&mut self, service: &str, slot: &Slot, phase: PhaseName, text: &str) {
-        crate::output::error_line(&format!("dane-roll: ALERT: {text}"));
+        self.alert_as(
+            alert_check(service, slot, phase),
+            &format!("{service} ({slot})"),
+            Severity::Critical,
+            text,
+        );
+    }
+
+    /// Print an alert (or, with [`Severity::Ok`], a recovery) on stderr and send it through the
+    /// alert channels under the check id `check`: the firing policy sends it once until the
+    /// check's state changes.
+    pub(super) fn alert_as(
+        &mut self,
+        check: String,
+        subject: &str,
+        severity: Severity,
+        text: &str,
+    ) {
+        if severity.is_bad() {
+            crate::output::error_line(&format!("dane-roll: ALERT: {text}"));
+        }
         let Some(notifier) = &self.io.notifier else {
             return;
         };
@@ -476,9 +579,9 @@ impl<C: Clock> Driver<C> {
             return;
         }
         let alert = Alert::new(
-            alert_check(service, slot, phase),
-            format!("{service} ({slot})"),
-            Severity::Critical,
+            check,
+            subject.to_owned(),
+            severity,
             text.chars().take(160).collect::<String>(),
             text,
         )
@@ -498,6 +601,14 @@ impl<C: Clock> Driver<C> {
                 "dane-roll: warning: alert state not stored: {err}"
             )),
         }
+    }
+
+    /// Whether the alert check `check` is open (a bad state was sent and not recovered).
+    pub(super) fn alert_open(&self, check: &str) -> bool {
+        AlertMemory::get(&self.store, check)
+            .ok()
+            .flatten()
+            .is_some_and(|state| state.severity.is_bad())
     }
 }
 

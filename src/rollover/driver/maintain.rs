@@ -182,14 +182,24 @@ impl<C: Clock> Driver<C> {
                 (hash, true)
             }
         };
+        // Every owner name holds the live key's record before the next key's goes there.
         let mut failures = Vec::new();
+        for look in self.look_owners(&svc)?.iter().filter(|l| l.slot == *slot) {
+            failures.extend(self.reconcile_owners(&svc, look)?.failures);
+        }
+        if !failures.is_empty() {
+            return Ok((hash, fresh, failures));
+        }
         for owner in svc.owner_names() {
             let record = TlsaAt::new(&owner, hash.dane_ee());
-            if let Outcome::Published {
-                result: Err(err), ..
-            } = self.publish(&svc, slot, &record, svc.ttl)?
-            {
-                failures.push(err);
+            match self.publish(&svc, slot, &record, svc.ttl)? {
+                Outcome::Published {
+                    result: Err(err), ..
+                } => failures.push(err),
+                Outcome::RateLimited { detail, .. } => {
+                    failures.push(format!("{record} not published yet: {detail}"));
+                }
+                _ => {}
             }
         }
         let event = Event {

@@ -1,0 +1,467 @@
+//! Every owner name stays deliverable when the service changes (issue 13), on the lab: real
+//! BIND + Knot (signed zone, TSIG updates), a validating Unbound, the receiving Postfix and the
+//! sending Postfix that enforces DANE, the judge (every test mail "Verified", nothing deferred at
+//! the end).
+//!
+//! - an endpoint added to a service that already rolled (a second host name, `mx2`, at the MX's
+//!   address, served by the same Postfix): the new owner name gets the live key's record before
+//!   the next key's, so mail to it is Verified (before, `next-key` put the next key's record
+//!   there alone and the sender deferred);
+//! - that endpoint removed again: its records stay while it is served, and go once its host is
+//!   gone;
+//! - drift: the chain file replaced behind dane-roll's back (+ `postfix reload`): `run` alerts
+//!   once, publishes the served key's record (mail Verified again), adopts the key through a
+//!   rollover, and `status --live` exits 1 until it is adopted.
+//!
+//! Each test starts its own lab (skipped outside CI when a server is missing; see
+//! `dane_roll_lab::require`) and leaves no server behind.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use dane_roll_lab::conf::{RolloverConf, rollover_tools};
+use dane_roll_lab::dns::DnsLab;
+use dane_roll_lab::dns::query::normalize_rdata;
+use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
+use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
+use dane_roll_lab::{LabDir, loopback_block, require};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
+const OWNER: &str = "_25._tcp.mail.example.test.";
+const MX2: &str = "mx2.example.test";
+const OWNER2: &str = "_25._tcp.mx2.example.test.";
+const JUDGE: Duration = Duration::from_secs(30);
+
+/// One lab with the OLD certificate live and its `3 1 1` published by hand. Fields drop in
+/// order: servers first, the directory last.
+struct World {
+    tx: Sender,
+    rx: Receiver,
+    dns: DnsLab,
+    ca: TestPki,
+    conf_path: PathBuf,
+    conf: RolloverConf,
+    files: PathBuf,
+    _lab: LabDir,
+}
+
+impl World {
+    fn start(ttl: u32) -> World {
+        let lab = LabDir::new().unwrap();
+        let block = loopback_block();
+        let dns = DnsLab::builder()
+            .block(block)
+            .dir(lab.path())
+            .start()
+            .expect("DNS lab starts");
+        let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
+        let old = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
+        dns.add_tlsa(OWNER, ttl, &old.tlsa_311().unwrap()).unwrap();
+        dns.wait_served_everywhere(OWNER, &old.tlsa_311().unwrap(), JUDGE)
+            .unwrap();
+        dns.flush_resolver().unwrap();
+        let rx = Receiver::start(
+            &lab.sub("receiver").unwrap(),
+            block,
+            &old.key_and_chain_pem().unwrap(),
+        )
+        .unwrap();
+        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
+        let files = lab.sub("files").unwrap();
+        let mut conf = RolloverConf::new(lab.path(), &dns, &rx);
+        conf.ttl = ttl;
+        let conf_path = lab.path().join("dane-roll.toml");
+        conf.write(&conf_path).unwrap();
+        World {
+            tx,
+            rx,
+            dns,
+            ca,
+            conf_path,
+            conf,
+            files,
+            _lab: lab,
+        }
+    }
+
+    fn rewrite(&mut self, change: impl FnOnce(&mut RolloverConf)) {
+        change(&mut self.conf);
+        self.conf.write(&self.conf_path).unwrap();
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("-c")
+            .arg(&self.conf_path)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    fn new_leaf(&self, name: &str) -> (Leaf, PathBuf, PathBuf) {
+        let leaf = self.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
+        let cert = self.files.join(format!("{name}.crt"));
+        let key = self.files.join(format!("{name}.key"));
+        std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
+        std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        (leaf, cert, key)
+    }
+
+    /// Roll to a new key with `deploy --wait`; the new leaf and the published next key.
+    fn rolled(&self) -> (Leaf, String) {
+        let (new, cert, key) = self.new_leaf("new");
+        let out = self.run(&[
+            "deploy",
+            "--service",
+            "mx",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+            "--wait",
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let status = self.status_json();
+        let next = status["services"][0]["keys"]["next"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no next key: {status:#}"))
+            .to_owned();
+        (new, next)
+    }
+
+    /// The TLSA RRset every authoritative server serves at `owner` (asserted to agree).
+    fn tlsa_set(&self, owner: &str) -> BTreeSet<String> {
+        let mut seen: Option<BTreeSet<String>> = None;
+        for server in self.dns.authoritative() {
+            let set = self.served_by(server, owner);
+            if let Some(prev) = &seen {
+                assert_eq!(prev, &set, "authoritative servers disagree at {owner}");
+            }
+            seen = Some(set);
+        }
+        seen.unwrap_or_default()
+    }
+
+    fn served_by(&self, server: std::net::Ipv4Addr, owner: &str) -> BTreeSet<String> {
+        self.dns
+            .query(server, owner, "TLSA")
+            .map(|a| {
+                a.records("TLSA")
+                    .iter()
+                    .map(|r| normalize_rdata(&r.rdata))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Wait until every authoritative server serves exactly `want` at `owner`.
+    fn wait_tlsa_set(&self, owner: &str, want: &BTreeSet<String>) {
+        let t0 = Instant::now();
+        while !self
+            .dns
+            .authoritative()
+            .iter()
+            .all(|s| self.served_by(*s, owner) == *want)
+        {
+            assert!(
+                t0.elapsed() < JUDGE,
+                "TLSA set at {owner} never became {want:?}: {:?}",
+                self.tlsa_set(owner)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Wait until every authoritative server's set at `owner` passes `ok`.
+    fn wait_tlsa(&self, owner: &str, what: &str, ok: impl Fn(&BTreeSet<String>) -> bool) {
+        let t0 = Instant::now();
+        while !self
+            .dns
+            .authoritative()
+            .iter()
+            .all(|s| ok(&self.served_by(*s, owner)))
+        {
+            assert!(
+                t0.elapsed() < JUDGE,
+                "{what}: TLSA set at {owner}: {:?}",
+                self.dns
+                    .authoritative()
+                    .iter()
+                    .map(|s| self.served_by(*s, owner))
+                    .collect::<Vec<_>>()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Send a test mail to `to` and wait for the sender's verdict.
+    fn judge(&self, to: &str) -> Verdict {
+        let mail = self.tx.send_test_mail(to).unwrap();
+        self.tx.verdict(&mail, JUDGE)
+    }
+
+    fn assert_verified(&self, to: &str, when: &str) {
+        let v = self.judge(to);
+        assert!(
+            v.is_verified(),
+            "{when}: mail to {to} not verified: {v:?}\nsender log:\n{}",
+            self.tx.instance().log_tail(20)
+        );
+    }
+
+    /// Retry every deferred mail until the queue is empty (each must then go Verified).
+    fn assert_queue_drains(&self) {
+        let t0 = Instant::now();
+        loop {
+            self.tx.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(500));
+            if self.tx.queue_empty().unwrap() {
+                break;
+            }
+            assert!(
+                t0.elapsed() < JUDGE,
+                "mail stays queued: {:?}\n{}",
+                self.tx.queue(),
+                self.tx.instance().log_tail(20)
+            );
+        }
+        assert_eq!(self.tx.deferred_count().unwrap(), 0, "mail deferred");
+        assert_eq!(self.tx.bounced_count(), 0, "mail bounced");
+    }
+
+    fn status_json(&self) -> Value {
+        let out = self.run(&["status", "--json", "--history"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn phase(&self) -> String {
+        self.status_json()["services"][0]["phase"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned()
+    }
+
+    /// A second host name for the MX's address (`mx2`, with its own MX record so mail to
+    /// `someone@mx2.example.test` goes there), accepted by the receiving Postfix.
+    fn add_mx2(&self) {
+        let mx = self.rx.addr().ip().to_string();
+        let zone = format!("zone {}.", self.dns.zone());
+        let a = format!("update add {MX2}. 60 IN A {mx}");
+        let m = format!("update add {MX2}. 60 IN MX 10 {MX2}.");
+        let out = self.dns.nsupdate(&[&zone, &a, &m]).unwrap();
+        assert!(out.is_ok(), "{out:?}");
+        postconf(
+            &self.rx.instance().etc(),
+            &format!("mydestination = example.test, {MX_HOST}, {MX2}"),
+        );
+        self.rx.reload_settled().unwrap();
+        // Every authoritative server has the address before anything is judged.
+        let t0 = Instant::now();
+        while !self.dns.authoritative().iter().all(|s| {
+            self.dns
+                .query(*s, MX2, "A")
+                .is_ok_and(|a| !a.records("A").is_empty())
+        }) {
+            assert!(t0.elapsed() < JUDGE, "{MX2} never served");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn postconf(etc: &Path, setting: &str) {
+    let out = Command::new("postconf")
+        .arg("-c")
+        .arg(etc)
+        .args(["-e", setting])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "postconf: {}", text(&out));
+}
+
+fn rdata(leaf: &Leaf) -> String {
+    normalize_rdata(&leaf.tlsa_311().unwrap())
+}
+
+fn rdata_of(hash: &str) -> String {
+    normalize_rdata(&format!("3 1 1 {hash}"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn set(items: &[String]) -> BTreeSet<String> {
+    items.iter().cloned().collect()
+}
+
+#[test]
+fn an_added_endpoint_gets_the_live_key_first_and_a_removed_one_keeps_its_records_while_served() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let mut w = World::start(2);
+    let (live, next) = w.rolled();
+    let to_mx2 = format!("someone@{MX2}");
+    w.assert_verified("someone@example.test", "after the rollover");
+
+    // A second endpoint: the same Postfix under a second name.
+    w.add_mx2();
+    w.rewrite(|c| c.endpoints.push(format!("{MX2}:25/smtp")));
+    // `plan` says what `run` will do, the live key's record first.
+    let out = w.run(&["plan"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan = String::from_utf8_lossy(&out.stdout).into_owned();
+    let live_line = plan
+        .find(&format!(
+            "publish {OWNER2} TLSA 3 1 1 {}",
+            live.spki_sha256_hex().unwrap()
+        ))
+        .unwrap_or_else(|| panic!("plan does not publish the live key at {OWNER2}:\n{plan}"));
+    let next_line = plan
+        .find(&format!("publish {OWNER2} TLSA 3 1 1 {next}"))
+        .unwrap_or_else(|| panic!("plan does not publish the next key at {OWNER2}:\n{plan}"));
+    assert!(live_line < next_line, "live key first:\n{plan}");
+    assert!(plan.contains("seen by the probe"), "{plan}");
+
+    // `next-key` (an operator, a hook) publishes the next key at every owner name: before the
+    // fix, the new owner name got the next key's record alone, and the sender deferred.
+    let out = w.run(&["next-key", "mx"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let both = set(&[rdata(&live), rdata_of(&next)]);
+    w.wait_tlsa_set(OWNER2, &both);
+    // The resolver may hold the owner name's earlier NXDOMAIN for the zone's negative TTL (the
+    // SOA minimum, 5 s): a real sender sees new records no sooner either.
+    std::thread::sleep(Duration::from_secs(6));
+    w.assert_verified(&to_mx2, "after next-key at the new owner name");
+    // `run` leaves it so (nothing missing) and the old owner name is untouched.
+    let out = w.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(w.tlsa_set(OWNER2), both);
+    assert!(w.tlsa_set(OWNER).is_superset(&both));
+    // The records are ours: status lists them.
+    let status = w.status_json();
+    assert!(
+        status.to_string().contains(OWNER2),
+        "the new owner name's records are not stored as ours: {status:#}"
+    );
+
+    // The endpoint removed from the configuration while its host still serves: kept.
+    w.rewrite(|c| c.endpoints.retain(|e| !e.starts_with(MX2)));
+    let out = w.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("keeping")
+            || String::from_utf8_lossy(&out.stderr).contains("keeping"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(w.tlsa_set(OWNER2), both, "records retired while served");
+    w.assert_verified(&to_mx2, "after the endpoint left the configuration");
+
+    // Its host gone: the records go.
+    let zone = format!("zone {}.", w.dns.zone());
+    let del_a = format!("update delete {MX2}. A");
+    let del_mx = format!("update delete {MX2}. MX");
+    assert!(w.dns.nsupdate(&[&zone, &del_a, &del_mx]).unwrap().is_ok());
+    let t0 = Instant::now();
+    while !w.dns.authoritative().iter().all(|s| {
+        w.dns
+            .query(*s, MX2, "A")
+            .is_ok_and(|a| a.records("A").is_empty())
+    }) {
+        assert!(t0.elapsed() < JUDGE, "{MX2} never went");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.dns.flush_resolver().unwrap();
+    let out = w.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    w.wait_tlsa_set(OWNER2, &BTreeSet::new());
+    assert!(
+        w.tlsa_set(OWNER).is_superset(&both),
+        "the MX keeps its records"
+    );
+    w.assert_verified("someone@example.test", "at the end");
+    w.assert_queue_drains();
+}
+
+#[test]
+fn drift_is_alerted_once_published_and_adopted() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let w = World::start(2);
+    let (live, next) = w.rolled();
+    w.assert_verified("someone@example.test", "after the rollover");
+    let out = w.run(&["status", "--live"]);
+    assert_eq!(out.status.code(), Some(0), "no drift yet: {}", text(&out));
+
+    // Behind dane-roll's back: another key in the chain file, and `postfix reload`.
+    let rogue = w.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
+    w.rx.install_chain(&rogue.key_and_chain_pem().unwrap())
+        .unwrap();
+    w.rx.reload_settled().unwrap();
+    w.rx.wait_serving(&rogue.spki_sha256_hex().unwrap(), JUDGE)
+        .unwrap();
+    // The sender defers: no record matches the served key.
+    let v = w.judge("someone@example.test");
+    assert!(v.is_deferred(), "expected a deferral before run: {v:?}");
+    let out = w.run(&["status", "--live"]);
+    assert_eq!(out.status.code(), Some(1), "drift: {}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("MISMATCH"),
+        "{}",
+        text(&out)
+    );
+
+    // `run`: one alert, the served key's record published, its adoption staged.
+    let out = w.run(&["run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let alerts = |out: &Output| {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains("ALERT") && l.contains("not the stored current key"))
+            .count()
+    };
+    assert_eq!(alerts(&out), 1, "{}", text(&out));
+    let mut want = set(&[rdata(&live), rdata_of(&next), rdata(&rogue)]);
+    w.wait_tlsa(OWNER, "served key's record published", |s| {
+        s.is_superset(&want)
+    });
+    // Resolvers see it within a TTL: mail flows again.
+    std::thread::sleep(Duration::from_secs(3));
+    w.assert_verified("someone@example.test", "after run published the served key");
+    let out = w.run(&["status", "--live"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "still a mismatch until adopted: {}",
+        text(&out)
+    );
+
+    // The adoption finishes like any rollover; no second alert.
+    let out = w.run(&["run", "--wait", "--timeout", "120"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(alerts(&out), 0, "alerted twice: {}", text(&out));
+    assert_eq!(w.phase(), "done");
+    let out = w.run(&["status", "--live"]);
+    assert_eq!(out.status.code(), Some(0), "adopted: {}", text(&out));
+    // The replaced key's records went once the served key was verified; the next key stays.
+    want.remove(&rdata(&live));
+    w.wait_tlsa(OWNER, "the replaced key's records retired", |s| {
+        s.is_superset(&want) && !s.contains(&rdata(&live))
+    });
+    let out = w.run(&["run"]);
+    assert_eq!(alerts(&out), 0, "{}", text(&out));
+    w.assert_verified("someone@example.test", "at the end");
+    w.assert_queue_drains();
+}
