@@ -10,8 +10,9 @@
 //! - that endpoint removed again: its records stay while it is served, and go once its host is
 //!   gone;
 //! - drift: the chain file replaced behind dane-roll's back (+ `postfix reload`): `run` alerts
-//!   once, publishes the served key's record (mail Verified again), adopts the key through a
-//!   rollover, and `status --live` exits 1 until it is adopted;
+//!   once (a webhook into `dane_roll_lab::sink`: one alert, later one recovery), publishes the
+//!   served key's record (mail Verified again), adopts the key through a rollover, and `status
+//!   --live` exits 1 until it is adopted;
 //! - an RSA certificate put in a file configured for EC keys only: its record is published (mail
 //!   Verified), the alert says it cannot be adopted and what to add to `chain-files`, the EC
 //!   slot is reported as orphaned, `status --live` exits 1.
@@ -29,6 +30,7 @@ use dane_roll_lab::dns::DnsLab;
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
 use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
+use dane_roll_lab::sink::Sink;
 use dane_roll_lab::{LabDir, loopback_block, require};
 use serde_json::Value;
 
@@ -402,7 +404,17 @@ fn drift_is_alerted_once_published_and_adopted() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start(2);
+    let mut w = World::start(2);
+    // The alert channel: a webhook into the lab's sink.
+    let sink = Sink::start();
+    w.rewrite(|c| {
+        c.extra = format!(
+            "[alerts]\nrepeat-interval = \"6h\"\n\n[alerts.channel.ops]\nkind = \"webhook\"\n\
+             url = \"http://{}/hook\"\n",
+            sink.addr
+        );
+    });
+    let check = "drift/mx/ec";
     let (live, next) = w.rolled();
     w.assert_verified("someone@example.test", "after the rollover");
     let out = w.run(&["status", "--live"]);
@@ -436,6 +448,9 @@ fn drift_is_alerted_once_published_and_adopted() {
             .count()
     };
     assert_eq!(alerts(&out), 1, "{}", text(&out));
+    let sent = sink.about(check);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0]["severity"], "critical");
     let mut want = set(&[rdata(&live), rdata_of(&next), rdata(&rogue)]);
     w.wait_tlsa(OWNER, "served key's record published", |s| {
         s.is_superset(&want)
@@ -465,6 +480,13 @@ fn drift_is_alerted_once_published_and_adopted() {
     });
     let out = w.run(&["run"]);
     assert_eq!(alerts(&out), 0, "{}", text(&out));
+    // One alert, one recovery once the served key is the stored one again.
+    let sent = sink.about(check);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[1]["severity"], "ok");
+    assert_eq!(sent[1]["recovered"], true);
+    w.run(&["run"]);
+    assert_eq!(sink.about(check).len(), 2, "no second recovery");
     w.assert_verified("someone@example.test", "at the end");
     w.assert_queue_drains();
 }
