@@ -10,8 +10,12 @@
 //! - that endpoint removed again: its records stay while it is served, and go once its host is
 //!   gone;
 //! - drift: the chain file replaced behind dane-roll's back (+ `postfix reload`): `run` alerts
-//!   once, publishes the served key's record (mail Verified again), adopts the key through a
-//!   rollover, and `status --live` exits 1 until it is adopted.
+//!   once (a webhook into `dane_roll_lab::sink`: one alert, later one recovery), publishes the
+//!   served key's record (mail Verified again), adopts the key through a rollover, and `status
+//!   --live` exits 1 until it is adopted;
+//! - an RSA certificate put in a file configured for EC keys only: its record is published (mail
+//!   Verified), the alert says it cannot be adopted and what to add to `chain-files`, the EC
+//!   slot is reported as orphaned, `status --live` exits 1.
 //!
 //! Each test starts its own lab (skipped outside CI when a server is missing; see
 //! `dane_roll_lab::require`) and leaves no server behind.
@@ -21,11 +25,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use dane_roll_lab::conf::{RolloverConf, rollover_tools};
+use dane_roll_lab::conf::{Chains, RolloverConf, rollover_tools};
 use dane_roll_lab::dns::DnsLab;
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
 use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
+use dane_roll_lab::sink::Sink;
 use dane_roll_lab::{LabDir, loopback_block, require};
 use serde_json::Value;
 
@@ -399,7 +404,17 @@ fn drift_is_alerted_once_published_and_adopted() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start(2);
+    let mut w = World::start(2);
+    // The alert channel: a webhook into the lab's sink.
+    let sink = Sink::start();
+    w.rewrite(|c| {
+        c.extra = format!(
+            "[alerts]\nrepeat-interval = \"6h\"\n\n[alerts.channel.ops]\nkind = \"webhook\"\n\
+             url = \"http://{}/hook\"\n",
+            sink.addr
+        );
+    });
+    let check = "drift/mx/ec";
     let (live, next) = w.rolled();
     w.assert_verified("someone@example.test", "after the rollover");
     let out = w.run(&["status", "--live"]);
@@ -433,6 +448,9 @@ fn drift_is_alerted_once_published_and_adopted() {
             .count()
     };
     assert_eq!(alerts(&out), 1, "{}", text(&out));
+    let sent = sink.about(check);
+    assert_eq!(sent.len(), 1, "{sent:#?}");
+    assert_eq!(sent[0]["severity"], "critical");
     let mut want = set(&[rdata(&live), rdata_of(&next), rdata(&rogue)]);
     w.wait_tlsa(OWNER, "served key's record published", |s| {
         s.is_superset(&want)
@@ -462,6 +480,59 @@ fn drift_is_alerted_once_published_and_adopted() {
     });
     let out = w.run(&["run"]);
     assert_eq!(alerts(&out), 0, "{}", text(&out));
+    // One alert, one recovery once the served key is the stored one again.
+    let sent = sink.about(check);
+    assert_eq!(sent.len(), 2, "{sent:#?}");
+    assert_eq!(sent[1]["severity"], "ok");
+    assert_eq!(sent[1]["recovered"], true);
+    w.run(&["run"]);
+    assert_eq!(sink.about(check).len(), 2, "no second recovery");
     w.assert_verified("someone@example.test", "at the end");
+    w.assert_queue_drains();
+}
+
+#[test]
+fn a_certificate_of_another_algorithm_gets_its_record_and_says_what_to_do() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let mut w = World::start(2);
+    // The service's chain file is for EC keys only.
+    let file = w.rx.chain_file();
+    w.rewrite(|c| c.chains = Chains::PerAlgorithm(vec![("ec".to_owned(), file)]));
+    let (live, _next) = w.rolled();
+    w.assert_verified("someone@example.test", "after the rollover");
+
+    // By hand: an RSA certificate in the EC slot's file, and `postfix reload`.
+    let rsa = w.ca.leaf(&[MX_HOST], KeyKind::Rsa2048).unwrap();
+    w.rx.install_chain(&rsa.key_and_chain_pem().unwrap())
+        .unwrap();
+    w.rx.reload_settled().unwrap();
+    w.rx.wait_serving(&rsa.spki_sha256_hex().unwrap(), JUDGE)
+        .unwrap();
+
+    let out = w.run(&["run"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    // It cannot be adopted (no chain file for RSA keys): the alert says exactly what to do,
+    // and the EC slot is reported as orphaned.
+    assert!(
+        stderr.contains("ALERT")
+            && stderr.contains("cannot be adopted")
+            && stderr.contains("rsa = "),
+        "{}",
+        text(&out)
+    );
+    assert!(stderr.contains("served on no endpoint"), "{}", text(&out));
+    // The served key's record is published all the same: mail flows.
+    w.wait_tlsa(OWNER, "the RSA key's record", |s| {
+        s.contains(&rdata(&rsa)) && s.contains(&rdata(&live))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    w.assert_verified(
+        "someone@example.test",
+        "with the RSA key's record published",
+    );
+    let out = w.run(&["status", "--live"]);
+    assert_eq!(out.status.code(), Some(1), "mismatch: {}", text(&out));
     w.assert_queue_drains();
 }

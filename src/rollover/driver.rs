@@ -23,11 +23,15 @@
 //!
 //! Submodules: [`deploy`] (checking and staging a request, renewals), `actions` (each
 //! [`Action`] performed for real), [`maintain`] (`next-key`, `prune`, `plan`, `status --live`),
-//! `observe` (DNS and probe reports in the engine's words), [`reconcile`] (the ACME client's
-//! current certificate picked up by `run` when its hook was missed).
+//! `observe` (DNS and probe reports in the engine's words), `alerts` (stderr and the alert
+//! channels, once per check), [`owners`] (every owner name keeps a record of the key served
+//! there, checked on every `run`), `drift` (a served key the store does not know: alerted and
+//! adopted), `rate_limit` (a provider's Retry-After remembered between runs), [`reconcile`]
+//! (the ACME client's current certificate picked up by `run` when its hook was missed).
 
 mod abort;
 mod actions;
+mod alerts;
 pub mod deploy;
 mod drift;
 mod foreign;

@@ -1,9 +1,8 @@
 //! The actions, performed for real: records through the provider (stored as ours before they
 //! are added), the authoritative view and the validating resolver, install and reload, the live
-//! probe, the next key, and alerts (stderr always; the alert channels once per phase).
+//! probe and the next key (alerts are in `alerts`).
 
 use super::*;
-use crate::notify::AlertMemory;
 
 /// One endpoint address's probe report, or (address, why) it could not be probed.
 type Probed = Result<AddressReport, (String, String)>;
@@ -495,124 +494,4 @@ impl<C: Clock> Driver<C> {
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
         Ok((hash, path))
     }
-
-    /// Send the recovery of every alert raised at one of `phases` of this slot's rollover that
-    /// is still open: the problem it reported is over (the phase moved on, or the rollover is
-    /// done). The firing policy sends one recovery message per open alert, and nothing for a
-    /// phase that never alerted.
-    pub(super) fn recover_alerts(
-        &mut self,
-        service: &str,
-        slot: &Slot,
-        phases: &[PhaseName],
-        text: &str,
-    ) {
-        let Some(notifier) = &self.io.notifier else {
-            return;
-        };
-        if notifier.channels().next().is_none() {
-            return;
-        }
-        for phase in phases {
-            let check = alert_check(service, slot, *phase);
-            let open = AlertMemory::get(&self.store, &check)
-                .ok()
-                .flatten()
-                .is_some_and(|state| state.severity.is_bad());
-            if !open {
-                continue;
-            }
-            let alert = Alert::new(
-                check,
-                format!("{service} ({slot})"),
-                Severity::Ok,
-                text.chars().take(160).collect::<String>(),
-                text,
-            )
-            .at(SystemTime::UNIX_EPOCH
-                + Duration::from_secs(self.now().as_secs().max(0).unsigned_abs()));
-            match self
-                .runtime
-                .block_on(notifier.observe(&mut self.store, &alert))
-            {
-                Ok(Some(delivery)) => {
-                    for f in delivery.failures() {
-                        crate::output::error_line(&format!("dane-roll: warning: {f}"));
-                    }
-                }
-                Ok(None) => {}
-                Err(err) => crate::output::error_line(&format!(
-                    "dane-roll: warning: alert state not stored: {err}"
-                )),
-            }
-        }
-    }
-
-    /// Print an alert on stderr (always) and send it through the alert channels, once per
-    /// service, slot and phase until it changes (the store remembers what was sent).
-    pub(super) fn alert(&mut self, service: &str, slot: &Slot, phase: PhaseName, text: &str) {
-        self.alert_as(
-            alert_check(service, slot, phase),
-            &format!("{service} ({slot})"),
-            Severity::Critical,
-            text,
-        );
-    }
-
-    /// Print an alert (or, with [`Severity::Ok`], a recovery) on stderr and send it through the
-    /// alert channels under the check id `check`: the firing policy sends it once until the
-    /// check's state changes.
-    pub(super) fn alert_as(
-        &mut self,
-        check: String,
-        subject: &str,
-        severity: Severity,
-        text: &str,
-    ) {
-        if severity.is_bad() {
-            crate::output::error_line(&format!("dane-roll: ALERT: {text}"));
-        }
-        let Some(notifier) = &self.io.notifier else {
-            return;
-        };
-        if notifier.channels().next().is_none() {
-            return;
-        }
-        let alert = Alert::new(
-            check,
-            subject.to_owned(),
-            severity,
-            text.chars().take(160).collect::<String>(),
-            text,
-        )
-        .at(SystemTime::UNIX_EPOCH
-            + Duration::from_secs(self.now().as_secs().max(0).unsigned_abs()));
-        let sent = self
-            .runtime
-            .block_on(notifier.observe(&mut self.store, &alert));
-        match sent {
-            Ok(Some(delivery)) => {
-                for f in delivery.failures() {
-                    crate::output::error_line(&format!("dane-roll: warning: {f}"));
-                }
-            }
-            Ok(None) => {}
-            Err(err) => crate::output::error_line(&format!(
-                "dane-roll: warning: alert state not stored: {err}"
-            )),
-        }
-    }
-
-    /// Whether the alert check `check` is open (a bad state was sent and not recovered).
-    pub(super) fn alert_open(&self, check: &str) -> bool {
-        AlertMemory::get(&self.store, check)
-            .ok()
-            .flatten()
-            .is_some_and(|state| state.severity.is_bad())
-    }
-}
-
-/// The alert check id of a rollover's phase: alerts fire once per service, slot and phase.
-fn alert_check(service: &str, slot: &Slot, phase: PhaseName) -> String {
-    format!("rollover/{service}/{slot}/{phase}")
 }

@@ -9,6 +9,7 @@
 //! - For the chaos run: [`faultproxy`] (an HTTP proxy that answers 500 or 429 on demand),
 //!   [`mirror`] (PowerDNS as a hidden primary, copied into BIND) and [`mailflow`] (a mail a
 //!   second through the sender, each followed to its last delivery attempt).
+//! - For alert tests: [`sink`] (a webhook receiver that keeps every body).
 
 pub mod acme;
 pub mod conf;
@@ -21,6 +22,7 @@ pub mod pki;
 pub mod ports;
 pub mod postfix;
 pub mod process;
+pub mod sink;
 pub mod tools;
 
 pub use dns::{DnsLab, Server};
