@@ -1017,8 +1017,10 @@ impl<'a> Ctx<'a> {
                 .iter()
                 .map(|o| TlsaAt::new(o, next.dane_ee()))
                 .collect();
-            let ours = self.obs.ours.clone();
-            if !self.publish_all(&records, &ours) {
+            // Only the provider's answer in this run counts as published, never "stored as
+            // ours" (stored before the provider is asked, so also after a failed add): an add of
+            // a record already there sends nothing, so asking again after a resume is cheap.
+            if !self.publish_all(&records, &[]) {
                 return false;
             }
         }

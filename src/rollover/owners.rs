@@ -156,7 +156,10 @@ pub fn reconcile(input: &SlotOwners<'_>) -> Reconcile {
             if !has(o, &record) && !out.publish.iter().any(|(r, _)| *r == record) {
                 out.publish.push((record, Because::Live(*from)));
             }
-            if *from == LiveFrom::Probe && Some(*key) != input.current {
+            // Drift needs a stored current key to differ from: a service whose first key
+            // dane-roll has not installed yet (adopted, or only a next key published) serves a
+            // key the store does not know, and that is not drift. Its record is still ensured.
+            if *from == LiveFrom::Probe && input.current.is_some_and(|current| current != *key) {
                 let drift = out.drift.get_or_insert_with(|| Drift {
                     served: *key,
                     stored: input.current,

@@ -245,7 +245,14 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
         previous_chain: None,
         confirmed_since: None,
     };
-    let staged = stage(request, Timestamp::from_secs(100)).unwrap();
+    // Past the look at the TLSA RRsets before publishing (the TTL the wait counts).
+    let mut staged = stage(request, Timestamp::from_secs(100)).unwrap();
+    staged.next.looked = true;
+    let staged = step(
+        staged.next,
+        &Observations::default(),
+        Timestamp::from_secs(100),
+    );
     let records: Vec<TlsaAt> = staged
         .actions
         .iter()
@@ -297,6 +304,67 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
     };
     let s = step(staged.next, &failed, Timestamp::from_secs(101));
     assert_eq!(s.alerts().count(), 1);
+}
+
+/// Chaos seed 956221311: the next key's record failed to publish at `retired` (five HTTP 500s)
+/// and the rollover still went to `done`, because the record, stored as ours before the
+/// provider was asked, counted as published: the next rollover would then have installed a
+/// key without a record. Stored as ours is not published; only the provider's answer is.
+#[test]
+fn a_next_key_record_that_failed_to_publish_holds_the_rollover_at_retired() {
+    let request = StageRequest {
+        service: "mx".into(),
+        slot: Slot::default(),
+        scheme: Scheme::CurrentNext,
+        ttl: 60,
+        owners: owners(1),
+        endpoints: vec!["mx1.example.com:25".into()],
+        old: Some(key(1)),
+        new: key(2),
+        next: None,
+        issuers: vec![],
+        chain: "x".into(),
+        previous_chain: None,
+        confirmed_since: None,
+    };
+    let mut r = stage(request, Timestamp::from_secs(100)).unwrap().next;
+    r.phase = Phase::Retired {
+        since: Timestamp::from_secs(200),
+    };
+    r.next = Some(key(3));
+    let next_record = TlsaAt::new(&owners(1)[0], key(3).dane_ee());
+    let ours = vec![
+        TlsaAt::new(&owners(1)[0], key(2).dane_ee()),
+        next_record.clone(),
+    ];
+    let failed = Observations {
+        outcomes: vec![Outcome::Published {
+            record: next_record.clone(),
+            result: Err("HTTP 500".into()),
+        }],
+        ours: ours.clone(),
+        ..Observations::default()
+    };
+    let s = step(r.clone(), &failed, Timestamp::from_secs(201));
+    assert_eq!(s.next.phase.name(), PhaseName::Retired, "{s:?}");
+    assert_eq!(s.alerts().count(), 1, "{s:?}");
+    // The next run asks the provider again (an add of a present record sends nothing).
+    let again = step(
+        s.next,
+        &Observations {
+            ours,
+            ..Observations::default()
+        },
+        Timestamp::from_secs(260),
+    );
+    assert!(
+        again
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Publish { record, .. } if *record == next_record)),
+        "{again:?}"
+    );
+    assert_eq!(again.next.phase.name(), PhaseName::Retired);
 }
 
 fn arb_record() -> impl Strategy<Value = TlsaAt> {
