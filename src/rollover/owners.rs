@@ -75,6 +75,9 @@ pub struct SlotOwners<'a> {
     pub current: Option<KeyHash>,
     /// The slot's published next key.
     pub next: Option<KeyHash>,
+    /// Whether dane-roll has installed a key of this service in any slot (the store has a
+    /// current key): before that, a served key the store does not know is not drift.
+    pub installed: bool,
     /// Whether a rollover of this slot is under way (then nothing is done here).
     pub under_way: bool,
     /// The owner names, configured ones and removed ones that still hold records of ours.
@@ -156,10 +159,10 @@ pub fn reconcile(input: &SlotOwners<'_>) -> Reconcile {
             if !has(o, &record) && !out.publish.iter().any(|(r, _)| *r == record) {
                 out.publish.push((record, Because::Live(*from)));
             }
-            // Drift needs a stored current key to differ from: a service whose first key
-            // dane-roll has not installed yet (adopted, or only a next key published) serves a
-            // key the store does not know, and that is not drift. Its record is still ensured.
-            if *from == LiveFrom::Probe && input.current.is_some_and(|current| current != *key) {
+            // Drift needs a key dane-roll installed to differ from: a service whose first key it
+            // has not installed yet (only a next key published) serves a key the store does not
+            // know, and that is not drift. Its record is still ensured.
+            if *from == LiveFrom::Probe && input.installed && Some(*key) != input.current {
                 let drift = out.drift.get_or_insert_with(|| Drift {
                     served: *key,
                     stored: input.current,
@@ -235,6 +238,7 @@ mod tests {
         let r = reconcile(&SlotOwners {
             current: Some(key(1)),
             next: Some(key(2)),
+            installed: true,
             under_way: false,
             owners: &owners,
             ours: &[],
@@ -252,12 +256,36 @@ mod tests {
         assert_eq!(r.drift, None);
     }
 
+    /// rollover_lab's `a_published_next_key_rolls_without_a_new_wait`: only a next key in the
+    /// store, the key served is not dane-roll's yet; adopting it as drift raced the deploy.
+    #[test]
+    fn a_served_key_before_any_install_is_not_drift_but_gets_its_record() {
+        let owners = [seen(A, true, Seen::Keys(vec![key(1)]), &[key(2)])];
+        let r = reconcile(&SlotOwners {
+            current: None,
+            next: Some(key(2)),
+            installed: false,
+            under_way: false,
+            owners: &owners,
+            ours: &[],
+        });
+        assert_eq!(r.drift, None);
+        assert_eq!(
+            r.publish,
+            vec![(
+                TlsaAt::new(A, key(1).dane_ee()),
+                Because::Live(LiveFrom::Probe)
+            )]
+        );
+    }
+
     #[test]
     fn the_store_key_stands_in_when_the_probe_cannot_tell() {
         let owners = [seen(B, true, Seen::Unknown("timeout".into()), &[])];
         let r = reconcile(&SlotOwners {
             current: Some(key(1)),
             next: None,
+            installed: true,
             under_way: false,
             owners: &owners,
             ours: &[],
@@ -277,6 +305,7 @@ mod tests {
         let r = reconcile(&SlotOwners {
             current: Some(key(1)),
             next: Some(key(2)),
+            installed: true,
             under_way: true,
             owners: &owners,
             ours: &[],
@@ -294,6 +323,7 @@ mod tests {
             let r = reconcile(&SlotOwners {
                 current: Some(key(1)),
                 next: None,
+                installed: true,
                 under_way: false,
                 owners,
                 ours: &ours,
@@ -316,6 +346,7 @@ mod tests {
         let r = reconcile(&SlotOwners {
             current: Some(key(1)),
             next: Some(key(2)),
+            installed: true,
             under_way: false,
             owners: &owners,
             ours: &[],

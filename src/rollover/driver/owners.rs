@@ -301,6 +301,7 @@ impl<C: Clock> Driver<C> {
             let reconcile = owners::reconcile(&SlotOwners {
                 current,
                 next,
+                installed: keys.iter().any(|k| k.role == KeyRole::Current),
                 under_way,
                 owners: &seen_owners,
                 ours: &ours,
