@@ -9,15 +9,11 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
-use dane_roll_lab::conf::{RolloverConf, quote, rfc2136, rollover_tools};
-use dane_roll_lab::dns::{DnsLab, Server};
-use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
-use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
-use dane_roll_lab::{LabDir, loopback_block, require};
+use dane_roll_lab::conf::{quote, rollover_tools};
+use dane_roll_lab::dns::Server;
+use dane_roll_lab::require;
+use dane_roll_lab::world::{JUDGE, Setup, World, read_until, spawn, text};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
@@ -25,110 +21,31 @@ const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 const TTL: u32 = 2;
 /// The TTL the owner's RRset was served with before the rollover (set by hand).
 const SERVED_TTL: u32 = 10;
-const OWNER: &str = "_25._tcp.mail.example.test.";
-const JUDGE: Duration = Duration::from_secs(30);
 
-/// DNS, the MX, the DANE-enforcing sender, a CA and a configuration for service `mx`.
-/// Fields drop in order: servers first, the directory last.
-struct World {
-    tx: Sender,
-    rx: Receiver,
-    _dns: DnsLab,
-    ca: TestPki,
-    conf: PathBuf,
-    files: PathBuf,
-    _lab: LabDir,
-}
-
-impl World {
-    /// The old certificate live, its `3 1 1` published by hand with TTL `served_ttl`; records
-    /// by RFC 2136 UPDATE, or through a provider that never publishes below `min_ttl`.
-    fn start(served_ttl: u32, min_ttl: Option<u32>) -> World {
-        let lab = LabDir::new().unwrap();
-        let block = loopback_block();
-        let dns = DnsLab::builder()
-            .block(block)
-            .dir(lab.path())
-            .start()
-            .expect("DNS lab starts");
-        // Let the resolver hold what it is served (the lab caps at 5 s to keep tests short).
-        dns.unbound_control(&["set_option", "cache-max-ttl:", "60"])
-            .unwrap();
-        let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-        let old = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        dns.add_tlsa(OWNER, served_ttl, &old.tlsa_311().unwrap())
-            .unwrap();
-        dns.wait_served_everywhere(OWNER, &old.tlsa_311().unwrap(), JUDGE)
-            .unwrap();
-        dns.flush_resolver().unwrap();
-        let rx = Receiver::start(
-            &lab.sub("receiver").unwrap(),
-            block,
-            &old.key_and_chain_pem().unwrap(),
+/// The old certificate live, its `3 1 1` published by hand with TTL `served_ttl`, a resolver
+/// that holds what it is served up to a minute (the lab caps at 5 s to keep tests short);
+/// records by RFC 2136 UPDATE, or through a provider that never publishes below `min_ttl`.
+fn start(served_ttl: u32, min_ttl: Option<u32>) -> World {
+    let mut w = World::start_with(Setup {
+        served_ttl,
+        resolver_max_ttl: Some(60),
+        ..Setup::new(BIN, TTL)
+    });
+    if let Some(min) = min_ttl {
+        let script = w.files.join("clamping-provider");
+        std::fs::write(
+            &script,
+            clamping_provider(w.dns.addr(Server::Bind), &w.dns.tsig().file, min),
         )
         .unwrap();
-        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
-        let files = lab.sub("files").unwrap();
-        let conf = lab.path().join("dane-roll.toml");
-        let mut c = RolloverConf::new(lab.path(), &dns, &rx);
-        c.ttl = TTL;
-        c.provider = match min_ttl {
-            None => rfc2136(dns.addr(Server::Bind), &dns.tsig().file),
-            Some(min) => {
-                let script = files.join("clamping-provider");
-                std::fs::write(
-                    &script,
-                    clamping_provider(dns.addr(Server::Bind), &dns.tsig().file, min),
-                )
-                .unwrap();
-                std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-                format!(
-                    "kind = \"exec\"\ncommand = [{}]\n",
-                    quote(&script.display().to_string())
-                )
-            }
-        };
-        c.write(&conf).unwrap();
-        World {
-            tx,
-            rx,
-            _dns: dns,
-            ca,
-            conf,
-            files,
-            _lab: lab,
-        }
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let provider = format!(
+            "kind = \"exec\"\ncommand = [{}]\n",
+            quote(&script.display().to_string())
+        );
+        w.rewrite(|c| c.provider = provider);
     }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("-c").arg(&self.conf).args(args);
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn new_leaf(&self) -> (Leaf, PathBuf, PathBuf) {
-        let leaf = self.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        let cert = self.files.join("new.crt");
-        let key = self.files.join("new.key");
-        std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
-        std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        (leaf, cert, key)
-    }
-
-    fn judge(&self) -> Verdict {
-        self.tx.send_and_judge(JUDGE).unwrap()
-    }
-
-    fn status_json(&self) -> Value {
-        let out = self.run(&["status", "--json", "--history"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
+    w
 }
 
 /// An `exec` provider that behaves like a DNS host with a minimum TTL (deSEC's is 3600 s): it
@@ -149,39 +66,6 @@ esac
 "#,
         key = tsig.display()
     )
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn spawn(cmd: &mut Command) -> Child {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Read a child's stdout lines until one contains `needle`; all lines read so far.
-fn read_until(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    needle: &str,
-) -> Vec<String> {
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let hit = line.contains(needle);
-        seen.push(line);
-        if hit {
-            return seen;
-        }
-    }
-    panic!("child ended before printing {needle:?}: {seen:#?}");
 }
 
 /// An RFC 3339 time (`YYYY-MM-DDTHH:MM:SS`, any fraction and zone ignored) in seconds since
@@ -222,11 +106,11 @@ fn a_larger_ttl_served_before_the_change_governs_the_wait_and_mail_stays_verifie
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start(SERVED_TTL, None);
+    let w = start(SERVED_TTL, None);
     // The sender's resolver now holds the old RRset (old record only) for SERVED_TTL.
     let before = w.judge();
     assert!(before.is_verified(), "before: {before:?}");
-    let (new, cert, key) = w.new_leaf();
+    let (new, cert, key) = w.new_leaf("new");
     let mut child = spawn(&mut w.cmd(&[
         "deploy",
         "--service",
@@ -313,8 +197,8 @@ fn a_provider_that_raises_the_ttl_is_named_once_and_its_ttl_counted() {
     }
     // The RRset is served with the configured 2 s before; the provider publishes with 6 s.
     const MIN: u32 = 6;
-    let w = World::start(TTL, Some(MIN));
-    let (new, cert, key) = w.new_leaf();
+    let w = start(TTL, Some(MIN));
+    let (new, cert, key) = w.new_leaf("new");
     let out = w.run(&[
         "deploy",
         "--service",
