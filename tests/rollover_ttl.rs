@@ -111,16 +111,7 @@ fn a_larger_ttl_served_before_the_change_governs_the_wait_and_mail_stays_verifie
     let before = w.judge();
     assert!(before.is_verified(), "before: {before:?}");
     let (new, cert, key) = w.new_leaf("new");
-    let mut child = spawn(&mut w.cmd(&[
-        "deploy",
-        "--service",
-        "mx",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--wait",
-    ]));
+    let mut child = spawn(&mut w.cmd(&World::deploy_args(&cert, &key, &["--wait"])));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut log = read_until(&mut lines, "reload");
     // The new certificate is live: a DANE sender must still verify it.
@@ -199,16 +190,7 @@ fn a_provider_that_raises_the_ttl_is_named_once_and_its_ttl_counted() {
     const MIN: u32 = 6;
     let w = start(TTL, Some(MIN));
     let (new, cert, key) = w.new_leaf("new");
-    let out = w.run(&[
-        "deploy",
-        "--service",
-        "mx",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--wait",
-    ]);
+    let out = w.deploy(&cert, &key, &["--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let st = w.status_json();
     assert_eq!(st["services"][0]["phase"], "done", "{st:#}");
