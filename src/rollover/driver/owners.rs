@@ -327,12 +327,7 @@ impl<C: Clock> Driver<C> {
             find_service(&self.config, name)?;
         }
         let mut out = Vec::new();
-        for svc in self
-            .config
-            .services
-            .iter()
-            .filter(|s| service.is_none_or(|n| n == s.name))
-        {
+        for svc in selected(&self.config, service) {
             out.extend(self.look_owners(svc)?);
         }
         Ok(out)
@@ -430,13 +425,7 @@ impl<C: Clock> Driver<C> {
         &mut self,
         service: Option<&str>,
     ) -> Result<Vec<(String, Slot, String)>, DriverError> {
-        let services: Vec<Service> = self
-            .config
-            .services
-            .iter()
-            .filter(|s| service.is_none_or(|n| n == s.name))
-            .cloned()
-            .collect();
+        let services: Vec<Service> = selected(&self.config, service).cloned().collect();
         let mut failures = Vec::new();
         for svc in services {
             let looks = {
