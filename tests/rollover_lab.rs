@@ -18,7 +18,9 @@ use dane_roll_lab::dns::Server;
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::pki::{KeyKind, MX_HOST};
 use dane_roll_lab::require;
-use dane_roll_lab::world::{JUDGE, OWNER, World, rdata, read_until, spawn, text};
+use dane_roll_lab::world::{
+    JUDGE, OWNER, World, assert_history_in_order, rdata, read_until, rfc3339_secs, spawn, text,
+};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
@@ -160,35 +162,6 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-/// RFC 3339 `YYYY-MM-DDTHH:MM:SSZ` to seconds since the epoch.
-fn parse_time(text: &str) -> i64 {
-    let p = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
-    let (y, m, d) = (p(0..4), p(5..7), p(8..10));
-    let (hh, mm, ss) = (p(11..13), p(14..16), p(17..19));
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + hh * 3600 + mm * 60 + ss
-}
-
-/// An RFC 3339 time with or without a fraction (`…:05Z`, `…:05.250Z`) in milliseconds.
-fn event_millis(text: &str) -> i64 {
-    let fraction: String = text[19..]
-        .strip_prefix('.')
-        .unwrap_or("")
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .chain("000".chars())
-        .take(3)
-        .collect();
-    parse_time(text) * 1000 + fraction.parse::<i64>().unwrap()
-}
-
 #[test]
 fn without_wait_deploy_returns_published_and_runs_finish_after_two_ttl() {
     if !require(&rollover_tools(true)) {
@@ -224,7 +197,7 @@ fn without_wait_deploy_returns_published_and_runs_finish_after_two_ttl() {
         let status = w.status_json();
         let svc = &status["services"][0];
         if let Some(e) = svc["eta"].as_str() {
-            eta = Some(parse_time(e));
+            eta = Some(rfc3339_secs(e));
         }
         let before = now_secs();
         let out = w.run(&["run"]);
@@ -488,23 +461,7 @@ fn a_published_next_key_rolls_without_a_new_wait() {
     let st = w.status_json();
     // Nothing rounded (issue 12): the history never runs backwards. (A confirmation time
     // rounded up to the next second came before the phase change made within that second.)
-    let times: Vec<(i64, String)> = st["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let time = e["time"].as_str().unwrap();
-            (event_millis(time), format!("{time} {}", e["detail"]))
-        })
-        .collect();
-    for pair in times.windows(2) {
-        assert!(
-            pair[1].0 >= pair[0].0,
-            "history runs backwards: {} then {}",
-            pair[0].1,
-            pair[1].1
-        );
-    }
+    assert_history_in_order(&st);
     let after: BTreeSet<String> = [next.clone(), normalize_rdata(&next_rdata(&st))]
         .into_iter()
         .collect();

@@ -13,7 +13,9 @@ use std::os::unix::fs::PermissionsExt;
 use dane_roll_lab::conf::{quote, rollover_tools};
 use dane_roll_lab::dns::Server;
 use dane_roll_lab::require;
-use dane_roll_lab::world::{JUDGE, Setup, World, read_until, spawn, text};
+use dane_roll_lab::world::{
+    JUDGE, Setup, World, assert_history_in_order, read_until, rfc3339_millis, spawn, text,
+};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
@@ -68,29 +70,6 @@ esac
     )
 }
 
-/// An RFC 3339 time (`YYYY-MM-DDTHH:MM:SS`, any fraction and zone ignored) in seconds since
-/// the epoch.
-fn parse_time(text: &str) -> f64 {
-    let p = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
-    let (y, m, d) = (p(0..4), p(5..7), p(8..10));
-    let (hh, mm, ss) = (p(11..13), p(14..16), p(17..19));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let fraction = text[19..]
-        .strip_prefix('.')
-        .map(|f| {
-            let digits: String = f.chars().take_while(char::is_ascii_digit).collect();
-            format!("0.{digits}").parse::<f64>().unwrap_or(0.0)
-        })
-        .unwrap_or(0.0);
-    (days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + fraction
-}
-
 /// The time of the first history event whose detail contains `needle`.
 fn event_time(status: &Value, needle: &str) -> f64 {
     let history = status["history"].as_array().unwrap();
@@ -98,7 +77,7 @@ fn event_time(status: &Value, needle: &str) -> f64 {
         .iter()
         .find(|e| e["detail"].as_str().unwrap_or("").contains(needle))
         .unwrap_or_else(|| panic!("no event {needle:?} in {status:#}"));
-    parse_time(e["time"].as_str().unwrap())
+    rfc3339_millis(e["time"].as_str().unwrap()) as f64 / 1000.0
 }
 
 #[test]
@@ -137,25 +116,7 @@ fn a_larger_ttl_served_before_the_change_governs_the_wait_and_mail_stays_verifie
         w.tx.instance().log_tail(20)
     );
     // Nothing rounded: the history never runs backwards.
-    let times: Vec<(f64, String)> = st["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                parse_time(e["time"].as_str().unwrap()),
-                format!("{} {}", e["time"], e["detail"]),
-            )
-        })
-        .collect();
-    for pair in times.windows(2) {
-        assert!(
-            pair[1].0 >= pair[0].0,
-            "history runs backwards: {} then {}",
-            pair[0].1,
-            pair[1].1
-        );
-    }
+    assert_history_in_order(&st);
     // status says which TTL governed the wait and where it was seen.
     let wait = &st["services"][0]["wait"];
     assert_eq!(wait["ttl"], SERVED_TTL, "{wait:#}");

@@ -389,3 +389,55 @@ pub fn read_until(
     }
     panic!("child ended before printing {needle:?}: {seen:#?}");
 }
+
+/// An RFC 3339 time (`YYYY-MM-DDTHH:MM:SS`, any fraction and zone ignored) in seconds since the
+/// epoch.
+pub fn rfc3339_secs(text: &str) -> i64 {
+    let p = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
+    let (y, m, d) = (p(0..4), p(5..7), p(8..10));
+    let (hh, mm, ss) = (p(11..13), p(14..16), p(17..19));
+    // Days from civil (Howard Hinnant).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    days * 86_400 + hh * 3600 + mm * 60 + ss
+}
+
+/// An RFC 3339 time with or without a fraction (`…:05Z`, `…:05.250Z`) in milliseconds since
+/// the epoch.
+pub fn rfc3339_millis(text: &str) -> i64 {
+    let fraction: String = text[19..]
+        .strip_prefix('.')
+        .unwrap_or("")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .chain("000".chars())
+        .take(3)
+        .collect();
+    rfc3339_secs(text) * 1000 + fraction.parse::<i64>().unwrap()
+}
+
+/// Nothing rounded: the history in `status --json --history` never runs backwards.
+pub fn assert_history_in_order(status: &Value) {
+    let times: Vec<(i64, String)> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let time = e["time"].as_str().unwrap();
+            (rfc3339_millis(time), format!("{time} {}", e["detail"]))
+        })
+        .collect();
+    for pair in times.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].0,
+            "history runs backwards: {} then {}",
+            pair[0].1,
+            pair[1].1
+        );
+    }
+}
