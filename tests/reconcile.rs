@@ -22,24 +22,6 @@ use dane_roll_lab::dns::Server;
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
 use dane_roll_lab::require;
 
-const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-    "postfix",
-    "sendmail",
-    "postqueue",
-    "postsuper",
-    "unshare",
-];
-
 /// The DER of the first certificate in a PEM file (a key+chain file: the leaf).
 fn leaf_der(path: &Path) -> Vec<u8> {
     let certs = openssl::x509::X509::stack_from_pem(&std::fs::read(path).unwrap()).unwrap();

@@ -20,6 +20,24 @@ use dane_roll_lab::{LabDir, LoopbackBlock, loopback_block};
 pub const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 pub const OWNER: &str = "_25._tcp.mail.example.test.";
 pub const JUDGE: Duration = Duration::from_secs(30);
+/// The programs the mail lab needs (an ACME client test needs its client and pebble on top).
+pub const NEEDS: &[&str] = &[
+    "named",
+    "tsig-keygen",
+    "dnssec-dsfromkey",
+    "dig",
+    "nsupdate",
+    "ip",
+    "knotd",
+    "knotc",
+    "unbound",
+    "unbound-control",
+    "postfix",
+    "sendmail",
+    "postqueue",
+    "postsuper",
+    "unshare",
+];
 
 /// The servers of one test: DNS (BIND + Knot + Unbound), the MX and the DANE-enforcing sender.
 pub struct Mail {
