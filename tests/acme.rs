@@ -10,219 +10,18 @@
 //!
 //! Each test skips (or fails in CI) when a server or client is not installed.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod acme_mail;
 
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use acme_mail::*;
 use dane_roll::rollover::KeyHash;
-use dane_roll::store::{KeyRole, Store};
 use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
-use dane_roll_lab::conf::RolloverConf;
-use dane_roll_lab::dns::{DnsLab, Server};
+use dane_roll_lab::dns::Server;
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
-use dane_roll_lab::postfix::{Receiver, Sender};
-use dane_roll_lab::{LabDir, LoopbackBlock, loopback_block, require};
-
-const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const OWNER: &str = "_25._tcp.mail.example.test.";
-const JUDGE: Duration = Duration::from_secs(30);
-const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-    "postfix",
-    "sendmail",
-    "postqueue",
-    "postsuper",
-    "unshare",
-    "pebble",
-    "curl",
-];
-
-/// The servers of one test: DNS (BIND + Knot + Unbound), the MX and the DANE-enforcing sender.
-struct Mail {
-    // Field order is drop order: mail servers first, DNS last, the directory after all.
-    tx: Sender,
-    rx: Receiver,
-    dns: DnsLab,
-    block: LoopbackBlock,
-    conf: PathBuf,
-    state: PathBuf,
-    lab: LabDir,
-}
-
-impl Mail {
-    fn start() -> Mail {
-        let lab = LabDir::new().unwrap();
-        let block = loopback_block();
-        let dns = DnsLab::builder()
-            .block(block)
-            .dir(&lab.sub("dns").unwrap())
-            .start()
-            .unwrap();
-        // Until the first rollover the MX serves a lab certificate no record names.
-        let first = pki::self_signed(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        let rx = Receiver::start(
-            &lab.sub("receiver").unwrap(),
-            block,
-            &first.key_and_chain_pem().unwrap(),
-        )
-        .unwrap();
-        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
-        let state = lab.path().join("state");
-        let conf = lab.path().join("dane-roll.toml");
-        let mut settings = RolloverConf::new(lab.path(), &dns, &rx);
-        settings.lineage = Some(MX_HOST.to_owned());
-        settings.domains = vec![MX_HOST.to_owned()];
-        settings.write(&conf).unwrap();
-        Mail {
-            tx,
-            rx,
-            dns,
-            block,
-            conf,
-            state,
-            lab,
-        }
-    }
-
-    /// `dane-roll -c CONF ARGS…`.
-    fn dane_roll(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("-c")
-            .arg(&self.conf)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    /// The TLSA records at the MX's owner name on one authoritative server.
-    fn tlsa(&self, server: Server) -> BTreeSet<String> {
-        self.dns
-            .query(self.dns.addr(server), OWNER, "TLSA")
-            .unwrap()
-            .records("TLSA")
-            .iter()
-            .map(|r| dane_roll_lab::dns::query::normalize_rdata(&r.rdata))
-            .collect()
-    }
-
-    /// The same on BIND and Knot (Knot may lag a moment behind BIND's NOTIFY).
-    fn tlsa_everywhere(&self) -> BTreeSet<String> {
-        let t0 = Instant::now();
-        loop {
-            let bind = self.tlsa(Server::Bind);
-            if bind == self.tlsa(Server::Knot) {
-                return bind;
-            }
-            assert!(t0.elapsed() < JUDGE, "Knot never caught up with BIND");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Send one test mail; it must go out over a DANE-verified session.
-    fn verified(&self, when: &str) {
-        let v = self.tx.send_and_judge(JUDGE).unwrap();
-        assert!(
-            v.is_verified(),
-            "{when}: {v:?}\nsender:\n{}\nreceiver:\n{}",
-            self.tx.instance().log_tail(30),
-            self.rx.instance().log_tail(30)
-        );
-    }
-
-    /// Nothing deferred, nothing bounced, the queue empty.
-    fn nothing_deferred(&self) {
-        assert_eq!(self.tx.deferred_count().unwrap(), 0);
-        assert_eq!(self.tx.bounced_count(), 0);
-    }
-
-    /// The SPKI the MX serves now.
-    fn served(&self) -> KeyHash {
-        self.rx.served_spki().unwrap().parse().unwrap()
-    }
-
-    fn store(&self) -> Store {
-        Store::open(&self.state).unwrap()
-    }
-
-    /// How many rollovers waited for their records (an "install due at" event each).
-    fn waits(&self) -> usize {
-        self.store()
-            .events(Some("mx"), 10_000)
-            .unwrap()
-            .iter()
-            .filter(|e| e.event.detail.contains("install due at"))
-            .count()
-    }
-
-    /// The event history, for failure messages.
-    fn history(&self) -> String {
-        self.store()
-            .events(Some("mx"), 10_000)
-            .unwrap()
-            .iter()
-            .map(|e| {
-                format!(
-                    "{} [{}] {}\n",
-                    e.event.time,
-                    e.event.phase.as_str(),
-                    e.event.detail
-                )
-            })
-            .collect()
-    }
-
-    /// The published next key of the service (one slot).
-    fn next_key(&self) -> Option<(KeyHash, Option<PathBuf>)> {
-        self.store()
-            .keys("mx")
-            .unwrap()
-            .into_iter()
-            .find(|k| k.role == KeyRole::Next)
-            .map(|k| (k.hash, k.path))
-    }
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    text
-}
-
-/// The SPKI hash of the first certificate in a PEM file.
-fn cert_key(path: &Path) -> KeyHash {
-    let pem = std::fs::read(path).unwrap();
-    let cert = openssl::x509::X509::from_pem(&pem).unwrap();
-    KeyHash::of_spki_der(&cert.public_key().unwrap().public_key_to_der().unwrap())
-}
-
-/// The SPKI hash of a private key file.
-fn key_of(path: &Path) -> KeyHash {
-    let pem = std::fs::read(path).unwrap();
-    let key = openssl::pkey::PKey::private_key_from_pem(&pem).unwrap();
-    KeyHash::of_spki_der(&key.public_key_to_der().unwrap())
-}
-
-fn rdata(k: &KeyHash) -> String {
-    format!("3 1 1 {}", k.to_hex())
-}
+use dane_roll_lab::require;
 
 /// Run `work` on another thread; meanwhile send mails, each of which must be Verified. Returns
 /// what `work` returned and how many mails went out while it ran.
@@ -242,10 +41,10 @@ fn during<T: Send + 'static>(
 
 #[test]
 fn certbot_rollover_reuse_key_renewal_and_rotate() {
-    if !require(NEEDS) || !require(&["certbot"]) {
+    if !require(NEEDS) || !require(&["pebble", "curl", "certbot"]) {
         return;
     }
-    let mail = Mail::start();
+    let mail = Mail::start(|_| Some(MX_HOST.to_owned()));
     let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
     let cb = Certbot::new(&mail.lab.sub("certbot").unwrap(), &pebble).unwrap();
     let live = cb.live_dir(MX_HOST);
@@ -409,10 +208,10 @@ fn run_wait_during(mail: &Mail, what: &str) {
 
 #[test]
 fn dehydrated_with_private_key_rollover() {
-    if !require(NEEDS) || !require(&["dehydrated"]) {
+    if !require(NEEDS) || !require(&["pebble", "curl", "dehydrated"]) {
         return;
     }
-    let mail = Mail::start();
+    let mail = Mail::start(|_| Some(MX_HOST.to_owned()));
     let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
     let dh = Dehydrated::new(&mail.lab.sub("dehydrated").unwrap(), &pebble).unwrap();
     // The installed shim, as its comment says to set it up; dehydrated sources its config with
@@ -503,37 +302,12 @@ fn acme_sh_reloadcmd(mail: &Mail, domain_path: &Path, reloadcmd: &str, force_new
     ok(&out, "the reloadcmd");
 }
 
-/// What acme.sh's issue() leaves in its domain directory: key, leaf, CA, full chain, and (with
-/// --always-force-new-domain-key) the pre-generated `<key>.next`.
-fn acme_sh_issue(ca: &pki::TestPki, dir: &Path, key: pki::Key, next: &pki::Key) -> KeyHash {
-    let leaf = ca
-        .leaf_for_key(&[MX_HOST], key, pki::Validity::Days(90))
-        .unwrap();
-    let write = |name: &str, data: &[u8]| pki::write_atomic(&dir.join(name), data, 0o600).unwrap();
-    write(
-        &format!("{MX_HOST}.key"),
-        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
-    );
-    write(&format!("{MX_HOST}.cer"), &leaf.cert.to_pem().unwrap());
-    let mut chain = Vec::new();
-    for c in &leaf.chain {
-        chain.extend(c.to_pem().unwrap());
-    }
-    write("ca.cer", &chain);
-    write("fullchain.cer", &leaf.fullchain_pem().unwrap());
-    write(
-        &format!("{MX_HOST}.key.next"),
-        &next.private_key_to_pem_pkcs8().unwrap(),
-    );
-    KeyHash::of_spki_der(&leaf.key.public_key_to_der().unwrap())
-}
-
 #[test]
 fn acme_sh_reloadcmd_with_pre_generated_next_key() {
-    if !require(NEEDS) {
+    if !require(NEEDS) || !require(&["pebble", "curl"]) {
         return;
     }
-    let mail = Mail::start();
+    let mail = Mail::start(|_| Some(MX_HOST.to_owned()));
     let ca = pki::TestPki::new(KeyKind::EcdsaP256).unwrap();
     let dir = mail
         .lab

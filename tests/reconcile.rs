@@ -10,64 +10,17 @@
 //!
 //! What `run` makes of each kind of source, without servers, is in tests/reconcile_sources.rs.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+mod acme_mail;
 
+use std::path::Path;
+use std::process::Command;
+
+use acme_mail::*;
 use dane_roll::rollover::KeyHash;
-use dane_roll::store::Store;
 use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
-use dane_roll_lab::conf::RolloverConf;
-use dane_roll_lab::dns::{DnsLab, Server};
+use dane_roll_lab::dns::Server;
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
-use dane_roll_lab::postfix::{Receiver, Sender};
-use dane_roll_lab::{LabDir, LoopbackBlock, loopback_block, require};
-
-const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const OWNER: &str = "_25._tcp.mail.example.test.";
-const JUDGE: Duration = Duration::from_secs(30);
-const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-    "postfix",
-    "sendmail",
-    "postqueue",
-    "postsuper",
-    "unshare",
-];
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ok(out: &Output, what: &str) -> String {
-    let text = text(out);
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    text
-}
-
-/// The SPKI hash of the first certificate in a PEM file.
-fn cert_key(path: &Path) -> KeyHash {
-    let cert = openssl::x509::X509::from_pem(&std::fs::read(path).unwrap()).unwrap();
-    KeyHash::of_spki_der(&cert.public_key().unwrap().public_key_to_der().unwrap())
-}
+use dane_roll_lab::require;
 
 /// The DER of the first certificate in a PEM file (a key+chain file: the leaf).
 fn leaf_der(path: &Path) -> Vec<u8> {
@@ -75,126 +28,19 @@ fn leaf_der(path: &Path) -> Vec<u8> {
     certs[0].to_der().unwrap()
 }
 
-/// The SPKI hash of a private key file.
-fn key_of(path: &Path) -> KeyHash {
-    let pem = std::fs::read(path).unwrap();
-    let key = openssl::pkey::PKey::private_key_from_pem(&pem).unwrap();
-    KeyHash::of_spki_der(&key.public_key_to_der().unwrap())
-}
-
-fn rdata(k: &KeyHash) -> String {
-    format!("3 1 1 {}", k.to_hex())
-}
-
 // ----- on the lab -----
 
-/// DNS (BIND + Knot + Unbound), the MX and the DANE-enforcing sender.
-struct Mail {
-    // Field order is drop order: mail servers first, DNS last, the directory after all.
-    tx: Sender,
-    rx: Receiver,
-    dns: DnsLab,
-    block: LoopbackBlock,
-    conf: PathBuf,
-    state: PathBuf,
-    lab: LabDir,
-}
-
-impl Mail {
-    /// The lab, with a configuration whose service `mx` has, with `lineage`, certbot's live
-    /// directory under `certbot/config/live/` as its `lineage`.
-    fn start(lineage: bool) -> Mail {
-        let lab = LabDir::new().unwrap();
-        let block = loopback_block();
-        let dns = DnsLab::builder()
-            .block(block)
-            .dir(&lab.sub("dns").unwrap())
-            .start()
-            .unwrap();
-        // Until the first rollover the MX serves a lab certificate no record names.
-        let first = pki::self_signed(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        let rx = Receiver::start(
-            &lab.sub("receiver").unwrap(),
-            block,
-            &first.key_and_chain_pem().unwrap(),
-        )
-        .unwrap();
-        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
-        let state = lab.path().join("state");
-        let conf = lab.path().join("dane-roll.toml");
-        let live = lab.path().join("certbot/config/live").join(MX_HOST);
-        let mut settings = RolloverConf::new(lab.path(), &dns, &rx);
-        settings.lineage = lineage.then(|| live.display().to_string());
-        settings.domains = vec![MX_HOST.to_owned()];
-        settings.write(&conf).unwrap();
-        Mail {
-            tx,
-            rx,
-            dns,
-            block,
-            conf,
-            state,
-            lab,
-        }
-    }
-
-    fn dane_roll(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("-c")
-            .arg(&self.conf)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn tlsa(&self, server: Server) -> BTreeSet<String> {
-        self.dns
-            .query(self.dns.addr(server), OWNER, "TLSA")
-            .unwrap()
-            .records("TLSA")
-            .iter()
-            .map(|r| dane_roll_lab::dns::query::normalize_rdata(&r.rdata))
-            .collect()
-    }
-
-    /// The TLSA records on BIND, once Knot serves the same.
-    fn tlsa_everywhere(&self) -> BTreeSet<String> {
-        let t0 = Instant::now();
-        loop {
-            let bind = self.tlsa(Server::Bind);
-            if bind == self.tlsa(Server::Knot) {
-                return bind;
-            }
-            assert!(t0.elapsed() < JUDGE, "Knot never caught up with BIND");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// One test mail; it must go out over a DANE-verified session.
-    fn verified(&self, when: &str) {
-        let v = self.tx.send_and_judge(JUDGE).unwrap();
-        assert!(
-            v.is_verified(),
-            "{when}: {v:?}\nsender:\n{}\nreceiver:\n{}",
-            self.tx.instance().log_tail(30),
-            self.rx.instance().log_tail(30)
-        );
-    }
-
-    fn served(&self) -> KeyHash {
-        self.rx.served_spki().unwrap().parse().unwrap()
-    }
-
-    /// How many rollovers waited for their records.
-    fn waits(&self) -> usize {
-        Store::open(&self.state)
-            .unwrap()
-            .events(Some("mx"), 10_000)
-            .unwrap()
-            .iter()
-            .filter(|e| e.event.detail.contains("install due at"))
-            .count()
-    }
+/// The lab; with `lineage`, service `mx`'s `lineage` is certbot's live directory under
+/// `certbot/config/live/`.
+fn start(lineage: bool) -> Mail {
+    Mail::start(|lab| {
+        lineage.then(|| {
+            lab.join("certbot/config/live")
+                .join(MX_HOST)
+                .display()
+                .to_string()
+        })
+    })
 }
 
 /// `dane-roll run --wait` on another thread while mails go out, each of which must be Verified.
@@ -223,7 +69,7 @@ fn certbot_with_a_failing_hook_is_picked_up_by_run() {
     if !require(NEEDS) || !require(&["pebble", "curl", "certbot"]) {
         return;
     }
-    let mail = Mail::start(true);
+    let mail = start(true);
     let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
     let cb = Certbot::new(&mail.lab.sub("certbot").unwrap(), &pebble).unwrap();
     let live = cb.live_dir(MX_HOST);
@@ -326,7 +172,7 @@ fn dehydrated_with_a_failing_hook_is_picked_up_by_run() {
     if !require(NEEDS) || !require(&["pebble", "curl", "dehydrated"]) {
         return;
     }
-    let mail = Mail::start(false);
+    let mail = start(false);
     let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
     let dh = Dehydrated::new(&mail.lab.sub("dehydrated").unwrap(), &pebble).unwrap();
     let shim = Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/dane-roll-dehydrated-hook");
@@ -404,37 +250,12 @@ fn acme_sh_reloadcmd(mail: &Mail, domain_path: &Path, reloadcmd: &str) {
     ok(&out, "the reloadcmd");
 }
 
-/// What acme.sh's issue() leaves in its domain directory (acme.sh is not packaged): key, leaf,
-/// CA, full chain, and the pre-generated `<key>.next` of --always-force-new-domain-key.
-fn acme_sh_issue(ca: &pki::TestPki, dir: &Path, key: pki::Key, next: &pki::Key) -> KeyHash {
-    let leaf = ca
-        .leaf_for_key(&[MX_HOST], key, pki::Validity::Days(90))
-        .unwrap();
-    let write = |name: &str, data: &[u8]| pki::write_atomic(&dir.join(name), data, 0o600).unwrap();
-    write(
-        &format!("{MX_HOST}.key"),
-        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
-    );
-    write(&format!("{MX_HOST}.cer"), &leaf.cert.to_pem().unwrap());
-    let mut chain = Vec::new();
-    for c in &leaf.chain {
-        chain.extend(c.to_pem().unwrap());
-    }
-    write("ca.cer", &chain);
-    write("fullchain.cer", &leaf.fullchain_pem().unwrap());
-    write(
-        &format!("{MX_HOST}.key.next"),
-        &next.private_key_to_pem_pkcs8().unwrap(),
-    );
-    KeyHash::of_spki_der(&leaf.key.public_key_to_der().unwrap())
-}
-
 #[test]
 fn acme_sh_renewal_without_its_reloadcmd_is_picked_up_by_run() {
     if !require(NEEDS) {
         return;
     }
-    let mail = Mail::start(false);
+    let mail = start(false);
     let ca = pki::TestPki::new(KeyKind::EcdsaP256).unwrap();
     let dir = mail
         .lab

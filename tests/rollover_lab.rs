@@ -10,258 +10,49 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dane_roll_lab::conf::{RolloverConf, rfc2136, rollover_tools};
+use dane_roll_lab::conf::{rfc2136, rollover_tools};
+use dane_roll_lab::dns::Server;
 use dane_roll_lab::dns::query::normalize_rdata;
-use dane_roll_lab::dns::{DnsLab, Server};
-use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
-use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
-use dane_roll_lab::{LabDir, loopback_block, require};
+use dane_roll_lab::pki::{KeyKind, MX_HOST};
+use dane_roll_lab::require;
+use dane_roll_lab::world::{
+    JUDGE, OWNER, World, assert_history_in_order, rdata, read_until, rfc3339_secs, spawn, text,
+};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 const TTL: u32 = 2;
-const OWNER: &str = "_25._tcp.mail.example.test.";
-const JUDGE: Duration = Duration::from_secs(30);
 
-/// One lab: DNS, the receiving MX, the DANE-enforcing sender, a CA, and a dane-roll
-/// configuration for service `mx`. Fields drop in order: servers first, the directory last.
-struct World {
-    tx: Sender,
-    rx: Receiver,
-    dns: DnsLab,
-    ca: TestPki,
-    conf: PathBuf,
-    state: PathBuf,
-    files: PathBuf,
-    old: Leaf,
-    _lab: LabDir,
+/// The lab with the OLD certificate live on the receiver and its `3 1 1` published (by hand,
+/// as an operator would have done before dane-roll); the provider reads a copy of the lab's
+/// TSIG key (`files/tsig.key`) that a test can break and repair.
+fn start() -> World {
+    let mut w = World::start(BIN, TTL);
+    let tsig = w.files.join("tsig.key");
+    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
+    let provider = rfc2136(w.dns.addr(Server::Bind), &tsig);
+    w.rewrite(|c| c.provider = provider);
+    w
 }
 
-fn write_config(path: &Path, world_dir: &Path, dns: &DnsLab, rx: &Receiver, tsig: &Path) {
-    let mut conf = RolloverConf::new(world_dir, dns, rx);
-    conf.ttl = TTL;
-    conf.provider = rfc2136(dns.addr(Server::Bind), tsig);
-    conf.write(path).unwrap();
-}
-
-impl World {
-    /// The lab with the OLD certificate live on the receiver and its `3 1 1` published (by
-    /// hand, as an operator would have done before dane-roll).
-    fn start() -> World {
-        let lab = LabDir::new().unwrap();
-        let block = loopback_block();
-        let dns = DnsLab::builder()
-            .block(block)
-            .dir(lab.path())
-            .start()
-            .expect("DNS lab starts");
-        let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-        let old = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        dns.add_tlsa(OWNER, TTL, &old.tlsa_311().unwrap()).unwrap();
-        dns.wait_served_everywhere(OWNER, &old.tlsa_311().unwrap(), JUDGE)
-            .unwrap();
-        dns.flush_resolver().unwrap();
-        let rx = Receiver::start(
-            &lab.sub("receiver").unwrap(),
-            block,
-            &old.key_and_chain_pem().unwrap(),
-        )
-        .unwrap();
-        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
-        let files = lab.sub("files").unwrap();
-        let conf = lab.path().join("dane-roll.toml");
-        // A copy of the lab's TSIG key that a test can break and repair.
-        let tsig = files.join("tsig.key");
-        std::fs::copy(&dns.tsig().file, &tsig).unwrap();
-        write_config(&conf, lab.path(), &dns, &rx, &tsig);
-        World {
-            tx,
-            rx,
-            dns,
-            ca,
-            conf,
-            state: lab.path().join("state"),
-            files,
-            old,
-            _lab: lab,
-        }
-    }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("-c").arg(&self.conf).args(args);
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    /// A new leaf (new key) with its certificate and key written to files.
-    fn new_leaf(&self, name: &str) -> (Leaf, PathBuf, PathBuf) {
-        let leaf = self.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        let (cert, key) = self.write_leaf(name, &leaf);
-        (leaf, cert, key)
-    }
-
-    fn write_leaf(&self, name: &str, leaf: &Leaf) -> (PathBuf, PathBuf) {
-        let cert = self.files.join(format!("{name}.crt"));
-        let key = self.files.join(format!("{name}.key"));
-        std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
-        std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        (cert, key)
-    }
-
-    fn deploy_args<'a>(cert: &'a Path, key: &'a Path, extra: &[&'a str]) -> Vec<&'a str> {
-        let mut v = vec![
-            "deploy",
-            "--service",
-            "mx",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ];
-        v.extend_from_slice(extra);
-        v
-    }
-
-    /// The TLSA RRset at the owner, the same on every authoritative server (asserted).
-    fn tlsa_set(&self) -> BTreeSet<String> {
-        let mut seen: Option<BTreeSet<String>> = None;
-        for server in self.dns.authoritative() {
-            let answer = self.dns.query(server, OWNER, "TLSA").unwrap();
-            let set: BTreeSet<String> = answer
-                .records("TLSA")
-                .iter()
-                .map(|r| normalize_rdata(&r.rdata))
-                .collect();
-            if let Some(prev) = &seen {
-                assert_eq!(prev, &set, "authoritative servers disagree");
-            }
-            seen = Some(set);
-        }
-        seen.unwrap_or_default()
-    }
-
-    /// Wait until every authoritative server serves exactly `want`.
-    fn wait_tlsa_set(&self, want: &BTreeSet<String>) {
-        let t0 = Instant::now();
-        loop {
-            let ok = self.dns.authoritative().iter().all(|s| {
-                self.dns.query(*s, OWNER, "TLSA").is_ok_and(|a| {
-                    a.records("TLSA")
-                        .iter()
-                        .map(|r| normalize_rdata(&r.rdata))
-                        .collect::<BTreeSet<_>>()
-                        == *want
-                })
-            });
-            if ok {
-                return;
-            }
-            assert!(
-                t0.elapsed() < JUDGE,
-                "TLSA set never became {want:?}: {:?}",
-                self.tlsa_set()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Send a test mail through the DANE-enforcing sender and return its verdict.
-    fn judge(&self) -> Verdict {
-        self.tx.send_and_judge(JUDGE).unwrap()
-    }
-
-    fn assert_mail_verified(&self, when: &str) {
-        let v = self.judge();
-        assert!(
-            v.is_verified(),
-            "{when}: mail not verified: {v:?}\nsender log:\n{}",
-            self.tx.instance().log_tail(20)
-        );
-    }
-
-    fn status_json(&self) -> Value {
-        let out = self.run(&["status", "--json", "--history"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn phase(&self) -> String {
-        let status = self.status_json();
-        status["services"][0]["phase"]
-            .as_str()
-            .unwrap_or("?")
-            .to_owned()
-    }
-
-    fn history(&self) -> Vec<String> {
-        self.status_json()["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| format!("[{}] {}", e["phase"], e["detail"].as_str().unwrap_or("")))
-            .collect()
-    }
-
-    /// Give the provider a TSIG key with the right name and a wrong secret (BADSIG).
-    fn break_tsig(&self) {
-        let good = &self.dns.tsig().secret;
-        let text = std::fs::read_to_string(&self.dns.tsig().file).unwrap();
-        let wrong = format!("{}=", "A".repeat(43));
-        assert_ne!(good, &wrong);
-        std::fs::write(
-            self.files.join("tsig.key"),
-            text.replace(good.as_str(), &wrong),
-        )
-        .unwrap();
-    }
-
-    fn fix_tsig(&self) {
-        std::fs::copy(&self.dns.tsig().file, self.files.join("tsig.key")).unwrap();
-    }
-
-    /// `run` (no wait) until the phase is `phase`; every run's output.
-    fn run_until(&self, phase: &str, limit: Duration) -> Vec<Output> {
-        let t0 = Instant::now();
-        let mut outs = Vec::new();
-        loop {
-            outs.push(self.run(&["run"]));
-            if self.phase() == phase {
-                return outs;
-            }
-            assert!(
-                t0.elapsed() < limit,
-                "never reached {phase}: {}\n{:#?}",
-                self.phase(),
-                self.history()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-
-    fn served_spki(&self) -> String {
-        self.rx.served_spki().unwrap()
-    }
-}
-
-fn rdata(leaf: &Leaf) -> String {
-    normalize_rdata(&leaf.tlsa_311().unwrap())
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+/// Give the provider a TSIG key with the right name and a wrong secret (BADSIG).
+fn break_tsig(w: &World) {
+    let good = &w.dns.tsig().secret;
+    let text = std::fs::read_to_string(&w.dns.tsig().file).unwrap();
+    let wrong = format!("{}=", "A".repeat(43));
+    assert_ne!(good, &wrong);
+    std::fs::write(
+        w.files.join("tsig.key"),
+        text.replace(good.as_str(), &wrong),
     )
+    .unwrap();
+}
+
+fn fix_tsig(w: &World) {
+    std::fs::copy(&w.dns.tsig().file, w.files.join("tsig.key")).unwrap();
 }
 
 /// The `3 1 1` of the next key dane-roll generated, from the status.
@@ -272,36 +63,12 @@ fn next_rdata(status: &Value) -> String {
     format!("3 1 1 {hex}")
 }
 
-/// Read a child's stdout lines until one contains `needle`; all lines read so far.
-fn read_until(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    needle: &str,
-) -> Vec<String> {
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let hit = line.contains(needle);
-        seen.push(line);
-        if hit {
-            return seen;
-        }
-    }
-    panic!("child ended before printing {needle:?}: {seen:#?}");
-}
-
-fn spawn(cmd: &mut Command) -> Child {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 #[test]
 fn a_whole_rollover_with_wait_keeps_mail_verified_at_every_phase() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     w.assert_mail_verified("before");
     let (new, cert, key) = w.new_leaf("new");
     let t0 = Instant::now();
@@ -395,41 +162,12 @@ fn now_secs() -> i64 {
         .as_secs() as i64
 }
 
-/// RFC 3339 `YYYY-MM-DDTHH:MM:SSZ` to seconds since the epoch.
-fn parse_time(text: &str) -> i64 {
-    let p = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
-    let (y, m, d) = (p(0..4), p(5..7), p(8..10));
-    let (hh, mm, ss) = (p(11..13), p(14..16), p(17..19));
-    // Days from civil (Howard Hinnant).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    days * 86_400 + hh * 3600 + mm * 60 + ss
-}
-
-/// An RFC 3339 time with or without a fraction (`…:05Z`, `…:05.250Z`) in milliseconds.
-fn event_millis(text: &str) -> i64 {
-    let fraction: String = text[19..]
-        .strip_prefix('.')
-        .unwrap_or("")
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .chain("000".chars())
-        .take(3)
-        .collect();
-    parse_time(text) * 1000 + fraction.parse::<i64>().unwrap()
-}
-
 #[test]
 fn without_wait_deploy_returns_published_and_runs_finish_after_two_ttl() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let (new, cert, key) = w.new_leaf("new");
     let t0 = Instant::now();
     let out = w.run(&World::deploy_args(&cert, &key, &[]));
@@ -459,7 +197,7 @@ fn without_wait_deploy_returns_published_and_runs_finish_after_two_ttl() {
         let status = w.status_json();
         let svc = &status["services"][0];
         if let Some(e) = svc["eta"].as_str() {
-            eta = Some(parse_time(e));
+            eta = Some(rfc3339_secs(e));
         }
         let before = now_secs();
         let out = w.run(&["run"]);
@@ -513,7 +251,7 @@ fn killed_between_phases_a_new_run_completes_and_mail_flows() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let (new, cert, key) = w.new_leaf("new");
     let out = w.run(&World::deploy_args(&cert, &key, &[]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -581,14 +319,14 @@ fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     // The reload installs a third, unpublished key once (someone else's change racing ours).
     let rogue = w.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
     let rogue_file = w.files.join("rogue.pem");
     std::fs::write(&rogue_file, rogue.key_and_chain_pem().unwrap()).unwrap();
     let flag = w.files.join("once");
     std::fs::write(&flag, "").unwrap();
-    let text_conf = std::fs::read_to_string(&w.conf).unwrap();
+    let text_conf = std::fs::read_to_string(&w.conf_path).unwrap();
     let etc = w.rx.instance().etc();
     let script = format!(
         "if [ -e {flag} ]; then rm {flag}; cp {rogue} {chain}; fi; exec postfix -c {etc} reload",
@@ -605,7 +343,7 @@ fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
         &format!("reload = [\"sh\", \"-c\", {script:?}]"),
     );
     assert_ne!(conf, text_conf);
-    std::fs::write(&w.conf, conf).unwrap();
+    std::fs::write(&w.conf_path, conf).unwrap();
 
     let (new, cert, key) = w.new_leaf("new");
     let out = w.run(&World::deploy_args(&cert, &key, &["--wait"]));
@@ -667,7 +405,7 @@ fn a_published_next_key_rolls_without_a_new_wait() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let out = w.run(&["next-key", "mx"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
@@ -723,23 +461,7 @@ fn a_published_next_key_rolls_without_a_new_wait() {
     let st = w.status_json();
     // Nothing rounded (issue 12): the history never runs backwards. (A confirmation time
     // rounded up to the next second came before the phase change made within that second.)
-    let times: Vec<(i64, String)> = st["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            let time = e["time"].as_str().unwrap();
-            (event_millis(time), format!("{time} {}", e["detail"]))
-        })
-        .collect();
-    for pair in times.windows(2) {
-        assert!(
-            pair[1].0 >= pair[0].0,
-            "history runs backwards: {} then {}",
-            pair[0].1,
-            pair[1].1
-        );
-    }
+    assert_history_in_order(&st);
     let after: BTreeSet<String> = [next.clone(), normalize_rdata(&next_rdata(&st))]
         .into_iter()
         .collect();
@@ -753,7 +475,7 @@ fn a_deploy_and_a_run_are_serialized_by_the_lock() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let (new, cert, key) = w.new_leaf("new");
     let out = w.run(&World::deploy_args(&cert, &key, &[]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -792,11 +514,11 @@ fn a_provider_failure_is_retried_by_the_next_run_with_nothing_missing() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let before = w.tlsa_set();
     let (new, cert, key) = w.new_leaf("new");
     // The TSIG key is wrong: nothing can be published; clear error, exit 2.
-    w.break_tsig();
+    break_tsig(&w);
     let out = w.run(&World::deploy_args(&cert, &key, &[]));
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(
@@ -809,13 +531,13 @@ fn a_provider_failure_is_retried_by_the_next_run_with_nothing_missing() {
     assert_eq!(w.tlsa_set(), before);
     assert_eq!(w.served_spki(), w.old.spki_sha256_hex().unwrap());
     // Repaired: the next run publishes.
-    w.fix_tsig();
+    fix_tsig(&w);
     let out = w.run(&["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(w.phase(), "published");
     // Broken again midway: the runs install and verify (DNS is only read), but the retire
     // fails; the old record stays, nothing is missing, mail flows.
-    w.break_tsig();
+    break_tsig(&w);
     let outs = w.run_until("verified", JUDGE);
     assert!(outs.iter().any(|o| o.status.code() == Some(2)));
     assert_eq!(w.served_spki(), new.spki_sha256_hex().unwrap());
@@ -825,7 +547,7 @@ fn a_provider_failure_is_retried_by_the_next_run_with_nothing_missing() {
         "{set:?}"
     );
     w.assert_mail_verified("retire failing");
-    w.fix_tsig();
+    fix_tsig(&w);
     let out = w.run(&["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(w.phase(), "done");
@@ -842,7 +564,7 @@ fn a_renewal_with_the_same_key_installs_and_leaves_dns_alone() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let before = w.tlsa_set();
     let renewed =
         w.ca.leaf_for_key(
@@ -874,7 +596,7 @@ fn bad_input_fails_clearly_and_writes_nothing() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let (_, cert, key) = w.new_leaf("new");
     let (_, _, other_key) = w.new_leaf("other");
     // Unknown service.
@@ -953,7 +675,7 @@ fn bench_rollover_wall_time() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let runs: usize = std::env::var("DANE_ROLL_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -1143,7 +865,7 @@ fn force_skips_only_the_wait_loudly() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start();
+    let w = start();
     let (new, cert, key) = w.new_leaf("new");
     let t0 = Instant::now();
     let out = w.run(&World::deploy_args(&cert, &key, &["--wait", "--force"]));

@@ -21,260 +21,82 @@
 //! `dane_roll_lab::require`) and leaves no server behind.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use dane_roll_lab::conf::{Chains, RolloverConf, rollover_tools};
-use dane_roll_lab::dns::DnsLab;
+use dane_roll_lab::conf::{Chains, rollover_tools};
 use dane_roll_lab::dns::query::normalize_rdata;
-use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
-use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
+use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST};
+use dane_roll_lab::require;
 use dane_roll_lab::sink::Sink;
-use dane_roll_lab::{LabDir, loopback_block, require};
-use serde_json::Value;
+use dane_roll_lab::world::{JUDGE, OWNER, World, rdata, text};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const OWNER: &str = "_25._tcp.mail.example.test.";
 const MX2: &str = "mx2.example.test";
 const OWNER2: &str = "_25._tcp.mx2.example.test.";
-const JUDGE: Duration = Duration::from_secs(30);
 
-/// One lab with the OLD certificate live and its `3 1 1` published by hand. Fields drop in
-/// order: servers first, the directory last.
-struct World {
-    tx: Sender,
-    rx: Receiver,
-    dns: DnsLab,
-    ca: TestPki,
-    conf_path: PathBuf,
-    conf: RolloverConf,
-    files: PathBuf,
-    _lab: LabDir,
+/// One lab with the OLD certificate live and its `3 1 1` published by hand, service `ttl`.
+fn start(ttl: u32) -> World {
+    World::start(BIN, ttl)
 }
 
-impl World {
-    fn start(ttl: u32) -> World {
-        let lab = LabDir::new().unwrap();
-        let block = loopback_block();
-        let dns = DnsLab::builder()
-            .block(block)
-            .dir(lab.path())
-            .start()
-            .expect("DNS lab starts");
-        let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-        let old = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        dns.add_tlsa(OWNER, ttl, &old.tlsa_311().unwrap()).unwrap();
-        dns.wait_served_everywhere(OWNER, &old.tlsa_311().unwrap(), JUDGE)
-            .unwrap();
-        dns.flush_resolver().unwrap();
-        let rx = Receiver::start(
-            &lab.sub("receiver").unwrap(),
-            block,
-            &old.key_and_chain_pem().unwrap(),
-        )
-        .unwrap();
-        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
-        let files = lab.sub("files").unwrap();
-        let mut conf = RolloverConf::new(lab.path(), &dns, &rx);
-        conf.ttl = ttl;
-        let conf_path = lab.path().join("dane-roll.toml");
-        conf.write(&conf_path).unwrap();
-        World {
-            tx,
-            rx,
-            dns,
-            ca,
-            conf_path,
-            conf,
-            files,
-            _lab: lab,
+/// Roll to a new key with `deploy --wait`; the new leaf and the published next key.
+fn rolled(w: &World) -> (Leaf, String) {
+    let (new, cert, key) = w.new_leaf("new");
+    let out = w.deploy(&cert, &key, &["--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let status = w.status_json();
+    let next = status["services"][0]["keys"]["next"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no next key: {status:#}"))
+        .to_owned();
+    (new, next)
+}
+
+/// Retry every deferred mail until the queue is empty (each must then go Verified).
+fn assert_queue_drains(w: &World) {
+    let t0 = Instant::now();
+    loop {
+        w.tx.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        if w.tx.queue_empty().unwrap() {
+            break;
         }
-    }
-
-    fn rewrite(&mut self, change: impl FnOnce(&mut RolloverConf)) {
-        change(&mut self.conf);
-        self.conf.write(&self.conf_path).unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("-c")
-            .arg(&self.conf_path)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn new_leaf(&self, name: &str) -> (Leaf, PathBuf, PathBuf) {
-        let leaf = self.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        let cert = self.files.join(format!("{name}.crt"));
-        let key = self.files.join(format!("{name}.key"));
-        std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
-        std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        (leaf, cert, key)
-    }
-
-    /// Roll to a new key with `deploy --wait`; the new leaf and the published next key.
-    fn rolled(&self) -> (Leaf, String) {
-        let (new, cert, key) = self.new_leaf("new");
-        let out = self.run(&[
-            "deploy",
-            "--service",
-            "mx",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--wait",
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        let status = self.status_json();
-        let next = status["services"][0]["keys"]["next"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no next key: {status:#}"))
-            .to_owned();
-        (new, next)
-    }
-
-    /// The TLSA RRset every authoritative server serves at `owner` (asserted to agree).
-    fn tlsa_set(&self, owner: &str) -> BTreeSet<String> {
-        let mut seen: Option<BTreeSet<String>> = None;
-        for server in self.dns.authoritative() {
-            let set = self.served_by(server, owner);
-            if let Some(prev) = &seen {
-                assert_eq!(prev, &set, "authoritative servers disagree at {owner}");
-            }
-            seen = Some(set);
-        }
-        seen.unwrap_or_default()
-    }
-
-    fn served_by(&self, server: std::net::Ipv4Addr, owner: &str) -> BTreeSet<String> {
-        self.dns
-            .query(server, owner, "TLSA")
-            .map(|a| {
-                a.records("TLSA")
-                    .iter()
-                    .map(|r| normalize_rdata(&r.rdata))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Wait until every authoritative server serves exactly `want` at `owner`.
-    fn wait_tlsa_set(&self, owner: &str, want: &BTreeSet<String>) {
-        let t0 = Instant::now();
-        while !self
-            .dns
-            .authoritative()
-            .iter()
-            .all(|s| self.served_by(*s, owner) == *want)
-        {
-            assert!(
-                t0.elapsed() < JUDGE,
-                "TLSA set at {owner} never became {want:?}: {:?}",
-                self.tlsa_set(owner)
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Wait until every authoritative server's set at `owner` passes `ok`.
-    fn wait_tlsa(&self, owner: &str, what: &str, ok: impl Fn(&BTreeSet<String>) -> bool) {
-        let t0 = Instant::now();
-        while !self
-            .dns
-            .authoritative()
-            .iter()
-            .all(|s| ok(&self.served_by(*s, owner)))
-        {
-            assert!(
-                t0.elapsed() < JUDGE,
-                "{what}: TLSA set at {owner}: {:?}",
-                self.dns
-                    .authoritative()
-                    .iter()
-                    .map(|s| self.served_by(*s, owner))
-                    .collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Send a test mail to `to` and wait for the sender's verdict.
-    fn judge(&self, to: &str) -> Verdict {
-        let mail = self.tx.send_test_mail(to).unwrap();
-        self.tx.verdict(&mail, JUDGE)
-    }
-
-    fn assert_verified(&self, to: &str, when: &str) {
-        let v = self.judge(to);
         assert!(
-            v.is_verified(),
-            "{when}: mail to {to} not verified: {v:?}\nsender log:\n{}",
-            self.tx.instance().log_tail(20)
+            t0.elapsed() < JUDGE,
+            "mail stays queued: {:?}\n{}",
+            w.tx.queue(),
+            w.tx.instance().log_tail(20)
         );
     }
+    assert_eq!(w.tx.deferred_count().unwrap(), 0, "mail deferred");
+    assert_eq!(w.tx.bounced_count(), 0, "mail bounced");
+}
 
-    /// Retry every deferred mail until the queue is empty (each must then go Verified).
-    fn assert_queue_drains(&self) {
-        let t0 = Instant::now();
-        loop {
-            self.tx.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(500));
-            if self.tx.queue_empty().unwrap() {
-                break;
-            }
-            assert!(
-                t0.elapsed() < JUDGE,
-                "mail stays queued: {:?}\n{}",
-                self.tx.queue(),
-                self.tx.instance().log_tail(20)
-            );
-        }
-        assert_eq!(self.tx.deferred_count().unwrap(), 0, "mail deferred");
-        assert_eq!(self.tx.bounced_count(), 0, "mail bounced");
-    }
-
-    fn status_json(&self) -> Value {
-        let out = self.run(&["status", "--json", "--history"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn phase(&self) -> String {
-        self.status_json()["services"][0]["phase"]
-            .as_str()
-            .unwrap_or("?")
-            .to_owned()
-    }
-
-    /// A second host name for the MX's address (`mx2`, with its own MX record so mail to
-    /// `someone@mx2.example.test` goes there), accepted by the receiving Postfix.
-    fn add_mx2(&self) {
-        let mx = self.rx.addr().ip().to_string();
-        let zone = format!("zone {}.", self.dns.zone());
-        let a = format!("update add {MX2}. 60 IN A {mx}");
-        let m = format!("update add {MX2}. 60 IN MX 10 {MX2}.");
-        let out = self.dns.nsupdate(&[&zone, &a, &m]).unwrap();
-        assert!(out.is_ok(), "{out:?}");
-        postconf(
-            &self.rx.instance().etc(),
-            &format!("mydestination = example.test, {MX_HOST}, {MX2}"),
-        );
-        self.rx.reload_settled().unwrap();
-        // Every authoritative server has the address before anything is judged.
-        let t0 = Instant::now();
-        while !self.dns.authoritative().iter().all(|s| {
-            self.dns
-                .query(*s, MX2, "A")
-                .is_ok_and(|a| !a.records("A").is_empty())
-        }) {
-            assert!(t0.elapsed() < JUDGE, "{MX2} never served");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+/// A second host name for the MX's address (`mx2`, with its own MX record so mail to
+/// `someone@mx2.example.test` goes there), accepted by the receiving Postfix.
+fn add_mx2(w: &World) {
+    let mx = w.rx.addr().ip().to_string();
+    let zone = format!("zone {}.", w.dns.zone());
+    let a = format!("update add {MX2}. 60 IN A {mx}");
+    let m = format!("update add {MX2}. 60 IN MX 10 {MX2}.");
+    let out = w.dns.nsupdate(&[&zone, &a, &m]).unwrap();
+    assert!(out.is_ok(), "{out:?}");
+    postconf(
+        &w.rx.instance().etc(),
+        &format!("mydestination = example.test, {MX_HOST}, {MX2}"),
+    );
+    w.rx.reload_settled().unwrap();
+    // Every authoritative server has the address before anything is judged.
+    let t0 = Instant::now();
+    while !w.dns.authoritative().iter().all(|s| {
+        w.dns
+            .query(*s, MX2, "A")
+            .is_ok_and(|a| !a.records("A").is_empty())
+    }) {
+        assert!(t0.elapsed() < JUDGE, "{MX2} never served");
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -288,21 +110,8 @@ fn postconf(etc: &Path, setting: &str) {
     assert!(out.status.success(), "postconf: {}", text(&out));
 }
 
-fn rdata(leaf: &Leaf) -> String {
-    normalize_rdata(&leaf.tlsa_311().unwrap())
-}
-
 fn rdata_of(hash: &str) -> String {
     normalize_rdata(&format!("3 1 1 {hash}"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn set(items: &[String]) -> BTreeSet<String> {
@@ -314,13 +123,13 @@ fn an_added_endpoint_gets_the_live_key_first_and_a_removed_one_keeps_its_records
     if !require(&rollover_tools(true)) {
         return;
     }
-    let mut w = World::start(2);
-    let (live, next) = w.rolled();
+    let mut w = start(2);
+    let (live, next) = rolled(&w);
     let to_mx2 = format!("someone@{MX2}");
     w.assert_verified("someone@example.test", "after the rollover");
 
     // A second endpoint: the same Postfix under a second name.
-    w.add_mx2();
+    add_mx2(&w);
     w.rewrite(|c| c.endpoints.push(format!("{MX2}:25/smtp")));
     // `plan` says what `run` will do, the live key's record first.
     let out = w.run(&["plan"]);
@@ -343,7 +152,7 @@ fn an_added_endpoint_gets_the_live_key_first_and_a_removed_one_keeps_its_records
     let out = w.run(&["next-key", "mx"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let both = set(&[rdata(&live), rdata_of(&next)]);
-    w.wait_tlsa_set(OWNER2, &both);
+    w.wait_tlsa_set_at(OWNER2, &both);
     // The resolver may hold the owner name's earlier NXDOMAIN for the zone's negative TTL (the
     // SOA minimum, 5 s): a real sender sees new records no sooner either.
     std::thread::sleep(Duration::from_secs(6));
@@ -351,8 +160,8 @@ fn an_added_endpoint_gets_the_live_key_first_and_a_removed_one_keeps_its_records
     // `run` leaves it so (nothing missing) and the old owner name is untouched.
     let out = w.run(&["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert_eq!(w.tlsa_set(OWNER2), both);
-    assert!(w.tlsa_set(OWNER).is_superset(&both));
+    assert_eq!(w.tlsa_set_at(OWNER2), both);
+    assert!(w.tlsa_set_at(OWNER).is_superset(&both));
     // The records are ours: status lists them.
     let status = w.status_json();
     assert!(
@@ -370,7 +179,7 @@ fn an_added_endpoint_gets_the_live_key_first_and_a_removed_one_keeps_its_records
         "{}",
         text(&out)
     );
-    assert_eq!(w.tlsa_set(OWNER2), both, "records retired while served");
+    assert_eq!(w.tlsa_set_at(OWNER2), both, "records retired while served");
     w.assert_verified(&to_mx2, "after the endpoint left the configuration");
 
     // Its host gone: the records go.
@@ -390,13 +199,13 @@ fn an_added_endpoint_gets_the_live_key_first_and_a_removed_one_keeps_its_records
     w.dns.flush_resolver().unwrap();
     let out = w.run(&["run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    w.wait_tlsa_set(OWNER2, &BTreeSet::new());
+    w.wait_tlsa_set_at(OWNER2, &BTreeSet::new());
     assert!(
-        w.tlsa_set(OWNER).is_superset(&both),
+        w.tlsa_set_at(OWNER).is_superset(&both),
         "the MX keeps its records"
     );
     w.assert_verified("someone@example.test", "at the end");
-    w.assert_queue_drains();
+    assert_queue_drains(&w);
 }
 
 #[test]
@@ -404,7 +213,7 @@ fn drift_is_alerted_once_published_and_adopted() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let mut w = World::start(2);
+    let mut w = start(2);
     // The alert channel: a webhook into the lab's sink.
     let sink = Sink::start();
     w.rewrite(|c| {
@@ -415,7 +224,7 @@ fn drift_is_alerted_once_published_and_adopted() {
         );
     });
     let check = "drift/mx/ec";
-    let (live, next) = w.rolled();
+    let (live, next) = rolled(&w);
     w.assert_verified("someone@example.test", "after the rollover");
     let out = w.run(&["status", "--live"]);
     assert_eq!(out.status.code(), Some(0), "no drift yet: {}", text(&out));
@@ -428,7 +237,7 @@ fn drift_is_alerted_once_published_and_adopted() {
     w.rx.wait_serving(&rogue.spki_sha256_hex().unwrap(), JUDGE)
         .unwrap();
     // The sender defers: no record matches the served key.
-    let v = w.judge("someone@example.test");
+    let v = w.judge_to("someone@example.test");
     assert!(v.is_deferred(), "expected a deferral before run: {v:?}");
     let out = w.run(&["status", "--live"]);
     assert_eq!(out.status.code(), Some(1), "drift: {}", text(&out));
@@ -488,7 +297,7 @@ fn drift_is_alerted_once_published_and_adopted() {
     w.run(&["run"]);
     assert_eq!(sink.about(check).len(), 2, "no second recovery");
     w.assert_verified("someone@example.test", "at the end");
-    w.assert_queue_drains();
+    assert_queue_drains(&w);
 }
 
 #[test]
@@ -496,11 +305,11 @@ fn a_certificate_of_another_algorithm_gets_its_record_and_says_what_to_do() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let mut w = World::start(2);
+    let mut w = start(2);
     // The service's chain file is for EC keys only.
     let file = w.rx.chain_file();
     w.rewrite(|c| c.chains = Chains::PerAlgorithm(vec![("ec".to_owned(), file)]));
-    let (live, _next) = w.rolled();
+    let (live, _next) = rolled(&w);
     w.assert_verified("someone@example.test", "after the rollover");
 
     // By hand: an RSA certificate in the EC slot's file, and `postfix reload`.
@@ -534,5 +343,5 @@ fn a_certificate_of_another_algorithm_gets_its_record_and_says_what_to_do() {
     );
     let out = w.run(&["status", "--live"]);
     assert_eq!(out.status.code(), Some(1), "mismatch: {}", text(&out));
-    w.assert_queue_drains();
+    assert_queue_drains(&w);
 }

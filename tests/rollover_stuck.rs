@@ -16,246 +16,40 @@
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use dane_roll_lab::conf::{Chains, RolloverConf, rollover_tools};
-use dane_roll_lab::dns::DnsLab;
+use dane_roll_lab::conf::{Chains, rollover_tools};
 use dane_roll_lab::dns::query::normalize_rdata;
-use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
-use dane_roll_lab::postfix::{Receiver, Sender};
-use dane_roll_lab::{LabDir, loopback_block, require};
+use dane_roll_lab::pki::{KeyKind, MX_HOST};
+use dane_roll_lab::require;
+use dane_roll_lab::world::{JUDGE, OWNER, World, rdata, text};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const OWNER: &str = "_25._tcp.mail.example.test.";
-const JUDGE: Duration = Duration::from_secs(30);
 
-/// One lab with the OLD certificate live and its `3 1 1` published by hand. Fields drop in
-/// order: servers first, the directory last.
-struct World {
-    tx: Sender,
-    rx: Receiver,
-    dns: DnsLab,
-    ca: TestPki,
-    conf_path: PathBuf,
-    conf: RolloverConf,
-    files: PathBuf,
-    old: Leaf,
-    _lab: LabDir,
+/// One lab with the OLD certificate live and its `3 1 1` published by hand, service `ttl`.
+fn start(ttl: u32) -> World {
+    World::start(BIN, ttl)
 }
 
-impl World {
-    fn start(ttl: u32) -> World {
-        let lab = LabDir::new().unwrap();
-        let block = loopback_block();
-        let dns = DnsLab::builder()
-            .block(block)
-            .dir(lab.path())
-            .start()
-            .expect("DNS lab starts");
-        let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-        let old = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        dns.add_tlsa(OWNER, ttl, &old.tlsa_311().unwrap()).unwrap();
-        dns.wait_served_everywhere(OWNER, &old.tlsa_311().unwrap(), JUDGE)
-            .unwrap();
-        dns.flush_resolver().unwrap();
-        let rx = Receiver::start(
-            &lab.sub("receiver").unwrap(),
-            block,
-            &old.key_and_chain_pem().unwrap(),
-        )
-        .unwrap();
-        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
-        let files = lab.sub("files").unwrap();
-        let mut conf = RolloverConf::new(lab.path(), &dns, &rx);
-        conf.ttl = ttl;
-        let conf_path = lab.path().join("dane-roll.toml");
-        conf.write(&conf_path).unwrap();
-        World {
-            tx,
-            rx,
-            dns,
-            ca,
-            conf_path,
-            conf,
-            files,
-            old,
-            _lab: lab,
-        }
-    }
-
-    fn rewrite(&mut self, change: impl FnOnce(&mut RolloverConf)) {
-        change(&mut self.conf);
-        self.conf.write(&self.conf_path).unwrap();
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("-c")
-            .arg(&self.conf_path)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    fn new_leaf(&self, name: &str) -> (Leaf, PathBuf, PathBuf) {
-        let leaf = self.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        let cert = self.files.join(format!("{name}.crt"));
-        let key = self.files.join(format!("{name}.key"));
-        std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
-        std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        (leaf, cert, key)
-    }
-
-    fn deploy(&self, cert: &Path, key: &Path, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "deploy",
-            "--service",
-            "mx",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        self.run(&args)
-    }
-
-    /// The TLSA RRset every authoritative server serves (asserted to agree).
-    fn tlsa_set(&self) -> BTreeSet<String> {
-        let mut seen: Option<BTreeSet<String>> = None;
-        for server in self.dns.authoritative() {
-            let set = self.served_by(server);
-            if let Some(prev) = &seen {
-                assert_eq!(prev, &set, "authoritative servers disagree");
-            }
-            seen = Some(set);
-        }
-        seen.unwrap_or_default()
-    }
-
-    fn served_by(&self, server: std::net::Ipv4Addr) -> BTreeSet<String> {
-        self.dns
-            .query(server, OWNER, "TLSA")
-            .map(|a| {
-                a.records("TLSA")
-                    .iter()
-                    .map(|r| normalize_rdata(&r.rdata))
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// Wait until every authoritative server serves exactly `want`.
-    fn wait_tlsa_set(&self, want: &BTreeSet<String>) {
-        let t0 = Instant::now();
-        while !self
-            .dns
-            .authoritative()
-            .iter()
-            .all(|s| self.served_by(*s) == *want)
-        {
-            assert!(
-                t0.elapsed() < JUDGE,
-                "TLSA set never became {want:?}: {:?}",
-                self.tlsa_set()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn assert_mail_verified(&self, when: &str) {
-        let v = self.tx.send_and_judge(JUDGE).unwrap();
-        assert!(
-            v.is_verified(),
-            "{when}: mail not verified: {v:?}\nsender log:\n{}",
-            self.tx.instance().log_tail(20)
-        );
-    }
-
-    fn assert_nothing_deferred(&self) {
-        assert_eq!(self.tx.deferred_count().unwrap(), 0, "mail deferred");
-    }
-
-    fn status_json(&self) -> Value {
-        let out = self.run(&["status", "--json", "--history"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn phase(&self) -> String {
-        self.status_json()["services"][0]["phase"]
-            .as_str()
-            .unwrap_or("?")
-            .to_owned()
-    }
-
-    fn history(&self) -> Vec<String> {
-        self.status_json()["history"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| format!("[{}] {}", e["phase"], e["detail"].as_str().unwrap_or("")))
-            .collect()
-    }
-
-    /// `run` (no wait) until the phase is `phase`; the last run's output.
-    fn run_until(&self, phase: &str, limit: Duration) -> Output {
-        let t0 = Instant::now();
-        loop {
-            let out = self.run(&["run"]);
-            if self.phase() == phase {
-                return out;
-            }
-            assert!(
-                t0.elapsed() < limit,
-                "never reached {phase}: {}\n{}\n{:#?}",
-                self.phase(),
-                text(&out),
-                self.history()
-            );
-            std::thread::sleep(Duration::from_millis(300));
-        }
-    }
-
-    fn served_spki(&self) -> String {
-        self.rx.served_spki().unwrap()
-    }
-
-    /// `check` of the configured endpoint, JSON.
-    fn check_json(&self) -> Value {
-        let out = self.run(&[
-            "check",
-            "--key-algorithm",
-            "ecdsa",
-            "--timeout",
-            "20",
-            "--format",
-            "json",
-        ]);
-        assert!(
-            matches!(out.status.code(), Some(0..=2)),
-            "check failed: {}",
-            text(&out)
-        );
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
-    }
-}
-
-fn rdata(leaf: &Leaf) -> String {
-    normalize_rdata(&leaf.tlsa_311().unwrap())
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+/// `check` of the configured endpoint, JSON.
+fn check_json(w: &World) -> Value {
+    let out = w.run(&[
+        "check",
+        "--key-algorithm",
+        "ecdsa",
+        "--timeout",
+        "20",
+        "--format",
+        "json",
+    ]);
+    assert!(
+        matches!(out.status.code(), Some(0..=2)),
+        "check failed: {}",
+        text(&out)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
 }
 
 fn set(items: &[String]) -> BTreeSet<String> {
@@ -283,7 +77,7 @@ fn deploy_wait_timeout_returns_with_the_state_saved_and_run_finishes() {
         return;
     }
     // TTL 10 s: the install is due 20 s after the records are served everywhere.
-    let w = World::start(10);
+    let w = start(10);
     w.assert_mail_verified("before");
     let (new, cert, key) = w.new_leaf("new");
     let t0 = Instant::now();
@@ -363,7 +157,7 @@ fn a_wrong_chain_file_fails_the_install_and_the_next_run_installs_once_fixed() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let mut w = World::start(2);
+    let mut w = start(2);
     let good = w.rx.chain_file();
     let wrong = w.files.join("no-such-dir").join("chain.pem");
     w.rewrite(|c| c.chains = Chains::One(wrong.clone()));
@@ -406,7 +200,7 @@ fn abort_from_published_retires_the_abandoned_records_and_keeps_the_live_key() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start(10);
+    let w = start(10);
     let (new, cert, key) = w.new_leaf("new");
     let out = w.deploy(&cert, &key, &[]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -468,7 +262,7 @@ fn abort_from_installed_puts_the_previous_certificate_back_before_retiring() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let mut w = World::start(2);
+    let mut w = start(2);
     // A reload that fails while a flag file exists: the rollover stops at `installed`.
     let flag = w.files.join("reload-fails");
     let script = w.files.join("reload.sh");
@@ -536,7 +330,7 @@ fn published_records_are_the_services_own_and_prune_removes_them() {
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start(2);
+    let w = start(2);
     let (extra, _cert, key) = w.new_leaf("extra");
     let out = w.run(&["publish", "--service", "mx", key.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -562,7 +356,7 @@ fn prune_foreign_dry_run_changes_nothing_then_removes_only_what_nothing_serves()
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start(2);
+    let w = start(2);
     // Two records nobody published through dane-roll: a key nothing serves, and a `3 0 1`.
     let stray = w.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
     w.dns
@@ -614,7 +408,7 @@ fn a_record_retired_within_two_ttl_is_retiring_not_stale() {
     }
     // TTL 10 s: a retired record counts as retiring for 20 s.
     let ttl = 10;
-    let w = World::start(ttl);
+    let w = start(ttl);
     let (new, cert, key) = w.new_leaf("new");
     // A whole rollover: its last steps retire the old key's record.
     let out = w.deploy(&cert, &key, &["--wait"]);
@@ -630,7 +424,7 @@ fn a_record_retired_within_two_ttl_is_retiring_not_stale() {
         .unwrap();
     w.dns.flush_resolver().unwrap();
 
-    let json = w.check_json();
+    let json = check_json(&w);
     let (status, message, note) = check_of(&json, "tlsa-stale");
     assert!(
         retired_at.elapsed() < Duration::from_secs(2 * u64::from(ttl)),
@@ -645,7 +439,7 @@ fn a_record_retired_within_two_ttl_is_retiring_not_stale() {
         std::thread::sleep(left);
     }
     w.dns.flush_resolver().unwrap();
-    let json = w.check_json();
+    let json = check_json(&w);
     let (status, message, _) = check_of(&json, "tlsa-stale");
     assert_eq!(status, "warning", "{message}\n{json:#}");
     assert!(message.contains(&rdata(&w.old)[..20]), "{message}");

@@ -9,15 +9,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
-use dane_roll_lab::conf::{RolloverConf, quote, rfc2136, rollover_tools};
-use dane_roll_lab::dns::{DnsLab, Server};
-use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
-use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
-use dane_roll_lab::{LabDir, loopback_block, require};
+use dane_roll_lab::conf::{quote, rollover_tools};
+use dane_roll_lab::dns::Server;
+use dane_roll_lab::require;
+use dane_roll_lab::world::{
+    JUDGE, Setup, World, assert_history_in_order, read_until, rfc3339_millis, spawn, text,
+};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
@@ -25,110 +23,31 @@ const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 const TTL: u32 = 2;
 /// The TTL the owner's RRset was served with before the rollover (set by hand).
 const SERVED_TTL: u32 = 10;
-const OWNER: &str = "_25._tcp.mail.example.test.";
-const JUDGE: Duration = Duration::from_secs(30);
 
-/// DNS, the MX, the DANE-enforcing sender, a CA and a configuration for service `mx`.
-/// Fields drop in order: servers first, the directory last.
-struct World {
-    tx: Sender,
-    rx: Receiver,
-    _dns: DnsLab,
-    ca: TestPki,
-    conf: PathBuf,
-    files: PathBuf,
-    _lab: LabDir,
-}
-
-impl World {
-    /// The old certificate live, its `3 1 1` published by hand with TTL `served_ttl`; records
-    /// by RFC 2136 UPDATE, or through a provider that never publishes below `min_ttl`.
-    fn start(served_ttl: u32, min_ttl: Option<u32>) -> World {
-        let lab = LabDir::new().unwrap();
-        let block = loopback_block();
-        let dns = DnsLab::builder()
-            .block(block)
-            .dir(lab.path())
-            .start()
-            .expect("DNS lab starts");
-        // Let the resolver hold what it is served (the lab caps at 5 s to keep tests short).
-        dns.unbound_control(&["set_option", "cache-max-ttl:", "60"])
-            .unwrap();
-        let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-        let old = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        dns.add_tlsa(OWNER, served_ttl, &old.tlsa_311().unwrap())
-            .unwrap();
-        dns.wait_served_everywhere(OWNER, &old.tlsa_311().unwrap(), JUDGE)
-            .unwrap();
-        dns.flush_resolver().unwrap();
-        let rx = Receiver::start(
-            &lab.sub("receiver").unwrap(),
-            block,
-            &old.key_and_chain_pem().unwrap(),
+/// The old certificate live, its `3 1 1` published by hand with TTL `served_ttl`, a resolver
+/// that holds what it is served up to a minute (the lab caps at 5 s to keep tests short);
+/// records by RFC 2136 UPDATE, or through a provider that never publishes below `min_ttl`.
+fn start(served_ttl: u32, min_ttl: Option<u32>) -> World {
+    let mut w = World::start_with(Setup {
+        served_ttl,
+        resolver_max_ttl: Some(60),
+        ..Setup::new(BIN, TTL)
+    });
+    if let Some(min) = min_ttl {
+        let script = w.files.join("clamping-provider");
+        std::fs::write(
+            &script,
+            clamping_provider(w.dns.addr(Server::Bind), &w.dns.tsig().file, min),
         )
         .unwrap();
-        let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
-        let files = lab.sub("files").unwrap();
-        let conf = lab.path().join("dane-roll.toml");
-        let mut c = RolloverConf::new(lab.path(), &dns, &rx);
-        c.ttl = TTL;
-        c.provider = match min_ttl {
-            None => rfc2136(dns.addr(Server::Bind), &dns.tsig().file),
-            Some(min) => {
-                let script = files.join("clamping-provider");
-                std::fs::write(
-                    &script,
-                    clamping_provider(dns.addr(Server::Bind), &dns.tsig().file, min),
-                )
-                .unwrap();
-                std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-                format!(
-                    "kind = \"exec\"\ncommand = [{}]\n",
-                    quote(&script.display().to_string())
-                )
-            }
-        };
-        c.write(&conf).unwrap();
-        World {
-            tx,
-            rx,
-            _dns: dns,
-            ca,
-            conf,
-            files,
-            _lab: lab,
-        }
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let provider = format!(
+            "kind = \"exec\"\ncommand = [{}]\n",
+            quote(&script.display().to_string())
+        );
+        w.rewrite(|c| c.provider = provider);
     }
-
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("-c").arg(&self.conf).args(args);
-        cmd.stdin(Stdio::null());
-        cmd
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().unwrap()
-    }
-
-    fn new_leaf(&self) -> (Leaf, PathBuf, PathBuf) {
-        let leaf = self.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-        let cert = self.files.join("new.crt");
-        let key = self.files.join("new.key");
-        std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
-        std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-        (leaf, cert, key)
-    }
-
-    fn judge(&self) -> Verdict {
-        self.tx.send_and_judge(JUDGE).unwrap()
-    }
-
-    fn status_json(&self) -> Value {
-        let out = self.run(&["status", "--json", "--history"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
+    w
 }
 
 /// An `exec` provider that behaves like a DNS host with a minimum TTL (deSEC's is 3600 s): it
@@ -151,62 +70,6 @@ esac
     )
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn spawn(cmd: &mut Command) -> Child {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-/// Read a child's stdout lines until one contains `needle`; all lines read so far.
-fn read_until(
-    lines: &mut impl Iterator<Item = std::io::Result<String>>,
-    needle: &str,
-) -> Vec<String> {
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let hit = line.contains(needle);
-        seen.push(line);
-        if hit {
-            return seen;
-        }
-    }
-    panic!("child ended before printing {needle:?}: {seen:#?}");
-}
-
-/// An RFC 3339 time (`YYYY-MM-DDTHH:MM:SS`, any fraction and zone ignored) in seconds since
-/// the epoch.
-fn parse_time(text: &str) -> f64 {
-    let p = |r: std::ops::Range<usize>| text[r].parse::<i64>().unwrap();
-    let (y, m, d) = (p(0..4), p(5..7), p(8..10));
-    let (hh, mm, ss) = (p(11..13), p(14..16), p(17..19));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let fraction = text[19..]
-        .strip_prefix('.')
-        .map(|f| {
-            let digits: String = f.chars().take_while(char::is_ascii_digit).collect();
-            format!("0.{digits}").parse::<f64>().unwrap_or(0.0)
-        })
-        .unwrap_or(0.0);
-    (days * 86_400 + hh * 3600 + mm * 60 + ss) as f64 + fraction
-}
-
 /// The time of the first history event whose detail contains `needle`.
 fn event_time(status: &Value, needle: &str) -> f64 {
     let history = status["history"].as_array().unwrap();
@@ -214,7 +77,7 @@ fn event_time(status: &Value, needle: &str) -> f64 {
         .iter()
         .find(|e| e["detail"].as_str().unwrap_or("").contains(needle))
         .unwrap_or_else(|| panic!("no event {needle:?} in {status:#}"));
-    parse_time(e["time"].as_str().unwrap())
+    rfc3339_millis(e["time"].as_str().unwrap()) as f64 / 1000.0
 }
 
 #[test]
@@ -222,21 +85,12 @@ fn a_larger_ttl_served_before_the_change_governs_the_wait_and_mail_stays_verifie
     if !require(&rollover_tools(true)) {
         return;
     }
-    let w = World::start(SERVED_TTL, None);
+    let w = start(SERVED_TTL, None);
     // The sender's resolver now holds the old RRset (old record only) for SERVED_TTL.
     let before = w.judge();
     assert!(before.is_verified(), "before: {before:?}");
-    let (new, cert, key) = w.new_leaf();
-    let mut child = spawn(&mut w.cmd(&[
-        "deploy",
-        "--service",
-        "mx",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--wait",
-    ]));
+    let (new, cert, key) = w.new_leaf("new");
+    let mut child = spawn(&mut w.cmd(&World::deploy_args(&cert, &key, &["--wait"])));
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut log = read_until(&mut lines, "reload");
     // The new certificate is live: a DANE sender must still verify it.
@@ -262,25 +116,7 @@ fn a_larger_ttl_served_before_the_change_governs_the_wait_and_mail_stays_verifie
         w.tx.instance().log_tail(20)
     );
     // Nothing rounded: the history never runs backwards.
-    let times: Vec<(f64, String)> = st["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| {
-            (
-                parse_time(e["time"].as_str().unwrap()),
-                format!("{} {}", e["time"], e["detail"]),
-            )
-        })
-        .collect();
-    for pair in times.windows(2) {
-        assert!(
-            pair[1].0 >= pair[0].0,
-            "history runs backwards: {} then {}",
-            pair[0].1,
-            pair[1].1
-        );
-    }
+    assert_history_in_order(&st);
     // status says which TTL governed the wait and where it was seen.
     let wait = &st["services"][0]["wait"];
     assert_eq!(wait["ttl"], SERVED_TTL, "{wait:#}");
@@ -313,18 +149,9 @@ fn a_provider_that_raises_the_ttl_is_named_once_and_its_ttl_counted() {
     }
     // The RRset is served with the configured 2 s before; the provider publishes with 6 s.
     const MIN: u32 = 6;
-    let w = World::start(TTL, Some(MIN));
-    let (new, cert, key) = w.new_leaf();
-    let out = w.run(&[
-        "deploy",
-        "--service",
-        "mx",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-        "--wait",
-    ]);
+    let w = start(TTL, Some(MIN));
+    let (new, cert, key) = w.new_leaf("new");
+    let out = w.deploy(&cert, &key, &["--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let st = w.status_json();
     assert_eq!(st["services"][0]["phase"], "done", "{st:#}");

@@ -211,6 +211,14 @@ pub enum DriverError {
     },
 }
 
+/// The configured services, or only the one named `service`.
+fn selected<'a>(config: &'a Config, service: Option<&'a str>) -> impl Iterator<Item = &'a Service> {
+    config
+        .services
+        .iter()
+        .filter(move |s| service.is_none_or(|n| n == s.name))
+}
+
 fn find_service<'a>(config: &'a Config, name: &str) -> Result<&'a Service, DriverError> {
     config
         .service(name)

@@ -1074,22 +1074,12 @@ impl<'a> Ctx<'a> {
                 }
             }
         } else if !reloaded {
-            match self.latest(|o| match o {
-                Outcome::Reloaded(r) => Some(r.clone()),
-                _ => None,
-            }) {
-                None => self.actions.push(Action::Reload),
-                Some(Ok(())) => {
-                    reloaded = true;
-                    self.event("rollback complete: previous certificate live".to_owned());
-                }
-                Some(Err(err)) => {
-                    failures = failures.saturating_add(1);
-                    self.alert(format!(
-                        "reload after rollback failed: {err}; the next run retries"
-                    ));
-                }
-            }
+            self.reload_previous(
+                &mut reloaded,
+                &mut failures,
+                "rollback complete: previous certificate live",
+                "reload after rollback failed",
+            );
         }
         self.r.phase = Phase::RolledBack {
             since,

@@ -229,20 +229,25 @@ mod tests {
         }
     }
 
+    /// [`reconcile`] of a slot at rest: key 1 live, `next` published, nothing of ours elsewhere.
+    fn at_rest(owners: &[OwnerSeen], next: Option<KeyHash>) -> Reconcile {
+        reconcile(&SlotOwners {
+            current: Some(key(1)),
+            next,
+            installed: true,
+            under_way: false,
+            owners,
+            ours: &[],
+        })
+    }
+
     #[test]
     fn a_new_owner_name_gets_the_live_key_before_the_next_key() {
         let owners = [
             seen(A, true, Seen::Keys(vec![key(1)]), &[key(1), key(2)]),
             seen(B, true, Seen::Keys(vec![key(1)]), &[]),
         ];
-        let r = reconcile(&SlotOwners {
-            current: Some(key(1)),
-            next: Some(key(2)),
-            installed: true,
-            under_way: false,
-            owners: &owners,
-            ours: &[],
-        });
+        let r = at_rest(&owners, Some(key(2)));
         assert_eq!(
             r.publish,
             vec![
@@ -282,14 +287,7 @@ mod tests {
     #[test]
     fn the_store_key_stands_in_when_the_probe_cannot_tell() {
         let owners = [seen(B, true, Seen::Unknown("timeout".into()), &[])];
-        let r = reconcile(&SlotOwners {
-            current: Some(key(1)),
-            next: None,
-            installed: true,
-            under_way: false,
-            owners: &owners,
-            ours: &[],
-        });
+        let r = at_rest(&owners, None);
         assert_eq!(
             r.publish,
             vec![(
@@ -343,14 +341,7 @@ mod tests {
             seen(A, true, Seen::Keys(vec![key(7)]), &[key(1), key(2)]),
             seen(B, true, Seen::Keys(vec![key(7)]), &[key(1), key(2)]),
         ];
-        let r = reconcile(&SlotOwners {
-            current: Some(key(1)),
-            next: Some(key(2)),
-            installed: true,
-            under_way: false,
-            owners: &owners,
-            ours: &[],
-        });
+        let r = at_rest(&owners, Some(key(2)));
         assert_eq!(
             r.drift,
             Some(Drift {

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::Timestamp;
-use super::engine::DnsReport;
+use super::engine::{DnsReport, OwnerReport};
 
 /// The largest TTL seen for the rollover's TLSA RRsets, and where: what the wait counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,21 +43,26 @@ pub fn observed<'a>(
     owners: &'a [String],
     dns: &'a DnsReport,
 ) -> impl Iterator<Item = (&'a str, &'a str, u32)> + 'a {
-    dns.owners
-        .iter()
-        .filter(|o| {
-            owners
-                .iter()
-                .any(|w| dane_roll_providers::same_name(w, &o.owner))
-        })
-        .flat_map(|o| {
-            let servers = o.nameservers.iter().filter_map(move |ns| {
-                ns.ttl
-                    .map(|t| (o.owner.as_str(), ns.nameserver.as_str(), t))
-            });
-            let resolver = o.resolver_ttl.map(|t| (o.owner.as_str(), RESOLVER, t));
-            servers.chain(resolver)
-        })
+    at_owners(owners, dns).flat_map(|o| {
+        let servers = o.nameservers.iter().filter_map(move |ns| {
+            ns.ttl
+                .map(|t| (o.owner.as_str(), ns.nameserver.as_str(), t))
+        });
+        let resolver = o.resolver_ttl.map(|t| (o.owner.as_str(), RESOLVER, t));
+        servers.chain(resolver)
+    })
+}
+
+/// The reports in `dns` about the `owners` (names compared as DNS names).
+fn at_owners<'a>(
+    owners: &'a [String],
+    dns: &'a DnsReport,
+) -> impl Iterator<Item = &'a OwnerReport> + 'a {
+    dns.owners.iter().filter(|o| {
+        owners
+            .iter()
+            .any(|w| dane_roll_providers::same_name(w, &o.owner))
+    })
 }
 
 /// `seen` with the TTLs of `dns` at `owners` folded in: the largest wins (the first seen of
@@ -90,13 +95,7 @@ pub fn served_after_change(
     dns: &DnsReport,
     configured: u32,
 ) -> Option<(u32, String, String)> {
-    dns.owners
-        .iter()
-        .filter(|o| {
-            owners
-                .iter()
-                .any(|w| dane_roll_providers::same_name(w, &o.owner))
-        })
+    at_owners(owners, dns)
         .flat_map(|o| {
             o.nameservers
                 .iter()

@@ -383,13 +383,7 @@ impl<C: Clock> Driver<C> {
                     failed("not host:port".to_owned());
                     continue;
                 };
-                let protocol = svc
-                    .endpoints
-                    .iter()
-                    .find(|e| e.host == host && e.port == port)
-                    .map(|e| e.protocol)
-                    .or_else(|| Protocol::default_for_port(port))
-                    .unwrap_or(Protocol::Smtp);
+                let protocol = owners::endpoint_protocol(svc, &host, port);
                 let owner = format!("_{port}._tcp.{host}.");
                 let records = match resolver.tlsa(&owner).await {
                     Ok(l) if l.is_secure() && !l.records.is_empty() => l.records,

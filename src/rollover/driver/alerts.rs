@@ -17,45 +17,19 @@ impl<C: Clock> Driver<C> {
         phases: &[PhaseName],
         text: &str,
     ) {
-        let Some(notifier) = &self.io.notifier else {
-            return;
-        };
-        if notifier.channels().next().is_none() {
+        // Nothing to look up when no channel would carry a recovery.
+        let channels = self
+            .io
+            .notifier
+            .as_ref()
+            .is_some_and(|n| n.channels().next().is_some());
+        if !channels {
             return;
         }
         for phase in phases {
             let check = alert_check(service, slot, *phase);
-            let open = AlertMemory::get(&self.store, &check)
-                .ok()
-                .flatten()
-                .is_some_and(|state| state.severity.is_bad());
-            if !open {
-                continue;
-            }
-            let alert = Alert::new(
-                check,
-                format!("{service} ({slot})"),
-                Severity::Ok,
-                text.chars().take(160).collect::<String>(),
-                text,
-            )
-            .at(SystemTime::UNIX_EPOCH
-                + Duration::from_millis(self.now().as_millis().max(0).unsigned_abs()));
-            match self
-                .runtime
-                .block_on(notifier.observe(&mut self.store, &alert))
-            {
-                Ok(Some(delivery)) => {
-                    for f in delivery.failures() {
-                        crate::output::error_line(&format!(
-                            "dane-roll: warning: alert channel failed: {f:?}"
-                        ));
-                    }
-                }
-                Ok(None) => {}
-                Err(err) => crate::output::error_line(&format!(
-                    "dane-roll: warning: alert state not stored: {err}"
-                )),
+            if self.alert_open(&check) {
+                self.alert_as(check, &format!("{service} ({slot})"), Severity::Ok, text);
             }
         }
     }

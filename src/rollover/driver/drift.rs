@@ -162,12 +162,7 @@ impl<C: Clock> Driver<C> {
     /// installed it (phase installed or later) and for its old key before. Changes nothing.
     pub fn mismatches(&self, service: Option<&str>) -> Result<Vec<Mismatch>, DriverError> {
         let mut out = Vec::new();
-        for svc in self
-            .config
-            .services
-            .iter()
-            .filter(|s| service.is_none_or(|n| n == s.name))
-        {
+        for svc in selected(&self.config, service) {
             for look in self.look_owners(svc)? {
                 let rollover = self
                     .store

@@ -45,13 +45,7 @@ impl<C: Clock> Driver<C> {
     /// rollover to that key counts its 2×TTL from then (and needs no wait when that is past).
     /// Slots with a rollover under way are left to it.
     pub(super) fn confirm_next_keys(&mut self, service: Option<&str>) -> Result<(), DriverError> {
-        let services: Vec<Service> = self
-            .config
-            .services
-            .iter()
-            .filter(|s| service.is_none_or(|n| n == s.name))
-            .cloned()
-            .collect();
+        let services: Vec<Service> = selected(&self.config, service).cloned().collect();
         for svc in services {
             for key in self.store.keys(&svc.name)? {
                 if key.role != KeyRole::Next {

@@ -77,6 +77,17 @@ fn endpoint_of_owner(owner: &str) -> Option<(String, u16)> {
     Some((rest.trim_end_matches('.').to_owned(), port.parse().ok()?))
 }
 
+/// The protocol of the endpoint `host:port`: as configured, else the port's usual one, else
+/// SMTP.
+pub(super) fn endpoint_protocol(svc: &Service, host: &str, port: u16) -> Protocol {
+    svc.endpoints
+        .iter()
+        .find(|e| e.host == host && e.port == port)
+        .map(|e| e.protocol)
+        .or_else(|| Protocol::default_for_port(port))
+        .unwrap_or(Protocol::Smtp)
+}
+
 impl<C: Clock> Driver<C> {
     /// Which keys the endpoint `host:port` serves now, every key algorithm, no records needed.
     pub(super) fn served_at(&self, svc: &Service, host: &str, port: u16) -> Served {
@@ -84,13 +95,7 @@ impl<C: Clock> Driver<C> {
             Ok(r) => r.clone(),
             Err(why) => return Served::Unknown(why.clone()),
         };
-        let protocol = svc
-            .endpoints
-            .iter()
-            .find(|e| e.host == host && e.port == port)
-            .map(|e| e.protocol)
-            .or_else(|| Protocol::default_for_port(port))
-            .unwrap_or(Protocol::Smtp);
+        let protocol = endpoint_protocol(svc, host, port);
         let options = ProbeOptions {
             step_timeout: PROBE_STEP_TIMEOUT,
             address_timeout: PROBE_ADDRESS_TIMEOUT,
@@ -328,12 +333,7 @@ impl<C: Clock> Driver<C> {
             find_service(&self.config, name)?;
         }
         let mut out = Vec::new();
-        for svc in self
-            .config
-            .services
-            .iter()
-            .filter(|s| service.is_none_or(|n| n == s.name))
-        {
+        for svc in selected(&self.config, service) {
             out.extend(self.look_owners(svc)?);
         }
         Ok(out)
@@ -431,13 +431,7 @@ impl<C: Clock> Driver<C> {
         &mut self,
         service: Option<&str>,
     ) -> Result<Vec<(String, Slot, String)>, DriverError> {
-        let services: Vec<Service> = self
-            .config
-            .services
-            .iter()
-            .filter(|s| service.is_none_or(|n| n == s.name))
-            .cloned()
-            .collect();
+        let services: Vec<Service> = selected(&self.config, service).cloned().collect();
         let mut failures = Vec::new();
         for svc in services {
             let looks = {

@@ -124,6 +124,32 @@ pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step
 }
 
 impl Ctx<'_> {
+    /// The reload once the previous certificate is back (abort, rollback): asked for, or its
+    /// outcome recorded: `live` as an event, or `failed` (with the error) as an alert and one
+    /// more failure; the next run retries.
+    pub(super) fn reload_previous(
+        &mut self,
+        reloaded: &mut bool,
+        failures: &mut u32,
+        live: &str,
+        failed: &str,
+    ) {
+        match self.latest(|o| match o {
+            Outcome::Reloaded(r) => Some(r.clone()),
+            _ => None,
+        }) {
+            None => self.actions.push(Action::Reload),
+            Some(Ok(())) => {
+                *reloaded = true;
+                self.event(live.to_owned());
+            }
+            Some(Err(err)) => {
+                *failures = failures.saturating_add(1);
+                self.alert(format!("{failed}: {err}; the next run retries"));
+            }
+        }
+    }
+
     /// The keys whose records an abort keeps: the old key, the next keys, issuers, and every
     /// key a probe saw live.
     pub(super) fn abort_protected(&self) -> Vec<KeyHash> {
@@ -177,23 +203,12 @@ impl Ctx<'_> {
                 }
             }
         } else if restore && !reloaded {
-            match self.latest(|o| match o {
-                Outcome::Reloaded(r) => Some(r.clone()),
-                _ => None,
-            }) {
-                None => self.actions.push(Action::Reload),
-                Some(Ok(())) => {
-                    reloaded = true;
-                    self.event("service reloaded with the previous certificate".to_owned());
-                }
-                Some(Err(err)) => {
-                    failures = failures.saturating_add(1);
-                    self.alert(format!(
-                        "abort: reload after reinstalling the previous certificate failed: \
-                         {err}; the next run retries"
-                    ));
-                }
-            }
+            self.reload_previous(
+                &mut reloaded,
+                &mut failures,
+                "service reloaded with the previous certificate",
+                "abort: reload after reinstalling the previous certificate failed",
+            );
         }
         if !restore || (reinstalled && reloaded) {
             done = self.abort_retire(&mut failures, &mut probes);

@@ -10,6 +10,7 @@
 //!   [`mirror`] (PowerDNS as a hidden primary, copied into BIND) and [`mailflow`] (a mail a
 //!   second through the sender, each followed to its last delivery attempt).
 //! - For alert tests: [`sink`] (a webhook receiver that keeps every body).
+//! - For rollover tests: [`world`] (DNS lab, MX, DANE sender, dane-roll configuration).
 
 pub mod acme;
 pub mod conf;
@@ -24,6 +25,7 @@ pub mod postfix;
 pub mod process;
 pub mod sink;
 pub mod tools;
+pub mod world;
 
 pub use dns::{DnsLab, Server};
 pub use ports::{LoopbackBlock, free_port, loopback_block};
