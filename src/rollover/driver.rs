@@ -28,6 +28,7 @@
 
 mod abort;
 mod actions;
+mod alias;
 pub mod deploy;
 mod foreign;
 pub mod maintain;
@@ -190,6 +191,33 @@ pub enum DriverError {
     /// `dane-roll abort` cannot abandon this rollover.
     #[error(transparent)]
     Abort(#[from] super::AbortRefused),
+    /// A configured owner name's CNAME chain cannot be used (a loop, too long).
+    #[error("service {service}: {source}")]
+    Alias {
+        /// The service.
+        service: String,
+        /// Why (boxed: the error is large).
+        source: Box<crate::dns::AliasError>,
+    },
+    /// A configured owner name is a CNAME to a name the service's provider cannot write.
+    #[error(
+        "service {service}: owner name {owner} is a CNAME to {target}, where the TLSA records \
+         live, but provider {provider} cannot write {target}: {why}. Publish the records at \
+         {target} by hand (provider kind \"manual\"), configure a provider for the zone of \
+         {target}, or remove the CNAME and publish at {owner}"
+    )]
+    AliasTarget {
+        /// The service.
+        service: String,
+        /// The configured owner name (the CNAME's owner).
+        owner: String,
+        /// Where the chain ends.
+        target: String,
+        /// The provider's name in the configuration.
+        provider: String,
+        /// Why it cannot write there.
+        why: String,
+    },
     /// The engine kept asking for actions without settling (a bug guard).
     #[error(
         "service {service} ({slot}): the rollover did not settle after {MAX_STEPS} steps; \
