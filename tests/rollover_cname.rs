@@ -77,7 +77,7 @@ impl World {
                 "CNAME of {host} added"
             );
         }
-        if target.ends_with(".example.test.") {
+        if target.starts_with("_dane.") && target.ends_with(".example.test.") {
             dns.add_tlsa(target, TTL, &old.tlsa_311().unwrap()).unwrap();
             dns.wait_served_everywhere(target, &old.tlsa_311().unwrap(), JUDGE)
                 .unwrap();
@@ -298,6 +298,19 @@ fn a_rollover_at_a_cname_owner_publishes_gates_and_retires_at_the_target() {
     assert_eq!(w.rx.served_spki().unwrap(), new.spki_sha256_hex().unwrap());
     w.assert_mail_verified("after");
     assert_eq!(w.tx.deferred_count().unwrap(), 0, "nothing deferred");
+    // `status` and `plan` say where the owner name's records live, from the store.
+    for args in [&["status"][..], &["plan"][..]] {
+        let out = w.run(args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains(&format!(
+                "owner {} (via CNAME → {TARGET})",
+                owner_of(MX_HOST)
+            )),
+            "{args:?}:\n{stdout}"
+        );
+    }
 }
 
 #[test]
@@ -359,6 +372,40 @@ fn a_target_outside_the_providers_zone_is_refused_by_name() {
     assert!(!stderr.contains("panicked"), "{all}");
     // Nothing was staged or written.
     assert!(w.tlsa_set(target).is_empty());
+    assert_eq!(
+        w.rx.served_spki().unwrap(),
+        w.old.spki_sha256_hex().unwrap()
+    );
+}
+
+#[test]
+fn a_cname_loop_is_refused_by_name() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let target = "_loop.example.test.";
+    let w = World::start(&[MX_HOST], target, None);
+    let back = format!("update add {target} {TTL} IN CNAME {}", owner_of(MX_HOST));
+    assert!(
+        w.dns
+            .nsupdate(&["zone example.test.", &back])
+            .unwrap()
+            .is_ok()
+    );
+    wait_cname(&w.dns, target, &owner_of(MX_HOST));
+    let (_new, cert, key) = w.new_leaf();
+    let out = w.deploy_wait(&cert, &key);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{all}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "owner name {}: the CNAME chain loops ({target} → {})",
+            owner_of(MX_HOST),
+            owner_of(MX_HOST)
+        )),
+        "{all}"
+    );
     assert_eq!(
         w.rx.served_spki().unwrap(),
         w.old.spki_sha256_hex().unwrap()

@@ -78,7 +78,11 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
                     Some(s) => s.ours(&r.service, &r.slot)?,
                     None => Vec::new(),
                 };
-                rows.push(row(r, &ours, &keys));
+                let mut row = row(r, &ours, &keys);
+                if let Some(s) = &store {
+                    row["owners"] = json!(crate::rollover::driver::owner_lines(s, r)?);
+                }
+                rows.push(row);
             }
         }
         history = match (&store, args.history) {
@@ -314,6 +318,9 @@ fn print_row(row: &Value) {
         s(&row["since"]),
         s(&row["started"])
     );
+    for line in row["owners"].as_array().into_iter().flatten() {
+        println!("  {}", s(line));
+    }
     match row["eta"].as_str() {
         Some(eta) => println!("  next: {} at {eta}", s(&row["next_action"])),
         None => println!("  next: {}", s(&row["next_action"])),

@@ -96,6 +96,24 @@ pub enum AliasError {
 }
 
 impl AuthorityView {
+    /// What the authoritative servers serve at `name`. Its zone is the one the resolver names
+    /// for it; when the resolver cannot say (a CNAME chain that loops or ends in a bogus answer
+    /// makes it answer SERVFAIL), it is the zone of its parent: a CNAME is never at a zone apex.
+    async fn served_at(&self, name: &str) -> Result<super::AuthorityReport, DnsError> {
+        let parsed = super::parse_name(name)?;
+        let zone = match self.zone_cut(name).await {
+            Ok(zone) => zone,
+            Err(first) if !parsed.is_root() => {
+                match self.zone_cut(&parsed.base_name().to_string()).await {
+                    Ok(zone) => zone,
+                    Err(_) => return Err(first),
+                }
+            }
+            Err(first) => return Err(first),
+        };
+        self.served_in_zone(&zone, &parsed, &[]).await
+    }
+
     /// Follow the CNAME chain from `owner` at the authoritative servers (RD=0). A name at which
     /// any server that answers serves a CNAME is an alias (a server that lags behind a CNAME
     /// just added does not hide it); the chain ends at a name no server serves a CNAME for, or
@@ -107,7 +125,7 @@ impl AuthorityView {
         loop {
             // Past the first hop the owner name is known to be an alias: a target whose zone
             // cannot be asked ends the chain (the provider then says whether it can write it).
-            let report = match self.served_everywhere(&current, &[]).await {
+            let report = match self.served_at(&current).await {
                 Ok(report) => report,
                 Err(_) if !chain.is_empty() => return Ok(Alias { owner, chain }),
                 Err(source) => return Err(AliasError::Dns { owner, source }),

@@ -65,6 +65,7 @@ use super::{
 };
 
 use actions::failure_of;
+pub use alias::owner_lines;
 use deploy::installed_key;
 pub use deploy::{Prepared, prepare, slot_for};
 pub use maintain::{PruneOptions, PruneReport};

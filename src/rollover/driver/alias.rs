@@ -5,7 +5,8 @@
 //! write (outside its configured zone, or a zone its server does not serve) stops the step with
 //! [`DriverError::AliasTarget`], which names the CNAME, its target and what to do.
 //!
-//! The mapping is applied where a rollover is staged: the rollover's owner names are the
+//! The mapping is applied where a rollover is staged (and where `next-key`, a renewal's next
+//! key and `prune --foreign` write or list records): the rollover's owner names are the
 //! targets, so its desired records, the provider's writes, the store's `records_published` (the
 //! target is the owner of what we publish) and the gate's questions all use them. The probe
 //! still asks the validating resolver at each endpoint's own owner name, as a sender does, and
@@ -65,6 +66,12 @@ impl<C: Clock> Driver<C> {
         Ok(aliases)
     }
 
+    /// The owner names `svc`'s records are written at: the targets of [`Driver::aliases`], each
+    /// once, in endpoint order.
+    pub fn effective_owners(&mut self, svc: &Service) -> Result<Vec<String>, DriverError> {
+        Ok(targets(&self.aliases(svc)?))
+    }
+
     /// Refuse a CNAME target the service's provider cannot write: outside the configured zone,
     /// or a name the provider finds no zone for (its server is not authoritative for it).
     fn check_alias_target(&mut self, svc: &Service, alias: &Alias) -> Result<(), DriverError> {
@@ -95,6 +102,34 @@ impl<C: Clock> Driver<C> {
             Err(err) => Err(refuse(format!("the provider cannot read it ({err})"))),
         }
     }
+}
+
+/// What `status` and `plan` show for a rollover's owner names, from the store alone: `owner X
+/// (via CNAME → Y)` for each configured owner name the rollover followed (as its staging
+/// recorded), then `owner Y` for each of its owner names that no CNAME led to.
+pub fn owner_lines(store: &Store, r: &Rollover) -> Result<Vec<String>, StoreError> {
+    let mut via: Vec<String> = Vec::new();
+    for e in store.events(Some(&r.service), 10_000)? {
+        if e.slot != r.slot || e.event.time < r.started {
+            continue;
+        }
+        if let Some((line, _)) = e.event.detail.split_once("): ")
+            && line.starts_with("owner ")
+            && line.contains(" (via CNAME → ")
+        {
+            let line = format!("{line})");
+            if !via.contains(&line) {
+                via.push(line);
+            }
+        }
+    }
+    let mut out = via.clone();
+    for owner in &r.owners {
+        if !via.iter().any(|l| l.ends_with(&format!(" → {owner})"))) {
+            out.push(format!("owner {owner}"));
+        }
+    }
+    Ok(out)
 }
 
 /// The targets of `aliases`, each once, in order.
@@ -129,4 +164,46 @@ fn in_zone(name: &str, zone: &str) -> bool {
         || name
             .strip_suffix(&zone)
             .is_some_and(|prefix| prefix.ends_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alias(owner: &str, chain: &[&str]) -> Alias {
+        Alias {
+            owner: owner.to_owned(),
+            chain: chain.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn endpoints_sharing_a_target_give_one_owner_name() {
+        let aliases = [
+            alias("_25._tcp.mx1.example.com.", &["_dane.example.com."]),
+            alias(
+                "_25._tcp.mx2.example.com.",
+                &["_x.example.com.", "_dane.example.com."],
+            ),
+            alias("_25._tcp.mx3.example.com.", &[]),
+        ];
+        assert_eq!(
+            targets(&aliases),
+            ["_dane.example.com.", "_25._tcp.mx3.example.com."]
+        );
+        assert_eq!(
+            aliases[1].to_string(),
+            "owner _25._tcp.mx2.example.com. (via CNAME → _x.example.com. → _dane.example.com.)"
+        );
+        assert_eq!(aliases[2].to_string(), "owner _25._tcp.mx3.example.com.");
+    }
+
+    #[test]
+    fn zone_membership_is_by_whole_labels() {
+        assert!(in_zone("_dane.example.com.", "example.com"));
+        assert!(in_zone("_DANE.Example.COM", "example.com."));
+        assert!(in_zone("example.com.", "example.com"));
+        assert!(!in_zone("_dane.badexample.com.", "example.com"));
+        assert!(!in_zone("_dane.example.net.", "example.com"));
+    }
 }

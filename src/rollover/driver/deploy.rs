@@ -350,7 +350,7 @@ impl<C: Clock> Driver<C> {
         };
         if let Some(next) = next.filter(|n| *n != key) {
             let mut failed = Vec::new();
-            for owner in service.owner_names() {
+            for owner in self.effective_owners(service)? {
                 let record = TlsaAt::new(&owner, next.dane_ee());
                 if let Outcome::Published {
                     result: Err(err), ..

@@ -64,8 +64,12 @@ impl<C: Clock> Driver<C> {
                 {
                     continue;
                 }
-                let records: Vec<TlsaAt> = svc
-                    .owner_names()
+                // Where the records live (a CNAME followed); if that cannot be told now, the
+                // next run looks again.
+                let Ok(owners) = self.effective_owners(&svc) else {
+                    continue;
+                };
+                let records: Vec<TlsaAt> = owners
                     .iter()
                     .map(|o| TlsaAt::new(o, key.hash.dane_ee()))
                     .collect();
@@ -183,7 +187,7 @@ impl<C: Clock> Driver<C> {
             }
         };
         let mut failures = Vec::new();
-        for owner in svc.owner_names() {
+        for owner in self.effective_owners(&svc)? {
             let record = TlsaAt::new(&owner, hash.dane_ee());
             if let Outcome::Published {
                 result: Err(err), ..
