@@ -103,7 +103,9 @@ impl AuthorityView {
         let parsed = super::parse_name(name)?;
         let zone = match self.zone_cut(name).await {
             Ok(zone) => zone,
-            Err(first) if !parsed.is_root() => {
+            // Only when the resolver answered (SERVFAIL): one that does not answer at all would
+            // only make the caller wait twice.
+            Err(first @ DnsError::NoZone { .. }) if !parsed.is_root() => {
                 match self.zone_cut(&parsed.base_name().to_string()).await {
                     Ok(zone) => zone,
                     Err(_) => return Err(first),

@@ -302,6 +302,8 @@ struct Io {
     resolver: Result<Resolver, String>,
     providers: HashMap<String, Provider>,
     notifier: Option<Notifier>,
+    /// Each service's owner names followed through CNAMEs, once per process (`alias`).
+    aliases: HashMap<String, Vec<crate::dns::Alias>>,
 }
 
 /// Drives rollovers against the real world. See the [module docs](self).
@@ -351,6 +353,7 @@ impl<C: Clock> Driver<C> {
                 resolver,
                 providers: HashMap::new(),
                 notifier,
+                aliases: HashMap::new(),
             },
             progress: Progress::new(false),
             command: "dane-roll".to_owned(),

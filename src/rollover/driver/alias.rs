@@ -19,8 +19,17 @@ impl<C: Clock> Driver<C> {
     /// Each configured owner name of `svc` and where its TLSA RRset lives. When the chain cannot
     /// be followed for want of an answer (no resolver, no authoritative server answering), the
     /// owner name is taken as it is and a warning says so; a loop, a chain that is too long or a
-    /// target the provider cannot write is an error.
+    /// target the provider cannot write is an error. Asked once per service and process.
     pub fn aliases(&mut self, svc: &Service) -> Result<Vec<Alias>, DriverError> {
+        if let Some(known) = self.io.aliases.get(&svc.name) {
+            return Ok(known.clone());
+        }
+        let aliases = self.follow_owner_names(svc)?;
+        self.io.aliases.insert(svc.name.clone(), aliases.clone());
+        Ok(aliases)
+    }
+
+    fn follow_owner_names(&mut self, svc: &Service) -> Result<Vec<Alias>, DriverError> {
         let owners = svc.owner_names();
         let plain = |owner: &str| Alias {
             owner: dane_roll_providers::absolute(owner),
