@@ -23,6 +23,9 @@ pub fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
     }
     for (r, step) in planned {
         println!("{} ({}): phase {}", r.service, r.slot, r.phase.name());
+        for line in crate::rollover::driver::owner_lines(driver.store(), &r)? {
+            println!("  {line}");
+        }
         if step.next.phase.name() != r.phase.name() {
             println!("  would move to {}", step.next.phase.name());
         }

@@ -85,6 +85,9 @@ pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
                 };
                 let mut value = row(r, &ours, &keys);
                 value["wait"] = wait_json(r, &ttls);
+                if let Some(s) = &store {
+                    value["owners"] = json!(crate::rollover::driver::owner_lines(s, r)?);
+                }
                 rows.push(value);
             }
         }
@@ -360,6 +363,9 @@ fn print_row(row: &Value) {
         s(&row["since"]),
         s(&row["started"])
     );
+    for line in row["owners"].as_array().into_iter().flatten() {
+        println!("  {}", s(line));
+    }
     match row["eta"].as_str() {
         Some(eta) => println!("  next: {} at {eta}", s(&row["next_action"])),
         None => println!("  next: {}", s(&row["next_action"])),

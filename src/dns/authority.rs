@@ -447,6 +447,17 @@ impl AuthorityView {
     ) -> Result<AuthorityReport, DnsError> {
         let owner = parse_name(owner)?;
         let zone = self.zone_of(&owner).await?;
+        self.served_in_zone(&zone, &owner, expected).await
+    }
+
+    /// What every authoritative server of `zone` serves at `owner`, against `expected`.
+    pub async fn served_in_zone(
+        &self,
+        zone: &Name,
+        owner: &Name,
+        expected: &[TlsaRecord],
+    ) -> Result<AuthorityReport, DnsError> {
+        let (zone, owner) = (zone.clone(), owner.clone());
         let nameservers = self.nameservers(&zone).await?;
         let mut servers = Vec::new();
         let mut set = JoinSet::new();

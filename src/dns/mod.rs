@@ -1,5 +1,6 @@
 //! The DNS view of dane-roll: validated lookups through the configured resolver ([`resolve`]) and
-//! the authoritative view, one query per nameserver address ([`authority`]).
+//! the authoritative view, one query per nameserver address ([`authority`]), and where an owner
+//! name's TLSA RRset really lives when the owner name is a CNAME ([`alias`]).
 //!
 //! Together they make the rollover gate (DESIGN.md, invariant 1): a certificate goes live only
 //! once its TLSA record is served by *every* authoritative server ([`AuthorityView`]) and
@@ -12,6 +13,7 @@
 //! Everything is async, runs on one tokio runtime (current-thread is enough) and never panics on
 //! what a server sends.
 
+pub mod alias;
 pub mod authority;
 pub mod resolve;
 mod wire;
@@ -24,6 +26,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use alias::{Alias, AliasError};
 pub use authority::{
     AuthorityReport, AuthorityView, DEFAULT_NAMESERVER_CONCURRENCY, Nameserver, Served,
     ServerFailure, ServerReport,

@@ -32,6 +32,7 @@
 mod abort;
 mod actions;
 mod alerts;
+mod alias;
 pub mod deploy;
 mod drift;
 mod foreign;
@@ -71,6 +72,7 @@ use super::{
 };
 
 use actions::failure_of;
+pub use alias::owner_lines;
 use deploy::installed_key;
 pub use deploy::{Prepared, prepare, slot_for};
 pub use drift::Mismatch;
@@ -198,6 +200,33 @@ pub enum DriverError {
     /// `dane-roll abort` cannot abandon this rollover.
     #[error(transparent)]
     Abort(#[from] super::AbortRefused),
+    /// A configured owner name's CNAME chain cannot be used (a loop, too long).
+    #[error("service {service}: {source}")]
+    Alias {
+        /// The service.
+        service: String,
+        /// Why (boxed: the error is large).
+        source: Box<crate::dns::AliasError>,
+    },
+    /// A configured owner name is a CNAME to a name the service's provider cannot write.
+    #[error(
+        "service {service}: owner name {owner} is a CNAME to {target}, where the TLSA records \
+         live, but provider {provider} cannot write {target}: {why}. Publish the records at \
+         {target} by hand (provider kind \"manual\"), configure a provider for the zone of \
+         {target}, or remove the CNAME and publish at {owner}"
+    )]
+    AliasTarget {
+        /// The service.
+        service: String,
+        /// The configured owner name (the CNAME's owner).
+        owner: String,
+        /// Where the chain ends.
+        target: String,
+        /// The provider's name in the configuration.
+        provider: String,
+        /// Why it cannot write there.
+        why: String,
+    },
     /// The engine kept asking for actions without settling (a bug guard).
     #[error(
         "service {service} ({slot}): the rollover did not settle after {MAX_STEPS} steps; \
@@ -289,6 +318,8 @@ struct Io {
     resolver: Result<Resolver, String>,
     providers: HashMap<String, Provider>,
     notifier: Option<Notifier>,
+    /// Each service's owner names followed through CNAMEs, once per process (`alias`).
+    aliases: HashMap<String, Vec<crate::dns::Alias>>,
 }
 
 /// Drives rollovers against the real world. See the [module docs](self).
@@ -338,6 +369,7 @@ impl<C: Clock> Driver<C> {
                 resolver,
                 providers: HashMap::new(),
                 notifier,
+                aliases: HashMap::new(),
             },
             progress: Progress::new(false),
             command: "dane-roll".to_owned(),

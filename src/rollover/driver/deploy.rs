@@ -280,6 +280,9 @@ impl<C: Clock> Driver<C> {
         };
 
         let mut request = StageRequest::for_service(&service, slot.clone(), p.hash, staged.clone());
+        // Where the records really live: a CNAME at an owner name is followed (driver/alias.rs).
+        let aliases = self.aliases(&service)?;
+        request.owners = super::alias::targets(&aliases);
         request.old = current;
         request.next = stored_next.filter(|n| *n != p.hash);
         request.previous_chain = previous_chain;
@@ -305,6 +308,12 @@ impl<C: Clock> Driver<C> {
         let staged_step = stage(request, now)?;
         self.store
             .save(&staged_step.next, &staged_step.events, &[], now)?;
+        for alias in aliases.iter().filter(|a| a.is_alias()) {
+            self.note(
+                &staged_step.next,
+                format!("{alias}: the records are published, gated and retired there"),
+            )?;
+        }
         self.store.set_key(&KeyEntry {
             service: service.name.clone(),
             slot: slot.clone(),
@@ -341,7 +350,7 @@ impl<C: Clock> Driver<C> {
         };
         if let Some(next) = next.filter(|n| *n != key) {
             let mut failed = Vec::new();
-            for owner in service.owner_names() {
+            for owner in self.effective_owners(service)? {
                 let record = TlsaAt::new(&owner, next.dane_ee());
                 if let Outcome::Published {
                     result: Err(err), ..

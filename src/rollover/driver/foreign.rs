@@ -52,7 +52,7 @@ impl<C: Clock> Driver<C> {
                 }
             }
         }
-        for owner in svc.owner_names() {
+        for owner in self.effective_owners(svc)? {
             let listed = match self.io.providers.get(&svc.name) {
                 Some(provider) => self.runtime.block_on(provider.list(&owner)),
                 None => return Ok(()),

@@ -58,8 +58,12 @@ impl<C: Clock> Driver<C> {
                 {
                     continue;
                 }
-                let records: Vec<TlsaAt> = svc
-                    .owner_names()
+                // Where the records live (a CNAME followed); if that cannot be told now, the
+                // next run looks again.
+                let Ok(owners) = self.effective_owners(&svc) else {
+                    continue;
+                };
+                let records: Vec<TlsaAt> = owners
                     .iter()
                     .map(|o| TlsaAt::new(o, key.hash.dane_ee()))
                     .collect();
@@ -178,13 +182,14 @@ impl<C: Clock> Driver<C> {
         };
         // Every owner name holds the live key's record before the next key's goes there.
         let mut failures = Vec::new();
+        let _ = self.aliases(&svc);
         for look in self.look_owners(&svc)?.iter().filter(|l| l.slot == *slot) {
             failures.extend(self.reconcile_owners(&svc, look)?.failures);
         }
         if !failures.is_empty() {
             return Ok((hash, fresh, failures));
         }
-        for owner in svc.owner_names() {
+        for owner in self.effective_owners(&svc)? {
             let record = TlsaAt::new(&owner, hash.dane_ee());
             match self.publish(&svc, slot, &record, svc.ttl)? {
                 Outcome::Published {

@@ -196,7 +196,14 @@ impl<C: Clock> Driver<C> {
     /// Look at every owner name of `svc` (configured, and removed ones that still hold records
     /// of ours) and say what each key slot needs. Changes nothing.
     pub fn look_owners(&self, svc: &Service) -> Result<Vec<SlotLook>, DriverError> {
-        let configured = svc.owner_names();
+        // Where the records really live: an owner name that is a CNAME has its records at the
+        // target (known once `aliases` followed them in this process; `run` and `next-key` do
+        // that first). A target is no `_port._tcp.host` name, so its endpoint cannot be probed
+        // from it: the store's current key stands in there.
+        let configured = match self.io.aliases.get(&svc.name) {
+            Some(aliases) => super::alias::targets(aliases),
+            None => svc.owner_names(),
+        };
         let ours_all: Vec<_> = self
             .store
             .published(&svc.name)?
@@ -434,6 +441,9 @@ impl<C: Clock> Driver<C> {
         let services: Vec<Service> = selected(&self.config, service).cloned().collect();
         let mut failures = Vec::new();
         for svc in services {
+            // CNAMEs at owner names followed first, so that records go to their targets; a
+            // chain that cannot be followed is reported by the rollover that needs it.
+            let _ = self.aliases(&svc);
             let looks = {
                 let _held = self.lock(&svc.name)?;
                 // A final rollover whose keys lag behind it (a crash) is settled first, so that
