@@ -3,7 +3,10 @@
 //! phase boundaries. The sender is the judge: at the end every mail must have been delivered over
 //! a DANE-verified session, none bounced, none left deferred; the TLSA RRset must hold exactly
 //! the live key's and the next key's records; the store must agree with DNS and with what the MX
-//! serves.
+//! serves. Two faults change the service itself: an endpoint added to the configuration in the
+//! middle of a rollover (a share of the mails then goes to its host name, every one Verified),
+//! and the chain file replaced by hand between rollovers (the timer's `run` must publish the
+//! served key's record, alert once and adopt the key).
 //!
 //! ```text
 //! dane-roll ──▶ FaultProxy (500/429) ──▶ PowerDNS API ──mirror──▶ BIND (signer) ──▶ Knot
@@ -28,7 +31,7 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use dane_roll_lab::dns::query::normalize_rdata;
@@ -77,6 +80,11 @@ const SLACK: Duration = Duration::from_secs(5);
 /// The phase boundaries, as the driver prints them (`mx (ec): PHASE: …`), plus "start": before
 /// the deploy begins.
 const START: &str = "start";
+/// After the attempt ended (no rollover under way): where an operator's own change lands.
+const AFTER: &str = "after";
+/// How long after a new owner name's records are served everywhere mail starts going there: the
+/// resolver may hold an earlier NXDOMAIN (aggressive NSEC) for the zone's negative TTL (5 s).
+const NEGATIVE_WAIT: Duration = Duration::from_secs(6);
 
 // ----- the seeded generator -----
 
@@ -131,9 +139,17 @@ enum Kind {
     /// An operator re-adds the owner's TLSA records by hand with 3×TTL (an UPDATE to BIND):
     /// resolvers may then hold the RRset that long, and the wait must count it.
     TtlRaised,
+    /// An endpoint added to the configuration (a spare host name at the MX's address, in DNS and
+    /// accepted by the MX from the start): once its owner name has records, a share of the
+    /// mails goes there, and each must be Verified.
+    EndpointAdded,
+    /// After the attempt, an operator replaces the chain file by hand (a fresh key the lab CA
+    /// issues, or the published next key) and reloads Postfix; then the timer's `run` must
+    /// publish the served key's record, alert once and adopt the key.
+    ChainReplaced,
 }
 
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 10] = [
     Kind::Kill,
     Kind::PrimaryDown,
     Kind::SecondaryLag,
@@ -142,6 +158,8 @@ const KINDS: [Kind; 8] = [
     Kind::ReloadFails,
     Kind::RogueCert,
     Kind::TtlRaised,
+    Kind::EndpointAdded,
+    Kind::ChainReplaced,
 ];
 
 impl Kind {
@@ -155,6 +173,8 @@ impl Kind {
             Kind::ReloadFails => "reload-fails",
             Kind::RogueCert => "rogue-cert",
             Kind::TtlRaised => "ttl-raised",
+            Kind::EndpointAdded => "endpoint-added",
+            Kind::ChainReplaced => "chain-replaced",
         }
     }
 
@@ -171,7 +191,7 @@ impl Kind {
                 "retired",
                 "done",
             ],
-            Kind::PrimaryDown | Kind::SecondaryLag | Kind::TtlRaised => &[
+            Kind::PrimaryDown | Kind::SecondaryLag | Kind::TtlRaised | Kind::EndpointAdded => &[
                 START,
                 "staged",
                 "published",
@@ -185,6 +205,9 @@ impl Kind {
             Kind::Provider500 | Kind::Provider429 => &[START, "verified", "retired"],
             // Before the install's reload.
             Kind::ReloadFails | Kind::RogueCert => &[START, "staged", "published", "aged"],
+            // Between rollovers: a change in the middle of one is the rollover's install (or
+            // rogue-cert's verify) to undo.
+            Kind::ChainReplaced => &[AFTER],
         }
     }
 
@@ -195,6 +218,9 @@ impl Kind {
             Kind::Kill => rng.range(0, 300),
             Kind::RogueCert => 1,
             Kind::TtlRaised => u64::from(3 * TTL),
+            Kind::EndpointAdded => 0,
+            // 1: the published next key (has its record: no mail may defer); 0: a fresh key.
+            Kind::ChainReplaced => rng.range(0, 1),
             Kind::PrimaryDown => rng.range(2, 6),
             Kind::SecondaryLag => rng.range(2, 8),
             Kind::Provider500 | Kind::Provider429 => rng.range(1, 6),
@@ -214,7 +240,14 @@ impl std::fmt::Display for Fault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.kind {
             Kind::Kill => write!(f, "kill@{}+{}ms", self.at, self.size),
-            Kind::RogueCert => write!(f, "{}@{}", self.kind.name(), self.at),
+            Kind::RogueCert | Kind::EndpointAdded => write!(f, "{}@{}", self.kind.name(), self.at),
+            Kind::ChainReplaced => write!(
+                f,
+                "{} {}@{}",
+                self.kind.name(),
+                if self.size == 1 { "next-key" } else { "fresh" },
+                self.at
+            ),
             Kind::TtlRaised => write!(f, "{} {}s@{}", self.kind.name(), self.size, self.at),
             Kind::PrimaryDown | Kind::SecondaryLag => {
                 write!(f, "{} {}s@{}", self.kind.name(), self.size, self.at)
@@ -243,6 +276,11 @@ struct World {
     bin: PathBuf,
     proxy: FaultProxy,
     mirror: Mirror,
+    /// One mirror per spare host name's owner name (endpoint-added).
+    spare_mirrors: Vec<Mirror>,
+    /// Host names at the MX's address, in DNS with an MX record and accepted by the MX, that
+    /// no endpoint names yet: endpoint-added adds the next one to the configuration.
+    spares: Vec<String>,
     tx: Sender,
     rx: Receiver,
     dns: DnsLab,
@@ -254,7 +292,7 @@ struct World {
 }
 
 impl World {
-    fn start() -> World {
+    fn start(spares: usize) -> World {
         let lab = LabDir::new().unwrap();
         let block = loopback_block();
         let dns = DnsLab::builder()
@@ -299,6 +337,53 @@ impl World {
         )
         .unwrap();
         let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
+        // The spare host names: in DNS (A and MX, no TLSA) and accepted by the MX from the
+        // start; no mail goes there before endpoint-added made them endpoints.
+        let spares: Vec<String> = (0..spares).map(|i| format!("mx{}.{ZONE}", i + 2)).collect();
+        let mut lines = vec![format!("zone {ZONE}.")];
+        for host in &spares {
+            lines.push(format!("update add {host}. 60 IN A {}", rx.addr().ip()));
+            lines.push(format!("update add {host}. 60 IN MX 10 {host}."));
+        }
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let out = dns.nsupdate(&refs).unwrap();
+        assert!(out.is_ok(), "spare host names: {}", out.text());
+        for host in &spares {
+            let t0 = Instant::now();
+            while !dns.authoritative().iter().all(|s| {
+                dns.query(*s, host, "A")
+                    .is_ok_and(|a| !a.records("A").is_empty())
+            }) {
+                assert!(t0.elapsed() < JUDGE, "{host} never served");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        let out = Command::new("postconf")
+            .arg("-c")
+            .arg(rx.instance().etc())
+            .arg("-e")
+            .arg(format!(
+                "mydestination = {ZONE}, {MX_HOST}{}",
+                spares.iter().map(|h| format!(", {h}")).collect::<String>()
+            ))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "postconf: {out:?}");
+        rx.reload_settled().unwrap();
+        let spare_mirrors: Vec<Mirror> = spares
+            .iter()
+            .map(|host| {
+                Mirror::start(MirrorSpec {
+                    api,
+                    api_key: pdns.api_key().to_owned(),
+                    zone: ZONE.to_owned(),
+                    owner: format!("_25._tcp.{host}."),
+                    bind: dns.addr(Server::Bind),
+                    tsig_file: dns.tsig().file.clone(),
+                })
+                .unwrap()
+            })
+            .collect();
         let files = lab.sub("files").unwrap();
         let bin = files.join("dane-roll");
         std::fs::copy(BIN, &bin).unwrap();
@@ -346,6 +431,8 @@ api-key-file = "{key}"
             bin,
             proxy,
             mirror,
+            spare_mirrors,
+            spares,
             tx,
             rx,
             dns,
@@ -436,6 +523,39 @@ api-key-file = "{key}"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Add the endpoint `host:25` to the service in the configuration file (written whole,
+    /// through a rename: a dane-roll starting now reads the old or the new file).
+    fn add_endpoint(&self, host: &str) {
+        let text = std::fs::read_to_string(&self.conf).unwrap();
+        let (head, tail) = text.split_once("endpoints = [").unwrap();
+        let (list, rest) = tail.split_once(']').unwrap();
+        let new = format!("{head}endpoints = [{list}, \"{host}:25/smtp\"]{rest}");
+        let tmp = self.conf.with_extension("toml.new");
+        std::fs::write(&tmp, new).unwrap();
+        std::fs::rename(&tmp, &self.conf).unwrap();
+    }
+
+    /// The TLSA records every authoritative server serves at `owner` (None when they differ or
+    /// one does not answer).
+    fn agreed_set(&self, owner: &str) -> Option<BTreeSet<String>> {
+        let mut seen: Option<BTreeSet<String>> = None;
+        for s in self.dns.authoritative() {
+            let set: BTreeSet<String> = self
+                .dns
+                .query(s, owner, "TLSA")
+                .ok()?
+                .records("TLSA")
+                .iter()
+                .map(|r| normalize_rdata(&r.rdata))
+                .collect();
+            if seen.as_ref().is_some_and(|p| *p != set) {
+                return None;
+            }
+            seen = Some(set);
+        }
+        seen
     }
 
     /// Where the reload script writes what it did.
@@ -566,10 +686,23 @@ struct Chaos<'w> {
     attempts: Vec<Attempt>,
     kills: usize,
     failed_runs: usize,
+    /// The spare host names made endpoints, in order.
+    added: Vec<String>,
+    /// Added host names whose mail has not started: when it may (once their records are served
+    /// everywhere, plus the negative TTL).
+    waiting: Vec<(String, Option<Instant>)>,
+    last_look: Instant,
+    /// The added host names that get mail now (shared with the mailer).
+    mailed: &'w Mutex<Vec<String>>,
+    /// endpoint-added faults that found no spare host name left.
+    no_spare: usize,
+    /// Chain files replaced by hand and adopted: (with the published next key, the adopting
+    /// run's time, alerts it raised).
+    drifts: Vec<(bool, Duration, usize)>,
 }
 
 impl<'w> Chaos<'w> {
-    fn new(w: &'w World, seed: u64) -> Chaos<'w> {
+    fn new(w: &'w World, seed: u64, mailed: &'w Mutex<Vec<String>>) -> Chaos<'w> {
         Chaos {
             w,
             rng: Rng(seed),
@@ -583,6 +716,12 @@ impl<'w> Chaos<'w> {
             attempts: Vec::new(),
             kills: 0,
             failed_runs: 0,
+            added: Vec::new(),
+            waiting: Vec::new(),
+            last_look: Instant::now(),
+            mailed,
+            no_spare: 0,
+            drifts: Vec::new(),
         }
     }
 
@@ -630,11 +769,24 @@ impl<'w> Chaos<'w> {
         faults
     }
 
-    /// Strike. Kill is done by the caller (it owns the child).
+    /// Strike. Kill is done by the caller (it owns the child), chain-replaced after the attempt
+    /// (`replace_chain`).
     fn strike(&mut self, f: Fault) {
         let w = self.w;
         match f.kind {
-            Kind::Kill => {}
+            Kind::Kill | Kind::ChainReplaced => {}
+            Kind::EndpointAdded => match w.spares.get(self.added.len()) {
+                Some(host) => {
+                    w.add_endpoint(host);
+                    self.added.push(host.clone());
+                    self.waiting.push((host.clone(), None));
+                    self.say(format!("endpoint {host}:25 added to the configuration"));
+                }
+                None => {
+                    self.no_spare += 1;
+                    self.say("endpoint-added missed: no spare host name left".into());
+                }
+            },
             Kind::PrimaryDown => {
                 w.dns.pause(Server::Bind).unwrap();
                 let until = Instant::now() + Duration::from_secs(f.size);
@@ -682,9 +834,40 @@ impl<'w> Chaos<'w> {
         self.say(format!("FAULT {f}"));
     }
 
-    /// End the timed faults that are due (all of them with `all`).
+    /// End the timed faults that are due (all of them with `all`); start the mail to an added
+    /// host name once its records are served everywhere and the negative TTL has passed.
     fn tick(&mut self, all: bool) {
         let now = Instant::now();
+        if !self.waiting.is_empty() && now.duration_since(self.last_look) >= Duration::from_secs(1)
+        {
+            self.last_look = now;
+            let mut started = Vec::new();
+            for (host, ready) in &mut self.waiting {
+                match ready {
+                    None => {
+                        let owner = format!("_25._tcp.{host}.");
+                        if let Some(set) = self.w.agreed_set(&owner).filter(|s| !s.is_empty()) {
+                            *ready = Some(now + NEGATIVE_WAIT);
+                            started.push(format!(
+                                "{owner} served everywhere ({} records); mail to {host} in {:?}",
+                                set.len(),
+                                NEGATIVE_WAIT
+                            ));
+                        }
+                    }
+                    Some(t) if now >= *t => {
+                        self.mailed.lock().unwrap().push(host.clone());
+                        started.push(format!("mail now also goes to someone@{host}"));
+                    }
+                    Some(_) => {}
+                }
+            }
+            let mailed = self.mailed.lock().unwrap().clone();
+            self.waiting.retain(|(h, _)| !mailed.contains(h));
+            for line in started {
+                self.say(line);
+            }
+        }
         if let Some(u) = self.bind_until
             && (all || now >= u)
         {
@@ -948,6 +1131,12 @@ impl<'w> Chaos<'w> {
         self.say(format!(
             "rollover #{n}: {end:?} after {took:.1?} and {processes} process(es)"
         ));
+        for i in 0..plan.len() {
+            if plan[i].at == AFTER {
+                self.replace_chain(plan[i]);
+                fired[i] = true;
+            }
+        }
         self.attempts.push(Attempt {
             n,
             next_key: use_next,
@@ -957,6 +1146,207 @@ impl<'w> Chaos<'w> {
             took,
         });
         end
+    }
+}
+
+impl Chaos<'_> {
+    /// chain-replaced: the chain file replaced by hand (a fresh key, or the published next key
+    /// when the fault's size is 1 and there is one) and `postfix reload`; then the timer's
+    /// `run --wait` must publish the served key's record, alert once, and adopt the key, and the
+    /// timer's next `run` must not alert again. Mail may defer only with a fresh key (no record),
+    /// and only until that run's record is served everywhere (+ what resolvers hold).
+    fn replace_chain(&mut self, f: Fault) {
+        let w = self.w;
+        let st = w.status_json(&[]);
+        let next_file = st["services"][0]["keys"]["stored"]["next"]
+            .as_str()
+            .map(|h| w.state.join(format!("staged/mx/ec/next-{h}.key")))
+            .filter(|p| p.exists() && f.size == 1);
+        let with_next = next_file.is_some();
+        let leaf = match next_file {
+            Some(file) => {
+                let key = openssl::pkey::PKey::private_key_from_pem(&std::fs::read(file).unwrap())
+                    .unwrap();
+                w.ca.leaf_for_key(&[MX_HOST], key, Validity::Days(90))
+                    .unwrap()
+            }
+            None => w.ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap(),
+        };
+        let key = spki(&leaf);
+        let record = normalize_rdata(&leaf.tlsa_311().unwrap());
+        // By hand, the published next key is safe once its record reached every resolver: an
+        // operator would install one published days ago. The next key may be seconds old
+        // here, so wait until every nameserver serves it at every owner name that gets mail,
+        // and then the longest a resolver may hold the RRset from before (3×TTL, a raised TTL
+        // included). It never getting there is reported and judged as a fresh key.
+        let mut with_next = with_next;
+        if with_next {
+            let t = Instant::now();
+            let owners: Vec<String> = std::iter::once(OWNER.to_owned())
+                .chain(
+                    self.mailed
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .map(|h| format!("_25._tcp.{h}.")),
+                )
+                .collect();
+            while !owners
+                .iter()
+                .all(|o| w.agreed_set(o).is_some_and(|s| s.contains(&record)))
+            {
+                self.tick(false);
+                if t.elapsed() > JUDGE / 2 {
+                    self.say(format!(
+                        "the next key's record is not served everywhere after {:?}: judged as \
+                         a fresh key",
+                        t.elapsed()
+                    ));
+                    with_next = false;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            if with_next {
+                std::thread::sleep(Duration::from_secs(u64::from(3 * TTL)));
+            }
+        }
+        w.rx.install_chain(&leaf.key_and_chain_pem().unwrap())
+            .unwrap();
+        let from = SystemTime::now();
+        w.rx.reload_settled().unwrap();
+        self.say(format!(
+            "FAULT {f}: the chain file now holds {} {}, postfix reloaded by hand",
+            if with_next {
+                "the published next key"
+            } else {
+                "a fresh key (no record)"
+            },
+            &key[..12]
+        ));
+        let window = (!with_next).then(|| {
+            self.windows.push(Window {
+                kind: Kind::ChainReplaced,
+                from,
+                to: None,
+            });
+            self.windows.len() - 1
+        });
+        // The timer's run, a moment later.
+        std::thread::sleep(Duration::from_millis(self.jitter.range(0, 1000)));
+        let started = Instant::now();
+        let (tx, rx) = mpsc::channel::<Line>();
+        let mut child = spawn_reading(w.cmd(&["run", "--wait", "--timeout", "240"]), 100, &tx);
+        drop(tx);
+        let mut lines: Vec<Line> = Vec::new();
+        let mut seen = false;
+        let exit = loop {
+            while let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) {
+                lines.push(line);
+            }
+            self.tick(false);
+            // Every owner name where the key is served holds its record: from here on,
+            // resolvers need at most the RRset's TTL (3×TTL if an operator raised it).
+            if !seen
+                && std::iter::once(OWNER.to_owned())
+                    .chain(self.added.iter().map(|h| format!("_25._tcp.{h}.")))
+                    .all(|o| w.agreed_set(&o).is_some_and(|s| s.contains(&record)))
+            {
+                seen = true;
+                if let Some(i) = window {
+                    self.windows[i].to =
+                        Some(SystemTime::now() + Duration::from_secs(3 * TTL as u64));
+                }
+                self.say(format!(
+                    "the served key's record is served everywhere after {:.1?}",
+                    from.elapsed().unwrap_or_default()
+                ));
+            }
+            if let Some(exit) = child.try_wait().unwrap() {
+                break exit;
+            }
+            assert!(
+                started.elapsed() < ATTEMPT_LIMIT,
+                "the run adopting {} did not end within {ATTEMPT_LIMIT:?}\nhistory:\n{}",
+                &key[..12],
+                w.history_tail(40)
+            );
+        };
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+        let took = started.elapsed();
+        for l in &lines {
+            self.say(format!(
+                "  [drift{}] {}",
+                if l.err { " err" } else { "" },
+                l.text
+            ));
+        }
+        let alerts = |lines: &[Line]| {
+            lines
+                .iter()
+                .filter(|l| {
+                    l.text.contains("ALERT") && l.text.contains("not the stored current key")
+                })
+                .count()
+        };
+        let alerted = alerts(&lines);
+        assert!(
+            exit.success(),
+            "the timer's run after the chain file was replaced: {exit}\n{}",
+            self.log_tail(60)
+        );
+        if let Some(i) = window
+            && self.windows[i].to.is_none()
+        {
+            self.windows[i].to = Some(SystemTime::now());
+        }
+        assert_eq!(
+            alerted,
+            1,
+            "the drift was not alerted exactly once\n{}",
+            self.log_tail(60)
+        );
+        let st = w.status_json(&[]);
+        let svc = &st["services"][0];
+        assert_eq!(svc["phase"], "done", "the drift was not adopted: {st:#}");
+        assert_eq!(
+            svc["keys"]["stored"]["current"].as_str(),
+            Some(key.as_str()),
+            "the served key was not adopted: {st:#}"
+        );
+        assert_eq!(
+            w.rx.served_spki().unwrap(),
+            key,
+            "the MX serves another key"
+        );
+        // The timer's next run: nothing drifts any more, the alert is closed, none raised.
+        let out = w.cmd(&["run"]).output().unwrap();
+        let again: Vec<Line> = String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .map(|t| Line {
+                proc_no: 101,
+                err: true,
+                text: t.to_owned(),
+            })
+            .collect();
+        assert_eq!(
+            alerts(&again),
+            0,
+            "alerted again: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        self.say(format!(
+            "drift adopted in {took:.1?} (alerts: {alerted}); the next run is quiet"
+        ));
+        self.drifts.push((with_next, took, alerted));
     }
 }
 
@@ -999,13 +1389,25 @@ fn chaos_run_of_rollovers_keeps_every_mail_verified() {
          DANE_ROLL_CHAOS_SEED={seed} DANE_ROLL_CHAOS_ROLLOVERS={count} \
          cargo test --test chaos -- --nocapture"
     );
-    let w = World::start();
+    // Enough spare host names for the endpoint-added faults the deck deals (one in ten faults,
+    // about 1.25 faults an attempt).
+    let w = World::start(2 + count / 12);
     let v = w.tx.send_and_judge(JUDGE).unwrap();
     assert!(v.is_verified(), "before the run: {v:?}");
 
     let t0 = Instant::now();
-    let mut chaos = Chaos::new(&w, seed);
-    let (_, flow) = mailflow::while_sending(&w.tx, MAIL_EVERY, || {
+    let mailed: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut chaos = Chaos::new(&w, seed, &mailed);
+    // Every other mail to the added host names in turn, once there are some.
+    let to = |i: usize| -> String {
+        let names = mailed.lock().unwrap();
+        if names.is_empty() || i.is_multiple_of(2) {
+            dane_roll_lab::postfix::RECIPIENT.to_owned()
+        } else {
+            format!("someone@{}", names[(i / 2) % names.len()])
+        }
+    };
+    let (_, flow) = mailflow::while_sending_to(&w.tx, MAIL_EVERY, &to, || {
         let mut done = 0;
         let mut n = 0;
         while done < count {
@@ -1016,7 +1418,27 @@ fn chaos_run_of_rollovers_keeps_every_mail_verified() {
         }
         // Every timed fault over before the last mails.
         chaos.tick(true);
-        std::thread::sleep(Duration::from_secs(2));
+        // The timer's run: an endpoint added during the last rollover gets its records now
+        // (a rollover under way leaves a new owner name alone until it ends).
+        let out = w.cmd(&["run"]).output().unwrap();
+        chaos.say(format!(
+            "the timer's last run: {}{}",
+            String::from_utf8_lossy(&out.stdout).trim(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+        assert_eq!(out.status.code(), Some(0), "the timer's last run");
+        // Mail to the host names added last, too.
+        let t = Instant::now();
+        while !chaos.waiting.is_empty() {
+            assert!(
+                t.elapsed() < JUDGE,
+                "added host names without records: {:?}",
+                chaos.waiting
+            );
+            chaos.tick(false);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        std::thread::sleep(Duration::from_secs(4));
     });
     let run_time = t0.elapsed();
 
@@ -1112,7 +1534,32 @@ fn chaos_run_of_rollovers_keeps_every_mail_verified() {
         proxy.injected_500,
         proxy.injected_429,
         proxy.forwarded,
-        w.mirror.stats().updates,
+        w.mirror.stats().updates
+            + w.spare_mirrors
+                .iter()
+                .map(|m| m.stats().updates)
+                .sum::<u64>(),
+    ));
+    report.push_str(&format!(
+        "CHAOS endpoints added: {} ({}), {} found no spare name; mails to them: {}. Chain files \
+         replaced by hand and adopted: {} ({} with the published next key), adopting run \
+         {}; alerts {}\n",
+        chaos.added.len(),
+        chaos.added.join(", "),
+        chaos.no_spare,
+        fates
+            .iter()
+            .filter(|f| f.sent.mail.to != dane_roll_lab::postfix::RECIPIENT)
+            .count(),
+        chaos.drifts.len(),
+        chaos.drifts.iter().filter(|d| d.0).count(),
+        chaos
+            .drifts
+            .iter()
+            .map(|d| format!("{:.1?}", d.1))
+            .collect::<Vec<_>>()
+            .join(" / "),
+        chaos.drifts.iter().map(|d| d.2).sum::<usize>(),
     ));
     report.push_str(&format!(
         "CHAOS mails: sent {}, delivered Verified {verified}, deferred at least once and then \
@@ -1243,6 +1690,18 @@ fn chaos_run_of_rollovers_keeps_every_mail_verified() {
         .map(|h| normalize_rdata(&format!("3 1 1 {h}")))
         .collect();
     w.wait_tlsa_set(&want);
+    for host in &chaos.added {
+        let owner = format!("_25._tcp.{host}.");
+        let t = Instant::now();
+        while w.agreed_set(&owner).as_ref() != Some(&want) {
+            assert!(
+                t.elapsed() < JUDGE,
+                "the TLSA RRset at {owner} never became exactly {want:#?}: {:?}",
+                w.agreed_set(&owner)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
     let in_pdns: BTreeSet<String> = pdns_tlsa(&MirrorSpec {
         api: w.proxy.upstream(),
         api_key: w.dns.pdns().unwrap().api_key().to_owned(),

@@ -36,6 +36,17 @@ pub struct Flow {
 
 /// Run `work` on this thread while a second thread hands a test mail to `tx` every `interval`.
 pub fn while_sending<R>(tx: &Sender, interval: Duration, work: impl FnOnce() -> R) -> (R, Flow) {
+    while_sending_to(tx, interval, &|_| RECIPIENT.to_owned(), work)
+}
+
+/// [`while_sending`], the recipient of the n-th mail (from 0) given by `to`: a flow that spreads
+/// over several host names (an endpoint added while it runs).
+pub fn while_sending_to<R>(
+    tx: &Sender,
+    interval: Duration,
+    to: &(dyn Fn(usize) -> String + Sync),
+    work: impl FnOnce() -> R,
+) -> (R, Flow) {
     let stop = AtomicBool::new(false);
     let t0 = Instant::now();
     std::thread::scope(|scope| {
@@ -47,7 +58,8 @@ pub fn while_sending<R>(tx: &Sender, interval: Duration, work: impl FnOnce() -> 
             let mut next = Instant::now();
             while !stop.load(Ordering::SeqCst) {
                 let at = t0.elapsed();
-                match tx.send_test_mail(RECIPIENT) {
+                let recipient = to(flow.sent.len() + flow.send_errors.len());
+                match tx.send_test_mail(&recipient) {
                     Ok(mail) => flow.sent.push(SentMail {
                         mail,
                         at,
