@@ -228,9 +228,9 @@ fn staging_the_current_key_is_refused() {
     assert!(matches!(err, EngineError::SameKey { .. }));
 }
 
-#[test]
-fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
-    let request = StageRequest {
+/// A current+next rollover from key 1 to key 2 at one owner name, TTL 60.
+fn one_owner_request() -> StageRequest {
+    StageRequest {
         service: "mx".into(),
         slot: Slot::default(),
         scheme: Scheme::CurrentNext,
@@ -244,7 +244,12 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
         chain: "x".into(),
         previous_chain: None,
         confirmed_since: None,
-    };
+    }
+}
+
+#[test]
+fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
+    let request = one_owner_request();
     // Past the look at the TLSA RRsets before publishing (the TTL the wait counts).
     let mut staged = stage(request, Timestamp::from_secs(100)).unwrap();
     staged.next.looked = true;
@@ -312,21 +317,7 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
 /// key without a record. Stored as ours is not published; only the provider's answer is.
 #[test]
 fn a_next_key_record_that_failed_to_publish_holds_the_rollover_at_retired() {
-    let request = StageRequest {
-        service: "mx".into(),
-        slot: Slot::default(),
-        scheme: Scheme::CurrentNext,
-        ttl: 60,
-        owners: owners(1),
-        endpoints: vec!["mx1.example.com:25".into()],
-        old: Some(key(1)),
-        new: key(2),
-        next: None,
-        issuers: vec![],
-        chain: "x".into(),
-        previous_chain: None,
-        confirmed_since: None,
-    };
+    let request = one_owner_request();
     let mut r = stage(request, Timestamp::from_secs(100)).unwrap().next;
     r.phase = Phase::Retired {
         since: Timestamp::from_secs(200),
