@@ -29,13 +29,36 @@ impl LoopbackAlias {
             .args(["-4", "addr", "add", &format!("{addr}/32"), "dev", "lo"])
             .output()?;
         let err = String::from_utf8_lossy(&out.stderr);
-        if !out.status.success() && !err.contains("File exists") {
+        // An alias left by a killed run is already there: iproute2 words that "File exists" or
+        // "Address already assigned" depending on the version, so ask rather than parse.
+        if !out.status.success() && !Self::present(addr) {
             return Err(io::Error::other(format!(
                 "lab: cannot add {addr}/32 to lo (BIND needs it; root or CAP_NET_ADMIN): {}",
                 err.trim()
             )));
         }
         Ok(LoopbackAlias { addr })
+    }
+
+    /// Whether `addr/32` is on `lo` now.
+    fn present(addr: Ipv4Addr) -> bool {
+        Command::new(super::tool("ip"))
+            .args([
+                "-4",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                "lo",
+                "to",
+                &format!("{addr}/32"),
+            ])
+            .output()
+            .map(|o| {
+                o.status.success()
+                    && String::from_utf8_lossy(&o.stdout).contains(&format!("inet {addr}/32"))
+            })
+            .unwrap_or(false)
     }
 
     /// The address.
@@ -56,5 +79,28 @@ impl Drop for LoopbackAlias {
                 "lo",
             ])
             .output();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An alias a killed run left behind is taken over, not an error (CI failed on this once:
+    /// iproute2 6.1 says "Address already assigned", not "File exists").
+    #[test]
+    fn an_alias_left_behind_is_taken_over() {
+        let addr = Ipv4Addr::new(127, 53, 251, 1);
+        let Ok(first) = LoopbackAlias::add(addr) else {
+            eprintln!("skipped: adding an address to lo needs root or CAP_NET_ADMIN");
+            return;
+        };
+        std::mem::forget(first); // as a killed run would
+        let second = LoopbackAlias::add(addr).expect("an address already on lo is taken over");
+        drop(second);
+        assert!(
+            !LoopbackAlias::present(addr),
+            "the guard removes the address on drop"
+        );
     }
 }
