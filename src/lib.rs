@@ -50,6 +50,7 @@ pub fn run() -> ExitCode {
     use clap::Parser;
     output::guard(|| {
         let cli = cli::Cli::parse();
+        cmd::log::init(cli.verbose, cli.quiet);
         match cmd::dispatch(&cli) {
             Ok(status) => status.into(),
             Err(err) => exit::report(&err),

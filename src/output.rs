@@ -80,6 +80,9 @@ pub fn error_text(err: &anyhow::Error) -> String {
     }
 }
 
+/// The `tracing` target of an alert: an `error!` event with it is printed `dane-roll: ALERT: …`.
+pub const ALERT: &str = "dane_roll::alert";
+
 /// Print one line on standard output, escaped; nothing if the output is closed.
 pub fn line(text: &str) {
     let mut out = std::io::stdout().lock();

@@ -872,7 +872,7 @@ fn force_skips_only_the_wait_loudly() {
     let took = t0.elapsed();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("WARNING: --force"), "{stderr}");
+    assert!(stderr.contains("warning: --force"), "{stderr}");
     assert!(stderr.contains("FORCED"), "{stderr}");
     // Done without the 2×TTL wait, yet only once every nameserver served the records.
     assert!(took < Duration::from_secs(2 * u64::from(TTL)), "{took:?}");

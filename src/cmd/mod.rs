@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod deploy;
 mod hook;
+pub mod log;
 mod next_key;
 mod plan;
 mod prune;

@@ -361,9 +361,7 @@ impl Exporter {
                 })
                 .collect(),
             Err(err) => {
-                crate::output::error_line(&format!(
-                    "dane-roll serve: rollover phases left out: {err}"
-                ));
+                tracing::warn!("serve: rollover phases left out: {err}");
                 Vec::new()
             }
         }
@@ -386,12 +384,12 @@ impl Exporter {
         loop {
             ticker.tick().await;
             let run = self.run_once().await;
-            crate::output::error_line(&format!(
-                "dane-roll serve: {} checks, status {}, {:.2}s",
+            tracing::info!(
+                "serve: {} checks, status {}, {:.2}s",
                 run.checks.len(),
                 run.status,
                 run.elapsed_seconds
-            ));
+            );
         }
     }
 

@@ -354,9 +354,7 @@ impl<C: Clock> Driver<C> {
         let notifier = match Notifier::new(&config.alerts) {
             Ok(n) => Some(n),
             Err(err) => {
-                crate::output::error_line(&format!(
-                    "dane-roll: warning: alerts cannot be sent: {err}"
-                ));
+                tracing::warn!("alerts cannot be sent: {err}");
                 None
             }
         };
@@ -481,11 +479,13 @@ impl<C: Clock> Driver<C> {
                 continue;
             }
             if self.config.service(&r.service).is_none() {
-                crate::output::error_line(&format!(
-                    "dane-roll: warning: the stored rollover of service {} ({}) is left alone: \
+                tracing::warn!(
+                    "the stored rollover of service {} ({}) is left alone: \
                      the service is no longer in {}",
-                    r.service, r.slot, self.config.file
-                ));
+                    r.service,
+                    r.slot,
+                    self.config.file
+                );
                 continue;
             }
             targets.push((r.service, r.slot));

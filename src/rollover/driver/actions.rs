@@ -223,10 +223,10 @@ impl<C: Clock> Driver<C> {
         if let Ok(report) = &result {
             // Another writer's record lost by our write (a read-modify-write race): say so loudly.
             for lost in &report.vanished {
-                crate::output::error_line(&format!(
-                    "dane-roll: ALERT: {}: {lost} vanished with our write",
+                tracing::error!(target: crate::output::ALERT,
+                    "{}: {lost} vanished with our write",
                     svc.name
-                ));
+                );
             }
             if let Some(notice) = &report.ttl {
                 self.progress.line(&format!("{}: {notice}", svc.name));
@@ -248,7 +248,7 @@ impl<C: Clock> Driver<C> {
             }) => {
                 let until = self.now().plus(retry_after);
                 if let Err(err) = rate_limit::write(&self.config.state_dir, &svc.provider, until) {
-                    crate::output::error_line(&format!("dane-roll: warning: {err}"));
+                    tracing::warn!("{err}");
                 }
                 Err(ChangeError::RateLimited {
                     until,

@@ -56,7 +56,7 @@ impl<C: Clock> Driver<C> {
         text: &str,
     ) {
         if severity.is_bad() {
-            crate::output::error_line(&format!("dane-roll: ALERT: {text}"));
+            tracing::error!(target: crate::output::ALERT, "{text}");
         }
         let Some(notifier) = &self.io.notifier else {
             return;
@@ -79,15 +79,11 @@ impl<C: Clock> Driver<C> {
         match sent {
             Ok(Some(delivery)) => {
                 for f in delivery.failures() {
-                    crate::output::error_line(&format!(
-                        "dane-roll: warning: alert channel failed: {f:?}"
-                    ));
+                    tracing::warn!("alert channel failed: {f:?}");
                 }
             }
             Ok(None) => {}
-            Err(err) => crate::output::error_line(&format!(
-                "dane-roll: warning: alert state not stored: {err}"
-            )),
+            Err(err) => tracing::warn!("alert state not stored: {err}"),
         }
     }
 

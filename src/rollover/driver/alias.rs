@@ -57,11 +57,11 @@ impl<C: Clock> Driver<C> {
                     aliases.push(alias);
                 }
                 Err(err @ (AliasError::NoAnswer { .. } | AliasError::Dns { .. })) => {
-                    crate::output::error_line(&format!(
-                        "dane-roll: warning: service {}: {err}; the records are written at {owner} \
+                    tracing::warn!(
+                        "service {}: {err}; the records are written at {owner} \
                          as configured",
                         svc.name
-                    ));
+                    );
                     aliases.push(plain(&owner));
                 }
                 Err(source) => {

@@ -360,13 +360,13 @@ impl<C: Clock> Driver<C> {
                 }
             }
             if !failed.is_empty() {
-                crate::output::error_line(&format!(
-                    "dane-roll: warning: service {}: the next key's records were not all published \
+                tracing::warn!(
+                    "service {}: the next key's records were not all published \
                      ({}); `dane-roll next-key {}` retries",
                     service.name,
                     failed.join("; "),
                     service.name
-                ));
+                );
             }
         }
         let now = self.now();
@@ -442,12 +442,12 @@ impl<C: Clock> Driver<C> {
     }
 
     pub(super) fn forced(&mut self, service: &str, slot: &Slot) -> Result<(), DriverError> {
-        crate::output::error_line(&format!(
-            "dane-roll: WARNING: --force: service {service} may install its new certificate before \
+        tracing::warn!(
+            "--force: service {service} may install its new certificate before \
              the 2×TTL wait is over. Resolvers that cached the old records will fail DANE for the \
              new key until it ends: mail from DANE senders may be deferred. (Served everywhere and \
              validated is still required.)"
-        ));
+        );
         let phase = self
             .store
             .rollover(service, slot)?

@@ -42,14 +42,14 @@ impl<C: Clock> Driver<C> {
         let check = drift_check(&svc.name, slot);
         let subject = format!("{} ({slot})", svc.name);
         if let Some(stored) = look.orphaned {
-            crate::output::error_line(&format!(
-                "dane-roll: warning: service {} ({slot}): its current key {} is served on no \
+            tracing::warn!(
+                "service {} ({slot}): its current key {} is served on no \
                  endpoint (every endpoint presents keys of other algorithms only); its records \
                  stay. Deploy a {slot} certificate again to serve it, or leave them: a record of a \
                  key nobody serves harms no sender",
                 svc.name,
                 stored.short()
-            ));
+            );
         }
         let Some(drift) = &look.reconcile.drift else {
             let under_way = self
@@ -148,11 +148,11 @@ impl<C: Clock> Driver<C> {
             }
         }) {
             Ok(_) => self.store.add_events(&svc.name, slot, &[event])?,
-            Err(err) => crate::output::error_line(&format!(
-                "dane-roll: error: service {} ({slot}): adopting the served key {} failed: {err}",
+            Err(err) => tracing::error!(
+                "service {} ({slot}): adopting the served key {} failed: {err}",
                 svc.name,
                 served.short()
-            )),
+            ),
         }
         Ok(())
     }
