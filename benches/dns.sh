@@ -103,7 +103,7 @@ dig: the same $n queries one after another, one process each (per-nameserver: th
 
 dig's AD check on the same answer: $( [ "$ad" -ge 1 ] && echo "ad set" || echo "NO ad flag" ).
 The dig loop pays a process start per query; the table says what the gate and the monitor cost,
-not that one resolver client is faster than another. The VM's speed drifts ±15–25 % (LAB.md):
+not that one resolver client is faster than another. The VM's speed drifts ±15–25 % (docs/LAB.md):
 compare within one run.
 EOF
 )

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark the live DANE probe: verified STARTTLS handshakes per second of `dane-roll check`
-# against a loop of `openssl s_client` (LAB.md's DANE command) on the same Postfix endpoint, in
+# against a loop of `openssl s_client` (docs/LAB.md's DANE command) on the same Postfix endpoint, in
 # one run, interleaved (the VM's speed drifts), and write the figures into the `## Probe` section
 # of docs/BENCHMARKS.md.
 #
-# The Postfix is started here from a private directory on a free 127.0.0.1 port (LAB.md's
+# The Postfix is started here from a private directory on a free 127.0.0.1 port (docs/LAB.md's
 # settings) and stopped by its own `postfix -c DIR stop` on exit; nothing else is touched.
 #
 # Needs: root, cargo, openssl, postfix, jq. Usage: benches/probe.sh [N] (default 200 handshakes
@@ -27,7 +27,7 @@ bin=$(cargo build --release --bin dane-roll --message-format=json 2>/dev/null |
 [ -x "$bin" ] || { echo "benches/probe.sh: no release binary" >&2; exit 2; }
 
 work=$(mktemp -d)
-chmod 755 "$work" # Postfix cannot open master.lock below a 0700 directory (LAB.md)
+chmod 755 "$work" # Postfix cannot open master.lock below a 0700 directory (docs/LAB.md)
 postfix_up=
 cleanup() {
     if [ -n "$postfix_up" ]; then
@@ -181,11 +181,11 @@ section=$(cat <<EOF
 ## Probe
 
 Measured by \`benches/probe.sh $n\` on $(date -u +%Y-%m-%d), machine: $cores cores, $cpu_model,
-$(openssl version | cut -d' ' -f1-2), Postfix $(postconf -d -h mail_version 2>/dev/null) on 127.0.0.1 (LAB.md's settings, EC P-256
+$(openssl version | cut -d' ' -f1-2), Postfix $(postconf -d -h mail_version 2>/dev/null) on 127.0.0.1 (docs/LAB.md's settings, EC P-256
 certificate, TLS 1.3). Each measurement is $n verified STARTTLS handshakes against the record
 \`3 1 1\`; median of $rounds interleaved rounds. \`dane-roll check\` gets the address $n times
 (\`--address\` repeated) in one process; \`openssl s_client\` is one process per handshake
-(LAB.md's DANE command), so its figure includes process start-up. Client CPU is user+sys of the
+(docs/LAB.md's DANE command), so its figure includes process start-up. Client CPU is user+sys of the
 client processes per handshake (Postfix's own CPU is not counted). Load average (1, 5, 15 min)
 before the rounds: $load_before; after: $load_after (other work shares the cores).
 
@@ -200,7 +200,7 @@ before the rounds: $load_before; after: $load_after (other work shares the cores
 Ratios: dane-roll / s_client sequential $(ratio "${rate[dane-roll-c1]}" "${rate[s_client-seq]}"), with 8 at once
 $(ratio "${rate[dane-roll-c8]}" "${rate[s_client-p8]}"). Most of an \`openssl s_client\` run is process start-up
 (OpenSSL 3 loads its configuration and providers each time). Inside one process an OpenSSL
-client handshake costs ~0.9–1.1 ms (LAB.md); dane-roll's figure adds reading the chain, the DANE
+client handshake costs ~0.9–1.1 ms (docs/LAB.md); dane-roll's figure adds reading the chain, the DANE
 result and the QUIT exchange, and most of it is OpenSSL 3.0's own handshake and key decoding
 (perf: the TLS handshake ~63 %, OpenSSL's key decoder ~17 % of the client's time).
 

@@ -93,7 +93,7 @@ Gate wait after that (2×TTL from served everywhere; the resolver must validate 
 Target ≤ 1 s for the wall time minus 2×TTL: $(met "$over_med <= 1000") (median). What the rest is:
 - propagation: BIND's UPDATE, its inline signing, NOTIFY and Knot's IXFR, seen by the driver's
   polls of both nameservers. The 2×TTL wait counts from the moment both serve the records
-  (DOMAIN.md, RFC 7671 §8.1), not from the moment the resolver validates them: the resolver's
+  (docs/DOMAIN.md, RFC 7671 §8.1), not from the moment the resolver validates them: the resolver's
   cached RRset without the new record expires within one TTL of that, inside the wait. The
   install still requires the resolver to validate the new records (invariant 1).
 - no rounding: times are milliseconds (store migration 3), so the gate wait after served

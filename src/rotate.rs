@@ -1,7 +1,7 @@
 //! Making certbot renew a lineage with dane-roll's published next key (`dane-roll rotate`).
 //!
 //! certbot has no next key of its own, but with `--reuse-key` it renews with whatever
-//! `live/<name>/privkey.pem` points at. So (the method tested on these machines, see ACME.md):
+//! `live/<name>/privkey.pem` points at. So (the method tested on these machines, docs/LAB.md, "ACME clients"):
 //!
 //! 1. copy the next key to `archive/<name>/privkey<N+1>.pem` (0600, N the highest version there),
 //! 2. re-point `live/<name>/privkey.pem` at it atomically (a new link renamed over the old one),

@@ -420,7 +420,7 @@ fn lab_start_and_teardown_times() {
     }
 }
 
-/// BIND's inline signing lagged in some bursts of updates (LAB.md): how long until a burst of
+/// BIND's inline signing lagged in some bursts of updates (docs/LAB.md): how long until a burst of
 /// 10 updates is served signed by both servers (run with `--ignored --nocapture`).
 #[test]
 #[ignore = "benchmark"]

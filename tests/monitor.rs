@@ -669,7 +669,7 @@ fn bench_monitor_lab_hold() {
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         assert!(dns.nsupdate(&refs).unwrap().is_ok());
     }
-    // BIND's inline signing can lag (LAB.md: the last records of a burst may stay out until the
+    // BIND's inline signing can lag (docs/LAB.md: the last records of a burst may stay out until the
     // next update): every record must be served signed; nudge with another update when not.
     for (i, h) in hosts.iter().enumerate() {
         let owner = format!("_25._tcp.{h}");

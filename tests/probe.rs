@@ -76,7 +76,7 @@ struct Case {
     keys: Vec<(KeyAlgorithm, bool)>,
 }
 
-/// The corpus: each case judged by the probe and by `openssl s_client` (LAB.md's command, with
+/// The corpus: each case judged by the probe and by `openssl s_client` (docs/LAB.md's command, with
 /// `-sigalgs` limited to the same family), which must agree with each other and with the
 /// expected outcome. The agreement table is printed (`--nocapture` to see it).
 #[tokio::test]

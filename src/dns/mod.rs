@@ -2,7 +2,7 @@
 //! the authoritative view, one query per nameserver address ([`authority`]), and where an owner
 //! name's TLSA RRset really lives when the owner name is a CNAME ([`alias`]).
 //!
-//! Together they make the rollover gate (DESIGN.md, invariant 1): a certificate goes live only
+//! Together they make the rollover gate (docs/ARCHITECTURE.md, safety invariant 1): a certificate goes live only
 //! once its TLSA record is served by *every* authoritative server ([`AuthorityView`]) and
 //! validates through the resolver ([`Resolver::tlsa`] says [`Status::Secure`]). The monitor uses
 //! the same lookups for its checklist (MX RRset secure, TLSA present and secure, `_tcp.<host>` not

@@ -409,7 +409,7 @@ pub struct SClient {
     pub code: Option<i32>,
 }
 
-/// Run `openssl s_client` with DANE against `addr` (LAB.md's command), offering `sigalgs`.
+/// Run `openssl s_client` with DANE against `addr` (docs/LAB.md's command), offering `sigalgs`.
 pub fn s_client(
     addr: SocketAddr,
     starttls: Option<&str>,

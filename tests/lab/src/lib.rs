@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 /// A private directory for one lab run, removed when dropped (kept if `DANE_ROLL_LAB_KEEP` is
 /// set, for debugging).
 ///
-/// Made 0755: Postfix cannot open its `master.lock` below a 0700 directory (LAB.md).
+/// Made 0755: Postfix cannot open its `master.lock` below a 0700 directory (docs/LAB.md).
 pub struct LabDir {
     dir: Option<tempfile::TempDir>,
     path: PathBuf,

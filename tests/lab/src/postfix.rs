@@ -14,7 +14,7 @@
 //! its pid file as a [`Daemon`]. Dropping an instance runs `postfix stop`, stops the master by
 //! PID and waits until every child it had is gone (SIGKILL after a grace period).
 //!
-//! Pitfalls handled here (beyond LAB.md):
+//! Pitfalls handled here (beyond docs/LAB.md):
 //! - `inet_interfaces = 127.53.N.10` is fatal ("no local interface found"): Postfix checks
 //!   inet_interfaces against the interface list, and only 127.0.0.1 is on `lo`. The listener's
 //!   address is given in master.cf instead (`127.53.N.10:25 inet ... smtpd`), which Postfix binds

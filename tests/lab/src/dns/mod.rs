@@ -514,7 +514,7 @@ impl DnsLab {
 
     /// Wait until every authoritative server ([`DnsLab::authoritative`]) serves the TLSA record
     /// `owner`/`rdata`, signed (RRSIG) when the zone is the signed one. BIND's inline signing can
-    /// lag behind a successful UPDATE (LAB.md), so this checks answers, not update results.
+    /// lag behind a successful UPDATE (docs/LAB.md), so this checks answers, not update results.
     pub fn wait_served_everywhere(
         &self,
         owner: &str,
