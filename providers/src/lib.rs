@@ -31,6 +31,8 @@
 //! providers is left out: their `add_to_rrset`/`remove_from_rrset` are built differently per
 //! provider (several by rewriting the whole RRset from a listing), which could not be checked
 //! against invariant 4 provider by provider.
+#![warn(unreachable_pub, clippy::print_stdout, clippy::print_stderr)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod child;
 pub mod cloudflare;
