@@ -40,7 +40,7 @@ pub use alerts::{
 pub use duration::{format_duration, parse_duration};
 pub use endpoint::{DEFAULT_PORT, Endpoint, Protocol};
 pub use environment::EnvironmentReport;
-pub use error::{ConfigError, Location, Problem, Subject};
+pub use error::{ConfigError, Location, Problem, Subject, UnknownService};
 pub use provider::{
     DEFAULT_POWERDNS_SERVER_ID, PROVIDER_KINDS, Provider, ProviderKind, ServerAddr, Tsig,
 };
@@ -408,6 +408,15 @@ impl Config {
     /// The service called `name`.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The service called `name`, or the error that names the file and the services it has.
+    pub fn service_or_err(&self, name: &str) -> Result<&Service, UnknownService> {
+        self.service(name).ok_or_else(|| UnknownService {
+            name: name.to_owned(),
+            file: self.file.clone(),
+            known: self.services.iter().map(|s| s.name.clone()).collect(),
+        })
     }
 
     /// The service for a certbot lineage (a name or a `RENEWED_LINEAGE` directory).
