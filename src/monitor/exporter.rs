@@ -150,13 +150,12 @@ pub fn encode_run(run: &RunReport, phases: Option<&KnownPhases>) -> String {
             .collect()
     };
 
-    let status = FloatGauge::default();
-    registry.register(
+    single(
+        &mut registry,
         "dane_status",
         "Worst check status of the run: 0 ok, 1 warning, 2 critical, 3 unknown",
-        status.clone(),
+        f64::from(code(run.status)),
     );
-    status.set(f64::from(code(run.status)));
 
     let check_status = family(
         &mut registry,
@@ -257,13 +256,12 @@ pub fn encode_run(run: &RunReport, phases: Option<&KnownPhases>) -> String {
     }
 
     if let Some(known) = phases {
-        let read = FloatGauge::default();
-        registry.register(
+        single(
+            &mut registry,
             "dane_rollover_phase_read_timestamp_seconds",
             "When the rollover phases were last read from the store (Unix time)",
-            read.clone(),
+            known.read_at as f64,
         );
-        read.set(known.read_at as f64);
     }
     let phases = phases.map_or(&[][..], |k| &k.phases[..]);
     if !phases.is_empty() {
@@ -285,24 +283,29 @@ pub fn encode_run(run: &RunReport, phases: Option<&KnownPhases>) -> String {
         }
     }
 
-    let duration = FloatGauge::default();
-    registry.register(
+    single(
+        &mut registry,
         "dane_check_duration_seconds",
         "How long the last run of the checks took",
-        duration.clone(),
+        run.elapsed_seconds,
     );
-    duration.set(run.elapsed_seconds);
-    let last = FloatGauge::default();
-    registry.register(
+    single(
+        &mut registry,
         "dane_last_check_timestamp_seconds",
         "When the last run of the checks started (Unix time)",
-        last.clone(),
+        run.started as f64,
     );
-    last.set(run.started as f64);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// Register a gauge without labels holding `value`.
+fn single(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let gauge = FloatGauge::default();
+    registry.register(name, help, gauge.clone());
+    gauge.set(value);
 }
 
 /// The status on the metric scale: 0 ok, 1 warning, 2 critical, 3 unknown (Nagios codes).

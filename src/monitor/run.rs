@@ -6,6 +6,7 @@
 //! deadline.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -165,12 +166,7 @@ impl Monitor {
             }
             let probes: Vec<_> = spawn_in_order(names.into_iter().map(|name| {
                 let r = resolver.clone();
-                async move {
-                    match timeout_at(deadline, r.probe_validation(&name)).await {
-                        Ok(result) => result.map_err(|e| e.to_string()),
-                        Err(_) => Err(LATE.to_string()),
-                    }
-                }
+                async move { within(deadline, r.probe_validation(&name)).await }
             }))
             .await
             .into_iter()
@@ -202,12 +198,11 @@ impl Monitor {
             }
         }
         let indices: Vec<usize> = domains.iter().map(|(i, _, _)| *i).collect();
-        let lookups = spawn_in_order(domains.into_iter().map(|(_, r, name)| async move {
-            match timeout_at(deadline, r.mx(&name)).await {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(_) => Err(LATE.to_string()),
-            }
-        }))
+        let lookups = spawn_in_order(
+            domains
+                .into_iter()
+                .map(|(_, r, name)| async move { within(deadline, r.mx(&name)).await }),
+        )
         .await;
         let mx_results = indices
             .into_iter()
@@ -362,36 +357,31 @@ impl Monitor {
     ) -> EndpointDns {
         let want_tlsa = self.options.records.is_empty();
         let want_addresses = self.options.addresses.is_empty();
-        let late = || LATE.to_string();
         let owner = ep.owner_name();
         let tlsa = async {
-            if !want_tlsa {
-                return None;
+            if want_tlsa {
+                Some(within(deadline, r.tlsa_with_zone_ttl(&owner)).await)
+            } else {
+                None
             }
-            Some(
-                match timeout_at(deadline, r.tlsa_with_zone_ttl(&owner)).await {
-                    Ok(found) => found.map_err(|e| e.to_string()),
-                    Err(_) => Err(late()),
-                },
-            )
         };
         let addresses = async {
-            if !want_addresses {
-                return None;
+            if want_addresses {
+                Some(within(deadline, r.addresses(&ep.host)).await)
+            } else {
+                None
             }
-            Some(match timeout_at(deadline, r.addresses(&ep.host)).await {
-                Ok(found) => found.map_err(|e| e.to_string()),
-                Err(_) => Err(late()),
-            })
         };
         let tcp = async {
-            if !want_tlsa {
-                return None;
+            if want_tlsa {
+                Some(
+                    within(deadline, r.tcp_parent(&ep.host))
+                        .await
+                        .map(|(p, _)| p),
+                )
+            } else {
+                None
             }
-            Some(match timeout_at(deadline, r.tcp_parent(&ep.host)).await {
-                Ok(found) => found.map(|(p, _)| p).map_err(|e| e.to_string()),
-                Err(_) => Err(late()),
-            })
         };
         let (tlsa, addresses, tcp_parent) = tokio::join!(tlsa, addresses, tcp);
         let (tlsa, original_ttl) = match tlsa {
@@ -501,6 +491,17 @@ impl Monitor {
                 })
             })
             .collect()
+    }
+}
+
+/// A lookup's answer within the run's deadline; its error, or the lateness, as text.
+async fn within<T, E: std::fmt::Display>(
+    deadline: tokio::time::Instant,
+    lookup: impl Future<Output = Result<T, E>>,
+) -> Result<T, String> {
+    match timeout_at(deadline, lookup).await {
+        Ok(found) => found.map_err(|e| e.to_string()),
+        Err(_) => Err(LATE.to_string()),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::config::alerts::{
 };
 use crate::config::provider::parse_server;
 use crate::config::raw::RawChannel;
-use crate::config::source::{Seg, kpath};
+use crate::config::source::kpath;
 
 /// The port an SMTP alert server uses when none is given (submission).
 const DEFAULT_ALERT_SMTP_PORT: u16 = 587;
@@ -27,11 +27,7 @@ impl Builder<'_, '_> {
         for (name, raw) in raw.channel {
             let table = kpath!["alerts", "channel", &name];
             self.name(table.clone(), "an alert channel", &name);
-            let at = |key: &str| {
-                let mut p = table.clone();
-                p.push(Seg::from(key));
-                p
-            };
+            let at = |key: &str| kpath!["alerts", "channel", &name, key];
             let channel = match raw {
                 RawChannel::Webhook {
                     url,
@@ -138,13 +134,7 @@ impl Builder<'_, '_> {
                             .map(|url| url.trim_end_matches('/').to_owned()),
                         None => Some(DEFAULT_TELEGRAM_API_URL.to_owned()),
                     };
-                    let token = self.secret(
-                        &table,
-                        ("token-file", "token-env"),
-                        token_file,
-                        token_env,
-                        true,
-                    );
+                    let token = self.token(&table, token_file, token_env);
                     match (token, api_url) {
                         (Some(token), Some(api_url)) => Some(Channel::Telegram {
                             token,

@@ -9,7 +9,7 @@ use crate::config::provider::{
 };
 use crate::config::raw::RawProvider;
 use crate::config::resolver::DNS_PORT;
-use crate::config::source::{Seg, kpath};
+use crate::config::source::kpath;
 
 impl Builder<'_, '_> {
     pub(super) fn providers(
@@ -20,11 +20,7 @@ impl Builder<'_, '_> {
         for (name, raw) in raw {
             let table = kpath!["provider", &name];
             self.name(table.clone(), "a provider", &name);
-            let at = |key: &str| {
-                let mut p = table.clone();
-                p.push(Seg::from(key));
-                p
-            };
+            let at = |key: &str| kpath!["provider", &name, key];
             let kind = match raw {
                 RawProvider::Rfc2136 {
                     server,
@@ -68,13 +64,7 @@ impl Builder<'_, '_> {
                     token_env,
                     zone_id,
                 } => {
-                    let token = self.secret(
-                        &table,
-                        ("token-file", "token-env"),
-                        token_file,
-                        token_env,
-                        true,
-                    );
+                    let token = self.token(&table, token_file, token_env);
                     if zone_id.as_deref().is_some_and(|z| z.trim().is_empty()) {
                         self.error(
                             at("zone-id"),
@@ -112,13 +102,7 @@ impl Builder<'_, '_> {
                     token_file,
                     token_env,
                 } => self
-                    .secret(
-                        &table,
-                        ("token-file", "token-env"),
-                        token_file,
-                        token_env,
-                        true,
-                    )
+                    .token(&table, token_file, token_env)
                     .map(|token| ProviderKind::Desec { token }),
                 RawProvider::Exec { command } => self
                     .command(at("command"), command)

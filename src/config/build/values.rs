@@ -50,6 +50,16 @@ impl Builder<'_, '_> {
         }
     }
 
+    /// The required API token of the table at `table`: `token-file` or `token-env`.
+    pub(super) fn token(
+        &mut self,
+        table: &[Seg],
+        file: Option<PathBuf>,
+        env: Option<String>,
+    ) -> Option<Secret> {
+        self.secret(table, ("token-file", "token-env"), file, env, true)
+    }
+
     /// A secret named by `FILE_KEY` or `ENV_KEY` in the table at `table`.
     pub(super) fn secret(
         &mut self,
