@@ -1,6 +1,8 @@
-//! Monitoring: the checklist of DOMAIN.md run against mail domains and endpoints, for
-//! `dane-roll check` (one run, text, JSON or Nagios output) and `dane-roll serve` (a Prometheus
-//! exporter running the same checks on a schedule).
+//! Monitoring: the DANE checklist (a validating resolver; the MX RRset, the addresses and the
+//! TLSA RRset secure; a usable record, not too many, none stale; the `_tcp` parent; RRSIG expiry
+//! and TTL; the live chain matching a record; certificate expiry) run against mail domains and
+//! endpoints, for `dane-roll check` (one run, text, JSON or Nagios output) and `dane-roll serve`
+//! (a Prometheus exporter running the same checks on a schedule).
 //!
 //! - `targets`: [`Target`], what to check: a mail domain (its MX hosts, port 25) or one endpoint;
 //! - `run`: [`Monitor`], one resolver and one prober (OpenSSL contexts built once) for a whole

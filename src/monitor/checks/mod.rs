@@ -1,6 +1,6 @@
-//! The monitoring checklist (DOMAIN.md, "Monitoring checklist") as pure functions: each takes
-//! what DNS and the probe said and returns [`Check`]s, with a status on the Nagios scale, a stable
-//! id (the alert key) and the words for a postmaster. No I/O here: [`super::Monitor`] gathers the
+//! The monitoring checklist as pure functions: each takes what DNS and the probe said and returns
+//! [`Check`]s, with a status on the Nagios scale, a stable id (the alert key) and the words for a
+//! postmaster. No I/O here: [`super::Monitor`] gathers the
 //! answers, these functions judge them, so every rule is unit-tested without a lab.
 //!
 //! The severities follow what a DANE sender does (RFC 7672): no DANE at all (no TLSA, insecure
