@@ -1,11 +1,12 @@
 //! The TOML configuration: its model, its validation, and secrets named in it.
 //!
 //! Loading goes in two steps, like ripgrep's flags: the file is parsed into a raw serde spec
-//! (`raw`, key for key, `deny_unknown_fields`, kebab-case), then checked and turned into the runtime
-//! [`Config`] (`build`, one file per section) with defaults filled in. Errors name the file, line and column, the service
-//! or provider, and the key. Secrets are never in the file: only a file path or an environment variable
-//! name ([`Secret`]); writing one in is an error. Checks of the machine (secrets available, directories
-//! present) are separate ([`Config::check_environment`]), for `dane-roll config check`.
+//! (`raw`, key for key, `deny_unknown_fields`, kebab-case), then checked and turned into the
+//! runtime [`Config`] (`build`, one file per section) with defaults filled in. Errors name the
+//! file, line and column, the service or provider, and the key. Secrets are never in the file:
+//! only a file path or an environment variable name ([`Secret`]); writing one in is an error.
+//! Checks of the machine (secrets available, directories present) are separate
+//! ([`Config::check_environment`]), for `dane-roll config check`.
 //!
 //! The keys are documented in docs/CONFIG.md.
 
