@@ -475,3 +475,113 @@ kind = "manual"
         "{found:?}"
     );
 }
+
+/// `/metrics` answers at once while a rollover holds the store's write lock and the store needs
+/// a migration (an older dane-roll wrote it and its timer is mid-rollover as the upgraded
+/// exporter starts): the store is read off the async runtime, so the wait for the lock does not
+/// hold up the scrapes. No lab: the resolver is a closed port, each run is quick. Before the fix
+/// the exporter opened the store (migrations, a 5 s busy timeout) on the runtime's only thread,
+/// and every scrape during a run waited behind it.
+#[test]
+fn metrics_answer_while_a_rollover_holds_the_write_lock() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let dead = dane_roll_lab::ports::free_port();
+    let config = dir.path().join("dane-roll.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"version = 1
+state-dir = "{state}"
+
+[resolver]
+address = "127.0.0.1:{dead}"
+timeout = "1s"
+
+[[service]]
+name = "mx"
+endpoints = ["mx.example.test:25/smtp"]
+chain-file = "{dir}/chain.pem"
+provider = "manual"
+
+[provider.manual]
+kind = "manual"
+"#,
+            state = state.display(),
+            dir = dir.path().display(),
+        ),
+    )
+    .unwrap();
+    store_rollover(
+        &state,
+        "mx",
+        Phase::Published {
+            since: Timestamp::from_secs(1_700_000_100),
+            confirmed_at: None,
+            checks: 0,
+        },
+    );
+    // The schema of the release before (without its last migration), and a rollover of that
+    // release holding the write lock.
+    let holder = rusqlite::Connection::open(state.join(dane_roll::store::DB_FILE)).unwrap();
+    holder
+        .execute_batch("DROP TABLE acme_sources; PRAGMA user_version = 3;")
+        .unwrap();
+    holder.execute_batch("BEGIN IMMEDIATE").unwrap();
+    holder
+        .execute_batch("UPDATE rollovers SET updated = updated + 1")
+        .unwrap();
+
+    let port = dane_roll_lab::ports::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let _served = Served(Some(
+        Command::new(env!("CARGO_BIN_EXE_dane-roll"))
+            .args(["-c", &config.display().to_string(), "serve", "--listen"])
+            .args([&listen, "--interval", "1", "--timeout", "3"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    ));
+    let started = Instant::now();
+    while get(port, "/metrics").is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve never listened"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Scrapes over several runs (one a second) each answer well under the 5 s busy timeout.
+    let mut slowest = Duration::ZERO;
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(8) {
+        let asked = Instant::now();
+        let (status, _) = get(port, "/metrics").unwrap();
+        slowest = slowest.max(asked.elapsed());
+        assert_eq!(status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        slowest < Duration::from_secs(1),
+        "a scrape took {slowest:?} while the store was locked"
+    );
+
+    // The lock released, the phases are read again.
+    holder.execute_batch("ROLLBACK").unwrap();
+    let started = Instant::now();
+    loop {
+        if let Ok((200, body)) = get(port, "/metrics")
+            && phases(&body, "mx", Slot::DEFAULT)
+                .iter()
+                .any(|(p, v)| p == "published" && *v == 1.0)
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the phases never came back after the lock was released"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -90,6 +90,27 @@ impl fmt::Display for Problem {
     }
 }
 
+/// A service name the configuration does not have ([`super::Config::service_or_err`]): names
+/// the file and the services it has, so the fix is one look away.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no service \"{name}\" in {file}; the services are: {}", names(.known))]
+pub struct UnknownService {
+    /// The name asked for.
+    pub name: String,
+    /// The configuration file.
+    pub file: String,
+    /// The configured services' names, in the file's order.
+    pub known: Vec<String>,
+}
+
+fn names(known: &[String]) -> String {
+    if known.is_empty() {
+        "(none)".to_owned()
+    } else {
+        known.join(", ")
+    }
+}
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

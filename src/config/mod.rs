@@ -1,11 +1,12 @@
 //! The TOML configuration: its model, its validation, and secrets named in it.
 //!
 //! Loading goes in two steps, like ripgrep's flags: the file is parsed into a raw serde spec
-//! ([`raw`], key for key, `deny_unknown_fields`, kebab-case), then checked and turned into the runtime
-//! [`Config`] ([`build`]) with defaults filled in. Errors name the file, line and column, the service
-//! or provider, and the key. Secrets are never in the file: only a file path or an environment variable
-//! name ([`Secret`]); writing one in is an error. Checks of the machine (secrets available, directories
-//! present) are separate ([`Config::check_environment`]), for `dane-roll config check`.
+//! (`raw`, key for key, `deny_unknown_fields`, kebab-case), then checked and turned into the
+//! runtime [`Config`] (`build`, one file per section) with defaults filled in. Errors name the
+//! file, line and column, the service or provider, and the key. Secrets are never in the file:
+//! only a file path or an environment variable name ([`Secret`]); writing one in is an error.
+//! Checks of the machine (secrets available, directories present) are separate
+//! ([`Config::check_environment`]), for `dane-roll config check`.
 //!
 //! The keys are documented in docs/CONFIG.md.
 
@@ -40,7 +41,7 @@ pub use alerts::{
 pub use duration::{format_duration, parse_duration};
 pub use endpoint::{DEFAULT_PORT, Endpoint, Protocol};
 pub use environment::EnvironmentReport;
-pub use error::{ConfigError, Location, Problem, Subject};
+pub use error::{ConfigError, Location, Problem, Subject, UnknownService};
 pub use provider::{
     DEFAULT_POWERDNS_SERVER_ID, PROVIDER_KINDS, Provider, ProviderKind, ServerAddr, Tsig,
 };
@@ -408,6 +409,15 @@ impl Config {
     /// The service called `name`.
     pub fn service(&self, name: &str) -> Option<&Service> {
         self.services.iter().find(|s| s.name == name)
+    }
+
+    /// The service called `name`, or the error that names the file and the services it has.
+    pub fn service_or_err(&self, name: &str) -> Result<&Service, UnknownService> {
+        self.service(name).ok_or_else(|| UnknownService {
+            name: name.to_owned(),
+            file: self.file.clone(),
+            known: self.services.iter().map(|s| s.name.clone()).collect(),
+        })
     }
 
     /// The service for a certbot lineage (a name or a `RENEWED_LINEAGE` directory).

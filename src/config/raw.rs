@@ -109,24 +109,47 @@ pub(super) enum RawDuration {
 
 impl<'de> Deserialize<'de> for RawDuration {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct DurationVisitor;
-        impl Visitor<'_> for DurationVisitor {
-            type Value = RawDuration;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration such as \"30s\", \"5m\", \"6h\" or \"1d\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawDuration, E> {
-                Ok(RawDuration::Seconds(v))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<RawDuration, E> {
-                Ok(RawDuration::Seconds(i64::try_from(v).unwrap_or(i64::MAX)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawDuration, E> {
-                Ok(RawDuration::Text(v.to_owned()))
-            }
-        }
-        deserializer.deserialize_any(DurationVisitor)
+        Ok(
+            match int_or_text(
+                deserializer,
+                "a duration such as \"30s\", \"5m\", \"6h\" or \"1d\"",
+            )? {
+                IntOrText::Int(v) => RawDuration::Seconds(v),
+                IntOrText::Text(v) => RawDuration::Text(v),
+            },
+        )
     }
+}
+
+/// A value written as an integer or as a string (a duration, a chat id).
+enum IntOrText {
+    Int(i64),
+    Text(String),
+}
+
+/// Read an integer or a string; `expecting` says what the key wants when it is neither.
+fn int_or_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+    expecting: &'static str,
+) -> Result<IntOrText, D::Error> {
+    struct IntOrTextVisitor(&'static str);
+    impl Visitor<'_> for IntOrTextVisitor {
+        type Value = IntOrText;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<IntOrText, E> {
+            Ok(IntOrText::Int(v))
+        }
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<IntOrText, E> {
+            // TOML integers are signed 64-bit: a larger one cannot be written.
+            Ok(IntOrText::Int(i64::try_from(v).unwrap_or(i64::MAX)))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<IntOrText, E> {
+            Ok(IntOrText::Text(v.to_owned()))
+        }
+    }
+    deserializer.deserialize_any(IntOrTextVisitor(expecting))
 }
 
 /// `[provider.NAME]`: how records reach DNS, chosen by `kind`.
@@ -240,23 +263,12 @@ pub(super) struct ChatId(pub String);
 
 impl<'de> Deserialize<'de> for ChatId {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ChatIdVisitor;
-        impl Visitor<'_> for ChatIdVisitor {
-            type Value = ChatId;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a chat id: an integer or \"@channel\"")
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ChatId, E> {
-                Ok(ChatId(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ChatId, E> {
-                Ok(ChatId(v.to_string()))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ChatId, E> {
-                Ok(ChatId(v.to_owned()))
-            }
-        }
-        deserializer.deserialize_any(ChatIdVisitor)
+        Ok(
+            match int_or_text(deserializer, "a chat id: an integer or \"@channel\"")? {
+                IntOrText::Int(v) => ChatId(v.to_string()),
+                IntOrText::Text(v) => ChatId(v),
+            },
+        )
     }
 }
 

@@ -1,10 +1,18 @@
 //! Unit tests of loading and validation, without the binary.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::source::{edit_distance, mask_secret_line, with_suggestion};
-use super::*;
+use super::source::{self, edit_distance, mask_secret_line, with_suggestion};
+use super::{
+    CONFIG_VERSION, Channel, CheckSettings, Config, ConfigError, DEFAULT_MAX_RECORDS,
+    DEFAULT_POWERDNS_SERVER_ID, DEFAULT_REPEAT_INTERVAL, DEFAULT_RESOLVER_TIMEOUT,
+    DEFAULT_STATE_DIR, DEFAULT_TTL, Endpoint, Protocol, ProviderKind, ResolverOrigin, Scheme,
+    Secret, SecretStatus, Subject, Tsig, first_nameserver, format_duration, parse_duration,
+    parse_socket_addr,
+};
+use super::{build, raw};
 
 const HEAD: &str = "[resolver]\naddress = \"127.0.0.1\"\n";
 
@@ -520,4 +528,20 @@ fn chain_files_one_per_key_algorithm() {
     assert!(e.contains("has no `chain-file`"), "{e}");
     let empty = SERVICE.replace("chain-file = \"/etc/postfix/mx.pem\"", "chain-files = {}");
     assert!(err(&empty).contains("is empty"), "{}", err(&empty));
+}
+
+#[test]
+fn an_unknown_service_is_named_with_the_file_and_the_services() {
+    let config = load(SERVICE).unwrap();
+    assert_eq!(config.service_or_err("mx").unwrap().name, "mx");
+    let err = config.service_or_err("mxx").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "no service \"mxx\" in test.toml; the services are: mx"
+    );
+    let empty = load("").unwrap();
+    assert_eq!(
+        empty.service_or_err("mx").unwrap_err().to_string(),
+        "no service \"mx\" in test.toml; the services are: (none)"
+    );
 }

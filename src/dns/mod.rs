@@ -17,6 +17,7 @@ pub mod alias;
 pub mod authority;
 pub mod resolve;
 mod wire;
+mod zone_ttl;
 
 #[cfg(test)]
 mod tests;

@@ -343,19 +343,7 @@ impl Resolver {
 
     /// The TLSA records at `owner` (e.g. `_25._tcp.mail.example.com`), validated.
     pub async fn tlsa(&self, owner: &str) -> Result<Lookup<TlsaRecord>, DnsError> {
-        let lookup = self.lookup(owner, RecordType::TLSA).await?;
-        let mut records = Vec::new();
-        let mut skipped = Vec::new();
-        for rdata in &lookup.records {
-            match rdata {
-                RData::TLSA(t) => match tlsa_from_rdata(t) {
-                    Ok(r) => records.push(r),
-                    Err(why) => skipped.push(why),
-                },
-                other => skipped.push(format!("{other}")),
-            }
-        }
-        Ok(lookup.map(records, skipped))
+        Ok(tlsa_records(self.lookup(owner, RecordType::TLSA).await?))
     }
 
     /// The MX records of `domain`, sorted by preference.
@@ -427,6 +415,22 @@ fn has_soa(answer: &Message) -> bool {
         .authorities
         .iter()
         .any(|r| r.record_type() == RecordType::SOA)
+}
+
+/// A TLSA lookup's records read as [`TlsaRecord`]s; what cannot be read is skipped, with why.
+pub(crate) fn tlsa_records(lookup: Lookup<RData>) -> Lookup<TlsaRecord> {
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    for rdata in &lookup.records {
+        match rdata {
+            RData::TLSA(t) => match tlsa_from_rdata(t) {
+                Ok(r) => records.push(r),
+                Err(why) => skipped.push(why),
+            },
+            other => skipped.push(format!("{other}")),
+        }
+    }
+    lookup.map(records, skipped)
 }
 
 /// Convert hickory's TLSA data into ours; the reason as text when it cannot be.

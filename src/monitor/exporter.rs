@@ -27,6 +27,7 @@
 //! | `dane_endpoint_match` | host, port, address, algorithm | 1 when that key matches a record |
 //! | `dane_cert_expiry_timestamp_seconds` | host, port, address, algorithm | leaf certificate's notAfter |
 //! | `dane_rollover_phase` | service, slot, phase | 1 for the phase a rollover is in, 0 for the others |
+//! | `dane_rollover_phase_read_timestamp_seconds` | | when those phases were read from the store (kept from the last good read when a read fails) |
 //! | `dane_check_duration_seconds` | | how long the run took |
 //! | `dane_last_check_timestamp_seconds` | | when it started |
 //!
@@ -34,8 +35,10 @@
 //! counter's OpenMetrics family name lacks the `_total` of its sample, which `promtool check
 //! metrics` (a Prometheus text-format linter) reports as a metric without help.
 
+mod phases;
 mod server;
 
+pub use phases::{KnownPhases, RolloverPhase};
 pub use server::{BearerToken, DEFAULT_HEADER_TIMEOUT, DEFAULT_MAX_CONNECTIONS};
 
 use std::future::Future;
@@ -59,6 +62,8 @@ use tokio::sync::Semaphore;
 use crate::notify::Severity;
 use crate::probe::Verdict;
 use crate::rollover::PhaseName;
+
+use phases::PhaseReader;
 
 use super::checks::{self, CheckKind, rank};
 use super::fence::Fence;
@@ -129,19 +134,9 @@ pub enum ExporterError {
     Signal(#[source] std::io::Error),
 }
 
-/// One rollover's phase, for `dane_rollover_phase`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RolloverPhase {
-    /// The service.
-    pub service: String,
-    /// The key slot.
-    pub slot: String,
-    /// The phase.
-    pub phase: PhaseName,
-}
-
-/// The exposition of one run: every metric of the table in the module docs.
-pub fn encode_run(run: &RunReport, phases: &[RolloverPhase]) -> String {
+/// The exposition of one run: every metric of the table in the module docs; the rollover
+/// phases when the store was read.
+pub fn encode_run(run: &RunReport, phases: Option<&KnownPhases>) -> String {
     let mut registry = Registry::default();
     let family = |registry: &mut Registry, name: &str, help: &str| {
         let f = Family::<Labels, FloatGauge>::default();
@@ -155,13 +150,12 @@ pub fn encode_run(run: &RunReport, phases: &[RolloverPhase]) -> String {
             .collect()
     };
 
-    let status = FloatGauge::default();
-    registry.register(
+    single(
+        &mut registry,
         "dane_status",
         "Worst check status of the run: 0 ok, 1 warning, 2 critical, 3 unknown",
-        status.clone(),
+        f64::from(code(run.status)),
     );
-    status.set(f64::from(code(run.status)));
 
     let check_status = family(
         &mut registry,
@@ -261,6 +255,15 @@ pub fn encode_run(run: &RunReport, phases: &[RolloverPhase]) -> String {
         }
     }
 
+    if let Some(known) = phases {
+        single(
+            &mut registry,
+            "dane_rollover_phase_read_timestamp_seconds",
+            "When the rollover phases were last read from the store (Unix time)",
+            known.read_at as f64,
+        );
+    }
+    let phases = phases.map_or(&[][..], |k| &k.phases[..]);
     if !phases.is_empty() {
         let phase = family(
             &mut registry,
@@ -280,24 +283,29 @@ pub fn encode_run(run: &RunReport, phases: &[RolloverPhase]) -> String {
         }
     }
 
-    let duration = FloatGauge::default();
-    registry.register(
+    single(
+        &mut registry,
         "dane_check_duration_seconds",
         "How long the last run of the checks took",
-        duration.clone(),
+        run.elapsed_seconds,
     );
-    duration.set(run.elapsed_seconds);
-    let last = FloatGauge::default();
-    registry.register(
+    single(
+        &mut registry,
         "dane_last_check_timestamp_seconds",
         "When the last run of the checks started (Unix time)",
-        last.clone(),
+        run.started as f64,
     );
-    last.set(run.started as f64);
     let mut out = String::new();
     // Writing into a String cannot fail.
     let _ = encode(&mut out, &registry);
     out
+}
+
+/// Register a gauge without labels holding `value`.
+fn single(registry: &mut Registry, name: &str, help: &str, value: f64) {
+    let gauge = FloatGauge::default();
+    registry.register(name, help, gauge.clone());
+    gauge.set(value);
 }
 
 /// The status on the metric scale: 0 ok, 1 warning, 2 critical, 3 unknown (Nagios codes).
@@ -315,7 +323,8 @@ pub struct Exporter {
     monitor: Monitor,
     targets: Vec<Target>,
     interval: Duration,
-    state_dir: Option<PathBuf>,
+    /// The rollover phases, read from the store off the runtime.
+    phases: PhaseReader,
     last: RwLock<Option<String>>,
     limits: ServeLimits,
     /// The `/probe` runs allowed at once.
@@ -336,41 +345,17 @@ impl Exporter {
             monitor,
             targets,
             interval,
-            state_dir,
+            phases: PhaseReader::new(state_dir),
             last: RwLock::new(None),
             probes: Arc::new(Semaphore::new(limits.max_probes.max(1))),
             limits,
         })
     }
 
-    /// The rollovers in the store, or none (with the reason on standard error once per run).
-    fn phases(&self) -> Vec<RolloverPhase> {
-        let Some(dir) = &self.state_dir else {
-            return Vec::new();
-        };
-        if !dir.join(crate::store::DB_FILE).exists() {
-            return Vec::new();
-        }
-        match crate::store::Store::open(dir).and_then(|s| s.rollovers()) {
-            Ok(rollovers) => rollovers
-                .into_iter()
-                .map(|r| RolloverPhase {
-                    service: r.service,
-                    slot: r.slot.as_str().to_string(),
-                    phase: r.phase.name(),
-                })
-                .collect(),
-            Err(err) => {
-                tracing::warn!("serve: rollover phases left out: {err}");
-                Vec::new()
-            }
-        }
-    }
-
     /// Run the checks once and keep the exposition.
     pub async fn run_once(&self) -> RunReport {
-        let run = self.monitor.run(&self.targets).await;
-        let text = encode_run(&run, &self.phases());
+        let (run, phases) = tokio::join!(self.monitor.run(&self.targets), self.phases.refresh());
+        let text = encode_run(&run, phases.as_ref());
         if let Ok(mut last) = self.last.write() {
             *last = Some(text);
         }
@@ -540,7 +525,7 @@ async fn probe(State(exporter): State<Arc<Exporter>>, Query(query): Query<ProbeQ
     }
     (
         [(header::CONTENT_TYPE, CONTENT_TYPE)],
-        encode_run(&run, &[]),
+        encode_run(&run, None),
     )
         .into_response()
 }

@@ -94,7 +94,7 @@ impl Fence {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{Fence, internal_range};
 
     fn range(text: &str) -> Option<&'static str> {
         internal_range(text.parse().unwrap())

@@ -1,4 +1,5 @@
-//! A [`RunReport`] for people ([`text`]), scripts ([`json`]) and Nagios/Icinga ([`nagios`]).
+//! The outcome of a run ([`RunReport`]: the domains, the endpoints with their records and
+//! addresses, every check), and its renderings: a [`RunReport`] for people ([`text`]), scripts ([`json`]) and Nagios/Icinga ([`nagios`]).
 //!
 //! The Nagios output follows the plugin guidelines: one status line
 //! `DANE CRITICAL - mail.example.com:25: no TLSA record matches … | perfdata`, then one line per
@@ -14,11 +15,137 @@
 
 use std::fmt::Write;
 
-use crate::notify::Severity;
-use crate::probe::{AttemptOutcome, Verdict};
+use serde::Serialize;
 
-use super::checks::{self, rank};
-use super::{EndpointReport, RunReport};
+use crate::dns::{Lookup, MxHost};
+use crate::notify::Severity;
+use crate::probe::{AddressReport, AttemptOutcome, Verdict};
+use crate::tlsa::TlsaRecord;
+
+use super::checks::{self, Check, rank};
+
+/// The TLSA record set an endpoint was checked against, and where it came from.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordSet {
+    /// The owner name, `_25._tcp.host.`.
+    pub owner: String,
+    /// `command-line`, `dns-secure` or `dns-insecure`.
+    pub source: RecordSource,
+    /// The records.
+    pub records: Vec<TlsaRecord>,
+    /// What the validating resolver said (`secure`, `bogus (SERVFAIL)`, …), when asked.
+    pub dns_status: Option<String>,
+    /// Why DANE cannot apply, when it cannot.
+    pub problem: Option<String>,
+    /// The TTL of the RRset.
+    pub ttl: Option<u32>,
+    /// When the RRSIG over the RRset expires, seconds since the epoch.
+    pub rrsig_expiry: Option<i64>,
+}
+
+/// Where the records came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RecordSource {
+    /// Given with `--tlsa`: not looked up, not validated.
+    CommandLine,
+    /// Looked up and DNSSEC-secure.
+    DnsSecure,
+    /// Looked up, but not secure (or SERVFAIL, or none).
+    DnsInsecure,
+}
+
+/// One endpoint's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct EndpointReport {
+    /// The host.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// How TLS starts.
+    pub protocol: &'static str,
+    /// The mail domains whose MX this host is (empty when given as a host).
+    pub mx_of: Vec<String>,
+    /// The worst of its checks.
+    #[serde(serialize_with = "severity_word")]
+    pub status: Severity,
+    /// Whether a DANE sender would deliver: every address passes.
+    pub verdict: Verdict,
+    /// The records.
+    pub tlsa: RecordSet,
+    /// The record-count bound that applies.
+    pub max_records: usize,
+    /// One report per address probed.
+    pub addresses: Vec<AddressReport>,
+}
+
+/// One mail domain's MX RRset.
+#[derive(Debug, Clone, Serialize)]
+pub struct DomainReport {
+    /// The domain.
+    pub domain: String,
+    /// What the resolver said about the MX RRset.
+    pub dns_status: String,
+    /// The MX hosts, by preference.
+    pub mx: Vec<MxEntry>,
+}
+
+/// One MX record.
+#[derive(Debug, Clone, Serialize)]
+pub struct MxEntry {
+    /// The preference.
+    pub preference: u16,
+    /// The host, without the final dot.
+    pub host: String,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The worst status of all checks.
+    #[serde(serialize_with = "severity_word")]
+    pub status: Severity,
+    /// When the run started, seconds since the epoch.
+    pub started: i64,
+    /// How long it took, seconds.
+    pub elapsed_seconds: f64,
+    /// The resolver asked, if any.
+    pub resolver: Option<String>,
+    /// The RRSIG warning threshold, days.
+    pub rrsig_warn_days: u32,
+    /// The certificate warning threshold, days.
+    pub cert_warn_days: u32,
+    /// The mail domains checked.
+    pub domains: Vec<DomainReport>,
+    /// The endpoints checked.
+    pub endpoints: Vec<EndpointReport>,
+    /// Every check, in order: run, domains, then per endpoint.
+    pub checks: Vec<Check>,
+}
+
+/// A status as its word (`OK`, `WARNING`, …) in JSON.
+pub(super) fn severity_word<S: serde::Serializer>(
+    s: &Severity,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(s.as_str())
+}
+
+/// A mail domain's report from its MX lookup.
+pub(super) fn domain_report(name: &str, lookup: &Lookup<MxHost>) -> DomainReport {
+    DomainReport {
+        domain: name.to_string(),
+        dns_status: lookup.status.to_string(),
+        mx: lookup
+            .records
+            .iter()
+            .map(|mx| MxEntry {
+                preference: mx.preference,
+                host: mx.host.to_ascii().trim_end_matches('.').to_string(),
+            })
+            .collect(),
+    }
+}
 
 /// How text output is dressed.
 #[derive(Debug, Clone, Copy, Default)]

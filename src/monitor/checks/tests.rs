@@ -1,8 +1,15 @@
-use super::*;
-use crate::config::Protocol;
-use crate::dns::{Ede, Name};
-use crate::probe::{AddressReport, CertInfo};
-use crate::tlsa::{Matching, Selector};
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::{
+    DAY, Validation, cert_expiry, mx_secure, parse_rfc3339, resolver, rrsig_expiry, tcp_parent,
+    tlsa_match, tlsa_records, tlsa_secure, tlsa_stale, tlsa_ttl, worst,
+};
+use crate::config::{Endpoint, Protocol};
+use crate::dns::{Ede, Lookup, MxHost, Name, Status as DnsStatus, TcpParent, ValidationProbe};
+use crate::notify::Severity;
+use crate::probe::{AddressReport, CertInfo, KeyAlgorithm, KeyReport, Verdict};
+use crate::rollover::KeyHash;
+use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
 
 fn ep() -> Endpoint {
     Endpoint::new("mail.example.com", None, None).unwrap()

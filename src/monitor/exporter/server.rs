@@ -264,7 +264,10 @@ pub(super) async fn serve<F>(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use super::{BearerToken, Connections, Table};
 
     fn connections(max: usize) -> Arc<Connections> {
         Arc::new(Connections {

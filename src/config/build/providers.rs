@@ -1,0 +1,118 @@
+//! `[provider.NAME]`: each DNS provider's kind, server, credentials and their secrets.
+
+use std::collections::BTreeMap;
+
+use super::Builder;
+use crate::config::endpoint::dns_name;
+use crate::config::provider::{
+    DEFAULT_POWERDNS_SERVER_ID, Provider, ProviderKind, Tsig, parse_server,
+};
+use crate::config::raw::RawProvider;
+use crate::config::resolver::DNS_PORT;
+use crate::config::source::kpath;
+
+impl Builder<'_, '_> {
+    pub(super) fn providers(
+        &mut self,
+        raw: BTreeMap<String, RawProvider>,
+    ) -> BTreeMap<String, Provider> {
+        let mut providers = BTreeMap::new();
+        for (name, raw) in raw {
+            let table = kpath!["provider", &name];
+            self.name(table.clone(), "a provider", &name);
+            let at = |key: &str| kpath!["provider", &name, key];
+            let kind = match raw {
+                RawProvider::Rfc2136 {
+                    server,
+                    tsig_key_file,
+                    tsig_env,
+                    zone,
+                } => {
+                    let server = parse_server(&server, DNS_PORT)
+                        .map_err(|message| self.error(at("server"), message))
+                        .ok();
+                    let tsig = match (tsig_key_file, tsig_env) {
+                        (None, None) => {
+                            self.warn(
+                                table.clone(),
+                                "has no TSIG key (`tsig-key-file` or `tsig-env`): updates go unsigned, \
+                                 which works only where the server allows updates by address",
+                            );
+                            None
+                        }
+                        (file, env) => {
+                            let is_file = file.is_some();
+                            self.secret(&table, ("tsig-key-file", "tsig-env"), file, env, true)
+                                .map(|s| {
+                                    if is_file {
+                                        Tsig::KeyFile(s)
+                                    } else {
+                                        Tsig::Env(s)
+                                    }
+                                })
+                        }
+                    };
+                    let zone = zone.and_then(|z| {
+                        dns_name(&z, false)
+                            .map_err(|message| self.error(at("zone"), message))
+                            .ok()
+                    });
+                    server.map(|server| ProviderKind::Rfc2136 { server, tsig, zone })
+                }
+                RawProvider::Cloudflare {
+                    token_file,
+                    token_env,
+                    zone_id,
+                } => {
+                    let token = self.token(&table, token_file, token_env);
+                    if zone_id.as_deref().is_some_and(|z| z.trim().is_empty()) {
+                        self.error(
+                            at("zone-id"),
+                            "is empty; remove it to look the zone up by name",
+                        );
+                    }
+                    token.map(|token| ProviderKind::Cloudflare { token, zone_id })
+                }
+                RawProvider::Powerdns {
+                    url,
+                    api_key_file,
+                    api_key_env,
+                    server_id,
+                } => {
+                    let url = self.url(at("url"), url);
+                    let api_key = self.secret(
+                        &table,
+                        ("api-key-file", "api-key-env"),
+                        api_key_file,
+                        api_key_env,
+                        true,
+                    );
+                    let server_id =
+                        server_id.unwrap_or_else(|| DEFAULT_POWERDNS_SERVER_ID.to_owned());
+                    match (url, api_key) {
+                        (Some(url), Some(api_key)) => Some(ProviderKind::PowerDns {
+                            url,
+                            api_key,
+                            server_id,
+                        }),
+                        _ => None,
+                    }
+                }
+                RawProvider::Desec {
+                    token_file,
+                    token_env,
+                } => self
+                    .token(&table, token_file, token_env)
+                    .map(|token| ProviderKind::Desec { token }),
+                RawProvider::Exec { command } => self
+                    .command(at("command"), command)
+                    .map(|command| ProviderKind::Exec { command }),
+                RawProvider::Manual {} => Some(ProviderKind::Manual),
+            };
+            if let Some(kind) = kind {
+                providers.insert(name.clone(), Provider { name, kind });
+            }
+        }
+        providers
+    }
+}
