@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::bail;
 
 use crate::cli::{Cli, NextKeyArgs};
 use crate::config::Config;
@@ -20,9 +19,7 @@ pub fn run(cli: &Cli, args: &NextKeyArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let names: Vec<String> = match &args.service {
         Some(name) => {
-            if config.service(name).is_none() {
-                bail!("no service \"{name}\" in {}", config.file);
-            }
+            config.service_or_err(name)?;
             vec![name.clone()]
         }
         None => config.services.iter().map(|s| s.name.clone()).collect(),

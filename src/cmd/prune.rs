@@ -19,9 +19,7 @@ use super::run::open_driver;
 /// Run the command.
 pub fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    if config.service(&args.service).is_none() {
-        bail!("no service \"{}\" in {}", args.service, config.file);
-    }
+    config.service_or_err(&args.service)?;
     let mut driver = open_driver(cli, config, "dane-roll prune", Default::default())?;
     let report = driver.prune(
         &args.service,

@@ -46,19 +46,7 @@ fn slots_by_hash(materials: &[Material]) -> Vec<(KeyHash, Slot)> {
 /// Compute the records, publish them, and report.
 pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    let Some(service) = config.service(&args.service) else {
-        let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-        bail!(
-            "no service \"{}\" in {}; the services are: {}",
-            args.service,
-            config.file,
-            if known.is_empty() {
-                "(none)".to_string()
-            } else {
-                known.join(", ")
-            }
-        );
-    };
+    let service = config.service_or_err(&args.service)?;
     if !(args.timeout.is_finite() && args.timeout > 0.0) {
         bail!("--timeout must be a positive number of seconds");
     }

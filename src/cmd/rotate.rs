@@ -27,19 +27,7 @@ const NATIVE: &str = "acme.sh (--always-force-new-domain-key) and dehydrated \
 /// Stage the next key, run certbot, check the result, undo on failure.
 pub fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    let Some(service) = config.service(&args.service) else {
-        let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
-        bail!(
-            "no service \"{}\" in {}; the services are: {}",
-            args.service,
-            config.file,
-            if known.is_empty() {
-                "(none)".to_owned()
-            } else {
-                known.join(", ")
-            }
-        );
-    };
+    let service = config.service_or_err(&args.service)?;
     let Some(lineage_name) = &service.lineage else {
         bail!(
             "service {} has no certbot `lineage` in {}: `dane-roll rotate` drives certbot only. \

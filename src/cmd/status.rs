@@ -10,7 +10,6 @@
 
 use std::collections::BTreeSet;
 
-use anyhow::bail;
 use serde_json::{Value, json};
 
 use crate::cli::{Cli, StatusArgs};
@@ -27,19 +26,8 @@ const HISTORY: usize = 200;
 /// Run the command.
 pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    if let Some(name) = &args.service
-        && config.service(name).is_none()
-    {
-        bail!(
-            "no service \"{name}\" in {}; the services are: {}",
-            config.file,
-            config
-                .services
-                .iter()
-                .map(|s| s.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    if let Some(name) = &args.service {
+        config.service_or_err(name)?;
     }
     let wanted = |name: &str| args.service.as_deref().is_none_or(|s| s == name);
     let mut rows: Vec<Value> = Vec::new();

@@ -216,15 +216,8 @@ pub enum HookError {
         hint: String,
     },
     /// `--service NAME` names no configured service.
-    #[error("no service \"{name}\" in {config}; the services are: {}", list(known))]
-    UnknownService {
-        /// The name given.
-        name: String,
-        /// The configuration file.
-        config: String,
-        /// The configured services.
-        known: Vec<String>,
-    },
+    #[error(transparent)]
+    UnknownService(#[from] crate::config::UnknownService),
     /// No configured service is this certificate's.
     #[error(
         "{client} hook: no service in {config} is for {certificate}; add `{fix}` to the \
@@ -297,13 +290,7 @@ pub fn find_service<'c>(
     id: &Identity<'_>,
 ) -> Result<&'c Service, HookError> {
     if let Some(name) = id.service {
-        return config
-            .service(name)
-            .ok_or_else(|| HookError::UnknownService {
-                name: name.to_owned(),
-                config: config.file.clone(),
-                known: config.services.iter().map(|s| s.name.clone()).collect(),
-            });
+        return Ok(config.service_or_err(name)?);
     }
     if let Some(lineage) = id.lineage
         && let Some(service) = config.service_for_lineage(lineage)
