@@ -11,9 +11,10 @@
 #   install -m 0755 certbot-deploy-hook.sh /etc/letsencrypt/renewal-hooks/deploy/dane-roll
 # certbot then runs it for every lineage at every renewal: a lineage no service is for (a web
 # server's) is skipped with one line and exit 0, and so is every lineage while the configuration
-# file does not exist. Or, for one lineage only (an unknown lineage is then an error):
+# file does not exist or dane-roll is not installed (a removed package leaves its conffiles). Or,
+# for one lineage only (an unknown lineage is then an error; the package ships a copy here):
 #   certbot reconfigure --cert-name mail.example.com \
-#       --deploy-hook /usr/local/lib/dane-roll/certbot-deploy-hook.sh
+#       --deploy-hook /usr/lib/dane-roll/certbot-deploy-hook.sh
 #
 # Settings (environment, or edit here):
 #   DANE_ROLL          the dane-roll program          (default: dane-roll from PATH)
@@ -33,8 +34,13 @@ log() {
 case "$0" in
     */renewal-hooks/deploy/*)
         # certbot runs every hook of this directory for every lineage it renews.
-        if [ ! -e "$config" ]; then
+        msg=""
+        if ! command -v "$DANE_ROLL" >/dev/null 2>&1; then
+            msg="$DANE_ROLL is not installed: lineage ${RENEWED_LINEAGE:-?} skipped"
+        elif [ ! -e "$config" ]; then
             msg="no configuration at $config yet: lineage ${RENEWED_LINEAGE:-?} skipped"
+        fi
+        if [ -n "$msg" ]; then
             log "$msg"
             printf 'dane-roll: %s\n' "$msg" >&2
             exit 0

@@ -516,6 +516,21 @@ fn certbot_directory_hook_skips_a_lineage_no_service_is_for() {
     assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
     assert!(stderr.contains(none.to_str().unwrap()), "{stderr}");
 
+    // dane-roll removed, the hook left behind as a conffile: skipped too.
+    let out = Command::new("/bin/sh")
+        .arg(&in_dir)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("DANE_ROLL", dir.path().join("gone/dane-roll"))
+        .env("DANE_ROLL_CONFIG", &conf)
+        .env("DANE_ROLL_HOOK_LOG", &log)
+        .envs(certbot_env)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is not installed"), "{stderr}");
+
     // A lineage's own deploy hook: the unknown lineage is an error, as from `dane-roll hook`.
     let own = dir.path().join("bin/certbot-deploy-hook.sh");
     let out = certbot_shim(&own, &conf, &log, &certbot_env);
