@@ -74,6 +74,27 @@ pub enum Command {
     /// goes back if the new one was installed, then the abandoned key's records are retired
     /// once the live handshake matches the records that remain.
     Abort(AbortArgs),
+    /// Write the man pages or a shell completion script, generated from these definitions
+    /// (for packagers: packaging/build-deb runs it; nothing generated is committed).
+    #[command(hide = true, subcommand)]
+    Generate(GenerateCommand),
+}
+
+/// `dane-roll generate ...` (hidden).
+#[derive(Debug, Subcommand)]
+pub enum GenerateCommand {
+    /// Write dane-roll.1 and one page per command (dane-roll-run.1, ...) into DIR.
+    Man {
+        /// The directory (created if missing).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the bash completion script.
+    CompleteBash,
+    /// Print the zsh completion script.
+    CompleteZsh,
+    /// Print the fish completion script.
+    CompleteFish,
 }
 
 /// `dane-roll tlsa`.

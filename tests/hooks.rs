@@ -443,3 +443,98 @@ fn rotate_refuses_services_without_a_certbot_lineage_and_says_what_to_run() {
         "{stderr}"
     );
 }
+
+/// Run hooks/certbot-deploy-hook.sh copied to `at`, as certbot runs it (`/bin/sh`, a bare
+/// environment), with dane-roll's log going to `log`.
+fn certbot_shim(at: &Path, config: &Path, log: &Path, env: &[(&str, &str)]) -> Output {
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/hooks/certbot-deploy-hook.sh"),
+        at,
+    )
+    .unwrap();
+    Command::new("/bin/sh")
+        .arg(at)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("DANE_ROLL", BIN)
+        .env("DANE_ROLL_CONFIG", config)
+        .env("DANE_ROLL_HOOK_LOG", log)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap()
+}
+
+/// The package installs the shim as /etc/letsencrypt/renewal-hooks/deploy/dane-roll, where certbot
+/// runs it for every lineage it renews: a lineage no service is for (a web server's) is skipped
+/// with one line and exit 0, and so is every lineage before a configuration exists. Run as a
+/// lineage's own `--deploy-hook`, the shim still fails on a lineage no service is for.
+#[test]
+fn certbot_directory_hook_skips_a_lineage_no_service_is_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path());
+    let log = dir.path().join("hook.log");
+    let live = dir.path().join("live/www.example.org");
+    files(&live, &["privkey.pem", "fullchain.pem"]);
+    let certbot_env = [
+        ("RENEWED_LINEAGE", live.to_str().unwrap()),
+        ("RENEWED_DOMAINS", "www.example.org"),
+    ];
+    let in_dir = dir.path().join("le/renewal-hooks/deploy/dane-roll");
+
+    let out = certbot_shim(&in_dir, &conf, &log, &certbot_env);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
+    for want in [live.to_str().unwrap(), "is for no service", "skipped"] {
+        assert!(stderr.contains(want), "{want:?} missing from:\n{stderr}");
+    }
+    assert!(
+        !dir.path().join("state").exists(),
+        "nothing recorded for a lineage no service is for"
+    );
+
+    // The lineage of a service is still handed over (the fake files then stop the driver).
+    let mail = dir.path().join("live/mail.example.test");
+    files(&mail, &["privkey.pem", "fullchain.pem"]);
+    let out = certbot_shim(
+        &in_dir,
+        &conf,
+        &log,
+        &[("RENEWED_LINEAGE", mail.to_str().unwrap())],
+    );
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("rollover of service mx"), "{stderr}");
+
+    // No configuration yet (the package is installed, dane-roll not set up): skipped too.
+    let none = dir.path().join("missing.toml");
+    let out = certbot_shim(&in_dir, &none, &log, &certbot_env);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
+    assert!(stderr.contains(none.to_str().unwrap()), "{stderr}");
+
+    // dane-roll removed, the hook left behind as a conffile: skipped too.
+    let out = Command::new("/bin/sh")
+        .arg(&in_dir)
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+        .env("DANE_ROLL", dir.path().join("gone/dane-roll"))
+        .env("DANE_ROLL_CONFIG", &conf)
+        .env("DANE_ROLL_HOOK_LOG", &log)
+        .envs(certbot_env)
+        .output()
+        .unwrap();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("is not installed"), "{stderr}");
+
+    // A lineage's own deploy hook: the unknown lineage is an error, as from `dane-roll hook`.
+    let own = dir.path().join("bin/certbot-deploy-hook.sh");
+    let out = certbot_shim(&own, &conf, &log, &certbot_env);
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("lineage = \"www.example.org\""), "{stderr}");
+}

@@ -7,7 +7,9 @@
 //! keeps the certificate is recorded too ([`crate::hooks::source`]): when a later hook is missed
 //! altogether, `dane-roll run` finds the new certificate there. dehydrated aborts on a non-zero
 //! exit: every event but `deploy_cert` returns 0 at once, before the configuration is even read,
-//! and prints nothing (dehydrated reads `generate_csr`'s output as a CSR).
+//! and prints nothing (dehydrated reads `generate_csr`'s output as a CSR). certbot runs the hooks
+//! of `renewal-hooks/deploy/` for every lineage: the shim installed there sets
+//! [`SKIP_UNMATCHED_ENV`], and a lineage no service is for is skipped with one line.
 
 use crate::output::{Lines, error_text, escape};
 use std::ffi::OsString;
@@ -68,6 +70,18 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
     };
     let request = match made {
         Ok(request) => request,
+        Err(hooks::HookError::NoService {
+            certificate,
+            config: file,
+            fix,
+            ..
+        }) if which == Client::Certbot && options.service.is_none() && skip_unmatched(&env) => {
+            tracing::info!(
+                "hook certbot: {certificate} is for no service in {file}: skipped (certbot runs \
+                 this hook for every lineage; `{fix}` in a [[service]] makes it one of ours)"
+            );
+            return Ok(Status::Ok);
+        }
         Err(err) => {
             let subject = options.service.clone().unwrap_or_else(|| which.to_string());
             let err = anyhow::Error::new(Lines(format!(
@@ -111,6 +125,15 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
             Err(err)
         }
     }
+}
+
+/// Set (to `1`) by the certbot shim when certbot runs it from `renewal-hooks/deploy/`, that is
+/// for every lineage it renews: a lineage no service is for (a web server's) is then skipped with
+/// one line and exit 0 instead of failing. A lineage's own `--deploy-hook` keeps the error.
+pub const SKIP_UNMATCHED_ENV: &str = "DANE_ROLL_SKIP_UNMATCHED";
+
+fn skip_unmatched(env: &Env) -> bool {
+    env.text(SKIP_UNMATCHED_ENV).as_deref() == Some("1")
 }
 
 /// Print what the hook is about to hand the driver (paths only).

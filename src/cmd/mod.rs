@@ -4,6 +4,7 @@ mod abort;
 mod check;
 mod config;
 mod deploy;
+mod generate;
 mod hook;
 pub mod log;
 mod next_key;
@@ -37,5 +38,6 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
         Command::NextKey(args) => next_key::run(cli, args),
         Command::Prune(args) => prune::run(cli, args),
         Command::Abort(args) => abort::run(cli, args),
+        Command::Generate(what) => generate::run(what),
     }
 }
