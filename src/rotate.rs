@@ -140,6 +140,30 @@ pub fn stored_deploy_hook(config_dir: &Path, name: &str) -> Option<String> {
     })
 }
 
+/// A dane-roll hook in certbot's deploy-hook directory (`<config_dir>/renewal-hooks/deploy/`,
+/// run for every lineage; the Debian package installs one there): an executable file that names
+/// dane-roll.
+pub fn directory_deploy_hook(config_dir: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = config_dir.join("renewal-hooks").join("deploy");
+    let mut found: Vec<PathBuf> = fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let meta = fs::metadata(&path).ok()?;
+            let executable = meta.is_file() && meta.permissions().mode() & 0o111 != 0;
+            // A hook script is small; a large file is not ours.
+            (executable && meta.len() < 64 * 1024)
+                .then(|| fs::read_to_string(&path).ok())
+                .flatten()
+                .filter(|text| text.contains("dane-roll"))
+                .map(|_| path)
+        })
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
 /// The SPKI SHA-256 of the private or public key in `path`.
 pub fn key_hash(path: &Path) -> Result<KeyHash, RotateError> {
     let material = pki::load(path)?;
@@ -571,5 +595,23 @@ mod tests {
             Some("/usr/bin/dane-roll hook certbot --wait")
         );
         assert_eq!(stored_deploy_hook(dir.path(), "y"), None);
+    }
+
+    #[test]
+    fn a_dane_roll_hook_in_the_deploy_directory_is_found() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(directory_deploy_hook(dir.path()), None);
+        let hooks = dir.path().join("renewal-hooks/deploy");
+        fs::create_dir_all(&hooks).unwrap();
+        let other = hooks.join("reload-nginx");
+        fs::write(&other, "#!/bin/sh\nsystemctl reload nginx\n").unwrap();
+        fs::set_permissions(&other, fs::Permissions::from_mode(0o755)).unwrap();
+        let ours = hooks.join("dane-roll");
+        fs::write(&ours, "#!/bin/sh\nexec /usr/lib/dane-roll/dane-roll-certbot-hook\n").unwrap();
+        fs::set_permissions(&ours, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(directory_deploy_hook(dir.path()), None, "not executable: certbot skips it");
+        fs::set_permissions(&ours, fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(directory_deploy_hook(dir.path()), Some(ours));
     }
 }

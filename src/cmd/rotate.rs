@@ -86,7 +86,9 @@ pub fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
         }
     }
     let hook = rotate::stored_deploy_hook(&config_dir, &lineage.name());
-    let hook_is_ours = hook.as_deref().is_some_and(|h| h.contains("dane-roll"));
+    // The lineage's own hook, or the one certbot runs for every lineage (the Debian package's).
+    let hook_is_ours = hook.as_deref().is_some_and(|h| h.contains("dane-roll"))
+        || rotate::directory_deploy_hook(&config_dir).is_some();
     if !hook_is_ours {
         eprintln!(
             "dane-roll: warning: certbot has no dane-roll deploy hook stored for {} ({}); \
