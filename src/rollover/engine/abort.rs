@@ -7,7 +7,13 @@
 //! keeps verifying throughout. Like every phase, each change waits for an observed outcome, and
 //! a failure is retried by the next `dane-roll run`.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use crate::rollover::phase::{Phase, PhaseName, Rollover};
+use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
+
+use super::machine::{Ctx, PROBE_ALERT_AFTER};
+use super::protocol::{Action, Event, Outcome, ProbeResult, ProbeVerdict, Step};
 
 /// Why a rollover cannot be abandoned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -358,7 +364,11 @@ impl Ctx<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::config::Scheme;
+    use crate::rollover::{Observations, step};
 
     const OWNER: &str = "_25._tcp.mx.example.com.";
 
