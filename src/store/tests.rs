@@ -7,7 +7,9 @@ use rusqlite::Connection;
 
 use super::*;
 use crate::config::Scheme;
-use crate::rollover::{PhaseName, StageRequest, stage};
+use crate::rollover::{
+    Event, KeyHash, PhaseName, Rollover, Slot, StageRequest, Timestamp, TlsaAt, stage,
+};
 
 fn key(n: u8) -> KeyHash {
     KeyHash([n; 32])
