@@ -55,6 +55,36 @@ fn key_hash_text_round_trips_and_rejects_short_text() {
 }
 
 #[test]
+fn slots_keep_their_stored_and_cli_names() {
+    // The names the store, the CLI and stored rollovers (JSON) have always used.
+    for (slot, name) in [
+        (Slot::Default, "default"),
+        (Slot::Ec, "ec"),
+        (Slot::Ed, "ed"),
+        (Slot::Rsa, "rsa"),
+    ] {
+        assert_eq!(slot.to_string(), name);
+        assert_eq!(name.parse::<Slot>(), Ok(slot.clone()));
+        assert_eq!(serde_json::to_string(&slot).unwrap(), format!("\"{name}\""));
+        assert_eq!(
+            serde_json::from_str::<Slot>(&format!("\"{name}\"")).unwrap(),
+            slot
+        );
+    }
+    assert_eq!(Slot::default().as_str(), Slot::DEFAULT);
+    // Sorted as their names sort (`status` lists slots in this order).
+    let mut names: Vec<&str> = Slot::ALL.iter().map(Slot::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, Slot::ALL.map(|s| s.as_str()));
+    let err = "ecdsa".parse::<Slot>().unwrap_err().to_string();
+    assert!(
+        err.contains("unknown key slot `ecdsa`") && err.contains("`rsa`"),
+        "{err}"
+    );
+    assert!(serde_json::from_str::<Slot>("\"ecdsa\"").is_err());
+}
+
+#[test]
 fn current_next_plan_has_both_keys_at_every_owner_and_no_issuer() {
     let keys = KeySet {
         current: Some(key(1)),

@@ -77,8 +77,8 @@ impl Store {
                 })?;
             out.push(StoredEvent {
                 id,
+                slot: self.slot(&service, &slot)?,
                 service,
-                slot: Slot(slot),
                 event: Event {
                     time: Timestamp::from_millis(time),
                     phase,

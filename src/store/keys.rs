@@ -136,7 +136,7 @@ impl Store {
                         .map_err(|e: crate::rollover::KeyHashError| bad(e.to_string()))?,
                     path: path.map(PathBuf::from),
                     created: Timestamp::from_secs(created),
-                    slot: Slot(slot),
+                    slot: self.slot(service, &slot)?,
                 })
             })
             .collect()

@@ -34,6 +34,8 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+use crate::rollover::{Slot, SlotError};
+
 pub use acme_sources::RecordedSource;
 pub use alerts::AlertState;
 pub use error::StoreError;
@@ -148,5 +150,15 @@ impl Store {
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
         classify(&self.path, e)
+    }
+
+    /// A slot column read back: one of the slots, or an unreadable row of `service`.
+    fn slot(&self, service: &str, slot: &str) -> Result<Slot, StoreError> {
+        slot.parse().map_err(|e: SlotError| StoreError::BadState {
+            path: self.path.clone(),
+            service: service.to_owned(),
+            slot: slot.to_owned(),
+            detail: e.to_string(),
+        })
     }
 }

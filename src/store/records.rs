@@ -108,8 +108,8 @@ impl Store {
                         })?;
                 Ok(PublishedRecord {
                     record: TlsaAt::new(&owner, record),
+                    slot: self.slot(&service, &slot)?,
                     service,
-                    slot: Slot(slot),
                     ttl,
                     published_at: Timestamp::from_millis(p),
                     confirmed_at: c.map(Timestamp::from_millis),

@@ -379,7 +379,7 @@ mod tests {
     fn rollover(phase: Phase, previous: bool) -> Rollover {
         Rollover {
             service: "mx".to_owned(),
-            slot: Slot::new("ec"),
+            slot: Slot::Ec,
             scheme: Scheme::CurrentNext,
             ttl: 2,
             owners: vec![OWNER.to_owned()],
