@@ -19,6 +19,6 @@ mod publish;
 pub use gate::{gate, served_everywhere, validated};
 pub use machine::{EngineError, PROBE_ALERT_AFTER, stage, step};
 pub use protocol::{
-    Action, DnsReport, Event, NsAnswer, Observations, Outcome, OwnerReport, ProbeResult,
-    ProbeVerdict, StageRequest, Step, Validation,
+    Action, DnsReport, Event, Failure, FailureKind, NsAnswer, Observations, Outcome, OwnerReport,
+    ProbeResult, ProbeVerdict, StageRequest, Step, Validation,
 };

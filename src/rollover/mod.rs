@@ -35,8 +35,8 @@ mod tests;
 
 pub use engine::abort::{AbortRefused, abort};
 pub use engine::{
-    Action, DnsReport, EngineError, Event, NsAnswer, Observations, Outcome, OwnerReport,
-    ProbeResult, ProbeVerdict, StageRequest, Step, Validation, stage, step,
+    Action, DnsReport, EngineError, Event, Failure, FailureKind, NsAnswer, Observations, Outcome,
+    OwnerReport, ProbeResult, ProbeVerdict, StageRequest, Step, Validation, stage, step,
 };
 pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};

@@ -478,3 +478,65 @@ fn times_keep_milliseconds_and_old_whole_seconds_still_parse() {
     assert_eq!(due.as_millis(), 1_700_000_004_250);
     assert_eq!(t.until(due), std::time::Duration::from_secs(4));
 }
+
+#[test]
+fn a_failure_keeps_its_words_whatever_its_kind() {
+    assert_eq!(
+        Failure::from("timed out".to_owned()).kind(),
+        FailureKind::Retryable
+    );
+    assert!(Failure::from("timed out").is_retryable());
+    assert!(!Failure::permanent("read-only").is_retryable());
+    let aged = Rollover {
+        service: "mx".into(),
+        slot: Slot::Ec,
+        scheme: Scheme::CurrentNext,
+        ttl: 2,
+        owners: owners(1),
+        endpoints: vec!["mx1.example.com:25".into()],
+        old: Some(key(1)),
+        new: key(2),
+        next: None,
+        issuers: vec![],
+        chain: "/state/new.pem".into(),
+        previous_chain: Some("/state/previous.pem".into()),
+        confirmed_since: None,
+        forced: None,
+        started: Timestamp::from_secs(100),
+        ttl_seen: None,
+        looked: true,
+        ttl_warned: false,
+        phase: Phase::Aged {
+            since: Timestamp::from_secs(110),
+            forced: false,
+            install_failures: 0,
+        },
+    };
+    let failed = |failure: Failure| {
+        let obs = Observations {
+            outcomes: vec![Outcome::Installed(Err(failure))],
+            ..Observations::default()
+        };
+        step(aged.clone(), &obs, Timestamp::from_secs(120))
+    };
+    let retryable = failed(Failure::retryable("/etc/postfix: Read-only file system"));
+    let permanent = failed(Failure::permanent("/etc/postfix: Read-only file system"));
+    assert_eq!(
+        retryable, permanent,
+        "the kind changes no word and no phase"
+    );
+    assert_eq!(
+        retryable.alerts().collect::<Vec<_>>(),
+        [
+            "dane-roll: service mx (ec): install failed: /etc/postfix: Read-only file system; \
+          the next run retries"
+        ]
+    );
+    assert!(matches!(
+        retryable.next.phase,
+        Phase::Aged {
+            install_failures: 1,
+            ..
+        }
+    ));
+}

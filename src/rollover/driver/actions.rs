@@ -89,14 +89,15 @@ impl<C: Clock> Driver<C> {
                     format!("installing {} as {}", chain.display(), target.display()),
                 )?;
                 Outcome::Installed(
-                    install::install_chain(target, chain, svc.key_file).map_err(|e| e.to_string()),
+                    install::install_chain(target, chain, svc.key_file)
+                        .map_err(|e| e.to_string().into()),
                 )
             }
             Action::Reload => {
                 self.note(r, format!("running `{}`", svc.reload.join(" ")))?;
                 Outcome::Reloaded(
                     install::reload(&svc.reload, install::RELOAD_TIMEOUT)
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| e.to_string().into()),
                 )
             }
             Action::Probe { endpoints, expect } => {
@@ -108,7 +109,7 @@ impl<C: Clock> Driver<C> {
                     Err(ChangeError::RateLimited { until, detail }) => {
                         return Ok(Some(rate_limited(record, until, detail)));
                     }
-                    other => other.map_err(|e| e.to_string()),
+                    other => other.map_err(|e| e.to_string().into()),
                 };
                 if result.is_ok() {
                     self.store.record_changes(
@@ -134,10 +135,13 @@ impl<C: Clock> Driver<C> {
                     ),
                 )?;
                 Outcome::Reinstalled(
-                    install::install_chain(target, chain, svc.key_file).map_err(|e| e.to_string()),
+                    install::install_chain(target, chain, svc.key_file)
+                        .map_err(|e| e.to_string().into()),
                 )
             }
-            Action::GenerateNextKey => Outcome::NextKey(self.generate_next(svc, r)?),
+            Action::GenerateNextKey => {
+                Outcome::NextKey(self.generate_next(svc, r)?.map_err(Into::into))
+            }
             Action::Alert(text) => {
                 self.alert(&r.service, &r.slot, r.phase.name(), text);
                 return Ok(None);
@@ -167,7 +171,7 @@ impl<C: Clock> Driver<C> {
             Err(ChangeError::RateLimited { until, detail }) => rate_limited(record, until, detail),
             result => Outcome::Published {
                 record: record.clone(),
-                result: result.map_err(|e| e.to_string()),
+                result: result.map_err(|e| e.to_string().into()),
             },
         })
     }

@@ -356,7 +356,7 @@ impl<C: Clock> Driver<C> {
                     result: Err(err), ..
                 } = self.publish(service, slot, &record, service.ttl)?
                 {
-                    failed.push(err);
+                    failed.push(err.to_string());
                 }
             }
             if !failed.is_empty() {

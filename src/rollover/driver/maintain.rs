@@ -194,7 +194,7 @@ impl<C: Clock> Driver<C> {
             match self.publish(&svc, slot, &record, svc.ttl)? {
                 Outcome::Published {
                     result: Err(err), ..
-                } => failures.push(err),
+                } => failures.push(err.to_string()),
                 Outcome::RateLimited { detail, .. } => {
                     failures.push(format!("{record} not published yet: {detail}"));
                 }

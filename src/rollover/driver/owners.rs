@@ -375,7 +375,7 @@ impl<C: Clock> Driver<C> {
                 Outcome::Published { result: Ok(()), .. } => None,
                 Outcome::Published {
                     result: Err(err), ..
-                } => Some(err),
+                } => Some(err.to_string()),
                 Outcome::RateLimited { detail, .. } => Some(detail),
                 _ => None,
             };

@@ -502,7 +502,7 @@ mod tests {
         assert_eq!(s.actions, vec![Action::Retire(retire.clone())]);
         let failed = Outcome::Retired {
             record: retire,
-            result: Err("REFUSED".to_owned()),
+            result: Err("REFUSED".into()),
         };
         let s = step(
             s.next,

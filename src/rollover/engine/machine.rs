@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use crate::rollover::phase::{Phase, PhaseName, Rollover};
 use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
 
-use super::protocol::{Action, DnsReport, Event, Observations, Outcome, StageRequest, Step};
+use super::protocol::{
+    Action, DnsReport, Event, Failure, Observations, Outcome, StageRequest, Step,
+};
 
 /// After this many inconclusive probes in `installed` an alert goes out (the rollover keeps
 /// waiting: with old and new records both published, either certificate is matched).
@@ -240,7 +242,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// Published outcomes: the records that went out, and failures.
-    fn publish_outcomes(&self) -> (RecordKeys, Vec<(TlsaAt, String)>) {
+    fn publish_outcomes(&self) -> (RecordKeys, Vec<(TlsaAt, Failure)>) {
         let mut ok = BTreeSet::new();
         let mut failed = Vec::new();
         for o in &self.obs.outcomes {

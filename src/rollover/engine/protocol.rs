@@ -165,7 +165,81 @@ pub struct ProbeResult {
     pub live_key: Option<KeyHash>,
 }
 
-/// The result of an action the driver performed. Failures carry the message to show.
+/// Whether a failed action can succeed when it is simply tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// It may pass by itself (a timeout, a server restarting, a lock held): the next run
+    /// retries. What every failure is unless the driver knows better.
+    Retryable,
+    /// It will fail the same way until someone changes something (a refused key, a missing
+    /// zone, a read-only file): the next run still retries, but only a fix makes it pass.
+    Permanent,
+}
+
+/// Why an action failed: the words to show (unchanged in every alert and event) and whether
+/// trying again can help.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    kind: FailureKind,
+    detail: String,
+}
+
+impl Failure {
+    /// A failure that may pass by itself.
+    pub fn retryable(detail: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Retryable,
+            detail: detail.into(),
+        }
+    }
+
+    /// A failure that only a change by someone makes pass.
+    pub fn permanent(detail: impl Into<String>) -> Failure {
+        Failure {
+            kind: FailureKind::Permanent,
+            detail: detail.into(),
+        }
+    }
+
+    /// Whether it may pass by itself or needs a fix.
+    pub fn kind(&self) -> FailureKind {
+        self.kind
+    }
+
+    /// Whether trying again may help without a fix.
+    pub fn is_retryable(&self) -> bool {
+        self.kind == FailureKind::Retryable
+    }
+
+    /// What went wrong, in words.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// Words alone: a [`FailureKind::Retryable`] failure (what a failure was before it had a kind).
+impl From<String> for Failure {
+    fn from(detail: String) -> Failure {
+        Failure::retryable(detail)
+    }
+}
+
+/// Words alone: a [`FailureKind::Retryable`] failure.
+impl From<&str> for Failure {
+    fn from(detail: &str) -> Failure {
+        Failure::retryable(detail)
+    }
+}
+
+/// The result of an action the driver performed. Failures carry the words to show and their
+/// [`FailureKind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Outcome {
@@ -174,14 +248,14 @@ pub enum Outcome {
         /// The record.
         record: TlsaAt,
         /// Ok, or why not.
-        result: Result<(), String>,
+        result: Result<(), Failure>,
     },
     /// An [`Action::CheckDns`] was done.
     Dns(DnsReport),
     /// An [`Action::Install`] was done (or failed).
-    Installed(Result<(), String>),
+    Installed(Result<(), Failure>),
     /// An [`Action::Reload`] was done (or failed).
-    Reloaded(Result<(), String>),
+    Reloaded(Result<(), Failure>),
     /// An [`Action::Probe`] was done: one result per endpoint address.
     Probed(Vec<ProbeResult>),
     /// An [`Action::Retire`] was done (or failed).
@@ -189,12 +263,12 @@ pub enum Outcome {
         /// The record.
         record: TlsaAt,
         /// Ok, or why not.
-        result: Result<(), String>,
+        result: Result<(), Failure>,
     },
     /// An [`Action::ReinstallPrevious`] was done (or failed).
-    Reinstalled(Result<(), String>),
+    Reinstalled(Result<(), Failure>),
     /// An [`Action::GenerateNextKey`] was done: the new next key, or why not.
-    NextKey(Result<KeyHash, String>),
+    NextKey(Result<KeyHash, Failure>),
     /// An [`Action::Publish`] or [`Action::Retire`] was not sent: the provider's API asked to
     /// wait (a rate limit) until `retry_at`. Not a failure: the phase is kept, nothing is
     /// alerted, and no record is added or removed until then.
