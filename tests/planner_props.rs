@@ -16,9 +16,9 @@ use std::collections::BTreeSet;
 use dane_roll::config::Scheme;
 use dane_roll::rollover::plan::{desired, retirable};
 use dane_roll::rollover::{
-    Action, DnsReport, KeyHash, KeySet, NsAnswer, Observations, Outcome, OwnerReport, PhaseName,
-    PlanInput, ProbeResult, ProbeVerdict, Slot, StageRequest, Timestamp, TlsaAt, Validation, stage,
-    step,
+    Action, ActionOutcome, DnsReport, KeyHash, KeySet, NsAnswer, Observations, OwnerReport,
+    PhaseName, PlanInput, ProbeResult, ProbeVerdict, ResolverAnswer, Slot, StageRequest, Timestamp,
+    TlsaAt, stage, step,
 };
 use dane_roll::tlsa::{Matching, Selector, TlsaRecord, Usage};
 use proptest::prelude::*;
@@ -268,8 +268,8 @@ proptest! {
                 }
                 if let Some(o) = world.perform(action, &owners, &mut stored_next) {
                     match &o {
-                        Outcome::Published { record, result: Ok(()) } => ours.push(norm(record)),
-                        Outcome::Retired { record, result: Ok(()) } => {
+                        ActionOutcome::Published { record, result: Ok(()) } => ours.push(norm(record)),
+                        ActionOutcome::Retired { record, result: Ok(()) } => {
                             let gone = norm(record);
                             ours.retain(|r| norm(r) != gone);
                         }
@@ -340,23 +340,23 @@ impl World {
         action: &Action,
         owners: &[String],
         stored_next: &mut Option<KeyHash>,
-    ) -> Option<Outcome> {
+    ) -> Option<ActionOutcome> {
         Some(match action {
             Action::Publish { record, .. } => {
                 self.zone.insert(norm(record).to_string());
-                Outcome::Published {
+                ActionOutcome::Published {
                     record: record.clone(),
                     result: Ok(()),
                 }
             }
             Action::Retire(record) => {
                 self.zone.remove(&norm(record).to_string());
-                Outcome::Retired {
+                ActionOutcome::Retired {
                     record: record.clone(),
                     result: Ok(()),
                 }
             }
-            Action::CheckDns { .. } => Outcome::Dns(DnsReport {
+            Action::CheckDns { .. } => ActionOutcome::Dns(DnsReport {
                 owners: owners
                     .iter()
                     .map(|owner| {
@@ -376,7 +376,7 @@ impl World {
                                     ttl: None,
                                 },
                             ],
-                            validation: Validation::Secure(records),
+                            validation: ResolverAnswer::Secure(records),
                             resolver_ttl: None,
                         }
                     })
@@ -384,12 +384,12 @@ impl World {
             }),
             Action::Install { .. } => {
                 self.installed = self.staged;
-                Outcome::Installed(Ok(()))
+                ActionOutcome::Installed(Ok(()))
             }
-            Action::ReinstallPrevious { .. } => Outcome::Reinstalled(Ok(())),
+            Action::ReinstallPrevious { .. } => ActionOutcome::Reinstalled(Ok(())),
             Action::Reload => {
                 self.served = self.installed;
-                Outcome::Reloaded(Ok(()))
+                ActionOutcome::Reloaded(Ok(()))
             }
             Action::Probe { endpoints, .. } => {
                 let served = self.served;
@@ -398,7 +398,7 @@ impl World {
                         .iter()
                         .all(|o| self.zone.contains(&TlsaAt::new(o, k.dane_ee()).to_string()))
                 });
-                Outcome::Probed(
+                ActionOutcome::Probed(
                     endpoints
                         .iter()
                         .map(|e| ProbeResult {
@@ -420,7 +420,7 @@ impl World {
                     key(40 + self.generated)
                 });
                 *stored_next = Some(k);
-                Outcome::NextKey(Ok(k))
+                ActionOutcome::NextKey(Ok(k))
             }
             Action::Alert(_) | Action::Wait { .. } => return None,
             other => panic!("unexpected action {other:?}"),

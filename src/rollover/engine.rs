@@ -1,7 +1,8 @@
 //! The pure state machine: [`stage`] begins a rollover, [`step`] moves it as far as the
 //! observations allow and says what to do next. No I/O, no clock: the driver performs the
-//! [`Action`]s, reports each result as an [`Outcome`] in the next call's [`Observations`], and
-//! persists [`Step::next`] with [`Step::events`] in one transaction after every call.
+//! [`Action`]s, reports each result as an [`ActionOutcome`] in the next call's
+//! [`Observations`], and persists [`StepResult::next`] with [`StepResult::events`] in one
+//! transaction after every call.
 //!
 //! A phase changes only on an observed outcome, never on issuing an action: a process killed
 //! after an action but before its outcome was recorded repeats the action on resume, and every
@@ -19,6 +20,6 @@ mod publish;
 pub use gate::{gate, served_everywhere, validated};
 pub use machine::{EngineError, PROBE_ALERT_AFTER, stage, step};
 pub use protocol::{
-    Action, DnsReport, Event, Failure, FailureKind, NsAnswer, Observations, Outcome, OwnerReport,
-    ProbeResult, ProbeVerdict, StageRequest, Step, Validation,
+    Action, ActionOutcome, DnsReport, Event, Failure, FailureKind, NsAnswer, Observations,
+    OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer, StageRequest, StepResult,
 };

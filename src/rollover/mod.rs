@@ -35,12 +35,13 @@ mod tests;
 
 pub use engine::abort::{AbortRefused, abort};
 pub use engine::{
-    Action, DnsReport, EngineError, Event, Failure, FailureKind, NsAnswer, Observations, Outcome,
-    OwnerReport, ProbeResult, ProbeVerdict, StageRequest, Step, Validation, stage, step,
+    Action, ActionOutcome, DnsReport, EngineError, Event, Failure, FailureKind, NsAnswer,
+    Observations, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer, StageRequest, StepResult,
+    stage, step,
 };
 pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};
-pub use plan::{KeySet, Plan, PlanInput, PlanWarning};
+pub use plan::{KeySet, PlanInput, PlanWarning, RecordPlan};
 pub use request::{DeployOptions, DeployRequest, Origin};
 pub use ttl::TtlSeen;
 pub use types::{KeyHash, KeyHashError, Slot, SlotError, Timestamp, TlsaAt};

@@ -162,7 +162,7 @@ impl std::fmt::Display for PlanWarning {
 
 /// What the service's records should be, and what to change.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub struct RecordPlan {
     /// The records the service wants.
     pub desired: Vec<TlsaAt>,
     /// Desired records DNS does not show yet: to publish, one by one.
@@ -176,7 +176,7 @@ pub struct Plan {
 }
 
 /// Plan the records of one key slot.
-pub fn plan(input: &PlanInput<'_>) -> Plan {
+pub fn plan(input: &PlanInput<'_>) -> RecordPlan {
     let desired = desired(input.scheme, input.owners, input.keys);
     let key_set = |records: &[TlsaAt]| -> BTreeSet<(String, String)> {
         records.iter().map(renormalized_key).collect()
@@ -228,7 +228,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
 
-    Plan {
+    RecordPlan {
         desired,
         missing,
         stale,

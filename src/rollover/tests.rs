@@ -185,7 +185,7 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
         owners: vec![OwnerReport {
             owner: owner.into(),
             nameservers: vec![served(vec![key(1).dane_ee()]), served(vec![])],
-            validation: Validation::Secure(vec![key(1).dane_ee()]),
+            validation: ResolverAnswer::Secure(vec![key(1).dane_ee()]),
             resolver_ttl: None,
         }],
     };
@@ -193,11 +193,11 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
     assert!(reasons[0].contains("lags"), "{reasons:?}");
     report.owners[0].nameservers[1] = served(vec![key(1).dane_ee(), key(5).dane_ee()]);
     assert!(gate(&want, &report).is_ok());
-    report.owners[0].validation = Validation::Insecure;
+    report.owners[0].validation = ResolverAnswer::Insecure;
     assert!(gate(&want, &report).is_err());
-    report.owners[0].validation = Validation::Secure(vec![]);
+    report.owners[0].validation = ResolverAnswer::Secure(vec![]);
     assert!(gate(&want, &report).is_err());
-    report.owners[0].validation = Validation::Secure(vec![key(1).dane_ee()]);
+    report.owners[0].validation = ResolverAnswer::Secure(vec![key(1).dane_ee()]);
     report.owners[0].nameservers.clear();
     assert!(
         gate(&want, &report).is_err(),
@@ -300,11 +300,11 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
     // The first record went out; the provider rate-limited the second.
     let observations = Observations {
         outcomes: vec![
-            Outcome::Published {
+            ActionOutcome::Published {
                 record: records[0].clone(),
                 result: Ok(()),
             },
-            Outcome::RateLimited {
+            ActionOutcome::RateLimited {
                 record: records[1].clone(),
                 retry_at: Timestamp::from_secs(400),
                 detail: "retry after 300s".into(),
@@ -331,7 +331,7 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
     );
     // A failure, by contrast, is alerted.
     let failed = Observations {
-        outcomes: vec![Outcome::Published {
+        outcomes: vec![ActionOutcome::Published {
             record: records[1].clone(),
             result: Err("SERVFAIL".into()),
         }],
@@ -359,7 +359,7 @@ fn a_next_key_record_that_failed_to_publish_holds_the_rollover_at_retired() {
         next_record.clone(),
     ];
     let failed = Observations {
-        outcomes: vec![Outcome::Published {
+        outcomes: vec![ActionOutcome::Published {
             record: next_record.clone(),
             result: Err("HTTP 500".into()),
         }],
@@ -514,7 +514,7 @@ fn a_failure_keeps_its_words_whatever_its_kind() {
     };
     let failed = |failure: Failure| {
         let obs = Observations {
-            outcomes: vec![Outcome::Installed(Err(failure))],
+            outcomes: vec![ActionOutcome::Installed(Err(failure))],
             ..Observations::default()
         };
         step(aged.clone(), &obs, Timestamp::from_secs(120))

@@ -352,7 +352,7 @@ impl<C: Clock> Driver<C> {
             let mut failed = Vec::new();
             for owner in self.effective_owners(service)? {
                 let record = TlsaAt::new(&owner, next.dane_ee());
-                if let Outcome::Published {
+                if let ActionOutcome::Published {
                     result: Err(err), ..
                 } = self.publish(service, slot, &record, service.ttl)?
                 {

@@ -372,11 +372,11 @@ impl<C: Clock> Driver<C> {
             };
             self.say(&svc.name, slot, &format!("publishing {record}: {why}"));
             let failure = match self.publish(svc, slot, record, svc.ttl)? {
-                Outcome::Published { result: Ok(()), .. } => None,
-                Outcome::Published {
+                ActionOutcome::Published { result: Ok(()), .. } => None,
+                ActionOutcome::Published {
                     result: Err(err), ..
                 } => Some(err.to_string()),
-                Outcome::RateLimited { detail, .. } => Some(detail),
+                ActionOutcome::RateLimited { detail, .. } => Some(detail),
                 _ => None,
             };
             match failure {

@@ -13,7 +13,7 @@ use crate::rollover::phase::{Phase, PhaseName, Rollover};
 use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
 
 use super::machine::{Ctx, PROBE_ALERT_AFTER};
-use super::protocol::{Action, Event, Outcome, ProbeResult, ProbeVerdict, Step};
+use super::protocol::{Action, ActionOutcome, Event, ProbeResult, ProbeVerdict, StepResult};
 
 /// Why a rollover cannot be abandoned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -63,7 +63,11 @@ pub enum AbortRefused {
 /// the service's chain file, so the previous one must go back. Returns the rollover in
 /// `aborting` with its event, to be saved; the actions come from the next [`step`], with the
 /// store's observations (what is "ours" decides what goes).
-pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step, AbortRefused> {
+pub fn abort(
+    rollover: Rollover,
+    installed: bool,
+    now: Timestamp,
+) -> Result<StepResult, AbortRefused> {
     let from = rollover.phase.name();
     match from {
         PhaseName::Done | PhaseName::RolledBack | PhaseName::Aborted => {
@@ -83,7 +87,7 @@ pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step
         }
         // Aborting again (a resumed abort) keeps its progress.
         PhaseName::Aborting => {
-            return Ok(Step {
+            return Ok(StepResult {
                 next: rollover,
                 actions: Vec::new(),
                 events: Vec::new(),
@@ -118,7 +122,7 @@ pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step
              once the live handshake shows the key in use"
         }
     );
-    Ok(Step {
+    Ok(StepResult {
         next: r,
         actions: Vec::new(),
         events: vec![Event {
@@ -141,7 +145,7 @@ impl Ctx<'_> {
         failed: &str,
     ) {
         match self.latest(|o| match o {
-            Outcome::Reloaded(r) => Some(r.clone()),
+            ActionOutcome::Reloaded(r) => Some(r.clone()),
             _ => None,
         }) {
             None => self.actions.push(Action::Reload),
@@ -185,7 +189,7 @@ impl Ctx<'_> {
             match (
                 self.r.previous_chain.clone(),
                 self.latest(|o| match o {
-                    Outcome::Reinstalled(r) => Some(r.clone()),
+                    ActionOutcome::Reinstalled(r) => Some(r.clone()),
                     _ => None,
                 }),
             ) {
@@ -224,7 +228,7 @@ impl Ctx<'_> {
                 .obs
                 .outcomes
                 .iter()
-                .filter(|o| matches!(o, Outcome::Retired { result: Ok(()), .. }))
+                .filter(|o| matches!(o, ActionOutcome::Retired { result: Ok(()), .. }))
                 .count();
             return self.go(
                 Phase::Aborted {
@@ -259,7 +263,7 @@ impl Ctx<'_> {
         let mut ok = BTreeSet::new();
         let mut failed = Vec::new();
         for o in &self.obs.outcomes {
-            if let Outcome::Retired { record, result } = o {
+            if let ActionOutcome::Retired { record, result } = o {
                 match result {
                     Ok(()) => {
                         ok.insert(record.sort_key());
@@ -297,7 +301,7 @@ impl Ctx<'_> {
             return false;
         }
         let Some(results) = self.latest(|o| match o {
-            Outcome::Probed(r) => Some(r.clone()),
+            ActionOutcome::Probed(r) => Some(r.clone()),
             _ => None,
         }) else {
             self.actions.push(Action::Probe {
@@ -400,8 +404,8 @@ mod tests {
         }
     }
 
-    fn probed(live: KeyHash) -> Outcome {
-        Outcome::Probed(vec![ProbeResult {
+    fn probed(live: KeyHash) -> ActionOutcome {
+        ActionOutcome::Probed(vec![ProbeResult {
             endpoint: "mx.example.com:25".to_owned(),
             address: "192.0.2.1".to_owned(),
             verdict: ProbeVerdict::Match,
@@ -409,7 +413,7 @@ mod tests {
         }])
     }
 
-    fn obs(outcomes: Vec<Outcome>, ours: &[u8]) -> Observations {
+    fn obs(outcomes: Vec<ActionOutcome>, ours: &[u8]) -> Observations {
         Observations {
             outcomes,
             ours: ours
@@ -442,13 +446,13 @@ mod tests {
         );
         let s = step(
             s.next,
-            &obs(vec![Outcome::Reinstalled(Ok(()))], &[1, 2, 3]),
+            &obs(vec![ActionOutcome::Reinstalled(Ok(()))], &[1, 2, 3]),
             Timestamp::from_secs(121),
         );
         assert_eq!(s.actions, vec![Action::Reload]);
         let s = step(
             s.next,
-            &obs(vec![Outcome::Reloaded(Ok(()))], &[1, 2, 3]),
+            &obs(vec![ActionOutcome::Reloaded(Ok(()))], &[1, 2, 3]),
             Timestamp::from_secs(122),
         );
         assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
@@ -474,7 +478,7 @@ mod tests {
             s.actions,
             vec![Action::Retire(TlsaAt::new(OWNER, key(2).dane_ee()))]
         );
-        let gone = Outcome::Retired {
+        let gone = ActionOutcome::Retired {
             record: TlsaAt::new(OWNER, key(2).dane_ee()),
             result: Ok(()),
         };
@@ -500,7 +504,7 @@ mod tests {
         );
         let retire = TlsaAt::new(OWNER, key(2).dane_ee());
         assert_eq!(s.actions, vec![Action::Retire(retire.clone())]);
-        let failed = Outcome::Retired {
+        let failed = ActionOutcome::Retired {
             record: retire,
             result: Err("REFUSED".into()),
         };

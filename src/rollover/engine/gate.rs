@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use crate::rollover::TlsaAt;
 use crate::tlsa::TlsaRecord;
 
-use super::protocol::{DnsReport, OwnerReport, Validation};
+use super::protocol::{DnsReport, OwnerReport, ResolverAnswer};
 
 /// The gate of invariant 1: every expected record is served by every nameserver that answered
 /// (at least one per owner name, and none failing) and the resolver validated all of them.
@@ -87,7 +87,7 @@ pub fn validated(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>
     let mut reasons = Vec::new();
     for (owner, want, report) in by_owner(expected, dns, &mut reasons) {
         match &report.validation {
-            Validation::Secure(records) => {
+            ResolverAnswer::Secure(records) => {
                 let lacking = want.iter().filter(|w| !records.contains(w)).count();
                 if lacking > 0 {
                     reasons.push(format!(
@@ -95,18 +95,18 @@ pub fn validated(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>
                     ));
                 }
             }
-            Validation::Insecure => reasons.push(format!(
+            ResolverAnswer::Insecure => reasons.push(format!(
                 "{owner}: the resolver's answer is not DNSSEC-validated (no AD)"
             )),
-            Validation::Bogus(why) => {
+            ResolverAnswer::Bogus(why) => {
                 reasons.push(format!(
                     "{owner}: the resolver says bogus (SERVFAIL): {why}"
                 ));
             }
-            Validation::Missing => {
+            ResolverAnswer::Missing => {
                 reasons.push(format!("{owner}: the resolver has no TLSA records"))
             }
-            Validation::Failed(why) => reasons.push(format!("{owner}: lookup failed: {why}")),
+            ResolverAnswer::Failed(why) => reasons.push(format!("{owner}: lookup failed: {why}")),
         }
     }
     if reasons.is_empty() {

@@ -10,7 +10,7 @@ use crate::rollover::plan::retirable;
 use crate::rollover::{KeyHash, TlsaAt};
 
 use super::machine::{Ctx, PROBE_ALERT_AFTER};
-use super::protocol::{Action, Outcome, ProbeResult, ProbeVerdict};
+use super::protocol::{Action, ActionOutcome, ProbeResult, ProbeVerdict};
 
 impl Ctx<'_> {
     pub(super) fn installed(&mut self, reloaded: bool, reload_failures: u32, probes: u32) -> bool {
@@ -23,7 +23,7 @@ impl Ctx<'_> {
         };
         if !reloaded {
             match self.latest(|o| match o {
-                Outcome::Reloaded(r) => Some(r.clone()),
+                ActionOutcome::Reloaded(r) => Some(r.clone()),
                 _ => None,
             }) {
                 None => self.actions.push(Action::Reload),
@@ -43,7 +43,7 @@ impl Ctx<'_> {
             return false;
         }
         let Some(results) = self.latest(|o| match o {
-            Outcome::Probed(r) => Some(r.clone()),
+            ActionOutcome::Probed(r) => Some(r.clone()),
             _ => None,
         }) else {
             self.probe();
@@ -98,7 +98,7 @@ impl Ctx<'_> {
         let mut ok = BTreeSet::new();
         let mut failed = Vec::new();
         for o in &self.obs.outcomes {
-            if let Outcome::Retired { record, result } = o {
+            if let ActionOutcome::Retired { record, result } = o {
                 match result {
                     Ok(()) => {
                         ok.insert(record.sort_key());
@@ -136,7 +136,7 @@ impl Ctx<'_> {
                 .stored_next
                 .filter(|k| *k != self.r.new && Some(*k) != self.r.old);
             let generated = self.latest(|o| match o {
-                Outcome::NextKey(r) => Some(r.clone()),
+                ActionOutcome::NextKey(r) => Some(r.clone()),
                 _ => None,
             });
             match (adopt, generated) {
@@ -199,7 +199,7 @@ impl Ctx<'_> {
             match (
                 &self.r.previous_chain,
                 self.latest(|o| match o {
-                    Outcome::Reinstalled(r) => Some(r.clone()),
+                    ActionOutcome::Reinstalled(r) => Some(r.clone()),
                     _ => None,
                 }),
             ) {

@@ -8,7 +8,7 @@ use crate::rollover::phase::{Phase, PhaseName, Rollover};
 use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
 
 use super::protocol::{
-    Action, DnsReport, Event, Failure, Observations, Outcome, StageRequest, Step,
+    Action, ActionOutcome, DnsReport, Event, Failure, Observations, StageRequest, StepResult,
 };
 
 /// After this many inconclusive probes in `installed` an alert goes out (the rollover keeps
@@ -51,7 +51,7 @@ pub enum EngineError {
 
 /// Begin a rollover: check the request and return the staged rollover with its first actions
 /// (publish every record of the old, new and next keys, one by one).
-pub fn stage(request: StageRequest, now: Timestamp) -> Result<Step, EngineError> {
+pub fn stage(request: StageRequest, now: Timestamp) -> Result<StepResult, EngineError> {
     if request.old == Some(request.new) {
         return Err(EngineError::SameKey {
             service: request.service,
@@ -120,7 +120,7 @@ pub fn stage(request: StageRequest, now: Timestamp) -> Result<Step, EngineError>
 
 /// Move `rollover` as far as `observations` allow at `now`; return it with the actions to
 /// perform and the events to record.
-pub fn step(rollover: Rollover, observations: &Observations, now: Timestamp) -> Step {
+pub fn step(rollover: Rollover, observations: &Observations, now: Timestamp) -> StepResult {
     let mut ctx = Ctx {
         r: rollover,
         obs: observations,
@@ -182,7 +182,7 @@ impl<'a> Ctx<'a> {
             .outcomes
             .iter()
             .filter_map(|o| match o {
-                Outcome::RateLimited {
+                ActionOutcome::RateLimited {
                     retry_at, detail, ..
                 } => Some((*retry_at, detail.clone())),
                 _ => None,
@@ -232,12 +232,12 @@ impl<'a> Ctx<'a> {
     pub(super) fn latest_dns(&self) -> Option<&'a DnsReport> {
         let obs: &'a Observations = self.obs;
         obs.outcomes.iter().rev().find_map(|o| match o {
-            Outcome::Dns(report) => Some(report),
+            ActionOutcome::Dns(report) => Some(report),
             _ => None,
         })
     }
 
-    pub(super) fn latest<T>(&self, pick: impl Fn(&Outcome) -> Option<T>) -> Option<T> {
+    pub(super) fn latest<T>(&self, pick: impl Fn(&ActionOutcome) -> Option<T>) -> Option<T> {
         self.obs.outcomes.iter().rev().find_map(pick)
     }
 
@@ -246,7 +246,7 @@ impl<'a> Ctx<'a> {
         let mut ok = BTreeSet::new();
         let mut failed = Vec::new();
         for o in &self.obs.outcomes {
-            if let Outcome::Published { record, result } = o {
+            if let ActionOutcome::Published { record, result } = o {
                 match result {
                     Ok(()) => {
                         ok.insert(record.sort_key());
@@ -298,7 +298,7 @@ impl<'a> Ctx<'a> {
         keys
     }
     /// Last line of defence for invariants 1–3, whatever the handlers did.
-    fn finish(mut self) -> Step {
+    fn finish(mut self) -> StepResult {
         let protected = self.protected();
         let phase = self.r.phase.name();
         let mut refused = Vec::new();
@@ -328,7 +328,7 @@ impl<'a> Ctx<'a> {
                 "refused to retire {record}: it matches a protected key"
             ));
         }
-        Step {
+        StepResult {
             next: self.r,
             actions: self.actions,
             events: self.events,

@@ -1,6 +1,7 @@
 //! The engine's protocol: what begins a rollover ([`StageRequest`]), what the driver is asked
-//! to do ([`Action`]), what it reports back ([`Outcome`], gathered in [`Observations`], with the
-//! DNS and probe reports they carry), and what one call returns ([`Step`], [`Event`]).
+//! to do ([`Action`]), what it reports back ([`ActionOutcome`], gathered in [`Observations`],
+//! with the DNS and probe reports they carry), and what one call returns ([`StepResult`],
+//! [`Event`]).
 
 use std::path::PathBuf;
 
@@ -83,7 +84,7 @@ pub struct NsAnswer {
 /// What the validating resolver said for an owner name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub enum Validation {
+pub enum ResolverAnswer {
     /// Records with AD set: validated.
     Secure(Vec<TlsaRecord>),
     /// Records without AD.
@@ -104,7 +105,7 @@ pub struct OwnerReport {
     /// One answer per nameserver address.
     pub nameservers: Vec<NsAnswer>,
     /// The validated lookup.
-    pub validation: Validation,
+    pub validation: ResolverAnswer,
     /// The TTL left on the resolver's TLSA RRset when it answered with one (a count-down: see
     /// [`super::ttl::observed`]).
     #[serde(default)]
@@ -140,14 +141,14 @@ impl std::fmt::Display for ProbeVerdict {
     }
 }
 
-impl std::fmt::Display for Validation {
+impl std::fmt::Display for ResolverAnswer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Validation::Secure(r) => write!(f, "{} validated record(s)", r.len()),
-            Validation::Insecure => f.write_str("records not validated (no AD bit)"),
-            Validation::Bogus(why) => write!(f, "bogus: {why}"),
-            Validation::Missing => f.write_str("no records"),
-            Validation::Failed(why) => write!(f, "lookup failed: {why}"),
+            ResolverAnswer::Secure(r) => write!(f, "{} validated record(s)", r.len()),
+            ResolverAnswer::Insecure => f.write_str("records not validated (no AD bit)"),
+            ResolverAnswer::Bogus(why) => write!(f, "bogus: {why}"),
+            ResolverAnswer::Missing => f.write_str("no records"),
+            ResolverAnswer::Failed(why) => write!(f, "lookup failed: {why}"),
         }
     }
 }
@@ -242,7 +243,7 @@ impl From<&str> for Failure {
 /// [`FailureKind`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum Outcome {
+pub enum ActionOutcome {
     /// An [`Action::Publish`] was done (or failed).
     Published {
         /// The record.
@@ -286,7 +287,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observations {
     /// Outcomes of the actions performed since the last step (empty at the start of a run).
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<ActionOutcome>,
     /// The records this service and slot published and did not retire (the store).
     pub ours: Vec<TlsaAt>,
     /// Keys whose records must be kept besides the new and next keys: the store's next key for
@@ -303,7 +304,7 @@ pub struct Observations {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Action {
-    /// Add one record (idempotent). Report [`Outcome::Published`].
+    /// Add one record (idempotent). Report [`ActionOutcome::Published`].
     Publish {
         /// The record.
         record: TlsaAt,
@@ -311,35 +312,35 @@ pub enum Action {
         ttl: u32,
     },
     /// Ask every authoritative server and the validating resolver about these records'
-    /// owner names. Report [`Outcome::Dns`].
+    /// owner names. Report [`ActionOutcome::Dns`].
     CheckDns {
         /// The records that must be there.
         expected: Vec<TlsaAt>,
     },
     /// Write the staged key+chain where the service reads it, atomically. Report
-    /// [`Outcome::Installed`].
+    /// [`ActionOutcome::Installed`].
     Install {
         /// The staged file.
         chain: PathBuf,
     },
-    /// Run the service's reload command. Report [`Outcome::Reloaded`].
+    /// Run the service's reload command. Report [`ActionOutcome::Reloaded`].
     Reload,
-    /// Handshake with every address of every endpoint. Report [`Outcome::Probed`].
+    /// Handshake with every address of every endpoint. Report [`ActionOutcome::Probed`].
     Probe {
         /// The endpoints, `host:port`.
         endpoints: Vec<String>,
         /// The key that should be served.
         expect: KeyHash,
     },
-    /// Remove one record (idempotent; only ever one of ours). Report [`Outcome::Retired`].
+    /// Remove one record (idempotent; only ever one of ours). Report [`ActionOutcome::Retired`].
     Retire(TlsaAt),
-    /// Put the previous key+chain back. Report [`Outcome::Reinstalled`].
+    /// Put the previous key+chain back. Report [`ActionOutcome::Reinstalled`].
     ReinstallPrevious {
         /// The previous file.
         chain: PathBuf,
     },
     /// Generate the next key (or return the one already stored for the slot). Report
-    /// [`Outcome::NextKey`].
+    /// [`ActionOutcome::NextKey`].
     GenerateNextKey,
     /// Tell the operator (alert channels; nothing comes back).
     Alert(String),
@@ -372,7 +373,7 @@ pub struct Event {
 
 /// The result of [`step`] (and [`stage`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub struct StepResult {
     /// The rollover to persist.
     pub next: Rollover,
     /// What to do now, in order.
@@ -381,7 +382,7 @@ pub struct Step {
     pub events: Vec<Event>,
 }
 
-impl Step {
+impl StepResult {
     /// Whether this run can go no further: no action wants an outcome.
     pub fn is_settled(&self) -> bool {
         !self.actions.iter().any(Action::wants_outcome)

@@ -7,7 +7,7 @@ use crate::rollover::{Timestamp, ttl};
 
 use super::gate::{gate, served_everywhere, validated};
 use super::machine::Ctx;
-use super::protocol::{Action, Outcome};
+use super::protocol::{Action, ActionOutcome};
 
 impl Ctx<'_> {
     pub(super) fn staged(&mut self) -> bool {
@@ -184,7 +184,7 @@ impl Ctx<'_> {
     pub(super) fn aged(&mut self, forced: bool, install_failures: u32) -> bool {
         let since = self.r.phase.since();
         if let Some(result) = self.latest(|o| match o {
-            Outcome::Installed(r) => Some(r.clone()),
+            ActionOutcome::Installed(r) => Some(r.clone()),
             _ => None,
         }) {
             return match result {
