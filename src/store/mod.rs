@@ -1,8 +1,9 @@
 //! The state store: one SQLite database, `<state-dir>/state.db`, that the hook, `run`,
 //! `status` and the monitor share (rusqlite with SQLite bundled).
 //!
-//! It owns: the rollover of each service and key slot (the [`Rollover`] as JSON, with its phase
-//! name and times as columns), the records each service published ("ours", the only ones that
+//! It owns: the rollover of each service and key slot (the
+//! [`Rollover`](crate::rollover::Rollover) as JSON, with its phase name and times as columns;
+//! `rollovers`), the records each service published ("ours", the only ones that
 //! may ever be retired), the keys by role (hash and path only, never key material), the event
 //! history for `status --history`, the monitor's alert state, and where each service's ACME client
 //! keeps its certificate as its hook last saw it (`acme_sources`).

@@ -61,8 +61,8 @@ pub enum AbortRefused {
 
 /// Begin abandoning `rollover`: `installed` says whether the new certificate is (or may be) in
 /// the service's chain file, so the previous one must go back. Returns the rollover in
-/// `aborting` with its event, to be saved; the actions come from the next [`step`], with the
-/// store's observations (what is "ours" decides what goes).
+/// `aborting` with its event, to be saved; the actions come from the next
+/// [`step`](super::step), with the store's observations (what is "ours" decides what goes).
 pub fn abort(
     rollover: Rollover,
     installed: bool,

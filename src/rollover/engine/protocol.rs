@@ -107,7 +107,7 @@ pub struct OwnerReport {
     /// The validated lookup.
     pub validation: ResolverAnswer,
     /// The TTL left on the resolver's TLSA RRset when it answered with one (a count-down: see
-    /// [`super::ttl::observed`]).
+    /// [`crate::rollover::ttl::observed`]).
     #[serde(default)]
     pub resolver_ttl: Option<u32>,
 }
@@ -283,7 +283,7 @@ pub enum ActionOutcome {
     },
 }
 
-/// Everything the engine learns, for one [`step`].
+/// Everything the engine learns, for one [`step`](crate::rollover::step).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observations {
     /// Outcomes of the actions performed since the last step (empty at the start of a run).
@@ -371,7 +371,7 @@ pub struct Event {
     pub detail: String,
 }
 
-/// The result of [`step`] (and [`stage`]).
+/// The result of [`step`](crate::rollover::step) (and [`stage`](crate::rollover::stage)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepResult {
     /// The rollover to persist.
