@@ -41,7 +41,7 @@ pub use engine::{
 };
 pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};
-pub use plan::{KeySet, PlanInput, PlanWarning, RecordPlan};
+pub use plan::KeySet;
 pub use request::{DeployOptions, DeployRequest, Origin};
 pub use ttl::TtlSeen;
 pub use types::{KeyHash, KeyHashError, Slot, SlotError, Timestamp, TlsaAt};
