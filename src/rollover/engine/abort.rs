@@ -7,12 +7,10 @@
 //! keeps verifying throughout. Like every phase, each change waits for an observed outcome, and
 //! a failure is retried by the next `dane-roll run`.
 
-use std::collections::BTreeSet;
-
 use crate::rollover::phase::{Phase, PhaseName, Rollover};
 use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
 
-use super::machine::{Ctx, PROBE_ALERT_AFTER};
+use super::machine::{Ctx, PROBE_ALERT_AFTER, RecordOp};
 use super::protocol::{Action, ActionOutcome, Event, ProbeResult, ProbeVerdict, StepResult};
 
 /// Why a rollover cannot be abandoned.
@@ -260,18 +258,7 @@ impl Ctx<'_> {
     /// Probe, then retire the abandoned key's records once every address shows another key
     /// that matches the records that remain. `true` when none is left.
     fn abort_retire(&mut self, failures: &mut u32, probes: &mut u32) -> bool {
-        let mut ok = BTreeSet::new();
-        let mut failed = Vec::new();
-        for o in &self.obs.outcomes {
-            if let ActionOutcome::Retired { record, result } = o {
-                match result {
-                    Ok(()) => {
-                        ok.insert(record.sort_key());
-                    }
-                    Err(e) => failed.push((record.clone(), e.clone())),
-                }
-            }
-        }
+        let (ok, failed) = self.record_outcomes(RecordOp::Retire);
         if !failed.is_empty() {
             *failures = failures.saturating_add(1);
             for (record, err) in failed {

@@ -2,14 +2,12 @@
 //! `verified` (retire the stale records, one by one), `retired` (publish the next key) and
 //! `rolled-back` (a failed verification puts the previous certificate back).
 
-use std::collections::BTreeSet;
-
 use crate::config::Scheme;
 use crate::rollover::phase::Phase;
 use crate::rollover::plan::retirable;
 use crate::rollover::{KeyHash, TlsaAt};
 
-use super::machine::{Ctx, PROBE_ALERT_AFTER};
+use super::machine::{Ctx, PROBE_ALERT_AFTER, RecordOp};
 use super::protocol::{Action, ActionOutcome, ProbeResult, ProbeVerdict};
 
 impl Ctx<'_> {
@@ -95,18 +93,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn verified(&mut self) -> bool {
-        let mut ok = BTreeSet::new();
-        let mut failed = Vec::new();
-        for o in &self.obs.outcomes {
-            if let ActionOutcome::Retired { record, result } = o {
-                match result {
-                    Ok(()) => {
-                        ok.insert(record.sort_key());
-                    }
-                    Err(e) => failed.push((record.clone(), e.clone())),
-                }
-            }
-        }
+        let (ok, failed) = self.record_outcomes(RecordOp::Retire);
         let stale: Vec<TlsaAt> = retirable(&self.obs.ours, &self.r.keep_set(), &self.protected())
             .into_iter()
             .filter(|r| !ok.contains(&r.sort_key()))

@@ -162,7 +162,16 @@ pub fn step(rollover: Rollover, observations: &Observations, now: Timestamp) -> 
 }
 
 /// Records as (owner, presentation) pairs, for set membership.
-type RecordKeys = BTreeSet<(String, String)>;
+pub(super) type RecordKeys = BTreeSet<(String, String)>;
+
+/// A change to one record, as its outcome reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum RecordOp {
+    /// An [`ActionOutcome::Published`].
+    Publish,
+    /// An [`ActionOutcome::Retired`].
+    Retire,
+}
 
 /// The working state of one [`step`].
 pub(super) struct Ctx<'a> {
@@ -241,18 +250,22 @@ impl<'a> Ctx<'a> {
         self.obs.outcomes.iter().rev().find_map(pick)
     }
 
-    /// Published outcomes: the records that went out, and failures.
-    fn publish_outcomes(&self) -> (RecordKeys, Vec<(TlsaAt, Failure)>) {
+    /// This step's outcomes of one kind of record change: the records it was done to, and
+    /// the failures.
+    pub(super) fn record_outcomes(&self, op: RecordOp) -> (RecordKeys, Vec<(TlsaAt, Failure)>) {
         let mut ok = BTreeSet::new();
         let mut failed = Vec::new();
         for o in &self.obs.outcomes {
-            if let ActionOutcome::Published { record, result } = o {
-                match result {
-                    Ok(()) => {
-                        ok.insert(record.sort_key());
-                    }
-                    Err(e) => failed.push((record.clone(), e.clone())),
+            let (record, result) = match (op, o) {
+                (RecordOp::Publish, ActionOutcome::Published { record, result })
+                | (RecordOp::Retire, ActionOutcome::Retired { record, result }) => (record, result),
+                _ => continue,
+            };
+            match result {
+                Ok(()) => {
+                    ok.insert(record.sort_key());
                 }
+                Err(e) => failed.push((record.clone(), e.clone())),
             }
         }
         (ok, failed)
@@ -260,7 +273,7 @@ impl<'a> Ctx<'a> {
 
     /// Publish `records` not yet published in this run; `true` when all are out.
     pub(super) fn publish_all(&mut self, records: &[TlsaAt], also_done: &[TlsaAt]) -> bool {
-        let (ok, failed) = self.publish_outcomes();
+        let (ok, failed) = self.record_outcomes(RecordOp::Publish);
         let done: BTreeSet<_> = also_done.iter().map(TlsaAt::sort_key).collect();
         let pending: Vec<TlsaAt> = records
             .iter()
