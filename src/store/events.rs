@@ -68,12 +68,11 @@ impl Store {
         for (id, time, service, slot, phase, detail) in rows.into_iter().rev() {
             let phase =
                 serde_json::from_value(serde_json::Value::String(phase.clone())).map_err(|_| {
-                    StoreError::BadState {
-                        path: self.path.clone(),
-                        service: service.clone(),
-                        slot: slot.clone(),
-                        detail: format!("event {id}: unknown phase {phase}"),
-                    }
+                    self.bad_state(
+                        &service,
+                        &slot,
+                        format!("event {id}: unknown phase {phase}"),
+                    )
                 })?;
             out.push(StoredEvent {
                 id,

@@ -122,12 +122,7 @@ impl Store {
             .map_err(|e| self.err(e))?;
         rows.into_iter()
             .map(|(slot, role, hash, path, created)| {
-                let bad = |detail: String| StoreError::BadState {
-                    path: self.path.clone(),
-                    service: service.to_owned(),
-                    slot: slot.clone(),
-                    detail,
-                };
+                let bad = |detail: String| self.bad_state(service, &slot, detail);
                 Ok(KeyEntry {
                     service: service.to_owned(),
                     role: KeyRole::parse(&role).ok_or_else(|| bad(format!("key role {role}")))?,

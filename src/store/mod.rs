@@ -153,13 +153,20 @@ impl Store {
         classify(&self.path, e)
     }
 
-    /// A slot column read back: one of the slots, or an unreadable row of `service`.
-    fn slot(&self, service: &str, slot: &str) -> Result<Slot, StoreError> {
-        slot.parse().map_err(|e: SlotError| StoreError::BadState {
+    /// A row of `service`'s `slot` that cannot be read back (or a rollover that cannot be
+    /// written), and why.
+    fn bad_state(&self, service: &str, slot: &str, detail: impl ToString) -> StoreError {
+        StoreError::BadState {
             path: self.path.clone(),
             service: service.to_owned(),
             slot: slot.to_owned(),
-            detail: e.to_string(),
-        })
+            detail: detail.to_string(),
+        }
+    }
+
+    /// A slot column read back: one of the slots, or an unreadable row of `service`.
+    fn slot(&self, service: &str, slot: &str) -> Result<Slot, StoreError> {
+        slot.parse()
+            .map_err(|e: SlotError| self.bad_state(service, slot, e))
     }
 }

@@ -97,15 +97,9 @@ impl Store {
             .map_err(|e| self.err(e))?;
         rows.into_iter()
             .map(|(service, slot, owner, rdata, ttl, p, c, r)| {
-                let record =
-                    rdata
-                        .parse()
-                        .map_err(|e: crate::tlsa::TlsaError| StoreError::BadState {
-                            path: self.path.clone(),
-                            service: service.clone(),
-                            slot: slot.clone(),
-                            detail: format!("record {owner} {rdata}: {e}"),
-                        })?;
+                let record = rdata.parse().map_err(|e: crate::tlsa::TlsaError| {
+                    self.bad_state(&service, &slot, format!("record {owner} {rdata}: {e}"))
+                })?;
                 Ok(PublishedRecord {
                     record: TlsaAt::new(&owner, record),
                     slot: self.slot(&service, &slot)?,

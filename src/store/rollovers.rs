@@ -53,12 +53,7 @@ impl Store {
         slot: &str,
         json: &str,
     ) -> Result<Rollover, StoreError> {
-        serde_json::from_str(json).map_err(|e| StoreError::BadState {
-            path: self.path.clone(),
-            service: service.to_owned(),
-            slot: slot.to_owned(),
-            detail: e.to_string(),
-        })
+        serde_json::from_str(json).map_err(|e| self.bad_state(service, slot, e))
     }
 
     /// Persist a step: the rollover (its phase), its events and the record changes, in one
@@ -70,12 +65,8 @@ impl Store {
         changes: &[RecordChange],
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(rollover).map_err(|e| StoreError::BadState {
-            path: self.path.clone(),
-            service: rollover.service.clone(),
-            slot: rollover.slot.to_string(),
-            detail: e.to_string(),
-        })?;
+        let json = serde_json::to_string(rollover)
+            .map_err(|e| self.bad_state(&rollover.service, rollover.slot.as_str(), e))?;
         let path = self.path.clone();
         let err = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
