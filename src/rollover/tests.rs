@@ -167,19 +167,9 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
 fn rollover_state_round_trips_through_json() {
     let step = stage(
         StageRequest {
-            service: "mx".into(),
-            slot: Slot::default(),
-            scheme: Scheme::CurrentNext,
             ttl: 3600,
-            owners: owners(1),
-            endpoints: vec!["mx1.example.com:25".into()],
-            old: Some(key(1)),
-            new: key(2),
-            next: None,
-            issuers: vec![],
             chain: "/var/lib/dane-roll/staged/mx.pem".into(),
-            previous_chain: None,
-            confirmed_since: None,
+            ..one_owner_request()
         },
         Timestamp::from_secs(1000),
     )
@@ -195,19 +185,9 @@ fn rollover_state_round_trips_through_json() {
 fn staging_the_current_key_is_refused() {
     let err = stage(
         StageRequest {
-            service: "mx".into(),
-            slot: Slot::default(),
-            scheme: Scheme::CurrentNext,
             ttl: 3600,
-            owners: owners(1),
-            endpoints: vec!["mx1.example.com:25".into()],
-            old: Some(key(1)),
             new: key(1),
-            next: None,
-            issuers: vec![],
-            chain: "x".into(),
-            previous_chain: None,
-            confirmed_since: None,
+            ..one_owner_request()
         },
         Timestamp::from_secs(0),
     )
