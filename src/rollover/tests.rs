@@ -416,30 +416,15 @@ fn a_failure_keeps_its_words_whatever_its_kind() {
     );
     assert!(Failure::from("timed out").is_retryable());
     assert!(!Failure::permanent("read-only").is_retryable());
-    let aged = Rollover {
-        service: "mx".into(),
+    let request = StageRequest {
         slot: Slot::Ec,
-        scheme: Scheme::CurrentNext,
-        ttl: 2,
-        owners: owners(1),
-        endpoints: vec!["mx1.example.com:25".into()],
-        old: Some(key(1)),
-        new: key(2),
-        next: None,
-        issuers: vec![],
-        chain: "/state/new.pem".into(),
-        previous_chain: Some("/state/previous.pem".into()),
-        confirmed_since: None,
-        forced: None,
-        started: Timestamp::from_secs(100),
-        ttl_seen: None,
-        looked: true,
-        ttl_warned: false,
-        phase: Phase::Aged {
-            since: Timestamp::from_secs(110),
-            forced: false,
-            install_failures: 0,
-        },
+        ..one_owner_request()
+    };
+    let mut aged = stage(request, Timestamp::from_secs(100)).unwrap().next;
+    aged.phase = Phase::Aged {
+        since: Timestamp::from_secs(110),
+        forced: false,
+        install_failures: 0,
     };
     let failed = |failure: Failure| {
         let obs = Observations {
