@@ -454,3 +454,87 @@ fn a_failure_keeps_its_words_whatever_its_kind() {
         }
     ));
 }
+
+#[test]
+fn a_failed_reinstall_is_alerted_counted_and_retried_in_a_rollback_and_an_abort() {
+    let request = StageRequest {
+        slot: Slot::Ec,
+        previous_chain: Some("/state/previous.pem".into()),
+        ..one_owner_request()
+    };
+    let staged = stage(request, Timestamp::from_secs(100)).unwrap().next;
+    let failed = Observations {
+        outcomes: vec![ActionOutcome::Reinstalled(Err("disk full".into()))],
+        ..Observations::default()
+    };
+    let ok = Observations {
+        outcomes: vec![ActionOutcome::Reinstalled(Ok(()))],
+        ..Observations::default()
+    };
+    let now = Timestamp::from_secs(120);
+
+    let mut rolled_back = staged.clone();
+    rolled_back.phase = Phase::RolledBack {
+        since: Timestamp::from_secs(110),
+        reason: "no match".into(),
+        reinstalled: false,
+        reloaded: false,
+        failures: 0,
+    };
+    let s = step(rolled_back.clone(), &Observations::default(), now);
+    assert!(
+        matches!(&s.actions[..], [Action::ReinstallPrevious { chain }] if chain.ends_with("previous.pem"))
+    );
+    let s = step(rolled_back.clone(), &failed, now);
+    assert_eq!(
+        s.alerts().collect::<Vec<_>>(),
+        [
+            "dane-roll: service mx (ec): reinstalling the previous certificate failed: disk full; \
+          the next run retries"
+        ]
+    );
+    assert!(matches!(
+        s.next.phase,
+        Phase::RolledBack {
+            failures: 1,
+            reinstalled: false,
+            ..
+        }
+    ));
+    let s = step(rolled_back, &ok, now);
+    assert_eq!(s.actions, vec![Action::Reload]);
+    assert!(matches!(
+        s.next.phase,
+        Phase::RolledBack {
+            reinstalled: true,
+            ..
+        }
+    ));
+
+    let aborting = abort(staged, true, Timestamp::from_secs(110)).unwrap().next;
+    let s = step(aborting.clone(), &failed, now);
+    assert_eq!(
+        s.alerts().collect::<Vec<_>>(),
+        [
+            "dane-roll: service mx (ec): abort: reinstalling the previous certificate failed: disk \
+          full; the next run retries"
+        ]
+    );
+    assert!(matches!(
+        s.next.phase,
+        Phase::Aborting {
+            failures: 1,
+            reinstalled: false,
+            ..
+        }
+    ));
+    let s = step(aborting, &ok, now);
+    assert_eq!(s.actions, vec![Action::Reload]);
+    assert!(matches!(
+        s.next.phase,
+        Phase::Aborting {
+            reinstalled: true,
+            ..
+        }
+    ));
+}

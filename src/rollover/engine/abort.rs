@@ -7,6 +7,8 @@
 //! keeps verifying throughout. Like every phase, each change waits for an observed outcome, and
 //! a failure is retried by the next `dane-roll run`.
 
+use std::path::PathBuf;
+
 use crate::rollover::phase::{Phase, PhaseName, Rollover};
 use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
 
@@ -132,6 +134,33 @@ pub fn abort(
 }
 
 impl Ctx<'_> {
+    /// Putting the previous certificate back from `chain` (abort, rollback): asked for, or its
+    /// outcome recorded: an event and the reload asked for, or `failed` (with the error) as an
+    /// alert and one more failure; the next run retries.
+    pub(super) fn reinstall_previous(
+        &mut self,
+        chain: PathBuf,
+        reinstalled: &mut bool,
+        failures: &mut u32,
+        failed: &str,
+    ) {
+        match self.latest(|o| match o {
+            ActionOutcome::Reinstalled(r) => Some(r.clone()),
+            _ => None,
+        }) {
+            None => self.actions.push(Action::ReinstallPrevious { chain }),
+            Some(Ok(())) => {
+                *reinstalled = true;
+                self.event("previous certificate reinstalled".to_owned());
+                self.actions.push(Action::Reload);
+            }
+            Some(Err(err)) => {
+                *failures = failures.saturating_add(1);
+                self.alert(format!("{failed}: {err}; the next run retries"));
+            }
+        }
+    }
+
     /// The reload once the previous certificate is back (abort, rollback): asked for, or its
     /// outcome recorded: `live` as an event, or `failed` (with the error) as an alert and one
     /// more failure; the next run retries.
@@ -184,31 +213,18 @@ impl Ctx<'_> {
         };
         let mut done = false;
         if restore && !reinstalled {
-            match (
-                self.r.previous_chain.clone(),
-                self.latest(|o| match o {
-                    ActionOutcome::Reinstalled(r) => Some(r.clone()),
-                    _ => None,
-                }),
-            ) {
-                (None, _) => self.alert(
+            match self.r.previous_chain.clone() {
+                None => self.alert(
                     "no previous certificate to reinstall; the abandoned key stays live and its \
                      records stay"
                         .to_owned(),
                 ),
-                (Some(chain), None) => self.actions.push(Action::ReinstallPrevious { chain }),
-                (Some(_), Some(Ok(()))) => {
-                    reinstalled = true;
-                    self.event("previous certificate reinstalled".to_owned());
-                    self.actions.push(Action::Reload);
-                }
-                (Some(_), Some(Err(err))) => {
-                    failures = failures.saturating_add(1);
-                    self.alert(format!(
-                        "abort: reinstalling the previous certificate failed: {err}; the next run \
-                         retries"
-                    ));
-                }
+                Some(chain) => self.reinstall_previous(
+                    chain,
+                    &mut reinstalled,
+                    &mut failures,
+                    "abort: reinstalling the previous certificate failed",
+                ),
             }
         } else if restore && !reloaded {
             self.reload_previous(

@@ -183,14 +183,8 @@ impl Ctx<'_> {
             return false;
         };
         if !reinstalled {
-            match (
-                &self.r.previous_chain,
-                self.latest(|o| match o {
-                    ActionOutcome::Reinstalled(r) => Some(r.clone()),
-                    _ => None,
-                }),
-            ) {
-                (None, _) => {
+            match self.r.previous_chain.clone() {
+                None => {
                     reinstalled = true;
                     reloaded = true;
                     self.alert(
@@ -198,21 +192,12 @@ impl Ctx<'_> {
                             .to_owned(),
                     );
                 }
-                (Some(chain), None) => {
-                    let chain = chain.clone();
-                    self.actions.push(Action::ReinstallPrevious { chain });
-                }
-                (Some(_), Some(Ok(()))) => {
-                    reinstalled = true;
-                    self.event("previous certificate reinstalled".to_owned());
-                    self.actions.push(Action::Reload);
-                }
-                (Some(_), Some(Err(err))) => {
-                    failures = failures.saturating_add(1);
-                    self.alert(format!(
-                        "reinstalling the previous certificate failed: {err}; the next run retries"
-                    ));
-                }
+                Some(chain) => self.reinstall_previous(
+                    chain,
+                    &mut reinstalled,
+                    &mut failures,
+                    "reinstalling the previous certificate failed",
+                ),
             }
         } else if !reloaded {
             self.reload_previous(
