@@ -1791,7 +1791,7 @@ fn keys_left_behind_by_a_kill_after_done_are_settled_by_the_next_run() {
     let mut store = Store::open(&dir.path().join("state")).unwrap();
     let t0 = Timestamp::from_secs(1_790_000_000);
     let (old, new) = (KeyHash([1; 32]), KeyHash([2; 32]));
-    let slot = Slot::new("ec");
+    let slot = Slot::Ec;
     let mut req = StageRequest::for_service(
         &config.services[0],
         slot.clone(),

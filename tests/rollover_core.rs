@@ -11,9 +11,9 @@ use std::time::Duration;
 use dane_roll::config::Scheme;
 use dane_roll::lock::{self, LockError};
 use dane_roll::rollover::{
-    Action, DnsReport, KeyHash, NsAnswer, Observations, Outcome, OwnerReport, Phase, PhaseName,
-    ProbeResult, ProbeVerdict, Rollover, Slot, StageRequest, Step, Timestamp, TlsaAt, Validation,
-    stage, step,
+    Action, ActionOutcome, DnsReport, KeyHash, NsAnswer, Observations, OwnerReport, Phase,
+    PhaseName, ProbeResult, ProbeVerdict, ResolverAnswer, Rollover, Slot, StageRequest, StepResult,
+    Timestamp, TlsaAt, stage, step,
 };
 use dane_roll::store::{KeyEntry, KeyRole, RecordChange, Store};
 
@@ -130,23 +130,23 @@ impl World {
                     resolver_ttl: self.validating.then_some(self.ns_ttl),
                     validation: if self.validating {
                         // The resolver sees what the first nameserver serves.
-                        Validation::Secure(records(&self.secondaries[0].1, owner))
+                        ResolverAnswer::Secure(records(&self.secondaries[0].1, owner))
                     } else {
-                        Validation::Insecure
+                        ResolverAnswer::Insecure
                     },
                 })
                 .collect(),
         }
     }
 
-    fn perform(&mut self, action: &Action) -> Option<Outcome> {
+    fn perform(&mut self, action: &Action) -> Option<ActionOutcome> {
         self.log.push(format!("{action:?}"));
         Some(match action {
             Action::Publish { record, ttl } => {
                 self.ns_ttl = (*ttl).max(self.min_ttl);
                 self.primary.insert(entry(record));
                 self.sync();
-                Outcome::Published {
+                ActionOutcome::Published {
                     record: record.clone(),
                     result: Ok(()),
                 }
@@ -155,30 +155,30 @@ impl World {
                 self.primary.remove(&entry(record));
                 self.retired.push(record.clone());
                 self.sync();
-                Outcome::Retired {
+                ActionOutcome::Retired {
                     record: record.clone(),
                     result: Ok(()),
                 }
             }
-            Action::CheckDns { .. } => Outcome::Dns(self.dns()),
+            Action::CheckDns { .. } => ActionOutcome::Dns(self.dns()),
             Action::Install { chain } => {
                 self.installed = self.files[chain];
-                Outcome::Installed(Ok(()))
+                ActionOutcome::Installed(Ok(()))
             }
             Action::ReinstallPrevious { chain } => {
                 self.installed = self.files[chain];
-                Outcome::Reinstalled(Ok(()))
+                ActionOutcome::Reinstalled(Ok(()))
             }
             Action::Reload => {
                 if self.reload_failures_left > 0 {
                     self.reload_failures_left -= 1;
-                    Outcome::Reloaded(Err(
+                    ActionOutcome::Reloaded(Err(
                         "postfix/postfix-script: fatal: the Postfix mail system is not running"
                             .into(),
                     ))
                 } else {
                     self.served = self.installed;
-                    Outcome::Reloaded(Ok(()))
+                    ActionOutcome::Reloaded(Ok(()))
                 }
             }
             Action::Probe { endpoints, .. } => {
@@ -190,7 +190,7 @@ impl World {
                 } else {
                     ProbeVerdict::NoMatch("no TLSA record matched".into())
                 });
-                Outcome::Probed(
+                ActionOutcome::Probed(
                     endpoints
                         .iter()
                         .map(|e| ProbeResult {
@@ -204,7 +204,7 @@ impl World {
             }
             Action::GenerateNextKey => {
                 self.next_keys += 1;
-                Outcome::NextKey(Ok(key(self.next_keys)))
+                ActionOutcome::NextKey(Ok(key(self.next_keys)))
             }
             Action::Alert(_) | Action::Wait { .. } => return None,
             other => panic!("unexpected action {other:?}"),
@@ -237,18 +237,18 @@ fn request() -> StageRequest {
 }
 
 /// Record changes implied by the outcomes handed to a step (stored with it).
-fn changes(outcomes: &[Outcome], ttl: u32) -> Vec<RecordChange> {
+fn changes(outcomes: &[ActionOutcome], ttl: u32) -> Vec<RecordChange> {
     outcomes
         .iter()
         .filter_map(|o| match o {
-            Outcome::Published {
+            ActionOutcome::Published {
                 record,
                 result: Ok(()),
             } => Some(RecordChange::Published {
                 record: record.clone(),
                 ttl,
             }),
-            Outcome::Retired {
+            ActionOutcome::Retired {
                 record,
                 result: Ok(()),
             } => Some(RecordChange::Retired(record.clone())),
@@ -268,7 +268,7 @@ struct Kill {
 /// What one run did.
 #[derive(Debug, Default)]
 struct Run {
-    steps: Vec<Step>,
+    steps: Vec<StepResult>,
     killed: bool,
 }
 
@@ -299,7 +299,7 @@ fn run(
     kill: &mut Option<Kill>,
 ) -> Run {
     let mut out = Run::default();
-    let mut outcomes: Vec<Outcome> = Vec::new();
+    let mut outcomes: Vec<ActionOutcome> = Vec::new();
     for _ in 0..64 {
         let rollover = store.rollover("mx", &Slot::default()).unwrap().unwrap();
         let obs = Observations {
@@ -330,7 +330,7 @@ fn run(
             if let Some(o) = world.perform(action) {
                 // A generated key is recorded at once (path and hash only), so a run killed
                 // before the step that learns of it adopts it instead of making another.
-                if let Outcome::NextKey(Ok(hash)) = &o {
+                if let ActionOutcome::NextKey(Ok(hash)) = &o {
                     store
                         .set_key(&KeyEntry {
                             service: "mx".into(),

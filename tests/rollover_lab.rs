@@ -777,7 +777,7 @@ fn status_fixture(dir: &Path, n: usize) -> PathBuf {
         let staged = dir.join(format!("staged{i}.pem"));
         std::fs::write(&staged, leaf.key_and_chain_pem().unwrap()).unwrap();
         let key = |b: u8| dane_roll::rollover::KeyHash([b.wrapping_add(i as u8); 32]);
-        let mut req = StageRequest::for_service(service, Slot::new("ec"), key(2), staged);
+        let mut req = StageRequest::for_service(service, Slot::Ec, key(2), staged);
         req.old = Some(key(1));
         req.next = Some(key(3));
         let s = stage(req, t0).unwrap();
@@ -789,13 +789,13 @@ fn status_fixture(dir: &Path, n: usize) -> PathBuf {
             .map(|record: TlsaAt| RecordChange::Published { record, ttl: 3600 })
             .collect();
         store
-            .record_changes(&service.name, &Slot::new("ec"), &changes, t0)
+            .record_changes(&service.name, &Slot::Ec, &changes, t0)
             .unwrap();
         for (role, b) in [(KeyRole::Current, 1), (KeyRole::New, 2), (KeyRole::Next, 3)] {
             store
                 .set_key(&KeyEntry {
                     service: service.name.clone(),
-                    slot: Slot::new("ec"),
+                    slot: Slot::Ec,
                     role,
                     hash: key(b),
                     path: None,

@@ -212,7 +212,7 @@ fn next_key(store: &Store, service: &Service, slot: Option<&str>) -> anyhow::Res
         .filter(|k| k.role == KeyRole::Next)
         .collect();
     if let Some(slot) = slot {
-        let slot = Slot::new(slot);
+        let slot: Slot = slot.parse()?;
         nexts.retain(|k| k.slot == slot);
     }
     match nexts.len() {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::cli::{Cli, StatusArgs};
 use crate::config::Config;
 use crate::exit::Status;
-use crate::rollover::{Phase, ProbeVerdict, Rollover, Slot, TlsaAt, Validation};
+use crate::rollover::{Phase, ProbeVerdict, ResolverAnswer, Rollover, Slot, TlsaAt};
 use crate::store::{KeyRole, Store};
 
 use super::run::open_driver;
@@ -317,7 +317,7 @@ fn live_json(dns: &crate::rollover::DnsReport, probed: &[crate::rollover::ProbeR
                     },
                 })).collect::<Vec<_>>(),
                 "validated": match &o.validation {
-                    Validation::Secure(r) => json!(r.iter().map(ToString::to_string).collect::<Vec<_>>()),
+                    ResolverAnswer::Secure(r) => json!(r.iter().map(ToString::to_string).collect::<Vec<_>>()),
                     other => json!({ "not_secure": other.to_string() }),
                 },
             })

@@ -66,8 +66,8 @@ use crate::store::{KeyEntry, KeyRole, RecordChange, Store, StoreError};
 
 use super::engine::gate;
 use super::{
-    Action, Clock, DeployOptions, DeployRequest, DnsReport, EngineError, Event, KeyHash,
-    Observations, Outcome, Phase, PhaseName, ProbeResult, Rollover, Slot, StageRequest, Step,
+    Action, ActionOutcome, Clock, DeployOptions, DeployRequest, DnsReport, EngineError, Event,
+    KeyHash, Observations, Phase, PhaseName, ProbeResult, Rollover, Slot, StageRequest, StepResult,
     SystemClock, Timestamp, TlsaAt, stage, step,
 };
 
@@ -597,7 +597,7 @@ impl<C: Clock> Driver<C> {
                 },
             ));
         };
-        let mut outcomes: Vec<Outcome> = Vec::new();
+        let mut outcomes: Vec<ActionOutcome> = Vec::new();
         let mut live: Vec<KeyHash> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
         let mut quick = 0usize;
@@ -661,7 +661,7 @@ impl<C: Clock> Driver<C> {
                     if let Some(why) = failure_of(&outcome) {
                         failures.push(why);
                     }
-                    if let Outcome::Dns(report) = &outcome
+                    if let ActionOutcome::Dns(report) = &outcome
                         && matches!(
                             s.next.phase.name(),
                             PhaseName::Staged | PhaseName::Published
@@ -672,7 +672,7 @@ impl<C: Clock> Driver<C> {
                         self.store
                             .record_ttls(service, slot, s.next.started, seen, self.now())?;
                     }
-                    if let Outcome::Probed(results) = &outcome {
+                    if let ActionOutcome::Probed(results) = &outcome {
                         live = results.iter().filter_map(|p| p.live_key).collect();
                         // The old certificate still served by a matching handshake: an smtpd
                         // that was idle at the reload (about a second). Worth a quick look
@@ -770,7 +770,7 @@ impl<C: Clock> Driver<C> {
         Ok(())
     }
 
-    fn show_events(&self, s: &Step) {
+    fn show_events(&self, s: &StepResult) {
         for e in &s.events {
             if e.detail.starts_with("alert: ") {
                 continue; // printed on stderr by the alert itself

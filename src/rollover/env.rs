@@ -1,6 +1,6 @@
 //! The clock the rollover runs on, injected so that tests (and `plan`) can run a whole rollover
 //! without real time passing. Everything else the engine learns arrives as
-//! [`super::Outcome`]s of the actions the driver performs.
+//! [`super::ActionOutcome`]s of the actions the driver performs.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -8,10 +8,11 @@
 //! performs the actions (publish, DNS checks, install, reload, probe, retire) and feeds the
 //! outcomes back, so a whole rollover runs in tests on a fake clock ([`env::FakeClock`]).
 //!
-//! The safety invariants of DESIGN.md are enforced here:
-//! 1. no [`Action::Install`] before every nameserver served the records and the resolver
-//!    validated them for 2×TTL, measured from the first time both held (unless forced: then an
-//!    event and an alert say so);
+//! The safety invariants of a rollover are enforced here:
+//! 1. no [`Action::Install`] before every nameserver has served the records for 2×TTL, counted
+//!    from the first time every one of them served them (`confirmed_at`, not from when the
+//!    resolver first validated them), and the resolver validates them (`--force` skips only
+//!    the wait, and then an event and an alert say so; never the check);
 //! 2. no [`Action::Retire`] of a record matching the new (live) key, the next key or a key the
 //!    driver reports as protected ([`plan::retirable`]);
 //! 3. [`Action::Retire`] only once the live handshake on every endpoint address matched the
@@ -34,12 +35,13 @@ mod tests;
 
 pub use engine::abort::{AbortRefused, abort};
 pub use engine::{
-    Action, DnsReport, EngineError, Event, NsAnswer, Observations, Outcome, OwnerReport,
-    ProbeResult, ProbeVerdict, StageRequest, Step, Validation, stage, step,
+    Action, ActionOutcome, DnsReport, EngineError, Event, Failure, FailureKind, NsAnswer,
+    Observations, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer, StageRequest, StepResult,
+    stage, step,
 };
 pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};
-pub use plan::{KeySet, Plan, PlanInput, PlanWarning};
+pub use plan::KeySet;
 pub use request::{DeployOptions, DeployRequest, Origin};
 pub use ttl::TtlSeen;
-pub use types::{KeyHash, KeyHashError, Slot, Timestamp, TlsaAt};
+pub use types::{KeyHash, KeyHashError, Slot, SlotError, Timestamp, TlsaAt};

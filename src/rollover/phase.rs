@@ -27,13 +27,14 @@ pub enum Phase {
         /// When the phase began.
         since: Timestamp,
     },
-    /// Records added; waiting until every nameserver serves them and the resolver validates
-    /// them, then 2×TTL more.
+    /// Records added; waiting until every nameserver serves them, then 2×TTL more, and until
+    /// the resolver validates them.
     Published {
         /// When the phase began.
         since: Timestamp,
-        /// When the records were first seen on every nameserver and validated (T); the wait
-        /// runs to T + 2×TTL. Reset when a later check fails.
+        /// When the records were first seen on every nameserver (T), validated or not yet; the
+        /// wait runs to T + 2×TTL. Reset when a later check finds a nameserver without them (or,
+        /// once `aged`, records that no longer validate).
         confirmed_at: Option<Timestamp>,
         /// How many DNS checks were made in this phase.
         checks: u32,

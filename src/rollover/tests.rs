@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::engine::gate;
-use super::plan::{desired, plan, retirable};
+use super::plan::{desired, retirable};
 use super::*;
 use crate::config::Scheme;
 use crate::tlsa::TlsaRecord;
@@ -55,6 +55,36 @@ fn key_hash_text_round_trips_and_rejects_short_text() {
 }
 
 #[test]
+fn slots_keep_their_stored_and_cli_names() {
+    // The names the store, the CLI and stored rollovers (JSON) have always used.
+    for (slot, name) in [
+        (Slot::Default, "default"),
+        (Slot::Ec, "ec"),
+        (Slot::Ed, "ed"),
+        (Slot::Rsa, "rsa"),
+    ] {
+        assert_eq!(slot.to_string(), name);
+        assert_eq!(name.parse::<Slot>(), Ok(slot.clone()));
+        assert_eq!(serde_json::to_string(&slot).unwrap(), format!("\"{name}\""));
+        assert_eq!(
+            serde_json::from_str::<Slot>(&format!("\"{name}\"")).unwrap(),
+            slot
+        );
+    }
+    assert_eq!(Slot::default().as_str(), Slot::DEFAULT);
+    // Sorted as their names sort (`status` lists slots in this order).
+    let mut names: Vec<&str> = Slot::ALL.iter().map(Slot::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, Slot::ALL.map(|s| s.as_str()));
+    let err = "ecdsa".parse::<Slot>().unwrap_err().to_string();
+    assert!(
+        err.contains("unknown key slot `ecdsa`") && err.contains("`rsa`"),
+        "{err}"
+    );
+    assert!(serde_json::from_str::<Slot>("\"ecdsa\"").is_err());
+}
+
+#[test]
 fn current_next_plan_has_both_keys_at_every_owner_and_no_issuer() {
     let keys = KeySet {
         current: Some(key(1)),
@@ -83,63 +113,20 @@ fn current_next_plan_has_both_keys_at_every_owner_and_no_issuer() {
 }
 
 #[test]
-fn records_of_other_hosts_at_a_shared_owner_are_foreign_not_stale() {
+fn records_of_other_hosts_at_a_shared_owner_are_never_stale() {
     let owners = owners(1);
     let keys = KeySet {
         current: Some(key(1)),
         next: Some(key(2)),
         ..KeySet::default()
     };
-    let theirs = TlsaAt::new(&owners[0], key(7).dane_ee());
     let old_ours = TlsaAt::new(&owners[0], key(3).dane_ee());
-    let observed = vec![theirs.clone(), old_ours.clone()];
+    // Another host's record at the shared owner name is not ours: it is never handed to
+    // retirable, and what is handed to it is all it can return.
     let ours = vec![old_ours.clone()];
-    let p = plan(&PlanInput {
-        scheme: Scheme::CurrentNext,
-        owners: &owners,
-        keys: &keys,
-        live: &[],
-        ours: &ours,
-        observed: &observed,
-        max_records: 3,
-    });
-    assert_eq!(p.stale, vec![old_ours]);
-    assert_eq!(p.foreign, vec![theirs]);
-    assert_eq!(p.missing.len(), 2);
-    assert!(
-        matches!(
-            &p.warnings[..],
-            [PlanWarning::TooManyRecords {
-                count: 4,
-                max: 3,
-                ..
-            }]
-        ),
-        "{:?}",
-        p.warnings
-    );
-}
-
-#[test]
-fn max_records_never_drops_a_needed_record() {
-    let owners = owners(1);
-    let keys = KeySet {
-        current: Some(key(1)),
-        next: Some(key(2)),
-        new: Some(key(3)),
-        issuers: vec![],
-    };
-    let p = plan(&PlanInput {
-        scheme: Scheme::CurrentNext,
-        owners: &owners,
-        keys: &keys,
-        live: &[],
-        ours: &[],
-        observed: &[],
-        max_records: 2,
-    });
-    assert_eq!(p.desired.len(), 3);
-    assert!(!p.warnings.is_empty());
+    let wanted = desired(Scheme::CurrentNext, &owners, &keys);
+    assert_eq!(wanted.len(), 2);
+    assert_eq!(retirable(&ours, &wanted, &keys.protected()), vec![old_ours]);
 }
 
 #[test]
@@ -155,7 +142,7 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
         owners: vec![OwnerReport {
             owner: owner.into(),
             nameservers: vec![served(vec![key(1).dane_ee()]), served(vec![])],
-            validation: Validation::Secure(vec![key(1).dane_ee()]),
+            validation: ResolverAnswer::Secure(vec![key(1).dane_ee()]),
             resolver_ttl: None,
         }],
     };
@@ -163,11 +150,11 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
     assert!(reasons[0].contains("lags"), "{reasons:?}");
     report.owners[0].nameservers[1] = served(vec![key(1).dane_ee(), key(5).dane_ee()]);
     assert!(gate(&want, &report).is_ok());
-    report.owners[0].validation = Validation::Insecure;
+    report.owners[0].validation = ResolverAnswer::Insecure;
     assert!(gate(&want, &report).is_err());
-    report.owners[0].validation = Validation::Secure(vec![]);
+    report.owners[0].validation = ResolverAnswer::Secure(vec![]);
     assert!(gate(&want, &report).is_err());
-    report.owners[0].validation = Validation::Secure(vec![key(1).dane_ee()]);
+    report.owners[0].validation = ResolverAnswer::Secure(vec![key(1).dane_ee()]);
     report.owners[0].nameservers.clear();
     assert!(
         gate(&want, &report).is_err(),
@@ -180,19 +167,9 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
 fn rollover_state_round_trips_through_json() {
     let step = stage(
         StageRequest {
-            service: "mx".into(),
-            slot: Slot::default(),
-            scheme: Scheme::CurrentNext,
             ttl: 3600,
-            owners: owners(1),
-            endpoints: vec!["mx1.example.com:25".into()],
-            old: Some(key(1)),
-            new: key(2),
-            next: None,
-            issuers: vec![],
             chain: "/var/lib/dane-roll/staged/mx.pem".into(),
-            previous_chain: None,
-            confirmed_since: None,
+            ..one_owner_request()
         },
         Timestamp::from_secs(1000),
     )
@@ -208,19 +185,9 @@ fn rollover_state_round_trips_through_json() {
 fn staging_the_current_key_is_refused() {
     let err = stage(
         StageRequest {
-            service: "mx".into(),
-            slot: Slot::default(),
-            scheme: Scheme::CurrentNext,
             ttl: 3600,
-            owners: owners(1),
-            endpoints: vec!["mx1.example.com:25".into()],
-            old: Some(key(1)),
             new: key(1),
-            next: None,
-            issuers: vec![],
-            chain: "x".into(),
-            previous_chain: None,
-            confirmed_since: None,
+            ..one_owner_request()
         },
         Timestamp::from_secs(0),
     )
@@ -270,11 +237,11 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
     // The first record went out; the provider rate-limited the second.
     let observations = Observations {
         outcomes: vec![
-            Outcome::Published {
+            ActionOutcome::Published {
                 record: records[0].clone(),
                 result: Ok(()),
             },
-            Outcome::RateLimited {
+            ActionOutcome::RateLimited {
                 record: records[1].clone(),
                 retry_at: Timestamp::from_secs(400),
                 detail: "retry after 300s".into(),
@@ -301,7 +268,7 @@ fn a_rate_limited_publish_keeps_the_phase_waits_and_alerts_nothing() {
     );
     // A failure, by contrast, is alerted.
     let failed = Observations {
-        outcomes: vec![Outcome::Published {
+        outcomes: vec![ActionOutcome::Published {
             record: records[1].clone(),
             result: Err("SERVFAIL".into()),
         }],
@@ -329,7 +296,7 @@ fn a_next_key_record_that_failed_to_publish_holds_the_rollover_at_retired() {
         next_record.clone(),
     ];
     let failed = Observations {
-        outcomes: vec![Outcome::Published {
+        outcomes: vec![ActionOutcome::Published {
             record: next_record.clone(),
             result: Err("HTTP 500".into()),
         }],
@@ -387,9 +354,7 @@ proptest! {
         issuers in prop::collection::vec(0u8..8, 0..3),
         live in prop::collection::vec(0u8..8, 0..2),
         ours in prop::collection::vec(arb_record(), 0..12),
-        observed in prop::collection::vec(arb_record(), 0..12),
         issuer_scheme in prop::bool::ANY,
-        max_records in 2usize..6,
     ) {
         let owners = owners(n_owners);
         let keys = KeySet {
@@ -400,30 +365,24 @@ proptest! {
         };
         let live: Vec<KeyHash> = live.into_iter().map(key).collect();
         let scheme = if issuer_scheme { Scheme::CurrentIssuer } else { Scheme::CurrentNext };
-        let p = plan(&PlanInput {
-            scheme, owners: &owners, keys: &keys, live: &live,
-            ours: &ours, observed: &observed, max_records,
-        });
+        let wanted = desired(scheme, &owners, &keys);
         for owner in &owners {
             for k in [keys.current, keys.next].into_iter().flatten() {
                 let r = TlsaAt::new(owner, k.dane_ee());
-                prop_assert!(p.desired.contains(&r), "desired lacks {r}");
+                prop_assert!(wanted.contains(&r), "desired lacks {r}");
             }
         }
         let protected: Vec<KeyHash> =
             keys.protected().into_iter().chain(live.iter().copied()).collect();
-        for r in &p.stale {
+        let stale = retirable(&ours, &wanted, &protected);
+        for r in &stale {
             prop_assert!(ours.contains(r), "stale {r} is not ours");
-            prop_assert!(!p.desired.contains(r), "stale {r} is desired");
+            prop_assert!(!wanted.contains(r), "stale {r} is desired");
             prop_assert!(!protected.iter().any(|k| r.is_of(k)), "stale {r} is protected");
-            prop_assert!(!p.foreign.contains(r));
-        }
-        for r in &p.foreign {
-            prop_assert!(!ours.contains(r));
         }
         // retire is idempotent and stays within what it was given
-        let again = retirable(&p.stale, &p.desired, &protected);
-        prop_assert_eq!(&again, &p.stale);
+        let again = retirable(&stale, &wanted, &protected);
+        prop_assert_eq!(&again, &stale);
     }
 }
 
@@ -447,4 +406,135 @@ fn times_keep_milliseconds_and_old_whole_seconds_still_parse() {
     let due = t.plus(std::time::Duration::from_secs(4));
     assert_eq!(due.as_millis(), 1_700_000_004_250);
     assert_eq!(t.until(due), std::time::Duration::from_secs(4));
+}
+
+#[test]
+fn a_failure_keeps_its_words_whatever_its_kind() {
+    assert_eq!(
+        Failure::from("timed out".to_owned()).kind(),
+        FailureKind::Retryable
+    );
+    assert!(Failure::from("timed out").is_retryable());
+    assert!(!Failure::permanent("read-only").is_retryable());
+    let request = StageRequest {
+        slot: Slot::Ec,
+        ..one_owner_request()
+    };
+    let mut aged = stage(request, Timestamp::from_secs(100)).unwrap().next;
+    aged.phase = Phase::Aged {
+        since: Timestamp::from_secs(110),
+        forced: false,
+        install_failures: 0,
+    };
+    let failed = |failure: Failure| {
+        let obs = Observations {
+            outcomes: vec![ActionOutcome::Installed(Err(failure))],
+            ..Observations::default()
+        };
+        step(aged.clone(), &obs, Timestamp::from_secs(120))
+    };
+    let retryable = failed(Failure::retryable("/etc/postfix: Read-only file system"));
+    let permanent = failed(Failure::permanent("/etc/postfix: Read-only file system"));
+    assert_eq!(
+        retryable, permanent,
+        "the kind changes no word and no phase"
+    );
+    assert_eq!(
+        retryable.alerts().collect::<Vec<_>>(),
+        [
+            "dane-roll: service mx (ec): install failed: /etc/postfix: Read-only file system; \
+          the next run retries"
+        ]
+    );
+    assert!(matches!(
+        retryable.next.phase,
+        Phase::Aged {
+            install_failures: 1,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_failed_reinstall_is_alerted_counted_and_retried_in_a_rollback_and_an_abort() {
+    let request = StageRequest {
+        slot: Slot::Ec,
+        previous_chain: Some("/state/previous.pem".into()),
+        ..one_owner_request()
+    };
+    let staged = stage(request, Timestamp::from_secs(100)).unwrap().next;
+    let failed = Observations {
+        outcomes: vec![ActionOutcome::Reinstalled(Err("disk full".into()))],
+        ..Observations::default()
+    };
+    let ok = Observations {
+        outcomes: vec![ActionOutcome::Reinstalled(Ok(()))],
+        ..Observations::default()
+    };
+    let now = Timestamp::from_secs(120);
+
+    let mut rolled_back = staged.clone();
+    rolled_back.phase = Phase::RolledBack {
+        since: Timestamp::from_secs(110),
+        reason: "no match".into(),
+        reinstalled: false,
+        reloaded: false,
+        failures: 0,
+    };
+    let s = step(rolled_back.clone(), &Observations::default(), now);
+    assert!(
+        matches!(&s.actions[..], [Action::ReinstallPrevious { chain }] if chain.ends_with("previous.pem"))
+    );
+    let s = step(rolled_back.clone(), &failed, now);
+    assert_eq!(
+        s.alerts().collect::<Vec<_>>(),
+        [
+            "dane-roll: service mx (ec): reinstalling the previous certificate failed: disk full; \
+          the next run retries"
+        ]
+    );
+    assert!(matches!(
+        s.next.phase,
+        Phase::RolledBack {
+            failures: 1,
+            reinstalled: false,
+            ..
+        }
+    ));
+    let s = step(rolled_back, &ok, now);
+    assert_eq!(s.actions, vec![Action::Reload]);
+    assert!(matches!(
+        s.next.phase,
+        Phase::RolledBack {
+            reinstalled: true,
+            ..
+        }
+    ));
+
+    let aborting = abort(staged, true, Timestamp::from_secs(110)).unwrap().next;
+    let s = step(aborting.clone(), &failed, now);
+    assert_eq!(
+        s.alerts().collect::<Vec<_>>(),
+        [
+            "dane-roll: service mx (ec): abort: reinstalling the previous certificate failed: disk \
+          full; the next run retries"
+        ]
+    );
+    assert!(matches!(
+        s.next.phase,
+        Phase::Aborting {
+            failures: 1,
+            reinstalled: false,
+            ..
+        }
+    ));
+    let s = step(aborting, &ok, now);
+    assert_eq!(s.actions, vec![Action::Reload]);
+    assert!(matches!(
+        s.next.phase,
+        Phase::Aborting {
+            reinstalled: true,
+            ..
+        }
+    ));
 }

@@ -225,36 +225,72 @@ impl<'de> Deserialize<'de> for KeyHash {
     }
 }
 
-/// One key slot of a service: a service that serves an RSA and an ECDSA certificate rolls each
-/// separately (`rsa`, `ec`, …); a service with one certificate has the slot [`Slot::DEFAULT`].
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Slot(pub String);
+/// One key slot of a service: the key algorithm a certificate's key belongs to. A service rolls
+/// each slot separately, so one that serves an RSA and an ECDSA certificate side by side
+/// (`chain-files`) has two rollovers. A service with one certificate (`chain-file`) has the slot
+/// of its key's algorithm too, not [`Slot::Default`]: that slot holds only records tied to no
+/// key of the service (records found at its owner names and retired, records `publish` matched
+/// to no key).
+///
+/// The string forms (`default`, `ec`, `ed`, `rsa`) are what the store, the CLI and the stored
+/// JSON use, and the algorithm names of `chain-files`. The variants are in the order of their
+/// names, so slots sort as their names do.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Slot {
+    /// Records tied to no key of the service (`default`).
+    #[default]
+    Default,
+    /// ECDSA keys (`ec`).
+    Ec,
+    /// Ed25519 keys (`ed`).
+    Ed,
+    /// RSA and RSA-PSS keys (`rsa`).
+    Rsa,
+}
 
 impl Slot {
-    /// The slot of a service with one certificate.
+    /// The name of [`Slot::Default`], the slot of records tied to no key of the service (a
+    /// service with one certificate has the slot of its key's algorithm, not this one).
     pub const DEFAULT: &'static str = "default";
 
-    /// The slot named `name`.
-    pub fn new(name: &str) -> Slot {
-        Slot(name.to_owned())
-    }
+    /// Every slot, in the order of their names.
+    pub const ALL: [Slot; 4] = [Slot::Default, Slot::Ec, Slot::Ed, Slot::Rsa];
 
-    /// The slot name.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// The slot name, as stored and shown.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Slot::Default => Slot::DEFAULT,
+            Slot::Ec => "ec",
+            Slot::Ed => "ed",
+            Slot::Rsa => "rsa",
+        }
     }
 }
 
-impl Default for Slot {
-    fn default() -> Slot {
-        Slot::new(Slot::DEFAULT)
+/// A slot name that is none of the slots.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown key slot `{0}`: a key slot is `ec`, `ed` or `rsa` (the key algorithms of \
+     `chain-files`), or `default`"
+)]
+pub struct SlotError(pub String);
+
+impl FromStr for Slot {
+    type Err = SlotError;
+
+    fn from_str(name: &str) -> Result<Slot, SlotError> {
+        Slot::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .ok_or_else(|| SlotError(name.to_owned()))
     }
 }
 
 impl fmt::Display for Slot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 

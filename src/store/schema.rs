@@ -117,7 +117,7 @@ pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
-/// What [`migrate`] found.
+/// What `migrate` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Migrated {
     /// From this version to [`latest_version`].

@@ -7,7 +7,9 @@ use rusqlite::Connection;
 
 use super::*;
 use crate::config::Scheme;
-use crate::rollover::{PhaseName, StageRequest, stage};
+use crate::rollover::{
+    Event, KeyHash, PhaseName, Rollover, Slot, StageRequest, Timestamp, TlsaAt, stage,
+};
 
 fn key(n: u8) -> KeyHash {
     KeyHash([n; 32])
@@ -141,8 +143,8 @@ fn a_phase_change_and_its_events_are_one_transaction() {
 #[test]
 fn ours_tracks_publish_confirm_and_retire_per_slot() {
     let mut store = Store::open_in_memory().unwrap();
-    let rsa = Slot::new("rsa");
-    let ec = Slot::new("ec");
+    let rsa = Slot::Rsa;
+    let ec = Slot::Ec;
     let a = TlsaAt::new(OWNER, key(1).dane_ee());
     let b = TlsaAt::new(OWNER, key(2).dane_ee());
     let pubd = |r: &TlsaAt| RecordChange::Published {
@@ -317,6 +319,26 @@ fn an_unreadable_rollover_is_a_typed_error() {
     assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
     assert!(err.to_string().contains("service mx"));
     let _ = &mut store;
+}
+
+#[test]
+fn a_row_of_an_unknown_slot_is_a_typed_error() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO keys (service, slot, role, spki_sha256, key_path, created)
+             VALUES ('mx', 'ecdsa', 'next', ?1, NULL, 0)",
+            [key(1).to_hex()],
+        )
+        .unwrap();
+    let err = store.keys("mx").unwrap_err();
+    assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("service mx (ecdsa)") && text.contains("unknown key slot `ecdsa`"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -8,20 +8,20 @@ use super::*;
 type Probed = Result<AddressReport, (String, String)>;
 
 /// The failure an outcome reports, in words.
-pub(super) fn failure_of(outcome: &Outcome) -> Option<String> {
+pub(super) fn failure_of(outcome: &ActionOutcome) -> Option<String> {
     match outcome {
-        Outcome::Published {
+        ActionOutcome::Published {
             record,
             result: Err(e),
         } => Some(format!("publishing {record}: {e}")),
-        Outcome::Retired {
+        ActionOutcome::Retired {
             record,
             result: Err(e),
         } => Some(format!("retiring {record}: {e}")),
-        Outcome::Installed(Err(e)) => Some(format!("install: {e}")),
-        Outcome::Reloaded(Err(e)) => Some(format!("reload: {e}")),
-        Outcome::Reinstalled(Err(e)) => Some(format!("reinstall: {e}")),
-        Outcome::NextKey(Err(e)) => Some(format!("next key: {e}")),
+        ActionOutcome::Installed(Err(e)) => Some(format!("install: {e}")),
+        ActionOutcome::Reloaded(Err(e)) => Some(format!("reload: {e}")),
+        ActionOutcome::Reinstalled(Err(e)) => Some(format!("reinstall: {e}")),
+        ActionOutcome::NextKey(Err(e)) => Some(format!("next key: {e}")),
         _ => None,
     }
 }
@@ -50,8 +50,8 @@ impl std::fmt::Display for ChangeError {
 }
 
 /// The engine's outcome for a record change the provider's rate limit put off.
-fn rate_limited(record: &TlsaAt, until: Timestamp, detail: String) -> Outcome {
-    Outcome::RateLimited {
+fn rate_limited(record: &TlsaAt, until: Timestamp, detail: String) -> ActionOutcome {
+    ActionOutcome::RateLimited {
         record: record.clone(),
         retry_at: until,
         detail,
@@ -64,7 +64,7 @@ impl<C: Clock> Driver<C> {
         svc: &Service,
         r: &Rollover,
         action: &Action,
-    ) -> Result<Option<Outcome>, DriverError> {
+    ) -> Result<Option<ActionOutcome>, DriverError> {
         Ok(Some(match action {
             Action::Publish { record, ttl } => self.publish(svc, &r.slot, record, *ttl)?,
             Action::CheckDns { expected } => {
@@ -80,7 +80,7 @@ impl<C: Clock> Driver<C> {
                     self.store
                         .record_changes(&r.service, &r.slot, &changes, at)?;
                 }
-                Outcome::Dns(report)
+                ActionOutcome::Dns(report)
             }
             Action::Install { chain } => {
                 let target = chain_file(svc, &r.slot)?;
@@ -88,19 +88,20 @@ impl<C: Clock> Driver<C> {
                     r,
                     format!("installing {} as {}", chain.display(), target.display()),
                 )?;
-                Outcome::Installed(
-                    install::install_chain(target, chain, svc.key_file).map_err(|e| e.to_string()),
+                ActionOutcome::Installed(
+                    install::install_chain(target, chain, svc.key_file)
+                        .map_err(|e| e.to_string().into()),
                 )
             }
             Action::Reload => {
                 self.note(r, format!("running `{}`", svc.reload.join(" ")))?;
-                Outcome::Reloaded(
+                ActionOutcome::Reloaded(
                     install::reload(&svc.reload, install::RELOAD_TIMEOUT)
-                        .map_err(|e| e.to_string()),
+                        .map_err(|e| e.to_string().into()),
                 )
             }
             Action::Probe { endpoints, expect } => {
-                Outcome::Probed(self.probe(svc, &r.slot, endpoints, *expect))
+                ActionOutcome::Probed(self.probe(svc, &r.slot, endpoints, *expect))
             }
             Action::Retire(record) => {
                 self.note(r, format!("retiring {record}"))?;
@@ -108,7 +109,7 @@ impl<C: Clock> Driver<C> {
                     Err(ChangeError::RateLimited { until, detail }) => {
                         return Ok(Some(rate_limited(record, until, detail)));
                     }
-                    other => other.map_err(|e| e.to_string()),
+                    other => other.map_err(|e| e.to_string().into()),
                 };
                 if result.is_ok() {
                     self.store.record_changes(
@@ -118,7 +119,7 @@ impl<C: Clock> Driver<C> {
                         self.now(),
                     )?;
                 }
-                Outcome::Retired {
+                ActionOutcome::Retired {
                     record: record.clone(),
                     result,
                 }
@@ -133,11 +134,14 @@ impl<C: Clock> Driver<C> {
                         target.display()
                     ),
                 )?;
-                Outcome::Reinstalled(
-                    install::install_chain(target, chain, svc.key_file).map_err(|e| e.to_string()),
+                ActionOutcome::Reinstalled(
+                    install::install_chain(target, chain, svc.key_file)
+                        .map_err(|e| e.to_string().into()),
                 )
             }
-            Action::GenerateNextKey => Outcome::NextKey(self.generate_next(svc, r)?),
+            Action::GenerateNextKey => {
+                ActionOutcome::NextKey(self.generate_next(svc, r)?.map_err(Into::into))
+            }
             Action::Alert(text) => {
                 self.alert(&r.service, &r.slot, r.phase.name(), text);
                 return Ok(None);
@@ -153,7 +157,7 @@ impl<C: Clock> Driver<C> {
         slot: &Slot,
         record: &TlsaAt,
         ttl: u32,
-    ) -> Result<Outcome, DriverError> {
+    ) -> Result<ActionOutcome, DriverError> {
         self.store.record_changes(
             &svc.name,
             slot,
@@ -165,9 +169,9 @@ impl<C: Clock> Driver<C> {
         )?;
         Ok(match self.provider_change_typed(svc, record, ttl, true) {
             Err(ChangeError::RateLimited { until, detail }) => rate_limited(record, until, detail),
-            result => Outcome::Published {
+            result => ActionOutcome::Published {
                 record: record.clone(),
-                result: result.map_err(|e| e.to_string()),
+                result: result.map_err(|e| e.to_string().into()),
             },
         })
     }
@@ -284,7 +288,7 @@ impl<C: Clock> Driver<C> {
                         .map(|o| crate::rollover::OwnerReport {
                             owner: (*o).to_owned(),
                             nameservers: Vec::new(),
-                            validation: crate::rollover::Validation::Failed(why.clone()),
+                            validation: crate::rollover::ResolverAnswer::Failed(why.clone()),
                             resolver_ttl: None,
                         })
                         .collect(),

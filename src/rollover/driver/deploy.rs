@@ -58,12 +58,12 @@ impl Prepared {
 
 /// The key slot of a key type: `rsa`, `ec` or `ed`.
 pub fn slot_for(key_type: &pki::KeyType) -> Option<Slot> {
-    Some(Slot::new(match key_type {
-        pki::KeyType::Rsa(_) | pki::KeyType::RsaPss(_) => "rsa",
-        pki::KeyType::Ec(_) => "ec",
-        pki::KeyType::Ed25519 => "ed",
+    Some(match key_type {
+        pki::KeyType::Rsa(_) | pki::KeyType::RsaPss(_) => Slot::Rsa,
+        pki::KeyType::Ec(_) => Slot::Ec,
+        pki::KeyType::Ed25519 => Slot::Ed,
         _ => return None,
-    }))
+    })
 }
 
 /// Read and check a deploy request's files against the configuration. Writes nothing.
@@ -352,11 +352,11 @@ impl<C: Clock> Driver<C> {
             let mut failed = Vec::new();
             for owner in self.effective_owners(service)? {
                 let record = TlsaAt::new(&owner, next.dane_ee());
-                if let Outcome::Published {
+                if let ActionOutcome::Published {
                     result: Err(err), ..
                 } = self.publish(service, slot, &record, service.ttl)?
                 {
-                    failed.push(err);
+                    failed.push(err.to_string());
                 }
             }
             if !failed.is_empty() {

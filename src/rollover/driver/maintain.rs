@@ -192,10 +192,10 @@ impl<C: Clock> Driver<C> {
         for owner in self.effective_owners(&svc)? {
             let record = TlsaAt::new(&owner, hash.dane_ee());
             match self.publish(&svc, slot, &record, svc.ttl)? {
-                Outcome::Published {
+                ActionOutcome::Published {
                     result: Err(err), ..
-                } => failures.push(err),
-                Outcome::RateLimited { detail, .. } => {
+                } => failures.push(err.to_string()),
+                ActionOutcome::RateLimited { detail, .. } => {
                     failures.push(format!("{record} not published yet: {detail}"));
                 }
                 _ => {}
@@ -337,7 +337,7 @@ impl<C: Clock> Driver<C> {
 
     /// What `run` would do now for each stored rollover (of `service`, or all): the step the
     /// engine would take with nothing new observed. Changes nothing.
-    pub fn plan(&self, service: Option<&str>) -> Result<Vec<(Rollover, Step)>, DriverError> {
+    pub fn plan(&self, service: Option<&str>) -> Result<Vec<(Rollover, StepResult)>, DriverError> {
         if let Some(name) = service {
             find_service(&self.config, name)?;
         }

@@ -4,7 +4,7 @@
 
 use crate::dns::{AuthorityReport, DnsError, Lookup, Status};
 use crate::probe::{AddressReport, KeyAlgorithm, Verdict};
-use crate::rollover::{KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict, Validation};
+use crate::rollover::{KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer};
 use crate::tlsa::TlsaRecord;
 
 /// One owner name's DNS view: every nameserver address's answer, and the resolver's.
@@ -55,18 +55,18 @@ pub fn owner_report(
         _ => None,
     };
     let validation = match validated {
-        None => Validation::Failed(
+        None => ResolverAnswer::Failed(
             "not asked yet: the resolver is asked once every nameserver serves the new records"
                 .to_owned(),
         ),
-        Some(Err(err)) => Validation::Failed(err.to_string()),
+        Some(Err(err)) => ResolverAnswer::Failed(err.to_string()),
         Some(Ok(lookup)) => match lookup.status {
-            Status::Secure => Validation::Secure(lookup.records),
-            Status::Insecure => Validation::Insecure,
-            Status::Bogus { ede } => Validation::Bogus(
+            Status::Secure => ResolverAnswer::Secure(lookup.records),
+            Status::Insecure => ResolverAnswer::Insecure,
+            Status::Bogus { ede } => ResolverAnswer::Bogus(
                 ede.map_or_else(|| "no extended error".to_owned(), |e| e.to_string()),
             ),
-            Status::Missing { .. } => Validation::Missing,
+            Status::Missing { .. } => ResolverAnswer::Missing,
         },
     };
     OwnerReport {

@@ -59,15 +59,15 @@ pub struct OwnersDone {
 /// The key slot of a key type as the probe words it (`RSA 2048`, `EC P-256`, `Ed25519`).
 fn slot_of_key_type(key_type: &str) -> Option<Slot> {
     let slot = if key_type.starts_with("RSA") {
-        "rsa"
+        Slot::Rsa
     } else if key_type.starts_with("EC") {
-        "ec"
+        Slot::Ec
     } else if key_type.starts_with("Ed25519") {
-        "ed"
+        Slot::Ed
     } else {
         return None;
     };
-    Some(Slot::new(slot))
+    Some(slot)
 }
 
 /// `_25._tcp.mail.example.com.` → (`mail.example.com`, 25).
@@ -372,11 +372,11 @@ impl<C: Clock> Driver<C> {
             };
             self.say(&svc.name, slot, &format!("publishing {record}: {why}"));
             let failure = match self.publish(svc, slot, record, svc.ttl)? {
-                Outcome::Published { result: Ok(()), .. } => None,
-                Outcome::Published {
+                ActionOutcome::Published { result: Ok(()), .. } => None,
+                ActionOutcome::Published {
                     result: Err(err), ..
-                } => Some(err),
-                Outcome::RateLimited { detail, .. } => Some(detail),
+                } => Some(err.to_string()),
+                ActionOutcome::RateLimited { detail, .. } => Some(detail),
                 _ => None,
             };
             match failure {
@@ -506,9 +506,9 @@ mod tests {
             Some(("mail.example.test".to_owned(), 587))
         );
         assert_eq!(endpoint_of_owner("mail.example.test."), None);
-        assert_eq!(slot_of_key_type("EC P-256"), Some(Slot::new("ec")));
-        assert_eq!(slot_of_key_type("RSA 2048"), Some(Slot::new("rsa")));
-        assert_eq!(slot_of_key_type("RSA-PSS 2048"), Some(Slot::new("rsa")));
+        assert_eq!(slot_of_key_type("EC P-256"), Some(Slot::Ec));
+        assert_eq!(slot_of_key_type("RSA 2048"), Some(Slot::Rsa));
+        assert_eq!(slot_of_key_type("RSA-PSS 2048"), Some(Slot::Rsa));
         assert_eq!(slot_of_key_type("Ed448"), None);
     }
 }

@@ -7,7 +7,13 @@
 //! keeps verifying throughout. Like every phase, each change waits for an observed outcome, and
 //! a failure is retried by the next `dane-roll run`.
 
-use super::*;
+use std::path::PathBuf;
+
+use crate::rollover::phase::{Phase, PhaseName, Rollover};
+use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
+
+use super::machine::{Ctx, PROBE_ALERT_AFTER, RecordOp};
+use super::protocol::{Action, ActionOutcome, Event, ProbeResult, ProbeVerdict, StepResult};
 
 /// Why a rollover cannot be abandoned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,9 +61,13 @@ pub enum AbortRefused {
 
 /// Begin abandoning `rollover`: `installed` says whether the new certificate is (or may be) in
 /// the service's chain file, so the previous one must go back. Returns the rollover in
-/// `aborting` with its event, to be saved; the actions come from the next [`step`], with the
-/// store's observations (what is "ours" decides what goes).
-pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step, AbortRefused> {
+/// `aborting` with its event, to be saved; the actions come from the next
+/// [`step`](super::step), with the store's observations (what is "ours" decides what goes).
+pub fn abort(
+    rollover: Rollover,
+    installed: bool,
+    now: Timestamp,
+) -> Result<StepResult, AbortRefused> {
     let from = rollover.phase.name();
     match from {
         PhaseName::Done | PhaseName::RolledBack | PhaseName::Aborted => {
@@ -77,7 +87,7 @@ pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step
         }
         // Aborting again (a resumed abort) keeps its progress.
         PhaseName::Aborting => {
-            return Ok(Step {
+            return Ok(StepResult {
                 next: rollover,
                 actions: Vec::new(),
                 events: Vec::new(),
@@ -112,7 +122,7 @@ pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step
              once the live handshake shows the key in use"
         }
     );
-    Ok(Step {
+    Ok(StepResult {
         next: r,
         actions: Vec::new(),
         events: vec![Event {
@@ -124,6 +134,33 @@ pub fn abort(rollover: Rollover, installed: bool, now: Timestamp) -> Result<Step
 }
 
 impl Ctx<'_> {
+    /// Putting the previous certificate back from `chain` (abort, rollback): asked for, or its
+    /// outcome recorded: an event and the reload asked for, or `failed` (with the error) as an
+    /// alert and one more failure; the next run retries.
+    pub(super) fn reinstall_previous(
+        &mut self,
+        chain: PathBuf,
+        reinstalled: &mut bool,
+        failures: &mut u32,
+        failed: &str,
+    ) {
+        match self.latest(|o| match o {
+            ActionOutcome::Reinstalled(r) => Some(r.clone()),
+            _ => None,
+        }) {
+            None => self.actions.push(Action::ReinstallPrevious { chain }),
+            Some(Ok(())) => {
+                *reinstalled = true;
+                self.event("previous certificate reinstalled".to_owned());
+                self.actions.push(Action::Reload);
+            }
+            Some(Err(err)) => {
+                *failures = failures.saturating_add(1);
+                self.alert(format!("{failed}: {err}; the next run retries"));
+            }
+        }
+    }
+
     /// The reload once the previous certificate is back (abort, rollback): asked for, or its
     /// outcome recorded: `live` as an event, or `failed` (with the error) as an alert and one
     /// more failure; the next run retries.
@@ -135,7 +172,7 @@ impl Ctx<'_> {
         failed: &str,
     ) {
         match self.latest(|o| match o {
-            Outcome::Reloaded(r) => Some(r.clone()),
+            ActionOutcome::Reloaded(r) => Some(r.clone()),
             _ => None,
         }) {
             None => self.actions.push(Action::Reload),
@@ -176,31 +213,18 @@ impl Ctx<'_> {
         };
         let mut done = false;
         if restore && !reinstalled {
-            match (
-                self.r.previous_chain.clone(),
-                self.latest(|o| match o {
-                    Outcome::Reinstalled(r) => Some(r.clone()),
-                    _ => None,
-                }),
-            ) {
-                (None, _) => self.alert(
+            match self.r.previous_chain.clone() {
+                None => self.alert(
                     "no previous certificate to reinstall; the abandoned key stays live and its \
                      records stay"
                         .to_owned(),
                 ),
-                (Some(chain), None) => self.actions.push(Action::ReinstallPrevious { chain }),
-                (Some(_), Some(Ok(()))) => {
-                    reinstalled = true;
-                    self.event("previous certificate reinstalled".to_owned());
-                    self.actions.push(Action::Reload);
-                }
-                (Some(_), Some(Err(err))) => {
-                    failures = failures.saturating_add(1);
-                    self.alert(format!(
-                        "abort: reinstalling the previous certificate failed: {err}; the next run \
-                         retries"
-                    ));
-                }
+                Some(chain) => self.reinstall_previous(
+                    chain,
+                    &mut reinstalled,
+                    &mut failures,
+                    "abort: reinstalling the previous certificate failed",
+                ),
             }
         } else if restore && !reloaded {
             self.reload_previous(
@@ -218,7 +242,7 @@ impl Ctx<'_> {
                 .obs
                 .outcomes
                 .iter()
-                .filter(|o| matches!(o, Outcome::Retired { result: Ok(()), .. }))
+                .filter(|o| matches!(o, ActionOutcome::Retired { result: Ok(()), .. }))
                 .count();
             return self.go(
                 Phase::Aborted {
@@ -250,18 +274,7 @@ impl Ctx<'_> {
     /// Probe, then retire the abandoned key's records once every address shows another key
     /// that matches the records that remain. `true` when none is left.
     fn abort_retire(&mut self, failures: &mut u32, probes: &mut u32) -> bool {
-        let mut ok = BTreeSet::new();
-        let mut failed = Vec::new();
-        for o in &self.obs.outcomes {
-            if let Outcome::Retired { record, result } = o {
-                match result {
-                    Ok(()) => {
-                        ok.insert(record.sort_key());
-                    }
-                    Err(e) => failed.push((record.clone(), e.clone())),
-                }
-            }
-        }
+        let (ok, failed) = self.record_outcomes(RecordOp::Retire);
         if !failed.is_empty() {
             *failures = failures.saturating_add(1);
             for (record, err) in failed {
@@ -291,7 +304,7 @@ impl Ctx<'_> {
             return false;
         }
         let Some(results) = self.latest(|o| match o {
-            Outcome::Probed(r) => Some(r.clone()),
+            ActionOutcome::Probed(r) => Some(r.clone()),
             _ => None,
         }) else {
             self.actions.push(Action::Probe {
@@ -358,7 +371,11 @@ impl Ctx<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
+    use crate::config::Scheme;
+    use crate::rollover::{Observations, step};
 
     const OWNER: &str = "_25._tcp.mx.example.com.";
 
@@ -369,7 +386,7 @@ mod tests {
     fn rollover(phase: Phase, previous: bool) -> Rollover {
         Rollover {
             service: "mx".to_owned(),
-            slot: Slot::new("ec"),
+            slot: Slot::Ec,
             scheme: Scheme::CurrentNext,
             ttl: 2,
             owners: vec![OWNER.to_owned()],
@@ -390,8 +407,8 @@ mod tests {
         }
     }
 
-    fn probed(live: KeyHash) -> Outcome {
-        Outcome::Probed(vec![ProbeResult {
+    fn probed(live: KeyHash) -> ActionOutcome {
+        ActionOutcome::Probed(vec![ProbeResult {
             endpoint: "mx.example.com:25".to_owned(),
             address: "192.0.2.1".to_owned(),
             verdict: ProbeVerdict::Match,
@@ -399,7 +416,7 @@ mod tests {
         }])
     }
 
-    fn obs(outcomes: Vec<Outcome>, ours: &[u8]) -> Observations {
+    fn obs(outcomes: Vec<ActionOutcome>, ours: &[u8]) -> Observations {
         Observations {
             outcomes,
             ours: ours
@@ -432,13 +449,13 @@ mod tests {
         );
         let s = step(
             s.next,
-            &obs(vec![Outcome::Reinstalled(Ok(()))], &[1, 2, 3]),
+            &obs(vec![ActionOutcome::Reinstalled(Ok(()))], &[1, 2, 3]),
             Timestamp::from_secs(121),
         );
         assert_eq!(s.actions, vec![Action::Reload]);
         let s = step(
             s.next,
-            &obs(vec![Outcome::Reloaded(Ok(()))], &[1, 2, 3]),
+            &obs(vec![ActionOutcome::Reloaded(Ok(()))], &[1, 2, 3]),
             Timestamp::from_secs(122),
         );
         assert!(matches!(&s.actions[..], [Action::Probe { .. }]));
@@ -464,7 +481,7 @@ mod tests {
             s.actions,
             vec![Action::Retire(TlsaAt::new(OWNER, key(2).dane_ee()))]
         );
-        let gone = Outcome::Retired {
+        let gone = ActionOutcome::Retired {
             record: TlsaAt::new(OWNER, key(2).dane_ee()),
             result: Ok(()),
         };
@@ -490,9 +507,9 @@ mod tests {
         );
         let retire = TlsaAt::new(OWNER, key(2).dane_ee());
         assert_eq!(s.actions, vec![Action::Retire(retire.clone())]);
-        let failed = Outcome::Retired {
+        let failed = ActionOutcome::Retired {
             record: retire,
-            result: Err("REFUSED".to_owned()),
+            result: Err("REFUSED".into()),
         };
         let s = step(
             s.next,

@@ -1,0 +1,117 @@
+//! The gate of invariant 1 and its two halves: every nameserver serves the expected records
+//! ([`served_everywhere`], where the 2×TTL wait starts) and the resolver validates them
+//! ([`validated`]).
+
+use std::collections::BTreeSet;
+
+use crate::rollover::TlsaAt;
+use crate::tlsa::TlsaRecord;
+
+use super::protocol::{DnsReport, OwnerReport, ResolverAnswer};
+
+/// The gate of invariant 1: every expected record is served by every nameserver that answered
+/// (at least one per owner name, and none failing) and the resolver validated all of them.
+/// `Err` lists what holds it.
+pub fn gate(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>> {
+    let mut reasons = served_everywhere(expected, dns).err().unwrap_or_default();
+    reasons.extend(validated(expected, dns).err().unwrap_or_default());
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(reasons)
+    }
+}
+
+/// The expected records of each owner name, with that owner's report (a reason when the
+/// owner was not checked).
+fn by_owner<'a>(
+    expected: &'a [TlsaAt],
+    dns: &'a DnsReport,
+    reasons: &mut Vec<String>,
+) -> Vec<(&'a str, Vec<&'a TlsaRecord>, &'a OwnerReport)> {
+    let owners: BTreeSet<&str> = expected.iter().map(|r| r.owner.as_str()).collect();
+    let mut out = Vec::new();
+    for owner in owners {
+        let want: Vec<&TlsaRecord> = expected
+            .iter()
+            .filter(|r| r.owner == owner)
+            .map(|r| &r.record)
+            .collect();
+        match dns
+            .owners
+            .iter()
+            .find(|o| dane_roll_providers::same_name(&o.owner, owner))
+        {
+            Some(report) => out.push((owner, want, report)),
+            None => reasons.push(format!("{owner}: not checked")),
+        }
+    }
+    out
+}
+
+/// The first half of the gate, the one the 2×TTL wait counts from (wait until every
+/// authoritative server serves the records, then at least 2×TTL more): every nameserver serves
+/// every expected record.
+pub fn served_everywhere(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>> {
+    let mut reasons = Vec::new();
+    for (owner, want, report) in by_owner(expected, dns, &mut reasons) {
+        if report.nameservers.is_empty() {
+            reasons.push(format!("{owner}: no nameserver answered"));
+        }
+        for ns in &report.nameservers {
+            match &ns.records {
+                Err(err) => reasons.push(format!("{owner}: {} failed: {err}", ns.nameserver)),
+                Ok(served) => {
+                    let lacking = want.iter().filter(|w| !served.contains(w)).count();
+                    if lacking > 0 {
+                        reasons.push(format!(
+                            "{owner}: {} lags ({lacking} record(s) missing)",
+                            ns.nameserver
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(reasons)
+    }
+}
+
+/// The second half of the gate: the resolver validates every expected record. Needed before
+/// the install, but not the start of the wait: a resolver's cache of the RRset without the
+/// new record expires within one TTL of the records being served everywhere, inside the wait.
+pub fn validated(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>> {
+    let mut reasons = Vec::new();
+    for (owner, want, report) in by_owner(expected, dns, &mut reasons) {
+        match &report.validation {
+            ResolverAnswer::Secure(records) => {
+                let lacking = want.iter().filter(|w| !records.contains(w)).count();
+                if lacking > 0 {
+                    reasons.push(format!(
+                        "{owner}: the resolver does not validate {lacking} record(s) yet"
+                    ));
+                }
+            }
+            ResolverAnswer::Insecure => reasons.push(format!(
+                "{owner}: the resolver's answer is not DNSSEC-validated (no AD)"
+            )),
+            ResolverAnswer::Bogus(why) => {
+                reasons.push(format!(
+                    "{owner}: the resolver says bogus (SERVFAIL): {why}"
+                ));
+            }
+            ResolverAnswer::Missing => {
+                reasons.push(format!("{owner}: the resolver has no TLSA records"))
+            }
+            ResolverAnswer::Failed(why) => reasons.push(format!("{owner}: lookup failed: {why}")),
+        }
+    }
+    if reasons.is_empty() {
+        Ok(())
+    } else {
+        Err(reasons)
+    }
+}
