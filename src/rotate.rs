@@ -608,9 +608,17 @@ mod tests {
         fs::write(&other, "#!/bin/sh\nsystemctl reload nginx\n").unwrap();
         fs::set_permissions(&other, fs::Permissions::from_mode(0o755)).unwrap();
         let ours = hooks.join("dane-roll");
-        fs::write(&ours, "#!/bin/sh\nexec /usr/lib/dane-roll/dane-roll-certbot-hook\n").unwrap();
+        fs::write(
+            &ours,
+            "#!/bin/sh\nexec /usr/lib/dane-roll/dane-roll-certbot-hook\n",
+        )
+        .unwrap();
         fs::set_permissions(&ours, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(directory_deploy_hook(dir.path()), None, "not executable: certbot skips it");
+        assert_eq!(
+            directory_deploy_hook(dir.path()),
+            None,
+            "not executable: certbot skips it"
+        );
         fs::set_permissions(&ours, fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(directory_deploy_hook(dir.path()), Some(ours));
     }

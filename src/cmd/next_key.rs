@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 
-
 use crate::cli::{Cli, NextKeyArgs};
 use crate::config::Config;
 use crate::exit::Status;
