@@ -110,21 +110,11 @@ pub(crate) fn certificate_not_after(certificate: &[u8]) -> Option<i64> {
         (GENERALIZED_TIME, 14) => digits.to_owned(),
         _ => return None,
     };
-    let n = |r: std::ops::Range<usize>| full.get(r).and_then(|t| t.parse::<i64>().ok());
-    let (y, mo, d) = (n(0..4)?, n(4..6)?, n(6..8)?);
+    let n = |r: std::ops::Range<usize>| full.get(r).and_then(|t| t.parse::<u32>().ok());
+    let year = full.get(0..4)?.parse::<i32>().ok()?;
+    let (mo, d) = (n(4..6)?, n(6..8)?);
     let (h, mi, se) = (n(8..10)?, n(10..12)?, n(12..14)?);
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    crate::rfc3339::civil_secs(year, mo, d, h, mi, se)
 }
 
 #[cfg(test)]

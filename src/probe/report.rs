@@ -159,7 +159,7 @@ impl CertInfo {
             .unwrap_or_default();
         let not_after = der.as_deref().and_then(crate::der::certificate_not_after);
         let (not_after_text, expired) = match not_after {
-            Some(secs) => (rfc3339_secs(secs), secs < now_secs()),
+            Some(secs) => (crate::rfc3339::format_secs(secs), secs < now_secs()),
             None => (
                 rfc3339(cert.not_after()).unwrap_or_else(|| cert.not_after().to_string()),
                 Asn1Time::days_from_now(0).is_ok_and(|now| cert.not_after() < now),
@@ -255,30 +255,9 @@ fn name_line(name: &openssl::x509::X509NameRef) -> String {
 fn rfc3339(time: &Asn1TimeRef) -> Option<String> {
     let epoch = Asn1Time::from_unix(0).ok()?;
     let diff = epoch.diff(time).ok()?;
-    Some(rfc3339_secs(
+    Some(crate::rfc3339::format_secs(
         i64::from(diff.days) * 86_400 + i64::from(diff.secs),
     ))
-}
-
-/// Seconds since the epoch as RFC 3339 UTC.
-fn rfc3339_secs(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// OpenSSL's verification code in words, for DANE: what a DANE sender would log.
