@@ -698,8 +698,8 @@ pub fn write_private_key(path: &Path, key: &PKeyRef<Private>) -> std::io::Result
     crate::install::write_atomic_mode(path, &pem, 0o600)
 }
 
-/// The crate's hand-written DER readings of `bytes` (the announced length of the first element, a
-/// certificate's SubjectPublicKeyInfo and its notAfter), public only for the fuzz targets
+/// The crate's DER readings of `bytes` through `x509-parser` (the announced length of the first
+/// element, a certificate's SubjectPublicKeyInfo and its notAfter), public only for the fuzz targets
 /// `fuzz/fuzz_targets/pem_der.rs` and `der.rs`.
 #[doc(hidden)]
 pub fn der_readings(bytes: &[u8]) -> (Option<usize>, Option<&[u8]>, Option<i64>) {

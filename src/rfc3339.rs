@@ -1,6 +1,5 @@
 //! Times as text: seconds (or milliseconds) since the Unix epoch written as RFC 3339 in UTC
-//! (`2025-01-31T12:00:00Z`) and read back, and a civil date and time turned into seconds, all
-//! through `chrono`.
+//! (`2025-01-31T12:00:00Z`) and read back, through `chrono`.
 //!
 //! Years 0000 to 9999 (all an X.509 time can say) are written exactly as the hand-written
 //! formatters this replaced wrote them. Outside that range chrono writes RFC 3339's extended
@@ -8,7 +7,7 @@
 //! side of year 0) is written as the nearest time in range: nothing the crate reads (clocks,
 //! certificates, its own store) holds one.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+use chrono::{DateTime, NaiveDateTime, SecondsFormat, Utc};
 
 /// `ms` milliseconds since the epoch as a UTC date-time, clamped to chrono's range.
 fn utc_millis(ms: i64) -> DateTime<Utc> {
@@ -46,23 +45,6 @@ pub(crate) fn parse_secs(text: &str) -> Option<i64> {
         .map(|t| t.and_utc().timestamp())
 }
 
-/// A civil date and time in UTC as seconds since the epoch; `None` when it is not a date. A
-/// leap second (`:60`) is the second after `:59`, as POSIX time counts it.
-pub(crate) fn civil_secs(
-    year: i32,
-    month: u32,
-    day: u32,
-    hour: u32,
-    minute: u32,
-    second: u32,
-) -> Option<i64> {
-    if second > 60 {
-        return None;
-    }
-    let start = NaiveDate::from_ymd_opt(year, month, day)?.and_hms_opt(hour, minute, 0)?;
-    Some(start.and_utc().timestamp() + i64::from(second))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,10 +80,6 @@ mod tests {
         ] {
             assert_eq!(parse_secs(text), None, "{text:?}");
         }
-        assert_eq!(civil_secs(2030, 1, 1, 0, 0, 0), Some(1_893_456_000));
-        assert_eq!(civil_secs(2016, 12, 31, 23, 59, 60), Some(1_483_228_800));
-        assert_eq!(civil_secs(2030, 13, 1, 0, 0, 0), None);
-        assert_eq!(civil_secs(2030, 1, 1, 0, 0, 61), None);
         for extreme in [i64::MIN, i64::MAX] {
             assert!(!format_secs(extreme).is_empty());
             assert!(!format_millis(extreme).is_empty());

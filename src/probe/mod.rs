@@ -14,6 +14,7 @@ pub mod dane;
 pub mod report;
 pub mod starttls;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -692,12 +693,13 @@ fn unmatched(usable: &[TlsaRecord], keys: &[KeyReport], chains: &[Vec<X509>]) ->
 /// Whether `record` matches the certificate `der` (selector and matching type applied).
 fn matches_record(record: &TlsaRecord, der: &[u8]) -> bool {
     let selected = match record.selector {
-        Selector::Cert => der,
+        Selector::Cert => Cow::Borrowed(der),
         Selector::Spki => match report::spki_of_certificate(der) {
             Some(spki) => spki,
             None => return false,
         },
     };
+    let selected: &[u8] = &selected;
     match record.matching {
         Matching::Full => selected == record.data.as_slice(),
         Matching::Sha256 => report::sha256(selected).as_slice() == record.data.as_slice(),
