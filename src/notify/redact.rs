@@ -29,6 +29,24 @@ pub(crate) fn http_error(
     }
 }
 
+/// An HTTP exchange with a channel's peer, bounded by `timeout` as a whole: its answer, or the
+/// failure as a channel error naming `target` (see [`http_error`]).
+pub(crate) async fn http_exchange<T>(
+    exchange: impl Future<Output = Result<T, reqwest::Error>>,
+    target: &str,
+    timeout: Duration,
+    secrets: &[&str],
+) -> Result<T, ChannelError> {
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(ChannelError::Timeout {
+            target: target.to_owned(),
+            after: timeout,
+        }),
+        Ok(Err(err)) => Err(http_error(err, target.to_owned(), timeout, secrets)),
+        Ok(Ok(answer)) => Ok(answer),
+    }
+}
+
 /// An error and its causes, `a: b: c`, skipping a cause whose text its parent already holds
 /// and a part that repeats the one before (`Connection error: Connection error: …`).
 pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {

@@ -2,12 +2,16 @@
 //! DER (an encoding failure is an error, never "the same").
 
 use openssl::error::ErrorStack;
-use openssl::x509::{X509, X509Ref, X509VerifyResult};
+use openssl::x509::{X509, X509NameRef, X509Ref, X509VerifyResult};
 
 /// The subject of a certificate as one line, in certificate order: `CN=mail.example.com, O=…`.
 pub fn subject_line(cert: &X509Ref) -> String {
-    cert.subject_name()
-        .entries()
+    name_line(cert.subject_name())
+}
+
+/// A distinguished name as one line, in certificate order: `CN=mail.example.com, O=…`.
+pub fn name_line(name: &X509NameRef) -> String {
+    name.entries()
         .map(|entry| {
             let name = entry.object().nid().short_name().unwrap_or("?");
             let value = entry.data().to_string().unwrap_or_else(|_| "?".to_string());

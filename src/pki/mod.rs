@@ -18,7 +18,7 @@ use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use openssl::x509::{X509, X509Ref, X509Req};
 
-pub use cert::{append_distinct, is_ca, same_certificate, subject_line};
+pub use cert::{append_distinct, is_ca, name_line, same_certificate, subject_line};
 use key::private;
 pub use key::{
     Key, KeyKind, KeyType, cert_matches_key, generate_key, key_type, key_type_like,

@@ -174,7 +174,7 @@ impl CertInfo {
         };
         CertInfo {
             subject: pki::subject_line(cert),
-            issuer: name_line(cert.issuer_name()),
+            issuer: pki::name_line(cert.issuer_name()),
             key_type: key_type(cert, spki),
             spki_sha256,
             not_after: not_after_text,
@@ -232,17 +232,6 @@ fn openssl_spki(cert: &X509Ref) -> Option<Vec<u8>> {
 /// SHA-256 without an EVP fetch.
 pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     openssl::sha::sha256(data)
-}
-
-fn name_line(name: &openssl::x509::X509NameRef) -> String {
-    name.entries()
-        .map(|entry| {
-            let key = entry.object().nid().short_name().unwrap_or("?");
-            let value = entry.data().to_string().unwrap_or_else(|_| "?".to_string());
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// An ASN.1 time as RFC 3339 UTC (`2026-11-23T08:00:00Z`).
