@@ -264,7 +264,7 @@ pub enum NotifyError {
         /// Why.
         reason: String,
     },
-    /// The async runtime for [`Notifier::send_blocking`] could not start.
+    /// The async runtime for [`super::Notifier::send_blocking`] could not start.
     #[error("cannot start the async runtime for alerts: {0}")]
     Runtime(#[source] std::io::Error),
 }

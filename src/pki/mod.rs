@@ -1,6 +1,6 @@
 //! Loading certificates, chains and keys from PEM or DER, detected by content (not by the file
-//! name). Keys and their types are in [`key`]'s items, certificate helpers in [`cert`]'s; both
-//! are re-exported here.
+//! name). Keys, their types and the rollover's private key are in `key.rs`, certificate helpers
+//! in `cert.rs`; both are re-exported here.
 //!
 //! OpenSSL never asks for a passphrase here: PEM blocks are split by the `pem` crate and each is
 //! decoded from DER by a function that takes no passphrase; encrypted keys are recognised first

@@ -151,7 +151,7 @@ fn protocol_name<S: Serializer>(protocol: &Protocol, serializer: S) -> Result<S:
 
 impl CertInfo {
     /// Describe one certificate. The key's type, its hash and the end of validity are read from
-    /// the certificate's DER where that is cheaper than asking OpenSSL (see [`key_type`]).
+    /// the certificate's DER where that is cheaper than asking OpenSSL (see `key_type`).
     pub fn of(cert: &X509Ref) -> CertInfo {
         let der = cert.to_der().ok();
         let facts = der.as_deref().and_then(crate::der::certificate);
