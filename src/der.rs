@@ -1,199 +1,179 @@
-//! The little DER the crate reads by hand: one element's header, a certificate's
-//! SubjectPublicKeyInfo, and a certificate's notAfter.
+//! The DER the crate reads without OpenSSL: where one element ends (to split concatenated DER
+//! and spot a truncated file), and of a certificate its SubjectPublicKeyInfo (as it was sent),
+//! its notAfter and the named curve of an EC key.
 //!
-//! Hand-written rather than through an ASN.1 crate or OpenSSL because: OpenSSL's `d2i` functions
-//! do not say how many bytes they used (splitting concatenated DER and spotting truncation need
-//! the announced length), and OpenSSL 3's decoders and key encoders cost more than everything else
-//! the probe and `status` do with a certificate (measured: `benches/probe.sh`, `benches/rollover.sh`).
-//! These three readings are all the crate needs.
+//! Through `x509-parser` (pure Rust, zero-copy, fuzzed upstream) rather than OpenSSL, because
+//! OpenSSL's `d2i` functions do not say how many bytes they used (splitting concatenated DER and
+//! spotting truncation need the announced length), and OpenSSL 3's decoders and key encoders
+//! cost more than everything else the probe and `status` do with a certificate (measured:
+//! `benches/probe.sh`, `benches/rollover.sh`; this module against the hand-written reader it
+//! replaced: `benches/der.sh`).
+//!
+//! Malformed input of any kind is `None`, never a panic; callers fall back to OpenSSL or say the
+//! file is damaged.
+//!
+//! This file uses nothing of the crate but `x509-parser`, so `benches/der.sh` can build it alone.
 
-/// `SEQUENCE`.
-const SEQUENCE: u8 = 0x30;
-/// `[0] EXPLICIT`, the optional version field of a TBSCertificate.
-const VERSION: u8 = 0xa0;
-/// `UTCTime`.
-const UTC_TIME: u8 = 0x17;
-/// `GeneralizedTime`.
-const GENERALIZED_TIME: u8 = 0x18;
+use x509_parser::asn1_rs::{FromDer, Header, Length};
+use x509_parser::certificate::X509CertificateParser;
+use x509_parser::nom::Parser;
+use x509_parser::oid_registry::{
+    OID_EC_P256, OID_KEY_TYPE_EC_PUBLIC_KEY, OID_NIST_EC_P384, OID_NIST_EC_P521,
+};
+use x509_parser::x509::SubjectPublicKeyInfo;
 
-/// One DER element and what follows it.
-pub(crate) struct Element<'a> {
-    /// The tag byte.
-    pub tag: u8,
-    /// The content octets.
-    pub content: &'a [u8],
-    /// Header and content.
-    pub whole: &'a [u8],
-    /// The bytes after the element.
-    pub rest: &'a [u8],
-}
-
-/// The tag, header length and announced content length of the element at the start of `input`
-/// (the content may be missing: see [`announced_length`]).
-fn header(input: &[u8]) -> Option<(u8, usize, usize)> {
-    let tag = *input.first()?;
-    let first = *input.get(1)?;
-    if first < 0x80 {
-        return Some((tag, 2, usize::from(first)));
-    }
-    let count = usize::from(first & 0x7f);
-    if count == 0 || count > 4 {
-        return None; // indefinite length (not DER) or absurdly long
-    }
-    let len = input
-        .get(2..2 + count)?
-        .iter()
-        .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
-    Some((tag, 2 + count, len))
+/// What the crate reads of one certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CertificateFacts<'a> {
+    /// The SubjectPublicKeyInfo, as it was sent: the data `3 1 x` records hash.
+    pub spki: &'a [u8],
+    /// The end of validity, in seconds since the epoch.
+    pub not_after: i64,
 }
 
 /// The total length (header included) that the element at the start of `input` announces,
-/// whether or not `input` holds that many bytes.
+/// whether or not `input` holds that many bytes; `None` when there is no DER header (or an
+/// indefinite length, which DER forbids).
 pub(crate) fn announced_length(input: &[u8]) -> Option<usize> {
-    header(input).and_then(|(_, head, len)| head.checked_add(len))
+    let (rest, header) = Header::from_der(input).ok()?;
+    let Length::Definite(content) = header.length() else {
+        return None;
+    };
+    (input.len() - rest.len()).checked_add(content)
 }
 
-/// The complete element at the start of `input`.
-pub(crate) fn element(input: &[u8]) -> Option<Element<'_>> {
-    let (tag, head, len) = header(input)?;
-    let end = head.checked_add(len)?;
-    let whole = input.get(..end)?;
-    Some(Element {
-        tag,
-        content: &whole[head..],
-        whole,
-        rest: &input[end..],
-    })
-}
-
-/// The TBSCertificate's fields from `serialNumber` on (the optional version skipped).
-fn tbs_fields(certificate: &[u8]) -> Option<&[u8]> {
-    let certificate = element(certificate).filter(|e| e.tag == SEQUENCE)?;
-    let tbs = element(certificate.content).filter(|e| e.tag == SEQUENCE)?;
-    let first = element(tbs.content)?;
-    Some(if first.tag == VERSION {
-        first.rest
-    } else {
-        tbs.content
+/// The SubjectPublicKeyInfo and notAfter of the certificate at the start of `der` (bytes after
+/// it are ignored); `None` when it is not a certificate.
+pub(crate) fn certificate(der: &[u8]) -> Option<CertificateFacts<'_>> {
+    // Extensions are not read: their structure is checked, their contents are not decoded.
+    let (_, cert) = X509CertificateParser::new()
+        .with_deep_parse_extensions(false)
+        .parse(der)
+        .ok()?;
+    Some(CertificateFacts {
+        spki: cert.tbs_certificate.subject_pki.raw,
+        not_after: cert.tbs_certificate.validity.not_after.timestamp(),
     })
 }
 
 /// The SubjectPublicKeyInfo inside a certificate's DER, as it was sent.
-pub(crate) fn certificate_spki(certificate: &[u8]) -> Option<&[u8]> {
-    let mut rest = tbs_fields(certificate)?;
-    // serialNumber, signature, issuer, validity, subject.
-    for _ in 0..5 {
-        rest = element(rest)?.rest;
-    }
-    element(rest).filter(|e| e.tag == SEQUENCE).map(|e| e.whole)
+pub(crate) fn certificate_spki(der: &[u8]) -> Option<&[u8]> {
+    certificate(der).map(|c| c.spki)
 }
 
 /// A certificate's notAfter, in seconds since the epoch.
-pub(crate) fn certificate_not_after(certificate: &[u8]) -> Option<i64> {
-    let mut rest = tbs_fields(certificate)?;
-    // serialNumber, signature, issuer.
-    for _ in 0..3 {
-        rest = element(rest)?.rest;
-    }
-    let validity = element(rest).filter(|e| e.tag == SEQUENCE)?;
-    let not_after = element(element(validity.content)?.rest)?;
-    let digits = std::str::from_utf8(not_after.content)
-        .ok()?
-        .strip_suffix('Z')?;
-    let full = match (not_after.tag, digits.len()) {
-        (UTC_TIME, 12) => {
-            // `get`, not indexing: the text is any UTF-8 a certificate holds, and byte 2 may fall
-            // inside a character (found by fuzz/fuzz_targets/der.rs).
-            let yy: i64 = digits.get(..2)?.parse().ok()?;
-            format!("{}{digits}", if yy >= 50 { "19" } else { "20" })
-        }
-        (GENERALIZED_TIME, 14) => digits.to_owned(),
-        _ => return None,
-    };
-    let n = |r: std::ops::Range<usize>| full.get(r).and_then(|t| t.parse::<i64>().ok());
-    let (y, mo, d) = (n(0..4)?, n(4..6)?, n(6..8)?);
-    let (h, mi, se) = (n(8..10)?, n(10..12)?, n(12..14)?);
-    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + se)
+pub(crate) fn certificate_not_after(der: &[u8]) -> Option<i64> {
+    certificate(der).map(|c| c.not_after)
 }
 
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's `days_from_civil`).
-pub(crate) fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The curve of an `id-ecPublicKey` SubjectPublicKeyInfo with one of the named curves that DANE
+/// deployments use (`P-256`, `P-384`, `P-521`); `None` for any other key or curve.
+pub(crate) fn named_ec_curve(spki: &[u8]) -> Option<&'static str> {
+    let (_, spki) = SubjectPublicKeyInfo::from_der(spki).ok()?;
+    if spki.algorithm.algorithm != OID_KEY_TYPE_EC_PUBLIC_KEY {
+        return None;
+    }
+    let curve = spki.algorithm.parameters.as_ref()?.as_oid().ok()?;
+    [
+        (OID_EC_P256, "P-256"),
+        (OID_NIST_EC_P384, "P-384"),
+        (OID_NIST_EC_P521, "P-521"),
+    ]
+    .into_iter()
+    .find(|(oid, _)| *oid == curve)
+    .map(|(_, name)| name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openssl::asn1::Asn1Time;
+    use openssl::hash::MessageDigest;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509, X509Builder, X509NameBuilder};
 
-    /// One DER element (short or long length form).
-    fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-        let mut out = vec![tag];
-        match content.len() {
-            n @ 0..=0x7f => out.push(n as u8),
-            n @ 0x80..=0xff => out.extend([0x81, n as u8]),
-            n => out.extend([0x82, (n >> 8) as u8, n as u8]),
+    /// A self-signed EC P-256 certificate with `not_after` as ASN.1 time text (`YYMMDDHHMMSSZ`
+    /// or `YYYYMMDDHHMMSSZ`), its DER and its key's SPKI DER.
+    fn certificate_until(not_after: &str) -> (Vec<u8>, Vec<u8>) {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "mx.example").unwrap();
+        let name = name.build();
+        let mut b = X509Builder::new().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::from_str("20250101000000Z").unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::from_str(not_after).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        let cert: X509 = b.build();
+        (cert.to_der().unwrap(), key.public_key_to_der().unwrap())
+    }
+
+    #[test]
+    fn spki_and_not_after_in_both_time_forms() {
+        for (text, secs) in [
+            ("300101000000Z", 1_893_456_000),   // UTCTime
+            ("491231235959Z", 2_524_607_999),   // UTCTime: 49 is 2049
+            ("20500101000000Z", 2_524_608_000), // GeneralizedTime
+            ("99991231235959Z", 253_402_300_799),
+        ] {
+            let (der, spki) = certificate_until(text);
+            let facts = certificate(&der).unwrap();
+            assert_eq!(facts.not_after, secs, "{text}");
+            assert_eq!(facts.spki, spki.as_slice());
+            assert_eq!(certificate_not_after(&der), Some(secs));
+            assert_eq!(certificate_spki(&der), Some(spki.as_slice()));
+            assert_eq!(named_ec_curve(facts.spki), Some("P-256"));
+            // Bytes after the certificate are not its business.
+            let mut longer = der.clone();
+            longer.extend_from_slice(&der);
+            assert_eq!(certificate(&longer), Some(facts));
+            assert_eq!(announced_length(&longer), Some(der.len()));
         }
-        out.extend_from_slice(content);
-        out
-    }
-
-    /// A certificate skeleton: version, serial, signature, issuer, validity (with `not_after`),
-    /// subject, SPKI; nothing else is read.
-    fn certificate(not_after: &[u8]) -> Vec<u8> {
-        let validity = [tlv(UTC_TIME, b"250101000000Z"), not_after.to_vec()].concat();
-        let tbs = [
-            tlv(VERSION, &tlv(0x02, &[2])),
-            tlv(0x02, &[1]),
-            tlv(SEQUENCE, &[]),
-            tlv(SEQUENCE, &[]),
-            tlv(SEQUENCE, &validity),
-            tlv(SEQUENCE, &[]),
-            tlv(SEQUENCE, &tlv(0x03, &[0, 1, 2, 3])),
-        ]
-        .concat();
-        tlv(SEQUENCE, &tlv(SEQUENCE, &tbs))
     }
 
     #[test]
-    fn not_after_in_both_time_forms() {
-        let utc = certificate(&tlv(UTC_TIME, b"300101000000Z"));
-        assert_eq!(certificate_not_after(&utc), Some(1_893_456_000));
-        let generalized = certificate(&tlv(GENERALIZED_TIME, b"20500101000000Z"));
-        assert_eq!(certificate_not_after(&generalized), Some(2_524_608_000));
-        assert_eq!(
-            certificate_spki(&utc),
-            Some(&tlv(SEQUENCE, &tlv(0x03, &[0, 1, 2, 3]))[..])
-        );
+    fn announced_length_of_short_and_long_forms_even_when_truncated() {
+        assert_eq!(announced_length(&[0x30, 0x03, 1, 2, 3]), Some(5));
+        assert_eq!(announced_length(&[0x30, 0x81, 0x80]), Some(3 + 0x80));
+        assert_eq!(announced_length(&[0x30, 0x82, 0x01, 0x00]), Some(4 + 0x100));
+        assert_eq!(announced_length(&[0x30, 0x80, 0, 0]), None); // indefinite: not DER
+        assert_eq!(announced_length(&[0x30]), None);
+        assert_eq!(announced_length(&[]), None);
     }
 
-    /// Regression (fuzzing): a notAfter whose third byte is inside a UTF-8 character panicked on
-    /// a string slice. A server can send such a certificate to the probe.
+    /// Regression (fuzzing, on the hand-written reader): a notAfter whose third byte is inside a
+    /// UTF-8 character panicked on a string slice. A server can send such a certificate to the
+    /// probe: it is `None` now as then, and so is every truncation of a good certificate.
     #[test]
-    fn a_not_after_that_is_not_digits_is_none_not_a_panic() {
+    fn malformed_certificates_are_none_not_a_panic() {
+        let (der, spki) = certificate_until("300101000000Z");
+        let at = der.windows(13).position(|w| w == b"300101000000Z").unwrap();
         for text in [
             "1\u{e9}345678901Z",
             "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}Z",
             "3001010000\u{e9}Z",
-            "2050010100000\u{e9}",
         ] {
-            for tag in [UTC_TIME, GENERALIZED_TIME] {
-                let cert = certificate(&tlv(tag, text.as_bytes()));
-                assert_eq!(certificate_not_after(&cert), None, "{text:?}");
+            let mut bad = der.clone();
+            bad.splice(at..at + 13, text.bytes().take(13));
+            if text.len() == 13 {
+                assert_eq!(certificate_not_after(&bad), None, "{text:?}");
             }
         }
-        // Truncated anywhere: never a panic.
-        let cert = certificate(&tlv(UTC_TIME, b"300101000000Z"));
-        for end in 0..cert.len() {
-            let _ = (
-                certificate_not_after(&cert[..end]),
-                certificate_spki(&cert[..end]),
-            );
+        for end in 0..der.len() {
+            assert_eq!(certificate(&der[..end]), None);
+            let _ = announced_length(&der[..end]);
         }
+        for end in 0..spki.len() {
+            let _ = named_ec_curve(&spki[..end]);
+        }
+        assert_eq!(certificate(&[0x30, 0x82, 0xff]), None);
+        assert_eq!(certificate(&[]), None);
     }
 }

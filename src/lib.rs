@@ -36,6 +36,7 @@ pub mod pki;
 pub mod probe;
 pub mod progress;
 pub mod publish;
+mod rfc3339;
 pub mod rollover;
 pub mod rotate;
 pub mod store;

@@ -1,4 +1,4 @@
-//! The crate's hand-written DER readings alone (`der.rs`, through `pki::der_readings`): an
+//! The crate's DER readings alone (`der.rs` over `x509-parser`, through `pki::der_readings`): an
 //! element's header and announced length, a certificate's SubjectPublicKeyInfo and its notAfter
 //! (UTCTime and GeneralizedTime). `pem_der` covers them too, behind OpenSSL's decoders, which
 //! take most of its time; this target runs the pure-Rust part a thousand times faster.

@@ -1,5 +1,5 @@
 //! Loading certificates and keys by content (`pki::parse`, `pki::load_private_key`) and the
-//! crate's hand-written DER readings (`der.rs`, through `pki::der_readings`): PEM (several
+//! crate's DER readings (`der.rs` over `x509-parser`, through `pki::der_readings`): PEM (several
 //! blocks, headers, every label), DER (one or several objects, truncated, nested lengths). Nothing
 //! panics, errors can be printed, and what loads can be hashed into a TLSA record.
 
@@ -57,7 +57,7 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// The hand-written DER readings: no panic, and lengths that make sense.
+/// The DER readings: no panic, and lengths that make sense.
 fn readings(data: &[u8]) {
     let (announced, spki, not_after) = pki::der_readings(data);
     if let Some(len) = announced {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::{Channel, Secret};
 
 use super::reply::{MAX_REPLY_BYTES, read_capped};
-use super::{Alert, ChannelError, Sent, excerpt, http_error, scrub, url_origin};
+use super::{Alert, ChannelError, Sent, excerpt, http_exchange, scrub, url_origin};
 
 /// The longest text `sendMessage` takes, in characters.
 pub const MAX_TEXT: usize = 4096;
@@ -84,16 +84,7 @@ impl Telegram {
             let reply = read_capped(response, MAX_REPLY_BYTES).await?;
             Ok::<_, reqwest::Error>((status, reply))
         };
-        let (status, reply) = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => {
-                return Err(ChannelError::Timeout {
-                    target,
-                    after: self.timeout,
-                });
-            }
-            Ok(Err(err)) => return Err(http_error(err, target, self.timeout, &secrets)),
-            Ok(Ok(answer)) => answer,
-        };
+        let (status, reply) = http_exchange(exchange, &target, self.timeout, &secrets).await?;
         if reply.truncated {
             return Err(ChannelError::ReplyTooLarge {
                 target,

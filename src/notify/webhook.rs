@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::{Channel, WebhookUrl};
 
 use super::reply::{MAX_REPLY_BYTES, read_capped};
-use super::{Alert, ChannelError, Sent, excerpt, http_error, url_origin};
+use super::{Alert, ChannelError, Sent, excerpt, http_exchange, url_origin};
 
 /// One webhook channel. Its `Debug` shows only where the URL comes from and its origin.
 #[derive(Clone)]
@@ -95,16 +95,7 @@ impl Webhook {
                 .unwrap_or_default();
             Ok::<_, reqwest::Error>((status, body))
         };
-        let (status, body) = match tokio::time::timeout(self.timeout, exchange).await {
-            Err(_) => {
-                return Err(ChannelError::Timeout {
-                    target,
-                    after: self.timeout,
-                });
-            }
-            Ok(Err(err)) => return Err(http_error(err, target, self.timeout, &secrets)),
-            Ok(Ok(answer)) => answer,
-        };
+        let (status, body) = http_exchange(exchange, &target, self.timeout, &secrets).await?;
         if status.is_success() {
             return Ok(Sent::Http {
                 status: status.as_u16(),

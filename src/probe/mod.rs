@@ -1,6 +1,8 @@
 //! The live DANE probe: would mail flow to this address? It connects, runs the clear-text
 //! dialogue ([`starttls`]), and lets OpenSSL's own DANE code ([`dane`], the code Postfix uses)
-//! verify the served chain against the TLSA records; [`report`] holds what it found.
+//! verify the served chain against the TLSA records; [`report`] holds what it found. This file
+//! holds the prober and one attempt's connection; `attempt.rs` reads what a handshake showed and
+//! `judge.rs` turns the attempts into a verdict.
 //!
 //! A server may hold one key per algorithm (RSA and ECDSA side by side) and picks one by the
 //! client's signature algorithms, so each address is probed once per family (RSA, then ECDSA,
@@ -10,7 +12,9 @@
 //! The probe takes addresses, not names: resolving the host (and looking up the validated TLSA
 //! records) belongs to the caller.
 
+mod attempt;
 pub mod dane;
+mod judge;
 pub mod report;
 pub mod starttls;
 
@@ -20,7 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use openssl::error::ErrorStack;
-use openssl::ssl::{ErrorCode, Ssl, SslContext, SslContextBuilder, SslMethod, SslVerifyMode};
+use openssl::ssl::{Ssl, SslContext, SslContextBuilder, SslMethod, SslVerifyMode};
 use openssl::x509::X509;
 use serde::Serialize;
 use thiserror::Error;
@@ -31,7 +35,10 @@ use tokio::time::{timeout, timeout_at};
 use tokio_openssl::SslStream;
 
 use crate::config::Protocol;
-use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
+
+use crate::tlsa::TlsaRecord;
+use attempt::{Found, Outcome, dialogue_failed, handshake_failed, inspect};
+use judge::{internal_failure, judge, split_records, unmatched};
 
 pub use report::{
     AddressReport, Attempt, AttemptOutcome, CertInfo, IgnoredRecord, KeyReport, Verdict,
@@ -178,23 +185,6 @@ pub struct Prober {
 struct Inner {
     contexts: Vec<(KeyAlgorithm, SslContext)>,
     options: ProbeOptions,
-}
-
-/// What one handshake attempt gave, before it is folded into the report.
-enum Outcome {
-    Key(Box<Found>),
-    NoKey(String),
-    Failed {
-        error: String,
-        definitive: bool,
-        skip_rest: bool,
-    },
-}
-
-/// A key seen in a completed handshake.
-struct Found {
-    report: KeyReport,
-    chain: Vec<X509>,
 }
 
 impl Prober {
@@ -481,31 +471,6 @@ fn client_context(algorithm: KeyAlgorithm) -> Result<SslContext, ErrorStack> {
     Ok(builder.build())
 }
 
-/// Split the records into those SMTP uses and those it ignores.
-fn split_records(records: &[TlsaRecord]) -> (Vec<TlsaRecord>, Vec<IgnoredRecord>) {
-    let mut usable = Vec::new();
-    let mut ignored = Vec::new();
-    for record in records {
-        // RFC 7672 §3.1.3: SMTP clients treat PKIX-TA(0) and PKIX-EE(1) records as unusable;
-        // a record set of only those means no DANE (the sender falls back to unauthenticated TLS).
-        if record.usage.is_usable_for_smtp() {
-            if !usable.contains(record) {
-                usable.push(record.clone());
-            }
-        } else {
-            ignored.push(IgnoredRecord {
-                record: record.clone(),
-                reason: format!(
-                    "usage {} ({}) is ignored by SMTP (RFC 7672 §3.1.3)",
-                    record.usage,
-                    record.usage.acronym()
-                ),
-            });
-        }
-    }
-    (usable, ignored)
-}
-
 /// A connection object for `host` with DANE enabled and the usable records added. Records
 /// OpenSSL declines are returned as ignored.
 fn new_ssl(
@@ -537,239 +502,4 @@ fn new_ssl(
         }
     }
     Ok((ssl, unusable))
-}
-
-fn dialogue_failed(err: DialogueError) -> Outcome {
-    Outcome::Failed {
-        definitive: err.is_definitive(),
-        error: err.to_string(),
-        skip_rest: true,
-    }
-}
-
-/// Sort a failed handshake: the server has no key for the offered algorithms (an alert), the
-/// connection went away (cannot tell), or TLS is broken (mail would not flow).
-fn handshake_failed(err: &openssl::ssl::Error) -> Outcome {
-    // Reason codes from <openssl/sslerr.h>: alerts received (1000 + alert number), and the
-    // client's own refusals of what the server chose.
-    const HANDSHAKE_FAILURE_ALERT: i32 = 1040;
-    const INSUFFICIENT_SECURITY_ALERT: i32 = 1071;
-    const NO_SUITABLE_SIGNATURE_ALGORITHM: i32 = 118;
-    const WRONG_SIGNATURE_TYPE: i32 = 370;
-    const NO_SHARED_SIGNATURE_ALGORITHMS: i32 = 376;
-    const UNEXPECTED_EOF_WHILE_READING: i32 = 294;
-    let reasons: Vec<i32> = err
-        .ssl_error()
-        .map(|stack| stack.errors().iter().map(|e| e.reason_code()).collect())
-        .unwrap_or_default();
-    let words = describe_ssl_error(err);
-    if reasons.iter().any(|r| {
-        matches!(
-            *r,
-            HANDSHAKE_FAILURE_ALERT
-                | INSUFFICIENT_SECURITY_ALERT
-                | NO_SUITABLE_SIGNATURE_ALGORITHM
-                | WRONG_SIGNATURE_TYPE
-                | NO_SHARED_SIGNATURE_ALGORITHMS
-        )
-    }) {
-        return Outcome::NoKey(words);
-    }
-    let gone = err.code() == ErrorCode::SYSCALL
-        || err.code() == ErrorCode::ZERO_RETURN
-        || reasons.contains(&UNEXPECTED_EOF_WHILE_READING);
-    Outcome::Failed {
-        error: if gone {
-            format!("the connection closed during the TLS handshake ({words})")
-        } else {
-            format!("TLS handshake failed: {words}")
-        },
-        definitive: !gone,
-        skip_rest: false,
-    }
-}
-
-/// OpenSSL's reasons, without the file and line noise.
-fn describe_ssl_error(err: &openssl::ssl::Error) -> String {
-    if let Some(stack) = err.ssl_error() {
-        let reasons: Vec<String> = stack
-            .errors()
-            .iter()
-            .map(|e| e.reason().unwrap_or("unknown reason").to_string())
-            .collect();
-        if !reasons.is_empty() {
-            return reasons.join("; ");
-        }
-    }
-    match err.io_error() {
-        Some(io) => io.to_string(),
-        None => "unexpected end of stream".to_string(),
-    }
-}
-
-/// Read the outcome of a completed handshake: the chain, the DANE verdict, the session.
-fn inspect(ssl: &openssl::ssl::SslRef, host: &str, usable: usize) -> Option<Found> {
-    let chain: Vec<X509> = ssl
-        .peer_cert_chain()
-        .map(|stack| stack.iter().map(|c| c.to_owned()).collect())
-        .unwrap_or_default();
-    let leaf = ssl.peer_certificate().or_else(|| chain.first().cloned())?;
-    let served: Vec<CertInfo> = chain.iter().map(|c| CertInfo::of(c)).collect();
-    let leaf_info = match served.first() {
-        Some(info) => info.clone(),
-        None => CertInfo::of(&leaf),
-    };
-    let result = ssl.verify_result();
-    let code = result.as_raw();
-    let authority = dane::authority(ssl);
-    let matched_tlsa = dane::matched_tlsa(ssl);
-    let matched = usable > 0 && code == 0 && matched_tlsa.is_some();
-    let reason = if matched {
-        None
-    } else if usable == 0 {
-        Some("no usable TLSA record to match".to_string())
-    } else {
-        Some(report::verify_words(result, host))
-    };
-    let report = KeyReport {
-        key_type: leaf_info.key_type,
-        spki_sha256: leaf_info.spki_sha256,
-        algorithms: Vec::new(),
-        matched,
-        match_depth: matched_tlsa
-            .as_ref()
-            .map(|(depth, _)| *depth)
-            .or(authority.as_ref().map(|a| a.depth)),
-        matched_record: matched_tlsa.map(|(_, record)| record),
-        matched_by_public_key: authority
-            .is_some_and(|a| a.by_public_key && a.certificate.is_none()),
-        verify_code: code,
-        reason,
-        tls_version: ssl.version_str().to_string(),
-        cipher: ssl
-            .current_cipher()
-            .map(|c| c.name().to_string())
-            .unwrap_or_default(),
-        chain: served,
-    };
-    Some(Found { report, chain })
-}
-
-/// Usable records that match no certificate served (for any key): stale records, or records
-/// for a key not deployed yet. Informational only: the verdict is OpenSSL's.
-fn unmatched(usable: &[TlsaRecord], keys: &[KeyReport], chains: &[Vec<X509>]) -> Vec<TlsaRecord> {
-    // The DER of every served certificate and its depth, made only if a record needs it.
-    let mut served: Option<Vec<(usize, Vec<u8>)>> = None;
-    usable
-        .iter()
-        .filter(|record| {
-            if keys
-                .iter()
-                .any(|k| k.matched_record.as_ref() == Some(*record))
-            {
-                return false;
-            }
-            let served = served.get_or_insert_with(|| {
-                chains
-                    .iter()
-                    .flat_map(|chain| chain.iter().enumerate())
-                    .filter_map(|(depth, cert)| Some((depth, cert.to_der().ok()?)))
-                    .collect()
-            });
-            !served.iter().any(|(depth, der)| {
-                // DANE-EE(3) is the server's own certificate; DANE-TA(2) a CA in the chain.
-                let fits = match record.usage {
-                    Usage::DaneEe => *depth == 0,
-                    _ => *depth > 0,
-                };
-                fits && matches_record(record, der)
-            })
-        })
-        .cloned()
-        .collect()
-}
-
-/// Whether `record` matches the certificate `der` (selector and matching type applied).
-fn matches_record(record: &TlsaRecord, der: &[u8]) -> bool {
-    let selected = match record.selector {
-        Selector::Cert => der,
-        Selector::Spki => match report::spki_of_certificate(der) {
-            Some(spki) => spki,
-            None => return false,
-        },
-    };
-    match record.matching {
-        Matching::Full => selected == record.data.as_slice(),
-        Matching::Sha256 => report::sha256(selected).as_slice() == record.data.as_slice(),
-        Matching::Sha512 => openssl::sha::sha512(selected).as_slice() == record.data.as_slice(),
-    }
-}
-
-/// The verdict for an address from its keys and attempts.
-fn judge(
-    usable: &[TlsaRecord],
-    keys: &[KeyReport],
-    attempts: &[Attempt],
-) -> (Verdict, Option<String>) {
-    if usable.is_empty() {
-        return (
-            Verdict::Fail,
-            Some("no usable TLSA record (DANE-TA or DANE-EE): DANE does not apply".into()),
-        );
-    }
-    if let Some(key) = keys.iter().find(|k| !k.matched) {
-        return (
-            Verdict::Fail,
-            Some(format!(
-                "{} key {}…: {}",
-                key.key_type,
-                key.spki_sha256.get(..16).unwrap_or(&key.spki_sha256),
-                key.reason.as_deref().unwrap_or("not verified")
-            )),
-        );
-    }
-    let errors = attempts.iter().filter_map(|a| match &a.outcome {
-        AttemptOutcome::Error { error, definitive } => Some((error, *definitive)),
-        _ => None,
-    });
-    let mut unknown = None;
-    for (error, definitive) in errors {
-        if definitive {
-            return (Verdict::Fail, Some(error.clone()));
-        }
-        unknown.get_or_insert_with(|| error.clone());
-    }
-    if let Some(error) = unknown {
-        return (Verdict::Unknown, Some(error));
-    }
-    if keys.is_empty() {
-        let detail = attempts.iter().find_map(|a| match &a.outcome {
-            AttemptOutcome::NoKey { detail } => Some(detail.as_str()),
-            _ => None,
-        });
-        return (
-            Verdict::Fail,
-            Some(format!(
-                "the TLS handshake failed with every key algorithm tried{}",
-                detail.map(|d| format!(" ({d})")).unwrap_or_default()
-            )),
-        );
-    }
-    (Verdict::Pass, None)
-}
-
-/// A report for a probe that could not run (a panicked task).
-fn internal_failure(target: &ProbeTarget, why: &str) -> AddressReport {
-    AddressReport {
-        host: target.host.clone(),
-        address: target.addr,
-        protocol: target.protocol,
-        verdict: Verdict::Unknown,
-        reason: Some(format!("internal error: {why}")),
-        keys: Vec::new(),
-        attempts: Vec::new(),
-        ignored_records: Vec::new(),
-        unmatched_records: Vec::new(),
-        elapsed_ms: 0,
-    }
 }

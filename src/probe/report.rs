@@ -2,10 +2,11 @@
 //! with its chain and DANE outcome, the records that were ignored or matched nothing, and the
 //! words for OpenSSL's verification codes. Everything serialises to JSON.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 
 use openssl::asn1::{Asn1Time, Asn1TimeRef};
-use openssl::x509::{X509Ref, X509VerifyResult};
+use openssl::x509::{X509, X509Ref, X509VerifyResult};
 use serde::{Serialize, Serializer};
 
 use crate::config::Protocol;
@@ -150,16 +151,22 @@ fn protocol_name<S: Serializer>(protocol: &Protocol, serializer: S) -> Result<S:
 
 impl CertInfo {
     /// Describe one certificate. The key's type, its hash and the end of validity are read from
-    /// the certificate's DER where that is cheaper than asking OpenSSL (see [`key_type`]).
+    /// the certificate's DER where that is cheaper than asking OpenSSL (see `key_type`).
     pub fn of(cert: &X509Ref) -> CertInfo {
         let der = cert.to_der().ok();
-        let spki = der.as_deref().and_then(spki_of_certificate);
+        let facts = der.as_deref().and_then(crate::der::certificate);
+        // See `spki_of_certificate` for the fallback.
+        let spki = match facts {
+            Some(f) => Some(Cow::Borrowed(f.spki)),
+            None => openssl_spki(cert).map(Cow::Owned),
+        };
+        let spki = spki.as_deref();
         let spki_sha256 = spki
             .map(|spki| hex::encode(sha256(spki)))
             .unwrap_or_default();
-        let not_after = der.as_deref().and_then(crate::der::certificate_not_after);
+        let not_after = facts.map(|f| f.not_after);
         let (not_after_text, expired) = match not_after {
-            Some(secs) => (rfc3339_secs(secs), secs < now_secs()),
+            Some(secs) => (crate::rfc3339::format_secs(secs), secs < now_secs()),
             None => (
                 rfc3339(cert.not_after()).unwrap_or_else(|| cert.not_after().to_string()),
                 Asn1Time::days_from_now(0).is_ok_and(|now| cert.not_after() < now),
@@ -167,7 +174,7 @@ impl CertInfo {
         };
         CertInfo {
             subject: pki::subject_line(cert),
-            issuer: name_line(cert.issuer_name()),
+            issuer: pki::name_line(cert.issuer_name()),
             key_type: key_type(cert, spki),
             spki_sha256,
             not_after: not_after_text,
@@ -191,7 +198,7 @@ fn now_secs() -> i64 {
 /// `check` (perf, `benches/monitor.sh`). Other keys (and unnamed or unusual curves) go to
 /// [`pki::key_type`], which for them reads only the key's id and size.
 fn key_type(cert: &X509Ref, spki: Option<&[u8]>) -> String {
-    if let Some(curve) = spki.and_then(named_ec_curve) {
+    if let Some(curve) = spki.and_then(crate::der::named_ec_curve) {
         return pki::KeyType::Ec(curve.to_string()).to_string();
     }
     match cert.public_key() {
@@ -200,39 +207,26 @@ fn key_type(cert: &X509Ref, spki: Option<&[u8]>) -> String {
     }
 }
 
-/// The curve of an `id-ecPublicKey` SubjectPublicKeyInfo with one of the named curves that DANE
-/// deployments use, by its OID.
-fn named_ec_curve(spki: &[u8]) -> Option<&'static str> {
-    /// Content octets of the OIDs: id-ecPublicKey (1.2.840.10045.2.1), prime256v1
-    /// (1.2.840.10045.3.1.7), secp384r1 (1.3.132.0.34), secp521r1 (1.3.132.0.35).
-    const EC_PUBLIC_KEY: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
-    const CURVES: [(&[u8], &str); 3] = [
-        (&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07], "P-256"),
-        (&[0x2b, 0x81, 0x04, 0x00, 0x22], "P-384"),
-        (&[0x2b, 0x81, 0x04, 0x00, 0x23], "P-521"),
-    ];
-    const SEQUENCE: u8 = 0x30;
-    const OID: u8 = 0x06;
-    let spki = crate::der::element(spki).filter(|e| e.tag == SEQUENCE)?;
-    let algorithm = crate::der::element(spki.content).filter(|e| e.tag == SEQUENCE)?;
-    let oid = crate::der::element(algorithm.content).filter(|e| e.tag == OID)?;
-    if oid.content != EC_PUBLIC_KEY {
-        return None;
-    }
-    let curve = crate::der::element(oid.rest).filter(|e| e.tag == OID)?;
-    CURVES
-        .iter()
-        .find(|(oid, _)| *oid == curve.content)
-        .map(|(_, name)| *name)
-}
-
 /// The SubjectPublicKeyInfo inside a certificate's DER, as it was sent.
 ///
 /// Read from the certificate's own bytes rather than re-encoded from the key: OpenSSL 3's key
 /// encoders cost more than the rest of a handshake's inspection together (measured with perf in
 /// `benches/probe.sh`), and the bytes are the same by definition.
-pub(crate) fn spki_of_certificate(der: &[u8]) -> Option<&[u8]> {
-    crate::der::certificate_spki(der)
+///
+/// When the pure-Rust reader refuses a certificate that OpenSSL took (it is stricter about some
+/// fields, e.g. a malformed time, which DANE-EE does not check), the key is re-encoded by
+/// OpenSSL: slower, the same bytes for any key OpenSSL can decode.
+pub(crate) fn spki_of_certificate(der: &[u8]) -> Option<Cow<'_, [u8]>> {
+    if let Some(spki) = crate::der::certificate_spki(der) {
+        return Some(Cow::Borrowed(spki));
+    }
+    let cert = X509::from_der(der).ok()?;
+    openssl_spki(&cert).map(Cow::Owned)
+}
+
+/// The SubjectPublicKeyInfo of `cert` encoded by OpenSSL.
+fn openssl_spki(cert: &X509Ref) -> Option<Vec<u8>> {
+    cert.public_key().ok()?.public_key_to_der().ok()
 }
 
 /// SHA-256 without an EVP fetch.
@@ -240,45 +234,13 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     openssl::sha::sha256(data)
 }
 
-fn name_line(name: &openssl::x509::X509NameRef) -> String {
-    name.entries()
-        .map(|entry| {
-            let key = entry.object().nid().short_name().unwrap_or("?");
-            let value = entry.data().to_string().unwrap_or_else(|_| "?".to_string());
-            format!("{key}={value}")
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// An ASN.1 time as RFC 3339 UTC (`2026-11-23T08:00:00Z`).
 fn rfc3339(time: &Asn1TimeRef) -> Option<String> {
     let epoch = Asn1Time::from_unix(0).ok()?;
     let diff = epoch.diff(time).ok()?;
-    Some(rfc3339_secs(
+    Some(crate::rfc3339::format_secs(
         i64::from(diff.days) * 86_400 + i64::from(diff.secs),
     ))
-}
-
-/// Seconds since the epoch as RFC 3339 UTC.
-fn rfc3339_secs(secs: i64) -> String {
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// OpenSSL's verification code in words, for DANE: what a DANE sender would log.
@@ -372,6 +334,32 @@ mod tests {
         }
         assert_eq!(spki_of_certificate(&[0x30, 0x82, 0xff]), None);
         assert_eq!(spki_of_certificate(&[]), None);
+    }
+
+    /// A certificate OpenSSL decodes but x509-parser refuses (a notAfter that is no date, which
+    /// DANE-EE never checks) still has its key read, by OpenSSL, as before x509-parser.
+    #[test]
+    fn spki_of_a_certificate_only_openssl_decodes() {
+        let key = pki::generate_key(crate::config::KeyType::Ec256).unwrap();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::from_str("20250101000000Z").unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::from_str("20300101000000Z").unwrap())
+            .unwrap();
+        b.sign(&key, openssl::hash::MessageDigest::sha256())
+            .unwrap();
+        let mut der = b.build().to_der().unwrap();
+        let at = der.windows(13).position(|w| w == b"300101000000Z").unwrap();
+        der[at + 2..at + 4].copy_from_slice(b"13"); // month 13
+        assert_eq!(crate::der::certificate(&der), None);
+        let cert = X509::from_der(&der).expect("OpenSSL decodes it");
+        let spki = key.public_key_to_der().unwrap();
+        assert_eq!(spki_of_certificate(&der).unwrap(), spki.as_slice());
+        let info = CertInfo::of(&cert);
+        assert_eq!(info.spki_sha256, hex::encode(sha256(&spki)));
+        assert_eq!(info.key_type, "EC P-256");
     }
 
     #[test]

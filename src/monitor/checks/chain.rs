@@ -66,18 +66,7 @@ pub fn not_after_secs(key: &KeyReport) -> Option<i64> {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` as seconds since the epoch.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[19] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return None;
-    }
-    let days = crate::der::days_from_civil(y, m, d);
-    Some(days * DAY as i64 + hh * 3600 + mm * 60 + ss)
+    crate::rfc3339::parse_secs(text)
 }
 
 /// The certificates served on one address: a warning within `warn_days` of expiry. Under

@@ -89,14 +89,14 @@ pub fn prepare(config: &Config, request: &DeployRequest) -> Result<Prepared, Dri
         }
         .into());
     }
-    if let Some(chain) = &request.chain {
-        let chain = pki::load(chain)?;
-        for cert in chain.certificates() {
-            let der = cert.to_der().unwrap_or_default();
-            if !certs.iter().any(|c| c.to_der().unwrap_or_default() == der) {
-                certs.push(cert.clone());
+    if let Some(chain_path) = &request.chain {
+        let chain = pki::load(chain_path)?;
+        pki::append_distinct(&mut certs, chain.certificates()).map_err(|source| {
+            PkiError::OpenSsl {
+                path: chain_path.clone(),
+                source,
             }
-        }
+        })?;
     }
     let key_type = pki::key_type(&key);
     let slot = slot_for(&key_type).ok_or_else(|| DriverError::UnsupportedKey {

@@ -204,8 +204,11 @@ impl<C: Clock> Driver<C> {
             .ok()
             .and_then(|f| pki::load(f).ok())
             .and_then(|m| m.leaf().map(ToOwned::to_owned));
-        let der = |c: &X509| c.to_der().unwrap_or_default();
-        if installed.as_ref().is_some_and(|i| der(i) == der(leaf)) {
+        let same = match installed.as_deref().map(|i| pki::same_certificate(i, leaf)) {
+            Some(Err(e)) => return unreadable(format!("a certificate cannot be encoded: {e}")),
+            same => matches!(same, Some(Ok(true))),
+        };
+        if same {
             return Ok((Verdict::Installed, None));
         }
         let stored = self.store.rollover(&svc.name, &slot)?;

@@ -1,13 +1,16 @@
-//! The TLSA record: its fields, the presentation form (parse and display), computing it from a
-//! certificate or a public key, the owner name, and the lints that catch records that are useless
-//! or dangerous for SMTP (RFC 6698, RFC 7671, RFC 7672).
+//! The TLSA record: its fields, the presentation form (parse and display) and the owner name.
+//! Computing one from a certificate or a public key ([`Subject`], in `compute.rs`) and the lints
+//! that catch records that are useless or dangerous for SMTP ([`Lint`], in `lint.rs`) have their
+//! own files (RFC 6698, RFC 7671, RFC 7672).
+
+mod compute;
+mod lint;
 
 use std::fmt;
 use std::str::FromStr;
 
-use openssl::hash::{MessageDigest, hash};
-use openssl::pkey::{PKeyRef, Public};
-use openssl::x509::X509Ref;
+pub use compute::Subject;
+pub use lint::Lint;
 
 /// The default usage, selector and matching type: `3 1 1`, DANE-EE of the public key's SHA-256.
 pub const DEFAULT_USAGE: Usage = Usage::DaneEe;
@@ -17,19 +20,6 @@ pub const DEFAULT_SELECTOR: Selector = Selector::Spki;
 pub const DEFAULT_MATCHING: Matching = Matching::Sha256;
 /// The SMTP port, where PKIX usages are ignored (RFC 7672 §3.1.3).
 pub const SMTP_PORT: u16 = 25;
-
-/// SHA-256 of empty input: a generator that hashed nothing made this.
-const SHA256_OF_NOTHING: [u8; 32] = [
-    0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9, 0x24,
-    0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52, 0xb8, 0x55,
-];
-/// SHA-512 of empty input.
-const SHA512_OF_NOTHING: [u8; 64] = [
-    0xcf, 0x83, 0xe1, 0x35, 0x7e, 0xef, 0xb8, 0xbd, 0xf1, 0x54, 0x28, 0x50, 0xd6, 0x6d, 0x80, 0x07,
-    0xd6, 0x20, 0xe4, 0x05, 0x0b, 0x57, 0x15, 0xdc, 0x83, 0xf4, 0xa9, 0x21, 0xd3, 0x6c, 0xe9, 0xce,
-    0x47, 0xd0, 0xd1, 0x3c, 0x5d, 0x85, 0xf2, 0xb0, 0xff, 0x83, 0x18, 0xd2, 0x87, 0x7e, 0xec, 0x2f,
-    0x63, 0xb9, 0x31, 0xbd, 0x47, 0x41, 0x7a, 0x81, 0xa5, 0x38, 0x32, 0x7a, 0xf9, 0x27, 0xda, 0x3e,
-];
 
 /// Certificate usage (RFC 6698 §2.1.1, acronyms from RFC 7218).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -163,24 +153,6 @@ impl Matching {
     }
 }
 
-/// What a record is computed from: a certificate, or a bare public key (selector 1 only).
-#[derive(Clone, Copy)]
-pub enum Subject<'a> {
-    /// A certificate: selector 0 takes its DER, selector 1 its SubjectPublicKeyInfo.
-    Certificate(&'a X509Ref),
-    /// A public key (also the public half of a private key): selector 1 only.
-    PublicKey(&'a PKeyRef<Public>),
-}
-
-impl fmt::Debug for Subject<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Subject::Certificate(_) => f.write_str("Subject::Certificate"),
-            Subject::PublicKey(_) => f.write_str("Subject::PublicKey"),
-        }
-    }
-}
-
 /// One TLSA record's data (RDATA).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TlsaRecord {
@@ -223,61 +195,9 @@ impl TlsaRecord {
         })
     }
 
-    /// Compute the record for a certificate or a public key. The public key is hashed as its
-    /// SubjectPublicKeyInfo DER whatever its type (RSA, EC, Ed25519, Ed448).
-    pub fn compute(
-        usage: Usage,
-        selector: Selector,
-        matching: Matching,
-        subject: &Subject<'_>,
-    ) -> Result<TlsaRecord, TlsaError> {
-        let selected = match (selector, subject) {
-            (Selector::Cert, Subject::Certificate(cert)) => cert.to_der()?,
-            (Selector::Spki, Subject::Certificate(cert)) => {
-                cert.public_key()?.public_key_to_der()?
-            }
-            (Selector::Spki, Subject::PublicKey(key)) => key.public_key_to_der()?,
-            (Selector::Cert, Subject::PublicKey(_)) => {
-                return Err(TlsaError::SelectorNeedsCertificate);
-            }
-        };
-        if selected.is_empty() {
-            return Err(TlsaError::EmptyData);
-        }
-        let data = match matching {
-            Matching::Full => selected,
-            Matching::Sha256 => hash(MessageDigest::sha256(), &selected)?.to_vec(),
-            Matching::Sha512 => hash(MessageDigest::sha512(), &selected)?.to_vec(),
-        };
-        TlsaRecord::new(usage, selector, matching, data)
-    }
-
     /// The association data as lowercase hex.
     pub fn data_hex(&self) -> String {
         hex::encode(&self.data)
-    }
-
-    /// What is wrong or risky with this record when published for `port`.
-    pub fn lints(&self, port: u16) -> Vec<Lint> {
-        let mut lints = Vec::new();
-        let nothing: Option<&[u8]> = match self.matching {
-            Matching::Sha256 => Some(&SHA256_OF_NOTHING),
-            Matching::Sha512 => Some(&SHA512_OF_NOTHING),
-            Matching::Full => None,
-        };
-        if nothing == Some(self.data.as_slice()) {
-            lints.push(Lint::DigestOfNothing {
-                matching: self.matching,
-            });
-        }
-        if self.selector == Selector::Cert {
-            lints.push(Lint::WholeCertificate);
-        }
-        // RFC 7672 §3.1.3: SMTP clients treat PKIX-TA(0) and PKIX-EE(1) records as unusable.
-        if port == SMTP_PORT && !self.usage.is_usable_for_smtp() {
-            lints.push(Lint::PkixUsageOnSmtp { usage: self.usage });
-        }
-        lints
     }
 }
 
@@ -342,62 +262,6 @@ pub fn owner_name(host: &str, port: u16) -> String {
     format!("_{port}._tcp.{host}.")
 }
 
-/// Something wrong or risky about a record. [`Lint::is_fatal`] ones must never be published.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Lint {
-    /// The digest is that of empty input: whatever made it hashed nothing.
-    DigestOfNothing {
-        /// SHA-256 or SHA-512.
-        matching: Matching,
-    },
-    /// Selector 0: the record changes at every renewal, even with the same key.
-    WholeCertificate,
-    /// A PKIX usage (0 or 1) on port 25, which SMTP senders ignore.
-    PkixUsageOnSmtp {
-        /// The usage.
-        usage: Usage,
-    },
-}
-
-impl Lint {
-    /// Whether the record must be refused rather than published with a warning.
-    pub fn is_fatal(&self) -> bool {
-        matches!(self, Lint::DigestOfNothing { .. })
-    }
-
-    /// A short stable name, for JSON and for tests.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Lint::DigestOfNothing { .. } => "digest-of-nothing",
-            Lint::WholeCertificate => "whole-certificate",
-            Lint::PkixUsageOnSmtp { .. } => "pkix-usage-on-smtp",
-        }
-    }
-}
-
-impl fmt::Display for Lint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Lint::DigestOfNothing { matching } => write!(
-                f,
-                "the data is the {} of empty input: the generator hashed nothing; refusing the record",
-                matching.acronym()
-            ),
-            Lint::WholeCertificate => f.write_str(
-                "selector 0 (the whole certificate) changes at every renewal, even with the same \
-                 key; prefer --selector 1",
-            ),
-            Lint::PkixUsageOnSmtp { usage } => write!(
-                f,
-                "usage {usage} ({}) is ignored by SMTP senders (RFC 7672 §3.1.3); use 3 (DANE-EE) \
-                 or 2 (DANE-TA)",
-                usage.acronym()
-            ),
-        }
-    }
-}
-
 /// Why a record could not be parsed or computed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -455,7 +319,9 @@ pub enum TlsaError {
 
 #[cfg(test)]
 mod tests {
+    use super::lint::{SHA256_OF_NOTHING, SHA512_OF_NOTHING};
     use super::*;
+    use openssl::hash::{MessageDigest, hash};
 
     const DIGEST: &str = "675c76b6250240d6d6daa991f9211cf92da9f51bc70504f87f9ec39a00f99caf";
 
