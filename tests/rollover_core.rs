@@ -1155,3 +1155,110 @@ fn a_ttl_raised_after_confirmation_does_not_move_the_install() {
     );
     assert_eq!(at, Timestamp::from_secs(T0.as_secs() + TWO_TTL));
 }
+
+/// A renewal that kept its key decides "same key, so a renewal" under the service lock and must
+/// act on it under the same lock: were the lock dropped and taken again, another process could
+/// stage a rollover to another key in between, and the renewal would then install over it. The
+/// lock file is opened once per acquisition, so counting its opens (inotify) shows whether the
+/// deploy let go of it between the decision and the install.
+#[test]
+fn a_renewal_holds_the_lock_from_decision_to_install() {
+    use dane_roll::rollover::driver::{DeployOutcome, Driver};
+    use dane_roll::rollover::{DeployOptions, DeployRequest, Origin, SystemClock};
+    use dane_roll_lab::pki::{self, KeyKind, MX_HOST, TestPki, Validity};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = d.join("dane-roll.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"version = 1
+state-dir = "{d}/state"
+
+[resolver]
+address = "127.0.0.1:9"
+timeout = "1s"
+
+[[service]]
+name = "mx"
+domains = ["{MX_HOST}"]
+endpoints = ["{MX_HOST}:25/smtp"]
+chain-file = "{d}/mx.pem"
+reload = ["/bin/true"]
+ttl = 2
+provider = "dns"
+
+[provider.dns]
+kind = "exec"
+command = ["/bin/false"]
+"#,
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let leaf = ca
+        .leaf_for_key(
+            &[MX_HOST],
+            pki::new_key(KeyKind::EcdsaP256).unwrap(),
+            Validity::Days(90),
+        )
+        .unwrap();
+    let key_pem = leaf.key.private_key_to_pem_pkcs8().unwrap();
+    let chain_pem = leaf.fullchain_pem().unwrap();
+    pki::write_atomic(&d.join("privkey.pem"), &key_pem, 0o600).unwrap();
+    pki::write_atomic(&d.join("fullchain.pem"), &chain_pem, 0o644).unwrap();
+    // The same key is installed already: deploying it again is a renewal.
+    let mut installed = key_pem.clone();
+    installed.extend(&chain_pem);
+    pki::write_atomic(&d.join("mx.pem"), &installed, 0o600).unwrap();
+
+    let config = dane_roll::config::Config::load(&conf).unwrap();
+    // The lock file exists before the watch is set on it.
+    drop(lock::acquire(&config.state_dir, "mx", "setup", Duration::ZERO).unwrap());
+    let lock_file = lock::lock_path(&config.state_dir, "mx").unwrap();
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+    // Opens and closes: two opens in a row with nothing between would be merged into one event.
+    inotify
+        .add_watch(
+            &lock_file,
+            AddWatchFlags::IN_OPEN
+                | AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_CLOSE_NOWRITE,
+        )
+        .unwrap();
+
+    let store = Store::open(&config.state_dir).unwrap();
+    let mut driver: Driver = Driver::new(config, store, SystemClock).unwrap();
+    let outcome = driver
+        .deploy(
+            &DeployRequest {
+                service: "mx".into(),
+                cert: d.join("fullchain.pem"),
+                key: d.join("privkey.pem"),
+                chain: None,
+                next_key: None,
+                origin: Origin::Manual,
+            },
+            DeployOptions::default(),
+        )
+        .unwrap();
+    assert!(
+        matches!(outcome, DeployOutcome::Renewed { .. }),
+        "{outcome:?}"
+    );
+    let mut opens = 0;
+    while let Ok(events) = inotify.read_events() {
+        opens += events
+            .iter()
+            .filter(|e| e.mask.contains(AddWatchFlags::IN_OPEN))
+            .count();
+    }
+    assert_eq!(
+        opens, 1,
+        "the service lock was taken {opens} times: it was let go between the renewal's \
+         decision and its install"
+    );
+}

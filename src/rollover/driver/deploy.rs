@@ -254,8 +254,11 @@ impl<C: Clock> Driver<C> {
 
         let current = self.current_key(&service, &slot)?;
         if current == Some(p.hash) {
+            // Acted on under the lock the decision was made under: let go in between, another
+            // process could stage a rollover to another key, and this install would undo it.
+            let renewed = self.renew(&service, &slot, p.hash, &staged, stored_next);
             drop(held);
-            return self.renew(&service, &slot, p.hash, &staged, stored_next);
+            return renewed;
         }
 
         // Keep the certificate in use now for a rollback.
@@ -330,6 +333,7 @@ impl<C: Clock> Driver<C> {
 
     /// A renewal that kept the key: the `3 1 1` records match already. Install, reload, and
     /// check the live handshake; DNS is not touched (except a next key the client announced).
+    /// The caller holds the service's lock, taken before it decided that this is a renewal.
     pub(super) fn renew(
         &mut self,
         service: &Service,
@@ -338,7 +342,6 @@ impl<C: Clock> Driver<C> {
         staged: &Path,
         next: Option<KeyHash>,
     ) -> Result<DeployOutcome, DriverError> {
-        let _held = self.lock(&service.name)?;
         let phase = self
             .store
             .rollover(&service.name, slot)?
