@@ -40,6 +40,7 @@ pub mod maintain;
 mod observe;
 pub mod owners;
 mod rate_limit;
+mod real;
 pub mod reconcile;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -52,18 +53,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use dane_roll_providers::{Change, Provider, ProviderError, Settings};
+use dane_roll_providers::{Change, ProviderError};
 
 use crate::config::{Config, Protocol, Scheme, Service};
-use crate::dns::{AuthorityView, Resolver};
 use crate::install::{self, InstallError};
 use crate::lock::{self, LockError, ServiceLock};
-use crate::notify::{Alert, Notifier, Severity};
+use crate::notify::{Alert, Severity};
 use crate::pki::{self, PkiError};
-use crate::probe::{AddressReport, KeyAlgorithm, ProbeOptions, ProbeTarget, Prober};
 use crate::progress::Progress;
 use crate::store::{KeyEntry, KeyRole, RecordChange, Store, StoreError};
 
+use super::effects::{Effects, ProviderFailure, Served};
 use super::engine::gate;
 use super::{
     Action, Clock, DeployOptions, DeployRequest, DnsReport, EngineError, Event, KeyHash,
@@ -78,6 +78,7 @@ pub use deploy::{Prepared, prepare, slot_for};
 pub use drift::Mismatch;
 pub use maintain::{PruneOptions, PruneReport};
 pub use observe::family_of_slot;
+pub use real::RealEffects;
 
 /// The directory under the state directory that holds staged key+chain files and next keys.
 pub const STAGED_DIR: &str = "staged";
@@ -90,10 +91,6 @@ const QUICK_REPROBE_MS: [u64; 4] = [250, 500, 1000, 1500];
 
 /// The most engine steps one pass makes (a guard: a whole rollover takes about a dozen).
 const MAX_STEPS: usize = 64;
-
-/// Time allowed for one probe step and one address.
-const PROBE_STEP_TIMEOUT: Duration = Duration::from_secs(10);
-const PROBE_ADDRESS_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What stopped the driver. Each names the service or file and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -312,29 +309,20 @@ pub enum DeployOutcome {
     Rollover(Standing),
 }
 
-/// The I/O side: resolver, providers, notifier. Kept apart from the store so both can be
-/// borrowed at once.
-struct Io {
-    resolver: Result<Resolver, String>,
-    providers: HashMap<String, Provider>,
-    notifier: Option<Notifier>,
-    /// Each service's owner names followed through CNAMEs, once per process (`alias`).
-    aliases: HashMap<String, Vec<crate::dns::Alias>>,
-}
-
-/// Drives rollovers against the real world. See the [module docs](self).
-pub struct Driver<C: Clock = SystemClock> {
+/// Drives rollovers against the world its [`Effects`] act on (the real one by default:
+/// [`RealEffects`]). See the [module docs](self).
+pub struct Driver<E: Effects = RealEffects<SystemClock>> {
     config: Config,
     store: Store,
-    clock: C,
-    runtime: tokio::runtime::Runtime,
-    io: Io,
+    effects: E,
+    /// Each service's owner names followed through CNAMEs, once per process (`alias`).
+    aliases: HashMap<String, Vec<crate::dns::Alias>>,
     progress: Progress,
     command: String,
     lock_wait: Duration,
 }
 
-impl<C: Clock> std::fmt::Debug for Driver<C> {
+impl<E: Effects> std::fmt::Debug for Driver<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Driver")
             .field("config", &self.config.file)
@@ -343,52 +331,46 @@ impl<C: Clock> std::fmt::Debug for Driver<C> {
     }
 }
 
-impl<C: Clock> Driver<C> {
-    /// A driver over `config` and `store`, on `clock`.
-    pub fn new(config: Config, store: Store, clock: C) -> Result<Driver<C>, DriverError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(DriverError::Runtime)?;
-        let resolver = Resolver::from_settings(&config.resolver).map_err(|e| e.to_string());
-        let notifier = match Notifier::new(&config.alerts) {
-            Ok(n) => Some(n),
-            Err(err) => {
-                tracing::warn!("alerts cannot be sent: {err}");
-                None
-            }
-        };
-        Ok(Driver {
+impl<C: Clock> Driver<RealEffects<C>> {
+    /// A driver over `config` and `store` acting on the real world, on `clock`.
+    pub fn new(
+        config: Config,
+        store: Store,
+        clock: C,
+    ) -> Result<Driver<RealEffects<C>>, DriverError> {
+        let effects = RealEffects::new(&config, clock).map_err(DriverError::Runtime)?;
+        Ok(Driver::with_effects(config, store, effects))
+    }
+}
+
+impl<E: Effects> Driver<E> {
+    /// A driver over `config` and `store` acting through `effects` (tests script a world).
+    pub fn with_effects(config: Config, store: Store, effects: E) -> Driver<E> {
+        Driver {
             config,
             store,
-            clock,
-            runtime,
-            io: Io {
-                resolver,
-                providers: HashMap::new(),
-                notifier,
-                aliases: HashMap::new(),
-            },
+            effects,
+            aliases: HashMap::new(),
             progress: Progress::new(false),
             command: "dane-roll".to_owned(),
             lock_wait: DEFAULT_LOCK_WAIT,
-        })
+        }
     }
 
     /// Show progress here.
-    pub fn with_progress(mut self, progress: Progress) -> Driver<C> {
+    pub fn with_progress(mut self, progress: Progress) -> Driver<E> {
         self.progress = progress;
         self
     }
 
     /// The command written into lock files (`dane-roll run`).
-    pub fn with_command(mut self, command: &str) -> Driver<C> {
+    pub fn with_command(mut self, command: &str) -> Driver<E> {
         command.clone_into(&mut self.command);
         self
     }
 
     /// How long to wait for another process's lock on a service.
-    pub fn with_lock_wait(mut self, wait: Duration) -> Driver<C> {
+    pub fn with_lock_wait(mut self, wait: Duration) -> Driver<E> {
         self.lock_wait = wait;
         self
     }
@@ -403,8 +385,13 @@ impl<C: Clock> Driver<C> {
         &self.config
     }
 
+    /// The effects it acts through.
+    pub fn effects(&self) -> &E {
+        &self.effects
+    }
+
     fn now(&self) -> Timestamp {
-        self.clock.now()
+        self.effects.now()
     }
 
     fn lock(&self, service: &str) -> Result<ServiceLock, DriverError> {

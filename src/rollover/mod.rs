@@ -20,6 +20,7 @@
 //!    one record each), and only records this service published ("ours") are ever retired.
 
 pub mod driver;
+pub mod effects;
 pub mod engine;
 pub mod env;
 pub mod owners;
@@ -32,6 +33,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use effects::Effects;
 pub use engine::abort::{AbortRefused, abort};
 pub use engine::{
     Action, DnsReport, EngineError, Event, NsAnswer, Observations, Outcome, OwnerReport,

@@ -7,7 +7,7 @@
 use super::*;
 use crate::rollover::abort;
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     /// Abandon the rollover of `service` (its `slot`, or every slot with one under way), then
     /// drive it as `options` say. Nothing is changed when one of them cannot be abandoned.
     pub fn abort(

@@ -167,7 +167,7 @@ pub(super) fn installed_key(chain_file: &Path, slot: &Slot) -> Option<KeyHash> {
     key.spki_der().ok().map(|der| KeyHash::of_spki_der(&der))
 }
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     /// Check, stage and drive a deploy request (see the [module docs](self)).
     pub fn deploy(
         &mut self,
@@ -384,18 +384,18 @@ impl<C: Clock> Driver<C> {
                 now,
             )],
         )?;
-        install::install_chain(chain_file(service, slot)?, staged, service.key_file).map_err(
-            |source| DriverError::Install {
+        self.effects
+            .install(service, chain_file(service, slot)?, staged)
+            .map_err(|source| DriverError::Install {
                 service: service.name.clone(),
                 source,
-            },
-        )?;
-        install::reload(&service.reload, install::RELOAD_TIMEOUT).map_err(|source| {
-            DriverError::Install {
+            })?;
+        self.effects
+            .reload(service)
+            .map_err(|source| DriverError::Install {
                 service: service.name.clone(),
                 source,
-            }
-        })?;
+            })?;
         self.store.set_key(&KeyEntry {
             service: service.name.clone(),
             slot: slot.clone(),
@@ -414,7 +414,7 @@ impl<C: Clock> Driver<C> {
             if i > 0 {
                 std::thread::sleep(Duration::from_millis(pause));
             }
-            let results = self.probe(service, slot, &endpoints, key);
+            let results = self.effects.probe(service, slot, &endpoints, key);
             problem = renewal_problem(&results, key);
             if problem.is_none() {
                 break;

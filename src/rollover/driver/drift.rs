@@ -30,7 +30,7 @@ pub struct Mismatch {
     pub text: String,
 }
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     /// After the owner names of `svc` were reconciled: alert a drifted slot once and adopt its
     /// served key, or say what to do; close the alert once the drift is over.
     pub(super) fn handle_drift(

@@ -85,7 +85,7 @@ pub enum Reconciled {
     Failed(String),
 }
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     /// Record where `service`'s ACME client keeps its certificate (a hook calls this with its
     /// own input, once the request it made was checked).
     pub fn record_source(&mut self, service: &str, source: &AcmeSource) -> Result<(), DriverError> {
