@@ -650,6 +650,31 @@ fn a_whole_rollover_on_a_fake_clock() {
 }
 
 #[test]
+fn a_wait_on_a_fake_clock_takes_no_real_time() {
+    // `run --wait` sleeps through the 2×TTL wait on the driver's clock: on a fake one the time
+    // moves on at once. (The driver slept on the system clock: it never ended here.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rig = Rig::new(World::new());
+        rig.begin(request());
+        let r = rig.run_with(T0, false, true);
+        let now = rig.world().now;
+        tx.send((r.last().phase.name(), r.has(is_install), now))
+            .ok();
+    });
+    let (phase, installed, now) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a --wait run on a fake clock did not end within 60 s: it sleeps for real");
+    assert_eq!(phase, PhaseName::Done);
+    assert!(installed);
+    // The clock moved by the 2×TTL wait (and the few milliseconds added to be sure it passed).
+    assert!(
+        now >= at(TWO_TTL) && now <= at(TWO_TTL + 1),
+        "the fake clock stands at {now}, not T0 + 2×TTL"
+    );
+}
+
+#[test]
 fn a_lagging_nameserver_holds_and_the_wait_counts_from_confirmation() {
     let mut world = World::new();
     world.set_lagging(1, true);

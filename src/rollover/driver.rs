@@ -48,7 +48,7 @@ use std::fs;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -496,9 +496,9 @@ impl<E: Effects> Driver<E> {
     ) -> Result<Vec<Standing>, DriverError> {
         let mut standings: BTreeMap<(String, Slot), Standing> = BTreeMap::new();
         let mut backoff: HashMap<(String, Slot), u32> = HashMap::new();
-        // `--timeout`: a monotonic deadline for the wait (each pass saves the state, so giving
-        // up between passes loses nothing).
-        let deadline = options.timeout.map(|t| std::time::Instant::now() + t);
+        // `--timeout`: a deadline for the wait on the driver's clock (each pass saves the state,
+        // so giving up between passes loses nothing).
+        let deadline = options.timeout.map(|t| self.now().plus(t));
         loop {
             let mut wake: Option<(Timestamp, Duration, String)> = None;
             for (service, slot) in targets {
@@ -520,7 +520,7 @@ impl<E: Effects> Driver<E> {
                     let delay = match standing.wait_until {
                         Some(t) if standing.failures.is_empty() => {
                             *failures = 0;
-                            until_instant(t)
+                            self.until_instant(t)
                         }
                         _ if !standing.failures.is_empty() => {
                             *failures = failures.saturating_add(1);
@@ -545,7 +545,7 @@ impl<E: Effects> Driver<E> {
                 self.progress.end_wait();
                 return Ok(standings.into_values().collect());
             }
-            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let left = deadline.map(|d| self.now().until(d));
             if left.is_some_and(|l| l.is_zero()) {
                 self.progress.end_wait();
                 return Ok(standings.into_values().collect());
@@ -563,15 +563,20 @@ impl<E: Effects> Driver<E> {
         if delay >= Duration::from_secs(2) {
             self.progress.wait(label, start, until, start);
         }
-        let end = std::time::Instant::now() + delay;
+        let end = start.plus(delay);
         loop {
-            let left = end.saturating_duration_since(std::time::Instant::now());
+            let left = self.now().until(end);
             if left.is_zero() {
                 break;
             }
-            std::thread::sleep(left.min(Duration::from_millis(250)));
+            self.effects.sleep(left.min(Duration::from_millis(250)));
             self.progress.tick(start, self.now());
         }
+    }
+
+    /// How long until `t` on the driver's clock (plus a little, so that `t` has surely passed).
+    fn until_instant(&self, t: Timestamp) -> Duration {
+        self.now().until(t) + Duration::from_millis(20)
     }
 
     /// One pass over one rollover: step, save, act, until the step settles.
@@ -683,7 +688,8 @@ impl<E: Effects> Driver<E> {
                 _ => false,
             };
             if stale_served && quick < QUICK_REPROBE_MS.len() {
-                std::thread::sleep(Duration::from_millis(QUICK_REPROBE_MS[quick]));
+                self.effects
+                    .sleep(Duration::from_millis(QUICK_REPROBE_MS[quick]));
                 quick += 1;
                 continue;
             }
@@ -780,15 +786,6 @@ fn first(mut standings: Vec<Standing>, service: &str) -> Standing {
         waiting_for: None,
         failures: Vec::new(),
     })
-}
-
-/// How long until `t` (plus a little, so that `t` has surely passed).
-fn until_instant(t: Timestamp) -> Duration {
-    let target = UNIX_EPOCH + Duration::from_millis(t.as_millis().max(0).unsigned_abs());
-    target
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO)
-        + Duration::from_millis(20)
 }
 
 /// How often to look again when the wait has no known end (DNS catching up): a tenth of the

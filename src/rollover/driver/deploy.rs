@@ -412,7 +412,7 @@ impl<E: Effects> Driver<E> {
         let mut problem = None;
         for (i, pause) in std::iter::once(0).chain(QUICK_REPROBE_MS).enumerate() {
             if i > 0 {
-                std::thread::sleep(Duration::from_millis(pause));
+                self.effects.sleep(Duration::from_millis(pause));
             }
             let results = self.effects.probe(service, slot, &endpoints, key);
             problem = renewal_problem(&results, key);
