@@ -60,15 +60,14 @@ use crate::install::{self, InstallError};
 use crate::lock::{self, LockError, ServiceLock};
 use crate::notify::{Alert, Severity};
 use crate::pki::{self, PkiError};
-use crate::progress::Progress;
 use crate::store::{KeyEntry, KeyRole, RecordChange, Store, StoreError};
 
 use super::effects::{Effects, ProviderFailure, Served};
 use super::engine::gate;
 use super::{
     Action, Clock, DeployOptions, DeployRequest, DnsReport, EngineError, Event, KeyHash,
-    Observations, Outcome, Phase, PhaseName, ProbeResult, Rollover, Slot, StageRequest, Step,
-    SystemClock, Timestamp, TlsaAt, stage, step,
+    Observations, Outcome, Phase, PhaseName, ProbeResult, Reporter, Rollover, Silent, Slot,
+    StageRequest, Step, SystemClock, Timestamp, TlsaAt, stage, step,
 };
 
 use actions::failure_of;
@@ -317,7 +316,7 @@ pub struct Driver<E: Effects = RealEffects<SystemClock>> {
     effects: E,
     /// Each service's owner names followed through CNAMEs, once per process (`alias`).
     aliases: HashMap<String, Vec<crate::dns::Alias>>,
-    progress: Progress,
+    progress: Box<dyn Reporter>,
     command: String,
     lock_wait: Duration,
 }
@@ -351,15 +350,15 @@ impl<E: Effects> Driver<E> {
             store,
             effects,
             aliases: HashMap::new(),
-            progress: Progress::new(false),
+            progress: Box::new(Silent),
             command: "dane-roll".to_owned(),
             lock_wait: DEFAULT_LOCK_WAIT,
         }
     }
 
-    /// Show progress here.
-    pub fn with_progress(mut self, progress: Progress) -> Driver<E> {
-        self.progress = progress;
+    /// Tell the operator how it goes through `progress` (by default it says nothing).
+    pub fn with_progress(mut self, progress: impl Reporter + 'static) -> Driver<E> {
+        self.progress = Box::new(progress);
         self
     }
 

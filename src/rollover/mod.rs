@@ -26,6 +26,7 @@ pub mod env;
 pub mod owners;
 pub mod phase;
 pub mod plan;
+pub mod reporter;
 pub mod request;
 pub mod ttl;
 mod types;
@@ -42,6 +43,7 @@ pub use engine::{
 pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};
 pub use plan::{KeySet, Plan, PlanInput, PlanWarning};
+pub use reporter::{Reporter, Silent};
 pub use request::{DeployOptions, DeployRequest, Origin};
 pub use ttl::TtlSeen;
 pub use types::{KeyHash, KeyHashError, Slot, Timestamp, TlsaAt};
