@@ -969,18 +969,20 @@ fn normalized(zone: &[(String, String)], next: Option<KeyHash>) -> Vec<(String, 
     out
 }
 
-/// The final state of a rollover run to the end with `kill`, for comparison: the phase, the
-/// provider's records, the key served, the records retired, ours, and whether the kill struck.
-fn outcome_with_kill(
-    kill: Option<Kill>,
-) -> (
-    PhaseName,
-    Vec<(String, String)>,
-    KeyHash,
-    Vec<TlsaAt>,
-    Vec<(String, String)>,
-    bool,
-) {
+/// The final state of a rollover run to the end, for comparison.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    phase: PhaseName,
+    /// The provider's records (the next key's written as `NEXT`).
+    primary: Vec<(String, String)>,
+    served: KeyHash,
+    retired: Vec<TlsaAt>,
+    /// Ours in the store (the next key's written as `NEXT`).
+    ours: Vec<(String, String)>,
+}
+
+/// The final state of a rollover run to the end with `kill`, and whether the kill struck.
+fn outcome_with_kill(kill: Option<Kill>) -> (Outcome, bool) {
     let rig = Rig::new(World::new());
     rig.begin(request());
     rig.world().kill = kill;
@@ -1010,34 +1012,33 @@ fn outcome_with_kill(
         .collect();
     let w = rig.world();
     let primary: Vec<(String, String)> = w.primary.iter().cloned().collect();
-    (
-        rig.phase(),
-        normalized(&primary, next),
-        w.served,
-        w.retired.clone(),
-        normalized(&ours, next),
-        fired,
-    )
+    let outcome = Outcome {
+        phase: rig.phase(),
+        primary: normalized(&primary, next),
+        served: w.served,
+        retired: w.retired.clone(),
+        ours: normalized(&ours, next),
+    };
+    (outcome, fired)
 }
 
 #[test]
 fn a_kill_between_any_two_steps_resumes_to_the_same_outcome() {
-    let (phase0, primary0, served0, _, ours0, _) = outcome_with_kill(None);
-    assert_eq!(phase0, PhaseName::Done);
+    let (first, _) = outcome_with_kill(None);
+    assert_eq!(first.phase, PhaseName::Done);
     let mut kills = 0;
     'calls: for calls in 0.. {
         for after in [false, true] {
-            let (p, primary, served, retired, ours, fired) =
-                outcome_with_kill(Some(Kill { calls, after }));
+            let (o, fired) = outcome_with_kill(Some(Kill { calls, after }));
             if !fired {
                 break 'calls;
             }
             let ctx = format!("kill at effect {calls} (after performing it: {after})");
-            assert_eq!(p, PhaseName::Done, "{ctx}");
-            assert_eq!(primary, primary0, "{ctx}");
-            assert_eq!(served, served0, "{ctx}");
-            assert!(retired.iter().all(|r| r.is_of(&key(OLD))), "{ctx}");
-            assert_eq!(ours, ours0, "{ctx}");
+            assert_eq!(o.phase, PhaseName::Done, "{ctx}");
+            assert_eq!(o.primary, first.primary, "{ctx}");
+            assert_eq!(o.served, first.served, "{ctx}");
+            assert!(o.retired.iter().all(|r| r.is_of(&key(OLD))), "{ctx}");
+            assert_eq!(o.ours, first.ours, "{ctx}");
             kills += 1;
         }
     }

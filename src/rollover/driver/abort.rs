@@ -4,8 +4,9 @@
 //! `aged`), the rollover is saved as `aborting` (see [`crate::rollover::abort`]), and then
 //! driven like any other: `dane-roll run` resumes an abort that was interrupted.
 
-use super::*;
-use crate::rollover::abort;
+use crate::rollover::{DeployOptions, Effects, Rollover, Slot, abort};
+
+use super::{Driver, DriverError, Standing, chain_file, find_service, installed_key};
 
 impl<E: Effects> Driver<E> {
     /// Abandon the rollover of `service` (its `slot`, or every slot with one under way), then

@@ -2,7 +2,18 @@
 //! are added), the authoritative view and the validating resolver, install and reload, the live
 //! probe and the next key (alerts are in `alerts`).
 
-use super::*;
+use dane_roll_providers::{Change, ProviderError};
+
+use std::path::PathBuf;
+
+use crate::config::Service;
+use crate::pki;
+use crate::rollover::effects::ProviderFailure;
+use crate::rollover::engine::gate;
+use crate::rollover::{Action, Effects, KeyHash, Outcome, Rollover, Slot, Timestamp, TlsaAt};
+use crate::store::{KeyEntry, KeyRole, RecordChange};
+
+use super::{Driver, DriverError, chain_file, rate_limit};
 
 /// The failure an outcome reports, in words.
 pub(super) fn failure_of(outcome: &Outcome) -> Option<String> {

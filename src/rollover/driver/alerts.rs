@@ -2,8 +2,12 @@
 //! under a check id (`rollover/<service>/<slot>/<phase>`, `drift/<service>/<slot>`) so that the
 //! firing policy sends each once until its state changes; recoveries when the problem is over.
 
-use super::*;
-use crate::notify::AlertMemory;
+use std::time::{Duration, SystemTime};
+
+use crate::notify::{Alert, AlertMemory, Severity};
+use crate::rollover::{Effects, PhaseName, Slot};
+
+use super::Driver;
 
 impl<E: Effects> Driver<E> {
     /// Send the recovery of every alert raised at one of `phases` of this slot's rollover that

@@ -12,8 +12,15 @@
 //! still asks the validating resolver at each endpoint's own owner name, as a sender does, and
 //! the resolver follows the CNAME.
 
-use super::*;
+use dane_roll_providers::ProviderError;
+
+use crate::config::{Config, Service};
 use crate::dns::{Alias, AliasError};
+use crate::rollover::effects::ProviderFailure;
+use crate::rollover::{Effects, Rollover};
+use crate::store::{Store, StoreError};
+
+use super::{Driver, DriverError};
 
 impl<E: Effects> Driver<E> {
     /// Each configured owner name of `svc` and where its TLSA RRset lives. When the chain cannot

@@ -2,7 +2,27 @@
 //! is or a rollover staged (key and chain copied 0600 into the state directory, the previous
 //! certificate kept for a rollback) and driven until it waits.
 
-use super::*;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+use crate::config::{Config, Scheme, Service};
+use crate::pki::PkiError;
+use crate::rollover::{
+    DeployOptions, DeployRequest, Effects, Event, KeyHash, Outcome, PhaseName, ProbeResult, Slot,
+    StageRequest, TlsaAt, stage,
+};
+use crate::store::{KeyEntry, KeyRole};
+use crate::{install, pki};
+
+use super::pass::first;
+use super::{
+    DeployOutcome, Driver, DriverError, QUICK_REPROBE_MS, STAGED_DIR, chain_file, find_service,
+};
 
 /// A deploy request whose files were read and checked: nothing is written yet.
 pub struct Prepared {

@@ -7,8 +7,13 @@
 //! alone. Removed one by one (by rdata), each stored as retired with its TTL, so the monitor
 //! knows resolvers may still hold it.
 
-use super::*;
+use crate::config::Service;
+use crate::rollover::effects::ProviderFailure;
+use crate::rollover::{Effects, Event, KeyHash, PhaseName, Slot, TlsaAt};
+use crate::store::RecordChange;
 use crate::tlsa::{Matching, Selector, Usage};
+
+use super::{Driver, DriverError, PruneReport};
 
 impl<E: Effects> Driver<E> {
     pub(super) fn prune_foreign(

@@ -3,7 +3,21 @@
 //! taken), `status --live` (what DNS and the handshake show), and confirming a published next
 //! key so that the rollover to it needs no new wait.
 
-use super::*;
+use std::collections::BTreeSet;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::Service;
+use crate::pki;
+use crate::rollover::engine::gate;
+use crate::rollover::{
+    DnsReport, Effects, Event, KeyHash, Observations, Outcome, PhaseName, ProbeResult, Rollover,
+    Slot, Step, TlsaAt, step,
+};
+use crate::store::{KeyEntry, KeyRole, RecordChange};
+
+use super::{Driver, DriverError, chain_file, find_service, selected};
 
 /// What `prune` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -6,9 +6,16 @@
 //! key's, and retires records of ours at owner names removed from the configuration once nothing
 //! serves there any more. Served-key drift is handed to `drift`.
 
-use super::*;
+use std::collections::BTreeSet;
+
+use crate::config::{Protocol, Service};
+use crate::rollover::effects::Served;
 use crate::rollover::owners::{self, Because, OwnerSeen, Reconcile, Seen, SlotOwners};
+use crate::rollover::{Effects, Event, KeyHash, Outcome, PhaseName, Slot, TlsaAt};
+use crate::store::{KeyRole, RecordChange};
 use crate::tlsa::TlsaRecord;
+
+use super::{Driver, DriverError, Standing, find_service, selected};
 
 /// One key slot's owner names, as looked at now, and what they need.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,10 +18,18 @@
 
 use std::cmp::Ordering;
 
-use super::*;
+use openssl::x509::X509;
+
+use crate::config::Service;
 use crate::hooks::source::AcmeSource;
 use crate::hooks::{Client, Disk, Files};
+use crate::pki;
+use crate::rollover::{DeployOptions, Effects, Event, KeyHash, PhaseName, Slot};
 use crate::store::RecordedSource;
+
+use super::{
+    DeployOutcome, Driver, DriverError, Prepared, Standing, chain_file, find_service, prepare,
+};
 
 /// What `run` makes of one service's ACME source.
 #[derive(Debug, Clone, PartialEq, Eq)]
