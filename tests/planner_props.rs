@@ -1,11 +1,11 @@
 //! Property tests of the planner and of retirement through the public API (issue 8, safety
-//! invariant 2): whatever the store ("ours") and DNS ("observed") say, in whatever spelling,
+//! invariant 2): whatever the store ("ours") says, in whatever spelling,
 //!
 //! - the desired record set never drops a record that matches the live key, the current key, a
 //!   rollover's new key or the published next key, at any of the service's owner names;
 //! - nothing stale is a record of such a key (any usage, any owner name), and stale ⊆ ours;
-//! - retire never removes another host's record at a shared owner name: not in a plan, and not
-//!   in a whole rollover driven through the engine against a scripted zone.
+//! - retire never removes another host's record at a shared owner name: not among the retirable
+//!   records, and not in a whole rollover driven through the engine against a scripted zone.
 //!
 //! `src/rollover/tests.rs` holds the unit-level property over small key and owner sets; these
 //! widen the inputs (owner spellings, any usage/selector/matching, records of other hosts at
@@ -17,8 +17,7 @@ use dane_roll::config::Scheme;
 use dane_roll::rollover::plan::{desired, retirable};
 use dane_roll::rollover::{
     Action, DnsReport, KeyHash, KeySet, NsAnswer, Observations, Outcome, OwnerReport, PhaseName,
-    PlanInput, ProbeResult, ProbeVerdict, Slot, StageRequest, Timestamp, TlsaAt, Validation, stage,
-    step,
+    ProbeResult, ProbeVerdict, Slot, StageRequest, Timestamp, TlsaAt, Validation, stage, step,
 };
 use dane_roll::tlsa::{Matching, Selector, TlsaRecord, Usage};
 use proptest::prelude::*;
@@ -110,7 +109,7 @@ fn a_owner_names(upper: bool, dot: bool) -> Vec<String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
-    /// The plan of host A, whatever its store and DNS hold.
+    /// The desired and retirable records of host A, whatever its store holds.
     #[test]
     fn the_plan_keeps_live_current_new_and_next(
         current in prop::option::of(0u8..6),
@@ -120,11 +119,9 @@ proptest! {
         live in prop::collection::vec(0u8..6, 0..3),
         a_ours in prop::collection::vec(arb_at(&[0, 1, 2, 3], 0..8), 0..16),
         b_ours in prop::collection::vec(arb_at(&B_OWNERS, 100..106), 0..8),
-        noise in prop::collection::vec(arb_at(&[0, 1, 2, 3], 0..8), 0..8),
         issuer_scheme in any::<bool>(),
         upper in any::<bool>(),
         dot in any::<bool>(),
-        max_records in 0usize..6,
     ) {
         let owners = a_owner_names(upper, dot);
         let keys = KeySet {
@@ -135,48 +132,24 @@ proptest! {
         };
         let live: Vec<KeyHash> = live.into_iter().map(key).collect();
         let scheme = if issuer_scheme { Scheme::CurrentIssuer } else { Scheme::CurrentNext };
-        // DNS shows some of ours, all of B's, and records nobody claims.
-        let observed: Vec<TlsaAt> = a_ours
-            .iter()
-            .step_by(2)
-            .chain(&b_ours)
-            .chain(&noise)
-            .cloned()
-            .collect();
-        let p = dane_roll::rollover::plan::plan(&PlanInput {
-            scheme,
-            owners: &owners,
-            keys: &keys,
-            live: &live,
-            ours: &a_ours,
-            observed: &observed,
-            max_records,
-        });
+        let want = desired(scheme, &owners, &keys);
+        let protected: Vec<KeyHash> =
+            keys.protected().into_iter().chain(live.iter().copied()).collect();
+        let stale = retirable(&a_ours, &want, &protected);
 
         // Desired: every protected key's `3 1 1` at every owner name, however spelled.
-        let desired_set = norm_set(&p.desired);
+        let desired_set = norm_set(&want);
         for owner in &owners {
             for k in [keys.current, keys.next, keys.new].into_iter().flatten() {
                 let r = TlsaAt::new(owner, k.dane_ee());
                 prop_assert!(desired_set.contains(&r.to_string()), "desired lacks {r}");
             }
         }
-        // Desired is exactly the planner's own desired(), sorted and without duplicates.
-        prop_assert_eq!(&p.desired, &desired(scheme, &owners, &keys));
-        prop_assert_eq!(desired_set.len(), p.desired.len(), "duplicates in desired");
-
-        // Missing: desired minus what DNS shows.
-        let observed_set = norm_set(&observed);
-        for r in &p.desired {
-            let shown = observed_set.contains(&r.to_string());
-            prop_assert_eq!(p.missing.contains(r), !shown, "missing is wrong about {}", r);
-        }
+        prop_assert_eq!(desired_set.len(), want.len(), "duplicates in desired");
 
         // Stale: ours only, never desired, never a record of a protected or live key.
         let ours_set = norm_set(&a_ours);
-        let protected: Vec<KeyHash> =
-            keys.protected().into_iter().chain(live.iter().copied()).collect();
-        for r in &p.stale {
+        for r in &stale {
             prop_assert!(ours_set.contains(&r.to_string()), "stale {r} is not ours");
             prop_assert!(!desired_set.contains(&r.to_string()), "stale {r} is desired");
             for k in &protected {
@@ -184,24 +157,17 @@ proptest! {
             }
         }
         // Retire never reaches another host's record: B's records that A never published are
-        // never stale, and they are reported as foreign unless A wants the same record.
-        let stale_set = norm_set(&p.stale);
+        // never stale.
+        let stale_set = norm_set(&stale);
         for r in &b_ours {
             let r = norm(r);
             if !ours_set.contains(&r.to_string()) {
                 prop_assert!(!stale_set.contains(&r.to_string()), "B's {r} is stale for A");
-                if !desired_set.contains(&r.to_string()) {
-                    prop_assert!(p.foreign.contains(&r), "B's {r} is not foreign");
-                }
             }
         }
-        for r in &p.foreign {
-            prop_assert!(!ours_set.contains(&r.to_string()), "foreign {r} is ours");
-            prop_assert!(!stale_set.contains(&r.to_string()));
-        }
         // Retiring is idempotent and never grows.
-        let again = retirable(&p.stale, &p.desired, &protected);
-        prop_assert_eq!(&again, &p.stale);
+        let again = retirable(&stale, &want, &protected);
+        prop_assert_eq!(&again, &stale);
     }
 
     /// A whole rollover of host A through the engine, against one zone that B shares: every

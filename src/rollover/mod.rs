@@ -42,7 +42,7 @@ pub use engine::{
 };
 pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};
-pub use plan::{KeySet, Plan, PlanInput, PlanWarning};
+pub use plan::KeySet;
 pub use reporter::{Reporter, Silent};
 pub use request::{DeployOptions, DeployRequest, Origin};
 pub use ttl::TtlSeen;

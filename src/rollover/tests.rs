@@ -3,7 +3,7 @@
 use proptest::prelude::*;
 
 use super::engine::gate;
-use super::plan::{desired, plan, retirable};
+use super::plan::{desired, retirable};
 use super::*;
 use crate::config::Scheme;
 use crate::tlsa::TlsaRecord;
@@ -83,7 +83,7 @@ fn current_next_plan_has_both_keys_at_every_owner_and_no_issuer() {
 }
 
 #[test]
-fn records_of_other_hosts_at_a_shared_owner_are_foreign_not_stale() {
+fn records_of_other_hosts_at_a_shared_owner_are_never_retirable() {
     let owners = owners(1);
     let keys = KeySet {
         current: Some(key(1)),
@@ -92,36 +92,17 @@ fn records_of_other_hosts_at_a_shared_owner_are_foreign_not_stale() {
     };
     let theirs = TlsaAt::new(&owners[0], key(7).dane_ee());
     let old_ours = TlsaAt::new(&owners[0], key(3).dane_ee());
-    let observed = vec![theirs.clone(), old_ours.clone()];
     let ours = vec![old_ours.clone()];
-    let p = plan(&PlanInput {
-        scheme: Scheme::CurrentNext,
-        owners: &owners,
-        keys: &keys,
-        live: &[],
-        ours: &ours,
-        observed: &observed,
-        max_records: 3,
-    });
-    assert_eq!(p.stale, vec![old_ours]);
-    assert_eq!(p.foreign, vec![theirs]);
-    assert_eq!(p.missing.len(), 2);
-    assert!(
-        matches!(
-            &p.warnings[..],
-            [PlanWarning::TooManyRecords {
-                count: 4,
-                max: 3,
-                ..
-            }]
-        ),
-        "{:?}",
-        p.warnings
-    );
+    let want = desired(Scheme::CurrentNext, &owners, &keys);
+    assert_eq!(want.len(), 2);
+    assert!(!want.contains(&theirs));
+    let stale = retirable(&ours, &want, &keys.protected());
+    assert_eq!(stale, vec![old_ours]);
+    assert!(!stale.contains(&theirs));
 }
 
 #[test]
-fn max_records_never_drops_a_needed_record() {
+fn the_desired_set_keeps_every_key_however_many_records_that_makes() {
     let owners = owners(1);
     let keys = KeySet {
         current: Some(key(1)),
@@ -129,17 +110,8 @@ fn max_records_never_drops_a_needed_record() {
         new: Some(key(3)),
         issuers: vec![],
     };
-    let p = plan(&PlanInput {
-        scheme: Scheme::CurrentNext,
-        owners: &owners,
-        keys: &keys,
-        live: &[],
-        ours: &[],
-        observed: &[],
-        max_records: 2,
-    });
-    assert_eq!(p.desired.len(), 3);
-    assert!(!p.warnings.is_empty());
+    // More than a `max-records = 2` would allow: the monitor warns, nothing is dropped.
+    assert_eq!(desired(Scheme::CurrentNext, &owners, &keys).len(), 3);
 }
 
 #[test]
@@ -387,9 +359,7 @@ proptest! {
         issuers in prop::collection::vec(0u8..8, 0..3),
         live in prop::collection::vec(0u8..8, 0..2),
         ours in prop::collection::vec(arb_record(), 0..12),
-        observed in prop::collection::vec(arb_record(), 0..12),
         issuer_scheme in prop::bool::ANY,
-        max_records in 2usize..6,
     ) {
         let owners = owners(n_owners);
         let keys = KeySet {
@@ -400,30 +370,24 @@ proptest! {
         };
         let live: Vec<KeyHash> = live.into_iter().map(key).collect();
         let scheme = if issuer_scheme { Scheme::CurrentIssuer } else { Scheme::CurrentNext };
-        let p = plan(&PlanInput {
-            scheme, owners: &owners, keys: &keys, live: &live,
-            ours: &ours, observed: &observed, max_records,
-        });
+        let want = desired(scheme, &owners, &keys);
         for owner in &owners {
             for k in [keys.current, keys.next].into_iter().flatten() {
                 let r = TlsaAt::new(owner, k.dane_ee());
-                prop_assert!(p.desired.contains(&r), "desired lacks {r}");
+                prop_assert!(want.contains(&r), "desired lacks {r}");
             }
         }
         let protected: Vec<KeyHash> =
             keys.protected().into_iter().chain(live.iter().copied()).collect();
-        for r in &p.stale {
+        let stale = retirable(&ours, &want, &protected);
+        for r in &stale {
             prop_assert!(ours.contains(r), "stale {r} is not ours");
-            prop_assert!(!p.desired.contains(r), "stale {r} is desired");
+            prop_assert!(!want.contains(r), "stale {r} is desired");
             prop_assert!(!protected.iter().any(|k| r.is_of(k)), "stale {r} is protected");
-            prop_assert!(!p.foreign.contains(r));
-        }
-        for r in &p.foreign {
-            prop_assert!(!ours.contains(r));
         }
         // retire is idempotent and stays within what it was given
-        let again = retirable(&p.stale, &p.desired, &protected);
-        prop_assert_eq!(&again, &p.stale);
+        let again = retirable(&stale, &want, &protected);
+        prop_assert_eq!(&again, &stale);
     }
 }
 
