@@ -179,7 +179,8 @@ fn in_zone(name: &str, zone: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{in_zone, targets};
+    use crate::dns::Alias;
 
     fn alias(owner: &str, chain: &[&str]) -> Alias {
         Alias {

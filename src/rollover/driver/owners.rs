@@ -383,7 +383,8 @@ pub(super) fn fold_failures(standings: &mut Vec<Standing>, failures: Vec<(String
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{endpoint_of_owner, slot_of_key_type};
+    use crate::rollover::Slot;
 
     #[test]
     fn owner_names_map_back_to_endpoints() {
