@@ -2,8 +2,8 @@
 //!
 //! A [`Driver`] holds the configuration, the store and the [`Effects`] it acts through (the real
 //! world, [`RealEffects`], or a scripted one in tests). [`Driver::deploy`] checks a
-//! [`DeployRequest`] (key matches certificate, the key slot from the key's algorithm), and either
-//! installs a renewal that kept its key (DNS unchanged) or copies key and chain into
+//! [`DeployRequest`](super::DeployRequest) (key matches certificate, the key slot from the key's
+//! algorithm), and either installs a renewal that kept its key (DNS unchanged) or copies key and chain into
 //! `<state-dir>/staged/<service>/<slot>/<hash>.pem` (0600), stages a rollover and drives it until
 //! it waits (the records are published at once: a hook never sleeps through the TTL).
 //! [`Driver::run`] drives every unfinished rollover as far as it can go now, or, with `wait`,

@@ -39,7 +39,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// One endpoint address's probe report, or (address, why) it could not be probed.
 type Probed = Result<AddressReport, (String, String)>;
 
-/// The real world, on clock `C`. See the [module docs](self).
+/// The real world, on clock `C`: the effects listed in the [`Effects`] trait, done for real.
 pub struct RealEffects<C: Clock> {
     config: Config,
     clock: C,
