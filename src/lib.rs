@@ -9,12 +9,13 @@
 //! - [`monitor`]: the monitoring checklist (`check`), its reports and the exporter (`serve`);
 //! - [`publish`]: from the configuration to the provider a service's records go through;
 //! - [`rollover`]: the plan, the phases and the pure engine of a key rollover, and its driver;
-//! - [`install`]: atomic key+chain install and the reload command; [`progress`]: bar or lines;
+//! - [`install`]: atomic key+chain install and the reload command;
 //! - [`hooks`]: certbot, acme.sh and dehydrated hook environments turned into deploy requests;
 //!   [`rotate`]: making certbot renew with the published next key;
 //! - [`notify`]: alerts (webhook, email, Telegram) and when to send them;
 //! - [`store`]: the SQLite state store; [`lock`]: one process per service;
-//! - [`cli`]: the command-line types; [`cmd`]: one module per command;
+//! - [`cli`]: the command-line types; [`cmd`]: one module per command (and how progress is
+//!   shown: a bar or lines);
 //! - [`exit`]: the exit codes and how errors reach the user; [`output`]: the printing edge
 //!   (control characters escaped, a closed output never a panic).
 #![deny(unsafe_code)]
@@ -34,7 +35,6 @@ pub mod notify;
 pub mod output;
 pub mod pki;
 pub mod probe;
-pub mod progress;
 pub mod publish;
 mod rfc3339;
 pub mod rollover;

@@ -1,27 +1,39 @@
-//! The rollover core without network: whole rollovers on a fake clock against a scripted world
-//! (nameservers that lag, a resolver that validates or not, a service that reloads or not, a
-//! probe), persisted to an on-disk store after every step, killed and resumed; and the service
-//! lock between two processes.
+//! The rollover core without network: the real driver loop ([`Driver::run`]) over a scripted
+//! world ([`Effects`]: nameservers that lag, a resolver that validates or not, a service that
+//! reloads or not, a probe) on a fake clock, persisted to an on-disk store, killed at any effect
+//! and resumed by a new driver over the same store; and the service lock between two processes.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::rc::Rc;
 use std::time::Duration;
 
-use dane_roll::config::Scheme;
+use dane_roll::config::{Config, KeyType, Scheme, Service};
+use dane_roll::dns::{Alias, AliasError};
+use dane_roll::install::InstallError;
 use dane_roll::lock::{self, LockError};
+use dane_roll::notify::Alert;
+use dane_roll::rollover::driver::{Driver, Standing};
+use dane_roll::rollover::effects::{Effects, LiveKeys, ProviderFailure, Served};
 use dane_roll::rollover::{
-    Action, ActionOutcome, DnsReport, KeyHash, NsAnswer, Observations, OwnerReport, Phase,
-    PhaseName, ProbeResult, ProbeVerdict, ResolverAnswer, Rollover, Slot, StageRequest, StepResult,
-    Timestamp, TlsaAt, stage, step,
+    DeployOptions, DnsReport, KeyHash, NsAnswer, OwnerReport, Phase, PhaseName, ProbeResult,
+    ProbeVerdict, ResolverAnswer, Rollover, Slot, StageRequest, StepResult, Timestamp, TlsaAt,
+    stage,
 };
-use dane_roll::store::{KeyEntry, KeyRole, RecordChange, Store};
+use dane_roll::store::Store;
+use dane_roll::tlsa::TlsaRecord;
+use dane_roll_providers::{Change, Record, Report};
 
 const TTL: u32 = 3600;
 const TWO_TTL: i64 = 2 * TTL as i64;
 const T0: Timestamp = Timestamp::from_secs(1_700_000_000);
 const OWNERS: [&str; 2] = ["_25._tcp.mx1.example.com.", "_25._tcp.mx2.example.com."];
 const ENDPOINTS: [&str; 2] = ["mx1.example.com:25", "mx2.example.com:25"];
+const STAGED: &str = "/staged/mx.pem";
+const BACKUP: &str = "/backup/mx.pem";
 
 fn key(n: u8) -> KeyHash {
     KeyHash([n; 32])
@@ -32,9 +44,35 @@ const NEW: u8 = 2;
 /// Records as (owner, presentation).
 type Zone = BTreeSet<(String, String)>;
 
+/// One effect the driver had on the world, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Call {
+    Publish(TlsaAt),
+    Retire(TlsaAt),
+    Dns,
+    /// The chain file installed (the staged one, or the previous one on a rollback).
+    Install(PathBuf),
+    Reload,
+    Probe,
+    NextKey,
+}
+
+/// A simulated kill: the process dies at the `calls`-th counted effect (from 0), before
+/// performing it or right after (its outcome lost).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Kill {
+    calls: usize,
+    after: bool,
+}
+
+/// The panic payload of a simulated kill.
+struct Killed;
+
 /// The world the driver acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct World {
+    /// The fake clock.
+    now: Timestamp,
     /// What the provider (primary) holds.
     primary: Zone,
     /// What each secondary serves (name, records, lagging); a lagging one does not follow.
@@ -53,9 +91,12 @@ struct World {
     reload_failures_left: u32,
     probe_override: Option<ProbeVerdict>,
     next_keys: u8,
-    /// Every action performed, in order (as text).
-    log: Vec<String>,
+    /// Every effect of the current run, in order.
+    log: Vec<Call>,
+    /// Every alert sent in the current run (its text).
+    alerts: Vec<String>,
     retired: Vec<TlsaAt>,
+    kill: Option<Kill>,
 }
 
 fn entry(r: &TlsaAt) -> (String, String) {
@@ -71,9 +112,10 @@ impl World {
         // Another host's record at a shared owner name: never ours.
         primary.insert(entry(&TlsaAt::new(OWNERS[0], key(99).dane_ee())));
         let mut files = BTreeMap::new();
-        files.insert(PathBuf::from("/staged/mx.pem"), key(NEW));
-        files.insert(PathBuf::from("/backup/mx.pem"), key(OLD));
+        files.insert(PathBuf::from(STAGED), key(NEW));
+        files.insert(PathBuf::from(BACKUP), key(OLD));
         World {
+            now: T0,
             secondaries: vec![
                 ("ns1.example.net".into(), primary.clone(), false),
                 ("ns2.example.org".into(), primary.clone(), false),
@@ -89,7 +131,9 @@ impl World {
             probe_override: None,
             next_keys: 50,
             log: Vec::new(),
+            alerts: Vec::new(),
             retired: Vec::new(),
+            kill: None,
         }
     }
 
@@ -139,82 +183,342 @@ impl World {
         }
     }
 
-    fn perform(&mut self, action: &Action) -> Option<ActionOutcome> {
-        self.log.push(format!("{action:?}"));
-        Some(match action {
-            Action::Publish { record, ttl } => {
-                self.ns_ttl = (*ttl).max(self.min_ttl);
-                self.primary.insert(entry(record));
-                self.sync();
-                ActionOutcome::Published {
-                    record: record.clone(),
-                    result: Ok(()),
-                }
-            }
-            Action::Retire(record) => {
-                self.primary.remove(&entry(record));
-                self.retired.push(record.clone());
-                self.sync();
-                ActionOutcome::Retired {
-                    record: record.clone(),
-                    result: Ok(()),
-                }
-            }
-            Action::CheckDns { .. } => ActionOutcome::Dns(self.dns()),
-            Action::Install { chain } => {
-                self.installed = self.files[chain];
-                ActionOutcome::Installed(Ok(()))
-            }
-            Action::ReinstallPrevious { chain } => {
-                self.installed = self.files[chain];
-                ActionOutcome::Reinstalled(Ok(()))
-            }
-            Action::Reload => {
-                if self.reload_failures_left > 0 {
-                    self.reload_failures_left -= 1;
-                    ActionOutcome::Reloaded(Err(
-                        "postfix/postfix-script: fatal: the Postfix mail system is not running"
-                            .into(),
-                    ))
-                } else {
-                    self.served = self.installed;
-                    ActionOutcome::Reloaded(Ok(()))
-                }
-            }
-            Action::Probe { endpoints, .. } => {
-                let validated = self
-                    .primary
-                    .contains(&entry(&TlsaAt::new(OWNERS[0], self.served.dane_ee())));
-                let verdict = self.probe_override.clone().unwrap_or(if validated {
-                    ProbeVerdict::Match
-                } else {
-                    ProbeVerdict::NoMatch("no TLSA record matched".into())
-                });
-                ActionOutcome::Probed(
-                    endpoints
-                        .iter()
-                        .map(|e| ProbeResult {
-                            endpoint: e.clone(),
-                            address: "192.0.2.25".into(),
-                            verdict: verdict.clone(),
-                            live_key: Some(self.served),
-                        })
-                        .collect(),
-                )
-            }
-            Action::GenerateNextKey => {
-                self.next_keys += 1;
-                ActionOutcome::NextKey(Ok(key(self.next_keys)))
-            }
-            Action::Alert(_) | Action::Wait { .. } => return None,
-            other => panic!("unexpected action {other:?}"),
-        })
-    }
-
     fn serves_everywhere(&self, record: &TlsaAt) -> bool {
         self.secondaries
             .iter()
             .all(|(_, set, _)| set.contains(&entry(record)))
+    }
+}
+
+/// The scripted effects: the driver's world is `World`, shared with the test.
+struct Scripted(Rc<RefCell<World>>);
+
+impl Scripted {
+    /// Perform one counted effect, dying before or after it when a kill is due.
+    fn act<T>(&self, call: Call, f: impl FnOnce(&mut World) -> T) -> T {
+        self.strike(false);
+        let out = {
+            let mut w = self.0.borrow_mut();
+            w.log.push(call);
+            f(&mut w)
+        };
+        self.strike(true);
+        out
+    }
+
+    fn strike(&self, performed: bool) {
+        let mut w = self.0.borrow_mut();
+        let Some(k) = &mut w.kill else { return };
+        if k.calls == 0 && k.after == performed {
+            w.kill = None;
+            drop(w);
+            std::panic::panic_any(Killed);
+        }
+        if performed {
+            k.calls -= 1;
+        }
+    }
+}
+
+impl Effects for Scripted {
+    fn now(&self) -> Timestamp {
+        self.0.borrow().now
+    }
+
+    fn sleep(&self, d: Duration) {
+        let mut w = self.0.borrow_mut();
+        w.now = w.now.plus(d);
+    }
+
+    fn change_record(
+        &self,
+        _svc: &Service,
+        record: &Record,
+        add: bool,
+    ) -> Result<Report, ProviderFailure> {
+        let at = TlsaAt::new(&record.owner, record.rdata.parse().unwrap());
+        let call = if add {
+            Call::Publish(at.clone())
+        } else {
+            Call::Retire(at.clone())
+        };
+        self.act(call, |w| {
+            let change = if add {
+                w.ns_ttl = record.ttl.max(w.min_ttl);
+                w.primary.insert(entry(&at));
+                Change::Added
+            } else {
+                w.primary.remove(&entry(&at));
+                w.retired.push(at.clone());
+                Change::Removed
+            };
+            w.sync();
+            Ok(Report {
+                change,
+                vanished: Vec::new(),
+                ttl: None,
+            })
+        })
+    }
+
+    fn list_records(&self, _svc: &Service, _owner: &str) -> Result<Vec<Record>, ProviderFailure> {
+        Ok(Vec::new())
+    }
+
+    fn check_dns(&self, _expected: &[TlsaAt], _gate: &[TlsaAt]) -> DnsReport {
+        self.act(Call::Dns, |w| w.dns())
+    }
+
+    fn served_everywhere(&self, owner: &str, candidates: &[TlsaRecord]) -> Option<Vec<TlsaRecord>> {
+        let w = self.0.borrow();
+        Some(
+            candidates
+                .iter()
+                .filter(|r| w.serves_everywhere(&TlsaAt::new(owner, (*r).clone())))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn follow_cname(&self, owner: &str) -> Option<Result<Alias, AliasError>> {
+        Some(Ok(Alias {
+            owner: owner.to_owned(),
+            chain: Vec::new(),
+        }))
+    }
+
+    fn probe(
+        &self,
+        _svc: &Service,
+        _slot: &Slot,
+        endpoints: &[String],
+        _expect: KeyHash,
+    ) -> Vec<ProbeResult> {
+        self.act(Call::Probe, |w| {
+            let validated = w
+                .primary
+                .contains(&entry(&TlsaAt::new(OWNERS[0], w.served.dane_ee())));
+            let verdict = w.probe_override.clone().unwrap_or(if validated {
+                ProbeVerdict::Match
+            } else {
+                ProbeVerdict::NoMatch("no TLSA record matched".into())
+            });
+            endpoints
+                .iter()
+                .map(|e| ProbeResult {
+                    endpoint: e.clone(),
+                    address: "192.0.2.25".into(),
+                    verdict: verdict.clone(),
+                    live_key: Some(w.served),
+                })
+                .collect()
+        })
+    }
+
+    fn live_keys(&self, _svc: &Service, endpoints: &[String]) -> Vec<LiveKeys> {
+        let served = self.0.borrow().served;
+        endpoints
+            .iter()
+            .map(|e| (e.clone(), "192.0.2.25".to_owned(), Ok(vec![served])))
+            .collect()
+    }
+
+    fn served_at(&self, _svc: &Service, _host: &str, _port: u16) -> Served {
+        Served::Keys(vec![(Slot::default(), self.0.borrow().served)])
+    }
+
+    fn install(&self, _svc: &Service, _target: &Path, chain: &Path) -> Result<(), InstallError> {
+        self.act(Call::Install(chain.to_owned()), |w| {
+            w.installed = w.files[chain];
+            Ok(())
+        })
+    }
+
+    fn reload(&self, _svc: &Service) -> Result<(), InstallError> {
+        self.act(Call::Reload, |w| {
+            if w.reload_failures_left > 0 {
+                w.reload_failures_left -= 1;
+                Err(InstallError::EmptyCommand)
+            } else {
+                w.served = w.installed;
+                Ok(())
+            }
+        })
+    }
+
+    fn generate_key(&self, _kind: KeyType, dir: &Path) -> Result<(KeyHash, PathBuf), String> {
+        self.act(Call::NextKey, |w| {
+            w.next_keys += 1;
+            let k = key(w.next_keys);
+            Ok((k, dir.join(format!("next-{}.key", k.to_hex()))))
+        })
+    }
+
+    fn has_alert_channels(&self) -> bool {
+        true
+    }
+
+    fn notify(&self, _store: &mut Store, alert: &Alert) -> Result<Vec<String>, String> {
+        if alert.severity.is_bad() {
+            self.0.borrow_mut().alerts.push(alert.detail.clone());
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// A state directory, the configuration of service `mx`, and the world.
+struct Rig {
+    _dir: tempfile::TempDir,
+    config: Config,
+    world: Rc<RefCell<World>>,
+}
+
+/// What one `run` did.
+#[derive(Debug)]
+struct Run {
+    standing: Option<Standing>,
+    log: Vec<Call>,
+    alerts: Vec<String>,
+    /// The stored rollover after the run.
+    rollover: Rollover,
+    killed: bool,
+}
+
+impl Run {
+    fn has(&self, pred: impl Fn(&Call) -> bool) -> bool {
+        self.log.iter().any(pred)
+    }
+    fn alerts(&self) -> &[String] {
+        &self.alerts
+    }
+    fn last(&self) -> &Rollover {
+        &self.rollover
+    }
+    fn standing(&self) -> &Standing {
+        self.standing.as_ref().expect("a standing")
+    }
+}
+
+/// Silence the panics of simulated kills (and only those).
+fn quiet_kills() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !info.payload().is::<Killed>() {
+                default(info);
+            }
+        }));
+    });
+}
+
+impl Rig {
+    fn new(world: World) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let conf = d.join("dane-roll.toml");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"version = 1
+state-dir = "{d}/state"
+
+[[service]]
+name = "mx"
+domains = ["mx1.example.com", "mx2.example.com"]
+endpoints = ["{e0}/smtp", "{e1}/smtp"]
+chain-file = "{d}/mx.pem"
+reload = ["/bin/true"]
+scheme = "current+next"
+key-type = "ec256"
+ttl = {TTL}
+provider = "dns"
+
+[provider.dns]
+kind = "exec"
+command = ["/bin/false"]
+"#,
+                d = d.display(),
+                e0 = ENDPOINTS[0],
+                e1 = ENDPOINTS[1],
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&conf).unwrap();
+        Rig {
+            _dir: dir,
+            config,
+            world: Rc::new(RefCell::new(world)),
+        }
+    }
+
+    fn store(&self) -> Store {
+        Store::open(&self.config.state_dir).unwrap()
+    }
+
+    fn world(&self) -> std::cell::RefMut<'_, World> {
+        self.world.borrow_mut()
+    }
+
+    /// Stage the rollover as a deploy does; its first actions are performed by the first run.
+    fn begin(&self, req: StageRequest) -> StepResult {
+        let s = stage(req, T0).unwrap();
+        self.store().save(&s.next, &s.events, &[], T0).unwrap();
+        s
+    }
+
+    /// `dane-roll run mx` at `now`: a new driver (a new process) over the same store.
+    fn run(&self, now: Timestamp, force: bool) -> Run {
+        self.run_with(now, force, false)
+    }
+
+    fn run_with(&self, now: Timestamp, force: bool, wait: bool) -> Run {
+        quiet_kills();
+        {
+            let mut w = self.world();
+            w.now = now;
+            w.log.clear();
+            w.alerts.clear();
+        }
+        let options = DeployOptions {
+            wait,
+            force,
+            timeout: None,
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut driver = Driver::with_effects(
+                self.config.clone(),
+                self.store(),
+                Scripted(self.world.clone()),
+            );
+            driver.run(Some("mx"), options).unwrap()
+        }));
+        let (standing, killed) = match result {
+            Ok(mut standings) => (standings.pop(), false),
+            Err(payload) if payload.is::<Killed>() => (None, true),
+            Err(payload) => std::panic::resume_unwind(payload),
+        };
+        let w = self.world();
+        Run {
+            standing,
+            log: w.log.clone(),
+            alerts: w.alerts.clone(),
+            rollover: self
+                .store()
+                .rollover("mx", &Slot::default())
+                .unwrap()
+                .unwrap(),
+            killed,
+        }
+    }
+
+    fn phase(&self) -> PhaseName {
+        self.store()
+            .rollover("mx", &Slot::default())
+            .unwrap()
+            .unwrap()
+            .phase
+            .name()
     }
 }
 
@@ -230,255 +534,103 @@ fn request() -> StageRequest {
         new: key(NEW),
         next: None,
         issuers: vec![],
-        chain: "/staged/mx.pem".into(),
-        previous_chain: Some("/backup/mx.pem".into()),
+        chain: STAGED.into(),
+        previous_chain: Some(BACKUP.into()),
         confirmed_since: None,
     }
 }
 
-/// Record changes implied by the outcomes handed to a step (stored with it).
-fn changes(outcomes: &[ActionOutcome], ttl: u32) -> Vec<RecordChange> {
-    outcomes
-        .iter()
-        .filter_map(|o| match o {
-            ActionOutcome::Published {
-                record,
-                result: Ok(()),
-            } => Some(RecordChange::Published {
-                record: record.clone(),
-                ttl,
-            }),
-            ActionOutcome::Retired {
-                record,
-                result: Ok(()),
-            } => Some(RecordChange::Retired(record.clone())),
-            _ => None,
-        })
-        .collect()
+fn at(secs: i64) -> Timestamp {
+    Timestamp::from_secs(T0.as_secs() + secs)
 }
 
-/// Where a simulated kill strikes: after `saves` saves, either before performing the actions
-/// of the last step or after performing them (outcomes lost).
-#[derive(Debug, Clone, Copy)]
-struct Kill {
-    saves: usize,
-    after_actions: bool,
+fn is_install(c: &Call) -> bool {
+    matches!(c, Call::Install(chain) if chain == Path::new(STAGED))
 }
-
-/// What one run did.
-#[derive(Debug, Default)]
-struct Run {
-    steps: Vec<StepResult>,
-    killed: bool,
+fn is_reinstall(c: &Call) -> bool {
+    matches!(c, Call::Install(chain) if chain == Path::new(BACKUP))
 }
-
-impl Run {
-    fn actions(&self) -> Vec<&Action> {
-        self.steps.iter().flat_map(|s| &s.actions).collect()
-    }
-    fn has(&self, pred: impl Fn(&Action) -> bool) -> bool {
-        self.actions().into_iter().any(pred)
-    }
-    fn alerts(&self) -> Vec<String> {
-        self.steps
-            .iter()
-            .flat_map(|s| s.alerts().map(str::to_owned))
-            .collect()
-    }
-    fn last(&self) -> &Rollover {
-        &self.steps.last().unwrap().next
-    }
-}
-
-/// `dane-roll run` for one service: step, persist, perform, until settled (or killed).
-fn run(
-    store: &mut Store,
-    world: &mut World,
-    now: Timestamp,
-    force: bool,
-    kill: &mut Option<Kill>,
-) -> Run {
-    let mut out = Run::default();
-    let mut outcomes: Vec<ActionOutcome> = Vec::new();
-    for _ in 0..64 {
-        let rollover = store.rollover("mx", &Slot::default()).unwrap().unwrap();
-        let obs = Observations {
-            ours: store.ours("mx", &Slot::default()).unwrap(),
-            outcomes: std::mem::take(&mut outcomes),
-            force,
-            stored_next: store
-                .key("mx", &Slot::default(), KeyRole::Next)
-                .unwrap()
-                .map(|k| k.hash),
-            ..Observations::default()
-        };
-        let s = step(rollover, &obs, now);
-        store
-            .save(&s.next, &s.events, &changes(&obs.outcomes, TTL), now)
-            .unwrap();
-        let settled = s.is_settled();
-        if let Some(k) = kill.as_mut()
-            && k.saves == 0
-            && !k.after_actions
-        {
-            out.steps.push(s);
-            out.killed = true;
-            *kill = None;
-            return out;
-        }
-        for action in &s.actions {
-            if let Some(o) = world.perform(action) {
-                // A generated key is recorded at once (path and hash only), so a run killed
-                // before the step that learns of it adopts it instead of making another.
-                if let ActionOutcome::NextKey(Ok(hash)) = &o {
-                    store
-                        .set_key(&KeyEntry {
-                            service: "mx".into(),
-                            slot: Slot::default(),
-                            role: KeyRole::Next,
-                            hash: *hash,
-                            path: Some("/var/lib/dane-roll/keys/mx.next.pem".into()),
-                            created: now,
-                        })
-                        .unwrap();
-                }
-                outcomes.push(o);
-            }
-        }
-        out.steps.push(s);
-        if let Some(k) = kill.as_mut() {
-            if k.saves == 0 {
-                out.killed = true;
-                *kill = None;
-                return out;
-            }
-            k.saves -= 1;
-        }
-        if settled {
-            return out;
-        }
-    }
-    panic!("run did not settle: {:?}", out.actions());
-}
-
-fn begin(store: &mut Store, world: &mut World, req: StageRequest) -> Run {
-    let s = stage(req, T0).unwrap();
-    store.save(&s.next, &s.events, &[], T0).unwrap();
-    // The staging step's publish actions are performed by the first run (same as a resume).
-    let _ = world;
-    Run {
-        steps: vec![s],
-        killed: false,
-    }
-}
-
-fn is_install(a: &Action) -> bool {
-    matches!(a, Action::Install { .. })
-}
-fn is_retire(a: &Action) -> bool {
-    matches!(a, Action::Retire(_))
-}
-
-fn phase(store: &Store) -> PhaseName {
-    store
-        .rollover("mx", &Slot::default())
-        .unwrap()
-        .unwrap()
-        .phase
-        .name()
+fn is_retire(c: &Call) -> bool {
+    matches!(c, Call::Retire(_))
 }
 
 #[test]
 fn a_whole_rollover_on_a_fake_clock() {
-    let mut store = Store::open_in_memory().unwrap();
-    let mut world = World::new();
-    let staged = begin(&mut store, &mut world, request());
-    let first = &staged.steps[0];
+    let rig = Rig::new(World::new());
+    let first = rig.begin(request());
     assert_eq!(first.next.phase.name(), PhaseName::Staged);
     // A look at the TLSA RRsets as they are served before anything changes.
     assert!(
-        matches!(&first.actions[..], [Action::CheckDns { .. }]),
+        matches!(
+            &first.actions[..],
+            [dane_roll::rollover::Action::CheckDns { .. }]
+        ),
         "{:?}",
         first.actions
     );
 
-    let mut kill = None;
-    let r = run(&mut store, &mut world, T0, false, &mut kill);
-    // old + new at both owner names, one action per record.
-    let publishes: Vec<_> = r
-        .actions()
-        .into_iter()
-        .filter(|a| matches!(a, Action::Publish { .. }))
-        .collect();
-    assert_eq!(publishes.len(), 4, "{:?}", r.actions());
-    assert_eq!(phase(&store), PhaseName::Published);
+    let r = rig.run(T0, false);
+    // old + new at both owner names, one change per record.
+    let publishes = r
+        .log
+        .iter()
+        .filter(|c| matches!(c, Call::Publish(_)))
+        .count();
+    assert_eq!(publishes, 4, "{:?}", r.log);
+    assert_eq!(rig.phase(), PhaseName::Published);
     assert!(!r.has(is_install));
-    assert_eq!(
-        r.steps.last().unwrap().wait_until(),
-        Some(T0.plus(Duration::from_secs(2 * 3600)))
-    );
+    assert_eq!(r.standing().wait_until, Some(at(2 * 3600)));
     let Phase::Published { confirmed_at, .. } = r.last().phase else {
         panic!()
     };
     assert_eq!(confirmed_at, Some(T0));
 
     // One TTL later: still waiting, nothing installed.
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + TWO_TTL - 1),
-        false,
-        &mut kill,
-    );
-    assert!(!r.has(is_install), "{:?}", r.actions());
-    assert_eq!(world.installed, key(OLD));
+    let r = rig.run(at(TWO_TTL - 1), false);
+    assert!(!r.has(is_install), "{:?}", r.log);
+    assert_eq!(rig.world().installed, key(OLD));
 
     // At T + 2×TTL: install, reload, probe, verify, retire, next key, done.
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
-        false,
-        &mut kill,
-    );
-    assert_eq!(phase(&store), PhaseName::Done, "{:?}", r.actions());
+    let r = rig.run(at(TWO_TTL), false);
+    assert_eq!(rig.phase(), PhaseName::Done, "{:?}", r.log);
     let kinds: Vec<&str> = r
-        .actions()
-        .into_iter()
-        .filter(|a| a.wants_outcome())
-        .map(|a| match a {
-            Action::CheckDns { .. } => "dns",
-            Action::Install { .. } => "install",
-            Action::Reload => "reload",
-            Action::Probe { .. } => "probe",
-            Action::Retire(_) => "retire",
-            Action::GenerateNextKey => "next-key",
-            Action::Publish { .. } => "publish",
-            _ => "other",
+        .log
+        .iter()
+        .map(|c| match c {
+            Call::Dns => "dns",
+            Call::Install(_) => "install",
+            Call::Reload => "reload",
+            Call::Probe => "probe",
+            Call::Retire(_) => "retire",
+            Call::NextKey => "next-key",
+            Call::Publish(_) => "publish",
         })
         .collect();
+    // Then, the rollover done, `run` looks once whether the next key's records are served
+    // everywhere and validated (so that a rollover to it needs no new wait).
     assert_eq!(
         kinds,
         [
             "dns", "install", "reload", "probe", "retire", "retire", "next-key", "publish",
-            "publish"
+            "publish", "dns"
         ]
     );
-    assert_eq!(world.served, key(NEW));
+    let w = rig.world();
+    assert_eq!(w.served, key(NEW));
     // Old records gone, one by one; the other host's record survives.
-    assert_eq!(world.retired.len(), 2);
-    assert!(world.retired.iter().all(|r| r.is_of(&key(OLD))));
+    assert_eq!(w.retired.len(), 2);
+    assert!(w.retired.iter().all(|r| r.is_of(&key(OLD))));
     assert!(
-        world
-            .primary
+        w.primary
             .contains(&entry(&TlsaAt::new(OWNERS[0], key(99).dane_ee())))
     );
     let next = r.last().next.unwrap();
     for owner in OWNERS {
-        assert!(world.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
-        assert!(world.serves_everywhere(&TlsaAt::new(owner, next.dane_ee())));
+        assert!(w.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
+        assert!(w.serves_everywhere(&TlsaAt::new(owner, next.dane_ee())));
     }
     // Ours now: new and next at both owners; history recorded.
+    let store = rig.store();
     let ours = store.ours("mx", &Slot::default()).unwrap();
     assert_eq!(ours.len(), 4, "{ours:?}");
     let history = store.events(Some("mx"), 100).unwrap();
@@ -499,82 +651,87 @@ fn a_whole_rollover_on_a_fake_clock() {
 }
 
 #[test]
+fn a_wait_on_a_fake_clock_takes_no_real_time() {
+    // `run --wait` sleeps through the 2×TTL wait on the driver's clock: on a fake one the time
+    // moves on at once. (The driver slept on the system clock: it never ended here.)
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rig = Rig::new(World::new());
+        rig.begin(request());
+        let r = rig.run_with(T0, false, true);
+        let now = rig.world().now;
+        tx.send((r.last().phase.name(), r.has(is_install), now))
+            .ok();
+    });
+    let (phase, installed, now) = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a --wait run on a fake clock did not end within 60 s: it sleeps for real");
+    assert_eq!(phase, PhaseName::Done);
+    assert!(installed);
+    // The clock moved by the 2×TTL wait (and the few milliseconds added to be sure it passed).
+    assert!(
+        now >= at(TWO_TTL) && now <= at(TWO_TTL + 1),
+        "the fake clock stands at {now}, not T0 + 2×TTL"
+    );
+}
+
+#[test]
 fn a_lagging_nameserver_holds_and_the_wait_counts_from_confirmation() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.set_lagging(1, true);
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    let r = run(&mut store, &mut world, T0, false, &mut kill);
-    assert_eq!(phase(&store), PhaseName::Published);
-    let waits: Vec<_> = r
-        .actions()
-        .into_iter()
-        .filter_map(|a| match a {
-            Action::Wait { until, reason } => Some((*until, reason.clone())),
-            _ => None,
-        })
-        .collect();
+    let rig = Rig::new(world);
+    rig.begin(request());
+    let r = rig.run(T0, false);
+    assert_eq!(rig.phase(), PhaseName::Published);
+    let s = r.standing();
     assert!(
-        matches!(&waits[..], [(None, reason)] if reason.contains("ns2.example.org lags")),
-        "{waits:?}"
+        s.wait_until.is_none()
+            && s.waiting_for
+                .as_deref()
+                .is_some_and(|w| w.contains("ns2.example.org lags")),
+        "{s:?}"
     );
 
     // Ten TTLs later the secondary still lags: nothing is installed.
-    let later = Timestamp::from_secs(T0.as_secs() + 10 * TTL as i64);
-    let r = run(&mut store, &mut world, later, false, &mut kill);
+    let later = at(10 * TTL as i64);
+    let r = rig.run(later, false);
     assert!(!r.has(is_install));
     // It catches up; the wait starts now, not at publication.
-    world.set_lagging(1, false);
-    let r = run(&mut store, &mut world, later, false, &mut kill);
+    rig.world().set_lagging(1, false);
+    let r = rig.run(later, false);
     assert!(!r.has(is_install));
     assert_eq!(
         r.last().eta(),
         Some(Timestamp::from_secs(later.as_secs() + TWO_TTL))
     );
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(later.as_secs() + TWO_TTL - 1),
-        false,
-        &mut kill,
-    );
+    let r = rig.run(Timestamp::from_secs(later.as_secs() + TWO_TTL - 1), false);
     assert!(!r.has(is_install));
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(later.as_secs() + TWO_TTL),
-        false,
-        &mut kill,
-    );
+    let r = rig.run(Timestamp::from_secs(later.as_secs() + TWO_TTL), false);
     assert!(r.has(is_install));
-    assert_eq!(phase(&store), PhaseName::Done);
+    assert_eq!(rig.phase(), PhaseName::Done);
 }
 
 #[test]
 fn a_resolver_that_does_not_validate_holds() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.validating = false;
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    run(&mut store, &mut world, T0, false, &mut kill);
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + 100 * TWO_TTL),
-        false,
-        &mut kill,
-    );
+    let rig = Rig::new(world);
+    rig.begin(request());
+    rig.run(T0, false);
+    let r = rig.run(at(100 * TWO_TTL), false);
     assert!(!r.has(is_install));
-    assert!(r.has(
-        |a| matches!(a, Action::Wait { reason, .. } if reason.contains("not DNSSEC-validated"))
-    ));
+    assert!(
+        r.standing()
+            .waiting_for
+            .as_deref()
+            .is_some_and(|w| w.contains("not DNSSEC-validated")),
+        "{:?}",
+        r.standing()
+    );
     // It validates at last: the records have been served everywhere for far more than
     // 2×TTL (the wait counts from that), so the install follows at once.
-    world.validating = true;
-    let t1 = Timestamp::from_secs(T0.as_secs() + 100 * TWO_TTL + 5);
-    let r = run(&mut store, &mut world, t1, false, &mut kill);
+    rig.world().validating = true;
+    let r = rig.run(at(100 * TWO_TTL + 5), false);
     assert!(r.has(is_install));
 }
 
@@ -582,54 +739,32 @@ fn a_resolver_that_does_not_validate_holds() {
 fn the_wait_counts_from_served_everywhere_not_from_validation() {
     // A resolver's cache of the RRset without the new record lives up to one TTL after every
     // nameserver serves it: that falls inside the 2×TTL wait, and must not lengthen it.
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.validating = false;
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    let r = run(&mut store, &mut world, T0, false, &mut kill);
-    assert_eq!(
-        r.last().eta(),
-        Some(Timestamp::from_secs(T0.as_secs() + TWO_TTL))
-    );
-    world.validating = true;
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + TWO_TTL - 1),
-        false,
-        &mut kill,
-    );
+    let rig = Rig::new(world);
+    rig.begin(request());
+    let r = rig.run(T0, false);
+    assert_eq!(r.last().eta(), Some(at(TWO_TTL)));
+    rig.world().validating = true;
+    let r = rig.run(at(TWO_TTL - 1), false);
     assert!(!r.has(is_install), "installed before 2×TTL");
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
-        false,
-        &mut kill,
-    );
+    let r = rig.run(at(TWO_TTL), false);
     assert!(r.has(is_install));
 }
 
 #[test]
 fn records_that_vanish_restart_the_wait_with_an_alert() {
-    let mut store = Store::open_in_memory().unwrap();
-    let mut world = World::new();
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    run(&mut store, &mut world, T0, false, &mut kill);
+    let rig = Rig::new(World::new());
+    rig.begin(request());
+    rig.run(T0, false);
     // Someone removes the new record at mx2 behind our back.
-    world
-        .primary
-        .remove(&entry(&TlsaAt::new(OWNERS[1], key(NEW).dane_ee())));
-    world.sync();
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
-        false,
-        &mut kill,
-    );
+    {
+        let mut w = rig.world();
+        w.primary
+            .remove(&entry(&TlsaAt::new(OWNERS[1], key(NEW).dane_ee())));
+        w.sync();
+    }
+    let r = rig.run(at(TWO_TTL), false);
     assert!(!r.has(is_install));
     assert!(
         r.alerts().iter().any(|a| a.contains("starts again")),
@@ -641,55 +776,44 @@ fn records_that_vanish_restart_the_wait_with_an_alert() {
 
 #[test]
 fn force_skips_only_the_wait_and_says_so() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.set_lagging(0, true);
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
+    let rig = Rig::new(world);
+    rig.begin(request());
     // Forced while a nameserver lags: refused, loudly.
-    let r = run(&mut store, &mut world, T0, true, &mut kill);
+    let r = rig.run(T0, true);
     assert!(!r.has(is_install));
     assert!(
         r.alerts().iter().any(|a| a.contains("--force skips only")),
         "{:?}",
         r.alerts()
     );
-    world.set_lagging(0, false);
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + 60),
-        true,
-        &mut kill,
-    );
+    rig.world().set_lagging(0, false);
+    let r = rig.run(at(60), true);
     assert!(r.has(is_install));
     assert!(
         r.alerts().iter().any(|a| a.contains("FORCED")),
         "{:?}",
         r.alerts()
     );
-    assert_eq!(
-        r.steps.iter().find_map(|s| s.next.forced),
-        Some(Timestamp::from_secs(T0.as_secs() + 60))
-    );
-    let history = store.events(Some("mx"), 100).unwrap();
+    assert_eq!(r.last().forced, Some(at(60)));
+    let history = rig.store().events(Some("mx"), 100).unwrap();
     assert!(
         history.iter().any(|e| e.event.detail.contains("--force")),
         "{history:?}"
     );
-    assert_eq!(phase(&store), PhaseName::Done);
+    assert_eq!(rig.phase(), PhaseName::Done);
 }
 
 #[test]
 fn a_failed_reload_keeps_the_phase_and_retries_next_run() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.reload_failures_left = 1;
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    run(&mut store, &mut world, T0, false, &mut kill);
-    let t = Timestamp::from_secs(T0.as_secs() + TWO_TTL);
-    let r = run(&mut store, &mut world, t, false, &mut kill);
+    let rig = Rig::new(world);
+    rig.begin(request());
+    rig.run(T0, false);
+    let t = at(TWO_TTL);
+    let r = rig.run(t, false);
     let Phase::Installed {
         reloaded: false,
         reload_failures: 1,
@@ -701,47 +825,34 @@ fn a_failed_reload_keeps_the_phase_and_retries_next_run() {
     assert!(r.alerts().iter().any(|a| a.contains("reload failed")));
     assert!(!r.has(is_retire));
     assert_eq!(
-        r.actions()
-            .into_iter()
-            .filter(|a| matches!(a, Action::Reload))
-            .count(),
+        r.log.iter().filter(|c| **c == Call::Reload).count(),
         1,
         "no retry in the same run"
     );
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(t.as_secs() + 60),
-        false,
-        &mut kill,
-    );
-    assert!(r.has(|a| matches!(a, Action::Reload)));
-    assert_eq!(phase(&store), PhaseName::Done);
+    let r = rig.run(Timestamp::from_secs(t.as_secs() + 60), false);
+    assert!(r.has(|c| *c == Call::Reload));
+    assert_eq!(rig.phase(), PhaseName::Done);
 }
 
 #[test]
 fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.probe_override = Some(ProbeVerdict::NoMatch("certificate does not match".into()));
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    run(&mut store, &mut world, T0, false, &mut kill);
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
-        false,
-        &mut kill,
-    );
-    assert_eq!(phase(&store), PhaseName::RolledBack);
-    assert!(r.has(|a| matches!(a, Action::ReinstallPrevious { .. })));
+    let rig = Rig::new(world);
+    rig.begin(request());
+    rig.run(T0, false);
+    let r = rig.run(at(TWO_TTL), false);
+    assert_eq!(rig.phase(), PhaseName::RolledBack);
+    assert!(r.has(is_reinstall));
     assert!(!r.has(is_retire));
-    assert!(world.retired.is_empty());
-    assert_eq!(world.installed, key(OLD));
-    assert_eq!(world.served, key(OLD));
-    for owner in OWNERS {
-        assert!(world.serves_everywhere(&TlsaAt::new(owner, key(OLD).dane_ee())));
+    {
+        let w = rig.world();
+        assert!(w.retired.is_empty());
+        assert_eq!(w.installed, key(OLD));
+        assert_eq!(w.served, key(OLD));
+        for owner in OWNERS {
+            assert!(w.serves_everywhere(&TlsaAt::new(owner, key(OLD).dane_ee())));
+        }
     }
     assert!(r.alerts().iter().any(|a| a.contains("rolling back")));
     let Phase::RolledBack {
@@ -753,58 +864,39 @@ fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
         panic!("{:?}", r.last().phase)
     };
     // Later runs do nothing more.
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + 10 * TWO_TTL),
-        false,
-        &mut kill,
-    );
-    assert!(r.steps.iter().all(|s| s.actions.is_empty()));
+    let r = rig.run(at(10 * TWO_TTL), false);
+    assert!(r.log.is_empty(), "{:?}", r.log);
 }
 
 #[test]
 fn an_unreachable_endpoint_holds_verification_without_retiring() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.probe_override = Some(ProbeVerdict::Unknown("connection timed out".into()));
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    run(&mut store, &mut world, T0, false, &mut kill);
+    let rig = Rig::new(world);
+    rig.begin(request());
+    rig.run(T0, false);
     let mut alerts = Vec::new();
     for i in 0..6 {
-        let r = run(
-            &mut store,
-            &mut world,
-            Timestamp::from_secs(T0.as_secs() + TWO_TTL + i * 60),
-            false,
-            &mut kill,
-        );
+        let r = rig.run(at(TWO_TTL + i * 60), false);
         assert!(!r.has(is_retire));
-        alerts.extend(r.alerts());
+        alerts.extend(r.alerts().to_vec());
     }
-    assert_eq!(phase(&store), PhaseName::Installed);
+    assert_eq!(rig.phase(), PhaseName::Installed);
     assert_eq!(
         alerts
             .iter()
             .filter(|a| a.contains("could not verify"))
             .count(),
-        1
+        1,
+        "{alerts:?}"
     );
-    world.probe_override = None;
-    run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + 3 * TWO_TTL),
-        false,
-        &mut kill,
-    );
-    assert_eq!(phase(&store), PhaseName::Done);
+    rig.world().probe_override = None;
+    rig.run(at(3 * TWO_TTL), false);
+    assert_eq!(rig.phase(), PhaseName::Done);
 }
 
 #[test]
 fn a_pre_published_next_key_needs_no_new_wait() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     for owner in OWNERS {
         world
@@ -812,21 +904,20 @@ fn a_pre_published_next_key_needs_no_new_wait() {
             .insert(entry(&TlsaAt::new(owner, key(NEW).dane_ee())));
     }
     world.sync();
+    let rig = Rig::new(world);
     let mut req = request();
     req.next = Some(key(NEW));
     req.confirmed_since = Some(Timestamp::from_secs(T0.as_secs() - 30 * 86_400));
-    begin(&mut store, &mut world, req);
-    let mut kill = None;
-    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    rig.begin(req);
+    let r = rig.run(T0, false);
     assert!(r.has(is_install));
-    assert_eq!(phase(&store), PhaseName::Done);
+    assert_eq!(rig.phase(), PhaseName::Done);
 }
 
 #[test]
 fn a_lagging_next_key_record_does_not_hold_the_install() {
     // acme.sh and dehydrated hand over their next key with the new one: its records go out in
     // the same rollover, but the gate waits only for the key being installed.
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     for owner in OWNERS {
         world
@@ -835,20 +926,15 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     }
     world.sync();
     world.set_lagging(1, true);
+    let rig = Rig::new(world);
     let mut req = request();
     req.next = Some(key(3));
-    begin(&mut store, &mut world, req);
-    let mut kill = None;
-    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    rig.begin(req);
+    let r = rig.run(T0, false);
     assert!(!r.has(is_install));
-    assert_eq!(
-        r.last().eta(),
-        Some(Timestamp::from_secs(T0.as_secs() + TWO_TTL)),
-        "{:?}",
-        r.alerts()
-    );
+    assert_eq!(r.last().eta(), Some(at(TWO_TTL)), "{:?}", r.alerts());
     let next_on_ns2 = OWNERS.iter().any(|o| {
-        world.secondaries[1]
+        rig.world().secondaries[1]
             .1
             .contains(&entry(&TlsaAt::new(o, key(3).dane_ee())))
     });
@@ -856,80 +942,108 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
         !next_on_ns2,
         "ns2 lags: the next key's records are not there"
     );
-    let r = run(
-        &mut store,
-        &mut world,
-        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
-        false,
-        &mut kill,
-    );
+    let r = rig.run(at(TWO_TTL), false);
     assert!(r.has(is_install));
     // The next key's records were published and are never retired.
-    assert!(!world.retired.iter().any(|r| r.is_of(&key(3))));
+    let w = rig.world();
+    assert!(!w.retired.iter().any(|r| r.is_of(&key(3))));
     assert!(OWNERS.iter().all(|o| {
-        world
-            .primary
+        w.primary
             .contains(&entry(&TlsaAt::new(o, key(3).dane_ee())))
     }));
 }
 
-/// The final state of a rollover run to the end from `kill`, for comparison.
-fn outcome_with_kill(kill_at: Option<Kill>) -> (PhaseName, World, Vec<TlsaAt>, bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut world = World::new();
-    {
-        let mut store = Store::open(dir.path()).unwrap();
-        begin(&mut store, &mut world, request());
-    }
-    let mut kill = kill_at;
+/// The records of `zone`, the run's next key `next` written as `NEXT`: a kill between writing
+/// a next key and storing it costs one key file (a second one is generated), nothing else.
+fn normalized(zone: &[(String, String)], next: Option<KeyHash>) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = zone
+        .iter()
+        .map(|(owner, rdata)| {
+            let record: TlsaRecord = rdata.parse().unwrap();
+            match next {
+                Some(k) if k.matches(&record) => (owner.clone(), "NEXT".to_owned()),
+                _ => (owner.clone(), rdata.clone()),
+            }
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The final state of a rollover run to the end, for comparison.
+#[derive(Debug, PartialEq, Eq)]
+struct Outcome {
+    phase: PhaseName,
+    /// The provider's records (the next key's written as `NEXT`).
+    primary: Vec<(String, String)>,
+    served: KeyHash,
+    retired: Vec<TlsaAt>,
+    /// Ours in the store (the next key's written as `NEXT`).
+    ours: Vec<(String, String)>,
+}
+
+/// The final state of a rollover run to the end with `kill`, and whether the kill struck.
+fn outcome_with_kill(kill: Option<Kill>) -> (Outcome, bool) {
+    let rig = Rig::new(World::new());
+    rig.begin(request());
+    rig.world().kill = kill;
     let mut fired = false;
-    let times = [
-        T0,
-        Timestamp::from_secs(T0.as_secs() + TTL as i64),
-        Timestamp::from_secs(T0.as_secs() + TWO_TTL),
-    ];
-    for now in times {
+    for now in [T0, at(TTL as i64), at(TWO_TTL)] {
         loop {
-            // Every run opens the store afresh: a process killed mid-run leaves only the disk.
-            let mut store = Store::open(dir.path()).unwrap();
-            let r = run(&mut store, &mut world, now, false, &mut kill);
-            drop(store);
+            // Every run is a new driver over the store on disk: a process killed mid-run
+            // leaves only the disk.
+            let r = rig.run(now, false);
             fired |= r.killed;
             if !r.killed {
                 break;
             }
         }
     }
-    let store = Store::open(dir.path()).unwrap();
-    let mut ours = store.ours("mx", &Slot::default()).unwrap();
-    ours.sort_by_key(|r| r.to_string());
-    (phase(&store), world, ours, fired)
+    let store = rig.store();
+    let next = store
+        .rollover("mx", &Slot::default())
+        .unwrap()
+        .unwrap()
+        .next;
+    let ours: Vec<(String, String)> = store
+        .ours("mx", &Slot::default())
+        .unwrap()
+        .iter()
+        .map(entry)
+        .collect();
+    let w = rig.world();
+    let primary: Vec<(String, String)> = w.primary.iter().cloned().collect();
+    let outcome = Outcome {
+        phase: rig.phase(),
+        primary: normalized(&primary, next),
+        served: w.served,
+        retired: w.retired.clone(),
+        ours: normalized(&ours, next),
+    };
+    (outcome, fired)
 }
 
 #[test]
 fn a_kill_between_any_two_steps_resumes_to_the_same_outcome() {
-    let (phase0, world0, ours0, _) = outcome_with_kill(None);
-    assert_eq!(phase0, PhaseName::Done);
+    let (first, _) = outcome_with_kill(None);
+    assert_eq!(first.phase, PhaseName::Done);
     let mut kills = 0;
-    'saves: for saves in 0.. {
-        for after_actions in [false, true] {
-            let (p, w, ours, fired) = outcome_with_kill(Some(Kill {
-                saves,
-                after_actions,
-            }));
+    'calls: for calls in 0.. {
+        for after in [false, true] {
+            let (o, fired) = outcome_with_kill(Some(Kill { calls, after }));
             if !fired {
-                break 'saves;
+                break 'calls;
             }
-            let ctx = format!("kill after {saves} saves (after actions: {after_actions})");
-            assert_eq!(p, PhaseName::Done, "{ctx}");
-            assert_eq!(w.primary, world0.primary, "{ctx}");
-            assert_eq!(w.served, world0.served, "{ctx}");
-            assert!(w.retired.iter().all(|r| r.is_of(&key(OLD))), "{ctx}");
-            assert_eq!(ours, ours0, "{ctx}");
+            let ctx = format!("kill at effect {calls} (after performing it: {after})");
+            assert_eq!(o.phase, PhaseName::Done, "{ctx}");
+            assert_eq!(o.primary, first.primary, "{ctx}");
+            assert_eq!(o.served, first.served, "{ctx}");
+            assert!(o.retired.iter().all(|r| r.is_of(&key(OLD))), "{ctx}");
+            assert_eq!(o.ours, first.ours, "{ctx}");
             kills += 1;
         }
     }
-    // Every step of the whole rollover (staged … done, over three runs) was a kill point.
+    // Every effect of the whole rollover (staged … done, over three runs) was a kill point.
     assert!(kills >= 2 * 12, "only {kills} kill points");
 }
 
@@ -1036,12 +1150,11 @@ fn a_flock_cli_holder_blocks_until_it_exits() {
     drop(held);
 }
 
-/// The step at which the install was asked for, with the phase's confirmation time.
-fn install_due(store: &mut Store, world: &mut World, from: Timestamp, to: Timestamp) -> Timestamp {
-    let mut kill = None;
+/// The time at which the install was asked for, running every minute from `from` to `to`.
+fn install_due(rig: &Rig, from: Timestamp, to: Timestamp) -> Timestamp {
     let mut t = from;
     while t <= to {
-        let r = run(store, world, t, false, &mut kill);
+        let r = rig.run(t, false);
         if r.has(is_install) {
             return t;
         }
@@ -1054,33 +1167,25 @@ fn install_due(store: &mut Store, world: &mut World, from: Timestamp, to: Timest
 fn a_ttl_served_larger_before_the_change_governs_the_wait() {
     // The RRset was served with 3×TTL (set by hand) until our first change, which lowered it
     // to the configured TTL: resolvers may hold the old RRset, without the new record, 3×TTL.
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.ns_ttl = 3 * TTL;
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    let r = run(&mut store, &mut world, T0, false, &mut kill);
-    assert_eq!(world.ns_ttl, TTL, "our publish set the configured TTL");
+    let rig = Rig::new(world);
+    rig.begin(request());
+    let r = rig.run(T0, false);
+    assert_eq!(
+        rig.world().ns_ttl,
+        TTL,
+        "our publish set the configured TTL"
+    );
     assert_eq!(r.last().governing_ttl(), 3 * TTL);
     let seen = r.last().ttl_source().expect("where the TTL was seen");
     assert_eq!(seen.source, "ns1.example.net");
-    assert_eq!(
-        r.last().eta(),
-        Some(Timestamp::from_secs(T0.as_secs() + 3 * TWO_TTL))
-    );
-    let at = install_due(
-        &mut store,
-        &mut world,
-        T0,
-        Timestamp::from_secs(T0.as_secs() + 4 * TWO_TTL),
-    );
-    assert_eq!(
-        at,
-        Timestamp::from_secs(T0.as_secs() + 3 * TWO_TTL),
-        "installed before 2×(the TTL served)"
-    );
-    assert_eq!(phase(&store), PhaseName::Done);
+    assert_eq!(r.last().eta(), Some(at(3 * TWO_TTL)));
+    let due = install_due(&rig, T0, at(4 * TWO_TTL));
+    assert_eq!(due, at(3 * TWO_TTL), "installed before 2×(the TTL served)");
+    assert_eq!(rig.phase(), PhaseName::Done);
     // Kept in the stored rollover, for `status`.
+    let store = rig.store();
     let stored = store.rollover("mx", &Slot::default()).unwrap().unwrap();
     assert_eq!(stored.governing_ttl(), 3 * TTL);
     let history = store.events(Some("mx"), 100).unwrap();
@@ -1094,25 +1199,16 @@ fn a_ttl_served_larger_before_the_change_governs_the_wait() {
 
 #[test]
 fn a_provider_that_clamps_the_ttl_is_named_once_and_its_ttl_used() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.min_ttl = 2 * TTL;
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    let rig = Rig::new(world);
+    rig.begin(request());
+    let r = rig.run(T0, false);
     assert_eq!(r.last().governing_ttl(), 2 * TTL);
-    assert_eq!(
-        r.last().eta(),
-        Some(Timestamp::from_secs(T0.as_secs() + 2 * TWO_TTL))
-    );
-    let at = install_due(
-        &mut store,
-        &mut world,
-        T0,
-        Timestamp::from_secs(T0.as_secs() + 4 * TWO_TTL),
-    );
-    assert_eq!(at, Timestamp::from_secs(T0.as_secs() + 2 * TWO_TTL));
-    let history = store.events(Some("mx"), 200).unwrap();
+    assert_eq!(r.last().eta(), Some(at(2 * TWO_TTL)));
+    let due = install_due(&rig, T0, at(4 * TWO_TTL));
+    assert_eq!(due, at(2 * TWO_TTL));
+    let history = rig.store().events(Some("mx"), 200).unwrap();
     let warnings: Vec<_> = history
         .iter()
         .filter(|e| {
@@ -1124,34 +1220,130 @@ fn a_provider_that_clamps_the_ttl_is_named_once_and_its_ttl_used() {
 
 #[test]
 fn a_ttl_below_the_configured_one_never_shortens_the_wait() {
-    let mut store = Store::open_in_memory().unwrap();
     let mut world = World::new();
     world.ns_ttl = TTL / 4;
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    let r = run(&mut store, &mut world, T0, false, &mut kill);
+    let rig = Rig::new(world);
+    rig.begin(request());
+    let r = rig.run(T0, false);
     assert_eq!(r.last().governing_ttl(), TTL);
-    assert_eq!(
-        r.last().eta(),
-        Some(Timestamp::from_secs(T0.as_secs() + TWO_TTL))
-    );
+    assert_eq!(r.last().eta(), Some(at(TWO_TTL)));
 }
 
 #[test]
 fn a_ttl_raised_after_confirmation_does_not_move_the_install() {
     // Once every nameserver serves the new record, an RRset cached from then on holds it: a
     // TTL raised later does not hide the new record from anyone.
-    let mut store = Store::open_in_memory().unwrap();
-    let mut world = World::new();
-    begin(&mut store, &mut world, request());
-    let mut kill = None;
-    run(&mut store, &mut world, T0, false, &mut kill);
-    world.ns_ttl = 5 * TTL;
-    let at = install_due(
-        &mut store,
-        &mut world,
-        T0,
-        Timestamp::from_secs(T0.as_secs() + 4 * TWO_TTL),
+    let rig = Rig::new(World::new());
+    rig.begin(request());
+    rig.run(T0, false);
+    rig.world().ns_ttl = 5 * TTL;
+    let due = install_due(&rig, T0, at(4 * TWO_TTL));
+    assert_eq!(due, at(TWO_TTL));
+}
+
+/// A renewal that kept its key decides "same key, so a renewal" under the service lock and must
+/// act on it under the same lock: were the lock dropped and taken again, another process could
+/// stage a rollover to another key in between, and the renewal would then install over it. The
+/// lock file is opened once per acquisition, so counting its opens (inotify) shows whether the
+/// deploy let go of it between the decision and the install.
+#[test]
+fn a_renewal_holds_the_lock_from_decision_to_install() {
+    use dane_roll::rollover::driver::{DeployOutcome, Driver};
+    use dane_roll::rollover::{DeployOptions, DeployRequest, Origin, SystemClock};
+    use dane_roll_lab::pki::{self, KeyKind, MX_HOST, TestPki, Validity};
+    use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let conf = d.join("dane-roll.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"version = 1
+state-dir = "{d}/state"
+
+[resolver]
+address = "127.0.0.1:9"
+timeout = "1s"
+
+[[service]]
+name = "mx"
+domains = ["{MX_HOST}"]
+endpoints = ["{MX_HOST}:25/smtp"]
+chain-file = "{d}/mx.pem"
+reload = ["/bin/true"]
+ttl = 2
+provider = "dns"
+
+[provider.dns]
+kind = "exec"
+command = ["/bin/false"]
+"#,
+            d = d.display()
+        ),
+    )
+    .unwrap();
+    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let leaf = ca
+        .leaf_for_key(
+            &[MX_HOST],
+            pki::new_key(KeyKind::EcdsaP256).unwrap(),
+            Validity::Days(90),
+        )
+        .unwrap();
+    let key_pem = leaf.key.private_key_to_pem_pkcs8().unwrap();
+    let chain_pem = leaf.fullchain_pem().unwrap();
+    pki::write_atomic(&d.join("privkey.pem"), &key_pem, 0o600).unwrap();
+    pki::write_atomic(&d.join("fullchain.pem"), &chain_pem, 0o644).unwrap();
+    // The same key is installed already: deploying it again is a renewal.
+    let mut installed = key_pem.clone();
+    installed.extend(&chain_pem);
+    pki::write_atomic(&d.join("mx.pem"), &installed, 0o600).unwrap();
+
+    let config = dane_roll::config::Config::load(&conf).unwrap();
+    // The lock file exists before the watch is set on it.
+    drop(lock::acquire(&config.state_dir, "mx", "setup", Duration::ZERO).unwrap());
+    let lock_file = lock::lock_path(&config.state_dir, "mx").unwrap();
+    let inotify = Inotify::init(InitFlags::IN_NONBLOCK).unwrap();
+    // Opens and closes: two opens in a row with nothing between would be merged into one event.
+    inotify
+        .add_watch(
+            &lock_file,
+            AddWatchFlags::IN_OPEN
+                | AddWatchFlags::IN_CLOSE_WRITE
+                | AddWatchFlags::IN_CLOSE_NOWRITE,
+        )
+        .unwrap();
+
+    let store = Store::open(&config.state_dir).unwrap();
+    let mut driver: Driver = Driver::new(config, store, SystemClock).unwrap();
+    let outcome = driver
+        .deploy(
+            &DeployRequest {
+                service: "mx".into(),
+                cert: d.join("fullchain.pem"),
+                key: d.join("privkey.pem"),
+                chain: None,
+                next_key: None,
+                origin: Origin::Manual,
+            },
+            DeployOptions::default(),
+        )
+        .unwrap();
+    assert!(
+        matches!(outcome, DeployOutcome::Renewed { .. }),
+        "{outcome:?}"
     );
-    assert_eq!(at, Timestamp::from_secs(T0.as_secs() + TWO_TTL));
+    let mut opens = 0;
+    while let Ok(events) = inotify.read_events() {
+        opens += events
+            .iter()
+            .filter(|e| e.mask.contains(AddWatchFlags::IN_OPEN))
+            .count();
+    }
+    assert_eq!(
+        opens, 1,
+        "the service lock was taken {opens} times: it was let go between the renewal's \
+         decision and its install"
+    );
 }

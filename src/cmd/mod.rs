@@ -9,6 +9,7 @@ mod hook;
 pub mod log;
 mod next_key;
 mod plan;
+mod progress;
 mod prune;
 mod publish;
 mod reconcile;

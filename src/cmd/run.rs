@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use anyhow::bail;
 
+use super::progress::Progress;
 use crate::cli::{Cli, RunArgs};
 use crate::config::Config;
 use crate::exit::Status;
-use crate::progress::Progress;
 use crate::rollover::driver::{Driver, Standing};
 use crate::rollover::{DeployOptions, PhaseName, SystemClock};
 use crate::store::Store;

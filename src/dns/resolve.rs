@@ -423,4 +423,3 @@ pub(crate) fn tlsa_records(lookup: Lookup<RData>) -> Lookup<TlsaRecord> {
     }
     lookup.map(records, skipped)
 }
-

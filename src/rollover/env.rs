@@ -7,10 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::Timestamp;
 
-/// Where "now" comes from.
+/// Where "now" comes from, and how time passes.
 pub trait Clock {
     /// The current time.
     fn now(&self) -> Timestamp;
+
+    /// Wait `d`: the system clock sleeps, a fake clock moves forward at once.
+    fn sleep(&self, d: Duration);
 }
 
 /// The system clock.
@@ -24,6 +27,10 @@ impl Clock for SystemClock {
             .map(|d| d.as_millis())
             .unwrap_or(0);
         Timestamp::from_millis(i64::try_from(ms).unwrap_or(i64::MAX))
+    }
+
+    fn sleep(&self, d: Duration) {
+        std::thread::sleep(d);
     }
 }
 
@@ -52,5 +59,9 @@ impl FakeClock {
 impl Clock for FakeClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_millis(self.0.load(Ordering::SeqCst))
+    }
+
+    fn sleep(&self, d: Duration) {
+        self.advance(d);
     }
 }

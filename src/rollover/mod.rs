@@ -21,11 +21,13 @@
 //!    one record each), and only records this service published ("ours") are ever retired.
 
 pub mod driver;
+pub mod effects;
 pub mod engine;
 pub mod env;
 pub mod owners;
 pub mod phase;
 pub mod plan;
+pub mod reporter;
 pub mod request;
 pub mod ttl;
 mod types;
@@ -33,6 +35,7 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use effects::Effects;
 pub use engine::abort::{AbortRefused, abort};
 pub use engine::{
     Action, ActionOutcome, DnsReport, EngineError, Event, Failure, FailureKind, NsAnswer,
@@ -42,6 +45,7 @@ pub use engine::{
 pub use env::{Clock, FakeClock, SystemClock};
 pub use phase::{Phase, PhaseName, Rollover};
 pub use plan::KeySet;
+pub use reporter::{Reporter, Silent};
 pub use request::{DeployOptions, DeployRequest, Origin};
 pub use ttl::TtlSeen;
 pub use types::{KeyHash, KeyHashError, Slot, SlotError, Timestamp, TlsaAt};

@@ -4,10 +4,11 @@
 //! `aged`), the rollover is saved as `aborting` (see [`crate::rollover::abort`]), and then
 //! driven like any other: `dane-roll run` resumes an abort that was interrupted.
 
-use super::*;
-use crate::rollover::abort;
+use crate::rollover::{DeployOptions, Effects, Rollover, Slot, abort};
 
-impl<C: Clock> Driver<C> {
+use super::{Driver, DriverError, Standing, chain_file, find_service, installed_key};
+
+impl<E: Effects> Driver<E> {
     /// Abandon the rollover of `service` (its `slot`, or every slot with one under way), then
     /// drive it as `options` say. Nothing is changed when one of them cannot be abandoned.
     pub fn abort(

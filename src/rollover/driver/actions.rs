@@ -2,10 +2,18 @@
 //! are added), the authoritative view and the validating resolver, install and reload, the live
 //! probe and the next key (alerts are in `alerts`).
 
-use super::*;
+use dane_roll_providers::{Change, ProviderError};
 
-/// One endpoint address's probe report, or (address, why) it could not be probed.
-type Probed = Result<AddressReport, (String, String)>;
+use std::path::PathBuf;
+
+use crate::config::Service;
+use crate::pki;
+use crate::rollover::effects::ProviderFailure;
+use crate::rollover::engine::gate;
+use crate::rollover::{Action, ActionOutcome, Effects, KeyHash, Rollover, Slot, Timestamp, TlsaAt};
+use crate::store::{KeyEntry, KeyRole, RecordChange};
+
+use super::{Driver, DriverError, chain_file, rate_limit};
 
 /// The failure an outcome reports, in words.
 pub(super) fn failure_of(outcome: &ActionOutcome) -> Option<String> {
@@ -58,7 +66,7 @@ fn rate_limited(record: &TlsaAt, until: Timestamp, detail: String) -> ActionOutc
     }
 }
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     pub(super) fn perform(
         &mut self,
         svc: &Service,
@@ -68,7 +76,7 @@ impl<C: Clock> Driver<C> {
         Ok(Some(match action {
             Action::Publish { record, ttl } => self.publish(svc, &r.slot, record, *ttl)?,
             Action::CheckDns { expected } => {
-                let report = self.check_dns(expected, &r.gate_set());
+                let report = self.effects.check_dns(expected, &r.gate_set());
                 // Each record on its own: the next key's may lag behind the new key's.
                 let changes: Vec<RecordChange> = expected
                     .iter()
@@ -89,19 +97,17 @@ impl<C: Clock> Driver<C> {
                     format!("installing {} as {}", chain.display(), target.display()),
                 )?;
                 ActionOutcome::Installed(
-                    install::install_chain(target, chain, svc.key_file)
+                    self.effects
+                        .install(svc, target, chain)
                         .map_err(|e| e.to_string().into()),
                 )
             }
             Action::Reload => {
                 self.note(r, format!("running `{}`", svc.reload.join(" ")))?;
-                ActionOutcome::Reloaded(
-                    install::reload(&svc.reload, install::RELOAD_TIMEOUT)
-                        .map_err(|e| e.to_string().into()),
-                )
+                ActionOutcome::Reloaded(self.effects.reload(svc).map_err(|e| e.to_string().into()))
             }
             Action::Probe { endpoints, expect } => {
-                ActionOutcome::Probed(self.probe(svc, &r.slot, endpoints, *expect))
+                ActionOutcome::Probed(self.effects.probe(svc, &r.slot, endpoints, *expect))
             }
             Action::Retire(record) => {
                 self.note(r, format!("retiring {record}"))?;
@@ -109,7 +115,7 @@ impl<C: Clock> Driver<C> {
                     Err(ChangeError::RateLimited { until, detail }) => {
                         return Ok(Some(rate_limited(record, until, detail)));
                     }
-                    other => other.map_err(|e| e.to_string().into()),
+                    other => other.map_err(|e| e.to_string()),
                 };
                 if result.is_ok() {
                     self.store.record_changes(
@@ -121,7 +127,7 @@ impl<C: Clock> Driver<C> {
                 }
                 ActionOutcome::Retired {
                     record: record.clone(),
-                    result,
+                    result: result.map_err(Into::into),
                 }
             }
             Action::ReinstallPrevious { chain } => {
@@ -135,7 +141,8 @@ impl<C: Clock> Driver<C> {
                     ),
                 )?;
                 ActionOutcome::Reinstalled(
-                    install::install_chain(target, chain, svc.key_file)
+                    self.effects
+                        .install(svc, target, chain)
                         .map_err(|e| e.to_string().into()),
                 )
             }
@@ -208,22 +215,8 @@ impl<C: Clock> Driver<C> {
                 detail: format!("provider {} asked to wait until {until}", svc.provider),
             });
         }
-        if !self.io.providers.contains_key(&svc.name) {
-            let provider = crate::publish::provider_for(&self.config, svc, Settings::default())
-                .map_err(|e| ChangeError::Failed(e.to_string()))?;
-            self.io.providers.insert(svc.name.clone(), provider);
-        }
-        let Some(provider) = self.io.providers.get(&svc.name) else {
-            return Err(ChangeError::Failed("no provider".to_owned()));
-        };
         let wire = record.to_provider(ttl);
-        let result = self.runtime.block_on(async {
-            if add {
-                provider.publish(&wire).await
-            } else {
-                provider.retire(&wire).await
-            }
-        });
+        let result = self.effects.change_record(svc, &wire, add);
         if let Ok(report) = &result {
             // Another writer's record lost by our write (a read-modify-write race): say so loudly.
             for lost in &report.vanished {
@@ -245,10 +238,15 @@ impl<C: Clock> Driver<C> {
                 Ok(())
             }
             Ok(_) => Ok(()),
-            Err(ProviderError::RateLimited {
-                retry_after,
-                detail,
-                ..
+            Err(ProviderFailure::Setup(why)) => Err(ChangeError::Failed(why)),
+            Err(ProviderFailure::Failed {
+                kind,
+                error:
+                    ProviderError::RateLimited {
+                        retry_after,
+                        detail,
+                        ..
+                    },
             }) => {
                 let until = self.now().plus(retry_after);
                 if let Err(err) = rate_limit::write(&self.config.state_dir, &svc.provider, until) {
@@ -257,177 +255,17 @@ impl<C: Clock> Driver<C> {
                 Err(ChangeError::RateLimited {
                     until,
                     detail: format!(
-                        "provider {} ({}): rate-limited, retry after {}s: {detail}",
+                        "provider {} ({kind}): rate-limited, retry after {}s: {detail}",
                         svc.provider,
-                        provider.kind(),
                         retry_after.as_secs()
                     ),
                 })
             }
-            Err(err) => Err(ChangeError::Failed(format!(
-                "provider {} ({}): {err}",
-                svc.provider,
-                provider.kind()
+            Err(ProviderFailure::Failed { kind, error }) => Err(ChangeError::Failed(format!(
+                "provider {} ({kind}): {error}",
+                svc.provider
             ))),
         }
-    }
-
-    /// Every nameserver's answer and the validated lookup, per owner name of `expected`.
-    /// What every nameserver serves of `expected` at its owner names, and what the resolver
-    /// validates there once every nameserver serves the `gate` records of that owner name.
-    pub(super) fn check_dns(&self, expected: &[TlsaAt], gate: &[TlsaAt]) -> DnsReport {
-        let mut owners: Vec<&str> = expected.iter().map(|r| r.owner.as_str()).collect();
-        owners.sort_unstable();
-        owners.dedup();
-        let resolver = match &self.io.resolver {
-            Ok(r) => r.clone(),
-            Err(why) => {
-                return DnsReport {
-                    owners: owners
-                        .iter()
-                        .map(|o| crate::rollover::OwnerReport {
-                            owner: (*o).to_owned(),
-                            nameservers: Vec::new(),
-                            validation: crate::rollover::ResolverAnswer::Failed(why.clone()),
-                            resolver_ttl: None,
-                        })
-                        .collect(),
-                };
-            }
-        };
-        let view = AuthorityView::new(resolver.clone());
-        let reports = self.runtime.block_on(async {
-            let mut out = Vec::new();
-            for owner in &owners {
-                let want: Vec<_> = expected
-                    .iter()
-                    .filter(|r| r.owner == *owner)
-                    .map(|r| r.record.clone())
-                    .collect();
-                // The resolver is asked only once every nameserver serves the records the gate
-                // waits for: asked earlier, it would cache the RRset without them for up to a
-                // TTL, which would hold a --force install that long. (The next key's records,
-                // which may lag, do not hold the question.)
-                let authority = view.served_everywhere(owner, &want).await;
-                let validated = match &authority {
-                    Ok(report)
-                        if gate
-                            .iter()
-                            .filter(|r| r.owner == *owner)
-                            .all(|r| report.serves_everywhere(&r.record)) =>
-                    {
-                        Some(resolver.tlsa(owner).await)
-                    }
-                    _ => None,
-                };
-                out.push(observe::owner_report(owner, authority, validated));
-            }
-            out
-        });
-        DnsReport { owners: reports }
-    }
-
-    /// Probe every address of every endpoint against the validated records at its owner name,
-    /// offering only the slot's key algorithm; one result per address for the engine.
-    pub(super) fn probe(
-        &self,
-        svc: &Service,
-        slot: &Slot,
-        endpoints: &[String],
-        expect: KeyHash,
-    ) -> Vec<ProbeResult> {
-        let family = family_of_slot(slot.as_str());
-        let algorithms = family.map_or_else(|| KeyAlgorithm::ALL.to_vec(), |f| vec![f]);
-        self.probe_reports(svc, endpoints, algorithms)
-            .into_iter()
-            .map(|(endpoint, report)| match report {
-                Ok(report) => observe::probe_result(&endpoint, &report, expect, family),
-                Err((address, why)) => observe::unknown(&endpoint, &address, why),
-            })
-            .collect()
-    }
-
-    /// Resolve each endpoint's validated TLSA records and addresses, and probe every address.
-    pub(super) fn probe_reports(
-        &self,
-        svc: &Service,
-        endpoints: &[String],
-        algorithms: Vec<KeyAlgorithm>,
-    ) -> Vec<(String, Probed)> {
-        let fail = |why: String| -> Vec<(String, Probed)> {
-            endpoints
-                .iter()
-                .map(|e| (e.clone(), Err(("-".to_owned(), why.clone()))))
-                .collect()
-        };
-        let resolver = match &self.io.resolver {
-            Ok(r) => r.clone(),
-            Err(why) => return fail(why.clone()),
-        };
-        let options = ProbeOptions {
-            step_timeout: PROBE_STEP_TIMEOUT,
-            address_timeout: PROBE_ADDRESS_TIMEOUT,
-            algorithms,
-            ..ProbeOptions::default()
-        };
-        let prober = match Prober::new(options) {
-            Ok(p) => p,
-            Err(err) => return fail(err.to_string()),
-        };
-        self.runtime.block_on(async {
-            let mut results = Vec::new();
-            for endpoint in endpoints {
-                let mut failed = |why: String| {
-                    results.push((endpoint.clone(), Err(("-".to_owned(), why))));
-                };
-                let Some((host, port)) = endpoint
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-                else {
-                    failed("not host:port".to_owned());
-                    continue;
-                };
-                let protocol = owners::endpoint_protocol(svc, &host, port);
-                let owner = format!("_{port}._tcp.{host}.");
-                let records = match resolver.tlsa(&owner).await {
-                    Ok(l) if l.is_secure() && !l.records.is_empty() => l.records,
-                    Ok(l) => {
-                        failed(format!("the TLSA records at {owner} are {}", l.status));
-                        continue;
-                    }
-                    Err(err) => {
-                        failed(err.to_string());
-                        continue;
-                    }
-                };
-                let addresses = match resolver.addresses(&host).await {
-                    Ok(l) if !l.records.is_empty() => l.records,
-                    Ok(_) => {
-                        failed(format!("{host} has no address"));
-                        continue;
-                    }
-                    Err(err) => {
-                        failed(err.to_string());
-                        continue;
-                    }
-                };
-                let targets: Vec<ProbeTarget> = addresses
-                    .iter()
-                    .map(|ip| ProbeTarget {
-                        host: host.clone(),
-                        addr: std::net::SocketAddr::new(*ip, port),
-                        protocol,
-                    })
-                    .collect();
-                for report in prober
-                    .probe_many(targets, &records, crate::probe::DEFAULT_CONCURRENCY)
-                    .await
-                {
-                    results.push((endpoint.clone(), Ok(report)));
-                }
-            }
-            results
-        })
     }
 
     /// Generate the next key (same type as the new key unless `key-type` says), write it 0600
@@ -481,15 +319,9 @@ impl<C: Clock> Driver<C> {
         slot: &Slot,
         kind: crate::config::KeyType,
     ) -> Result<(KeyHash, PathBuf), String> {
-        let key = pki::generate_key(kind).map_err(|e| format!("generating a {kind} key: {e}"))?;
-        let der = pki::spki_der(&key).map_err(|e| e.to_string())?;
-        let hash = KeyHash::of_spki_der(&der);
         let dir = self
             .staged_dir(&svc.name, slot)
             .map_err(|e| e.to_string())?;
-        let path = dir.join(format!("next-{}.key", hash.to_hex()));
-        pki::write_private_key(&path, &key)
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-        Ok((hash, path))
+        self.effects.generate_key(kind, &dir)
     }
 }

@@ -2,10 +2,14 @@
 //! under a check id (`rollover/<service>/<slot>/<phase>`, `drift/<service>/<slot>`) so that the
 //! firing policy sends each once until its state changes; recoveries when the problem is over.
 
-use super::*;
-use crate::notify::AlertMemory;
+use std::time::{Duration, SystemTime};
 
-impl<C: Clock> Driver<C> {
+use crate::notify::{Alert, AlertMemory, Severity};
+use crate::rollover::{Effects, PhaseName, Slot};
+
+use super::Driver;
+
+impl<E: Effects> Driver<E> {
     /// Send the recovery of every alert raised at one of `phases` of this slot's rollover that
     /// is still open: the problem it reported is over (the phase moved on, or the rollover is
     /// done). The firing policy sends one recovery message per open alert, and nothing for a
@@ -18,12 +22,7 @@ impl<C: Clock> Driver<C> {
         text: &str,
     ) {
         // Nothing to look up when no channel would carry a recovery.
-        let channels = self
-            .io
-            .notifier
-            .as_ref()
-            .is_some_and(|n| n.channels().next().is_some());
-        if !channels {
+        if !self.effects.has_alert_channels() {
             return;
         }
         for phase in phases {
@@ -58,10 +57,7 @@ impl<C: Clock> Driver<C> {
         if severity.is_bad() {
             tracing::error!(target: crate::output::ALERT, "{text}");
         }
-        let Some(notifier) = &self.io.notifier else {
-            return;
-        };
-        if notifier.channels().next().is_none() {
+        if !self.effects.has_alert_channels() {
             return;
         }
         let alert = Alert::new(
@@ -73,16 +69,12 @@ impl<C: Clock> Driver<C> {
         )
         .at(SystemTime::UNIX_EPOCH
             + Duration::from_millis(self.now().as_millis().max(0).unsigned_abs()));
-        let sent = self
-            .runtime
-            .block_on(notifier.observe(&mut self.store, &alert));
-        match sent {
-            Ok(Some(delivery)) => {
-                for f in delivery.failures() {
-                    tracing::warn!("alert channel failed: {f:?}");
+        match self.effects.notify(&mut self.store, &alert) {
+            Ok(failures) => {
+                for f in failures {
+                    tracing::warn!("alert channel failed: {f}");
                 }
             }
-            Ok(None) => {}
             Err(err) => tracing::warn!("alert state not stored: {err}"),
         }
     }

@@ -12,20 +12,27 @@
 //! still asks the validating resolver at each endpoint's own owner name, as a sender does, and
 //! the resolver follows the CNAME.
 
-use super::*;
-use crate::dns::{Alias, AliasError};
+use dane_roll_providers::ProviderError;
 
-impl<C: Clock> Driver<C> {
+use crate::config::{Config, Service};
+use crate::dns::{Alias, AliasError};
+use crate::rollover::effects::ProviderFailure;
+use crate::rollover::{Effects, Rollover};
+use crate::store::{Store, StoreError};
+
+use super::{Driver, DriverError};
+
+impl<E: Effects> Driver<E> {
     /// Each configured owner name of `svc` and where its TLSA RRset lives. When the chain cannot
     /// be followed for want of an answer (no resolver, no authoritative server answering), the
     /// owner name is taken as it is and a warning says so; a loop, a chain that is too long or a
     /// target the provider cannot write is an error. Asked once per service and process.
     pub fn aliases(&mut self, svc: &Service) -> Result<Vec<Alias>, DriverError> {
-        if let Some(known) = self.io.aliases.get(&svc.name) {
+        if let Some(known) = self.aliases.get(&svc.name) {
             return Ok(known.clone());
         }
         let aliases = self.follow_owner_names(svc)?;
-        self.io.aliases.insert(svc.name.clone(), aliases.clone());
+        self.aliases.insert(svc.name.clone(), aliases.clone());
         Ok(aliases)
     }
 
@@ -35,18 +42,14 @@ impl<C: Clock> Driver<C> {
             owner: dane_roll_providers::absolute(owner),
             chain: Vec::new(),
         };
-        let resolver = match &self.io.resolver {
-            Ok(r) => r.clone(),
-            Err(_) => return Ok(owners.iter().map(|o| plain(o)).collect()),
-        };
-        let view = AuthorityView::new(resolver);
-        let followed: Vec<(String, Result<Alias, AliasError>)> = self.runtime.block_on(async {
-            let mut out = Vec::new();
-            for owner in &owners {
-                out.push((owner.clone(), view.follow_cname(owner).await));
+        let mut followed: Vec<(String, Result<Alias, AliasError>)> = Vec::new();
+        for owner in &owners {
+            match self.effects.follow_cname(owner) {
+                Some(result) => followed.push((owner.clone(), result)),
+                // No resolver to ask: every owner name as configured.
+                None => return Ok(owners.iter().map(|o| plain(o)).collect()),
             }
-            out
-        });
+        }
         let mut aliases = Vec::new();
         for (owner, result) in followed {
             match result {
@@ -98,17 +101,16 @@ impl<C: Clock> Driver<C> {
                 "it is outside zone {zone}, the zone the provider writes"
             )));
         }
-        if !self.io.providers.contains_key(&svc.name) {
-            let provider = crate::publish::provider_for(&self.config, svc, Settings::default())
-                .map_err(|e| refuse(e.to_string()))?;
-            self.io.providers.insert(svc.name.clone(), provider);
-        }
-        let Some(provider) = self.io.providers.get(&svc.name) else {
-            return Ok(());
-        };
-        match self.runtime.block_on(provider.list(alias.target())) {
-            Ok(_) | Err(dane_roll_providers::ProviderError::Unsupported { .. }) => Ok(()),
-            Err(err) => Err(refuse(format!("the provider cannot read it ({err})"))),
+        match self.effects.list_records(svc, alias.target()) {
+            Ok(_)
+            | Err(ProviderFailure::Failed {
+                error: ProviderError::Unsupported { .. },
+                ..
+            }) => Ok(()),
+            Err(ProviderFailure::Setup(why)) => Err(refuse(why)),
+            Err(ProviderFailure::Failed { error, .. }) => {
+                Err(refuse(format!("the provider cannot read it ({error})")))
+            }
         }
     }
 }
@@ -177,7 +179,8 @@ fn in_zone(name: &str, zone: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{in_zone, targets};
+    use crate::dns::Alias;
 
     fn alias(owner: &str, chain: &[&str]) -> Alias {
         Alias {

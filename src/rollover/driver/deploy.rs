@@ -2,7 +2,27 @@
 //! is or a rollover staged (key and chain copied 0600 into the state directory, the previous
 //! certificate kept for a rollback) and driven until it waits.
 
-use super::*;
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssl::pkey::{PKey, Private};
+use openssl::x509::X509;
+
+use crate::config::{Config, Scheme, Service};
+use crate::pki::PkiError;
+use crate::rollover::{
+    ActionOutcome, DeployOptions, DeployRequest, Effects, Event, KeyHash, PhaseName, ProbeResult,
+    Slot, StageRequest, TlsaAt, stage,
+};
+use crate::store::{KeyEntry, KeyRole};
+use crate::{install, pki};
+
+use super::pass::first;
+use super::{
+    DeployOutcome, Driver, DriverError, QUICK_REPROBE_MS, STAGED_DIR, chain_file, find_service,
+};
 
 /// A deploy request whose files were read and checked: nothing is written yet.
 pub struct Prepared {
@@ -167,7 +187,7 @@ pub(super) fn installed_key(chain_file: &Path, slot: &Slot) -> Option<KeyHash> {
     key.spki_der().ok().map(|der| KeyHash::of_spki_der(&der))
 }
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     /// Check, stage and drive a deploy request (see the [module docs](self)).
     pub fn deploy(
         &mut self,
@@ -254,8 +274,11 @@ impl<C: Clock> Driver<C> {
 
         let current = self.current_key(&service, &slot)?;
         if current == Some(p.hash) {
+            // Acted on under the lock the decision was made under: let go in between, another
+            // process could stage a rollover to another key, and this install would undo it.
+            let renewed = self.renew(&service, &slot, p.hash, &staged, stored_next);
             drop(held);
-            return self.renew(&service, &slot, p.hash, &staged, stored_next);
+            return renewed;
         }
 
         // Keep the certificate in use now for a rollback.
@@ -330,6 +353,7 @@ impl<C: Clock> Driver<C> {
 
     /// A renewal that kept the key: the `3 1 1` records match already. Install, reload, and
     /// check the live handshake; DNS is not touched (except a next key the client announced).
+    /// The caller holds the service's lock, taken before it decided that this is a renewal.
     pub(super) fn renew(
         &mut self,
         service: &Service,
@@ -338,7 +362,6 @@ impl<C: Clock> Driver<C> {
         staged: &Path,
         next: Option<KeyHash>,
     ) -> Result<DeployOutcome, DriverError> {
-        let _held = self.lock(&service.name)?;
         let phase = self
             .store
             .rollover(&service.name, slot)?
@@ -381,18 +404,18 @@ impl<C: Clock> Driver<C> {
                 now,
             )],
         )?;
-        install::install_chain(chain_file(service, slot)?, staged, service.key_file).map_err(
-            |source| DriverError::Install {
+        self.effects
+            .install(service, chain_file(service, slot)?, staged)
+            .map_err(|source| DriverError::Install {
                 service: service.name.clone(),
                 source,
-            },
-        )?;
-        install::reload(&service.reload, install::RELOAD_TIMEOUT).map_err(|source| {
-            DriverError::Install {
+            })?;
+        self.effects
+            .reload(service)
+            .map_err(|source| DriverError::Install {
                 service: service.name.clone(),
                 source,
-            }
-        })?;
+            })?;
         self.store.set_key(&KeyEntry {
             service: service.name.clone(),
             slot: slot.clone(),
@@ -409,9 +432,9 @@ impl<C: Clock> Driver<C> {
         let mut problem = None;
         for (i, pause) in std::iter::once(0).chain(QUICK_REPROBE_MS).enumerate() {
             if i > 0 {
-                std::thread::sleep(Duration::from_millis(pause));
+                self.effects.sleep(Duration::from_millis(pause));
             }
-            let results = self.probe(service, slot, &endpoints, key);
+            let results = self.effects.probe(service, slot, &endpoints, key);
             problem = renewal_problem(&results, key);
             if problem.is_none() {
                 break;

@@ -11,8 +11,14 @@
 //! key's algorithm) the alert says exactly what to do. An orphaned slot (its current key served
 //! nowhere while every endpoint presents other keys) is said too; its records stay.
 
+use std::path::Path;
+
+use crate::config::Service;
+use crate::notify::Severity;
+use crate::rollover::{DeployOptions, DeployRequest, Effects, Event, PhaseName, Slot};
+
 use super::owners::SlotLook;
-use super::*;
+use super::{Driver, DriverError, chain_file, installed_key, prepare, selected};
 
 /// The check id of a slot's drift alert.
 fn drift_check(service: &str, slot: &Slot) -> String {
@@ -30,7 +36,7 @@ pub struct Mismatch {
     pub text: String,
 }
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     /// After the owner names of `svc` were reconciled: alert a drifted slot once and adopt its
     /// served key, or say what to do; close the alert once the drift is over.
     pub(super) fn handle_drift(

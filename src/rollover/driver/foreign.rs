@@ -7,10 +7,15 @@
 //! alone. Removed one by one (by rdata), each stored as retired with its TTL, so the monitor
 //! knows resolvers may still hold it.
 
-use super::*;
+use crate::config::Service;
+use crate::rollover::effects::ProviderFailure;
+use crate::rollover::{Effects, Event, KeyHash, PhaseName, Slot, TlsaAt};
+use crate::store::RecordChange;
 use crate::tlsa::{Matching, Selector, Usage};
 
-impl<C: Clock> Driver<C> {
+use super::{Driver, DriverError, PruneReport};
+
+impl<E: Effects> Driver<E> {
     pub(super) fn prune_foreign(
         &mut self,
         svc: &Service,
@@ -39,27 +44,16 @@ impl<C: Clock> Driver<C> {
             .filter(|p| p.retired_at.is_none())
             .map(|p| p.record)
             .collect();
-        if !self.io.providers.contains_key(&svc.name) {
-            match crate::publish::provider_for(&self.config, svc, Settings::default()) {
-                Ok(p) => {
-                    self.io.providers.insert(svc.name.clone(), p);
-                }
-                Err(err) => {
+        for owner in self.effective_owners(svc)? {
+            let listed = match self.effects.list_records(svc, &owner) {
+                Ok(records) => records,
+                Err(ProviderFailure::Setup(err)) => {
                     report
                         .failed
                         .push(format!("provider {}: {err}", svc.provider));
                     return Ok(());
                 }
-            }
-        }
-        for owner in self.effective_owners(svc)? {
-            let listed = match self.io.providers.get(&svc.name) {
-                Some(provider) => self.runtime.block_on(provider.list(&owner)),
-                None => return Ok(()),
-            };
-            let listed = match listed {
-                Ok(records) => records,
-                Err(err) => {
+                Err(ProviderFailure::Failed { error: err, .. }) => {
                     report
                         .failed
                         .push(format!("{owner}: listing the records failed: {err}"));

@@ -3,7 +3,21 @@
 //! taken), `status --live` (what DNS and the handshake show), and confirming a published next
 //! key so that the rollover to it needs no new wait.
 
-use super::*;
+use std::collections::BTreeSet;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::config::Service;
+use crate::pki;
+use crate::rollover::engine::gate;
+use crate::rollover::{
+    ActionOutcome, DnsReport, Effects, Event, KeyHash, Observations, PhaseName, ProbeResult,
+    Rollover, Slot, StepResult, TlsaAt, step,
+};
+use crate::store::{KeyEntry, KeyRole, RecordChange};
+
+use super::{Driver, DriverError, chain_file, find_service, selected};
 
 /// What `prune` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,7 +53,7 @@ pub(super) fn installed_key_type(path: &Path) -> Option<crate::config::KeyType> 
     pki::key_type_like(&material.key()?.key_type())
 }
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     /// For every stored next key (of `service`, or all) whose records dane-roll published but
     /// never saw on every nameserver and validated, look now and record when they are: a later
     /// rollover to that key counts its 2×TTL from then (and needs no wait when that is past).
@@ -76,7 +90,7 @@ impl<C: Clock> Driver<C> {
                 {
                     continue;
                 }
-                let report = self.check_dns(&records, &records);
+                let report = self.effects.check_dns(&records, &records);
                 if gate(&records, &report).is_ok() {
                     let changes: Vec<RecordChange> = records
                         .iter()
@@ -97,37 +111,6 @@ impl<C: Clock> Driver<C> {
             }
         }
         Ok(())
-    }
-
-    /// Every key each endpoint address presents (all algorithm families), or why an address
-    /// (or endpoint) could not be seen: `(endpoint, address, keys or why)`.
-    pub(super) fn live_keys(
-        &self,
-        svc: &Service,
-        endpoints: &[String],
-    ) -> Vec<(String, String, Result<Vec<KeyHash>, String>)> {
-        self.probe_reports(svc, endpoints, KeyAlgorithm::ALL.to_vec())
-            .into_iter()
-            .map(|(endpoint, report)| match report {
-                Ok(report) => {
-                    let keys: Vec<KeyHash> = report
-                        .keys
-                        .iter()
-                        .filter_map(|k| k.spki_sha256.parse().ok())
-                        .collect();
-                    let address = report.address.to_string();
-                    if keys.is_empty() {
-                        let why = report
-                            .reason
-                            .unwrap_or_else(|| "no certificate was presented".to_owned());
-                        (endpoint, address, Err(why))
-                    } else {
-                        (endpoint, address, Ok(keys))
-                    }
-                }
-                Err((address, why)) => (endpoint, address, Err(why)),
-            })
-            .collect()
     }
 
     /// Generate (or reuse) the next key of `service`'s `slot` and publish its records now.
@@ -246,7 +229,7 @@ impl<C: Clock> Driver<C> {
             .collect();
         // Invariant 2: every key the live handshake shows (any algorithm) is kept, and nothing
         // goes unless every endpoint address could be seen.
-        let live = self.live_keys(&svc, &endpoints);
+        let live = self.effects.live_keys(&svc, &endpoints);
         let unprobed: Vec<String> = live
             .iter()
             .filter_map(|(e, a, keys)| keys.as_ref().err().map(|why| format!("{e} ({a}): {why}")))
@@ -371,8 +354,8 @@ impl<C: Clock> Driver<C> {
             _ if r.is_final() => r.keep_set(),
             _ => r.publish_set(),
         };
-        let dns = self.check_dns(&expected, &expected);
-        let probed = self.probe(svc, &r.slot, &r.endpoints, r.new);
+        let dns = self.effects.check_dns(&expected, &expected);
+        let probed = self.effects.probe(svc, &r.slot, &r.endpoints, r.new);
         Ok((dns, probed))
     }
 }

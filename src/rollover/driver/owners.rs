@@ -6,26 +6,16 @@
 //! key's, and retires records of ours at owner names removed from the configuration once nothing
 //! serves there any more. Served-key drift is handed to `drift`.
 
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
 
-use super::*;
-use crate::dns::Status as LookupStatus;
+use crate::config::{Protocol, Service};
+use crate::rollover::effects::Served;
 use crate::rollover::owners::{self, Because, OwnerSeen, Reconcile, Seen, SlotOwners};
+use crate::rollover::{ActionOutcome, Effects, Event, KeyHash, PhaseName, Slot, TlsaAt};
+use crate::store::{KeyRole, RecordChange};
 use crate::tlsa::TlsaRecord;
 
-/// How long a connection to an endpoint address may take before "cannot tell".
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What one owner name's endpoint serves: the keys by slot, or why none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Served {
-    /// Keys presented, with the slot of each (by key type).
-    Keys(Vec<(Slot, KeyHash)>),
-    /// Nothing serves there (refused on every address, or no address).
-    Not(String),
-    /// Cannot tell.
-    Unknown(String),
-}
+use super::{Driver, DriverError, Standing, find_service, selected};
 
 /// One key slot's owner names, as looked at now, and what they need.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +47,7 @@ pub struct OwnersDone {
 }
 
 /// The key slot of a key type as the probe words it (`RSA 2048`, `EC P-256`, `Ed25519`).
-fn slot_of_key_type(key_type: &str) -> Option<Slot> {
+pub(super) fn slot_of_key_type(key_type: &str) -> Option<Slot> {
     let slot = if key_type.starts_with("RSA") {
         Slot::Rsa
     } else if key_type.starts_with("EC") {
@@ -88,111 +78,7 @@ pub(super) fn endpoint_protocol(svc: &Service, host: &str, port: u16) -> Protoco
         .unwrap_or(Protocol::Smtp)
 }
 
-impl<C: Clock> Driver<C> {
-    /// Which keys the endpoint `host:port` serves now, every key algorithm, no records needed.
-    pub(super) fn served_at(&self, svc: &Service, host: &str, port: u16) -> Served {
-        let resolver = match &self.io.resolver {
-            Ok(r) => r.clone(),
-            Err(why) => return Served::Unknown(why.clone()),
-        };
-        let protocol = endpoint_protocol(svc, host, port);
-        let options = ProbeOptions {
-            step_timeout: PROBE_STEP_TIMEOUT,
-            address_timeout: PROBE_ADDRESS_TIMEOUT,
-            algorithms: KeyAlgorithm::ALL.to_vec(),
-            ..ProbeOptions::default()
-        };
-        let prober = match Prober::new(options) {
-            Ok(p) => p,
-            Err(err) => return Served::Unknown(err.to_string()),
-        };
-        self.runtime.block_on(async {
-            let addresses = match resolver.addresses(host).await {
-                Ok(l) if !l.records.is_empty() => l.records,
-                Ok(l) => {
-                    return match l.status {
-                        LookupStatus::Missing { .. } => {
-                            Served::Not(format!("{host} has no address"))
-                        }
-                        status => Served::Unknown(format!("{host}: {status}")),
-                    };
-                }
-                Err(err) => return Served::Unknown(format!("{host}: {err}")),
-            };
-            let mut open = Vec::new();
-            let mut refused = 0usize;
-            for ip in &addresses {
-                let addr = SocketAddr::new(*ip, port);
-                match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
-                    .await
-                {
-                    Ok(Err(e)) if e.kind() == io::ErrorKind::ConnectionRefused => refused += 1,
-                    _ => open.push(addr),
-                }
-            }
-            if open.is_empty() {
-                return Served::Not(format!(
-                    "every address of {host} refuses port {port} ({refused})"
-                ));
-            }
-            let targets: Vec<ProbeTarget> = open
-                .into_iter()
-                .map(|addr| ProbeTarget {
-                    host: host.to_owned(),
-                    addr,
-                    protocol,
-                })
-                .collect();
-            let mut keys = Vec::new();
-            let mut unknown = Vec::new();
-            for report in prober
-                .probe_many(targets, &[], crate::probe::DEFAULT_CONCURRENCY)
-                .await
-            {
-                if report.keys.is_empty() {
-                    unknown.push(format!(
-                        "{}: {}",
-                        report.address,
-                        report
-                            .reason
-                            .unwrap_or_else(|| "no certificate was presented".to_owned())
-                    ));
-                }
-                for k in &report.keys {
-                    if let (Some(slot), Ok(hash)) =
-                        (slot_of_key_type(&k.key_type), k.spki_sha256.parse())
-                        && !keys.contains(&(slot.clone(), hash))
-                    {
-                        keys.push((slot, hash));
-                    }
-                }
-            }
-            if keys.is_empty() {
-                Served::Unknown(unknown.join("; "))
-            } else {
-                Served::Keys(keys)
-            }
-        })
-    }
-
-    /// What every authoritative server serves at `owner`, among `candidates`; `None` when
-    /// the servers could not be asked.
-    fn present(&self, owner: &str, candidates: &[TlsaRecord]) -> Option<Vec<TlsaRecord>> {
-        let resolver = self.io.resolver.as_ref().ok()?.clone();
-        let view = AuthorityView::new(resolver);
-        let report = self
-            .runtime
-            .block_on(view.served_everywhere(owner, candidates))
-            .ok()?;
-        Some(
-            candidates
-                .iter()
-                .filter(|r| report.serves_everywhere(r))
-                .cloned()
-                .collect(),
-        )
-    }
-
+impl<E: Effects> Driver<E> {
     /// Look at every owner name of `svc` (configured, and removed ones that still hold records
     /// of ours) and say what each key slot needs. Changes nothing.
     pub fn look_owners(&self, svc: &Service) -> Result<Vec<SlotLook>, DriverError> {
@@ -200,7 +86,7 @@ impl<C: Clock> Driver<C> {
         // target (known once `aliases` followed them in this process; `run` and `next-key` do
         // that first). A target is no `_port._tcp.host` name, so its endpoint cannot be probed
         // from it: the store's current key stands in there.
-        let configured = match self.io.aliases.get(&svc.name) {
+        let configured = match self.aliases.get(&svc.name) {
             Some(aliases) => super::alias::targets(aliases),
             None => svc.owner_names(),
         };
@@ -234,7 +120,7 @@ impl<C: Clock> Driver<C> {
                 .iter()
                 .any(|c| dane_roll_providers::absolute(c) == *owner);
             let seen = match endpoint_of_owner(owner) {
-                Some((host, port)) => self.served_at(svc, &host, port),
+                Some((host, port)) => self.effects.served_at(svc, &host, port),
                 None => Served::Unknown(format!("{owner} is not a _port._tcp.host name")),
             };
             if let Served::Keys(k) = &seen {
@@ -299,7 +185,7 @@ impl<C: Clock> Driver<C> {
                 candidates.extend(current.iter().map(KeyHash::dane_ee));
                 candidates.extend(next.iter().map(KeyHash::dane_ee));
                 let present = if *is_configured && !under_way {
-                    self.present(owner, &candidates)
+                    self.effects.served_everywhere(owner, &candidates)
                 } else {
                     None
                 };
@@ -497,7 +383,8 @@ pub(super) fn fold_failures(standings: &mut Vec<Standing>, failures: Vec<(String
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{endpoint_of_owner, slot_of_key_type};
+    use crate::rollover::Slot;
 
     #[test]
     fn owner_names_map_back_to_endpoints() {

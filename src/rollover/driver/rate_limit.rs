@@ -56,7 +56,10 @@ pub(super) fn write(state_dir: &Path, provider: &str, until: Timestamp) -> Resul
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::fs;
+
+    use super::{DIR, read, write};
+    use crate::rollover::Timestamp;
 
     #[test]
     fn remembered_between_runs() {

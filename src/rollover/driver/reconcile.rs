@@ -18,10 +18,16 @@
 
 use std::cmp::Ordering;
 
-use super::*;
+use crate::config::Service;
 use crate::hooks::source::AcmeSource;
 use crate::hooks::{Client, Disk, Files};
+use crate::pki;
+use crate::rollover::{DeployOptions, Effects, Event, KeyHash, PhaseName, Slot};
 use crate::store::RecordedSource;
+
+use super::{
+    DeployOutcome, Driver, DriverError, Prepared, Standing, chain_file, find_service, prepare,
+};
 
 /// What `run` makes of one service's ACME source.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,7 +91,7 @@ pub enum Reconciled {
     Failed(String),
 }
 
-impl<C: Clock> Driver<C> {
+impl<E: Effects> Driver<E> {
     /// Record where `service`'s ACME client keeps its certificate (a hook calls this with its
     /// own input, once the request it made was checked).
     pub fn record_source(&mut self, service: &str, source: &AcmeSource) -> Result<(), DriverError> {

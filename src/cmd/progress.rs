@@ -1,15 +1,16 @@
-//! How a rollover shows its progress: on a terminal, a progress bar with an ETA while it waits
-//! (indicatif) and log lines above it; otherwise (cron, systemd, a pipe) one plain line per
-//! step and one line when a wait begins, so a log reads as the history of the rollover.
+//! How a rollover shows its progress on the command line (the driver's [`Reporter`]): on a
+//! terminal, a progress bar with an ETA while it waits (indicatif) and log lines above it;
+//! otherwise (cron, systemd, a pipe) one plain line per step and one line when a wait begins,
+//! so a log reads as the history of the rollover.
 //!
-//! Lines go to standard output; alerts are printed by the driver on standard error.
+//! Lines go to standard output; alerts go through `tracing` to standard error.
 
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::rollover::Timestamp;
+use crate::rollover::{Reporter, Timestamp};
 
 /// Where progress goes.
 #[derive(Debug)]
@@ -31,19 +32,10 @@ impl Progress {
             announced: false,
         }
     }
+}
 
-    /// Plain lines only (tests, `--json` callers).
-    pub fn lines(quiet: bool) -> Progress {
-        Progress {
-            terminal: false,
-            quiet,
-            bar: None,
-            announced: false,
-        }
-    }
-
-    /// One log line.
-    pub fn line(&self, text: &str) {
+impl Reporter for Progress {
+    fn line(&self, text: &str) {
         if self.quiet {
             return;
         }
@@ -56,9 +48,8 @@ impl Progress {
         }
     }
 
-    /// A wait from `start` until `until` begins (or goes on): a bar on a terminal, one line
-    /// otherwise (only when the wait is new).
-    pub fn wait(&mut self, label: &str, start: Timestamp, until: Timestamp, now: Timestamp) {
+    /// A bar on a terminal, one line otherwise (only when the wait is new).
+    fn wait(&mut self, label: &str, start: Timestamp, until: Timestamp, now: Timestamp) {
         let total = start.until(until).as_secs().max(1);
         let done = start.until(now).as_secs().min(total);
         if self.terminal && !self.quiet {
@@ -86,15 +77,13 @@ impl Progress {
         }
     }
 
-    /// The time moved on during a wait.
-    pub fn tick(&self, start: Timestamp, now: Timestamp) {
+    fn tick(&self, start: Timestamp, now: Timestamp) {
         if let Some(bar) = &self.bar {
             bar.set_position(start.until(now).as_secs());
         }
     }
 
-    /// The wait is over.
-    pub fn end_wait(&mut self) {
+    fn end_wait(&mut self) {
         self.announced = false;
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
