@@ -212,7 +212,7 @@ pub struct CheckArgs {
     #[arg(long, value_name = "NAME", default_value = crate::probe::DEFAULT_HELO)]
     pub helo: String,
 
-    /// Send alerts for checks whose state changed ([alerts] channels; state in the state
+    /// Send alerts for checks whose state changed (`[alerts]` channels; state in the state
     /// directory's store).
     #[arg(long)]
     pub notify: bool,

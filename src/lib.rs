@@ -19,8 +19,13 @@
 //! - [`exit`]: the exit codes and how errors reach the user; [`output`]: the printing edge
 //!   (control characters escaped, a closed output never a panic).
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::print_stdout, clippy::print_stderr))]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cli;
+// The commands are the printing edge: they print their results; the library below them logs.
+#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub mod cmd;
 pub mod config;
 mod der;

@@ -3,10 +3,10 @@
 //! - Text from input (a service name typed on the command line, an ACME client's
 //!   `RENEWED_LINEAGE`, a server's banner) may hold control characters; [`escape`] shows each as
 //!   an escape (`\n`, `\r`, `\u{1b}`), so no input can end a line early, rewrite one (`\r`), or
-//!   drive the terminal, and no log line can be forged. [`line`] and [`error_line`] print one
+//!   drive the terminal, and no log line can be forged. [`line()`] and [`error_line`] print one
 //!   escaped line each.
 //! - A closed output (`dane-roll status --history | head -1`) is not a failure of the command:
-//!   [`line`] and [`error_line`] drop what cannot be written, and [`guard`] turns std's panic on
+//!   [`line()`] and [`error_line`] drop what cannot be written, and [`guard`] turns std's panic on
 //!   a failed `println!` into a quiet exit with [`CLOSED_OUTPUT`] (never 101).
 
 use std::borrow::Cow;

@@ -1,7 +1,7 @@
 //! The HTTP client the API providers share: one credential header (marked sensitive), JSON
 //! bodies, a per-request timeout, and retries of 429 and 5xx answers by [`RetryPolicy`].
 //!
-//! Answers are returned with their status; [`Reply::check`] turns 401, 403, 404 and other
+//! Answers are returned with their status; `Reply::check` turns 401, 403, 404 and other
 //! refusals into [`ProviderError`]s whose text comes from the API but never holds the secret.
 //!
 //! A body is read to at most [`MAX_BODY`] bytes: a peer that sends more (or for ever) gets an

@@ -15,7 +15,7 @@ use crate::rollover::{DeployOptions, Slot};
 use super::run::{lock_wait, open_driver, print_standing, timed_out};
 
 /// Run the command.
-pub fn run(cli: &Cli, args: &AbortArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &AbortArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let mut driver = open_driver(cli, config, "dane-roll abort", lock_wait(args.lock_wait)?)?;
     let slot = args.slot.as_deref().map(str::parse::<Slot>).transpose()?;

@@ -27,7 +27,7 @@ use crate::tlsa::TlsaRecord;
 const GRACE: Duration = Duration::from_secs(2);
 
 /// Run the command.
-pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
     let deadline = seconds(args.timeout, "--timeout")?;
     let config = load_config(cli, args.targets.is_empty() || args.notify)?;
     let mode = if args.mx {
@@ -122,7 +122,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
 }
 
 /// The exit status for a run's status.
-pub fn exit_status(s: Severity) -> Status {
+pub(super) fn exit_status(s: Severity) -> Status {
     match s {
         Severity::Ok => Status::Ok,
         Severity::Warning => Status::Warning,

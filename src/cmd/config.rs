@@ -14,7 +14,7 @@ use crate::exit::Status;
 /// Validate the configuration file and print the resolved configuration.
 ///
 /// Exit 0 when valid (warnings are printed on standard error but do not fail), 2 on any error.
-pub fn check(cli: &Cli) -> anyhow::Result<Status> {
+pub(super) fn check(cli: &Cli) -> anyhow::Result<Status> {
     let config = match Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref()) {
         Ok(config) => config,
         Err(err @ ConfigError::Invalid { .. }) => {

@@ -18,7 +18,7 @@ use crate::rollover::{DeployOptions, DeployRequest, Origin};
 use super::run::{lock_wait, open_driver, print_standing, timed_out};
 
 /// `dane-roll deploy --service NAME --cert F --key F [--chain F] [--wait] [--force]`.
-pub fn run(cli: &Cli, args: &DeployArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &DeployArgs) -> anyhow::Result<Status> {
     let request = DeployRequest {
         service: args.service.clone(),
         cert: args.cert.clone(),

@@ -17,7 +17,7 @@ use crate::exit::Status;
 const BIN: &str = "dane-roll";
 
 /// Write what `what` asks for: man pages into a directory, a completion script on standard output.
-pub fn run(what: &GenerateCommand) -> anyhow::Result<Status> {
+pub(super) fn run(what: &GenerateCommand) -> anyhow::Result<Status> {
     match what {
         GenerateCommand::Man { dir } => {
             for page in man_pages(dir)? {
@@ -33,7 +33,7 @@ pub fn run(what: &GenerateCommand) -> anyhow::Result<Status> {
 
 /// Write `dane-roll.1` and one page per visible command (`dane-roll-run.1`,
 /// `dane-roll-config-check.1`, …) into `dir`, created if missing; the paths written, sorted.
-pub fn man_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn man_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("cannot create the directory {}", dir.display()))?;
     clap_mangen::generate_to(Cli::command(), dir)
@@ -53,7 +53,7 @@ pub fn man_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 /// The completion script of `shell`.
-pub fn completion(shell: Shell) -> Vec<u8> {
+pub(super) fn completion(shell: Shell) -> Vec<u8> {
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut visible_command(), BIN, &mut out);
     out

@@ -23,10 +23,10 @@ use crate::notify::{Alert, Notifier, Severity};
 use crate::rollover::{DeployOptions, DeployRequest};
 
 /// How long `hook … --wait` blocks its ACME client at most when `--timeout` is not given.
-pub const HOOK_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+pub(super) const HOOK_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
 
 /// Run the hook of one ACME client.
-pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
     let (which, options) = match client {
         HookClient::Certbot(o) => (Client::Certbot, o),
         HookClient::AcmeSh(o) => (Client::AcmeSh, o),
@@ -130,7 +130,7 @@ pub fn run(cli: &Cli, client: &HookClient) -> anyhow::Result<Status> {
 /// Set (to `1`) by the certbot shim when certbot runs it from `renewal-hooks/deploy/`, that is
 /// for every lineage it renews: a lineage no service is for (a web server's) is then skipped with
 /// one line and exit 0 instead of failing. A lineage's own `--deploy-hook` keeps the error.
-pub const SKIP_UNMATCHED_ENV: &str = "DANE_ROLL_SKIP_UNMATCHED";
+pub(super) const SKIP_UNMATCHED_ENV: &str = "DANE_ROLL_SKIP_UNMATCHED";
 
 fn skip_unmatched(env: &Env) -> bool {
     env.text(SKIP_UNMATCHED_ENV).as_deref() == Some("1")

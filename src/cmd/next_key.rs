@@ -14,7 +14,7 @@ use crate::rollover::driver::slot_for;
 use super::run::open_driver;
 
 /// Run the command.
-pub fn run(cli: &Cli, args: &NextKeyArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &NextKeyArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let names: Vec<String> = match &args.service {
         Some(name) => {

@@ -13,7 +13,7 @@ use crate::rollover::owners::Because;
 use super::run::open_driver;
 
 /// Run the command.
-pub fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let driver = open_driver(cli, config, "dane-roll plan", Default::default())?;
     let planned = driver.plan(args.service.as_deref())?;

@@ -14,7 +14,7 @@ use crate::rollover::{Reporter, Timestamp};
 
 /// Where progress goes.
 #[derive(Debug)]
-pub struct Progress {
+pub(super) struct Progress {
     terminal: bool,
     quiet: bool,
     bar: Option<ProgressBar>,
@@ -24,7 +24,7 @@ pub struct Progress {
 impl Progress {
     /// Progress for this process: a bar when standard error is a terminal, lines otherwise;
     /// nothing but waits' start when `quiet`.
-    pub fn new(quiet: bool) -> Progress {
+    pub(super) fn new(quiet: bool) -> Progress {
         Progress {
             terminal: std::io::stderr().is_terminal(),
             quiet,

@@ -17,7 +17,7 @@ use crate::rollover::driver::PruneOptions;
 use super::run::open_driver;
 
 /// Run the command.
-pub fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     config.service_or_err(&args.service)?;
     let mut driver = open_driver(cli, config, "dane-roll prune", Default::default())?;

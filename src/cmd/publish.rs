@@ -44,7 +44,7 @@ fn slots_by_hash(materials: &[Material]) -> Vec<(KeyHash, Slot)> {
 }
 
 /// Compute the records, publish them, and report.
-pub fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let service = config.service_or_err(&args.service)?;
     if !(args.timeout.is_finite() && args.timeout > 0.0) {

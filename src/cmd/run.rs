@@ -17,7 +17,7 @@ use crate::rollover::{DeployOptions, PhaseName, SystemClock};
 use crate::store::Store;
 
 /// Run the command.
-pub fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let mut driver = open_driver(cli, config, "dane-roll run", lock_wait(args.lock_wait)?)?;
     // The hook is a hint: pick up what a missed hook did not hand over, then drive everything.

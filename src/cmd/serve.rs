@@ -16,7 +16,7 @@ use crate::monitor::{Target, TargetMode};
 use super::check::{MonitorFlags, build_monitor, configured_targets, load_config, seconds};
 
 /// Run the command.
-pub fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
     let interval = seconds(args.interval, "--interval")?;
     let deadline = seconds(args.timeout, "--timeout")?;
     let header_timeout = seconds(args.header_timeout, "--header-timeout")?;

@@ -24,7 +24,7 @@ use super::run::open_driver;
 const HISTORY: usize = 200;
 
 /// Run the command.
-pub fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     if let Some(name) = &args.service {
         config.service_or_err(name)?;

@@ -27,7 +27,7 @@ pub(crate) struct Computed<'a> {
 }
 
 /// Compute and print the records for the given files.
-pub fn run(args: &TlsaArgs) -> anyhow::Result<Status> {
+pub(super) fn run(args: &TlsaArgs) -> anyhow::Result<Status> {
     let usage = Usage::try_from(args.usage)?;
     let selector = Selector::try_from(args.selector)?;
     let matching = Matching::try_from(args.mtype)?;

@@ -13,10 +13,10 @@ use super::Secret;
 pub const DEFAULT_REPEAT_INTERVAL: Duration = Duration::from_secs(6 * 3600);
 
 /// How long one alert may take to reach one channel (connect, TLS, answer).
-pub const DEFAULT_ALERT_TIMEOUT: Duration = Duration::from_secs(30);
+pub(super) const DEFAULT_ALERT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Telegram Bot API base URL.
-pub const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
+pub(super) const DEFAULT_TELEGRAM_API_URL: &str = "https://api.telegram.org";
 
 /// The program that hands mail to the local MTA.
 pub const DEFAULT_SENDMAIL: &str = "/usr/sbin/sendmail";

@@ -146,7 +146,7 @@ impl fmt::Display for Endpoint {
 }
 
 /// Parse a TCP port number, 1–65535.
-pub fn parse_port(text: &str) -> Result<u16, String> {
+pub(super) fn parse_port(text: &str) -> Result<u16, String> {
     match text.parse::<u16>() {
         Ok(0) => Err("port 0 is not a usable port".into()),
         Ok(port) => Ok(port),
@@ -155,7 +155,7 @@ pub fn parse_port(text: &str) -> Result<u16, String> {
 }
 
 /// Check a port number given as a TOML integer.
-pub fn port_from_int(value: i64) -> Result<u16, String> {
+pub(super) fn port_from_int(value: i64) -> Result<u16, String> {
     match u16::try_from(value) {
         Ok(0) | Err(_) => Err(format!("{value} is not a port (1–65535)")),
         Ok(port) => Ok(port),
@@ -163,7 +163,7 @@ pub fn port_from_int(value: i64) -> Result<u16, String> {
 }
 
 /// Check and normalise a host name: lower case, no final dot, letters/digits/hyphens, not an address.
-pub fn host_name(text: &str) -> Result<String, String> {
+pub(super) fn host_name(text: &str) -> Result<String, String> {
     if text.parse::<IpAddr>().is_ok() || text.starts_with('[') {
         return Err(format!(
             "\"{text}\" is an IP address; TLSA records are published under the host name (the MX target)"
@@ -175,7 +175,7 @@ pub fn host_name(text: &str) -> Result<String, String> {
 /// Check and normalise a DNS name (a zone or a host): lower case, no final dot.
 ///
 /// With `wildcard`, a leading `*.` label is allowed (ACME certificate names).
-pub fn dns_name(text: &str, wildcard: bool) -> Result<String, String> {
+pub(super) fn dns_name(text: &str, wildcard: bool) -> Result<String, String> {
     let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
     if name.is_empty() {
         return Err("is empty; write a DNS name such as \"mail.example.com\"".into());
@@ -214,7 +214,7 @@ pub fn dns_name(text: &str, wildcard: bool) -> Result<String, String> {
 }
 
 /// Whether `name` is `zone` or below it (both normalised by [`dns_name`]).
-pub fn in_zone(name: &str, zone: &str) -> bool {
+pub(super) fn in_zone(name: &str, zone: &str) -> bool {
     name == zone
         || name
             .strip_suffix(zone)

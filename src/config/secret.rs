@@ -11,7 +11,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 /// What every rendering of a secret's value shows.
-pub const MASK: &str = "***";
+pub(super) const MASK: &str = "***";
 
 /// Where a secret lives.
 #[derive(Clone, PartialEq, Eq)]

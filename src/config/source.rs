@@ -159,7 +159,7 @@ pub(super) struct Source<'a> {
 
 impl<'a> Source<'a> {
     /// Parse the text. A syntax error comes back as a [`Problem`] with a snippet.
-    pub fn parse(name: &'a str, text: &'a str) -> Result<Source<'a>, Box<Problem>> {
+    pub(super) fn parse(name: &'a str, text: &'a str) -> Result<Source<'a>, Box<Problem>> {
         let mut source = Source {
             name,
             text,
@@ -184,7 +184,7 @@ impl<'a> Source<'a> {
     }
 
     /// The text.
-    pub fn text(&self) -> &'a str {
+    pub(super) fn text(&self) -> &'a str {
         self.text
     }
 
@@ -193,7 +193,7 @@ impl<'a> Source<'a> {
     }
 
     /// The span of the value at `path`; when the path stops early, the span of the deepest part found.
-    pub fn span_of(&self, path: &[Seg]) -> Option<Range<usize>> {
+    pub(super) fn span_of(&self, path: &[Seg]) -> Option<Range<usize>> {
         let mut node = self.root()?;
         let mut best = None;
         for seg in path {
@@ -209,7 +209,7 @@ impl<'a> Source<'a> {
     }
 
     /// The line and column (1-based, columns in characters) of a byte offset.
-    pub fn location(&self, offset: usize) -> Location {
+    pub(super) fn location(&self, offset: usize) -> Location {
         let offset = offset.min(self.text.len());
         let before = self.text.get(..offset).unwrap_or(self.text);
         let line = before.matches('\n').count() + 1;
@@ -219,13 +219,13 @@ impl<'a> Source<'a> {
     }
 
     /// A problem about the value at `path`, located in the file; subject and key come from the path.
-    pub fn problem(&self, path: &[Seg], message: impl Into<String>) -> Problem {
+    pub(super) fn problem(&self, path: &[Seg], message: impl Into<String>) -> Problem {
         let (subject, key) = self.subject_of(path);
         self.problem_at(self.span_of(path), subject, key, message.into(), false)
     }
 
     /// A problem at a span, with a snippet when asked for.
-    pub fn problem_at(
+    pub(super) fn problem_at(
         &self,
         span: Option<Range<usize>>,
         subject: Subject,
@@ -247,7 +247,7 @@ impl<'a> Source<'a> {
     }
 
     /// A problem from serde (an unknown key, a wrong type): located, with a snippet and a suggestion.
-    pub fn schema_problem(&self, span: Option<Range<usize>>, message: &str) -> Problem {
+    pub(super) fn schema_problem(&self, span: Option<Range<usize>>, message: &str) -> Problem {
         let mut span = span;
         if let Some(unknown) = quoted_after(message, "unknown field `")
             && let Some(key_span) = span.clone().and_then(|s| self.key_within(unknown, s))
@@ -264,7 +264,7 @@ impl<'a> Source<'a> {
     }
 
     /// Secrets written into the file (`token = "…"` and the like): one problem each, values never shown.
-    pub fn literal_secrets(&self) -> Vec<Problem> {
+    pub(super) fn literal_secrets(&self) -> Vec<Problem> {
         let mut found = Vec::new();
         if let Some(root) = self.root() {
             self.find_literal_secrets(root, &mut Vec::new(), &mut found);
@@ -331,7 +331,7 @@ impl<'a> Source<'a> {
     }
 
     /// Who a path belongs to (`service "mx"`, `provider "bind"`, …) and the key below that.
-    pub fn subject_of(&self, path: &[Seg]) -> (Subject, Option<String>) {
+    pub(super) fn subject_of(&self, path: &[Seg]) -> (Subject, Option<String>) {
         let key = |rest: &[Seg]| (!rest.is_empty()).then(|| key_text(rest));
         match path {
             [Seg::Key(k), Seg::Index(i), rest @ ..] if k == "service" => {

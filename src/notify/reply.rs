@@ -18,7 +18,7 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// The body as text (invalid UTF-8 replaced).
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }

@@ -113,7 +113,7 @@ pub fn latest_version() -> u32 {
 }
 
 /// The database's schema version.
-pub fn version(conn: &Connection) -> rusqlite::Result<u32> {
+pub(super) fn version(conn: &Connection) -> rusqlite::Result<u32> {
     conn.pragma_query_value(None, "user_version", |row| row.get(0))
 }
 
@@ -135,7 +135,7 @@ pub enum Migrated {
 }
 
 /// Apply every migration the database lacks, each in its own transaction.
-pub fn migrate(conn: &mut Connection) -> rusqlite::Result<Migrated> {
+pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migrated> {
     let from = version(conn)?;
     let latest = latest_version();
     if from > latest {

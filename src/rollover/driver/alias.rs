@@ -144,7 +144,7 @@ pub fn owner_lines(store: &Store, r: &Rollover) -> Result<Vec<String>, StoreErro
 }
 
 /// The targets of `aliases`, each once, in order.
-pub fn targets(aliases: &[Alias]) -> Vec<String> {
+pub(super) fn targets(aliases: &[Alias]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for alias in aliases {
         let target = alias.target().to_owned();

@@ -8,7 +8,7 @@ use crate::rollover::{KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict,
 use crate::tlsa::TlsaRecord;
 
 /// One owner name's DNS view: every nameserver address's answer, and the resolver's.
-pub fn owner_report(
+pub(super) fn owner_report(
     owner: &str,
     authority: Result<AuthorityReport, DnsError>,
     validated: Option<Result<Lookup<TlsaRecord>, DnsError>>,
@@ -90,7 +90,7 @@ pub fn family_of_slot(slot: &str) -> Option<KeyAlgorithm> {
 /// One endpoint address's probe as the engine wants it: the key the server presented for this
 /// slot (the expected key if it presented that one, else the slot's family, else the first), and
 /// whether that key's chain matched the validated records.
-pub fn probe_result(
+pub(super) fn probe_result(
     endpoint: &str,
     report: &AddressReport,
     expect: KeyHash,
@@ -147,7 +147,7 @@ pub fn probe_result(
 }
 
 /// A probe that could not be made (no address, no validated records): no conclusion.
-pub fn unknown(endpoint: &str, address: &str, why: String) -> ProbeResult {
+pub(super) fn unknown(endpoint: &str, address: &str, why: String) -> ProbeResult {
     ProbeResult {
         endpoint: endpoint.to_owned(),
         address: address.to_owned(),
