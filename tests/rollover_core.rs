@@ -25,7 +25,7 @@ use dane_roll::rollover::{
 };
 use dane_roll::store::Store;
 use dane_roll::tlsa::TlsaRecord;
-use dane_roll_providers::{Change, Record, Report};
+use dane_roll_providers::{Change, ProviderError, Record, Report};
 
 const TTL: u32 = 3600;
 const TWO_TTL: i64 = 2 * TTL as i64;
@@ -89,6 +89,9 @@ struct World {
     installed: KeyHash,
     served: KeyHash,
     reload_failures_left: u32,
+    /// What the provider answers every change with, when it fails: refused credentials
+    /// (`true`, only a fix helps) or a time-out (`false`, may pass by itself).
+    provider_fails: Option<bool>,
     probe_override: Option<ProbeVerdict>,
     next_keys: u8,
     /// Every effect of the current run, in order.
@@ -128,6 +131,7 @@ impl World {
             installed: key(OLD),
             served: key(OLD),
             reload_failures_left: 0,
+            provider_fails: None,
             probe_override: None,
             next_keys: 50,
             log: Vec::new(),
@@ -243,6 +247,24 @@ impl Effects for Scripted {
             Call::Retire(at.clone())
         };
         self.act(call, |w| {
+            if let Some(refused) = w.provider_fails {
+                let error = if refused {
+                    ProviderError::Unauthorized {
+                        provider: "deSEC",
+                        what: "token",
+                    }
+                } else {
+                    ProviderError::Timeout {
+                        server: "desec.io".into(),
+                        what: "an answer".into(),
+                        after: Duration::from_secs(10),
+                    }
+                };
+                return Err(ProviderFailure::Failed {
+                    kind: "desec",
+                    error,
+                });
+            }
             let change = if add {
                 w.ns_ttl = record.ttl.max(w.min_ttl);
                 w.primary.insert(entry(&at));
@@ -473,6 +495,16 @@ command = ["/bin/false"]
     }
 
     fn run_with(&self, now: Timestamp, force: bool, wait: bool) -> Run {
+        self.run_options(now, force, wait, None)
+    }
+
+    fn run_options(
+        &self,
+        now: Timestamp,
+        force: bool,
+        wait: bool,
+        timeout: Option<Duration>,
+    ) -> Run {
         quiet_kills();
         {
             let mut w = self.world();
@@ -483,7 +515,7 @@ command = ["/bin/false"]
         let options = DeployOptions {
             wait,
             force,
-            timeout: None,
+            timeout,
         };
         let result = catch_unwind(AssertUnwindSafe(|| {
             let mut driver = Driver::with_effects(
@@ -673,6 +705,36 @@ fn a_wait_on_a_fake_clock_takes_no_real_time() {
         now >= at(TWO_TTL) && now <= at(TWO_TTL + 1),
         "the fake clock stands at {now}, not T0 + 2×TTL"
     );
+}
+
+/// `run --wait --timeout 1h` against a provider that fails every change, on a fake clock: where
+/// the clock stands when the run returns, and how the rollover stands.
+fn wait_against_a_failing_provider(refused: bool) -> (Timestamp, Standing) {
+    let mut world = World::new();
+    world.provider_fails = Some(refused);
+    let rig = Rig::new(world);
+    rig.begin(request());
+    let r = rig.run_options(T0, false, true, Some(Duration::from_secs(3600)));
+    let standing = r.standing().clone();
+    let now = rig.world().now;
+    (now, standing)
+}
+
+#[test]
+fn a_wait_stops_at_once_on_a_failure_only_a_fix_can_clear() {
+    // Refused credentials fail the same way on every try: `--wait` says it needs a fix and
+    // returns (it used to retry with backoff until its --timeout ran out).
+    let (now, s) = wait_against_a_failing_provider(true);
+    assert!(s.needs_fix, "{s:?}");
+    assert_eq!(s.phase, PhaseName::Staged);
+    assert!(s.failures.iter().any(|f| f.contains("token")), "{s:?}");
+    assert!(now < at(60), "the wait went on until {now}");
+
+    // A time-out may pass by itself: the wait retries until its time is up.
+    let (now, s) = wait_against_a_failing_provider(false);
+    assert!(!s.needs_fix, "{s:?}");
+    assert!(!s.failures.is_empty(), "{s:?}");
+    assert!(now >= at(3600), "a retryable failure gave up at {now}");
 }
 
 #[test]

@@ -109,8 +109,14 @@ pub(super) fn print_standing(cli: &Cli, s: &Standing) -> anyhow::Result<Status> 
         );
     }
     if !s.failures.is_empty() {
+        let fix = if s.needs_fix {
+            "; it fails the same way until what it names is fixed (credentials, zone, \
+             configuration), so waiting stopped here; once it is fixed,"
+        } else {
+            ";"
+        };
         bail!(
-            "service {} ({}): {}; the next `dane-roll run` retries",
+            "service {} ({}): {}{fix} the next `dane-roll run` retries",
             s.service,
             s.slot,
             s.failures.join("; ")

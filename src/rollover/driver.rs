@@ -126,9 +126,18 @@ pub struct Standing {
     pub waiting_for: Option<String>,
     /// Actions that failed in this run (the next run retries them).
     pub failures: Vec<String>,
+    /// Whether one of them fails the same way until someone fixes something (credentials a
+    /// provider refuses, a zone it does not serve): `--wait` stops waiting on this rollover
+    /// and says so instead of retrying until its time runs out.
+    pub needs_fix: bool,
 }
 
 impl Standing {
+    /// Whether waiting longer cannot move it: it is final, or it needs a fix first.
+    pub fn is_settled(&self) -> bool {
+        self.phase.is_final() || self.needs_fix
+    }
+
     /// Whether the rollover ended badly or an action failed in this run.
     pub fn is_failure(&self) -> bool {
         self.phase == PhaseName::RolledBack || !self.failures.is_empty()

@@ -10,27 +10,51 @@ use crate::config::Service;
 use crate::pki;
 use crate::rollover::effects::ProviderFailure;
 use crate::rollover::engine::gate;
-use crate::rollover::{Action, ActionOutcome, Effects, KeyHash, Rollover, Slot, Timestamp, TlsaAt};
+use crate::rollover::{
+    Action, ActionOutcome, Effects, Failure, KeyHash, Rollover, Slot, Timestamp, TlsaAt,
+};
 use crate::store::{KeyEntry, KeyRole, RecordChange};
 
 use super::{Driver, DriverError, chain_file, rate_limit};
 
-/// The failure an outcome reports, in words.
-pub(super) fn failure_of(outcome: &ActionOutcome) -> Option<String> {
-    match outcome {
+/// The failure an outcome reports: in words, and whether only a fix makes it pass.
+pub(super) fn failure_of(outcome: &ActionOutcome) -> Option<(String, bool)> {
+    let (words, failure) = match outcome {
         ActionOutcome::Published {
             record,
             result: Err(e),
-        } => Some(format!("publishing {record}: {e}")),
+        } => (format!("publishing {record}: {e}"), e),
         ActionOutcome::Retired {
             record,
             result: Err(e),
-        } => Some(format!("retiring {record}: {e}")),
-        ActionOutcome::Installed(Err(e)) => Some(format!("install: {e}")),
-        ActionOutcome::Reloaded(Err(e)) => Some(format!("reload: {e}")),
-        ActionOutcome::Reinstalled(Err(e)) => Some(format!("reinstall: {e}")),
-        ActionOutcome::NextKey(Err(e)) => Some(format!("next key: {e}")),
-        _ => None,
+        } => (format!("retiring {record}: {e}"), e),
+        ActionOutcome::Installed(Err(e)) => (format!("install: {e}"), e),
+        ActionOutcome::Reloaded(Err(e)) => (format!("reload: {e}"), e),
+        ActionOutcome::Reinstalled(Err(e)) => (format!("reinstall: {e}"), e),
+        ActionOutcome::NextKey(Err(e)) => (format!("next key: {e}"), e),
+        _ => return None,
+    };
+    Some((words, !failure.is_retryable()))
+}
+
+/// Whether a provider's error will repeat until someone changes something: credentials the
+/// provider refuses, a zone it does not serve, a record or TTL it rejects, an operation it does
+/// not support. Time-outs, refused connections, unreadable answers and records not yet visible
+/// may pass by themselves.
+fn provider_failure(words: String, error: &ProviderError) -> Failure {
+    match error {
+        ProviderError::TsigBadSig { .. }
+        | ProviderError::TsigBadKey { .. }
+        | ProviderError::Key(_)
+        | ProviderError::Refused { .. }
+        | ProviderError::NotAuth { .. }
+        | ProviderError::NoZone { .. }
+        | ProviderError::Unauthorized { .. }
+        | ProviderError::Forbidden { .. }
+        | ProviderError::NotFound { .. }
+        | ProviderError::Rejected { .. }
+        | ProviderError::Unsupported { .. } => Failure::permanent(words),
+        _ => Failure::retryable(words),
     }
 }
 
@@ -38,7 +62,7 @@ pub(super) fn failure_of(outcome: &ActionOutcome) -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ChangeError {
     /// It failed: alerted, and the next run retries.
-    Failed(String),
+    Failed(Failure),
     /// The provider asked to wait until `until`: nothing was sent; not a failure.
     RateLimited {
         /// When to ask again.
@@ -48,10 +72,20 @@ pub(super) enum ChangeError {
     },
 }
 
+impl ChangeError {
+    /// The failure as the engine sees it (a rate limit here is one that may pass by itself).
+    fn into_failure(self) -> Failure {
+        match self {
+            ChangeError::Failed(failure) => failure,
+            ChangeError::RateLimited { detail, .. } => Failure::retryable(detail),
+        }
+    }
+}
+
 impl std::fmt::Display for ChangeError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ChangeError::Failed(why) => f.write_str(why),
+            ChangeError::Failed(why) => write!(f, "{why}"),
             ChangeError::RateLimited { detail, .. } => f.write_str(detail),
         }
     }
@@ -115,7 +149,7 @@ impl<E: Effects> Driver<E> {
                     Err(ChangeError::RateLimited { until, detail }) => {
                         return Ok(Some(rate_limited(record, until, detail)));
                     }
-                    other => other.map_err(|e| e.to_string()),
+                    other => other.map_err(ChangeError::into_failure),
                 };
                 if result.is_ok() {
                     self.store.record_changes(
@@ -127,7 +161,7 @@ impl<E: Effects> Driver<E> {
                 }
                 ActionOutcome::Retired {
                     record: record.clone(),
-                    result: result.map_err(Into::into),
+                    result,
                 }
             }
             Action::ReinstallPrevious { chain } => {
@@ -178,7 +212,7 @@ impl<E: Effects> Driver<E> {
             Err(ChangeError::RateLimited { until, detail }) => rate_limited(record, until, detail),
             result => ActionOutcome::Published {
                 record: record.clone(),
-                result: result.map_err(|e| e.to_string().into()),
+                result: result.map_err(ChangeError::into_failure),
             },
         })
     }
@@ -238,7 +272,8 @@ impl<E: Effects> Driver<E> {
                 Ok(())
             }
             Ok(_) => Ok(()),
-            Err(ProviderFailure::Setup(why)) => Err(ChangeError::Failed(why)),
+            // The configuration names a provider that cannot be set up: only an edit fixes it.
+            Err(ProviderFailure::Setup(why)) => Err(ChangeError::Failed(Failure::permanent(why))),
             Err(ProviderFailure::Failed {
                 kind,
                 error:
@@ -261,10 +296,12 @@ impl<E: Effects> Driver<E> {
                     ),
                 })
             }
-            Err(ProviderFailure::Failed { kind, error }) => Err(ChangeError::Failed(format!(
-                "provider {} ({kind}): {error}",
-                svc.provider
-            ))),
+            Err(ProviderFailure::Failed { kind, error }) => {
+                Err(ChangeError::Failed(provider_failure(
+                    format!("provider {} ({kind}): {error}", svc.provider),
+                    &error,
+                )))
+            }
         }
     }
 

@@ -376,6 +376,7 @@ pub(super) fn fold_failures(standings: &mut Vec<Standing>, failures: Vec<(String
                 wait_until: None,
                 waiting_for: None,
                 failures: vec![failure],
+                needs_fix: false,
             });
         }
     }

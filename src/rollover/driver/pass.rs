@@ -80,14 +80,14 @@ impl<E: Effects> Driver<E> {
             let mut wake: Option<(Timestamp, Duration, String)> = None;
             for (service, slot) in targets {
                 let key = (service.clone(), slot.clone());
-                if standings.get(&key).is_some_and(|s| s.phase.is_final()) {
+                if standings.get(&key).is_some_and(Standing::is_settled) {
                     continue;
                 }
                 let standing = {
                     let _held = self.lock(service)?;
                     self.pass(service, slot, options.force)?
                 };
-                if !standing.phase.is_final() {
+                if !standing.is_settled() {
                     let ttl = self
                         .config
                         .service(service)
@@ -117,7 +117,7 @@ impl<E: Effects> Driver<E> {
                 }
                 standings.insert(key, standing);
             }
-            let all_final = standings.values().all(|s| s.phase.is_final());
+            let all_final = standings.values().all(Standing::is_settled);
             if !options.wait || all_final || targets.is_empty() {
                 self.progress.end_wait();
                 return Ok(standings.into_values().collect());
@@ -174,6 +174,7 @@ impl<E: Effects> Driver<E> {
         let mut outcomes: Vec<ActionOutcome> = Vec::new();
         let mut live: Vec<KeyHash> = Vec::new();
         let mut failures: Vec<String> = Vec::new();
+        let mut needs_fix = false;
         let mut quick = 0usize;
         let mut old_served = false;
         let mut abandoned_served = false;
@@ -232,8 +233,9 @@ impl<E: Effects> Driver<E> {
             }
             for action in &s.actions {
                 if let Some(outcome) = self.perform(&svc, &s.next, action)? {
-                    if let Some(why) = failure_of(&outcome) {
+                    if let Some((why, permanent)) = failure_of(&outcome) {
                         failures.push(why);
+                        needs_fix |= permanent;
                     }
                     if let ActionOutcome::Dns(report) = &outcome
                         && matches!(
@@ -286,6 +288,7 @@ impl<E: Effects> Driver<E> {
                 wait_until: s.wait_until(),
                 waiting_for,
                 failures,
+                needs_fix,
             });
         }
         Err(DriverError::Stuck {
@@ -367,6 +370,7 @@ pub(super) fn first(mut standings: Vec<Standing>, service: &str) -> Standing {
         wait_until: None,
         waiting_for: None,
         failures: Vec::new(),
+        needs_fix: false,
     })
 }
 
