@@ -52,15 +52,8 @@ pub fn request(
 ) -> Result<DeployRequest, HookError> {
     let cb = CertbotEnv::read(env)?;
     let lineage_text = cb.lineage.to_string_lossy();
-    let found = find_service(
-        config,
-        Client::Certbot,
-        &Identity {
-            service,
-            lineage: Some(&lineage_text),
-            domains: &cb.domains,
-        },
-    )?;
+    let id = Identity::new(service, &lineage_text, &cb.domains);
+    let found = find_service(config, Client::Certbot, &id)?;
     let dir = &cb.lineage;
     let hint = format!(
         "certbot writes it into the live directory {} before it runs the deploy hook: is \

@@ -85,15 +85,8 @@ pub fn request(
         .to_path_buf();
     let cert_dir_text = cert_dir.to_string_lossy();
     let domains = [domain.clone()];
-    let found = find_service(
-        config,
-        Client::Dehydrated,
-        &Identity {
-            service,
-            lineage: Some(&cert_dir_text),
-            domains: &domains,
-        },
-    )?;
+    let id = Identity::new(service, &cert_dir_text, &domains);
+    let found = find_service(config, Client::Dehydrated, &id)?;
     let hint =
         "dehydrated writes it before deploy_cert; is this hook run by dehydrated, as its user?";
     let key = super::require_file(files, Client::Dehydrated, key, "the private key", hint)?;

@@ -283,6 +283,18 @@ pub struct Identity<'a> {
     pub domains: &'a [String],
 }
 
+impl<'a> Identity<'a> {
+    /// What a hook knows of its certificate: `--service`, the lineage (or certificate
+    /// directory) and the names.
+    pub fn new(service: Option<&'a str>, lineage: &'a str, domains: &'a [String]) -> Self {
+        Identity {
+            service,
+            lineage: Some(lineage),
+            domains,
+        }
+    }
+}
+
 /// Find the configured service for a certificate: by `--service`, by lineage, then by domains.
 pub fn find_service<'c>(
     config: &'c Config,
