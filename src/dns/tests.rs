@@ -194,27 +194,16 @@ fn ede_with_short_data_is_ignored_not_a_panic() {
 
 #[test]
 fn nodata_and_nxdomain_are_missing_with_negative_ttl() {
-    let mut m = response(OWNER, RecordType::TLSA, ResponseCode::NoError, true);
-    m.authorities.push(soa("example.test", 5));
-    let l = classify_at(&m, &n(OWNER), RecordType::TLSA, now());
-    assert_eq!(
-        l.status,
-        Status::Missing {
-            secure: true,
-            nxdomain: false
-        }
-    );
-    assert_eq!(l.ttl, Some(5), "min(SOA TTL 60, MINIMUM 5)");
-    let mut m = response(OWNER, RecordType::TLSA, ResponseCode::NXDomain, false);
-    m.authorities.push(soa("example.test", 5));
-    let l = classify_at(&m, &n(OWNER), RecordType::TLSA, now());
-    assert_eq!(
-        l.status,
-        Status::Missing {
-            secure: false,
-            nxdomain: true
-        }
-    );
+    for (code, secure, nxdomain) in [
+        (ResponseCode::NoError, true, false),
+        (ResponseCode::NXDomain, false, true),
+    ] {
+        let mut m = response(OWNER, RecordType::TLSA, code, secure);
+        m.authorities.push(soa("example.test", 5));
+        let l = classify_at(&m, &n(OWNER), RecordType::TLSA, now());
+        assert_eq!(l.status, Status::Missing { secure, nxdomain });
+        assert_eq!(l.ttl, Some(5), "min(SOA TTL 60, MINIMUM 5)");
+    }
 }
 
 #[test]

@@ -237,6 +237,19 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000 + minutes * 60)
     }
 
+    /// The notice of a first bad state, or of a change from `from`.
+    fn fired(from: Option<Severity>) -> Option<Notice> {
+        Some(Notice::Fired { from })
+    }
+
+    /// The notice of a recovery from `was`, bad since minute `since`.
+    fn recovered(was: Severity, since: u64) -> Option<Notice> {
+        Some(Notice::Recovered {
+            was,
+            since: at(since),
+        })
+    }
+
     /// Run one observation through a memory, as the notifier does, assuming delivery works.
     fn step(memory: &mut MemoryAlerts, severity: Severity, minutes: u64) -> Option<Notice> {
         step_with(memory, severity, minutes, true)
@@ -271,9 +284,7 @@ mod tests {
         assert_eq!(step(&mut m, Severity::Ok, 0), None);
         assert_eq!(
             step(&mut m, Severity::Critical, 5),
-            Some(Notice::Fired {
-                from: Some(Severity::Ok)
-            })
+            fired(Some(Severity::Ok))
         );
         assert_eq!(step(&mut m, Severity::Critical, 10), None);
         assert_eq!(step(&mut m, Severity::Critical, 64), None, "59 min < 1 h");
@@ -291,10 +302,7 @@ mod tests {
     #[test]
     fn first_observation_bad_fires() {
         let mut m = MemoryAlerts::new();
-        assert_eq!(
-            step(&mut m, Severity::Warning, 0),
-            Some(Notice::Fired { from: None })
-        );
+        assert_eq!(step(&mut m, Severity::Warning, 0), fired(None));
     }
 
     #[test]
@@ -303,10 +311,7 @@ mod tests {
         step(&mut m, Severity::Critical, 0);
         assert_eq!(
             step(&mut m, Severity::Ok, 30),
-            Some(Notice::Recovered {
-                was: Severity::Critical,
-                since: at(0)
-            })
+            recovered(Severity::Critical, 0)
         );
         assert_eq!(step(&mut m, Severity::Ok, 31), None);
         assert_eq!(step(&mut m, Severity::Ok, 300), None);
@@ -359,30 +364,21 @@ mod tests {
         step(&mut m, Severity::Critical, 0);
         assert_eq!(
             step(&mut m, Severity::Unknown, 1),
-            Some(Notice::Fired {
-                from: Some(Severity::Critical)
-            })
+            fired(Some(Severity::Critical))
         );
         assert_eq!(step(&mut m, Severity::Unknown, 2), None);
         assert_eq!(
             step(&mut m, Severity::Critical, 3),
-            Some(Notice::Fired {
-                from: Some(Severity::Unknown)
-            })
+            fired(Some(Severity::Unknown))
         );
         assert_eq!(
             step(&mut m, Severity::Warning, 4),
-            Some(Notice::Fired {
-                from: Some(Severity::Critical)
-            })
+            fired(Some(Severity::Critical))
         );
         assert!(step(&mut m, Severity::Unknown, 5).is_some());
         assert_eq!(
             step(&mut m, Severity::Ok, 6),
-            Some(Notice::Recovered {
-                was: Severity::Unknown,
-                since: at(5)
-            })
+            recovered(Severity::Unknown, 5)
         );
     }
 
@@ -392,20 +388,14 @@ mod tests {
         // The first alert reaches no channel: the next run tries again, as a first alert.
         assert!(step_with(&mut m, Severity::Critical, 0, false).is_some());
         assert_eq!(m.get(ID).unwrap().unwrap().last_sent, None);
-        assert_eq!(
-            step(&mut m, Severity::Critical, 1),
-            Some(Notice::Fired { from: None })
-        );
+        assert_eq!(step(&mut m, Severity::Critical, 1), fired(None));
         assert_eq!(step(&mut m, Severity::Critical, 2), None);
         // A recovery that reached nobody is retried too.
         assert!(step_with(&mut m, Severity::Ok, 3, false).is_some());
         assert_eq!(m.get(ID).unwrap().unwrap().severity, Severity::Critical);
         assert_eq!(
             step(&mut m, Severity::Ok, 4),
-            Some(Notice::Recovered {
-                was: Severity::Critical,
-                since: at(0)
-            })
+            recovered(Severity::Critical, 0)
         );
         assert_eq!(step(&mut m, Severity::Ok, 5), None);
     }
@@ -418,13 +408,7 @@ mod tests {
             last_sent: Some(at(0)),
         };
         let d = retire(&bad);
-        assert_eq!(
-            d.notice,
-            Some(Notice::Recovered {
-                was: Severity::Critical,
-                since: at(0)
-            })
-        );
+        assert_eq!(d.notice, recovered(Severity::Critical, 0));
         assert!(!d.state_after(true).severity.is_bad());
         assert_eq!(d.state_after(false), bad, "kept until the recovery is told");
         let ok = AlertState {

@@ -256,16 +256,7 @@ async fn imap<S: AsyncRead + AsyncWrite + Unpin>(
                 .into(),
         });
     }
-    if upper.starts_with("* BYE") {
-        return Err(DialogueError::Refused {
-            step: Step::Greeting,
-            reply: shown(&greeting),
-            temporary: false,
-        });
-    }
-    if !upper.starts_with("* OK") {
-        return Err(lines.garbage(Step::Greeting, &greeting));
-    }
+    lines.greeted(&greeting, &upper, "* OK", "* BYE")?;
     lines.send(Step::Starttls, b"a1 STARTTLS\r\n").await?;
     for _ in 0..lines.limits.max_lines {
         let line = lines.line(Step::Starttls).await?;
@@ -294,16 +285,7 @@ async fn pop3<S: AsyncRead + AsyncWrite + Unpin>(
     lines: &mut Lines<'_, S>,
 ) -> Result<(), DialogueError> {
     let greeting = lines.line(Step::Greeting).await?;
-    if greeting.starts_with("-ERR") {
-        return Err(DialogueError::Refused {
-            step: Step::Greeting,
-            reply: shown(&greeting),
-            temporary: false,
-        });
-    }
-    if !greeting.starts_with("+OK") {
-        return Err(lines.garbage(Step::Greeting, &greeting));
-    }
+    lines.greeted(&greeting, &greeting, "+OK", "-ERR")?;
     lines.send(Step::Starttls, b"STLS\r\n").await?;
     let reply = lines.line(Step::Starttls).await?;
     if reply.starts_with("+OK") {
@@ -362,6 +344,28 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Lines<'a, S> {
             step,
             line: shown(line),
         }
+    }
+
+    /// A one-line greeting, read as `compared`: refused for good when it starts with `refused`,
+    /// garbage unless it starts with `ok`.
+    fn greeted(
+        &self,
+        greeting: &str,
+        compared: &str,
+        ok: &str,
+        refused: &str,
+    ) -> Result<(), DialogueError> {
+        if compared.starts_with(refused) {
+            return Err(DialogueError::Refused {
+                step: Step::Greeting,
+                reply: shown(greeting),
+                temporary: false,
+            });
+        }
+        if !compared.starts_with(ok) {
+            return Err(self.garbage(Step::Greeting, greeting));
+        }
+        Ok(())
     }
 
     /// Write one command, whole, within the step time.
