@@ -299,6 +299,18 @@ async fn pop3<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// `work` within the step time `limit`, else a timeout of `step`.
+async fn within<T>(
+    limit: Duration,
+    step: Step,
+    work: impl Future<Output = Result<T, DialogueError>>,
+) -> Result<T, DialogueError> {
+    match timeout(limit, work).await {
+        Err(_) => Err(DialogueError::Timeout { step, after: limit }),
+        Ok(result) => result,
+    }
+}
+
 /// One SMTP reply: its code and the text of each line.
 struct SmtpReply {
     code: u16,
@@ -386,35 +398,27 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Lines<'a, S> {
 
     /// One line without its CRLF, within the step time.
     async fn line(&mut self, step: Step) -> Result<String, DialogueError> {
-        let limit = self.limits.step;
-        match timeout(limit, self.line_unbounded(step)).await {
-            Err(_) => Err(DialogueError::Timeout { step, after: limit }),
-            Ok(result) => result,
-        }
+        within(self.limits.step, step, self.line_unbounded(step)).await
     }
 
     async fn line_unbounded(&mut self, step: Step) -> Result<String, DialogueError> {
         let mut chunk = [0u8; 1024];
         let mut searched = 0;
+        let limit = self.limits.max_line;
+        let too_long = || DialogueError::LineTooLong { step, limit };
         loop {
             if let Some(pos) = self.buf[searched..].iter().position(|&b| b == b'\n') {
                 let end = searched + pos;
-                if end + 1 > self.limits.max_line {
-                    return Err(DialogueError::LineTooLong {
-                        step,
-                        limit: self.limits.max_line,
-                    });
+                if end + 1 > limit {
+                    return Err(too_long());
                 }
                 let line: Vec<u8> = self.buf.drain(..=end).collect();
                 let text = String::from_utf8_lossy(&line);
                 return Ok(text.trim_end_matches(['\r', '\n']).to_string());
             }
             searched = self.buf.len();
-            if self.buf.len() >= self.limits.max_line {
-                return Err(DialogueError::LineTooLong {
-                    step,
-                    limit: self.limits.max_line,
-                });
+            if self.buf.len() >= limit {
+                return Err(too_long());
             }
             let n = self
                 .stream
@@ -430,11 +434,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Lines<'a, S> {
 
     /// One SMTP reply, all its lines, within the step time.
     async fn smtp_reply(&mut self, step: Step) -> Result<SmtpReply, DialogueError> {
-        let limit = self.limits.step;
-        match timeout(limit, self.smtp_reply_unbounded(step)).await {
-            Err(_) => Err(DialogueError::Timeout { step, after: limit }),
-            Ok(result) => result,
-        }
+        within(self.limits.step, step, self.smtp_reply_unbounded(step)).await
     }
 
     async fn smtp_reply_unbounded(&mut self, step: Step) -> Result<SmtpReply, DialogueError> {
