@@ -67,20 +67,17 @@ pub fn request(
         "the private key",
         hint.clone(),
     )?;
-    let fullchain = dir.join("fullchain.pem");
-    let (cert, chain) = if files.present(&fullchain) {
-        (fullchain, None)
-    } else {
-        let cert = super::require_file(
-            files,
-            Client::Certbot,
+    let (cert, chain) = super::cert_and_chain(
+        files,
+        Client::Certbot,
+        dir.join("fullchain.pem"),
+        (
             dir.join("cert.pem"),
             "the certificate (fullchain.pem or cert.pem)",
-            hint,
-        )?;
-        let chain = Some(dir.join("chain.pem")).filter(|c| files.present(c));
-        (cert, chain)
-    };
+        ),
+        Some(dir.join("chain.pem")),
+        hint,
+    )?;
     Ok(DeployRequest {
         service: found.name.clone(),
         cert,

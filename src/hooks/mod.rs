@@ -362,6 +362,23 @@ fn describe(id: &Identity<'_>) -> String {
 }
 
 /// `path` when it is a file with content, else a [`HookError::MissingFile`].
+/// The certificate files of a hook: `fullchain` when present; else `cert` (required; `what`
+/// names it in the error) with `chain` when present.
+fn cert_and_chain(
+    files: &dyn Files,
+    client: Client,
+    fullchain: PathBuf,
+    (cert, what): (PathBuf, &'static str),
+    chain: Option<PathBuf>,
+    hint: impl Into<String>,
+) -> Result<(PathBuf, Option<PathBuf>), HookError> {
+    if files.present(&fullchain) {
+        return Ok((fullchain, None));
+    }
+    let cert = require_file(files, client, cert, what, hint)?;
+    Ok((cert, chain.filter(|c| files.present(c))))
+}
+
 fn require_file(
     files: &dyn Files,
     client: Client,

@@ -206,22 +206,14 @@ async fn smtp<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), DialogueError> {
     let greeting = lines.smtp_reply(Step::Greeting).await?;
     if greeting.code != 220 {
-        return Err(DialogueError::Refused {
-            step: Step::Greeting,
-            reply: greeting.first_line(),
-            temporary: greeting.code / 100 == 4,
-        });
+        return Err(greeting.refused(Step::Greeting));
     }
     lines
         .send(Step::Ehlo, format!("EHLO {helo}\r\n").as_bytes())
         .await?;
     let ehlo = lines.smtp_reply(Step::Ehlo).await?;
     if ehlo.code != 250 {
-        return Err(DialogueError::Refused {
-            step: Step::Ehlo,
-            reply: ehlo.first_line(),
-            temporary: ehlo.code / 100 == 4,
-        });
+        return Err(ehlo.refused(Step::Ehlo));
     }
     // The first line is the server's name; each further line starts with an extension keyword.
     let offered = ehlo.texts.iter().skip(1).any(|text| {
@@ -318,6 +310,15 @@ struct SmtpReply {
 }
 
 impl SmtpReply {
+    /// This reply refusing `step`: for now when it is a 4xx, for good otherwise.
+    fn refused(&self, step: Step) -> DialogueError {
+        DialogueError::Refused {
+            step,
+            reply: self.first_line(),
+            temporary: self.code / 100 == 4,
+        }
+    }
+
     fn first_line(&self) -> String {
         shown(&format!(
             "{} {}",
