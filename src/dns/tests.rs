@@ -324,29 +324,20 @@ fn validation_probe_tells_a_validating_resolver_from_others() {
 
 #[test]
 fn addresses_merge_a_and_aaaa() {
-    let mut a = response(
-        "mail.example.test",
-        RecordType::A,
-        ResponseCode::NoError,
-        true,
-    );
-    a.answers.push(rec(
-        "mail.example.test",
-        60,
-        RData::A(A(Ipv4Addr::new(192, 0, 2, 1))),
-    ));
-    let mut aaaa = response(
-        "mail.example.test",
-        RecordType::AAAA,
-        ResponseCode::NoError,
-        true,
-    );
+    const HOST: &str = "mail.example.test";
+    let mut a = response(HOST, RecordType::A, ResponseCode::NoError, true);
+    a.answers
+        .push(rec(HOST, 60, RData::A(A(Ipv4Addr::new(192, 0, 2, 1)))));
+    let mut aaaa = response(HOST, RecordType::AAAA, ResponseCode::NoError, true);
     aaaa.authorities.push(soa("example.test", 1));
-    let name = n("mail.example.test");
-    let l = merge_addresses(
-        classify_at(&a, &name, RecordType::A, now()),
-        classify_at(&aaaa, &name, RecordType::AAAA, now()),
-    );
+    let name = n(HOST);
+    let merged = |a: &Message, aaaa: &Message| {
+        merge_addresses(
+            classify_at(a, &name, RecordType::A, now()),
+            classify_at(aaaa, &name, RecordType::AAAA, now()),
+        )
+    };
+    let l = merged(&a, &aaaa);
     assert_eq!(l.status, Status::Secure);
     assert_eq!(
         l.records,
@@ -356,17 +347,9 @@ fn addresses_merge_a_and_aaaa() {
 
     // An insecure AAAA denial makes the whole set insecure; a SERVFAIL makes it bogus.
     aaaa.metadata.authentic_data = false;
-    let l = merge_addresses(
-        classify_at(&a, &name, RecordType::A, now()),
-        classify_at(&aaaa, &name, RecordType::AAAA, now()),
-    );
-    assert_eq!(l.status, Status::Insecure);
+    assert_eq!(merged(&a, &aaaa).status, Status::Insecure);
     aaaa.metadata.response_code = ResponseCode::ServFail;
-    let l = merge_addresses(
-        classify_at(&a, &name, RecordType::A, now()),
-        classify_at(&aaaa, &name, RecordType::AAAA, now()),
-    );
-    assert!(l.status.is_bogus());
+    assert!(merged(&a, &aaaa).status.is_bogus());
 }
 
 fn auth(qname: &str, qtype: RecordType, rcode: ResponseCode) -> Message {

@@ -278,43 +278,45 @@ mod tests {
         assert_eq!(state.last_sent, None);
     }
 
+    /// Run `steps` (a severity at a minute, and the notice it must give) through a new memory.
+    fn script(steps: &[(Severity, u64, Option<Notice>)]) {
+        let mut m = MemoryAlerts::new();
+        for (severity, minute, notice) in steps {
+            assert_eq!(
+                &step(&mut m, *severity, *minute),
+                notice,
+                "{severity:?} at minute {minute}"
+            );
+        }
+    }
+
     #[test]
     fn state_change_fires_once_then_repeats_after_the_interval() {
-        let mut m = MemoryAlerts::new();
-        assert_eq!(step(&mut m, Severity::Ok, 0), None);
-        assert_eq!(
-            step(&mut m, Severity::Critical, 5),
-            fired(Some(Severity::Ok))
-        );
-        assert_eq!(step(&mut m, Severity::Critical, 10), None);
-        assert_eq!(step(&mut m, Severity::Critical, 64), None, "59 min < 1 h");
-        assert_eq!(
-            step(&mut m, Severity::Critical, 65),
-            Some(Notice::Repeat { since: at(5) })
-        );
-        assert_eq!(step(&mut m, Severity::Critical, 100), None);
-        assert_eq!(
-            step(&mut m, Severity::Critical, 125),
-            Some(Notice::Repeat { since: at(5) })
-        );
+        let repeat = Some(Notice::Repeat { since: at(5) });
+        script(&[
+            (Severity::Ok, 0, None),
+            (Severity::Critical, 5, fired(Some(Severity::Ok))),
+            (Severity::Critical, 10, None),
+            (Severity::Critical, 64, None), // 59 min < 1 h
+            (Severity::Critical, 65, repeat),
+            (Severity::Critical, 100, None),
+            (Severity::Critical, 125, repeat),
+        ]);
     }
 
     #[test]
     fn first_observation_bad_fires() {
-        let mut m = MemoryAlerts::new();
-        assert_eq!(step(&mut m, Severity::Warning, 0), fired(None));
+        script(&[(Severity::Warning, 0, fired(None))]);
     }
 
     #[test]
     fn recovery_message_then_silence() {
-        let mut m = MemoryAlerts::new();
-        step(&mut m, Severity::Critical, 0);
-        assert_eq!(
-            step(&mut m, Severity::Ok, 30),
-            recovered(Severity::Critical, 0)
-        );
-        assert_eq!(step(&mut m, Severity::Ok, 31), None);
-        assert_eq!(step(&mut m, Severity::Ok, 300), None);
+        script(&[
+            (Severity::Critical, 0, fired(None)),
+            (Severity::Ok, 30, recovered(Severity::Critical, 0)),
+            (Severity::Ok, 31, None),
+            (Severity::Ok, 300, None),
+        ]);
     }
 
     #[test]
@@ -360,26 +362,15 @@ mod tests {
 
     #[test]
     fn unknown_is_its_own_state() {
-        let mut m = MemoryAlerts::new();
-        step(&mut m, Severity::Critical, 0);
-        assert_eq!(
-            step(&mut m, Severity::Unknown, 1),
-            fired(Some(Severity::Critical))
-        );
-        assert_eq!(step(&mut m, Severity::Unknown, 2), None);
-        assert_eq!(
-            step(&mut m, Severity::Critical, 3),
-            fired(Some(Severity::Unknown))
-        );
-        assert_eq!(
-            step(&mut m, Severity::Warning, 4),
-            fired(Some(Severity::Critical))
-        );
-        assert!(step(&mut m, Severity::Unknown, 5).is_some());
-        assert_eq!(
-            step(&mut m, Severity::Ok, 6),
-            recovered(Severity::Unknown, 5)
-        );
+        script(&[
+            (Severity::Critical, 0, fired(None)),
+            (Severity::Unknown, 1, fired(Some(Severity::Critical))),
+            (Severity::Unknown, 2, None),
+            (Severity::Critical, 3, fired(Some(Severity::Unknown))),
+            (Severity::Warning, 4, fired(Some(Severity::Critical))),
+            (Severity::Unknown, 5, fired(Some(Severity::Warning))),
+            (Severity::Ok, 6, recovered(Severity::Unknown, 5)),
+        ]);
     }
 
     #[test]
