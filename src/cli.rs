@@ -427,6 +427,14 @@ pub struct DeployArgs {
     #[arg(long, value_name = "FILE")]
     pub next_key: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub drive: DriveArgs,
+}
+
+/// How `deploy` and `run` drive rollovers: `--wait`, `--timeout`, `--force`, `--lock-wait`. The
+/// help speaks of `deploy`'s one rollover; `run` words it for every pending one.
+#[derive(Debug, Args)]
+pub struct DriveArgs {
     /// Block until the rollover is done (progress bar on a terminal).
     #[arg(long)]
     pub wait: bool,
@@ -445,29 +453,38 @@ pub struct DeployArgs {
     pub lock_wait: f64,
 }
 
+impl DriveArgs {
+    /// What the driver is asked: wait or not, how long, and whether to skip the 2×TTL wait.
+    pub fn deploy_options(&self) -> crate::rollover::DeployOptions {
+        crate::rollover::DeployOptions {
+            wait: self.wait,
+            force: self.force,
+            timeout: self.timeout,
+        }
+    }
+}
+
 /// `dane-roll run`.
 #[derive(Debug, Args)]
+#[command(
+    mut_arg("wait", |a| a.help(
+        "Block until every pending rollover is done (progress bar on a terminal)"
+    )),
+    mut_arg("timeout", |a| a.help(
+        "With --wait: stop waiting after this long (`90s`, `10m`, `1h`). The state is saved and \
+         the next `dane-roll run` resumes. Exit 3 when the time ran out"
+    )),
+    mut_arg("lock_wait", |a| a.help(
+        "Seconds to wait for another dane-roll process working on a service"
+    ))
+)]
 pub struct RunArgs {
     /// Only this service.
     #[arg(value_name = "SERVICE")]
     pub service: Option<String>,
 
-    /// Block until every pending rollover is done (progress bar on a terminal).
-    #[arg(long)]
-    pub wait: bool,
-
-    /// With --wait: stop waiting after this long (`90s`, `10m`, `1h`). The state is saved and
-    /// the next `dane-roll run` resumes. Exit 3 when the time ran out.
-    #[arg(long, value_name = "DURATION", value_parser = wait_timeout, requires = "wait")]
-    pub timeout: Option<std::time::Duration>,
-
-    /// Skip the 2×TTL wait (never the "served everywhere and validated" check). Loud.
-    #[arg(long)]
-    pub force: bool,
-
-    /// Seconds to wait for another dane-roll process working on a service.
-    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
-    pub lock_wait: f64,
+    #[command(flatten)]
+    pub drive: DriveArgs,
 }
 
 /// `dane-roll status`.

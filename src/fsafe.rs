@@ -419,13 +419,34 @@ impl fmt::Display for FileMode {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::symlink;
+pub(crate) mod test_support {
+    //! What the tests of file writers check: a file's mode, and that no temporary is left.
 
-    fn mode(p: &Path) -> u32 {
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    /// The permission bits of `p` itself (not of what a link points to).
+    pub(crate) fn mode(p: &Path) -> u32 {
         fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
     }
+
+    /// The temporaries left in `dir` (any name with `.tmp` in it).
+    pub(crate) fn temporaries(dir: &Path) -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+            .map(|e| e.path())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{mode, temporaries};
+    use super::*;
+    use std::os::unix::fs::symlink;
 
     fn chmod(p: &Path, m: u32) {
         fs::set_permissions(p, fs::Permissions::from_mode(m)).unwrap();
@@ -466,12 +487,7 @@ mod tests {
         assert!(fs::symlink_metadata(&link).unwrap().is_file());
         assert_eq!(mode(&link), 0o640);
         assert_eq!(fs::read(&elsewhere).unwrap(), b"untouched");
-        let left: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().contains("dane-roll.tmp"))
-            .collect();
-        assert!(left.is_empty());
+        assert_eq!(temporaries(dir.path()), Vec::<PathBuf>::new());
     }
 
     #[test]

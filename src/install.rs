@@ -188,6 +188,7 @@ pub fn reload(command: &[String], timeout: Duration) -> Result<(), InstallError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsafe::test_support::{mode, temporaries};
 
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
@@ -197,29 +198,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("chain.pem");
         write_atomic(&p, b"one", NEW_FILE_MODE).unwrap();
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(mode(&p), 0o600);
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         write_atomic(&p, b"two", NEW_FILE_MODE).unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"two");
         // Never inherited from the file replaced.
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(mode(&p), 0o600);
         write_atomic_mode(&p, b"three", 0o600).unwrap();
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        let left: Vec<_> = fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
-            .collect();
-        assert!(left.is_empty());
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(temporaries(dir.path()), Vec::<PathBuf>::new());
     }
 
     #[test]

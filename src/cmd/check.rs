@@ -51,13 +51,15 @@ pub(super) fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
     let monitor = build_monitor(
         config.as_ref(),
         MonitorFlags {
-            resolver: args.resolver.as_deref(),
-            algorithms: &args.key_algorithms,
-            concurrency: args.concurrency,
-            deadline,
             helo: &args.helo,
             records: args.tlsa.clone(),
             addresses: args.addresses.clone(),
+            ..MonitorFlags::new(
+                args.resolver.as_deref(),
+                &args.key_algorithms,
+                args.concurrency,
+                deadline,
+            )
         },
     )?;
 
@@ -195,6 +197,26 @@ pub(super) struct MonitorFlags<'a> {
     pub helo: &'a str,
     pub records: Vec<TlsaRecord>,
     pub addresses: Vec<std::net::IpAddr>,
+}
+
+impl<'a> MonitorFlags<'a> {
+    /// The flags `check` and `serve` share; the default HELO name, records and addresses looked up.
+    pub(super) fn new(
+        resolver: Option<&'a str>,
+        algorithms: &'a [KeyAlgorithm],
+        concurrency: usize,
+        deadline: Duration,
+    ) -> Self {
+        MonitorFlags {
+            resolver,
+            algorithms,
+            concurrency,
+            deadline,
+            helo: crate::probe::DEFAULT_HELO,
+            records: Vec::new(),
+            addresses: Vec::new(),
+        }
+    }
 }
 
 /// The monitor for a run: the resolver (flag, configuration, /etc/resolv.conf), one prober for

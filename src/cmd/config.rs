@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 
 use crate::cli::Cli;
 use crate::config::{
-    Channel, Config, ConfigError, MailVia, Problem, ProviderKind, ResolverOrigin, Secret, Tsig,
-    WebhookUrl, format_duration,
+    Channel, Config, ConfigError, EmailChannel, MailVia, Problem, ProviderKind, ResolverOrigin,
+    Secret, Tsig, WebhookUrl, format_duration,
 };
 use crate::exit::Status;
 
@@ -194,7 +194,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
             Channel::Webhook {
                 url: WebhookUrl::Secret(s),
             } => writeln!(out, "url from {}", secret(s))?,
-            Channel::Email {
+            Channel::Email(EmailChannel {
                 to,
                 from,
                 via,
@@ -202,7 +202,7 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                 smtp_server,
                 credentials,
                 ..
-            } => {
+            }) => {
                 write!(out, "to {} from {from} via ", to.join(", "))?;
                 match (via, smtp_server) {
                     (MailVia::Smtp, Some(server)) => write!(out, "smtp {server}")?,

@@ -27,16 +27,11 @@ pub(super) fn run(cli: &Cli, args: &DeployArgs) -> anyhow::Result<Status> {
         next_key: args.next_key.clone(),
         origin: Origin::Manual,
     };
-    let options = DeployOptions {
-        wait: args.wait,
-        force: args.force,
-        timeout: args.timeout,
-    };
     execute_with(
         cli,
         request,
-        options,
-        lock_wait(args.lock_wait)?,
+        args.drive.deploy_options(),
+        lock_wait(args.drive.lock_wait)?,
         "dane-roll deploy",
         None,
     )

@@ -13,24 +13,22 @@ use crate::cli::{Cli, RunArgs};
 use crate::config::Config;
 use crate::exit::Status;
 use crate::rollover::driver::{Driver, Standing};
-use crate::rollover::{DeployOptions, PhaseName, SystemClock};
+use crate::rollover::{PhaseName, SystemClock};
 use crate::store::Store;
 
 /// Run the command.
 pub(super) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    let mut driver = open_driver(cli, config, "dane-roll run", lock_wait(args.lock_wait)?)?;
+    let mut driver = open_driver(
+        cli,
+        config,
+        "dane-roll run",
+        lock_wait(args.drive.lock_wait)?,
+    )?;
     // The hook is a hint: pick up what a missed hook did not hand over, then drive everything.
     let reconciled = driver.reconcile(args.service.as_deref())?;
     let mut status = super::reconcile::report(cli, &reconciled);
-    let standings = driver.run(
-        args.service.as_deref(),
-        DeployOptions {
-            wait: args.wait,
-            force: args.force,
-            timeout: args.timeout,
-        },
-    )?;
+    let standings = driver.run(args.service.as_deref(), args.drive.deploy_options())?;
     if standings.is_empty() && !cli.quiet {
         println!("no rollover pending");
     }
@@ -40,7 +38,7 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
                 crate::output::error_line(&format!("dane-roll: error: {err:#}"));
                 status = Status::Failure;
             }
-            Ok(_) if args.wait => status = status.max(timed_out(standing)),
+            Ok(_) if args.drive.wait => status = status.max(timed_out(standing)),
             Ok(_) => {}
         }
     }

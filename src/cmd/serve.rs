@@ -54,15 +54,12 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
     }
     let monitor = build_monitor(
         config.as_ref(),
-        MonitorFlags {
-            resolver: args.resolver.as_deref(),
-            algorithms: &args.key_algorithms,
-            concurrency: args.concurrency,
+        MonitorFlags::new(
+            args.resolver.as_deref(),
+            &args.key_algorithms,
+            args.concurrency,
             deadline,
-            helo: crate::probe::DEFAULT_HELO,
-            records: Vec::new(),
-            addresses: Vec::new(),
-        },
+        ),
     )?;
     let state_dir = config.as_ref().map(|c| c.state_dir.clone());
     let exporter = Exporter::new(monitor, targets, interval, state_dir, limits);

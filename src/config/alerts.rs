@@ -61,23 +61,7 @@ pub enum Channel {
         url: WebhookUrl,
     },
     /// A mail.
-    Email {
-        /// The recipients.
-        to: Vec<String>,
-        /// The sender address.
-        from: String,
-        /// How the mail leaves.
-        via: MailVia,
-        /// The sendmail program (for `via = "sendmail"`).
-        sendmail: PathBuf,
-        /// The SMTP server, `host:port` (for `via = "smtp"`).
-        smtp_server: Option<super::ServerAddr>,
-        /// `user:password` for SMTP AUTH, when needed.
-        credentials: Option<Secret>,
-        /// Extra CA certificates (PEM) trusted for the SMTP server's STARTTLS certificate, beside
-        /// the system's (for a private CA).
-        tls_ca_file: Option<PathBuf>,
-    },
+    Email(EmailChannel),
     /// A Telegram bot message.
     Telegram {
         /// The bot token.
@@ -94,7 +78,7 @@ impl Channel {
     pub fn kind(&self) -> &'static str {
         match self {
             Channel::Webhook { .. } => "webhook",
-            Channel::Email { .. } => "email",
+            Channel::Email(_) => "email",
             Channel::Telegram { .. } => "telegram",
         }
     }
@@ -105,16 +89,36 @@ impl Channel {
             Channel::Webhook {
                 url: WebhookUrl::Secret(secret),
             } => vec![(super::provider::secret_key("url", secret), secret)],
-            Channel::Email {
+            Channel::Email(EmailChannel {
                 credentials: Some(secret),
                 ..
-            } => vec![(super::provider::secret_key("credentials", secret), secret)],
+            }) => vec![(super::provider::secret_key("credentials", secret), secret)],
             Channel::Telegram { token, .. } => {
                 vec![(super::provider::secret_key("token", token), token)]
             }
             _ => Vec::new(),
         }
     }
+}
+
+/// A `kind = "email"` channel: where the mail goes and how it leaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChannel {
+    /// The recipients.
+    pub to: Vec<String>,
+    /// The sender address.
+    pub from: String,
+    /// How the mail leaves.
+    pub via: MailVia,
+    /// The sendmail program (for `via = "sendmail"`).
+    pub sendmail: PathBuf,
+    /// The SMTP server, `host:port` (for `via = "smtp"`).
+    pub smtp_server: Option<super::ServerAddr>,
+    /// `user:password` for SMTP AUTH, when needed.
+    pub credentials: Option<Secret>,
+    /// Extra CA certificates (PEM) trusted for the SMTP server's STARTTLS certificate, beside
+    /// the system's (for a private CA).
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// A webhook URL.

@@ -36,7 +36,8 @@ use serde::Deserialize;
 
 pub use alerts::{
     Alerts, Channel, CheckSettings, DEFAULT_CERT_WARN_DAYS, DEFAULT_MAX_RECORDS,
-    DEFAULT_REPEAT_INTERVAL, DEFAULT_RRSIG_WARN_DAYS, DEFAULT_SENDMAIL, MailVia, WebhookUrl,
+    DEFAULT_REPEAT_INTERVAL, DEFAULT_RRSIG_WARN_DAYS, DEFAULT_SENDMAIL, EmailChannel, MailVia,
+    WebhookUrl,
 };
 pub use duration::{format_duration, parse_duration};
 pub use endpoint::{DEFAULT_PORT, Endpoint, Protocol};

@@ -339,7 +339,7 @@ fn alerts_load_and_validate() {
         "[check] max-records is the services' default"
     );
     match &config.alerts.channels["mail"] {
-        Channel::Email { smtp_server, .. } => assert_eq!(smtp_server.as_ref().unwrap().port, 587),
+        Channel::Email(mail) => assert_eq!(mail.smtp_server.as_ref().unwrap().port, 587),
         other => panic!("{other:?}"),
     }
     let no_server = format!(

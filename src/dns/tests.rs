@@ -194,27 +194,16 @@ fn ede_with_short_data_is_ignored_not_a_panic() {
 
 #[test]
 fn nodata_and_nxdomain_are_missing_with_negative_ttl() {
-    let mut m = response(OWNER, RecordType::TLSA, ResponseCode::NoError, true);
-    m.authorities.push(soa("example.test", 5));
-    let l = classify_at(&m, &n(OWNER), RecordType::TLSA, now());
-    assert_eq!(
-        l.status,
-        Status::Missing {
-            secure: true,
-            nxdomain: false
-        }
-    );
-    assert_eq!(l.ttl, Some(5), "min(SOA TTL 60, MINIMUM 5)");
-    let mut m = response(OWNER, RecordType::TLSA, ResponseCode::NXDomain, false);
-    m.authorities.push(soa("example.test", 5));
-    let l = classify_at(&m, &n(OWNER), RecordType::TLSA, now());
-    assert_eq!(
-        l.status,
-        Status::Missing {
-            secure: false,
-            nxdomain: true
-        }
-    );
+    for (code, secure, nxdomain) in [
+        (ResponseCode::NoError, true, false),
+        (ResponseCode::NXDomain, false, true),
+    ] {
+        let mut m = response(OWNER, RecordType::TLSA, code, secure);
+        m.authorities.push(soa("example.test", 5));
+        let l = classify_at(&m, &n(OWNER), RecordType::TLSA, now());
+        assert_eq!(l.status, Status::Missing { secure, nxdomain });
+        assert_eq!(l.ttl, Some(5), "min(SOA TTL 60, MINIMUM 5)");
+    }
 }
 
 #[test]
@@ -335,29 +324,20 @@ fn validation_probe_tells_a_validating_resolver_from_others() {
 
 #[test]
 fn addresses_merge_a_and_aaaa() {
-    let mut a = response(
-        "mail.example.test",
-        RecordType::A,
-        ResponseCode::NoError,
-        true,
-    );
-    a.answers.push(rec(
-        "mail.example.test",
-        60,
-        RData::A(A(Ipv4Addr::new(192, 0, 2, 1))),
-    ));
-    let mut aaaa = response(
-        "mail.example.test",
-        RecordType::AAAA,
-        ResponseCode::NoError,
-        true,
-    );
+    const HOST: &str = "mail.example.test";
+    let mut a = response(HOST, RecordType::A, ResponseCode::NoError, true);
+    a.answers
+        .push(rec(HOST, 60, RData::A(A(Ipv4Addr::new(192, 0, 2, 1)))));
+    let mut aaaa = response(HOST, RecordType::AAAA, ResponseCode::NoError, true);
     aaaa.authorities.push(soa("example.test", 1));
-    let name = n("mail.example.test");
-    let l = merge_addresses(
-        classify_at(&a, &name, RecordType::A, now()),
-        classify_at(&aaaa, &name, RecordType::AAAA, now()),
-    );
+    let name = n(HOST);
+    let merged = |a: &Message, aaaa: &Message| {
+        merge_addresses(
+            classify_at(a, &name, RecordType::A, now()),
+            classify_at(aaaa, &name, RecordType::AAAA, now()),
+        )
+    };
+    let l = merged(&a, &aaaa);
     assert_eq!(l.status, Status::Secure);
     assert_eq!(
         l.records,
@@ -367,17 +347,9 @@ fn addresses_merge_a_and_aaaa() {
 
     // An insecure AAAA denial makes the whole set insecure; a SERVFAIL makes it bogus.
     aaaa.metadata.authentic_data = false;
-    let l = merge_addresses(
-        classify_at(&a, &name, RecordType::A, now()),
-        classify_at(&aaaa, &name, RecordType::AAAA, now()),
-    );
-    assert_eq!(l.status, Status::Insecure);
+    assert_eq!(merged(&a, &aaaa).status, Status::Insecure);
     aaaa.metadata.response_code = ResponseCode::ServFail;
-    let l = merge_addresses(
-        classify_at(&a, &name, RecordType::A, now()),
-        classify_at(&aaaa, &name, RecordType::AAAA, now()),
-    );
-    assert!(l.status.is_bogus());
+    assert!(merged(&a, &aaaa).status.is_bogus());
 }
 
 fn auth(qname: &str, qtype: RecordType, rcode: ResponseCode) -> Message {

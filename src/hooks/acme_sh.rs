@@ -63,15 +63,8 @@ pub fn request(
         return Err(missing(LE_DOMAIN, "it names the certificate's main domain"));
     };
     let domains = [domain.clone()];
-    let found = find_service(
-        config,
-        Client::AcmeSh,
-        &Identity {
-            service,
-            lineage: Some(&domain),
-            domains: &domains,
-        },
-    )?;
+    let id = Identity::new(service, &domain, &domains);
+    let found = find_service(config, Client::AcmeSh, &id)?;
     let hint = "acme.sh writes it before it runs the reloadcmd; run the hook from acme.sh \
                 (--reloadcmd), as the user that runs acme.sh";
     let key = super::require_file(files, Client::AcmeSh, key_path, "the private key", hint)?;

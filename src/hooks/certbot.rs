@@ -52,15 +52,8 @@ pub fn request(
 ) -> Result<DeployRequest, HookError> {
     let cb = CertbotEnv::read(env)?;
     let lineage_text = cb.lineage.to_string_lossy();
-    let found = find_service(
-        config,
-        Client::Certbot,
-        &Identity {
-            service,
-            lineage: Some(&lineage_text),
-            domains: &cb.domains,
-        },
-    )?;
+    let id = Identity::new(service, &lineage_text, &cb.domains);
+    let found = find_service(config, Client::Certbot, &id)?;
     let dir = &cb.lineage;
     let hint = format!(
         "certbot writes it into the live directory {} before it runs the deploy hook: is \
@@ -74,20 +67,17 @@ pub fn request(
         "the private key",
         hint.clone(),
     )?;
-    let fullchain = dir.join("fullchain.pem");
-    let (cert, chain) = if files.present(&fullchain) {
-        (fullchain, None)
-    } else {
-        let cert = super::require_file(
-            files,
-            Client::Certbot,
+    let (cert, chain) = super::cert_and_chain(
+        files,
+        Client::Certbot,
+        dir.join("fullchain.pem"),
+        (
             dir.join("cert.pem"),
             "the certificate (fullchain.pem or cert.pem)",
-            hint,
-        )?;
-        let chain = Some(dir.join("chain.pem")).filter(|c| files.present(c));
-        (cert, chain)
-    };
+        ),
+        Some(dir.join("chain.pem")),
+        hint,
+    )?;
     Ok(DeployRequest {
         service: found.name.clone(),
         cert,

@@ -85,31 +85,22 @@ pub fn request(
         .to_path_buf();
     let cert_dir_text = cert_dir.to_string_lossy();
     let domains = [domain.clone()];
-    let found = find_service(
-        config,
-        Client::Dehydrated,
-        &Identity {
-            service,
-            lineage: Some(&cert_dir_text),
-            domains: &domains,
-        },
-    )?;
+    let id = Identity::new(service, &cert_dir_text, &domains);
+    let found = find_service(config, Client::Dehydrated, &id)?;
     let hint =
         "dehydrated writes it before deploy_cert; is this hook run by dehydrated, as its user?";
     let key = super::require_file(files, Client::Dehydrated, key, "the private key", hint)?;
-    let (cert, chain) = if files.present(&fullchain) {
-        (fullchain, None)
-    } else {
-        let cert = super::require_file(
-            files,
-            Client::Dehydrated,
+    let (cert, chain) = super::cert_and_chain(
+        files,
+        Client::Dehydrated,
+        fullchain,
+        (
             PathBuf::from(&rest[2]),
             "the certificate (FULLCHAINFILE or CERTFILE)",
-            hint,
-        )?;
-        let chain = rest.get(4).map(PathBuf::from).filter(|c| files.present(c));
-        (cert, chain)
-    };
+        ),
+        rest.get(4).map(PathBuf::from),
+        hint,
+    )?;
     let roll = cert_dir.join(ROLL_KEY);
     let next_key = files.present(&roll).then_some(roll);
     Ok(Event::Deploy(DeployRequest {

@@ -283,6 +283,18 @@ pub struct Identity<'a> {
     pub domains: &'a [String],
 }
 
+impl<'a> Identity<'a> {
+    /// What a hook knows of its certificate: `--service`, the lineage (or certificate
+    /// directory) and the names.
+    pub fn new(service: Option<&'a str>, lineage: &'a str, domains: &'a [String]) -> Self {
+        Identity {
+            service,
+            lineage: Some(lineage),
+            domains,
+        }
+    }
+}
+
 /// Find the configured service for a certificate: by `--service`, by lineage, then by domains.
 pub fn find_service<'c>(
     config: &'c Config,
@@ -350,6 +362,23 @@ fn describe(id: &Identity<'_>) -> String {
 }
 
 /// `path` when it is a file with content, else a [`HookError::MissingFile`].
+/// The certificate files of a hook: `fullchain` when present; else `cert` (required; `what`
+/// names it in the error) with `chain` when present.
+fn cert_and_chain(
+    files: &dyn Files,
+    client: Client,
+    fullchain: PathBuf,
+    (cert, what): (PathBuf, &'static str),
+    chain: Option<PathBuf>,
+    hint: impl Into<String>,
+) -> Result<(PathBuf, Option<PathBuf>), HookError> {
+    if files.present(&fullchain) {
+        return Ok((fullchain, None));
+    }
+    let cert = require_file(files, client, cert, what, hint)?;
+    Ok((cert, chain.filter(|c| files.present(c))))
+}
+
 fn require_file(
     files: &dyn Files,
     client: Client,

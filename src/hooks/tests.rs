@@ -90,13 +90,15 @@ fn fake(files: &[String]) -> Fake {
     Fake::with(&files.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
+/// certbot's hook for the lineage `dir` (its four files there) renewed for `domains`.
+fn certbot_at(dir: &str, domains: &str, service: Option<&str>) -> Result<DeployRequest, HookError> {
+    let env = Env::from_pairs([("RENEWED_LINEAGE", dir), ("RENEWED_DOMAINS", domains)]);
+    certbot::request(&config(), &env, &fake(&live_files(dir)), service)
+}
+
 #[test]
 fn certbot_by_lineage_takes_fullchain_and_privkey() {
-    let env = Env::from_pairs([
-        ("RENEWED_LINEAGE", LIVE),
-        ("RENEWED_DOMAINS", "mail.example.com smtp.example.com"),
-    ]);
-    let req = certbot::request(&config(), &env, &fake(&live_files(LIVE)), None).unwrap();
+    let req = certbot_at(LIVE, "mail.example.com smtp.example.com", None).unwrap();
     assert_eq!(
         req,
         DeployRequest {
@@ -115,18 +117,12 @@ fn certbot_by_lineage_takes_fullchain_and_privkey() {
 #[test]
 fn certbot_lineage_path_and_domains() {
     // A configured lineage path matches the whole path only.
-    let dir = "/etc/letsencrypt/live/mail-ec";
-    let env = Env::from_pairs([("RENEWED_LINEAGE", dir), ("RENEWED_DOMAINS", "x.example")]);
-    let req = certbot::request(&config(), &env, &fake(&live_files(dir)), None).unwrap();
+    let req = certbot_at("/etc/letsencrypt/live/mail-ec", "x.example", None).unwrap();
     assert_eq!(req.service, "mx-ec");
 
     // An unconfigured lineage name: found by its domains (most shared wins).
     let dir = "/etc/letsencrypt/live/mail.example.com-0001";
-    let env = Env::from_pairs([
-        ("RENEWED_LINEAGE", dir),
-        ("RENEWED_DOMAINS", "MX2.example.com. other.example"),
-    ]);
-    let req = certbot::request(&config(), &env, &fake(&live_files(dir)), None).unwrap();
+    let req = certbot_at(dir, "MX2.example.com. other.example", None).unwrap();
     assert_eq!(req.service, "mx-ec");
     assert_eq!(
         req.origin,
@@ -152,11 +148,7 @@ fn certbot_without_fullchain_uses_cert_and_chain() {
 #[test]
 fn certbot_unknown_lineage_names_it_the_config_and_the_fix() {
     let dir = "/etc/letsencrypt/live/www.example.org";
-    let env = Env::from_pairs([
-        ("RENEWED_LINEAGE", dir),
-        ("RENEWED_DOMAINS", "www.example.org"),
-    ]);
-    let err = certbot::request(&config(), &env, &fake(&live_files(dir)), None).unwrap_err();
+    let err = certbot_at(dir, "www.example.org", None).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, HookError::NoService { .. }), "{err:?}");
     for want in [
@@ -173,17 +165,13 @@ fn certbot_unknown_lineage_names_it_the_config_and_the_fix() {
 #[test]
 fn certbot_ambiguous_domains_say_which_services() {
     let dir = "/etc/letsencrypt/live/shared";
-    let env = Env::from_pairs([
-        ("RENEWED_LINEAGE", dir),
-        ("RENEWED_DOMAINS", "shared.example.com"),
-    ]);
-    let err = certbot::request(&config(), &env, &fake(&live_files(dir)), None).unwrap_err();
+    let err = certbot_at(dir, "shared.example.com", None).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, HookError::Ambiguous { .. }), "{err:?}");
     assert!(text.contains("a, b"), "{text}");
     assert!(text.contains("lineage = \"shared\""), "{text}");
     // --service settles it.
-    let req = certbot::request(&config(), &env, &fake(&live_files(dir)), Some("b")).unwrap();
+    let req = certbot_at(dir, "shared.example.com", Some("b")).unwrap();
     assert_eq!(req.service, "b");
 }
 
@@ -350,23 +338,32 @@ fn acme_sh_unknown_domain_suggests_domains() {
 const DH: &str = "/var/lib/dehydrated/certs/mail.example.com";
 
 fn dh_args(event: &str) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec![event.into(), "mail.example.com".into()];
-    for f in ["privkey.pem", "cert.pem", "fullchain.pem", "chain.pem"] {
-        args.push(format!("{DH}/{f}").into());
-    }
+    let mut args = dh_args_in(DH, event, "mail.example.com");
     args.push("1700000000".into());
     args
+}
+
+/// dehydrated's arguments for `event` of `domain`, its files in `dir` (no timestamp).
+fn dh_args_in(dir: &str, event: &str, domain: &str) -> Vec<OsString> {
+    let mut args: Vec<OsString> = vec![event.into(), domain.into()];
+    for f in ["privkey.pem", "cert.pem", "fullchain.pem", "chain.pem"] {
+        args.push(format!("{dir}/{f}").into());
+    }
+    args
+}
+
+/// The deploy request of dehydrated's `args`, which must be a deploy.
+fn dh_deploy(config: &Config, args: &[OsString], files: &[String]) -> DeployRequest {
+    match dehydrated::request(config, args, &fake(files), None).unwrap() {
+        dehydrated::Event::Deploy(req) => req,
+        other => panic!("not a deploy: {other:?}"),
+    }
 }
 
 #[test]
 fn dehydrated_deploy_cert_with_and_without_roll_key() {
     let mut files = live_files(DH);
-    let req = match dehydrated::request(&config(), &dh_args("deploy_cert"), &fake(&files), None)
-        .unwrap()
-    {
-        dehydrated::Event::Deploy(req) => req,
-        other => panic!("{other:?}"),
-    };
+    let req = dh_deploy(&config(), &dh_args("deploy_cert"), &files);
     assert_eq!(
         req,
         DeployRequest {
@@ -381,11 +378,7 @@ fn dehydrated_deploy_cert_with_and_without_roll_key() {
         }
     );
     files.push(format!("{DH}/privkey.roll.pem"));
-    let dehydrated::Event::Deploy(req) =
-        dehydrated::request(&config(), &dh_args("deploy_cert"), &fake(&files), None).unwrap()
-    else {
-        panic!("not a deploy")
-    };
+    let req = dh_deploy(&config(), &dh_args("deploy_cert"), &files);
     assert_eq!(
         req.next_key,
         Some(PathBuf::from(format!("{DH}/privkey.roll.pem")))
@@ -436,10 +429,7 @@ fn dehydrated_short_deploy_cert_is_refused() {
 fn dehydrated_cert_dir_alias_matches_a_lineage() {
     // dehydrated names the directory after an alias; the lineage name finds the service.
     let dir = "/var/lib/dehydrated/certs/mail-ec";
-    let mut args: Vec<OsString> = vec!["deploy_cert".into(), "unknown.example".into()];
-    for f in ["privkey.pem", "cert.pem", "fullchain.pem", "chain.pem"] {
-        args.push(format!("{dir}/{f}").into());
-    }
+    let args = dh_args_in(dir, "deploy_cert", "unknown.example");
     let err = dehydrated::request(&config(), &args, &fake(&live_files(dir)), None).unwrap_err();
     // `mx-ec` has a lineage path under /etc/letsencrypt: a different directory, no match.
     assert!(matches!(err, HookError::NoService { .. }), "{err:?}");
@@ -448,12 +438,7 @@ fn dehydrated_cert_dir_alias_matches_a_lineage() {
         "lineage = \"mail-ec\"",
     );
     let config = Config::from_str_named(&with_name, "c.toml").unwrap();
-    let dehydrated::Event::Deploy(req) =
-        dehydrated::request(&config, &args, &fake(&live_files(dir)), None).unwrap()
-    else {
-        panic!("not a deploy")
-    };
-    assert_eq!(req.service, "mx-ec");
+    assert_eq!(dh_deploy(&config, &args, &live_files(dir)).service, "mx-ec");
 }
 
 #[test]

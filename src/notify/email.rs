@@ -11,7 +11,6 @@
 //! The mail says `Auto-Submitted: auto-generated` (RFC 3834, so vacation responders stay quiet),
 //! and carries a Message-ID of our own, returned in [`Sent::Mail`] to find it in the mail logs.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -21,7 +20,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use crate::config::{Channel, MailVia, Secret, ServerAddr};
+use crate::config::{Channel, EmailChannel, MailVia};
 
 use super::{Alert, ChannelError, Sent, USER_AGENT, error_chain, scrub};
 
@@ -31,13 +30,7 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 /// One email channel.
 #[derive(Debug, Clone)]
 pub struct Email {
-    to: Vec<String>,
-    from: String,
-    via: MailVia,
-    sendmail: PathBuf,
-    smtp_server: Option<ServerAddr>,
-    credentials: Option<Secret>,
-    tls_ca_file: Option<PathBuf>,
+    channel: EmailChannel,
     timeout: Duration,
 }
 
@@ -45,22 +38,8 @@ impl Email {
     /// The channel of a `kind = "email"` configuration; `None` for other kinds.
     pub fn from_channel(channel: &Channel, timeout: Duration) -> Option<Email> {
         match channel {
-            Channel::Email {
-                to,
-                from,
-                via,
-                sendmail,
-                smtp_server,
-                credentials,
-                tls_ca_file,
-            } => Some(Email {
-                to: to.clone(),
-                from: from.clone(),
-                via: *via,
-                sendmail: sendmail.clone(),
-                smtp_server: smtp_server.clone(),
-                credentials: credentials.clone(),
-                tls_ca_file: tls_ca_file.clone(),
+            Channel::Email(channel) => Some(Email {
+                channel: channel.clone(),
                 timeout,
             }),
             _ => None,
@@ -70,7 +49,7 @@ impl Email {
     /// Send the alert as a mail.
     pub async fn send(&self, alert: &Alert) -> Result<Sent, ChannelError> {
         let (message, message_id) = self.message(alert)?;
-        match self.via {
+        match self.channel.via {
             MailVia::Sendmail => self.via_sendmail(message).await?,
             MailVia::Smtp => self.via_smtp(message).await?,
         }
@@ -88,7 +67,7 @@ impl Email {
                     reason: err.to_string(),
                 })
         };
-        let from = mailbox("from", &self.from)?;
+        let from = mailbox("from", &self.channel.from)?;
         let mut builder = Message::builder()
             .from(from.clone())
             .subject(alert.title())
@@ -99,7 +78,7 @@ impl Email {
                 "auto-generated".to_owned(),
             ))
             .header(ContentType::TEXT_PLAIN);
-        for to in &self.to {
+        for to in &self.channel.to {
             builder = builder.to(mailbox("to", to)?);
         }
         let message_id = new_message_id(from.email.domain());
@@ -125,11 +104,11 @@ impl Email {
         }
         args.push("--".into());
         args.extend(envelope.to().iter().map(ToString::to_string));
-        let job = Job::new(&self.sendmail, EnvPolicy::Inherit, self.timeout)
+        let job = Job::new(&self.channel.sendmail, EnvPolicy::Inherit, self.timeout)
             .args(args)
             .input(message.formatted());
         let fail = |reason: String| ChannelError::Sendmail {
-            program: self.sendmail.clone(),
+            program: self.channel.sendmail.clone(),
             reason: super::excerpt(&reason, 300),
         };
         let output = tokio::task::spawn_blocking(move || job.run())
@@ -137,7 +116,7 @@ impl Email {
             .map_err(|e| fail(e.to_string()))?;
         match output {
             Err(ChildError::Timeout(_)) => Err(ChannelError::Timeout {
-                target: self.sendmail.display().to_string(),
+                target: self.channel.sendmail.display().to_string(),
                 after: self.timeout,
             }),
             Err(err) => Err(fail(err.to_string())),
@@ -150,7 +129,7 @@ impl Email {
     }
 
     async fn via_smtp(&self, message: Message) -> Result<(), ChannelError> {
-        let Some(server) = &self.smtp_server else {
+        let Some(server) = &self.channel.smtp_server else {
             return Err(ChannelError::Smtp {
                 server: "(none)".to_owned(),
                 reason: "no smtp-server is configured".to_owned(),
@@ -159,7 +138,7 @@ impl Email {
         };
         let server_text = server.to_string();
         let mut tls = TlsParameters::builder(server.host.clone());
-        if let Some(path) = &self.tls_ca_file {
+        if let Some(path) = &self.channel.tls_ca_file {
             for cert in ca_certificates(path)? {
                 tls = tls.add_root_certificate(cert);
             }
@@ -174,7 +153,7 @@ impl Email {
             .tls(Tls::Required(tls))
             .timeout(Some(self.timeout));
 
-        let credentials = match &self.credentials {
+        let credentials = match &self.channel.credentials {
             Some(secret) => Some(secret.read().map_err(|source| ChannelError::Secret {
                 what: "SMTP credentials",
                 source,
@@ -302,18 +281,22 @@ fn new_message_id(domain: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
     use crate::notify::Severity;
 
     fn email(from: &str, to: &[&str]) -> Email {
         Email {
-            to: to.iter().map(|s| s.to_string()).collect(),
-            from: from.to_owned(),
-            via: MailVia::Sendmail,
-            sendmail: PathBuf::from("/nonexistent/sendmail"),
-            smtp_server: None,
-            credentials: None,
-            tls_ca_file: None,
+            channel: EmailChannel {
+                to: to.iter().map(|s| s.to_string()).collect(),
+                from: from.to_owned(),
+                via: MailVia::Sendmail,
+                sendmail: PathBuf::from("/nonexistent/sendmail"),
+                smtp_server: None,
+                credentials: None,
+                tls_ca_file: None,
+            },
             timeout: Duration::from_secs(5),
         }
     }

@@ -237,6 +237,19 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000 + minutes * 60)
     }
 
+    /// The notice of a first bad state, or of a change from `from`.
+    fn fired(from: Option<Severity>) -> Option<Notice> {
+        Some(Notice::Fired { from })
+    }
+
+    /// The notice of a recovery from `was`, bad since minute `since`.
+    fn recovered(was: Severity, since: u64) -> Option<Notice> {
+        Some(Notice::Recovered {
+            was,
+            since: at(since),
+        })
+    }
+
     /// Run one observation through a memory, as the notifier does, assuming delivery works.
     fn step(memory: &mut MemoryAlerts, severity: Severity, minutes: u64) -> Option<Notice> {
         step_with(memory, severity, minutes, true)
@@ -265,51 +278,45 @@ mod tests {
         assert_eq!(state.last_sent, None);
     }
 
+    /// Run `steps` (a severity at a minute, and the notice it must give) through a new memory.
+    fn script(steps: &[(Severity, u64, Option<Notice>)]) {
+        let mut m = MemoryAlerts::new();
+        for (severity, minute, notice) in steps {
+            assert_eq!(
+                &step(&mut m, *severity, *minute),
+                notice,
+                "{severity:?} at minute {minute}"
+            );
+        }
+    }
+
     #[test]
     fn state_change_fires_once_then_repeats_after_the_interval() {
-        let mut m = MemoryAlerts::new();
-        assert_eq!(step(&mut m, Severity::Ok, 0), None);
-        assert_eq!(
-            step(&mut m, Severity::Critical, 5),
-            Some(Notice::Fired {
-                from: Some(Severity::Ok)
-            })
-        );
-        assert_eq!(step(&mut m, Severity::Critical, 10), None);
-        assert_eq!(step(&mut m, Severity::Critical, 64), None, "59 min < 1 h");
-        assert_eq!(
-            step(&mut m, Severity::Critical, 65),
-            Some(Notice::Repeat { since: at(5) })
-        );
-        assert_eq!(step(&mut m, Severity::Critical, 100), None);
-        assert_eq!(
-            step(&mut m, Severity::Critical, 125),
-            Some(Notice::Repeat { since: at(5) })
-        );
+        let repeat = Some(Notice::Repeat { since: at(5) });
+        script(&[
+            (Severity::Ok, 0, None),
+            (Severity::Critical, 5, fired(Some(Severity::Ok))),
+            (Severity::Critical, 10, None),
+            (Severity::Critical, 64, None), // 59 min < 1 h
+            (Severity::Critical, 65, repeat),
+            (Severity::Critical, 100, None),
+            (Severity::Critical, 125, repeat),
+        ]);
     }
 
     #[test]
     fn first_observation_bad_fires() {
-        let mut m = MemoryAlerts::new();
-        assert_eq!(
-            step(&mut m, Severity::Warning, 0),
-            Some(Notice::Fired { from: None })
-        );
+        script(&[(Severity::Warning, 0, fired(None))]);
     }
 
     #[test]
     fn recovery_message_then_silence() {
-        let mut m = MemoryAlerts::new();
-        step(&mut m, Severity::Critical, 0);
-        assert_eq!(
-            step(&mut m, Severity::Ok, 30),
-            Some(Notice::Recovered {
-                was: Severity::Critical,
-                since: at(0)
-            })
-        );
-        assert_eq!(step(&mut m, Severity::Ok, 31), None);
-        assert_eq!(step(&mut m, Severity::Ok, 300), None);
+        script(&[
+            (Severity::Critical, 0, fired(None)),
+            (Severity::Ok, 30, recovered(Severity::Critical, 0)),
+            (Severity::Ok, 31, None),
+            (Severity::Ok, 300, None),
+        ]);
     }
 
     #[test]
@@ -355,35 +362,15 @@ mod tests {
 
     #[test]
     fn unknown_is_its_own_state() {
-        let mut m = MemoryAlerts::new();
-        step(&mut m, Severity::Critical, 0);
-        assert_eq!(
-            step(&mut m, Severity::Unknown, 1),
-            Some(Notice::Fired {
-                from: Some(Severity::Critical)
-            })
-        );
-        assert_eq!(step(&mut m, Severity::Unknown, 2), None);
-        assert_eq!(
-            step(&mut m, Severity::Critical, 3),
-            Some(Notice::Fired {
-                from: Some(Severity::Unknown)
-            })
-        );
-        assert_eq!(
-            step(&mut m, Severity::Warning, 4),
-            Some(Notice::Fired {
-                from: Some(Severity::Critical)
-            })
-        );
-        assert!(step(&mut m, Severity::Unknown, 5).is_some());
-        assert_eq!(
-            step(&mut m, Severity::Ok, 6),
-            Some(Notice::Recovered {
-                was: Severity::Unknown,
-                since: at(5)
-            })
-        );
+        script(&[
+            (Severity::Critical, 0, fired(None)),
+            (Severity::Unknown, 1, fired(Some(Severity::Critical))),
+            (Severity::Unknown, 2, None),
+            (Severity::Critical, 3, fired(Some(Severity::Unknown))),
+            (Severity::Warning, 4, fired(Some(Severity::Critical))),
+            (Severity::Unknown, 5, fired(Some(Severity::Warning))),
+            (Severity::Ok, 6, recovered(Severity::Unknown, 5)),
+        ]);
     }
 
     #[test]
@@ -392,20 +379,14 @@ mod tests {
         // The first alert reaches no channel: the next run tries again, as a first alert.
         assert!(step_with(&mut m, Severity::Critical, 0, false).is_some());
         assert_eq!(m.get(ID).unwrap().unwrap().last_sent, None);
-        assert_eq!(
-            step(&mut m, Severity::Critical, 1),
-            Some(Notice::Fired { from: None })
-        );
+        assert_eq!(step(&mut m, Severity::Critical, 1), fired(None));
         assert_eq!(step(&mut m, Severity::Critical, 2), None);
         // A recovery that reached nobody is retried too.
         assert!(step_with(&mut m, Severity::Ok, 3, false).is_some());
         assert_eq!(m.get(ID).unwrap().unwrap().severity, Severity::Critical);
         assert_eq!(
             step(&mut m, Severity::Ok, 4),
-            Some(Notice::Recovered {
-                was: Severity::Critical,
-                since: at(0)
-            })
+            recovered(Severity::Critical, 0)
         );
         assert_eq!(step(&mut m, Severity::Ok, 5), None);
     }
@@ -418,13 +399,7 @@ mod tests {
             last_sent: Some(at(0)),
         };
         let d = retire(&bad);
-        assert_eq!(
-            d.notice,
-            Some(Notice::Recovered {
-                was: Severity::Critical,
-                since: at(0)
-            })
-        );
+        assert_eq!(d.notice, recovered(Severity::Critical, 0));
         assert!(!d.state_after(true).severity.is_bad());
         assert_eq!(d.state_after(false), bad, "kept until the recovery is told");
         let ok = AlertState {

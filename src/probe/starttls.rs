@@ -206,22 +206,14 @@ async fn smtp<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<(), DialogueError> {
     let greeting = lines.smtp_reply(Step::Greeting).await?;
     if greeting.code != 220 {
-        return Err(DialogueError::Refused {
-            step: Step::Greeting,
-            reply: greeting.first_line(),
-            temporary: greeting.code / 100 == 4,
-        });
+        return Err(greeting.refused(Step::Greeting));
     }
     lines
         .send(Step::Ehlo, format!("EHLO {helo}\r\n").as_bytes())
         .await?;
     let ehlo = lines.smtp_reply(Step::Ehlo).await?;
     if ehlo.code != 250 {
-        return Err(DialogueError::Refused {
-            step: Step::Ehlo,
-            reply: ehlo.first_line(),
-            temporary: ehlo.code / 100 == 4,
-        });
+        return Err(ehlo.refused(Step::Ehlo));
     }
     // The first line is the server's name; each further line starts with an extension keyword.
     let offered = ehlo.texts.iter().skip(1).any(|text| {
@@ -256,16 +248,7 @@ async fn imap<S: AsyncRead + AsyncWrite + Unpin>(
                 .into(),
         });
     }
-    if upper.starts_with("* BYE") {
-        return Err(DialogueError::Refused {
-            step: Step::Greeting,
-            reply: shown(&greeting),
-            temporary: false,
-        });
-    }
-    if !upper.starts_with("* OK") {
-        return Err(lines.garbage(Step::Greeting, &greeting));
-    }
+    lines.greeted(&greeting, &upper, "* OK", "* BYE")?;
     lines.send(Step::Starttls, b"a1 STARTTLS\r\n").await?;
     for _ in 0..lines.limits.max_lines {
         let line = lines.line(Step::Starttls).await?;
@@ -294,16 +277,7 @@ async fn pop3<S: AsyncRead + AsyncWrite + Unpin>(
     lines: &mut Lines<'_, S>,
 ) -> Result<(), DialogueError> {
     let greeting = lines.line(Step::Greeting).await?;
-    if greeting.starts_with("-ERR") {
-        return Err(DialogueError::Refused {
-            step: Step::Greeting,
-            reply: shown(&greeting),
-            temporary: false,
-        });
-    }
-    if !greeting.starts_with("+OK") {
-        return Err(lines.garbage(Step::Greeting, &greeting));
-    }
+    lines.greeted(&greeting, &greeting, "+OK", "-ERR")?;
     lines.send(Step::Starttls, b"STLS\r\n").await?;
     let reply = lines.line(Step::Starttls).await?;
     if reply.starts_with("+OK") {
@@ -317,6 +291,18 @@ async fn pop3<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// `work` within the step time `limit`, else a timeout of `step`.
+async fn within<T>(
+    limit: Duration,
+    step: Step,
+    work: impl Future<Output = Result<T, DialogueError>>,
+) -> Result<T, DialogueError> {
+    match timeout(limit, work).await {
+        Err(_) => Err(DialogueError::Timeout { step, after: limit }),
+        Ok(result) => result,
+    }
+}
+
 /// One SMTP reply: its code and the text of each line.
 struct SmtpReply {
     code: u16,
@@ -324,6 +310,15 @@ struct SmtpReply {
 }
 
 impl SmtpReply {
+    /// This reply refusing `step`: for now when it is a 4xx, for good otherwise.
+    fn refused(&self, step: Step) -> DialogueError {
+        DialogueError::Refused {
+            step,
+            reply: self.first_line(),
+            temporary: self.code / 100 == 4,
+        }
+    }
+
     fn first_line(&self) -> String {
         shown(&format!(
             "{} {}",
@@ -364,6 +359,28 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Lines<'a, S> {
         }
     }
 
+    /// A one-line greeting, read as `compared`: refused for good when it starts with `refused`,
+    /// garbage unless it starts with `ok`.
+    fn greeted(
+        &self,
+        greeting: &str,
+        compared: &str,
+        ok: &str,
+        refused: &str,
+    ) -> Result<(), DialogueError> {
+        if compared.starts_with(refused) {
+            return Err(DialogueError::Refused {
+                step: Step::Greeting,
+                reply: shown(greeting),
+                temporary: false,
+            });
+        }
+        if !compared.starts_with(ok) {
+            return Err(self.garbage(Step::Greeting, greeting));
+        }
+        Ok(())
+    }
+
     /// Write one command, whole, within the step time.
     async fn send(&mut self, step: Step, bytes: &[u8]) -> Result<(), DialogueError> {
         let write = async {
@@ -382,35 +399,27 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Lines<'a, S> {
 
     /// One line without its CRLF, within the step time.
     async fn line(&mut self, step: Step) -> Result<String, DialogueError> {
-        let limit = self.limits.step;
-        match timeout(limit, self.line_unbounded(step)).await {
-            Err(_) => Err(DialogueError::Timeout { step, after: limit }),
-            Ok(result) => result,
-        }
+        within(self.limits.step, step, self.line_unbounded(step)).await
     }
 
     async fn line_unbounded(&mut self, step: Step) -> Result<String, DialogueError> {
         let mut chunk = [0u8; 1024];
         let mut searched = 0;
+        let limit = self.limits.max_line;
+        let too_long = || DialogueError::LineTooLong { step, limit };
         loop {
             if let Some(pos) = self.buf[searched..].iter().position(|&b| b == b'\n') {
                 let end = searched + pos;
-                if end + 1 > self.limits.max_line {
-                    return Err(DialogueError::LineTooLong {
-                        step,
-                        limit: self.limits.max_line,
-                    });
+                if end + 1 > limit {
+                    return Err(too_long());
                 }
                 let line: Vec<u8> = self.buf.drain(..=end).collect();
                 let text = String::from_utf8_lossy(&line);
                 return Ok(text.trim_end_matches(['\r', '\n']).to_string());
             }
             searched = self.buf.len();
-            if self.buf.len() >= self.limits.max_line {
-                return Err(DialogueError::LineTooLong {
-                    step,
-                    limit: self.limits.max_line,
-                });
+            if self.buf.len() >= limit {
+                return Err(too_long());
             }
             let n = self
                 .stream
@@ -426,11 +435,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Lines<'a, S> {
 
     /// One SMTP reply, all its lines, within the step time.
     async fn smtp_reply(&mut self, step: Step) -> Result<SmtpReply, DialogueError> {
-        let limit = self.limits.step;
-        match timeout(limit, self.smtp_reply_unbounded(step)).await {
-            Err(_) => Err(DialogueError::Timeout { step, after: limit }),
-            Ok(result) => result,
-        }
+        within(self.limits.step, step, self.smtp_reply_unbounded(step)).await
     }
 
     async fn smtp_reply_unbounded(&mut self, step: Step) -> Result<SmtpReply, DialogueError> {

@@ -229,6 +229,11 @@ mod tests {
         }
     }
 
+    /// Key 1, the live key, to publish at `owner`, known live from `from`.
+    fn live_at(owner: &str, from: LiveFrom) -> (TlsaAt, Because) {
+        (TlsaAt::new(owner, key(1).dane_ee()), Because::Live(from))
+    }
+
     /// [`reconcile`] of a slot at rest: key 1 live, `next` published, nothing of ours elsewhere.
     fn at_rest(owners: &[OwnerSeen], next: Option<KeyHash>) -> Reconcile {
         reconcile(&SlotOwners {
@@ -251,10 +256,7 @@ mod tests {
         assert_eq!(
             r.publish,
             vec![
-                (
-                    TlsaAt::new(B, key(1).dane_ee()),
-                    Because::Live(LiveFrom::Probe)
-                ),
+                live_at(B, LiveFrom::Probe),
                 (TlsaAt::new(B, key(2).dane_ee()), Because::Next),
             ]
         );
@@ -275,26 +277,14 @@ mod tests {
             ours: &[],
         });
         assert_eq!(r.drift, None);
-        assert_eq!(
-            r.publish,
-            vec![(
-                TlsaAt::new(A, key(1).dane_ee()),
-                Because::Live(LiveFrom::Probe)
-            )]
-        );
+        assert_eq!(r.publish, vec![live_at(A, LiveFrom::Probe)]);
     }
 
     #[test]
     fn the_store_key_stands_in_when_the_probe_cannot_tell() {
         let owners = [seen(B, true, Seen::Unknown("timeout".into()), &[])];
         let r = at_rest(&owners, None);
-        assert_eq!(
-            r.publish,
-            vec![(
-                TlsaAt::new(B, key(1).dane_ee()),
-                Because::Live(LiveFrom::Store)
-            )]
-        );
+        assert_eq!(r.publish, vec![live_at(B, LiveFrom::Store)]);
     }
 
     #[test]

@@ -19,6 +19,18 @@ pub struct AlertState {
     pub since: Timestamp,
 }
 
+impl AlertState {
+    /// A row of `SELECT check_id, state, last_sent, since FROM alert_state`.
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<AlertState> {
+        Ok(AlertState {
+            check_id: row.get(0)?,
+            state: row.get(1)?,
+            last_sent: row.get::<_, Option<i64>>(2)?.map(Timestamp::from_secs),
+            since: Timestamp::from_secs(row.get(3)?),
+        })
+    }
+}
+
 impl Store {
     /// The alert state of `check_id`.
     pub fn alert_state(&self, check_id: &str) -> Result<Option<AlertState>, StoreError> {
@@ -26,14 +38,7 @@ impl Store {
             .query_row(
                 "SELECT check_id, state, last_sent, since FROM alert_state WHERE check_id = ?1",
                 params![check_id],
-                |row| {
-                    Ok(AlertState {
-                        check_id: row.get(0)?,
-                        state: row.get(1)?,
-                        last_sent: row.get::<_, Option<i64>>(2)?.map(Timestamp::from_secs),
-                        since: Timestamp::from_secs(row.get(3)?),
-                    })
-                },
+                AlertState::read,
             )
             .optional()
             .map_err(|e| self.err(e))
@@ -41,21 +46,11 @@ impl Store {
 
     /// Every stored alert state, by check id (for retiring the states of checks no longer made).
     pub fn alert_states(&self) -> Result<Vec<AlertState>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT check_id, state, last_sent, since FROM alert_state ORDER BY check_id")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok(AlertState {
-                    check_id: row.get(0)?,
-                    state: row.get(1)?,
-                    last_sent: row.get::<_, Option<i64>>(2)?.map(Timestamp::from_secs),
-                    since: Timestamp::from_secs(row.get(3)?),
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+        self.select(
+            "SELECT check_id, state, last_sent, since FROM alert_state ORDER BY check_id",
+            [],
+            AlertState::read,
+        )
     }
 
     /// Forget the alert state of a check (it is no longer made).

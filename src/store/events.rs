@@ -43,27 +43,12 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<StoredEvent>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT id, time, service, slot, phase, detail FROM events
-                 WHERE ?1 IS NULL OR service = ?1 ORDER BY id DESC LIMIT ?2",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![service, limit], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, i64>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, String>(4)?,
-                    row.get::<_, String>(5)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+        let rows: Vec<(i64, i64, String, String, String, String)> = self.select(
+            "SELECT id, time, service, slot, phase, detail FROM events
+             WHERE ?1 IS NULL OR service = ?1 ORDER BY id DESC LIMIT ?2",
+            params![service, limit],
+            |row| row.try_into(),
+        )?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, time, service, slot, phase, detail) in rows.into_iter().rev() {
             let phase =

@@ -100,26 +100,12 @@ impl Store {
 
     /// The keys of `service`, every slot and role.
     pub fn keys(&self, service: &str) -> Result<Vec<KeyEntry>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT slot, role, spki_sha256, key_path, created FROM keys
-                 WHERE service = ?1 ORDER BY slot, role",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![service], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, i64>(4)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+        let rows: Vec<(String, String, String, Option<String>, i64)> = self.select(
+            "SELECT slot, role, spki_sha256, key_path, created FROM keys
+             WHERE service = ?1 ORDER BY slot, role",
+            params![service],
+            |row| row.try_into(),
+        )?;
         rows.into_iter()
             .map(|(slot, role, hash, path, created)| {
                 let bad = |detail: String| self.bad_state(service, &slot, detail);

@@ -153,6 +153,21 @@ impl Store {
         classify(&self.path, e)
     }
 
+    /// Every row `sql` selects with `params`, each read by `read`: the prepare, query and
+    /// collect every table's listing shares, its errors named by the store.
+    fn select<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.err(e))?;
+        stmt.query_map(params, read)
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))
+    }
+
     /// A row of `service`'s `slot` that cannot be read back (or a rollover that cannot be
     /// written), and why.
     fn bad_state(&self, service: &str, slot: &str, detail: impl ToString) -> StoreError {

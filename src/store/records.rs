@@ -72,29 +72,22 @@ impl Store {
 
     /// Every record `service` ever published (all slots), oldest first.
     pub fn published(&self, service: &str) -> Result<Vec<PublishedRecord>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT service, slot, owner, rdata, ttl, published_at, confirmed_at, retired_at
-                 FROM records_published WHERE service = ?1 ORDER BY id",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map(params![service], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, String>(3)?,
-                    row.get::<_, u32>(4)?,
-                    row.get::<_, i64>(5)?,
-                    row.get::<_, Option<i64>>(6)?,
-                    row.get::<_, Option<i64>>(7)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+        type Row = (
+            String,
+            String,
+            String,
+            String,
+            u32,
+            i64,
+            Option<i64>,
+            Option<i64>,
+        );
+        let rows: Vec<Row> = self.select(
+            "SELECT service, slot, owner, rdata, ttl, published_at, confirmed_at, retired_at
+             FROM records_published WHERE service = ?1 ORDER BY id",
+            params![service],
+            |row| row.try_into(),
+        )?;
         rows.into_iter()
             .map(|(service, slot, owner, rdata, ttl, p, c, r)| {
                 let record = rdata.parse().map_err(|e: crate::tlsa::TlsaError| {

@@ -27,21 +27,11 @@ impl Store {
 
     /// Every stored rollover, by service and slot.
     pub fn rollovers(&self) -> Result<Vec<Rollover>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT service, slot, state FROM rollovers ORDER BY service, slot")
-            .map_err(|e| self.err(e))?;
-        let rows = stmt
-            .query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })
-            .map_err(|e| self.err(e))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.err(e))?;
+        let rows: Vec<(String, String, String)> = self.select(
+            "SELECT service, slot, state FROM rollovers ORDER BY service, slot",
+            [],
+            |row| row.try_into(),
+        )?;
         rows.iter()
             .map(|(service, slot, json)| self.parse_rollover(service, slot, json))
             .collect()

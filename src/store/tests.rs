@@ -140,6 +140,13 @@ fn a_phase_change_and_its_events_are_one_transaction() {
     assert_eq!(store.events(Some("mx"), 10).unwrap().len(), events.len());
 }
 
+/// `changes` to the records of `mx`'s `slot`, at second `at`.
+fn record(store: &mut Store, slot: &Slot, changes: &[RecordChange], at: i64) {
+    store
+        .record_changes("mx", slot, changes, Timestamp::from_secs(at))
+        .unwrap();
+}
+
 #[test]
 fn ours_tracks_publish_confirm_and_retire_per_slot() {
     let mut store = Store::open_in_memory().unwrap();
@@ -151,62 +158,22 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
         record: r.clone(),
         ttl: 3600,
     };
-    store
-        .record_changes(
-            "mx",
-            &rsa,
-            &[pubd(&a), pubd(&a), pubd(&b)],
-            Timestamp::from_secs(10),
-        )
-        .unwrap();
-    store
-        .record_changes("mx", &ec, &[pubd(&a)], Timestamp::from_secs(10))
-        .unwrap();
+    record(&mut store, &rsa, &[pubd(&a), pubd(&a), pubd(&b)], 10);
+    record(&mut store, &ec, &[pubd(&a)], 10);
     assert_eq!(store.ours("mx", &rsa).unwrap(), vec![a.clone(), b.clone()]);
     assert_eq!(store.ours("mx", &ec).unwrap(), vec![a.clone()]);
+    let confirmed_since =
+        |store: &Store, records: &[TlsaAt]| store.confirmed_since("mx", &rsa, records).unwrap();
+    assert_eq!(confirmed_since(&store, std::slice::from_ref(&a)), None);
+    record(&mut store, &rsa, &[RecordChange::Confirmed(a.clone())], 20);
+    record(&mut store, &rsa, &[RecordChange::Confirmed(a.clone())], 30);
     assert_eq!(
-        store
-            .confirmed_since("mx", &rsa, std::slice::from_ref(&a))
-            .unwrap(),
-        None
-    );
-    store
-        .record_changes(
-            "mx",
-            &rsa,
-            &[RecordChange::Confirmed(a.clone())],
-            Timestamp::from_secs(20),
-        )
-        .unwrap();
-    store
-        .record_changes(
-            "mx",
-            &rsa,
-            &[RecordChange::Confirmed(a.clone())],
-            Timestamp::from_secs(30),
-        )
-        .unwrap();
-    assert_eq!(
-        store
-            .confirmed_since("mx", &rsa, std::slice::from_ref(&a))
-            .unwrap(),
+        confirmed_since(&store, std::slice::from_ref(&a)),
         Some(Timestamp::from_secs(20)),
         "the first confirmation counts"
     );
-    assert_eq!(
-        store
-            .confirmed_since("mx", &rsa, &[a.clone(), b.clone()])
-            .unwrap(),
-        None
-    );
-    store
-        .record_changes(
-            "mx",
-            &rsa,
-            &[RecordChange::Retired(a.clone())],
-            Timestamp::from_secs(40),
-        )
-        .unwrap();
+    assert_eq!(confirmed_since(&store, &[a.clone(), b.clone()]), None);
+    record(&mut store, &rsa, &[RecordChange::Retired(a.clone())], 40);
     assert_eq!(store.ours("mx", &rsa).unwrap(), vec![b.clone()]);
     assert_eq!(
         store.ours("mx", &ec).unwrap(),
@@ -214,9 +181,7 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
         "other slot untouched"
     );
     // Published again after retirement: a new row, ours again.
-    store
-        .record_changes("mx", &rsa, &[pubd(&a)], Timestamp::from_secs(50))
-        .unwrap();
+    record(&mut store, &rsa, &[pubd(&a)], 50);
     assert_eq!(store.ours("mx", &rsa).unwrap().len(), 2);
     assert_eq!(store.published("mx").unwrap().len(), 4);
     assert!(store.ours("other", &rsa).unwrap().is_empty());
@@ -427,24 +392,17 @@ fn a_version_1_store_migrates_to_milliseconds_and_its_rollover_json_still_parses
     assert!(!back.looked);
     // Observed TTLs: one row per (owner, source, TTL), last seen updated.
     let seen = [(OWNER, "ns1.example.net. (192.0.2.53)", 7200u32)];
-    store
-        .record_ttls(
-            "mx",
-            &Slot::default(),
-            Timestamp::from_secs(100),
-            seen,
-            Timestamp::from_secs(101),
-        )
-        .unwrap();
-    store
-        .record_ttls(
-            "mx",
-            &Slot::default(),
-            Timestamp::from_secs(100),
-            seen,
-            Timestamp::from_secs(105),
-        )
-        .unwrap();
+    for at in [101, 105] {
+        store
+            .record_ttls(
+                "mx",
+                &Slot::default(),
+                Timestamp::from_secs(100),
+                seen,
+                Timestamp::from_secs(at),
+            )
+            .unwrap();
+    }
     let ttls = store
         .ttls("mx", &Slot::default(), Timestamp::from_secs(100))
         .unwrap();

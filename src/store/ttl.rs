@@ -66,29 +66,20 @@ impl Store {
         slot: &Slot,
         started: Timestamp,
     ) -> Result<Vec<TtlObservation>, StoreError> {
-        let err = |e| self.err(e);
-        let mut stmt = self
-            .conn
-            .prepare(
-                "SELECT owner, source, ttl, first_seen, last_seen FROM ttl_observations
-                 WHERE service = ?1 AND slot = ?2 AND started = ?3
-                 ORDER BY ttl DESC, first_seen, owner, source",
-            )
-            .map_err(err)?;
-        let rows = stmt
-            .query_map(
-                params![service, slot.as_str(), started.as_millis()],
-                |row| {
-                    Ok(TtlObservation {
-                        owner: row.get(0)?,
-                        source: row.get(1)?,
-                        ttl: row.get(2)?,
-                        first_seen: Timestamp::from_millis(row.get(3)?),
-                        last_seen: Timestamp::from_millis(row.get(4)?),
-                    })
-                },
-            )
-            .map_err(err)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(err)
+        self.select(
+            "SELECT owner, source, ttl, first_seen, last_seen FROM ttl_observations
+             WHERE service = ?1 AND slot = ?2 AND started = ?3
+             ORDER BY ttl DESC, first_seen, owner, source",
+            params![service, slot.as_str(), started.as_millis()],
+            |row| {
+                Ok(TtlObservation {
+                    owner: row.get(0)?,
+                    source: row.get(1)?,
+                    ttl: row.get(2)?,
+                    first_seen: Timestamp::from_millis(row.get(3)?),
+                    last_seen: Timestamp::from_millis(row.get(4)?),
+                })
+            },
+        )
     }
 }

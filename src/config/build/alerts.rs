@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::Builder;
 use crate::config::alerts::{
-    Alerts, Channel, DEFAULT_SENDMAIL, DEFAULT_TELEGRAM_API_URL, MailVia, WebhookUrl,
+    Alerts, Channel, DEFAULT_SENDMAIL, DEFAULT_TELEGRAM_API_URL, EmailChannel, MailVia, WebhookUrl,
 };
 use crate::config::provider::parse_server;
 use crate::config::raw::RawChannel;
@@ -109,7 +109,7 @@ impl Builder<'_, '_> {
                         credentials_env,
                         false,
                     );
-                    (self.errors.len() == before).then_some(Channel::Email {
+                    (self.errors.len() == before).then_some(Channel::Email(EmailChannel {
                         to: to.0,
                         from,
                         via,
@@ -117,7 +117,7 @@ impl Builder<'_, '_> {
                         smtp_server,
                         credentials,
                         tls_ca_file,
-                    })
+                    }))
                 }
                 RawChannel::Telegram {
                     token_file,

@@ -4,7 +4,7 @@
 
 use dane_roll_providers::{Change, ProviderError};
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::Service;
 use crate::pki;
@@ -125,16 +125,7 @@ impl<E: Effects> Driver<E> {
                 ActionOutcome::Dns(report)
             }
             Action::Install { chain } => {
-                let target = chain_file(svc, &r.slot)?;
-                self.note(
-                    r,
-                    format!("installing {} as {}", chain.display(), target.display()),
-                )?;
-                ActionOutcome::Installed(
-                    self.effects
-                        .install(svc, target, chain)
-                        .map_err(|e| e.to_string().into()),
-                )
+                ActionOutcome::Installed(self.install_chain(svc, r, chain, "installing")?)
             }
             Action::Reload => {
                 self.note(r, format!("running `{}`", svc.reload.join(" ")))?;
@@ -164,22 +155,12 @@ impl<E: Effects> Driver<E> {
                     result,
                 }
             }
-            Action::ReinstallPrevious { chain } => {
-                let target = chain_file(svc, &r.slot)?;
-                self.note(
-                    r,
-                    format!(
-                        "reinstalling the previous {} as {}",
-                        chain.display(),
-                        target.display()
-                    ),
-                )?;
-                ActionOutcome::Reinstalled(
-                    self.effects
-                        .install(svc, target, chain)
-                        .map_err(|e| e.to_string().into()),
-                )
-            }
+            Action::ReinstallPrevious { chain } => ActionOutcome::Reinstalled(self.install_chain(
+                svc,
+                r,
+                chain,
+                "reinstalling the previous",
+            )?),
             Action::GenerateNextKey => {
                 ActionOutcome::NextKey(self.generate_next(svc, r)?.map_err(Into::into))
             }
@@ -189,6 +170,26 @@ impl<E: Effects> Driver<E> {
             }
             Action::Wait { .. } => return Ok(None),
         }))
+    }
+
+    /// Note what is done (`installing`, `reinstalling the previous`), then install the key+chain
+    /// file `chain` as the slot's chain file.
+    fn install_chain(
+        &mut self,
+        svc: &Service,
+        r: &Rollover,
+        chain: &Path,
+        doing: &str,
+    ) -> Result<Result<(), Failure>, DriverError> {
+        let target = chain_file(svc, &r.slot)?;
+        self.note(
+            r,
+            format!("{doing} {} as {}", chain.display(), target.display()),
+        )?;
+        Ok(self
+            .effects
+            .install(svc, target, chain)
+            .map_err(|e| e.to_string().into()))
     }
 
     /// Store the record as ours, then add it (so a crash can never leave it untracked).
