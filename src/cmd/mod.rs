@@ -5,6 +5,7 @@ mod check;
 mod config;
 mod deploy;
 mod hook;
+mod init;
 pub mod log;
 mod next_key;
 mod plan;
@@ -37,5 +38,6 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
         Command::NextKey(args) => next_key::run(cli, args),
         Command::Prune(args) => prune::run(cli, args),
         Command::Abort(args) => abort::run(cli, args),
+        Command::Init(args) => init::run(cli, args),
     }
 }
