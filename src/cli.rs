@@ -576,6 +576,19 @@ pub struct InitArgs {
     #[arg(long, value_name = "DIR", env = "DANE_ROLL_POSTFIX_DIR")]
     pub postfix_dir: Option<PathBuf>,
 
+    /// The `doveconf` program (Dovecot is looked at only when it runs).
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "DANE_ROLL_DOVECONF",
+        default_value = "doveconf"
+    )]
+    pub doveconf: PathBuf,
+
+    /// Dovecot's configuration file (`doveconf -c FILE`); default: Dovecot's own.
+    #[arg(long, value_name = "FILE", env = "DANE_ROLL_DOVECOT_CONFIG")]
+    pub dovecot_config: Option<PathBuf>,
+
     /// certbot's configuration directory (its `renewal/` and `live/`).
     #[arg(
         long,

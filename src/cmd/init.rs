@@ -14,6 +14,7 @@ use crate::config::{
 use crate::dns::Resolver;
 use crate::exit::Status;
 use crate::init::apply::{self, Switch, Unconfirmed};
+use crate::init::discover::dovecot::Doveconf;
 use crate::init::discover::postfix::Postconf;
 use crate::init::discover::{self, Discovery, Sources};
 use crate::init::write::{self, Choices};
@@ -31,11 +32,12 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<Status> {
         config_dir: args.postfix_dir.clone(),
     };
     if args.undo {
-        return undo(cli, &postconf);
+        return undo(cli, &postconf, &doveconf(args));
     }
     let resolver = resolver(args)?;
     let sources = Sources {
         postconf: postconf.clone(),
+        doveconf: doveconf(args),
         letsencrypt: args.letsencrypt_dir.clone(),
         acme_sh: match &args.acme_sh_home {
             Some(dir) => vec![dir.clone()],
@@ -99,6 +101,13 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<Status> {
         return Ok(Status::Ok);
     }
     apply_switch(cli, args, &found, &runtime)
+}
+
+fn doveconf(args: &InitArgs) -> Doveconf {
+    Doveconf {
+        program: args.doveconf.clone(),
+        config: args.dovecot_config.clone(),
+    }
 }
 
 /// The resolver discovery asks: `--resolver`, else the system's first nameserver.
@@ -198,6 +207,7 @@ fn apply_switch(
             return Ok(Status::Failure);
         }
     }
+    let dovecot = dovecot_switch(args, found, &service.reload);
     apply::switch(&Switch {
         postconf: &postconf,
         main_cf: postfix.main_cf(),
@@ -205,6 +215,7 @@ fn apply_switch(
         key_and_chain: &key_and_chain,
         reload: &service.reload,
         timeout: RELOAD_TIMEOUT,
+        dovecot: dovecot.as_ref().map(|(c, p)| (c, p.clone())),
     })?;
     println!(
         "switched: smtpd_tls_chain_files = {} (main.cf backed up to {}); probing",
@@ -222,15 +233,40 @@ fn apply_switch(
         }
         Err(why) => {
             tracing::error!("the handshake after the switch does not match: {why}; switching back");
-            apply::restore(&postfix.main_cf(), &service.reload, RELOAD_TIMEOUT)?;
+            let drop_in = dovecot.as_ref().map(|(_, p)| p.as_path());
+            apply::restore(&postfix.main_cf(), drop_in, &service.reload, RELOAD_TIMEOUT)?;
             println!("switched back: main.cf restored, Postfix reloaded");
             Ok(Status::Failure)
         }
     }
 }
 
-fn undo(cli: &Cli, postconf: &Postconf) -> anyhow::Result<Status> {
+/// Dovecot's part of the switch: only when it serves Postfix's key and the service's reload
+/// command reloads it too (else a later rollover would leave it serving the old key).
+fn dovecot_switch(
+    args: &InitArgs,
+    found: &Discovery,
+    reload: &[String],
+) -> Option<(Doveconf, PathBuf)> {
+    let dovecot = found.dovecot.as_ref().filter(|_| found.dovecot_same_key)?;
+    if !reload
+        .iter()
+        .any(|w| w.contains("doveadm") || w.contains("dovecot"))
+    {
+        tracing::warn!(
+            "Dovecot serves the same key but the service's reload command does not reload it: Dovecot is left on its own files"
+        );
+        return None;
+    }
+    Some((doveconf(args), dovecot.drop_in()))
+}
+
+fn undo(cli: &Cli, postconf: &Postconf, doveconf: &Doveconf) -> anyhow::Result<Status> {
     let postfix = postconf.discover()?;
+    let drop_in = doveconf.config_file().parent().map(|d| {
+        d.join("conf.d")
+            .join(crate::init::discover::dovecot::DROP_IN)
+    });
     let reload = match Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref()) {
         Ok(config) => config
             .services
@@ -248,7 +284,12 @@ fn undo(cli: &Cli, postconf: &Postconf) -> anyhow::Result<Status> {
     } else {
         reload
     };
-    apply::restore(&postfix.main_cf(), &reload, RELOAD_TIMEOUT)?;
+    apply::restore(
+        &postfix.main_cf(),
+        drop_in.as_deref(),
+        &reload,
+        RELOAD_TIMEOUT,
+    )?;
     println!(
         "restored {} from its backup; Postfix reloaded",
         postfix.main_cf().display()

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::InitError;
+use super::discover::dovecot::{Doveconf, drop_in_text};
 use super::discover::postfix::Postconf;
 use super::write::{ensure_private_dir, write_new};
 use crate::config::Endpoint;
@@ -45,6 +46,50 @@ pub struct Switch<'a> {
     pub reload: &'a [String],
     /// Its time limit.
     pub timeout: Duration,
+    /// Dovecot, switched too when it serves the same key: `doveconf` and the drop-in to write.
+    pub dovecot: Option<(&'a Doveconf, PathBuf)>,
+}
+
+/// The first line of the Dovecot drop-in: only a file that starts with it is ever removed.
+const DROP_IN_MARK: &str = "# Written by `dane-roll init --apply`";
+
+/// Remove the Dovecot drop-in if it is there and ours.
+fn remove_drop_in(drop_in: &Path) -> Result<(), InitError> {
+    match fsafe::read_regular(drop_in) {
+        Ok(data) if data.starts_with(DROP_IN_MARK.as_bytes()) => {
+            std::fs::remove_file(drop_in).map_err(file_err(drop_in))
+        }
+        Ok(_) => Err(InitError::Refused(format!(
+            "{} was not written by dane-roll init; left as it is",
+            drop_in.display()
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(file_err(drop_in)(e)),
+    }
+}
+
+/// Write the drop-in and check that Dovecot takes it (a later setting would win).
+fn switch_dovecot(doveconf: &Doveconf, drop_in: &Path, chain_file: &Path) -> Result<(), InitError> {
+    write_new(drop_in, &drop_in_text(chain_file))?;
+    let want = format!("<{}", chain_file.display());
+    let values = doveconf
+        .query(&["ssl_cert", "ssl_key"])
+        .map_err(|e| match e {
+            super::discover::dovecot::DoveconfError::Failed(err) => err,
+            super::discover::dovecot::DoveconfError::Missing => {
+                InitError::Refused("doveconf is gone".into())
+            }
+        })?;
+    for name in ["ssl_cert", "ssl_key"] {
+        let got = values.get(name).map(String::as_str).unwrap_or("");
+        if got != want {
+            return Err(InitError::Refused(format!(
+                "Dovecot does not take {}: {name} is still \"{got}\" (set later in its configuration?)",
+                drop_in.display()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
@@ -81,11 +126,15 @@ pub fn switch(s: &Switch<'_>) -> Result<(), InitError> {
             .map_err(file_err(s.chain_file))?;
         s.postconf
             .set("smtpd_tls_chain_files", &s.chain_file.display().to_string())?;
+        if let Some((doveconf, drop_in)) = &s.dovecot {
+            switch_dovecot(doveconf, drop_in, s.chain_file)?;
+        }
         reload(s.reload, s.timeout)
     };
+    let drop_in = s.dovecot.as_ref().map(|(_, p)| p.as_path());
     match steps() {
         Ok(()) => Ok(()),
-        Err(err) => match restore(&s.main_cf, s.reload, s.timeout) {
+        Err(err) => match restore(&s.main_cf, drop_in, s.reload, s.timeout) {
             Ok(()) => Err(err),
             Err(undo) => Err(InitError::Refused(format!(
                 "{err}; then, putting main.cf back: {undo}"
@@ -94,9 +143,11 @@ pub fn switch(s: &Switch<'_>) -> Result<(), InitError> {
     }
 }
 
-/// Put main.cf back from the backup, reload, and remove the backup.
+/// Put main.cf back from the backup (and remove Dovecot's drop-in, when it is ours), reload,
+/// and remove the backup.
 pub fn restore(
     main_cf: &Path,
+    drop_in: Option<&Path>,
     reload_command: &[String],
     timeout: Duration,
 ) -> Result<(), InitError> {
@@ -111,6 +162,9 @@ pub fn restore(
         }
         Err(e) => return Err(file_err(&backup)(e)),
     };
+    if let Some(drop_in) = drop_in {
+        remove_drop_in(drop_in)?;
+    }
     let mode = std::fs::metadata(main_cf)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644);
@@ -207,7 +261,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let main_cf = dir.path().join("main.cf");
         std::fs::write(&main_cf, "a = b\n").unwrap();
-        let err = restore(&main_cf, &["true".into()], Duration::from_secs(5)).unwrap_err();
+        let err = restore(&main_cf, None, &["true".into()], Duration::from_secs(5)).unwrap_err();
         assert!(err.to_string().contains("nothing to undo"), "{err}");
         assert_eq!(std::fs::read_to_string(&main_cf).unwrap(), "a = b\n");
     }

@@ -57,9 +57,23 @@ pub fn chain_file(d: &Discovery, service: &str) -> PathBuf {
     dir.join("dane-roll").join(format!("{service}.pem"))
 }
 
-/// The reload command for the discovered Postfix.
+/// A word for `sh -c`, single-quoted.
+fn sh_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// Whether Dovecot is switched and probed with Postfix.
+pub fn with_dovecot(d: &Discovery) -> bool {
+    d.dovecot_same_key
+        && d.dovecot
+            .as_ref()
+            .is_some_and(|v| v.protocols.iter().any(|p| p == "imap"))
+}
+
+/// The reload command: Postfix's, then Dovecot's when it is switched too (through `sh -c`, as
+/// `reload` is one command).
 pub fn reload_command(d: &Discovery) -> Vec<String> {
-    match d.postfix.as_ref().map(|p| &p.config_dir) {
+    let postfix = match d.postfix.as_ref().map(|p| &p.config_dir) {
         Some(dir) if !super::discover::postfix::is_default_dir(dir) => vec![
             "postfix".into(),
             "-c".into(),
@@ -67,7 +81,28 @@ pub fn reload_command(d: &Discovery) -> Vec<String> {
             "reload".into(),
         ],
         _ => vec!["postfix".into(), "reload".into()],
+    };
+    let Some(dovecot) = d.dovecot.as_ref().filter(|_| with_dovecot(d)) else {
+        return postfix;
+    };
+    let mut doveadm = vec!["doveadm".to_owned()];
+    if dovecot.config != Path::new("/etc/dovecot/dovecot.conf") {
+        doveadm.push("-c".into());
+        doveadm.push(dovecot.config.display().to_string());
     }
+    doveadm.push("reload".into());
+    let line = |words: &[String]| {
+        words
+            .iter()
+            .map(|w| sh_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    vec![
+        "sh".into(),
+        "-c".into(),
+        format!("{} && {}", line(&postfix), line(&doveadm)),
+    ]
 }
 
 /// The configuration text.
@@ -124,7 +159,14 @@ fn render_text(d: &Discovery, c: &Choices) -> Result<String, std::fmt::Error> {
             o,
             "# The MX hosts that serve this certificate (port 25); add 465/587 if you serve them."
         )?;
-        let endpoints: Vec<String> = d.hosts.iter().map(|h| format!("{h}:25/smtp")).collect();
+        let mut endpoints: Vec<String> = d.hosts.iter().map(|h| format!("{h}:25/smtp")).collect();
+        if with_dovecot(d) {
+            writeln!(
+                o,
+                "# Dovecot serves the same key: IMAP over TLS on the first host, port 993."
+            )?;
+            endpoints.push(format!("{}:993/tls", d.hosts[0]));
+        }
         writeln!(o, "endpoints = {}", list(&endpoints))?;
     }
     let live_files = d

@@ -3,6 +3,7 @@
 
 pub mod acme;
 pub mod dns;
+pub mod dovecot;
 pub mod postfix;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,7 @@ use openssl::x509::X509;
 
 use self::acme::AcmeCert;
 use self::dns::{ProviderGuess, Zone};
+use self::dovecot::{Doveconf, DoveconfError, DovecotTls};
 use self::postfix::{Postconf, PostfixTls, TlsFiles};
 use super::classify::{self, Known, OwnerRecords};
 use super::{Certainty, InitError, Note};
@@ -23,6 +25,8 @@ use crate::pki;
 pub struct Sources {
     /// `postconf` and Postfix's configuration directory.
     pub postconf: Postconf,
+    /// `doveconf` and Dovecot's configuration file.
+    pub doveconf: Doveconf,
     /// certbot's directory (`/etc/letsencrypt`).
     pub letsencrypt: PathBuf,
     /// acme.sh homes to look in, in order.
@@ -80,6 +84,10 @@ pub struct Discovery {
     pub postfix: Option<PostfixTls>,
     /// The served key and chain.
     pub live: Option<Live>,
+    /// Dovecot, when it is installed and configures a certificate.
+    pub dovecot: Option<DovecotTls>,
+    /// Whether Dovecot's key is the one Postfix serves (then it is switched and probed too).
+    pub dovecot_same_key: bool,
     /// The ACME client's certificate for this server.
     pub acme: Option<AcmeCert>,
     /// The MX hosts this certificate serves (the endpoints).
@@ -137,6 +145,7 @@ fn leaf_spki(fullchain: &Path) -> Option<Vec<u8>> {
 pub async fn discover(sources: &Sources, resolver: Option<&Resolver>) -> Discovery {
     let mut d = Discovery::default();
     postfix_part(&mut d, &sources.postconf);
+    dovecot_part(&mut d, &sources.doveconf);
     acme_part(&mut d, sources);
     hosts_part(&mut d, sources, resolver).await;
     match resolver {
@@ -210,6 +219,57 @@ fn postfix_part(d: &mut Discovery, postconf: &Postconf) {
         }
     }
     d.postfix = Some(postfix);
+}
+
+fn dovecot_part(d: &mut Discovery, doveconf: &Doveconf) {
+    let dovecot = match doveconf.discover() {
+        Ok(Some(dovecot)) => dovecot,
+        Ok(None) => {
+            d.note(
+                "dovecot",
+                Certainty::NotFound,
+                "no ssl_cert/ssl_key in Dovecot's configuration: nothing to switch",
+            );
+            return;
+        }
+        Err(DoveconfError::Missing) => {
+            d.note(
+                "dovecot",
+                Certainty::NotFound,
+                "not installed (no doveconf; --doveconf PATH names it): nothing to switch",
+            );
+            return;
+        }
+        Err(DoveconfError::Failed(err)) => {
+            d.note("dovecot", Certainty::NotFound, format!("{err}"));
+            return;
+        }
+    };
+    let live_spki = d.live.as_ref().and_then(|l| l.key.public_key_to_der().ok());
+    let key_spki = pki::load_private_key(&dovecot.key)
+        .ok()
+        .and_then(|k| k.public_key_to_der().ok());
+    d.dovecot_same_key = live_spki.is_some() && key_spki == live_spki;
+    let files = format!(
+        "ssl_cert <{}, ssl_key <{} ({})",
+        dovecot.cert.display(),
+        dovecot.key.display(),
+        dovecot.config.display()
+    );
+    if d.dovecot_same_key {
+        d.note(
+            "dovecot",
+            Certainty::Found,
+            format!("{files}: the key Postfix serves; switched with it, probed on port 993"),
+        );
+    } else {
+        d.note(
+            "dovecot",
+            Certainty::Guessed,
+            format!("{files}: another key than Postfix's (or unreadable); left out: give it a service of its own"),
+        );
+    }
+    d.dovecot = Some(dovecot);
 }
 
 fn acme_part(d: &mut Discovery, sources: &Sources) {
