@@ -5,93 +5,16 @@
 //!
 //! The lab tests are skipped outside CI when a server is missing (`dane_roll_lab::require`).
 
+mod init_support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 use dane_roll_lab::conf::rollover_tools;
 use dane_roll_lab::pki::{KeyKind, MX_HOST, self_signed};
 use dane_roll_lab::require;
 use dane_roll_lab::world::{World, text};
-
-const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-
-/// `postconf -c DIR -e SETTINGS…`.
-fn postconf_e(etc: &Path, settings: &[&str]) {
-    let out = Command::new("postconf")
-        .arg("-c")
-        .arg(etc)
-        .arg("-e")
-        .args(settings)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "postconf -e: {out:?}");
-}
-
-/// A certbot layout as certbot makes it: `renewal/NAME.conf`, `archive/NAME/*1.pem`, and
-/// `live/NAME/*.pem` symbolic links into the archive. Returns the live directory.
-fn certbot_layout(le: &Path, name: &str, fullchain: &[u8], key: &[u8]) -> PathBuf {
-    let archive = le.join("archive").join(name);
-    let live = le.join("live").join(name);
-    std::fs::create_dir_all(&archive).unwrap();
-    std::fs::create_dir_all(&live).unwrap();
-    std::fs::create_dir_all(le.join("renewal")).unwrap();
-    std::fs::write(archive.join("fullchain1.pem"), fullchain).unwrap();
-    std::fs::write(archive.join("privkey1.pem"), key).unwrap();
-    std::fs::set_permissions(
-        archive.join("privkey1.pem"),
-        std::fs::Permissions::from_mode(0o600),
-    )
-    .unwrap();
-    for f in ["fullchain", "privkey"] {
-        std::os::unix::fs::symlink(
-            format!("../../archive/{name}/{f}1.pem"),
-            live.join(format!("{f}.pem")),
-        )
-        .unwrap();
-    }
-    std::fs::write(
-        le.join("renewal").join(format!("{name}.conf")),
-        format!(
-            "# renew_before_expiry = 30 days\nversion = 2.11.0\narchive_dir = {a}\ncert = {l}/cert.pem\nprivkey = {l}/privkey.pem\nchain = {l}/chain.pem\nfullchain = {l}/fullchain.pem\n\n[renewalparams]\nauthenticator = standalone\n",
-            a = archive.display(),
-            l = live.display()
-        ),
-    )
-    .unwrap();
-    live
-}
-
-/// `dane-roll -c CONF init --postfix-dir ETC …ARGS`, with every other source pointed at `files`
-/// (Dovecot: no `doveconf` unless ARGS name a `--dovecot-config`).
-fn init(conf: &Path, etc: &Path, files: &Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("-c").arg(conf).arg("init");
-    if !extra.contains(&"--dovecot-config") {
-        cmd.arg("--doveconf").arg(files.join("no-doveconf"));
-    }
-    cmd.arg("--postfix-dir")
-        .arg(etc)
-        .arg("--letsencrypt-dir")
-        .arg(files.join("le"))
-        .arg("--acme-sh-home")
-        .arg(files.join("no-acme.sh"))
-        .arg("--dehydrated-dir")
-        .arg(files.join("no-dehydrated"))
-        .args(extra)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn config_check(conf: &Path) -> Output {
-    Command::new(BIN)
-        .arg("-c")
-        .arg(conf)
-        .args(["config", "check"])
-        .output()
-        .unwrap()
-}
+use init_support::{BIN, certbot_layout, config_check, init, postconf_e};
 
 #[test]
 fn init_on_a_certbot_postfix_then_apply_and_undo_keep_mail_verified() {
@@ -255,6 +178,36 @@ exec postfix -c {etc} reload
     );
     assert!(!etc.join("main.cf.dane-roll-init.bak").exists());
     w.assert_mail_verified("after the --apply whose reload failed");
+
+    // A reload that succeeds but leaves Postfix without its key (here: the file it names is
+    // gone): the probe after the switch sees no key, so main.cf goes back and Postfix is
+    // reloaded on it.
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh
+grep -q dane-roll/mx.pem {etc}/main.cf && postconf -c {etc} -e smtpd_tls_chain_files={etc}/gone.pem
+exec postfix -c {etc} reload
+",
+            etc = etc.display()
+        ),
+    )
+    .unwrap();
+    let broken = init(&conf, &etc, &w.files, &["--apply", "--resolver", &resolver]);
+    let said = text(&broken);
+    assert_eq!(broken.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("the handshake after the switch does not match"),
+        "{said}"
+    );
+    assert!(said.contains("switched back"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(etc.join("main.cf")).unwrap(),
+        main_cf_before
+    );
+    assert!(!etc.join("main.cf.dane-roll-init.bak").exists());
+    w.rx.reload_settled().unwrap();
+    w.assert_mail_verified("after the --apply whose probe failed");
 }
 
 #[test]
@@ -380,204 +333,4 @@ fn snakeoil_postfix_without_dns_and_a_failed_reload_is_undone() {
     let undo = init(&conf, &etc, files, &["--undo"]);
     assert_eq!(undo.status.code(), Some(2), "{}", text(&undo));
     assert!(text(&undo).contains("nothing to undo"), "{}", text(&undo));
-}
-
-/// A Dovecot on the lab's MX address, IMAP over TLS on port 993, with its own configuration
-/// (`dovecot -c FILE`), base and state directories; stopped on drop.
-struct LabDovecot {
-    config: PathBuf,
-}
-
-impl LabDovecot {
-    fn start(dir: &Path, ip: std::net::Ipv4Addr, cert: &Path, key: &Path) -> LabDovecot {
-        for sub in ["conf.d", "run", "state"] {
-            std::fs::create_dir_all(dir.join(sub)).unwrap();
-        }
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let d = dir.display();
-        let config = dir.join("dovecot.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "protocols = imap\nlisten = {ip}\nbase_dir = {d}/run\nstate_dir = {d}/state\n\
-                 instance_name = dovecot-lab-{ip}\nlog_path = {d}/dovecot.log\nssl = required\n\
-                 ssl_cert = <{cert}\nssl_key = <{key}\n\
-                 passdb {{\n  driver = static\n  args = nopassword=y\n}}\n\
-                 userdb {{\n  driver = static\n  args = uid=65534 gid=65534 home=/nonexistent\n}}\n\
-                 mail_location = maildir:/nonexistent\n\
-                 service imap-login {{\n  inet_listener imap {{\n    port = 0\n  }}\n  inet_listener imaps {{\n    port = 993\n  }}\n}}\n\
-                 !include_try conf.d/*.conf\n",
-                cert = cert.display(),
-                key = key.display()
-            ),
-        )
-        .unwrap();
-        // Not `output()`: the daemon it leaves keeps the pipes open.
-        let status = Command::new("dovecot")
-            .arg("-c")
-            .arg(&config)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("start.err")).unwrap())
-            .status()
-            .unwrap();
-        assert!(
-            status.success(),
-            "dovecot: {status}: {}",
-            std::fs::read_to_string(dir.join("start.err")).unwrap_or_default()
-        );
-        let dovecot = LabDovecot { config };
-        let t0 = std::time::Instant::now();
-        while std::net::TcpStream::connect((ip, 993)).is_err() {
-            assert!(
-                t0.elapsed() < std::time::Duration::from_secs(20),
-                "dovecot does not listen on {ip}:993"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        dovecot
-    }
-
-    /// `doveconf -c FILE -h NAME`.
-    fn get(&self, name: &str) -> String {
-        let out = Command::new("doveconf")
-            .arg("-c")
-            .arg(&self.config)
-            .args(["-h", name])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// The SPKI SHA-256 of the certificate a new TLS session on 993 gets.
-    fn served_spki(&self, ip: std::net::Ipv4Addr) -> String {
-        use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
-        let mut b = SslConnector::builder(SslMethod::tls_client()).unwrap();
-        b.set_verify(SslVerifyMode::NONE);
-        let tcp = std::net::TcpStream::connect((ip, 993)).unwrap();
-        tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        tcp.set_write_timeout(Some(std::time::Duration::from_secs(5)))
-            .unwrap();
-        let tls = b.build().connect(MX_HOST, tcp).unwrap();
-        let cert = tls.ssl().peer_certificate().unwrap();
-        dane_roll_lab::pki::spki_sha256_hex(&cert).unwrap()
-    }
-}
-
-impl Drop for LabDovecot {
-    fn drop(&mut self) {
-        let _ = Command::new("dovecot")
-            .arg("-c")
-            .arg(&self.config)
-            .arg("stop")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Postfix and Dovecot (Debian's dovecot-imapd) both on certbot's files: init finds Dovecot by
-/// `doveconf`, adds IMAP on 993 and Dovecot's reload, and --apply switches both to the one
-/// key+chain file (Dovecot through a conf.d drop-in), mail Verified; --undo removes the drop-in.
-#[test]
-fn init_apply_switches_postfix_and_dovecot_together() {
-    let mut tools = rollover_tools(true);
-    tools.extend(["dovecot", "doveconf", "doveadm"]);
-    if !require(&tools) {
-        return;
-    }
-    let w = World::start(BIN, 2);
-    let etc = w.rx.instance().etc();
-    let ip = *w.rx.addr().ip();
-    let live = certbot_layout(
-        &w.files.join("le"),
-        MX_HOST,
-        &w.old.fullchain_pem().unwrap(),
-        &w.old.key.private_key_to_pem_pkcs8().unwrap(),
-    );
-    let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
-    postconf_e(
-        &etc,
-        &[
-            "smtpd_tls_chain_files=",
-            &format!("smtpd_tls_cert_file={}", cert.display()),
-            &format!("smtpd_tls_key_file={}", key.display()),
-        ],
-    );
-    w.rx.reload_settled().unwrap();
-    let dovecot = LabDovecot::start(&w.files.join("dovecot"), ip, &cert, &key);
-    let old_spki = w.old.spki_sha256_hex().unwrap();
-    assert_eq!(dovecot.served_spki(ip), old_spki);
-
-    let conf = w.files.join("dane-roll.toml");
-    let resolver = w.dns.resolver_addr().to_string();
-    let dconf = dovecot.config.display().to_string();
-    let args = [
-        "--resolver",
-        resolver.as_str(),
-        "--dovecot-config",
-        dconf.as_str(),
-    ];
-    let out = init(&conf, &etc, &w.files, &args);
-    let said = text(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains("dovecot   found"), "{said}");
-    let written = std::fs::read_to_string(&conf).unwrap();
-    assert!(
-        written.contains("\"mail.example.test:25/smtp\", \"mail.example.test:993/tls\""),
-        "{written}"
-    );
-    assert!(written.contains("'doveadm' '-c'"), "{written}");
-    let check = config_check(&conf);
-    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
-
-    let mut apply_args = args.to_vec();
-    apply_args.push("--apply");
-    let apply = init(&conf, &etc, &w.files, &apply_args);
-    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
-    let chain_file = etc.join("dane-roll/mx.pem");
-    let want = format!("<{}", chain_file.display());
-    assert_eq!(dovecot.get("ssl_cert"), want);
-    assert_eq!(dovecot.get("ssl_key"), want);
-    w.assert_mail_verified("after --apply with Dovecot");
-    assert_eq!(dovecot.served_spki(ip), old_spki);
-
-    // Dovecot really reads the key+chain file: a new key there and a reload, and 993 serves it.
-    let (new, _, _) = w.new_leaf("probe");
-    std::fs::write(&chain_file, new.key_and_chain_pem().unwrap()).unwrap();
-    let reload = Command::new("doveadm")
-        .arg("-c")
-        .arg(&dovecot.config)
-        .arg("reload")
-        .output()
-        .unwrap();
-    assert!(reload.status.success(), "{reload:?}");
-    let new_spki = new.spki_sha256_hex().unwrap();
-    let t0 = std::time::Instant::now();
-    while dovecot.served_spki(ip) != new_spki {
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(10),
-            "Dovecot never served the new key"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    std::fs::write(&chain_file, w.old.key_and_chain_pem().unwrap()).unwrap();
-
-    let mut undo_args = vec!["--dovecot-config", dconf.as_str()];
-    undo_args.push("--undo");
-    let undo = init(&conf, &etc, &w.files, &undo_args);
-    assert_eq!(undo.status.code(), Some(0), "{}", text(&undo));
-    assert!(!w.files.join("dovecot/conf.d/99-dane-roll.conf").exists());
-    assert_eq!(dovecot.get("ssl_cert"), format!("<{}", cert.display()));
-    let t0 = std::time::Instant::now();
-    while dovecot.served_spki(ip) != old_spki {
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(10),
-            "Dovecot never went back"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    w.assert_mail_verified("after --undo with Dovecot");
 }
