@@ -9,11 +9,13 @@ mod init_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
+use std::time::Instant;
 
 use dane_roll_lab::conf::rollover_tools;
+use dane_roll_lab::dns::Server;
 use dane_roll_lab::pki::{KeyKind, MX_HOST, self_signed};
 use dane_roll_lab::require;
-use dane_roll_lab::world::{World, text};
+use dane_roll_lab::world::{OWNER, World, rdata, text};
 use init_support::{BIN, certbot_layout, config_check, init, postconf_e};
 
 #[test]
@@ -333,4 +335,103 @@ fn snakeoil_postfix_without_dns_and_a_failed_reload_is_undone() {
     let undo = init(&conf, &etc, files, &["--undo"]);
     assert_eq!(undo.status.code(), Some(2), "{}", text(&undo));
     assert!(text(&undo).contains("nothing to undo"), "{}", text(&undo));
+}
+
+/// The whole adoption on the lab: Postfix on certbot's files, `init` with the provider's secret
+/// (the lab's TSIG key) writes an active RFC 2136 provider, `--apply` switches Postfix, and the
+/// first rollover (a new key through `deploy --wait`) completes with mail Verified after it.
+/// Prints how long each step took.
+#[test]
+fn a_configuration_from_init_rolls_a_key() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let w = World::start(BIN, 2);
+    let etc = w.rx.instance().etc();
+    let live = certbot_layout(
+        &w.files.join("le"),
+        MX_HOST,
+        &w.old.fullchain_pem().unwrap(),
+        &w.old.key.private_key_to_pem_pkcs8().unwrap(),
+    );
+    postconf_e(
+        &etc,
+        &[
+            "smtpd_tls_chain_files=",
+            &format!(
+                "smtpd_tls_cert_file={}",
+                live.join("fullchain.pem").display()
+            ),
+            &format!("smtpd_tls_key_file={}", live.join("privkey.pem").display()),
+        ],
+    );
+    w.rx.reload_settled().unwrap();
+    let tsig = w.files.join("tsig.key");
+    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
+    let conf = w.files.join("dane-roll.toml");
+    let resolver = w.dns.resolver_addr().to_string();
+    let state = w.state.display().to_string();
+    let secret = tsig.display().to_string();
+
+    let t0 = Instant::now();
+    let out = init(
+        &conf,
+        &etc,
+        &w.files,
+        &["--resolver", &resolver, "--provider-secret-file", &secret],
+    );
+    let t_init = t0.elapsed();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The lab's primary has a name only the lab's resolver knows, and its TTLs are seconds:
+    // what an operator tunes by hand after init.
+    let written = std::fs::read_to_string(&conf).unwrap();
+    assert!(
+        written.contains("\nkind = \"rfc2136\"\nserver = \"ns1.example.test\"\n"),
+        "{written}"
+    );
+    let tuned = written
+        .replace(
+            "server = \"ns1.example.test\"",
+            &format!("server = \"{}\"", w.dns.addr(Server::Bind)),
+        )
+        .replace("provider = \"dns\"", "provider = \"dns\"\nttl = 2\n")
+        .replace(
+            "version = 1\n",
+            &format!("version = 1\nstate-dir = \"{state}\"\n"),
+        );
+    std::fs::write(&conf, tuned).unwrap();
+    let check = config_check(&conf);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+
+    let t1 = Instant::now();
+    let apply = init(&conf, &etc, &w.files, &["--apply", "--resolver", &resolver]);
+    let t_apply = t1.elapsed();
+    assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
+    w.assert_mail_verified("after --apply");
+
+    let (new, cert, key) = w.new_leaf("new");
+    let t2 = Instant::now();
+    let deploy = Command::new(BIN)
+        .arg("-c")
+        .arg(&conf)
+        .args(["deploy", "--service", "mx", "--wait", "--cert"])
+        .arg(&cert)
+        .arg("--key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let t_roll = t2.elapsed();
+    assert_eq!(deploy.status.code(), Some(0), "{}", text(&deploy));
+    assert_eq!(w.served_spki(), new.spki_sha256_hex().unwrap());
+    let (new_rr, old_rr) = (rdata(&new), rdata(&w.old));
+    w.wait_tlsa(OWNER, "the new record in, the old out", |set| {
+        set.contains(&new_rr) && !set.contains(&old_rr)
+    });
+    w.assert_mail_verified("after the first rollover");
+    eprintln!(
+        "init {:.2} s, init --apply {:.2} s, first rollover (TTL 2 s) {:.2} s",
+        t_init.as_secs_f64(),
+        t_apply.as_secs_f64(),
+        t_roll.as_secs_f64()
+    );
 }
