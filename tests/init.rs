@@ -74,6 +74,7 @@ fn init_on_a_certbot_postfix_then_apply_and_undo_keep_mail_verified() {
         "zone      found     example.test",
         "validates DNSSEC",
         "matches the live key",
+        "certbot reconfigure --cert-name mail.example.test --deploy-hook \"env DANE_ROLL_CONFIG=",
         &format!("wrote {}", conf.display()),
     ] {
         assert!(said.contains(want), "missing {want:?} in\n{said}");

@@ -97,7 +97,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<Status> {
         println!("wrote {}", cli.config.display());
     }
     if !args.apply {
-        next_steps(cli);
+        next_steps(cli, &found, &args.service);
         return Ok(Status::Ok);
     }
     apply_switch(cli, args, &found, &runtime)
@@ -146,7 +146,7 @@ fn report(found: &Discovery, to_stderr: bool) {
     }
 }
 
-fn next_steps(cli: &Cli) {
+fn next_steps(cli: &Cli, found: &Discovery, service: &str) {
     let c = cli.config.display();
     println!("next:");
     println!("  1. read {c}: every value says where it came from; fix what is guessed");
@@ -154,7 +154,13 @@ fn next_steps(cli: &Cli) {
     println!(
         "  3. dane-roll -c {c} init --apply   (switches Postfix to dane-roll's file; --undo goes back)"
     );
-    println!("  4. register the ACME hook (README, \"Hooks\") and enable the timer");
+    println!("  4. make the ACME client call dane-roll after each renewal:");
+    for line in crate::init::hook::hook_lines(found.acme.as_ref(), &cli.config, service) {
+        crate::output::line(&format!("       {line}"));
+    }
+    println!(
+        "  5. run `dane-roll run` every few minutes: systemctl enable --now dane-roll.timer (hooks/), or the cron line"
+    );
 }
 
 fn apply_switch(

@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod classify;
 pub mod discover;
+pub mod hook;
 pub mod write;
 
 use std::fmt;
