@@ -179,7 +179,7 @@ fn render_text(d: &Discovery, c: &Choices) -> Result<String, std::fmt::Error> {
                 .collect::<Vec<_>>()
                 .join(" + ")
         })
-        .unwrap_or_else(|| "nothing yet".into());
+        .unwrap_or_else(|| "files init did not find".into());
     writeln!(
         o,
         "# Postfix reads its key and chain from this file once `dane-roll init --apply` has"
