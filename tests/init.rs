@@ -244,6 +244,14 @@ fn apply_refuses_when_postfix_serves_another_key_than_its_files_hold() {
         "{}",
         text(&out)
     );
+    assert!(
+        text(&out).contains(&format!(
+            "found     {} (smtpd_tls_chain_files in",
+            new_chain.display()
+        )),
+        "{}",
+        text(&out)
+    );
     let main_cf_before = std::fs::read_to_string(etc.join("main.cf")).unwrap();
     let apply = init(&conf, &etc, &w.files, &["--apply", "--resolver", &resolver]);
     assert_eq!(apply.status.code(), Some(2), "{}", text(&apply));
