@@ -112,5 +112,7 @@ fn init_apply_switches_postfix_and_dovecot_together() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // An smtpd started while the probe key was in the file may still be idle: let it go.
+    w.rx.reload_settled().unwrap();
     w.assert_mail_verified("after --undo with Dovecot");
 }
