@@ -444,3 +444,30 @@ fn a_configuration_from_init_rolls_a_key() {
         t_roll.as_secs_f64()
     );
 }
+
+/// A value the format refuses (here a service name with a space) never reaches a written file:
+/// init stops with the configuration's own error (exit 2), and `--print` prints it with a
+/// warning (exit 1).
+#[test]
+fn a_configuration_that_would_not_load_is_not_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("dane-roll.toml");
+    let etc = dir.path().join("no-postfix");
+    let out = init(&conf, &etc, dir.path(), &["--service", "BAD NAME"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("does not load") && text(&out).contains("service name \"BAD NAME\""),
+        "{}",
+        text(&out)
+    );
+    assert!(!conf.exists());
+    let printed = init(
+        &conf,
+        &etc,
+        dir.path(),
+        &["--service", "BAD NAME", "--print"],
+    );
+    assert_eq!(printed.status.code(), Some(1), "{}", text(&printed));
+    assert!(String::from_utf8_lossy(&printed.stdout).contains("name = \"BAD NAME\""));
+    assert!(!conf.exists());
+}

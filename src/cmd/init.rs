@@ -71,9 +71,25 @@ pub fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<Status> {
         provider_secret_file: args.provider_secret_file.clone(),
     };
     let text = write::render(&found, &choices)?;
+    // What init writes must load; a value discovery found that the format refuses (a name
+    // with a character a service name cannot have, say) is caught here, not by the hook.
+    let loads = Config::from_str_named(&text, &cli.config.display().to_string()).map_err(|e| {
+        format!(
+            "the configuration init would write does not load: {e}; fix it by hand (--print) or run init again with other values"
+        )
+    });
     if args.print {
         print!("{text}");
-        return Ok(Status::Ok);
+        return Ok(match loads {
+            Ok(_) => Status::Ok,
+            Err(why) => {
+                tracing::warn!("{why}");
+                Status::Warning
+            }
+        });
+    }
+    if let Err(why) = loads {
+        bail!("{why}");
     }
     if std::fs::symlink_metadata(&cli.config).is_ok() {
         if !args.apply {
