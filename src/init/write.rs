@@ -12,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::InitError;
+use super::classify::Role;
 use super::discover::Discovery;
 use super::discover::acme::Client;
 use super::discover::dns::ProviderGuess;
@@ -105,6 +106,17 @@ pub fn reload_command(d: &Discovery) -> Vec<String> {
     ]
 }
 
+/// Whether the live TLSA records pin an issuer and never the live key: the operator publishes
+/// `2 1 1`, so the service keeps doing so (`current+issuer`).
+pub fn issuer_scheme(d: &Discovery) -> bool {
+    let roles = || {
+        d.tlsa
+            .iter()
+            .flat_map(|o| o.records.iter().map(|(_, role)| *role))
+    };
+    roles().any(|r| r == Role::Issuer) && !roles().any(|r| r == Role::LiveKey)
+}
+
 /// The configuration text.
 pub fn render(d: &Discovery, choices: &Choices) -> Result<String, InitError> {
     render_text(d, choices)
@@ -190,6 +202,13 @@ fn render_text(d: &Discovery, c: &Choices) -> Result<String, std::fmt::Error> {
     )?;
     writeln!(o, "chain-file = {}", qp(&chain_file(d, &c.service)))?;
     writeln!(o, "reload = {}", list(&reload_command(d)))?;
+    if issuer_scheme(d) {
+        writeln!(
+            o,
+            "# found: the live records name an issuer of the chain and not the live key."
+        )?;
+        writeln!(o, "scheme = \"current+issuer\"")?;
+    }
     if let Some(zone) = &d.zone {
         writeln!(o, "# found: the SOA of the first endpoint.")?;
         writeln!(o, "zone = {}", q(&zone.apex))?;
@@ -349,6 +368,7 @@ pub fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::init::classify::OwnerRecords;
     use crate::init::discover::dns::Zone;
 
     fn discovery(provider: Option<ProviderGuess>) -> Discovery {
@@ -400,6 +420,41 @@ mod tests {
         .unwrap();
         assert!(text.contains("\nkind = \"rfc2136\""), "{text}");
         Config::from_str_named(&text, "init.toml").unwrap();
+    }
+
+    #[test]
+    fn issuer_records_keep_the_issuer_scheme() {
+        let record = |usage| {
+            crate::tlsa::TlsaRecord::new(
+                usage,
+                crate::tlsa::Selector::Spki,
+                crate::tlsa::Matching::Sha256,
+                vec![7; 32],
+            )
+            .unwrap()
+        };
+        let mut d = discovery(None);
+        let choices = Choices {
+            service: "mx".into(),
+            ..Choices::default()
+        };
+        d.tlsa = vec![OwnerRecords {
+            owner: "_25._tcp.mail.example.com.".into(),
+            status: "secure".into(),
+            records: vec![(record(crate::tlsa::Usage::DaneTa), Role::Issuer)],
+        }];
+        let text = render(&d, &choices).unwrap();
+        assert!(text.contains("\nscheme = \"current+issuer\""), "{text}");
+        let config = Config::from_str_named(&text, "init.toml").unwrap();
+        assert_eq!(
+            config.service("mx").unwrap().scheme,
+            crate::config::Scheme::CurrentIssuer
+        );
+        // A record of the live key beside it: the default scheme.
+        d.tlsa[0]
+            .records
+            .push((record(crate::tlsa::Usage::DaneEe), Role::LiveKey));
+        assert!(!render(&d, &choices).unwrap().contains("scheme ="));
     }
 
     #[test]
