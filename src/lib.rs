@@ -33,6 +33,7 @@ pub mod dns;
 pub mod exit;
 pub mod fsafe;
 pub mod hooks;
+pub mod init;
 pub mod install;
 pub mod lock;
 pub mod monitor;

@@ -6,6 +6,7 @@ mod config;
 mod deploy;
 mod generate;
 mod hook;
+mod init;
 pub mod log;
 mod next_key;
 mod plan;
@@ -40,5 +41,6 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
         Command::Prune(args) => prune::run(cli, args),
         Command::Abort(args) => abort::run(cli, args),
         Command::Generate(what) => generate::run(what),
+        Command::Init(args) => init::run(cli, args),
     }
 }

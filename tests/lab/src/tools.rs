@@ -30,6 +30,9 @@ const PACKAGES: &[(&str, &str)] = &[
     ("openssl", "openssl"),
     ("unshare", "util-linux"),
     ("setpriv", "util-linux"),
+    ("dovecot", "dovecot-imapd"),
+    ("doveconf", "dovecot-imapd"),
+    ("doveadm", "dovecot-imapd"),
 ];
 
 /// Whether we run in CI, where lab tests must never be skipped.

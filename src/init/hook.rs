@@ -1,0 +1,79 @@
+//! The hook line `init` prints for the ACME client it found: how that client hands a renewed
+//! certificate to dane-roll (the lines of the README, with this certificate's name and, for a
+//! configuration elsewhere than the default, `DANE_ROLL_CONFIG`). Printed, never run: registering
+//! it changes the client's own configuration, which the operator does.
+
+use std::path::Path;
+
+use super::discover::acme::{AcmeCert, Client};
+use crate::cli::DEFAULT_CONFIG;
+
+/// What to run so that the client calls dane-roll after each renewal.
+pub fn hook_lines(acme: Option<&AcmeCert>, config: &Path, service: &str) -> Vec<String> {
+    let env = if config == Path::new(DEFAULT_CONFIG) {
+        String::new()
+    } else {
+        format!("env DANE_ROLL_CONFIG={} ", config.display())
+    };
+    let Some(cert) = acme else {
+        return vec![format!(
+            "no ACME client found: hand each new certificate over with `{env}dane-roll deploy --service {service} --cert FULLCHAIN --key KEY`"
+        )];
+    };
+    match cert.client {
+        Client::Certbot => vec![
+            format!(
+                "certbot reconfigure --cert-name {} --deploy-hook \"{env}dane-roll hook certbot\"",
+                cert.name
+            ),
+            "  (certbot before 2.3: install hooks/certbot-deploy-hook.sh as /etc/letsencrypt/renewal-hooks/deploy/dane-roll)".into(),
+        ],
+        Client::AcmeSh => {
+            let ecc = cert
+                .dir
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with("_ecc"));
+            vec![format!(
+                "acme.sh --install-cert -d {}{} --reloadcmd \"{env}dane-roll hook acme.sh\"",
+                cert.name,
+                if ecc { " --ecc" } else { "" }
+            )]
+        }
+        Client::Dehydrated => vec![
+            "in dehydrated's config: HOOK=/usr/local/bin/dane-roll-dehydrated-hook and PRIVATE_KEY_ROLLOVER=\"yes\"".into(),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn cert(client: Client, dir: &str) -> AcmeCert {
+        AcmeCert {
+            client,
+            name: "mail.example.com".into(),
+            dir: PathBuf::from(dir),
+            key: PathBuf::new(),
+            fullchain: PathBuf::new(),
+            next_key: None,
+        }
+    }
+
+    #[test]
+    fn one_line_per_client() {
+        let default = Path::new(DEFAULT_CONFIG);
+        let certbot = cert(Client::Certbot, "/etc/letsencrypt/live/mail.example.com");
+        assert_eq!(
+            hook_lines(Some(&certbot), default, "mx")[0],
+            "certbot reconfigure --cert-name mail.example.com --deploy-hook \"dane-roll hook certbot\""
+        );
+        let acme = cert(Client::AcmeSh, "/root/.acme.sh/mail.example.com_ecc");
+        assert_eq!(
+            hook_lines(Some(&acme), Path::new("/etc/x.toml"), "mx")[0],
+            "acme.sh --install-cert -d mail.example.com --ecc --reloadcmd \"env DANE_ROLL_CONFIG=/etc/x.toml dane-roll hook acme.sh\""
+        );
+        assert!(hook_lines(None, default, "mx")[0].contains("dane-roll deploy --service mx"));
+    }
+}
