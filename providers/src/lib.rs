@@ -15,7 +15,8 @@
 //! The kinds ([`Provider`] is an enum: async methods of a trait cannot be called through `dyn`):
 //! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
 //!   (class NONE, by RDATA), list by a TCP query to the same server;
-//! - [`powerdns`], [`cloudflare`], [`desec`]: thin HTTP clients ([`http`]) with retries ([`retry`]);
+//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`]: thin HTTP clients ([`http`]) with
+//!   retries ([`retry`]);
 //! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
 //!
 //! [`child`] runs every command dane-roll starts (the exec provider here; the reload command and
@@ -39,6 +40,7 @@ pub mod cloudflare;
 pub mod desec;
 mod error;
 pub mod exec;
+pub mod hetzner;
 pub mod http;
 pub mod manual;
 pub mod powerdns;
@@ -289,6 +291,8 @@ pub enum Provider {
     Cloudflare(cloudflare::Cloudflare),
     /// The deSEC API.
     Desec(desec::Desec),
+    /// The Hetzner Cloud DNS API.
+    Hetzner(hetzner::Hetzner),
     /// The operator's command.
     Exec(exec::Exec),
     /// Instructions for the operator.
@@ -303,6 +307,7 @@ impl Provider {
             Provider::PowerDns(_) => "powerdns",
             Provider::Cloudflare(_) => "cloudflare",
             Provider::Desec(_) => "desec",
+            Provider::Hetzner(_) => "hetzner",
             Provider::Exec(_) => "exec",
             Provider::Manual(_) => "manual",
         }
@@ -314,6 +319,7 @@ impl Provider {
             Provider::PowerDns(p) => p.settings().readback,
             Provider::Cloudflare(p) => p.settings().readback,
             Provider::Desec(p) => p.settings().readback,
+            Provider::Hetzner(p) => p.settings().readback,
             Provider::Exec(p) => p.settings().readback,
             Provider::Manual(_) => Duration::ZERO,
         }
@@ -327,6 +333,7 @@ impl Provider {
             Provider::PowerDns(p) => p.list(&owner).await,
             Provider::Cloudflare(p) => p.list(&owner).await,
             Provider::Desec(p) => p.list(&owner).await,
+            Provider::Hetzner(p) => p.list(&owner).await,
             Provider::Exec(p) => p.list(&owner).await,
             Provider::Manual(_) => Err(ProviderError::Unsupported {
                 provider: "manual",
@@ -374,6 +381,7 @@ impl Provider {
             Provider::PowerDns(p) => p.add(&record).await?,
             Provider::Cloudflare(p) => p.add(&record).await?,
             Provider::Desec(p) => p.add(&record).await?,
+            Provider::Hetzner(p) => p.add(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -401,6 +409,7 @@ impl Provider {
             Provider::PowerDns(p) => p.remove(&record).await?,
             Provider::Cloudflare(p) => p.remove(&record).await?,
             Provider::Desec(p) => p.remove(&record).await?,
+            Provider::Hetzner(p) => p.remove(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -425,13 +434,15 @@ impl Provider {
         };
         let rrset_ttl = existing.iter().map(|r| r.ttl).find(|t| *t > 0);
         match self {
-            Provider::Rfc2136(_) | Provider::PowerDns(_) | Provider::Desec(_) => rrset_ttl
-                .and_then(|t| {
-                    notice(
-                        t,
-                        "the RRset exists with this TTL, and an RRset has one TTL",
-                    )
-                }),
+            Provider::Rfc2136(_)
+            | Provider::PowerDns(_)
+            | Provider::Desec(_)
+            | Provider::Hetzner(_) => rrset_ttl.and_then(|t| {
+                notice(
+                    t,
+                    "the RRset exists with this TTL, and an RRset has one TTL",
+                )
+            }),
             Provider::Cloudflare(_) if record.ttl == 1 => notice(
                 CLOUDFLARE_AUTO_TTL,
                 "Cloudflare's TTL 1 means automatic, served as 300 s",

@@ -13,6 +13,7 @@ pub const PROVIDER_KINDS: &[&str] = &[
     "cloudflare",
     "powerdns",
     "desec",
+    "hetzner",
     "exec",
     "manual",
 ];
@@ -61,6 +62,11 @@ pub enum ProviderKind {
         /// The API token.
         token: Secret,
     },
+    /// The Hetzner Cloud DNS API (zones of a Hetzner Cloud project).
+    Hetzner {
+        /// A Read & Write API token of the project.
+        token: Secret,
+    },
     /// A command run with the change to make (documented in docs/CONFIG.md).
     Exec {
         /// The program and its arguments.
@@ -78,6 +84,7 @@ impl ProviderKind {
             ProviderKind::Cloudflare { .. } => "cloudflare",
             ProviderKind::PowerDns { .. } => "powerdns",
             ProviderKind::Desec { .. } => "desec",
+            ProviderKind::Hetzner { .. } => "hetzner",
             ProviderKind::Exec { .. } => "exec",
             ProviderKind::Manual => "manual",
         }
@@ -94,7 +101,9 @@ impl ProviderKind {
                 tsig: Some(Tsig::Env(secret)),
                 ..
             } => vec![("tsig-env", secret)],
-            ProviderKind::Cloudflare { token, .. } | ProviderKind::Desec { token } => {
+            ProviderKind::Cloudflare { token, .. }
+            | ProviderKind::Desec { token }
+            | ProviderKind::Hetzner { token } => {
                 vec![(secret_key("token", token), token)]
             }
             ProviderKind::PowerDns { api_key, .. } => {

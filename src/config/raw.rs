@@ -182,6 +182,10 @@ pub(super) enum RawProvider {
         token_file: Option<PathBuf>,
         token_env: Option<String>,
     },
+    Hetzner {
+        token_file: Option<PathBuf>,
+        token_env: Option<String>,
+    },
     Exec {
         command: Vec<String>,
     },

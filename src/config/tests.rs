@@ -288,6 +288,7 @@ fn every_provider_kind_loads() {
         "{SERVICE}\n[provider.cf]\nkind = \"cloudflare\"\ntoken-file = \"/t\"\nzone-id = \"abc\"\n\
          [provider.pdns]\nkind = \"powerdns\"\nurl = \"http://127.0.0.1:8081\"\napi-key-env = \"K\"\n\
          [provider.desec]\nkind = \"desec\"\ntoken-env = \"D\"\n\
+         [provider.h]\nkind = \"hetzner\"\ntoken-file = \"/h\"\n\
          [provider.x]\nkind = \"exec\"\ncommand = [\"/usr/local/bin/dns\", \"--zone\", \"x\"]\n\
          [provider.m]\nkind = \"manual\"\n"
     );
@@ -299,6 +300,7 @@ fn every_provider_kind_loads() {
             "rfc2136",
             "cloudflare",
             "desec",
+            "hetzner",
             "manual",
             "powerdns",
             "exec"

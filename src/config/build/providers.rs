@@ -104,6 +104,12 @@ impl Builder<'_, '_> {
                 } => self
                     .token(&table, token_file, token_env)
                     .map(|token| ProviderKind::Desec { token }),
+                RawProvider::Hetzner {
+                    token_file,
+                    token_env,
+                } => self
+                    .token(&table, token_file, token_env)
+                    .map(|token| ProviderKind::Hetzner { token }),
                 RawProvider::Exec { command } => self
                     .command(at("command"), command)
                     .map(|command| ProviderKind::Exec { command }),
