@@ -6,8 +6,8 @@
 
 use dane_roll_providers::rfc2136::{Rfc2136, TsigKey};
 use dane_roll_providers::{
-    Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, hetzner,
-    manual, powerdns,
+    Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, gandi,
+    hetzner, manual, powerdns,
 };
 
 use crate::config::{Config, ProviderKind, Secret, SecretError, Service};
@@ -105,6 +105,9 @@ pub fn provider_for(
         ProviderKind::Hetzner { token } => Provider::Hetzner(
             hetzner::Hetzner::new(read(token)?, zone, None, settings).map_err(wrap)?,
         ),
+        ProviderKind::Gandi { token } => {
+            Provider::Gandi(gandi::Gandi::new(read(token)?, zone, None, settings).map_err(wrap)?)
+        }
         ProviderKind::Exec { command } => {
             Provider::Exec(exec::Exec::new(command.clone(), settings).map_err(wrap)?)
         }

@@ -15,7 +15,7 @@
 //! The kinds ([`Provider`] is an enum: async methods of a trait cannot be called through `dyn`):
 //! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
 //!   (class NONE, by RDATA), list by a TCP query to the same server;
-//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`]: thin HTTP clients ([`http`]) with
+//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`]: thin HTTP clients ([`http`]) with
 //!   retries ([`retry`]);
 //! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
 //!
@@ -40,6 +40,7 @@ pub mod cloudflare;
 pub mod desec;
 mod error;
 pub mod exec;
+pub mod gandi;
 pub mod hetzner;
 pub mod http;
 pub mod manual;
@@ -293,6 +294,8 @@ pub enum Provider {
     Desec(desec::Desec),
     /// The Hetzner Cloud DNS API.
     Hetzner(hetzner::Hetzner),
+    /// Gandi LiveDNS.
+    Gandi(gandi::Gandi),
     /// The operator's command.
     Exec(exec::Exec),
     /// Instructions for the operator.
@@ -308,6 +311,7 @@ impl Provider {
             Provider::Cloudflare(_) => "cloudflare",
             Provider::Desec(_) => "desec",
             Provider::Hetzner(_) => "hetzner",
+            Provider::Gandi(_) => "gandi",
             Provider::Exec(_) => "exec",
             Provider::Manual(_) => "manual",
         }
@@ -320,6 +324,7 @@ impl Provider {
             Provider::Cloudflare(p) => p.settings().readback,
             Provider::Desec(p) => p.settings().readback,
             Provider::Hetzner(p) => p.settings().readback,
+            Provider::Gandi(p) => p.settings().readback,
             Provider::Exec(p) => p.settings().readback,
             Provider::Manual(_) => Duration::ZERO,
         }
@@ -334,6 +339,7 @@ impl Provider {
             Provider::Cloudflare(p) => p.list(&owner).await,
             Provider::Desec(p) => p.list(&owner).await,
             Provider::Hetzner(p) => p.list(&owner).await,
+            Provider::Gandi(p) => p.list(&owner).await,
             Provider::Exec(p) => p.list(&owner).await,
             Provider::Manual(_) => Err(ProviderError::Unsupported {
                 provider: "manual",
@@ -382,6 +388,7 @@ impl Provider {
             Provider::Cloudflare(p) => p.add(&record).await?,
             Provider::Desec(p) => p.add(&record).await?,
             Provider::Hetzner(p) => p.add(&record).await?,
+            Provider::Gandi(p) => p.add(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -410,6 +417,7 @@ impl Provider {
             Provider::Cloudflare(p) => p.remove(&record).await?,
             Provider::Desec(p) => p.remove(&record).await?,
             Provider::Hetzner(p) => p.remove(&record).await?,
+            Provider::Gandi(p) => p.remove(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -437,7 +445,8 @@ impl Provider {
             Provider::Rfc2136(_)
             | Provider::PowerDns(_)
             | Provider::Desec(_)
-            | Provider::Hetzner(_) => rrset_ttl.and_then(|t| {
+            | Provider::Hetzner(_)
+            | Provider::Gandi(_) => rrset_ttl.and_then(|t| {
                 notice(
                     t,
                     "the RRset exists with this TTL, and an RRset has one TTL",

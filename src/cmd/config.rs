@@ -171,9 +171,9 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                 writeln!(out, "  api-key       {}", secret(api_key))?;
                 writeln!(out, "  server-id     {server_id}")?;
             }
-            ProviderKind::Desec { token } | ProviderKind::Hetzner { token } => {
-                writeln!(out, "  token         {}", secret(token))?
-            }
+            ProviderKind::Desec { token }
+            | ProviderKind::Hetzner { token }
+            | ProviderKind::Gandi { token } => writeln!(out, "  token         {}", secret(token))?,
             ProviderKind::Exec { command } => {
                 writeln!(out, "  command       {}", command.join(" "))?
             }

@@ -14,6 +14,7 @@ pub const PROVIDER_KINDS: &[&str] = &[
     "powerdns",
     "desec",
     "hetzner",
+    "gandi",
     "exec",
     "manual",
 ];
@@ -67,6 +68,11 @@ pub enum ProviderKind {
         /// A Read & Write API token of the project.
         token: Secret,
     },
+    /// Gandi LiveDNS (a personal access token).
+    Gandi {
+        /// The API token.
+        token: Secret,
+    },
     /// A command run with the change to make (documented in docs/CONFIG.md).
     Exec {
         /// The program and its arguments.
@@ -85,6 +91,7 @@ impl ProviderKind {
             ProviderKind::PowerDns { .. } => "powerdns",
             ProviderKind::Desec { .. } => "desec",
             ProviderKind::Hetzner { .. } => "hetzner",
+            ProviderKind::Gandi { .. } => "gandi",
             ProviderKind::Exec { .. } => "exec",
             ProviderKind::Manual => "manual",
         }
@@ -103,7 +110,8 @@ impl ProviderKind {
             } => vec![("tsig-env", secret)],
             ProviderKind::Cloudflare { token, .. }
             | ProviderKind::Desec { token }
-            | ProviderKind::Hetzner { token } => {
+            | ProviderKind::Hetzner { token }
+            | ProviderKind::Gandi { token } => {
                 vec![(secret_key("token", token), token)]
             }
             ProviderKind::PowerDns { api_key, .. } => {

@@ -186,6 +186,10 @@ pub(super) enum RawProvider {
         token_file: Option<PathBuf>,
         token_env: Option<String>,
     },
+    Gandi {
+        token_file: Option<PathBuf>,
+        token_env: Option<String>,
+    },
     Exec {
         command: Vec<String>,
     },

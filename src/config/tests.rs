@@ -289,6 +289,7 @@ fn every_provider_kind_loads() {
          [provider.pdns]\nkind = \"powerdns\"\nurl = \"http://127.0.0.1:8081\"\napi-key-env = \"K\"\n\
          [provider.desec]\nkind = \"desec\"\ntoken-env = \"D\"\n\
          [provider.h]\nkind = \"hetzner\"\ntoken-file = \"/h\"\n\
+         [provider.g]\nkind = \"gandi\"\ntoken-env = \"G\"\n\
          [provider.x]\nkind = \"exec\"\ncommand = [\"/usr/local/bin/dns\", \"--zone\", \"x\"]\n\
          [provider.m]\nkind = \"manual\"\n"
     );
@@ -300,6 +301,7 @@ fn every_provider_kind_loads() {
             "rfc2136",
             "cloudflare",
             "desec",
+            "gandi",
             "hetzner",
             "manual",
             "powerdns",

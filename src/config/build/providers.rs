@@ -110,6 +110,12 @@ impl Builder<'_, '_> {
                 } => self
                     .token(&table, token_file, token_env)
                     .map(|token| ProviderKind::Hetzner { token }),
+                RawProvider::Gandi {
+                    token_file,
+                    token_env,
+                } => self
+                    .token(&table, token_file, token_env)
+                    .map(|token| ProviderKind::Gandi { token }),
                 RawProvider::Exec { command } => self
                     .command(at("command"), command)
                     .map(|command| ProviderKind::Exec { command }),
