@@ -7,7 +7,7 @@
 use dane_roll_providers::rfc2136::{Rfc2136, TsigKey};
 use dane_roll_providers::{
     Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, gandi,
-    hetzner, manual, powerdns,
+    hetzner, manual, powerdns, route53,
 };
 
 use crate::config::{Config, ProviderKind, Secret, SecretError, Service};
@@ -108,6 +108,20 @@ pub fn provider_for(
         ProviderKind::Gandi { token } => {
             Provider::Gandi(gandi::Gandi::new(read(token)?, zone, None, settings).map_err(wrap)?)
         }
+        ProviderKind::Route53 {
+            access_key_id,
+            secret_key,
+            hosted_zone_id,
+        } => Provider::Route53(
+            route53::Route53::new(
+                access_key_id,
+                read(secret_key)?,
+                hosted_zone_id.as_deref(),
+                None,
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
         ProviderKind::Exec { command } => {
             Provider::Exec(exec::Exec::new(command.clone(), settings).map_err(wrap)?)
         }

@@ -15,8 +15,8 @@
 //! The kinds ([`Provider`] is an enum: async methods of a trait cannot be called through `dyn`):
 //! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
 //!   (class NONE, by RDATA), list by a TCP query to the same server;
-//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`]: thin HTTP clients ([`http`]) with
-//!   retries ([`retry`]);
+//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`], [`route53`]: thin HTTP
+//!   clients ([`http`]) with retries ([`retry`]);
 //! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
 //!
 //! [`child`] runs every command dane-roll starts (the exec provider here; the reload command and
@@ -47,6 +47,7 @@ pub mod manual;
 pub mod powerdns;
 pub mod retry;
 pub mod rfc2136;
+pub mod route53;
 mod secret;
 
 use std::fmt;
@@ -296,6 +297,8 @@ pub enum Provider {
     Hetzner(hetzner::Hetzner),
     /// Gandi LiveDNS.
     Gandi(gandi::Gandi),
+    /// Amazon Route 53 (SigV4).
+    Route53(route53::Route53),
     /// The operator's command.
     Exec(exec::Exec),
     /// Instructions for the operator.
@@ -312,6 +315,7 @@ impl Provider {
             Provider::Desec(_) => "desec",
             Provider::Hetzner(_) => "hetzner",
             Provider::Gandi(_) => "gandi",
+            Provider::Route53(_) => "route53",
             Provider::Exec(_) => "exec",
             Provider::Manual(_) => "manual",
         }
@@ -325,6 +329,7 @@ impl Provider {
             Provider::Desec(p) => p.settings().readback,
             Provider::Hetzner(p) => p.settings().readback,
             Provider::Gandi(p) => p.settings().readback,
+            Provider::Route53(p) => p.settings().readback,
             Provider::Exec(p) => p.settings().readback,
             Provider::Manual(_) => Duration::ZERO,
         }
@@ -340,6 +345,7 @@ impl Provider {
             Provider::Desec(p) => p.list(&owner).await,
             Provider::Hetzner(p) => p.list(&owner).await,
             Provider::Gandi(p) => p.list(&owner).await,
+            Provider::Route53(p) => p.list(&owner).await,
             Provider::Exec(p) => p.list(&owner).await,
             Provider::Manual(_) => Err(ProviderError::Unsupported {
                 provider: "manual",
@@ -389,6 +395,7 @@ impl Provider {
             Provider::Desec(p) => p.add(&record).await?,
             Provider::Hetzner(p) => p.add(&record).await?,
             Provider::Gandi(p) => p.add(&record).await?,
+            Provider::Route53(p) => p.add(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -418,6 +425,7 @@ impl Provider {
             Provider::Desec(p) => p.remove(&record).await?,
             Provider::Hetzner(p) => p.remove(&record).await?,
             Provider::Gandi(p) => p.remove(&record).await?,
+            Provider::Route53(p) => p.remove(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -446,7 +454,8 @@ impl Provider {
             | Provider::PowerDns(_)
             | Provider::Desec(_)
             | Provider::Hetzner(_)
-            | Provider::Gandi(_) => rrset_ttl.and_then(|t| {
+            | Provider::Gandi(_)
+            | Provider::Route53(_) => rrset_ttl.and_then(|t| {
                 notice(
                     t,
                     "the RRset exists with this TTL, and an RRset has one TTL",

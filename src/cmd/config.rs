@@ -174,6 +174,19 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
             ProviderKind::Desec { token }
             | ProviderKind::Hetzner { token }
             | ProviderKind::Gandi { token } => writeln!(out, "  token         {}", secret(token))?,
+            ProviderKind::Route53 {
+                access_key_id,
+                secret_key,
+                hosted_zone_id,
+            } => {
+                writeln!(out, "  access-key-id {access_key_id}")?;
+                writeln!(out, "  secret-key    {}", secret(secret_key))?;
+                writeln!(
+                    out,
+                    "  hosted-zone-id {}",
+                    hosted_zone_id.as_deref().unwrap_or("looked up by name")
+                )?;
+            }
             ProviderKind::Exec { command } => {
                 writeln!(out, "  command       {}", command.join(" "))?
             }

@@ -15,6 +15,7 @@ pub const PROVIDER_KINDS: &[&str] = &[
     "desec",
     "hetzner",
     "gandi",
+    "route53",
     "exec",
     "manual",
 ];
@@ -73,6 +74,15 @@ pub enum ProviderKind {
         /// The API token.
         token: Secret,
     },
+    /// Amazon Route 53, requests signed with an IAM access key (SigV4).
+    Route53 {
+        /// The access key id (`AKIA…`): not secret, shown.
+        access_key_id: String,
+        /// The secret access key.
+        secret_key: Secret,
+        /// The hosted zone id, when it should not be looked up by name.
+        hosted_zone_id: Option<String>,
+    },
     /// A command run with the change to make (documented in docs/CONFIG.md).
     Exec {
         /// The program and its arguments.
@@ -92,6 +102,7 @@ impl ProviderKind {
             ProviderKind::Desec { .. } => "desec",
             ProviderKind::Hetzner { .. } => "hetzner",
             ProviderKind::Gandi { .. } => "gandi",
+            ProviderKind::Route53 { .. } => "route53",
             ProviderKind::Exec { .. } => "exec",
             ProviderKind::Manual => "manual",
         }
@@ -114,6 +125,9 @@ impl ProviderKind {
             | ProviderKind::Gandi { token } => {
                 vec![(secret_key("token", token), token)]
             }
+            ProviderKind::Route53 {
+                secret_key: key, ..
+            } => vec![(secret_key("secret-key", key), key)],
             ProviderKind::PowerDns { api_key, .. } => {
                 vec![(secret_key("api-key", api_key), api_key)]
             }
@@ -130,6 +144,8 @@ pub(super) fn secret_key(stem: &str, secret: &Secret) -> &'static str {
         ("token", false) => "token-env",
         ("api-key", true) => "api-key-file",
         ("api-key", false) => "api-key-env",
+        ("secret-key", true) => "secret-key-file",
+        ("secret-key", false) => "secret-key-env",
         ("url", true) => "url-file",
         ("url", false) => "url-env",
         ("credentials", true) => "credentials-file",

@@ -190,6 +190,12 @@ pub(super) enum RawProvider {
         token_file: Option<PathBuf>,
         token_env: Option<String>,
     },
+    Route53 {
+        access_key_id: String,
+        secret_key_file: Option<PathBuf>,
+        secret_key_env: Option<String>,
+        hosted_zone_id: Option<String>,
+    },
     Exec {
         command: Vec<String>,
     },

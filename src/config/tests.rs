@@ -290,6 +290,7 @@ fn every_provider_kind_loads() {
          [provider.desec]\nkind = \"desec\"\ntoken-env = \"D\"\n\
          [provider.h]\nkind = \"hetzner\"\ntoken-file = \"/h\"\n\
          [provider.g]\nkind = \"gandi\"\ntoken-env = \"G\"\n\
+         [provider.r]\nkind = \"route53\"\naccess-key-id = \"AKIAEXAMPLE\"\nsecret-key-env = \"R\"\n\
          [provider.x]\nkind = \"exec\"\ncommand = [\"/usr/local/bin/dns\", \"--zone\", \"x\"]\n\
          [provider.m]\nkind = \"manual\"\n"
     );
@@ -305,6 +306,7 @@ fn every_provider_kind_loads() {
             "hetzner",
             "manual",
             "powerdns",
+            "route53",
             "exec"
         ]
     );
@@ -424,8 +426,8 @@ fn schema_errors_have_location_snippet_and_suggestion() {
         Err(ConfigError::Empty { .. })
     ));
     assert!(
-        err(&format!("{SERVICE}\n[provider.k]\nkind = \"route53\"\n"))
-            .contains("unknown variant `route53`")
+        err(&format!("{SERVICE}\n[provider.k]\nkind = \"route66\"\n"))
+            .contains("unknown variant `route66`")
     );
 }
 

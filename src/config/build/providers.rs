@@ -116,6 +116,45 @@ impl Builder<'_, '_> {
                 } => self
                     .token(&table, token_file, token_env)
                     .map(|token| ProviderKind::Gandi { token }),
+                RawProvider::Route53 {
+                    access_key_id,
+                    secret_key_file,
+                    secret_key_env,
+                    hosted_zone_id,
+                } => {
+                    let secret_key = self.secret(
+                        &table,
+                        ("secret-key-file", "secret-key-env"),
+                        secret_key_file,
+                        secret_key_env,
+                        true,
+                    );
+                    let key_ok = !access_key_id.trim().is_empty()
+                        && access_key_id.bytes().all(|b| b.is_ascii_alphanumeric());
+                    if !key_ok {
+                        self.error(
+                            at("access-key-id"),
+                            "is not an AWS access key id (letters and digits, e.g. AKIA…); the \
+                             secret access key goes in `secret-key-file` or `secret-key-env`",
+                        );
+                    }
+                    if hosted_zone_id
+                        .as_deref()
+                        .is_some_and(|z| z.trim().is_empty())
+                    {
+                        self.error(
+                            at("hosted-zone-id"),
+                            "is empty; remove it to look the zone up by name",
+                        );
+                    }
+                    secret_key
+                        .filter(|_| key_ok)
+                        .map(|secret_key| ProviderKind::Route53 {
+                            access_key_id,
+                            secret_key,
+                            hosted_zone_id,
+                        })
+                }
                 RawProvider::Exec { command } => self
                     .command(at("command"), command)
                     .map(|command| ProviderKind::Exec { command }),
