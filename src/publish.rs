@@ -7,7 +7,7 @@
 use dane_roll_providers::rfc2136::{Rfc2136, TsigKey};
 use dane_roll_providers::{
     Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, gandi,
-    hetzner, manual, powerdns, route53,
+    hetzner, manual, ovh, powerdns, route53,
 };
 
 use crate::config::{Config, ProviderKind, Secret, SecretError, Service};
@@ -118,6 +118,24 @@ pub fn provider_for(
                 read(secret_key)?,
                 hosted_zone_id.as_deref(),
                 None,
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
+        ProviderKind::Ovh {
+            endpoint,
+            application_key,
+            application_secret,
+            consumer_key,
+        } => Provider::Ovh(
+            ovh::Ovh::new(
+                endpoint,
+                ovh::Credentials {
+                    application_key: application_key.clone(),
+                    application_secret: read(application_secret)?,
+                    consumer_key: read(consumer_key)?,
+                },
+                zone,
                 settings,
             )
             .map_err(wrap)?,

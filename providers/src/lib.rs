@@ -15,8 +15,8 @@
 //! The kinds ([`Provider`] is an enum: async methods of a trait cannot be called through `dyn`):
 //! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
 //!   (class NONE, by RDATA), list by a TCP query to the same server;
-//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`], [`route53`]: thin HTTP
-//!   clients ([`http`]) with retries ([`retry`]);
+//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`], [`route53`], [`ovh`]: thin
+//!   HTTP clients ([`http`]) with retries ([`retry`]);
 //! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
 //!
 //! [`child`] runs every command dane-roll starts (the exec provider here; the reload command and
@@ -44,6 +44,7 @@ pub mod gandi;
 pub mod hetzner;
 pub mod http;
 pub mod manual;
+pub mod ovh;
 pub mod powerdns;
 pub mod retry;
 pub mod rfc2136;
@@ -299,6 +300,8 @@ pub enum Provider {
     Gandi(gandi::Gandi),
     /// Amazon Route 53 (SigV4).
     Route53(route53::Route53),
+    /// OVHcloud's API (signed requests).
+    Ovh(ovh::Ovh),
     /// The operator's command.
     Exec(exec::Exec),
     /// Instructions for the operator.
@@ -316,6 +319,7 @@ impl Provider {
             Provider::Hetzner(_) => "hetzner",
             Provider::Gandi(_) => "gandi",
             Provider::Route53(_) => "route53",
+            Provider::Ovh(_) => "ovh",
             Provider::Exec(_) => "exec",
             Provider::Manual(_) => "manual",
         }
@@ -330,6 +334,7 @@ impl Provider {
             Provider::Hetzner(p) => p.settings().readback,
             Provider::Gandi(p) => p.settings().readback,
             Provider::Route53(p) => p.settings().readback,
+            Provider::Ovh(p) => p.settings().readback,
             Provider::Exec(p) => p.settings().readback,
             Provider::Manual(_) => Duration::ZERO,
         }
@@ -346,6 +351,7 @@ impl Provider {
             Provider::Hetzner(p) => p.list(&owner).await,
             Provider::Gandi(p) => p.list(&owner).await,
             Provider::Route53(p) => p.list(&owner).await,
+            Provider::Ovh(p) => p.list(&owner).await,
             Provider::Exec(p) => p.list(&owner).await,
             Provider::Manual(_) => Err(ProviderError::Unsupported {
                 provider: "manual",
@@ -383,9 +389,10 @@ impl Provider {
                 ..Report::plain(Change::AlreadyPresent)
             });
         }
-        if let (Provider::Rfc2136(_), Some(notice)) = (self, &ttl) {
+        if let (Provider::Rfc2136(_) | Provider::Ovh(_), Some(notice)) = (self, &ttl) {
             // BIND and Knot give the whole RRset the TTL of a record added to it (RFC 2136
-            // §3.4.2.2): add with the RRset's, so other hosts' records keep theirs.
+            // §3.4.2.2), and OVH keeps a TTL per record of one RRset: add with the RRset's, so
+            // other hosts' records keep theirs and the RRset one TTL.
             record.ttl = notice.served;
         }
         match self {
@@ -396,6 +403,7 @@ impl Provider {
             Provider::Hetzner(p) => p.add(&record).await?,
             Provider::Gandi(p) => p.add(&record).await?,
             Provider::Route53(p) => p.add(&record).await?,
+            Provider::Ovh(p) => p.add(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -426,6 +434,7 @@ impl Provider {
             Provider::Hetzner(p) => p.remove(&record).await?,
             Provider::Gandi(p) => p.remove(&record).await?,
             Provider::Route53(p) => p.remove(&record).await?,
+            Provider::Ovh(p) => p.remove(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -455,7 +464,8 @@ impl Provider {
             | Provider::Desec(_)
             | Provider::Hetzner(_)
             | Provider::Gandi(_)
-            | Provider::Route53(_) => rrset_ttl.and_then(|t| {
+            | Provider::Route53(_)
+            | Provider::Ovh(_) => rrset_ttl.and_then(|t| {
                 notice(
                     t,
                     "the RRset exists with this TTL, and an RRset has one TTL",

@@ -187,6 +187,17 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                     hosted_zone_id.as_deref().unwrap_or("looked up by name")
                 )?;
             }
+            ProviderKind::Ovh {
+                endpoint,
+                application_key,
+                application_secret,
+                consumer_key,
+            } => {
+                writeln!(out, "  endpoint      {endpoint}")?;
+                writeln!(out, "  application-key {application_key}")?;
+                writeln!(out, "  application-secret {}", secret(application_secret))?;
+                writeln!(out, "  consumer-key  {}", secret(consumer_key))?;
+            }
             ProviderKind::Exec { command } => {
                 writeln!(out, "  command       {}", command.join(" "))?
             }

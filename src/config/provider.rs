@@ -16,6 +16,7 @@ pub const PROVIDER_KINDS: &[&str] = &[
     "hetzner",
     "gandi",
     "route53",
+    "ovh",
     "exec",
     "manual",
 ];
@@ -83,6 +84,17 @@ pub enum ProviderKind {
         /// The hosted zone id, when it should not be looked up by name.
         hosted_zone_id: Option<String>,
     },
+    /// OVHcloud's API, each request signed with the application secret and consumer key.
+    Ovh {
+        /// `ovh-eu`, `ovh-ca`, `ovh-us`, or an `https://` URL of the API.
+        endpoint: String,
+        /// The application key (sent as it is: not secret).
+        application_key: String,
+        /// The application secret.
+        application_secret: Secret,
+        /// The consumer key.
+        consumer_key: Secret,
+    },
     /// A command run with the change to make (documented in docs/CONFIG.md).
     Exec {
         /// The program and its arguments.
@@ -103,6 +115,7 @@ impl ProviderKind {
             ProviderKind::Hetzner { .. } => "hetzner",
             ProviderKind::Gandi { .. } => "gandi",
             ProviderKind::Route53 { .. } => "route53",
+            ProviderKind::Ovh { .. } => "ovh",
             ProviderKind::Exec { .. } => "exec",
             ProviderKind::Manual => "manual",
         }
@@ -128,6 +141,17 @@ impl ProviderKind {
             ProviderKind::Route53 {
                 secret_key: key, ..
             } => vec![(secret_key("secret-key", key), key)],
+            ProviderKind::Ovh {
+                application_secret,
+                consumer_key,
+                ..
+            } => vec![
+                (
+                    secret_key("application-secret", application_secret),
+                    application_secret,
+                ),
+                (secret_key("consumer-key", consumer_key), consumer_key),
+            ],
             ProviderKind::PowerDns { api_key, .. } => {
                 vec![(secret_key("api-key", api_key), api_key)]
             }
@@ -146,6 +170,10 @@ pub(super) fn secret_key(stem: &str, secret: &Secret) -> &'static str {
         ("api-key", false) => "api-key-env",
         ("secret-key", true) => "secret-key-file",
         ("secret-key", false) => "secret-key-env",
+        ("application-secret", true) => "application-secret-file",
+        ("application-secret", false) => "application-secret-env",
+        ("consumer-key", true) => "consumer-key-file",
+        ("consumer-key", false) => "consumer-key-env",
         ("url", true) => "url-file",
         ("url", false) => "url-env",
         ("credentials", true) => "credentials-file",

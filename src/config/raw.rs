@@ -196,6 +196,14 @@ pub(super) enum RawProvider {
         secret_key_env: Option<String>,
         hosted_zone_id: Option<String>,
     },
+    Ovh {
+        endpoint: Option<String>,
+        application_key: String,
+        application_secret_file: Option<PathBuf>,
+        application_secret_env: Option<String>,
+        consumer_key_file: Option<PathBuf>,
+        consumer_key_env: Option<String>,
+    },
     Exec {
         command: Vec<String>,
     },

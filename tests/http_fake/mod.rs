@@ -50,6 +50,8 @@ pub fn quick() -> Settings {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// The request target as sent (path and query).
+    pub target: String,
     pub query: BTreeMap<String, String>,
     /// Header names in lower case.
     pub headers: BTreeMap<String, String>,
@@ -237,6 +239,7 @@ pub async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request>
     Some(Request {
         method,
         path,
+        target,
         query,
         headers,
         raw_body,

@@ -155,6 +155,60 @@ impl Builder<'_, '_> {
                             hosted_zone_id,
                         })
                 }
+                RawProvider::Ovh {
+                    endpoint,
+                    application_key,
+                    application_secret_file,
+                    application_secret_env,
+                    consumer_key_file,
+                    consumer_key_env,
+                } => {
+                    let secret = self.secret(
+                        &table,
+                        ("application-secret-file", "application-secret-env"),
+                        application_secret_file,
+                        application_secret_env,
+                        true,
+                    );
+                    let consumer = self.secret(
+                        &table,
+                        ("consumer-key-file", "consumer-key-env"),
+                        consumer_key_file,
+                        consumer_key_env,
+                        true,
+                    );
+                    let endpoint = endpoint.unwrap_or_else(|| "ovh-eu".to_owned());
+                    let named = dane_roll_providers::ovh::ENDPOINTS
+                        .iter()
+                        .any(|(name, _)| *name == endpoint);
+                    let endpoint = if named {
+                        Some(endpoint)
+                    } else if endpoint.starts_with("https://") {
+                        self.url(at("endpoint"), endpoint)
+                    } else {
+                        self.error(
+                            at("endpoint"),
+                            "is not ovh-eu, ovh-ca, ovh-us or an https:// URL of the API",
+                        );
+                        None
+                    };
+                    if application_key.trim().is_empty() {
+                        self.error(at("application-key"), "is empty");
+                    }
+                    match (endpoint, secret, consumer) {
+                        (Some(endpoint), Some(application_secret), Some(consumer_key))
+                            if !application_key.trim().is_empty() =>
+                        {
+                            Some(ProviderKind::Ovh {
+                                endpoint,
+                                application_key,
+                                application_secret,
+                                consumer_key,
+                            })
+                        }
+                        _ => None,
+                    }
+                }
                 RawProvider::Exec { command } => self
                     .command(at("command"), command)
                     .map(|command| ProviderKind::Exec { command }),
