@@ -7,7 +7,7 @@
 use dane_roll_providers::rfc2136::{Rfc2136, TsigKey};
 use dane_roll_providers::{
     Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, gandi,
-    hetzner, manual, ovh, powerdns, route53,
+    hetzner, inwx, manual, ovh, powerdns, route53,
 };
 
 use crate::config::{Config, ProviderKind, Secret, SecretError, Service};
@@ -136,6 +136,24 @@ pub fn provider_for(
                     consumer_key: read(consumer_key)?,
                 },
                 zone,
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
+        ProviderKind::Inwx {
+            user,
+            password,
+            totp_secret,
+            url,
+        } => Provider::Inwx(
+            inwx::Inwx::new(
+                inwx::Credentials {
+                    user: user.clone(),
+                    password: read(password)?,
+                    totp: totp_secret.as_ref().map(read).transpose()?,
+                },
+                zone,
+                url.as_deref(),
                 settings,
             )
             .map_err(wrap)?,

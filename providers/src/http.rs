@@ -44,6 +44,8 @@ pub struct Reply {
     pub status: u16,
     /// The `Link` header, when present.
     pub link: Option<String>,
+    /// The `name=value` of the first `Set-Cookie` header (a session), when present.
+    pub cookie: Option<String>,
     /// The body.
     pub body: Vec<u8>,
     provider: &'static str,
@@ -206,11 +208,18 @@ impl Http {
                     .get("link")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
+                let cookie = response
+                    .headers()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .map(|v| v.trim().to_owned());
                 let body = self.read_body(response).await?;
                 if !retryable(status) {
                     return Ok(Attempt::Done(Reply {
                         status: status.as_u16(),
                         link,
+                        cookie,
                         body,
                         provider: self.provider,
                     }));

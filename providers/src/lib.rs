@@ -15,8 +15,8 @@
 //! The kinds ([`Provider`] is an enum: async methods of a trait cannot be called through `dyn`):
 //! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
 //!   (class NONE, by RDATA), list by a TCP query to the same server;
-//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`], [`route53`], [`ovh`]: thin
-//!   HTTP clients ([`http`]) with retries ([`retry`]);
+//! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`], [`route53`], [`ovh`],
+//!   [`inwx`]: thin HTTP clients ([`http`]) with retries ([`retry`]);
 //! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
 //!
 //! [`child`] runs every command dane-roll starts (the exec provider here; the reload command and
@@ -43,6 +43,7 @@ pub mod exec;
 pub mod gandi;
 pub mod hetzner;
 pub mod http;
+pub mod inwx;
 pub mod manual;
 pub mod ovh;
 pub mod powerdns;
@@ -302,6 +303,8 @@ pub enum Provider {
     Route53(route53::Route53),
     /// OVHcloud's API (signed requests).
     Ovh(ovh::Ovh),
+    /// INWX's JSON-RPC API.
+    Inwx(inwx::Inwx),
     /// The operator's command.
     Exec(exec::Exec),
     /// Instructions for the operator.
@@ -320,6 +323,7 @@ impl Provider {
             Provider::Gandi(_) => "gandi",
             Provider::Route53(_) => "route53",
             Provider::Ovh(_) => "ovh",
+            Provider::Inwx(_) => "inwx",
             Provider::Exec(_) => "exec",
             Provider::Manual(_) => "manual",
         }
@@ -335,6 +339,7 @@ impl Provider {
             Provider::Gandi(p) => p.settings().readback,
             Provider::Route53(p) => p.settings().readback,
             Provider::Ovh(p) => p.settings().readback,
+            Provider::Inwx(p) => p.settings().readback,
             Provider::Exec(p) => p.settings().readback,
             Provider::Manual(_) => Duration::ZERO,
         }
@@ -352,6 +357,7 @@ impl Provider {
             Provider::Gandi(p) => p.list(&owner).await,
             Provider::Route53(p) => p.list(&owner).await,
             Provider::Ovh(p) => p.list(&owner).await,
+            Provider::Inwx(p) => p.list(&owner).await,
             Provider::Exec(p) => p.list(&owner).await,
             Provider::Manual(_) => Err(ProviderError::Unsupported {
                 provider: "manual",
@@ -389,9 +395,11 @@ impl Provider {
                 ..Report::plain(Change::AlreadyPresent)
             });
         }
-        if let (Provider::Rfc2136(_) | Provider::Ovh(_), Some(notice)) = (self, &ttl) {
+        if let (Provider::Rfc2136(_) | Provider::Ovh(_) | Provider::Inwx(_), Some(notice)) =
+            (self, &ttl)
+        {
             // BIND and Knot give the whole RRset the TTL of a record added to it (RFC 2136
-            // §3.4.2.2), and OVH keeps a TTL per record of one RRset: add with the RRset's, so
+            // §3.4.2.2), and OVH and INWX keep a TTL per record of one RRset: add with the RRset's, so
             // other hosts' records keep theirs and the RRset one TTL.
             record.ttl = notice.served;
         }
@@ -404,6 +412,7 @@ impl Provider {
             Provider::Gandi(p) => p.add(&record).await?,
             Provider::Route53(p) => p.add(&record).await?,
             Provider::Ovh(p) => p.add(&record).await?,
+            Provider::Inwx(p) => p.add(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -435,6 +444,7 @@ impl Provider {
             Provider::Gandi(p) => p.remove(&record).await?,
             Provider::Route53(p) => p.remove(&record).await?,
             Provider::Ovh(p) => p.remove(&record).await?,
+            Provider::Inwx(p) => p.remove(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -465,7 +475,8 @@ impl Provider {
             | Provider::Hetzner(_)
             | Provider::Gandi(_)
             | Provider::Route53(_)
-            | Provider::Ovh(_) => rrset_ttl.and_then(|t| {
+            | Provider::Ovh(_)
+            | Provider::Inwx(_) => rrset_ttl.and_then(|t| {
                 notice(
                     t,
                     "the RRset exists with this TTL, and an RRset has one TTL",

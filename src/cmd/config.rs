@@ -198,6 +198,22 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                 writeln!(out, "  application-secret {}", secret(application_secret))?;
                 writeln!(out, "  consumer-key  {}", secret(consumer_key))?;
             }
+            ProviderKind::Inwx {
+                user,
+                password,
+                totp_secret,
+                url,
+            } => {
+                writeln!(out, "  user          {user}")?;
+                writeln!(out, "  password      {}", secret(password))?;
+                match totp_secret {
+                    Some(t) => writeln!(out, "  totp-secret   {}", secret(t))?,
+                    None => writeln!(out, "  totp-secret   none (no two-factor authentication)")?,
+                }
+                if let Some(url) = url {
+                    writeln!(out, "  url           {url}")?;
+                }
+            }
             ProviderKind::Exec { command } => {
                 writeln!(out, "  command       {}", command.join(" "))?
             }

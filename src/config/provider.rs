@@ -17,6 +17,7 @@ pub const PROVIDER_KINDS: &[&str] = &[
     "gandi",
     "route53",
     "ovh",
+    "inwx",
     "exec",
     "manual",
 ];
@@ -95,6 +96,17 @@ pub enum ProviderKind {
         /// The consumer key.
         consumer_key: Secret,
     },
+    /// INWX's JSON-RPC API, logged in as a user (with a TOTP code when the account has 2FA).
+    Inwx {
+        /// The account's user name.
+        user: String,
+        /// Its password.
+        password: Secret,
+        /// The base32 TOTP secret, for accounts with two-factor authentication.
+        totp_secret: Option<Secret>,
+        /// The API URL (INWX's test system, …), when not the default.
+        url: Option<String>,
+    },
     /// A command run with the change to make (documented in docs/CONFIG.md).
     Exec {
         /// The program and its arguments.
@@ -116,6 +128,7 @@ impl ProviderKind {
             ProviderKind::Gandi { .. } => "gandi",
             ProviderKind::Route53 { .. } => "route53",
             ProviderKind::Ovh { .. } => "ovh",
+            ProviderKind::Inwx { .. } => "inwx",
             ProviderKind::Exec { .. } => "exec",
             ProviderKind::Manual => "manual",
         }
@@ -152,6 +165,17 @@ impl ProviderKind {
                 ),
                 (secret_key("consumer-key", consumer_key), consumer_key),
             ],
+            ProviderKind::Inwx {
+                password,
+                totp_secret,
+                ..
+            } => {
+                let mut out = vec![(secret_key("password", password), password)];
+                if let Some(totp) = totp_secret {
+                    out.push((secret_key("totp-secret", totp), totp));
+                }
+                out
+            }
             ProviderKind::PowerDns { api_key, .. } => {
                 vec![(secret_key("api-key", api_key), api_key)]
             }
@@ -174,6 +198,10 @@ pub(super) fn secret_key(stem: &str, secret: &Secret) -> &'static str {
         ("application-secret", false) => "application-secret-env",
         ("consumer-key", true) => "consumer-key-file",
         ("consumer-key", false) => "consumer-key-env",
+        ("password", true) => "password-file",
+        ("password", false) => "password-env",
+        ("totp-secret", true) => "totp-secret-file",
+        ("totp-secret", false) => "totp-secret-env",
         ("url", true) => "url-file",
         ("url", false) => "url-env",
         ("credentials", true) => "credentials-file",

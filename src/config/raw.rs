@@ -204,6 +204,14 @@ pub(super) enum RawProvider {
         consumer_key_file: Option<PathBuf>,
         consumer_key_env: Option<String>,
     },
+    Inwx {
+        user: String,
+        password_file: Option<PathBuf>,
+        password_env: Option<String>,
+        totp_secret_file: Option<PathBuf>,
+        totp_secret_env: Option<String>,
+        url: Option<String>,
+    },
     Exec {
         command: Vec<String>,
     },

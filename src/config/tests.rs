@@ -290,6 +290,7 @@ fn every_provider_kind_loads() {
          [provider.desec]\nkind = \"desec\"\ntoken-env = \"D\"\n\
          [provider.h]\nkind = \"hetzner\"\ntoken-file = \"/h\"\n\
          [provider.g]\nkind = \"gandi\"\ntoken-env = \"G\"\n\
+         [provider.i]\nkind = \"inwx\"\nuser = \"u\"\npassword-file = \"/p\"\ntotp-secret-env = \"T\"\n\
          [provider.o]\nkind = \"ovh\"\napplication-key = \"ak\"\napplication-secret-env = \"AS\"\nconsumer-key-file = \"/ck\"\n\
          [provider.r]\nkind = \"route53\"\naccess-key-id = \"AKIAEXAMPLE\"\nsecret-key-env = \"R\"\n\
          [provider.x]\nkind = \"exec\"\ncommand = [\"/usr/local/bin/dns\", \"--zone\", \"x\"]\n\
@@ -305,6 +306,7 @@ fn every_provider_kind_loads() {
             "desec",
             "gandi",
             "hetzner",
+            "inwx",
             "manual",
             "ovh",
             "powerdns",

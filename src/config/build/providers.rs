@@ -209,6 +209,50 @@ impl Builder<'_, '_> {
                         _ => None,
                     }
                 }
+                RawProvider::Inwx {
+                    user,
+                    password_file,
+                    password_env,
+                    totp_secret_file,
+                    totp_secret_env,
+                    url,
+                } => {
+                    let password = self.secret(
+                        &table,
+                        ("password-file", "password-env"),
+                        password_file,
+                        password_env,
+                        true,
+                    );
+                    let has_totp = totp_secret_file.is_some() || totp_secret_env.is_some();
+                    let totp_secret = self.secret(
+                        &table,
+                        ("totp-secret-file", "totp-secret-env"),
+                        totp_secret_file,
+                        totp_secret_env,
+                        false,
+                    );
+                    let url = match url {
+                        Some(url) => self.url(at("url"), url).map(Some),
+                        None => Some(None),
+                    };
+                    if user.trim().is_empty() {
+                        self.error(at("user"), "is empty");
+                    }
+                    match (password, url) {
+                        (Some(password), Some(url))
+                            if !user.trim().is_empty() && (totp_secret.is_some() || !has_totp) =>
+                        {
+                            Some(ProviderKind::Inwx {
+                                user,
+                                password,
+                                totp_secret,
+                                url,
+                            })
+                        }
+                        _ => None,
+                    }
+                }
                 RawProvider::Exec { command } => self
                     .command(at("command"), command)
                     .map(|command| ProviderKind::Exec { command }),
