@@ -7,7 +7,7 @@
 use dane_roll_providers::rfc2136::{Rfc2136, TsigKey};
 use dane_roll_providers::{
     Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, gandi,
-    hetzner, inwx, manual, ovh, powerdns, route53,
+    hetzner, inwx, manual, ovh, powerdns, route53, transip,
 };
 
 use crate::config::{Config, ProviderKind, Secret, SecretError, Service};
@@ -154,6 +154,23 @@ pub fn provider_for(
                 },
                 zone,
                 url.as_deref(),
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
+        ProviderKind::Transip {
+            login,
+            private_key,
+            global_key,
+        } => Provider::Transip(
+            transip::Transip::new(
+                transip::Credentials {
+                    login: login.clone(),
+                    private_key: read(private_key)?,
+                    global_key: *global_key,
+                },
+                zone,
+                None,
                 settings,
             )
             .map_err(wrap)?,

@@ -16,7 +16,7 @@
 //! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
 //!   (class NONE, by RDATA), list by a TCP query to the same server;
 //! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`], [`route53`], [`ovh`],
-//!   [`inwx`]: thin HTTP clients ([`http`]) with retries ([`retry`]);
+//!   [`inwx`], [`transip`]: thin HTTP clients ([`http`]) with retries ([`retry`]);
 //! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
 //!
 //! [`child`] runs every command dane-roll starts (the exec provider here; the reload command and
@@ -51,6 +51,7 @@ pub mod retry;
 pub mod rfc2136;
 pub mod route53;
 mod secret;
+pub mod transip;
 
 use std::fmt;
 use std::time::Duration;
@@ -305,6 +306,8 @@ pub enum Provider {
     Ovh(ovh::Ovh),
     /// INWX's JSON-RPC API.
     Inwx(inwx::Inwx),
+    /// TransIP's REST API (a key-signed token).
+    Transip(transip::Transip),
     /// The operator's command.
     Exec(exec::Exec),
     /// Instructions for the operator.
@@ -324,6 +327,7 @@ impl Provider {
             Provider::Route53(_) => "route53",
             Provider::Ovh(_) => "ovh",
             Provider::Inwx(_) => "inwx",
+            Provider::Transip(_) => "transip",
             Provider::Exec(_) => "exec",
             Provider::Manual(_) => "manual",
         }
@@ -340,6 +344,7 @@ impl Provider {
             Provider::Route53(p) => p.settings().readback,
             Provider::Ovh(p) => p.settings().readback,
             Provider::Inwx(p) => p.settings().readback,
+            Provider::Transip(p) => p.settings().readback,
             Provider::Exec(p) => p.settings().readback,
             Provider::Manual(_) => Duration::ZERO,
         }
@@ -358,6 +363,7 @@ impl Provider {
             Provider::Route53(p) => p.list(&owner).await,
             Provider::Ovh(p) => p.list(&owner).await,
             Provider::Inwx(p) => p.list(&owner).await,
+            Provider::Transip(p) => p.list(&owner).await,
             Provider::Exec(p) => p.list(&owner).await,
             Provider::Manual(_) => Err(ProviderError::Unsupported {
                 provider: "manual",
@@ -395,11 +401,13 @@ impl Provider {
                 ..Report::plain(Change::AlreadyPresent)
             });
         }
-        if let (Provider::Rfc2136(_) | Provider::Ovh(_) | Provider::Inwx(_), Some(notice)) =
-            (self, &ttl)
+        if let (
+            Provider::Rfc2136(_) | Provider::Ovh(_) | Provider::Inwx(_) | Provider::Transip(_),
+            Some(notice),
+        ) = (self, &ttl)
         {
             // BIND and Knot give the whole RRset the TTL of a record added to it (RFC 2136
-            // §3.4.2.2), and OVH and INWX keep a TTL per record of one RRset: add with the RRset's, so
+            // §3.4.2.2), and OVH, INWX and TransIP keep a TTL per record of one RRset: add with the RRset's, so
             // other hosts' records keep theirs and the RRset one TTL.
             record.ttl = notice.served;
         }
@@ -413,6 +421,7 @@ impl Provider {
             Provider::Route53(p) => p.add(&record).await?,
             Provider::Ovh(p) => p.add(&record).await?,
             Provider::Inwx(p) => p.add(&record).await?,
+            Provider::Transip(p) => p.add(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -445,6 +454,7 @@ impl Provider {
             Provider::Route53(p) => p.remove(&record).await?,
             Provider::Ovh(p) => p.remove(&record).await?,
             Provider::Inwx(p) => p.remove(&record).await?,
+            Provider::Transip(p) => p.remove(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -476,7 +486,8 @@ impl Provider {
             | Provider::Gandi(_)
             | Provider::Route53(_)
             | Provider::Ovh(_)
-            | Provider::Inwx(_) => rrset_ttl.and_then(|t| {
+            | Provider::Inwx(_)
+            | Provider::Transip(_) => rrset_ttl.and_then(|t| {
                 notice(
                     t,
                     "the RRset exists with this TTL, and an RRset has one TTL",

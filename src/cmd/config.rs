@@ -214,6 +214,15 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                     writeln!(out, "  url           {url}")?;
                 }
             }
+            ProviderKind::Transip {
+                login,
+                private_key,
+                global_key,
+            } => {
+                writeln!(out, "  login         {login}")?;
+                writeln!(out, "  private-key   {}", secret(private_key))?;
+                writeln!(out, "  global-key    {global_key}")?;
+            }
             ProviderKind::Exec { command } => {
                 writeln!(out, "  command       {}", command.join(" "))?
             }

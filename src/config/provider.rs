@@ -18,6 +18,7 @@ pub const PROVIDER_KINDS: &[&str] = &[
     "route53",
     "ovh",
     "inwx",
+    "transip",
     "exec",
     "manual",
 ];
@@ -107,6 +108,15 @@ pub enum ProviderKind {
         /// The API URL (INWX's test system, …), when not the default.
         url: Option<String>,
     },
+    /// TransIP's REST API, with a token from a request signed by the account's key pair.
+    Transip {
+        /// The account's login name.
+        login: String,
+        /// The key pair's private key (PEM).
+        private_key: Secret,
+        /// Ask for tokens usable from any address (the key must allow it).
+        global_key: bool,
+    },
     /// A command run with the change to make (documented in docs/CONFIG.md).
     Exec {
         /// The program and its arguments.
@@ -129,6 +139,7 @@ impl ProviderKind {
             ProviderKind::Route53 { .. } => "route53",
             ProviderKind::Ovh { .. } => "ovh",
             ProviderKind::Inwx { .. } => "inwx",
+            ProviderKind::Transip { .. } => "transip",
             ProviderKind::Exec { .. } => "exec",
             ProviderKind::Manual => "manual",
         }
@@ -176,6 +187,9 @@ impl ProviderKind {
                 }
                 out
             }
+            ProviderKind::Transip { private_key, .. } => {
+                vec![(secret_key("private-key", private_key), private_key)]
+            }
             ProviderKind::PowerDns { api_key, .. } => {
                 vec![(secret_key("api-key", api_key), api_key)]
             }
@@ -202,6 +216,8 @@ pub(super) fn secret_key(stem: &str, secret: &Secret) -> &'static str {
         ("password", false) => "password-env",
         ("totp-secret", true) => "totp-secret-file",
         ("totp-secret", false) => "totp-secret-env",
+        ("private-key", true) => "private-key-file",
+        ("private-key", false) => "private-key-env",
         ("url", true) => "url-file",
         ("url", false) => "url-env",
         ("credentials", true) => "credentials-file",

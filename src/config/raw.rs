@@ -212,6 +212,12 @@ pub(super) enum RawProvider {
         totp_secret_env: Option<String>,
         url: Option<String>,
     },
+    Transip {
+        login: String,
+        private_key_file: Option<PathBuf>,
+        private_key_env: Option<String>,
+        global_key: Option<bool>,
+    },
     Exec {
         command: Vec<String>,
     },

@@ -290,6 +290,7 @@ fn every_provider_kind_loads() {
          [provider.desec]\nkind = \"desec\"\ntoken-env = \"D\"\n\
          [provider.h]\nkind = \"hetzner\"\ntoken-file = \"/h\"\n\
          [provider.g]\nkind = \"gandi\"\ntoken-env = \"G\"\n\
+         [provider.t]\nkind = \"transip\"\nlogin = \"l\"\nprivate-key-file = \"/k\"\n\
          [provider.i]\nkind = \"inwx\"\nuser = \"u\"\npassword-file = \"/p\"\ntotp-secret-env = \"T\"\n\
          [provider.o]\nkind = \"ovh\"\napplication-key = \"ak\"\napplication-secret-env = \"AS\"\nconsumer-key-file = \"/ck\"\n\
          [provider.r]\nkind = \"route53\"\naccess-key-id = \"AKIAEXAMPLE\"\nsecret-key-env = \"R\"\n\
@@ -311,6 +312,7 @@ fn every_provider_kind_loads() {
             "ovh",
             "powerdns",
             "route53",
+            "transip",
             "exec"
         ]
     );

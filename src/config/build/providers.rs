@@ -253,6 +253,30 @@ impl Builder<'_, '_> {
                         _ => None,
                     }
                 }
+                RawProvider::Transip {
+                    login,
+                    private_key_file,
+                    private_key_env,
+                    global_key,
+                } => {
+                    let private_key = self.secret(
+                        &table,
+                        ("private-key-file", "private-key-env"),
+                        private_key_file,
+                        private_key_env,
+                        true,
+                    );
+                    if login.trim().is_empty() {
+                        self.error(at("login"), "is empty");
+                    }
+                    private_key
+                        .filter(|_| !login.trim().is_empty())
+                        .map(|private_key| ProviderKind::Transip {
+                            login,
+                            private_key,
+                            global_key: global_key.unwrap_or(false),
+                        })
+                }
                 RawProvider::Exec { command } => self
                     .command(at("command"), command)
                     .map(|command| ProviderKind::Exec { command }),
