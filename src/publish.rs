@@ -7,7 +7,7 @@
 use dane_roll_providers::rfc2136::{Rfc2136, TsigKey};
 use dane_roll_providers::{
     Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, gandi,
-    hetzner, inwx, manual, ovh, powerdns, route53, transip,
+    google, hetzner, inwx, manual, ovh, powerdns, route53, transip,
 };
 
 use crate::config::{Config, ProviderKind, Secret, SecretError, Service};
@@ -170,6 +170,20 @@ pub fn provider_for(
                     global_key: *global_key,
                 },
                 zone,
+                None,
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
+        ProviderKind::Google {
+            credentials,
+            project,
+            managed_zone,
+        } => Provider::Google(
+            google::Google::new(
+                &read(credentials)?,
+                project.as_deref(),
+                managed_zone.as_deref(),
                 None,
                 settings,
             )

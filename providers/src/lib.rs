@@ -16,7 +16,7 @@
 //! - [`rfc2136`]: DNS UPDATE (RFC 2136) with TSIG: add by §2.5.1, delete ONE record by §2.5.4
 //!   (class NONE, by RDATA), list by a TCP query to the same server;
 //! - [`powerdns`], [`cloudflare`], [`desec`], [`hetzner`], [`gandi`], [`route53`], [`ovh`],
-//!   [`inwx`], [`transip`]: thin HTTP clients ([`http`]) with retries ([`retry`]);
+//!   [`inwx`], [`transip`], [`google`]: thin HTTP clients ([`http`]) with retries ([`retry`]);
 //! - [`exec`]: the operator's command; [`manual`]: prints what to change and reports it pending.
 //!
 //! [`child`] runs every command dane-roll starts (the exec provider here; the reload command and
@@ -41,6 +41,7 @@ pub mod desec;
 mod error;
 pub mod exec;
 pub mod gandi;
+pub mod google;
 pub mod hetzner;
 pub mod http;
 pub mod inwx;
@@ -308,6 +309,8 @@ pub enum Provider {
     Inwx(inwx::Inwx),
     /// TransIP's REST API (a key-signed token).
     Transip(transip::Transip),
+    /// Google Cloud DNS (a service account key).
+    Google(google::Google),
     /// The operator's command.
     Exec(exec::Exec),
     /// Instructions for the operator.
@@ -328,6 +331,7 @@ impl Provider {
             Provider::Ovh(_) => "ovh",
             Provider::Inwx(_) => "inwx",
             Provider::Transip(_) => "transip",
+            Provider::Google(_) => "google",
             Provider::Exec(_) => "exec",
             Provider::Manual(_) => "manual",
         }
@@ -345,6 +349,7 @@ impl Provider {
             Provider::Ovh(p) => p.settings().readback,
             Provider::Inwx(p) => p.settings().readback,
             Provider::Transip(p) => p.settings().readback,
+            Provider::Google(p) => p.settings().readback,
             Provider::Exec(p) => p.settings().readback,
             Provider::Manual(_) => Duration::ZERO,
         }
@@ -364,6 +369,7 @@ impl Provider {
             Provider::Ovh(p) => p.list(&owner).await,
             Provider::Inwx(p) => p.list(&owner).await,
             Provider::Transip(p) => p.list(&owner).await,
+            Provider::Google(p) => p.list(&owner).await,
             Provider::Exec(p) => p.list(&owner).await,
             Provider::Manual(_) => Err(ProviderError::Unsupported {
                 provider: "manual",
@@ -422,6 +428,7 @@ impl Provider {
             Provider::Ovh(p) => p.add(&record).await?,
             Provider::Inwx(p) => p.add(&record).await?,
             Provider::Transip(p) => p.add(&record).await?,
+            Provider::Google(p) => p.add(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Add, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -455,6 +462,7 @@ impl Provider {
             Provider::Ovh(p) => p.remove(&record).await?,
             Provider::Inwx(p) => p.remove(&record).await?,
             Provider::Transip(p) => p.remove(&record).await?,
+            Provider::Google(p) => p.remove(&record).await?,
             Provider::Exec(p) => p.run_change(exec::Action::Remove, &record).await?,
             Provider::Manual(_) => {}
         }
@@ -485,6 +493,7 @@ impl Provider {
             | Provider::Hetzner(_)
             | Provider::Gandi(_)
             | Provider::Route53(_)
+            | Provider::Google(_)
             | Provider::Ovh(_)
             | Provider::Inwx(_)
             | Provider::Transip(_) => rrset_ttl.and_then(|t| {

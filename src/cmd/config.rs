@@ -223,6 +223,23 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                 writeln!(out, "  private-key   {}", secret(private_key))?;
                 writeln!(out, "  global-key    {global_key}")?;
             }
+            ProviderKind::Google {
+                credentials,
+                project,
+                managed_zone,
+            } => {
+                writeln!(out, "  credentials   {}", secret(credentials))?;
+                writeln!(
+                    out,
+                    "  project       {}",
+                    project.as_deref().unwrap_or("the key's project_id")
+                )?;
+                writeln!(
+                    out,
+                    "  managed-zone  {}",
+                    managed_zone.as_deref().unwrap_or("found by DNS name")
+                )?;
+            }
             ProviderKind::Exec { command } => {
                 writeln!(out, "  command       {}", command.join(" "))?
             }

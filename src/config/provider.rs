@@ -19,6 +19,7 @@ pub const PROVIDER_KINDS: &[&str] = &[
     "ovh",
     "inwx",
     "transip",
+    "google",
     "exec",
     "manual",
 ];
@@ -117,6 +118,15 @@ pub enum ProviderKind {
         /// Ask for tokens usable from any address (the key must allow it).
         global_key: bool,
     },
+    /// Google Cloud DNS, with a service account's JSON key.
+    Google {
+        /// The service account key (the JSON file's text).
+        credentials: Secret,
+        /// The project, when not the key's `project_id`.
+        project: Option<String>,
+        /// The managed zone's name, when it should not be found by DNS name.
+        managed_zone: Option<String>,
+    },
     /// A command run with the change to make (documented in docs/CONFIG.md).
     Exec {
         /// The program and its arguments.
@@ -140,6 +150,7 @@ impl ProviderKind {
             ProviderKind::Ovh { .. } => "ovh",
             ProviderKind::Inwx { .. } => "inwx",
             ProviderKind::Transip { .. } => "transip",
+            ProviderKind::Google { .. } => "google",
             ProviderKind::Exec { .. } => "exec",
             ProviderKind::Manual => "manual",
         }
@@ -189,6 +200,9 @@ impl ProviderKind {
             }
             ProviderKind::Transip { private_key, .. } => {
                 vec![(secret_key("private-key", private_key), private_key)]
+            }
+            ProviderKind::Google { credentials, .. } => {
+                vec![(secret_key("credentials", credentials), credentials)]
             }
             ProviderKind::PowerDns { api_key, .. } => {
                 vec![(secret_key("api-key", api_key), api_key)]

@@ -218,6 +218,12 @@ pub(super) enum RawProvider {
         private_key_env: Option<String>,
         global_key: Option<bool>,
     },
+    Google {
+        credentials_file: Option<PathBuf>,
+        credentials_env: Option<String>,
+        project: Option<String>,
+        managed_zone: Option<String>,
+    },
     Exec {
         command: Vec<String>,
     },

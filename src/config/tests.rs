@@ -290,6 +290,7 @@ fn every_provider_kind_loads() {
          [provider.desec]\nkind = \"desec\"\ntoken-env = \"D\"\n\
          [provider.h]\nkind = \"hetzner\"\ntoken-file = \"/h\"\n\
          [provider.g]\nkind = \"gandi\"\ntoken-env = \"G\"\n\
+         [provider.gc]\nkind = \"google\"\ncredentials-file = \"/sa.json\"\nmanaged-zone = \"z\"\n\
          [provider.t]\nkind = \"transip\"\nlogin = \"l\"\nprivate-key-file = \"/k\"\n\
          [provider.i]\nkind = \"inwx\"\nuser = \"u\"\npassword-file = \"/p\"\ntotp-secret-env = \"T\"\n\
          [provider.o]\nkind = \"ovh\"\napplication-key = \"ak\"\napplication-secret-env = \"AS\"\nconsumer-key-file = \"/ck\"\n\
@@ -306,6 +307,7 @@ fn every_provider_kind_loads() {
             "cloudflare",
             "desec",
             "gandi",
+            "google",
             "hetzner",
             "inwx",
             "manual",

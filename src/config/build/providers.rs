@@ -277,6 +277,24 @@ impl Builder<'_, '_> {
                             global_key: global_key.unwrap_or(false),
                         })
                 }
+                RawProvider::Google {
+                    credentials_file,
+                    credentials_env,
+                    project,
+                    managed_zone,
+                } => self
+                    .secret(
+                        &table,
+                        ("credentials-file", "credentials-env"),
+                        credentials_file,
+                        credentials_env,
+                        true,
+                    )
+                    .map(|credentials| ProviderKind::Google {
+                        credentials,
+                        project,
+                        managed_zone,
+                    }),
                 RawProvider::Exec { command } => self
                     .command(at("command"), command)
                     .map(|command| ProviderKind::Exec { command }),
