@@ -32,6 +32,15 @@
 //! providers is left out: their `add_to_rrset`/`remove_from_rrset` are built differently per
 //! provider (several by rewriting the whole RRset from a listing), which could not be checked
 //! against invariant 4 provider by provider.
+//!
+//! Reconsidered for the seven providers added since (Hetzner, Gandi, Route 53, OVH, INWX,
+//! TransIP, Google Cloud DNS), all of which dns-update 0.6 lists: its `Error` is still a handful of
+//! string-carrying variants (`Api(String)`, `Response(String)`, …) beside `Unauthorized`,
+//! `NotFound` and `BadRequest`, so a 429 with its `Retry-After`, a missing right (403) and an
+//! unknown zone cannot be told apart and acted on (rate-limited vs failed, "set zone-id"), and a
+//! change built from a whole-RRset listing (Route 53, Google, Gandi) has no concurrency guard we
+//! could check. Each provider here is its own module on the shared [`http`] client, tested
+//! against a fake of its documented API.
 #![warn(unreachable_pub, clippy::print_stdout, clippy::print_stderr)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
