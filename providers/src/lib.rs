@@ -34,8 +34,8 @@
 //! against invariant 4 provider by provider.
 //!
 //! Reconsidered for the seven providers added since (Hetzner, Gandi, Route 53, OVH, INWX,
-//! TransIP, Google Cloud DNS), all of which dns-update 0.6 lists: its `Error` is still a handful of
-//! string-carrying variants (`Api(String)`, `Response(String)`, …) beside `Unauthorized`,
+//! TransIP, Google Cloud DNS), all of which dns-update 0.6 lists: its `Error` (as published up to
+//! 0.5) is still a handful of string-carrying variants (`Api(String)`, `Response(String)`, …) beside `Unauthorized`,
 //! `NotFound` and `BadRequest`, so a 429 with its `Retry-After`, a missing right (403) and an
 //! unknown zone cannot be told apart and acted on (rate-limited vs failed, "set zone-id"), and a
 //! change built from a whole-RRset listing (Route 53, Google, Gandi) has no concurrency guard we
