@@ -319,3 +319,41 @@ fn powerdns_zone_ids_are_escaped_as_powerdns_does() {
         assert!(list.as_ref().is_ok_and(Vec::is_empty), "{list:?}");
     });
 }
+
+#[test]
+fn cloudflare_marks_its_records_and_removes_only_marked_twins() {
+    rt().block_on(async {
+        let mut by_hand = cf_record("h1", "ab");
+        by_hand["comment"] = json!("added by hand");
+        let mut ours = cf_record("d1", "ab");
+        ours["comment"] = json!("dane-roll");
+        let state = Arc::new(Mutex::new(Cf {
+            records: vec![by_hand, ours],
+            ..Cf::default()
+        }));
+        let fake = Fake::start(cf_fake(state.clone())).await;
+        let client = cloudflare::Cloudflare::new(
+            Secret::new(CF_TOKEN),
+            Some(CF_ZONE),
+            Some(&fake.url("/client/v4")),
+            quick(),
+        )
+        .unwrap();
+        client.remove(&rec(OWNER, 300, &tlsa("ab"))).await.unwrap();
+        let left: Vec<String> = state
+            .lock()
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(left, ["h1"], "the identical record made by hand stays");
+        client.add(&rec(OWNER, 300, &tlsa("cd"))).await.unwrap();
+        let post = fake
+            .writes()
+            .into_iter()
+            .find(|r| r.method == "POST")
+            .unwrap();
+        assert_eq!(post.body["comment"], "dane-roll", "{}", post.body);
+    });
+}

@@ -1,7 +1,8 @@
 //! The Cloudflare API (v4), with an API token (`Authorization: Bearer …`).
 //!
 //! Cloudflare keeps each record as its own object, so add is one `POST` and remove one `DELETE`
-//! by record id: the other records at the owner name are never touched. Listing follows the
+//! by record id: the other records at the owner name are never touched. Our records carry the
+//! comment `dane-roll`; a removal takes only those when an identical unmarked one is there too. Listing follows the
 //! pages (`page`, `per_page`, `result_info.total_pages`; without `total_pages`, until an empty
 //! page) of the documented exact-name filter (`name.exact`, `GET /zones/{zone_id}/dns_records`,
 //! <https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/list/>).
@@ -30,6 +31,9 @@ const MAX_PAGES: u32 = 1000;
 pub const MIN_TTL: u32 = 60;
 /// The longest TTL Cloudflare takes.
 pub const MAX_TTL: u32 = 86400;
+/// The `comment` our records carry (documented record field), so a removal can tell them from
+/// an identical record made by hand.
+pub const COMMENT: &str = "dane-roll";
 /// Cloudflare's error codes for "the record already exists" (81057) and "an identical record
 /// already exists" (81058): either way what we asked for is there.
 const ALREADY_THERE: [i64; 2] = [81057, 81058];
@@ -133,7 +137,7 @@ impl Cloudflare {
         &self,
         zone: &str,
         owner: &str,
-    ) -> Result<Vec<(String, Record)>, ProviderError> {
+    ) -> Result<Vec<(String, Record, bool)>, ProviderError> {
         let name = owner.trim_end_matches('.');
         let mut out = Vec::new();
         let mut page = 1;
@@ -166,7 +170,8 @@ impl Cloudflare {
                 ) else {
                     continue;
                 };
-                out.push((id.to_owned(), record));
+                let ours = item.get("comment").and_then(Value::as_str) == Some(COMMENT);
+                out.push((id.to_owned(), record, ours));
             }
             let last = match body
                 .pointer("/result_info/total_pages")
@@ -190,7 +195,7 @@ impl Cloudflare {
             .list_ids(&zone, owner)
             .await?
             .into_iter()
-            .map(|(_, r)| r)
+            .map(|(_, r, _)| r)
             .collect())
     }
 
@@ -203,6 +208,7 @@ impl Cloudflare {
             "type": "TLSA",
             "name": record.owner.trim_end_matches('.'),
             "ttl": record.ttl,
+            "comment": COMMENT,
             "data": {
                 "usage": usage,
                 "selector": selector,
@@ -232,11 +238,20 @@ impl Cloudflare {
         Ok(())
     }
 
-    /// Delete the record(s) with this data at the owner name, by id.
+    /// Delete the record(s) with this data at the owner name, by id: those marked ours when any
+    /// is (an identical record someone made by hand stays), else every one (records written
+    /// before dane-roll marked its own cannot be told from others).
     pub async fn remove(&self, record: &Record) -> Result<(), ProviderError> {
         let zone = self.zone_id(&record.owner).await?;
-        for (id, existing) in self.list_ids(&zone, &record.owner).await? {
-            if !existing.same(record) {
+        let twins: Vec<(String, Record, bool)> = self
+            .list_ids(&zone, &record.owner)
+            .await?
+            .into_iter()
+            .filter(|(_, existing, _)| existing.same(record))
+            .collect();
+        let any_marked = twins.iter().any(|(_, _, ours)| *ours);
+        for (id, _, ours) in twins {
+            if any_marked && !ours {
                 continue;
             }
             let url = format!(
