@@ -420,6 +420,8 @@ fn unknown_provider_kind_lists_known_kinds() {
             "provider \"cf\"",
             "route66",
             "route53",
+            "hetzner",
+            "google",
             "rfc2136",
             "cloudflare",
             "powerdns",

@@ -152,7 +152,7 @@ fn gandi_adds_and_removes_one_record_beside_others() {
         assert_eq!(p.add(&ours).await.unwrap(), Change::AlreadyPresent);
         assert_eq!(p.remove(&ours).await.unwrap(), Change::Removed);
         assert_eq!(p.remove(&ours).await.unwrap(), Change::AlreadyAbsent);
-        assert_eq!(values(&st), [other.clone()], "only our record went");
+        assert_eq!(values(&st), [other], "only our record went");
         for r in fake.requests() {
             assert_eq!(r.headers["authorization"], format!("Bearer {TOKEN}"));
         }

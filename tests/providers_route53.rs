@@ -347,7 +347,7 @@ fn route53_adds_and_removes_one_record_with_signed_batches() {
         assert_eq!(batch[1].0, "CREATE");
         assert_eq!(p.add(&ours).await.unwrap(), Change::AlreadyPresent);
         assert_eq!(p.remove(&ours).await.unwrap(), Change::Removed);
-        assert_eq!(values(&st), [other.clone()], "only our record went");
+        assert_eq!(values(&st), [other], "only our record went");
         let lookups = fake
             .requests()
             .iter()
