@@ -6,8 +6,8 @@
 
 use dane_roll_providers::rfc2136::{Rfc2136, TsigKey};
 use dane_roll_providers::{
-    Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, manual,
-    powerdns,
+    Provider, ProviderError, Secret as ProviderSecret, Settings, cloudflare, desec, exec, gandi,
+    google, hetzner, inwx, manual, ovh, powerdns, route53, transip,
 };
 
 use crate::config::{Config, ProviderKind, Secret, SecretError, Service};
@@ -102,6 +102,93 @@ pub fn provider_for(
         ProviderKind::Desec { token } => {
             Provider::Desec(desec::Desec::new(read(token)?, zone, None, settings).map_err(wrap)?)
         }
+        ProviderKind::Hetzner { token } => Provider::Hetzner(
+            hetzner::Hetzner::new(read(token)?, zone, None, settings).map_err(wrap)?,
+        ),
+        ProviderKind::Gandi { token } => {
+            Provider::Gandi(gandi::Gandi::new(read(token)?, zone, None, settings).map_err(wrap)?)
+        }
+        ProviderKind::Route53 {
+            access_key_id,
+            secret_key,
+            hosted_zone_id,
+        } => Provider::Route53(
+            route53::Route53::new(
+                access_key_id,
+                read(secret_key)?,
+                hosted_zone_id.as_deref(),
+                None,
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
+        ProviderKind::Ovh {
+            endpoint,
+            application_key,
+            application_secret,
+            consumer_key,
+        } => Provider::Ovh(
+            ovh::Ovh::new(
+                endpoint,
+                ovh::Credentials {
+                    application_key: application_key.clone(),
+                    application_secret: read(application_secret)?,
+                    consumer_key: read(consumer_key)?,
+                },
+                zone,
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
+        ProviderKind::Inwx {
+            user,
+            password,
+            totp_secret,
+            url,
+        } => Provider::Inwx(
+            inwx::Inwx::new(
+                inwx::Credentials {
+                    user: user.clone(),
+                    password: read(password)?,
+                    totp: totp_secret.as_ref().map(read).transpose()?,
+                },
+                zone,
+                url.as_deref(),
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
+        ProviderKind::Transip {
+            login,
+            private_key,
+            global_key,
+        } => Provider::Transip(
+            transip::Transip::new(
+                transip::Credentials {
+                    login: login.clone(),
+                    private_key: read(private_key)?,
+                    global_key: *global_key,
+                },
+                zone,
+                None,
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
+        ProviderKind::Google {
+            credentials,
+            project,
+            managed_zone,
+        } => Provider::Google(
+            google::Google::new(
+                &read(credentials)?,
+                project.as_deref(),
+                managed_zone.as_deref(),
+                None,
+                settings,
+            )
+            .map_err(wrap)?,
+        ),
         ProviderKind::Exec { command } => {
             Provider::Exec(exec::Exec::new(command.clone(), settings).map_err(wrap)?)
         }

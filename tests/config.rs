@@ -412,13 +412,16 @@ fn unknown_provider_reference_is_an_error_listing_known_ones() {
 #[test]
 fn unknown_provider_kind_lists_known_kinds() {
     let lab = Lab::new();
-    let body = format!("{}\n[provider.cf]\nkind = \"route53\"\n", lab.service(""));
+    let body = format!("{}\n[provider.cf]\nkind = \"route66\"\n", lab.service(""));
     let run = run(&lab.config(&body), &[]);
     assert_error(
         &run,
         &[
             "provider \"cf\"",
+            "route66",
             "route53",
+            "hetzner",
+            "google",
             "rfc2136",
             "cloudflare",
             "powerdns",

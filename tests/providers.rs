@@ -522,9 +522,9 @@ fn cloudflare_fake(records: Arc<Mutex<Vec<Value>>>) -> Handler {
                 );
                 let name = req
                     .query
-                    .get("name")
+                    .get("name.exact")
                     .cloned()
-                    .expect("name= in the listing");
+                    .expect("name.exact= in the listing");
                 assert!(
                     !name.ends_with('.'),
                     "Cloudflare names have no final dot: {name}"

@@ -1,11 +1,19 @@
 //! The Cloudflare API (v4), with an API token (`Authorization: Bearer …`).
 //!
 //! Cloudflare keeps each record as its own object, so add is one `POST` and remove one `DELETE`
-//! by record id: the other records at the owner name are never touched. Listing follows the
-//! pages (`page`, `per_page`, `result_info.total_pages`). The zone id is configured or looked up
-//! by name (`GET /zones?name=…`, the owner's ancestors from the longest). A listing without its
-//! `result` list is an error (read as empty, a removal would be "confirmed" that did not happen).
-//! The TTL is checked first: 1 (automatic, 300 s) or 60 to 86400.
+//! by record id: the other records at the owner name are never touched. Our records carry the
+//! comment `dane-roll`; a removal takes only those when an identical unmarked one is there too. Listing follows the
+//! pages (`page`, `per_page`, `result_info.total_pages`; without `total_pages`, until an empty
+//! page) of the documented exact-name filter (`name.exact`, `GET /zones/{zone_id}/dns_records`,
+//! <https://developers.cloudflare.com/api/resources/dns/subresources/records/methods/list/>).
+//! The zone id is configured or looked up by name (`GET /zones?name=…`, the owner's ancestors
+//! from the longest), once per owner name for the provider's lifetime; a token that may not list
+//! zones (HTTP 403) is told to set `zone-id`. A listing without its `result` list is an error
+//! (read as empty, a removal would be "confirmed" that did not happen). The TTL is checked
+//! first: 1 (automatic, 300 s) or 60 to 86400.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -23,8 +31,12 @@ const MAX_PAGES: u32 = 1000;
 pub const MIN_TTL: u32 = 60;
 /// The longest TTL Cloudflare takes.
 pub const MAX_TTL: u32 = 86400;
-/// Cloudflare's error code for "an identical record already exists".
-const IDENTICAL_RECORD: i64 = 81058;
+/// The `comment` our records carry (documented record field), so a removal can tell them from
+/// an identical record made by hand.
+pub const COMMENT: &str = "dane-roll";
+/// Cloudflare's error codes for "the record already exists" (81057) and "an identical record
+/// already exists" (81058): either way what we asked for is there.
+const ALREADY_THERE: [i64; 2] = [81057, 81058];
 
 /// A Cloudflare zone.
 #[derive(Debug)]
@@ -32,6 +44,8 @@ pub struct Cloudflare {
     http: Http,
     base: String,
     zone_id: Option<String>,
+    /// Zone ids looked up, by owner name: one lookup per owner for the provider's lifetime.
+    zones: Mutex<HashMap<String, String>>,
     settings: Settings,
 }
 
@@ -51,6 +65,7 @@ impl Cloudflare {
                 .trim_end_matches('/')
                 .to_owned(),
             zone_id: zone_id.map(str::to_owned),
+            zones: Mutex::new(HashMap::new()),
             settings,
         })
     }
@@ -64,10 +79,36 @@ impl Cloudflare {
         if let Some(id) = &self.zone_id {
             return Ok(id.clone());
         }
+        if let Some(id) = self.cached(owner) {
+            return Ok(id);
+        }
+        let id = self.look_up_zone(owner).await?;
+        if let Ok(mut zones) = self.zones.lock() {
+            zones.insert(owner.to_owned(), id.clone());
+        }
+        Ok(id)
+    }
+
+    fn cached(&self, owner: &str) -> Option<String> {
+        self.zones.lock().ok()?.get(owner).cloned()
+    }
+
+    async fn look_up_zone(&self, owner: &str) -> Result<String, ProviderError> {
         for candidate in ancestors(owner) {
             let name = candidate.trim_end_matches('.');
             let url = format!("{}/zones?name={}", self.base, encode(name));
             let reply = self.http.send(Method::GET, &url, None).await?;
+            if reply.status == 403 {
+                return Err(ProviderError::Forbidden {
+                    provider: "cloudflare",
+                    detail: format!(
+                        "the token may not list zones ({}): set `zone-id` in the provider's \
+                         configuration (the zone's overview page shows it), or give the token \
+                         Zone:Read",
+                        self.http.detail(&reply.body)
+                    ),
+                });
+            }
             let body = self.http.check(reply, "zones")?.json()?;
             let found = body
                 .get("result")
@@ -96,13 +137,13 @@ impl Cloudflare {
         &self,
         zone: &str,
         owner: &str,
-    ) -> Result<Vec<(String, Record)>, ProviderError> {
+    ) -> Result<Vec<(String, Record, bool)>, ProviderError> {
         let name = owner.trim_end_matches('.');
         let mut out = Vec::new();
         let mut page = 1;
         loop {
             let url = format!(
-                "{}/zones/{}/dns_records?type=TLSA&name={}&page={page}&per_page={PER_PAGE}",
+                "{}/zones/{}/dns_records?type=TLSA&name.exact={}&page={page}&per_page={PER_PAGE}",
                 self.base,
                 encode(zone),
                 encode(name)
@@ -113,6 +154,7 @@ impl Cloudflare {
             let Some(result) = body.get("result").and_then(Value::as_array) else {
                 return Err(reply.bad("the listing has no \"result\" list"));
             };
+            let empty = result.is_empty();
             for item in result {
                 if item.get("type").and_then(Value::as_str) != Some("TLSA")
                     || !item
@@ -128,13 +170,18 @@ impl Cloudflare {
                 ) else {
                     continue;
                 };
-                out.push((id.to_owned(), record));
+                let ours = item.get("comment").and_then(Value::as_str) == Some(COMMENT);
+                out.push((id.to_owned(), record, ours));
             }
-            let total = body
+            let last = match body
                 .pointer("/result_info/total_pages")
                 .and_then(Value::as_u64)
-                .unwrap_or(1);
-            if u64::from(page) >= total || page >= MAX_PAGES {
+            {
+                Some(total) => u64::from(page) >= total,
+                // Without a page count: until a page comes back empty.
+                None => empty,
+            };
+            if last || page >= MAX_PAGES {
                 return Ok(out);
             }
             page += 1;
@@ -148,7 +195,7 @@ impl Cloudflare {
             .list_ids(&zone, owner)
             .await?
             .into_iter()
-            .map(|(_, r)| r)
+            .map(|(_, r, _)| r)
             .collect())
     }
 
@@ -161,6 +208,7 @@ impl Cloudflare {
             "type": "TLSA",
             "name": record.owner.trim_end_matches('.'),
             "ttl": record.ttl,
+            "comment": COMMENT,
             "data": {
                 "usage": usage,
                 "selector": selector,
@@ -176,7 +224,11 @@ impl Cloudflare {
                     .and_then(Value::as_array)
                     .into_iter()
                     .flatten()
-                    .any(|e| e.get("code").and_then(Value::as_i64) == Some(IDENTICAL_RECORD))
+                    .any(|e| {
+                        e.get("code")
+                            .and_then(Value::as_i64)
+                            .is_some_and(|c| ALREADY_THERE.contains(&c))
+                    })
             })
         {
             // Created by an earlier try whose answer was lost: what we wanted is there.
@@ -186,11 +238,20 @@ impl Cloudflare {
         Ok(())
     }
 
-    /// Delete the record(s) with this data at the owner name, by id.
+    /// Delete the record(s) with this data at the owner name, by id: those marked ours when any
+    /// is (an identical record someone made by hand stays), else every one (records written
+    /// before dane-roll marked its own cannot be told from others).
     pub async fn remove(&self, record: &Record) -> Result<(), ProviderError> {
         let zone = self.zone_id(&record.owner).await?;
-        for (id, existing) in self.list_ids(&zone, &record.owner).await? {
-            if !existing.same(record) {
+        let twins: Vec<(String, Record, bool)> = self
+            .list_ids(&zone, &record.owner)
+            .await?
+            .into_iter()
+            .filter(|(_, existing, _)| existing.same(record))
+            .collect();
+        let any_marked = twins.iter().any(|(_, _, ours)| *ours);
+        for (id, _, ours) in twins {
+            if any_marked && !ours {
                 continue;
             }
             let url = format!(

@@ -7,7 +7,11 @@
 //! again first (a retry never resends a stale list), and a reply without its `records` list is an
 //! error before anything is written. A new RRset's TTL is checked against the domain's
 //! `minimum_ttl` (`GET /domains/{name}/`) first. Listing follows `Link: <…>; rel="next"` pages.
-//! The domain is the one deSEC says owns the name (`GET /domains/?owns_qname=…`).
+//! The domain is the one deSEC says owns the name (`GET /domains/?owns_qname=…`), asked once per
+//! owner name for the provider's lifetime (not on every call and read-back).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -26,6 +30,8 @@ pub struct Desec {
     http: Http,
     base: String,
     domain: Option<String>,
+    /// Domains deSEC named, by owner name.
+    domains: Mutex<HashMap<String, String>>,
     settings: Settings,
 }
 
@@ -45,6 +51,7 @@ impl Desec {
                 .trim_end_matches('/')
                 .to_owned(),
             domain: domain.map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
+            domains: Mutex::new(HashMap::new()),
             settings,
         })
     }
@@ -56,9 +63,11 @@ impl Desec {
 
     /// The domain holding `owner` and the owner's subname in it.
     async fn locate(&self, owner: &str) -> Result<(String, String), ProviderError> {
-        let domain = match &self.domain {
-            Some(d) => d.clone(),
-            None => {
+        let cached = self.domains.lock().ok().and_then(|d| d.get(owner).cloned());
+        let domain = match (&self.domain, cached) {
+            (Some(d), _) => d.clone(),
+            (None, Some(d)) => d,
+            (None, None) => {
                 let url = format!(
                     "{}/domains/?owns_qname={}",
                     self.base,
@@ -70,7 +79,7 @@ impl Desec {
                 let Some(domains) = body.as_array() else {
                     return Err(reply.bad("the domain list is not a list"));
                 };
-                domains
+                let found = domains
                     .first()
                     .and_then(|d| d.get("name"))
                     .and_then(Value::as_str)
@@ -79,7 +88,11 @@ impl Desec {
                         server: "desec API".into(),
                         zone: owner.to_owned(),
                         detail: "no domain of this account holds the name".into(),
-                    })?
+                    })?;
+                if let Ok(mut domains) = self.domains.lock() {
+                    domains.insert(owner.to_owned(), found.clone());
+                }
+                found
             }
         };
         let sub = relative_to(owner, &domain).ok_or_else(|| {

@@ -29,8 +29,9 @@ pub const MAX_BODY: usize = 4 << 20;
 pub struct Http {
     client: reqwest::Client,
     provider: &'static str,
-    header: HeaderName,
-    value: HeaderValue,
+    /// The credential header sent with each request; `None` for APIs whose requests are each
+    /// signed ([`Http::send_signed`]).
+    credential: Option<(HeaderName, HeaderValue)>,
     secret: Secret,
     retry: RetryPolicy,
     timeout: Duration,
@@ -43,6 +44,8 @@ pub struct Reply {
     pub status: u16,
     /// The `Link` header, when present.
     pub link: Option<String>,
+    /// The `name=value` of the first `Set-Cookie` header (a session), when present.
+    pub cookie: Option<String>,
     /// The body.
     pub body: Vec<u8>,
     provider: &'static str,
@@ -57,6 +60,25 @@ impl Http {
         secret: Secret,
         settings: &Settings,
     ) -> Result<Http, ProviderError> {
+        let mut value =
+            HeaderValue::from_str(&format!("{prefix}{}", secret.expose())).map_err(|_| {
+                ProviderError::Key(format!(
+                    "{provider}: the credential holds characters an HTTP header cannot carry"
+                ))
+            })?;
+        value.set_sensitive(true);
+        let mut http = Http::signed(provider, secret, settings)?;
+        http.credential = Some((HeaderName::from_static(header), value));
+        Ok(http)
+    }
+
+    /// A client without a fixed credential header: each request is signed by the caller
+    /// ([`Http::send_signed`]). `secret` is what messages are scrubbed of.
+    pub fn signed(
+        provider: &'static str,
+        secret: Secret,
+        settings: &Settings,
+    ) -> Result<Http, ProviderError> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .user_agent(concat!("dane-roll/", env!("CARGO_PKG_VERSION")))
@@ -65,22 +87,62 @@ impl Http {
                 server: provider.into(),
                 detail: format!("cannot set up the HTTP client: {e}"),
             })?;
-        let mut value =
-            HeaderValue::from_str(&format!("{prefix}{}", secret.expose())).map_err(|_| {
-                ProviderError::Key(format!(
-                    "{provider}: the credential holds characters an HTTP header cannot carry"
-                ))
-            })?;
-        value.set_sensitive(true);
         Ok(Http {
             client,
             provider,
-            header: HeaderName::from_static(header),
-            value,
+            credential: None,
             secret,
             retry: settings.retry,
             timeout: settings.timeout,
         })
+    }
+
+    /// Send a request whose headers `sign` computes for each try (a signature covers the time,
+    /// so a retry is signed again), retrying 429, 5xx and lost connections.
+    pub async fn send_signed<F>(
+        &self,
+        method: Method,
+        url: &str,
+        body: &[u8],
+        content_type: &str,
+        sign: F,
+    ) -> Result<Reply, ProviderError>
+    where
+        F: Fn(&Method, &str, &[u8]) -> Result<Vec<(HeaderName, HeaderValue)>, ProviderError>,
+    {
+        let mut backoff = self.backoff();
+        loop {
+            let headers = sign(&method, url, body)?;
+            match self
+                .once_signed(method.clone(), url, body, content_type, headers)
+                .await?
+            {
+                Attempt::Done(reply) => return Ok(reply),
+                Attempt::Transient(t) => backoff.wait(t).await?,
+            }
+        }
+    }
+
+    /// Send a signed request once (see [`Http::once`]); `headers` are its signature headers.
+    pub async fn once_signed(
+        &self,
+        method: Method,
+        url: &str,
+        body: &[u8],
+        content_type: &str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Attempt, ProviderError> {
+        let mut request = self.client.request(method, url);
+        for (name, mut value) in headers {
+            value.set_sensitive(true);
+            request = request.header(name, value);
+        }
+        if !body.is_empty() {
+            request = request
+                .header("content-type", content_type)
+                .body(body.to_vec());
+        }
+        self.exchange(request).await
     }
 
     /// Send a request, retrying 429, 5xx and lost connections; the last answer otherwise.
@@ -120,13 +182,19 @@ impl Http {
         let mut request = self
             .client
             .request(method, url)
-            .header(self.header.clone(), self.value.clone())
             .header("accept", "application/json");
+        if let Some((name, value)) = &self.credential {
+            request = request.header(name.clone(), value.clone());
+        }
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
                 .body(body.to_string());
         }
+        self.exchange(request).await
+    }
+
+    async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Attempt, ProviderError> {
         match request.send().await {
             Ok(response) => {
                 let status = response.status();
@@ -140,11 +208,18 @@ impl Http {
                     .get("link")
                     .and_then(|v| v.to_str().ok())
                     .map(str::to_owned);
+                let cookie = response
+                    .headers()
+                    .get("set-cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.split(';').next())
+                    .map(|v| v.trim().to_owned());
                 let body = self.read_body(response).await?;
                 if !retryable(status) {
                     return Ok(Attempt::Done(Reply {
                         status: status.as_u16(),
                         link,
+                        cookie,
                         body,
                         provider: self.provider,
                     }));
@@ -253,6 +328,18 @@ pub struct Transient {
     detail: String,
 }
 
+impl Transient {
+    /// A failure worth another try that the status alone does not show (an API that answers
+    /// 400 with a throttling code): `detail` must hold no secret.
+    pub fn new(status: u16, retry_after: Option<Duration>, detail: String) -> Transient {
+        Transient {
+            status,
+            retry_after,
+            detail,
+        }
+    }
+}
+
 /// The retry state of one request (or of one read-modify-write, whose tries each read again).
 #[derive(Debug)]
 pub struct Backoff {
@@ -351,6 +438,7 @@ impl Reply {
 fn credential(provider: &str) -> &'static str {
     match provider {
         "powerdns" => "the API key (api-key-file / api-key-env)",
+        "route53" => "the access key (access-key-id and secret-key-file / secret-key-env)",
         _ => "the API token (token-file / token-env)",
     }
 }

@@ -81,7 +81,7 @@ impl PowerDns {
             "{}/servers/{}/zones/{}",
             self.base,
             encode(&self.server_id),
-            encode(zone)
+            zone_id(zone)
         )
     }
 
@@ -263,6 +263,24 @@ pub fn has_extend_prune(version: &str) -> bool {
 }
 
 /// One record added (`EXTEND`) or removed (`PRUNE`); nothing else at the owner name is touched.
+/// The zone's id in API paths, escaped as PowerDNS escapes it (`apiZoneNameToId` in its
+/// `ws-api.cc`): letters, digits, `.` and `-` kept, every other byte as `=XX` (upper-case hex),
+/// so `0/26.2.0.192.in-addr.arpa.` is `0=2F26.2.0.192.in-addr.arpa.` and the root `=2E`.
+pub fn zone_id(zone: &str) -> String {
+    if zone == "." {
+        return "=2E".to_owned();
+    }
+    let mut out = String::with_capacity(zone.len());
+    for b in zone.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("={b:02X}"));
+        }
+    }
+    out
+}
+
 fn record_change(record: &Record, ttl: u32, add: bool) -> Value {
     let changetype = if add { "EXTEND" } else { "PRUNE" };
     json!({ "rrsets": [{

@@ -171,7 +171,75 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
                 writeln!(out, "  api-key       {}", secret(api_key))?;
                 writeln!(out, "  server-id     {server_id}")?;
             }
-            ProviderKind::Desec { token } => writeln!(out, "  token         {}", secret(token))?,
+            ProviderKind::Desec { token }
+            | ProviderKind::Hetzner { token }
+            | ProviderKind::Gandi { token } => writeln!(out, "  token         {}", secret(token))?,
+            ProviderKind::Route53 {
+                access_key_id,
+                secret_key,
+                hosted_zone_id,
+            } => {
+                writeln!(out, "  access-key-id {access_key_id}")?;
+                writeln!(out, "  secret-key    {}", secret(secret_key))?;
+                writeln!(
+                    out,
+                    "  hosted-zone-id {}",
+                    hosted_zone_id.as_deref().unwrap_or("looked up by name")
+                )?;
+            }
+            ProviderKind::Ovh {
+                endpoint,
+                application_key,
+                application_secret,
+                consumer_key,
+            } => {
+                writeln!(out, "  endpoint      {endpoint}")?;
+                writeln!(out, "  application-key {application_key}")?;
+                writeln!(out, "  application-secret {}", secret(application_secret))?;
+                writeln!(out, "  consumer-key  {}", secret(consumer_key))?;
+            }
+            ProviderKind::Inwx {
+                user,
+                password,
+                totp_secret,
+                url,
+            } => {
+                writeln!(out, "  user          {user}")?;
+                writeln!(out, "  password      {}", secret(password))?;
+                match totp_secret {
+                    Some(t) => writeln!(out, "  totp-secret   {}", secret(t))?,
+                    None => writeln!(out, "  totp-secret   none (no two-factor authentication)")?,
+                }
+                if let Some(url) = url {
+                    writeln!(out, "  url           {url}")?;
+                }
+            }
+            ProviderKind::Transip {
+                login,
+                private_key,
+                global_key,
+            } => {
+                writeln!(out, "  login         {login}")?;
+                writeln!(out, "  private-key   {}", secret(private_key))?;
+                writeln!(out, "  global-key    {global_key}")?;
+            }
+            ProviderKind::Google {
+                credentials,
+                project,
+                managed_zone,
+            } => {
+                writeln!(out, "  credentials   {}", secret(credentials))?;
+                writeln!(
+                    out,
+                    "  project       {}",
+                    project.as_deref().unwrap_or("the key's project_id")
+                )?;
+                writeln!(
+                    out,
+                    "  managed-zone  {}",
+                    managed_zone.as_deref().unwrap_or("found by DNS name")
+                )?;
+            }
             ProviderKind::Exec { command } => {
                 writeln!(out, "  command       {}", command.join(" "))?
             }

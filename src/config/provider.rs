@@ -13,6 +13,13 @@ pub const PROVIDER_KINDS: &[&str] = &[
     "cloudflare",
     "powerdns",
     "desec",
+    "hetzner",
+    "gandi",
+    "route53",
+    "ovh",
+    "inwx",
+    "transip",
+    "google",
     "exec",
     "manual",
 ];
@@ -61,6 +68,65 @@ pub enum ProviderKind {
         /// The API token.
         token: Secret,
     },
+    /// The Hetzner Cloud DNS API (zones of a Hetzner Cloud project).
+    Hetzner {
+        /// A Read & Write API token of the project.
+        token: Secret,
+    },
+    /// Gandi LiveDNS (a personal access token).
+    Gandi {
+        /// The API token.
+        token: Secret,
+    },
+    /// Amazon Route 53, requests signed with an IAM access key (SigV4).
+    Route53 {
+        /// The access key id (`AKIA…`): not secret, shown.
+        access_key_id: String,
+        /// The secret access key.
+        secret_key: Secret,
+        /// The hosted zone id, when it should not be looked up by name.
+        hosted_zone_id: Option<String>,
+    },
+    /// OVHcloud's API, each request signed with the application secret and consumer key.
+    Ovh {
+        /// `ovh-eu`, `ovh-ca`, `ovh-us`, or an `https://` URL of the API.
+        endpoint: String,
+        /// The application key (sent as it is: not secret).
+        application_key: String,
+        /// The application secret.
+        application_secret: Secret,
+        /// The consumer key.
+        consumer_key: Secret,
+    },
+    /// INWX's JSON-RPC API, logged in as a user (with a TOTP code when the account has 2FA).
+    Inwx {
+        /// The account's user name.
+        user: String,
+        /// Its password.
+        password: Secret,
+        /// The base32 TOTP secret, for accounts with two-factor authentication.
+        totp_secret: Option<Secret>,
+        /// The API URL (INWX's test system, …), when not the default.
+        url: Option<String>,
+    },
+    /// TransIP's REST API, with a token from a request signed by the account's key pair.
+    Transip {
+        /// The account's login name.
+        login: String,
+        /// The key pair's private key (PEM).
+        private_key: Secret,
+        /// Ask for tokens usable from any address (the key must allow it).
+        global_key: bool,
+    },
+    /// Google Cloud DNS, with a service account's JSON key.
+    Google {
+        /// The service account key (the JSON file's text).
+        credentials: Secret,
+        /// The project, when not the key's `project_id`.
+        project: Option<String>,
+        /// The managed zone's name, when it should not be found by DNS name.
+        managed_zone: Option<String>,
+    },
     /// A command run with the change to make (documented in docs/CONFIG.md).
     Exec {
         /// The program and its arguments.
@@ -78,6 +144,13 @@ impl ProviderKind {
             ProviderKind::Cloudflare { .. } => "cloudflare",
             ProviderKind::PowerDns { .. } => "powerdns",
             ProviderKind::Desec { .. } => "desec",
+            ProviderKind::Hetzner { .. } => "hetzner",
+            ProviderKind::Gandi { .. } => "gandi",
+            ProviderKind::Route53 { .. } => "route53",
+            ProviderKind::Ovh { .. } => "ovh",
+            ProviderKind::Inwx { .. } => "inwx",
+            ProviderKind::Transip { .. } => "transip",
+            ProviderKind::Google { .. } => "google",
             ProviderKind::Exec { .. } => "exec",
             ProviderKind::Manual => "manual",
         }
@@ -94,8 +167,42 @@ impl ProviderKind {
                 tsig: Some(Tsig::Env(secret)),
                 ..
             } => vec![("tsig-env", secret)],
-            ProviderKind::Cloudflare { token, .. } | ProviderKind::Desec { token } => {
+            ProviderKind::Cloudflare { token, .. }
+            | ProviderKind::Desec { token }
+            | ProviderKind::Hetzner { token }
+            | ProviderKind::Gandi { token } => {
                 vec![(secret_key("token", token), token)]
+            }
+            ProviderKind::Route53 {
+                secret_key: key, ..
+            } => vec![(secret_key("secret-key", key), key)],
+            ProviderKind::Ovh {
+                application_secret,
+                consumer_key,
+                ..
+            } => vec![
+                (
+                    secret_key("application-secret", application_secret),
+                    application_secret,
+                ),
+                (secret_key("consumer-key", consumer_key), consumer_key),
+            ],
+            ProviderKind::Inwx {
+                password,
+                totp_secret,
+                ..
+            } => {
+                let mut out = vec![(secret_key("password", password), password)];
+                if let Some(totp) = totp_secret {
+                    out.push((secret_key("totp-secret", totp), totp));
+                }
+                out
+            }
+            ProviderKind::Transip { private_key, .. } => {
+                vec![(secret_key("private-key", private_key), private_key)]
+            }
+            ProviderKind::Google { credentials, .. } => {
+                vec![(secret_key("credentials", credentials), credentials)]
             }
             ProviderKind::PowerDns { api_key, .. } => {
                 vec![(secret_key("api-key", api_key), api_key)]
@@ -113,6 +220,18 @@ pub(super) fn secret_key(stem: &str, secret: &Secret) -> &'static str {
         ("token", false) => "token-env",
         ("api-key", true) => "api-key-file",
         ("api-key", false) => "api-key-env",
+        ("secret-key", true) => "secret-key-file",
+        ("secret-key", false) => "secret-key-env",
+        ("application-secret", true) => "application-secret-file",
+        ("application-secret", false) => "application-secret-env",
+        ("consumer-key", true) => "consumer-key-file",
+        ("consumer-key", false) => "consumer-key-env",
+        ("password", true) => "password-file",
+        ("password", false) => "password-env",
+        ("totp-secret", true) => "totp-secret-file",
+        ("totp-secret", false) => "totp-secret-env",
+        ("private-key", true) => "private-key-file",
+        ("private-key", false) => "private-key-env",
         ("url", true) => "url-file",
         ("url", false) => "url-env",
         ("credentials", true) => "credentials-file",

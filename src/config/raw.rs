@@ -182,6 +182,48 @@ pub(super) enum RawProvider {
         token_file: Option<PathBuf>,
         token_env: Option<String>,
     },
+    Hetzner {
+        token_file: Option<PathBuf>,
+        token_env: Option<String>,
+    },
+    Gandi {
+        token_file: Option<PathBuf>,
+        token_env: Option<String>,
+    },
+    Route53 {
+        access_key_id: String,
+        secret_key_file: Option<PathBuf>,
+        secret_key_env: Option<String>,
+        hosted_zone_id: Option<String>,
+    },
+    Ovh {
+        endpoint: Option<String>,
+        application_key: String,
+        application_secret_file: Option<PathBuf>,
+        application_secret_env: Option<String>,
+        consumer_key_file: Option<PathBuf>,
+        consumer_key_env: Option<String>,
+    },
+    Inwx {
+        user: String,
+        password_file: Option<PathBuf>,
+        password_env: Option<String>,
+        totp_secret_file: Option<PathBuf>,
+        totp_secret_env: Option<String>,
+        url: Option<String>,
+    },
+    Transip {
+        login: String,
+        private_key_file: Option<PathBuf>,
+        private_key_env: Option<String>,
+        global_key: Option<bool>,
+    },
+    Google {
+        credentials_file: Option<PathBuf>,
+        credentials_env: Option<String>,
+        project: Option<String>,
+        managed_zone: Option<String>,
+    },
     Exec {
         command: Vec<String>,
     },

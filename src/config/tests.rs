@@ -288,6 +288,13 @@ fn every_provider_kind_loads() {
         "{SERVICE}\n[provider.cf]\nkind = \"cloudflare\"\ntoken-file = \"/t\"\nzone-id = \"abc\"\n\
          [provider.pdns]\nkind = \"powerdns\"\nurl = \"http://127.0.0.1:8081\"\napi-key-env = \"K\"\n\
          [provider.desec]\nkind = \"desec\"\ntoken-env = \"D\"\n\
+         [provider.h]\nkind = \"hetzner\"\ntoken-file = \"/h\"\n\
+         [provider.g]\nkind = \"gandi\"\ntoken-env = \"G\"\n\
+         [provider.gc]\nkind = \"google\"\ncredentials-file = \"/sa.json\"\nmanaged-zone = \"z\"\n\
+         [provider.t]\nkind = \"transip\"\nlogin = \"l\"\nprivate-key-file = \"/k\"\n\
+         [provider.i]\nkind = \"inwx\"\nuser = \"u\"\npassword-file = \"/p\"\ntotp-secret-env = \"T\"\n\
+         [provider.o]\nkind = \"ovh\"\napplication-key = \"ak\"\napplication-secret-env = \"AS\"\nconsumer-key-file = \"/ck\"\n\
+         [provider.r]\nkind = \"route53\"\naccess-key-id = \"AKIAEXAMPLE\"\nsecret-key-env = \"R\"\n\
          [provider.x]\nkind = \"exec\"\ncommand = [\"/usr/local/bin/dns\", \"--zone\", \"x\"]\n\
          [provider.m]\nkind = \"manual\"\n"
     );
@@ -299,8 +306,15 @@ fn every_provider_kind_loads() {
             "rfc2136",
             "cloudflare",
             "desec",
+            "gandi",
+            "google",
+            "hetzner",
+            "inwx",
             "manual",
+            "ovh",
             "powerdns",
+            "route53",
+            "transip",
             "exec"
         ]
     );
@@ -420,8 +434,8 @@ fn schema_errors_have_location_snippet_and_suggestion() {
         Err(ConfigError::Empty { .. })
     ));
     assert!(
-        err(&format!("{SERVICE}\n[provider.k]\nkind = \"route53\"\n"))
-            .contains("unknown variant `route53`")
+        err(&format!("{SERVICE}\n[provider.k]\nkind = \"route66\"\n"))
+            .contains("unknown variant `route66`")
     );
 }
 

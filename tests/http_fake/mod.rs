@@ -50,7 +50,13 @@ pub fn quick() -> Settings {
 pub struct Request {
     pub method: String,
     pub path: String,
+    /// The request target as sent (path and query).
+    pub target: String,
     pub query: BTreeMap<String, String>,
+    /// Header names in lower case.
+    pub headers: BTreeMap<String, String>,
+    /// The body as sent (for signatures over its bytes).
+    pub raw_body: String,
     pub body: Value,
 }
 
@@ -201,10 +207,13 @@ pub async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request>
     let mut first = lines.next()?.split(' ');
     let method = first.next()?.to_owned();
     let target = first.next()?.to_owned();
-    let len: usize = lines
+    let headers: BTreeMap<String, String> = lines
         .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     while buf.len() < head_end + len {
         let n = stream.read(&mut chunk).await.ok()?;
@@ -213,6 +222,7 @@ pub async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request>
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+    let raw_body = String::from_utf8_lossy(&buf[head_end..]).into_owned();
     let body = serde_json::from_slice(&buf[head_end..]).unwrap_or(Value::Null);
     let (path, query) = match target.split_once('?') {
         Some((p, q)) => (p.to_owned(), q.to_owned()),
@@ -229,7 +239,10 @@ pub async fn read_request(stream: &mut tokio::net::TcpStream) -> Option<Request>
     Some(Request {
         method,
         path,
+        target,
         query,
+        headers,
+        raw_body,
         body,
     })
 }

@@ -1,0 +1,256 @@
+//! Gandi LiveDNS (API v5, `https://api.gandi.net/v5/livedns`), with a personal access token
+//! (`Authorization: Bearer …`).
+//!
+//! Documented at <https://api.gandi.net/docs/livedns/>. LiveDNS stores RRsets and has no
+//! record-level change nor a concurrency check (no version or etag), so an add or remove reads
+//! the owner's TLSA RRset fresh (`GET /domains/{fqdn}/records/{name}/TLSA`) and writes the merged
+//! value list back (`PUT` of the same path with `rrset_values` and the RRset's own `rrset_ttl`;
+//! a new RRset gets the record's TTL; `DELETE` when our record was the last): other hosts'
+//! records at the owner name are kept (invariant 4). Every try of a write reads again first (a
+//! retry never resends a stale list), a reply without its `rrset_values` list is an error before
+//! anything is written, and the caller's read-back reports any record of another writer that a
+//! concurrent write lost. One RRset is one object: no listing to page through.
+//!
+//! The domain is the service's `zone`, else the longest ancestor of the owner name that
+//! `GET /domains/{fqdn}` knows (asked once per owner name). TTLs: 300 to 2592000 s.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::http::{Attempt, Http, Reply, encode};
+use crate::{ProviderError, Record, Secret, Settings, ancestors, relative_to};
+
+/// The API's base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.gandi.net/v5/livedns";
+/// The shortest TTL LiveDNS takes.
+pub const MIN_TTL: u32 = 300;
+/// The longest TTL LiveDNS takes (30 days).
+pub const MAX_TTL: u32 = 2_592_000;
+
+/// A Gandi LiveDNS account (the domains its token may manage).
+#[derive(Debug)]
+pub struct Gandi {
+    http: Http,
+    base: String,
+    domain: Option<String>,
+    domains: Mutex<HashMap<String, String>>,
+    settings: Settings,
+}
+
+/// The RRset as read: its TTL and values as Gandi holds them.
+struct RrSet {
+    ttl: u32,
+    values: Vec<String>,
+}
+
+impl Gandi {
+    /// A client with `token`, for `domain` (found by name when `None`), at `base`
+    /// ([`DEFAULT_BASE_URL`] unless testing).
+    pub fn new(
+        token: Secret,
+        domain: Option<&str>,
+        base: Option<&str>,
+        settings: Settings,
+    ) -> Result<Gandi, ProviderError> {
+        Ok(Gandi {
+            http: Http::new("gandi", "authorization", "Bearer ", token, &settings)?,
+            base: base
+                .unwrap_or(DEFAULT_BASE_URL)
+                .trim_end_matches('/')
+                .to_owned(),
+            domain: domain.map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
+            domains: Mutex::new(HashMap::new()),
+            settings,
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// A non-2xx reply as an error, with what a token without the right permission lacks.
+    fn checked(&self, reply: Reply, what: &str) -> Result<Reply, ProviderError> {
+        if reply.status == 403 {
+            return Err(ProviderError::Forbidden {
+                provider: "gandi",
+                detail: format!(
+                    "{} (the personal access token needs \"Manage domain name technical \
+                     configurations\" for the organization that owns the domain)",
+                    self.http.detail(&reply.body)
+                ),
+            });
+        }
+        self.http.check(reply, what)
+    }
+
+    /// The domain holding `owner` and the owner's name in it (`@` for the apex).
+    async fn locate(&self, owner: &str) -> Result<(String, String), ProviderError> {
+        let cached = self.domains.lock().ok().and_then(|d| d.get(owner).cloned());
+        let domain = match (&self.domain, cached) {
+            (Some(d), _) => d.clone(),
+            (None, Some(d)) => d,
+            (None, None) => {
+                let found = self.look_up(owner).await?;
+                if let Ok(mut domains) = self.domains.lock() {
+                    domains.insert(owner.to_owned(), found.clone());
+                }
+                found
+            }
+        };
+        match relative_to(owner, &domain) {
+            Some(sub) if sub.is_empty() => Ok((domain, "@".to_owned())),
+            Some(sub) => Ok((domain, sub)),
+            None => Err(ProviderError::InvalidRecord(format!(
+                "{owner} is not in domain {domain}"
+            ))),
+        }
+    }
+
+    /// `GET /domains/{fqdn}` for the owner's ancestors, longest first.
+    async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
+        for candidate in ancestors(owner) {
+            let name = candidate.trim_end_matches('.');
+            let url = format!("{}/domains/{}", self.base, encode(name));
+            let reply = self.http.send(Method::GET, &url, None).await?;
+            if reply.status == 404 {
+                continue;
+            }
+            self.checked(reply, &format!("domain {name}"))?;
+            return Ok(name.to_owned());
+        }
+        Err(ProviderError::NoZone {
+            server: "gandi API".into(),
+            zone: owner.to_owned(),
+            detail: "no LiveDNS domain this token may see holds the name; set the service's `zone`"
+                .into(),
+        })
+    }
+
+    fn rrset_url(&self, domain: &str, sub: &str) -> String {
+        format!(
+            "{}/domains/{}/records/{}/TLSA",
+            self.base,
+            encode(domain),
+            encode(sub)
+        )
+    }
+
+    /// The RRset, `None` when there is none.
+    async fn current(&self, domain: &str, sub: &str) -> Result<Option<RrSet>, ProviderError> {
+        let reply = self
+            .http
+            .send(Method::GET, &self.rrset_url(domain, sub), None)
+            .await?;
+        if reply.status == 404 {
+            return Ok(None);
+        }
+        let reply = self.checked(reply, &format!("domain {domain}"))?;
+        let body = reply.json()?;
+        let values = body
+            .get("rrset_values")
+            .and_then(Value::as_array)
+            .ok_or_else(|| reply.bad("the RRset has no \"rrset_values\" list"))?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<Vec<String>>>()
+            .ok_or_else(|| reply.bad("a value of the RRset is not a string"))?;
+        let ttl = body
+            .get("rrset_ttl")
+            .and_then(Value::as_u64)
+            .and_then(|t| u32::try_from(t).ok())
+            .unwrap_or_default();
+        Ok(Some(RrSet { ttl, values }))
+    }
+
+    /// The TLSA records at `owner`.
+    pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
+        let (domain, sub) = self.locate(owner).await?;
+        Ok(match self.current(&domain, &sub).await? {
+            None => Vec::new(),
+            Some(set) => set
+                .values
+                .iter()
+                .filter_map(|v| Record::new(owner, set.ttl, v).ok())
+                .collect(),
+        })
+    }
+
+    /// Add one record: the fresh value list plus this one.
+    pub async fn add(&self, record: &Record) -> Result<(), ProviderError> {
+        check_ttl(record.ttl)?;
+        self.change(record, true).await
+    }
+
+    /// Remove one record: the fresh value list minus this one (the RRset deleted when empty).
+    pub async fn remove(&self, record: &Record) -> Result<(), ProviderError> {
+        self.change(record, false).await
+    }
+
+    async fn change(&self, record: &Record, add: bool) -> Result<(), ProviderError> {
+        let (domain, sub) = self.locate(&record.owner).await?;
+        let url = self.rrset_url(&domain, &sub);
+        let mut backoff = self.http.backoff();
+        loop {
+            // Read before every try: a retried write is built from what is there now.
+            let (method, body) = match self.current(&domain, &sub).await? {
+                None if !add => return Ok(()),
+                None => (
+                    Method::PUT,
+                    Some(json!({"rrset_ttl": record.ttl, "rrset_values": [record.rdata]})),
+                ),
+                Some(mut set) => {
+                    let present = set.values.iter().any(|v| same(v, &record.rdata));
+                    match (add, present) {
+                        (true, true) | (false, false) => return Ok(()),
+                        (true, false) => set.values.push(record.rdata.clone()),
+                        (false, true) => set.values.retain(|v| !same(v, &record.rdata)),
+                    }
+                    if set.values.is_empty() {
+                        (Method::DELETE, None)
+                    } else {
+                        let ttl = if set.ttl > 0 { set.ttl } else { record.ttl };
+                        (
+                            Method::PUT,
+                            Some(json!({"rrset_ttl": ttl, "rrset_values": set.values})),
+                        )
+                    }
+                }
+            };
+            match self.http.once(method, &url, body.as_ref()).await? {
+                Attempt::Done(reply) => {
+                    if reply.status == 404 && body.is_none() {
+                        return Ok(()); // deleted meanwhile
+                    }
+                    self.checked(reply, &format!("domain {domain}"))?;
+                    return Ok(());
+                }
+                Attempt::Transient(failed) => backoff.wait(failed).await?,
+            }
+        }
+    }
+}
+
+/// LiveDNS's TTL rule: 300 to 2592000 seconds.
+pub fn check_ttl(ttl: u32) -> Result<(), ProviderError> {
+    if (MIN_TTL..=MAX_TTL).contains(&ttl) {
+        return Ok(());
+    }
+    Err(ProviderError::Ttl {
+        provider: "gandi",
+        ttl,
+        detail: format!(
+            "Gandi LiveDNS accepts {MIN_TTL} to {MAX_TTL} s: set the service's `ttl` in that range"
+        ),
+    })
+}
+
+fn same(a: &str, b: &str) -> bool {
+    match (crate::normalize_rdata(a), crate::normalize_rdata(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
+}
