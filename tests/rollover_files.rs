@@ -93,3 +93,73 @@ fn a_rollover_writes_every_output_and_runs_each_reload_in_order() {
         "the second reload never saw the new key file: {log}"
     );
 }
+
+/// Every key-bearing file under `staged/`, by name, with its contents.
+fn staged_files(state: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![state.join("staged")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let name = path.strip_prefix(state).unwrap().display().to_string();
+                out.push((name, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn old_private_keys_are_deleted_once_the_rollover_after_them_is_done() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let w = World::start(BIN, TTL);
+    let old_key = w.old.key.private_key_to_pem_pkcs8().unwrap();
+    let holds = |files: &[(String, Vec<u8>)], key: &[u8]| -> Vec<String> {
+        files
+            .iter()
+            .filter(|(_, data)| data.windows(key.len()).any(|win| win == key))
+            .map(|(name, _)| name.clone())
+            .collect()
+    };
+
+    // First rollover: the old key stays (as the backup for a rollback of this rollover).
+    let (first, cert, key) = w.new_leaf("first");
+    let out = w.run(&World::deploy_args(&cert, &key, &["--wait"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let files = staged_files(&w.state);
+    assert!(
+        !holds(&files, &old_key).is_empty(),
+        "the previous key is kept: {files:?}"
+    );
+
+    // Second rollover: done, so the key before the previous one is gone; the previous one
+    // (the first) stays for a rollback until the rollover after it is done.
+    let (second, cert, key) = w.new_leaf("second");
+    let out = w.run(&World::deploy_args(&cert, &key, &["--wait"]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    w.assert_mail_verified("after two rollovers");
+    let files = staged_files(&w.state);
+    let names: Vec<&String> = files.iter().map(|(n, _)| n).collect();
+    assert_eq!(holds(&files, &old_key), Vec::<String>::new(), "{names:?}");
+    let first_key = first.key.private_key_to_pem_pkcs8().unwrap();
+    let second_key = second.key.private_key_to_pem_pkcs8().unwrap();
+    assert_eq!(
+        holds(&files, &first_key).len(),
+        1,
+        "only the backup: {names:?}"
+    );
+    assert!(!holds(&files, &second_key).is_empty(), "{names:?}");
+    // And the generated next key (the store names it) stays.
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains("next-") && n.ends_with(".key")),
+        "{names:?}"
+    );
+}

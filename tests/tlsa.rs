@@ -459,9 +459,43 @@ fn formats_rr_nsupdate_json() {
     let (out, _) = tlsa_ok(&[
         "--format", "nsupdate", "--host", HOST, "--port", "465", "--ttl", "1800", &chain,
     ]);
+    // No configuration to learn the server from: nsupdate asks the zone's primary itself.
     assert_eq!(
         out,
-        format!("update add _465._tcp.mail.example.test. 1800 IN TLSA 3 1 1 {leaf}\n")
+        format!("update add _465._tcp.mail.example.test. 1800 IN TLSA 3 1 1 {leaf}\nsend\n")
+    );
+    // With --server and --zone: a script nsupdate runs as it is.
+    let (out, _) = tlsa_ok(&[
+        "--format",
+        "nsupdate",
+        "--host",
+        HOST,
+        "--server",
+        "192.0.2.53:5353",
+        "--zone",
+        "Example.Test.",
+        &chain,
+    ]);
+    assert_eq!(
+        out,
+        format!(
+            "server 192.0.2.53 5353\nzone example.test.\n\
+             update add _25._tcp.mail.example.test. 3600 IN TLSA 3 1 1 {leaf}\nsend\n"
+        )
+    );
+    let err = tlsa_fails(&[
+        "--format", "nsupdate", "--host", HOST, "--server", "a b;send", &chain,
+    ]);
+    assert!(
+        err.contains("--server") && err.contains("HOST[:PORT]"),
+        "{err}"
+    );
+    let err = tlsa_fails(&[
+        "--format", "nsupdate", "--host", HOST, "--zone", "x\nsend", &chain,
+    ]);
+    assert!(
+        err.contains("--zone") && err.contains("not a zone name"),
+        "{err}"
     );
     for format in ["rr", "nsupdate"] {
         let err = tlsa_fails(&["--format", format, &chain]);

@@ -26,10 +26,10 @@ const HISTORY: usize = 200;
 /// Run the command.
 pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    if let Some(name) = &args.service {
+    if let Some(name) = args.service.get() {
         config.service_or_err(name)?;
     }
-    let wanted = |name: &str| args.service.as_deref().is_none_or(|s| s == name);
+    let wanted = |name: &str| args.service.get().is_none_or(|s| s == name);
     let mut rows: Vec<Value> = Vec::new();
     let history;
     let rollovers;
@@ -81,7 +81,7 @@ pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
         }
         history = match (&store, args.history) {
             (Some(s), true) => s
-                .events(args.service.as_deref(), HISTORY)?
+                .events(args.service.get(), HISTORY)?
                 .into_iter()
                 .map(|e| {
                     json!({
@@ -114,7 +114,7 @@ pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
             row["live"] = live_json(&dns, &probed);
         }
         // The key served against the store's current key: a mismatch exits 1.
-        mismatches = driver.mismatches(args.service.as_deref())?;
+        mismatches = driver.mismatches(args.service.get())?;
     }
     let mismatch_status = if mismatches.is_empty() {
         Status::Ok
@@ -341,6 +341,20 @@ fn live_json(dns: &crate::rollover::DnsReport, probed: &[crate::rollover::ProbeR
 fn print_row(row: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     let slot = row["slot"].as_str().unwrap_or("-");
+    if row["phase"] == "none" && row["slot"].is_null() {
+        // No rollover was ever started: say whether dane-roll knows the service's keys.
+        let keys = row["keys"]["stored"]
+            .as_object()
+            .is_some_and(|k| !k.is_empty());
+        let what = if keys {
+            "adopted, no rollover yet"
+        } else {
+            "no key known, no rollover yet"
+        };
+        println!("{}: {what}", s(&row["service"]));
+        println!("  next: {}", s(&row["next_action"]));
+        return;
+    }
     println!("{} ({slot}): {}", s(&row["service"]), s(&row["phase"]));
     if row["phase"] == "none" {
         println!("  next: {}", s(&row["next_action"]));
@@ -418,13 +432,16 @@ fn print_row(row: &Value) {
             println!("  {}:", s(&o["owner"]));
             for n in o["nameservers"].as_array().into_iter().flatten() {
                 let seen = match n["records"].as_array() {
-                    Some(r) => format!("{} record(s)", r.len()),
+                    Some(r) => crate::output::count(r.len(), "record"),
                     None => format!("error {}", n["records"]["error"]),
                 };
                 println!("    {}: {seen}", s(&n["nameserver"]));
             }
             match o["validated"].as_array() {
-                Some(r) => println!("    resolver: {} validated record(s)", r.len()),
+                Some(r) => println!(
+                    "    resolver: {} validated",
+                    crate::output::count(r.len(), "record")
+                ),
                 None => println!(
                     "    resolver: {}",
                     o["validated"]["not_secure"].as_str().unwrap_or("")
