@@ -338,20 +338,31 @@ fn live_json(dns: &crate::rollover::DnsReport, probed: &[crate::rollover::ProbeR
     json!({ "dns": owners, "endpoints": endpoints })
 }
 
+/// The line of a service with no rollover ever started, saying whether dane-roll knows its
+/// keys (adopted: the served key is stored as current); `None` for a rollover's row.
+fn no_rollover(row: &Value) -> Option<String> {
+    if row["phase"] != "none" || !row["slot"].is_null() {
+        return None;
+    }
+    let keys = row["keys"]["stored"]
+        .as_object()
+        .is_some_and(|k| !k.is_empty());
+    let what = if keys {
+        "adopted, no rollover yet"
+    } else {
+        "no key known, no rollover yet"
+    };
+    Some(format!(
+        "{}: {what}",
+        row["service"].as_str().unwrap_or("-")
+    ))
+}
+
 fn print_row(row: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     let slot = row["slot"].as_str().unwrap_or("-");
-    if row["phase"] == "none" && row["slot"].is_null() {
-        // No rollover was ever started: say whether dane-roll knows the service's keys.
-        let keys = row["keys"]["stored"]
-            .as_object()
-            .is_some_and(|k| !k.is_empty());
-        let what = if keys {
-            "adopted, no rollover yet"
-        } else {
-            "no key known, no rollover yet"
-        };
-        println!("{}: {what}", s(&row["service"]));
+    if let Some(headline) = no_rollover(row) {
+        println!("{headline}");
         println!("  next: {}", s(&row["next_action"]));
         return;
     }
@@ -489,6 +500,24 @@ fn leaf_not_after(pem_text: &[u8]) -> Option<(String, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_without_a_rollover_says_whether_it_is_adopted() {
+        let row = |keys: Value| {
+            json!({ "service": "mx", "slot": null, "phase": "none",
+                                        "keys": { "stored": keys } })
+        };
+        assert_eq!(
+            no_rollover(&row(json!({ "current": "ab" }))).as_deref(),
+            Some("mx: adopted, no rollover yet")
+        );
+        assert_eq!(
+            no_rollover(&row(json!({}))).as_deref(),
+            Some("mx: no key known, no rollover yet")
+        );
+        let done = json!({ "service": "mx", "slot": "ec", "phase": "none" });
+        assert_eq!(no_rollover(&done), None);
+    }
 
     #[test]
     fn not_after_read_by_hand_agrees_with_openssl() {
