@@ -31,6 +31,46 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// What clap cannot say: a service named as the first argument and with `--service` must
+    /// be the same; a command that needs one has one; `publish`'s first file is the service
+    /// unless `--service` names it. A usage error (exit 2) otherwise.
+    pub fn settle(&mut self) -> Result<(), clap::Error> {
+        let usage = |message: String| {
+            use clap::CommandFactory;
+            Cli::command().error(clap::error::ErrorKind::ArgumentConflict, message)
+        };
+        let (name, required, service) = match &mut self.command {
+            Command::Publish(args) => {
+                args.service = match args.service_flag.clone() {
+                    Some(name) => name,
+                    None if args.files.len() >= 2 => {
+                        args.files.remove(0).to_string_lossy().into_owned()
+                    }
+                    None => {
+                        return Err(usage(
+                            "name the service: `dane-roll publish NAME FILE…` or `dane-roll \
+                             publish --service NAME FILE…`"
+                                .to_owned(),
+                        ));
+                    }
+                };
+                return Ok(());
+            }
+            Command::Rotate(a) => ("rotate", true, &a.service),
+            Command::Deploy(a) => ("deploy", true, &a.service),
+            Command::Prune(a) => ("prune", true, &a.service),
+            Command::Abort(a) => ("abort", true, &a.service),
+            Command::Run(a) => ("run", false, &a.service),
+            Command::Status(a) => ("status", false, &a.service),
+            Command::Plan(a) => ("plan", false, &a.service),
+            Command::NextKey(a) => ("next-key", false, &a.service),
+            _ => return Ok(()),
+        };
+        service.settle(name, required).map_err(usage)
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -133,6 +173,16 @@ pub struct TlsaArgs {
     #[arg(long, value_enum, default_value_t = TlsaFormat::Rdata)]
     pub format: TlsaFormat,
 
+    /// For `--format nsupdate`: the primary server to send the update to, `HOST[:PORT]`
+    /// (default: the `rfc2136` provider of the configured service with this owner name, if any).
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub server: Option<String>,
+
+    /// For `--format nsupdate`: the zone to update (default: the configured service's `zone`
+    /// or its provider's, if any).
+    #[arg(long, value_name = "ZONE")]
+    pub zone: Option<String>,
+
     /// Certificates, chains, private keys or public keys, PEM or DER.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
@@ -145,7 +195,7 @@ pub enum TlsaFormat {
     Rdata,
     /// A zone-file line: owner, TTL, class, type, data.
     Rr,
-    /// `update add` lines for nsupdate.
+    /// An nsupdate script: `server` and `zone` when known, `update add` lines, `send`.
     Nsupdate,
     /// JSON objects with the fields and where each record came from.
     Json,
@@ -304,19 +354,62 @@ pub struct ServeArgs {
     pub targets: Vec<String>,
 }
 
+/// A service, named the same way by every command that takes one: as the first argument
+/// (`dane-roll status mx`) or with `--service NAME`; both are accepted when they agree.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServiceName {
+    /// The service (or --service NAME).
+    #[arg(value_name = "SERVICE")]
+    pub positional: Option<String>,
+
+    /// The service (or as the first argument).
+    #[arg(long = "service", value_name = "NAME")]
+    pub flag: Option<String>,
+}
+
+impl ServiceName {
+    /// The name given either way, if any ([`Cli::settle`] has checked that both agree).
+    pub fn get(&self) -> Option<&str> {
+        self.flag.as_deref().or(self.positional.as_deref())
+    }
+
+    /// The name of a command that needs one ([`Cli::settle`] has checked that there is one).
+    pub fn name(&self) -> &str {
+        self.get().unwrap_or_default()
+    }
+
+    fn settle(&self, command: &str, required: bool) -> Result<(), String> {
+        match (&self.positional, &self.flag) {
+            (Some(a), Some(b)) if a != b => Err(format!(
+                "two services named: `{a}` and `--service {b}`; name one (`dane-roll {command} \
+                 NAME` and `--service NAME` are the same)"
+            )),
+            (None, None) if required => Err(format!(
+                "name the service: `dane-roll {command} NAME` or `dane-roll {command} --service NAME`"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// `dane-roll publish`: add records now. Exit 0 when every record is there, 2 otherwise.
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// The service (its endpoints give the owner names, its provider the way to DNS).
-    #[arg(long, value_name = "NAME")]
+    /// The service (or as the first argument, before the files).
+    #[arg(long = "service", value_name = "NAME")]
+    pub service_flag: Option<String>,
+
+    /// The service named either way (filled by [`Cli::settle`]).
+    #[arg(skip)]
     pub service: String,
 
     /// Seconds allowed for each request to the provider.
     #[arg(long, value_name = "SECS", default_value_t = 15.0)]
     pub timeout: f64,
 
-    /// Certificates, chains, private keys or public keys, PEM or DER.
-    #[arg(required = true, value_name = "FILE")]
+    /// The service unless --service names it (its endpoints give the owner names, its provider
+    /// the way to DNS), then certificates, chains, private keys or public keys, PEM or DER.
+    #[arg(required = true, value_name = "[SERVICE] FILE")]
     pub files: Vec<PathBuf>,
 }
 
@@ -387,8 +480,8 @@ pub struct DehydratedArgs {
 #[derive(Debug, Args)]
 pub struct RotateArgs {
     /// The service (it needs a certbot `lineage`).
-    #[arg(value_name = "SERVICE")]
-    pub service: String,
+    #[command(flatten)]
+    pub service: ServiceName,
 
     /// The key slot whose next key to use, when the service has several.
     #[arg(long, value_name = "SLOT")]
@@ -413,8 +506,8 @@ pub struct RotateArgs {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// The configured service the certificate is for.
-    #[arg(long, value_name = "NAME")]
-    pub service: String,
+    #[command(flatten)]
+    pub service: ServiceName,
 
     /// The certificate: the leaf, or the full chain (leaf first).
     #[arg(long, value_name = "FILE")]
@@ -485,8 +578,8 @@ impl DriveArgs {
 )]
 pub struct RunArgs {
     /// Only this service.
-    #[arg(value_name = "SERVICE")]
-    pub service: Option<String>,
+    #[command(flatten)]
+    pub service: ServiceName,
 
     #[command(flatten)]
     pub drive: DriveArgs,
@@ -496,8 +589,8 @@ pub struct RunArgs {
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// Only this service.
-    #[arg(value_name = "SERVICE")]
-    pub service: Option<String>,
+    #[command(flatten)]
+    pub service: ServiceName,
 
     /// One JSON document.
     #[arg(long)]
@@ -516,24 +609,28 @@ pub struct StatusArgs {
 #[derive(Debug, Args)]
 pub struct PlanArgs {
     /// Only this service.
-    #[arg(value_name = "SERVICE")]
-    pub service: Option<String>,
+    #[command(flatten)]
+    pub service: ServiceName,
+
+    /// One JSON document.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `dane-roll next-key`.
 #[derive(Debug, Args)]
 pub struct NextKeyArgs {
     /// Only this service (default: every service).
-    #[arg(value_name = "SERVICE")]
-    pub service: Option<String>,
+    #[command(flatten)]
+    pub service: ServiceName,
 }
 
 /// `dane-roll prune`.
 #[derive(Debug, Args)]
 pub struct PruneArgs {
     /// The service.
-    #[arg(long, value_name = "NAME")]
-    pub service: String,
+    #[command(flatten)]
+    pub service: ServiceName,
 
     /// Also remove records at the service's owner names that dane-roll never published, when
     /// they are `3 1 1` records matching no key of the store and no key served on any address.
@@ -549,8 +646,8 @@ pub struct PruneArgs {
 #[derive(Debug, Args)]
 pub struct AbortArgs {
     /// The service.
-    #[arg(value_name = "SERVICE")]
-    pub service: String,
+    #[command(flatten)]
+    pub service: ServiceName,
 
     /// Only this key slot (`ec`, `rsa`, `ed`), when the service has several under way.
     #[arg(long, value_name = "SLOT")]

@@ -18,6 +18,8 @@ pub enum Status {
     Failure,
     /// The outcome cannot be told, e.g. a timeout (exit 3).
     Unknown,
+    /// Ctrl-C stopped a `--wait`; the state is saved (exit 130, as for SIGINT).
+    Interrupted,
 }
 
 impl Status {
@@ -28,6 +30,7 @@ impl Status {
             Status::Warning => 1,
             Status::Failure => 2,
             Status::Unknown => 3,
+            Status::Interrupted => crate::rollover::interrupt::EXIT_CODE,
         }
     }
 }

@@ -8,18 +8,24 @@
 //! `.<name>.*.dane-roll.tmp` file.
 //!
 //! [`install_chain`] copies a staged key+chain file (Postfix `smtpd_tls_chain_files` format:
-//! private key, leaf, intermediates) to the service's `chain-file`; [`reload`] runs the service's
-//! reload command (`postfix reload` unless configured) with a time limit and reports its output
-//! when it fails. Key material is never printed: errors name files, not contents.
+//! private key, leaf, intermediates) to the service's `chain-file`; [`install_split`] writes the
+//! same key and chain again as the separate `cert-file`, `key-file` and `fullchain-file` a
+//! service such as Dovecot reads; [`reload`] runs one reload command (`postfix reload` unless
+//! configured) with a time limit and reports its output when it fails, [`reload_all`] each of a
+//! service's commands in order. Key material is never printed: errors name files, not contents.
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::config::SplitFiles;
 use crate::fsafe::{self, FileMode};
 
 /// The mode of a key+chain file dane-roll creates (it holds a private key).
 pub const NEW_FILE_MODE: u32 = 0o600;
+
+/// The mode of a `cert-file` or `fullchain-file` (certificates only: public).
+pub const CERT_FILE_MODE: u32 = 0o644;
 
 /// How long a reload command may run before it is killed and reported.
 pub const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -54,6 +60,21 @@ pub enum InstallError {
         path: PathBuf,
         /// Why.
         source: io::Error,
+    },
+    /// The staged file lacks what a separate output needs (a key, a certificate).
+    #[error(
+        "the staged key and chain {} holds no {what}, so {} cannot be written; run \
+         `dane-roll deploy` again",
+        path.display(),
+        target.display()
+    )]
+    Incomplete {
+        /// The staged file.
+        path: PathBuf,
+        /// The output that cannot be written.
+        target: PathBuf,
+        /// What is missing: `private key` or `certificate`.
+        what: &'static str,
     },
     /// The reload command is empty.
     #[error("the reload command is empty; set `reload` of the service (default: postfix reload)")]
@@ -130,6 +151,92 @@ pub fn install_chain(target: &Path, staged: &Path, mode: FileMode) -> Result<(),
         path: target.to_owned(),
         source,
     })
+}
+
+/// Write the separate outputs of `files` from the staged key+chain file `staged`: `key-file`
+/// (the private key, with `key_mode`), `cert-file` (the leaf) and `fullchain-file` (leaf and
+/// intermediates), both [`CERT_FILE_MODE`]. Each is written atomically like the chain file, and
+/// all are written before the caller installs the chain file and reloads.
+pub fn install_split(
+    files: &SplitFiles,
+    staged: &Path,
+    key_mode: FileMode,
+) -> Result<(), InstallError> {
+    if files.all().is_empty() {
+        return Ok(());
+    }
+    let read_err = |source| InstallError::ReadStaged {
+        path: staged.to_owned(),
+        source,
+    };
+    let data = fsafe::read_regular(staged).map_err(read_err)?;
+    // pem::encode writes CRLF by default; these files are read on Unix.
+    let config = pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF);
+    let blocks = pem::parse_many(&data)
+        .map_err(|e| read_err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
+    let encode = |tag: fn(&str) -> bool| -> String {
+        blocks
+            .iter()
+            .filter(|b| tag(b.tag()))
+            .map(|b| pem::encode_config(b, config))
+            .collect()
+    };
+    let key = encode(|t| t.ends_with("PRIVATE KEY"));
+    let chain = encode(|t| t == "CERTIFICATE");
+    let leaf = blocks
+        .iter()
+        .find(|b| b.tag() == "CERTIFICATE")
+        .map(|b| pem::encode_config(b, config))
+        .unwrap_or_default();
+    for (target, text, what, mode) in [
+        (&files.key, &key, "private key", key_mode),
+        (
+            &files.cert,
+            &leaf,
+            "certificate",
+            FileMode::mode(CERT_FILE_MODE),
+        ),
+        (
+            &files.fullchain,
+            &chain,
+            "certificate",
+            FileMode::mode(CERT_FILE_MODE),
+        ),
+    ] {
+        let Some(target) = target else { continue };
+        if text.is_empty() {
+            return Err(InstallError::Incomplete {
+                path: staged.to_owned(),
+                target: target.clone(),
+                what,
+            });
+        }
+        write_with_mode(target, text.as_bytes(), mode).map_err(|source| InstallError::Write {
+            path: target.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Run each reload command in order, each with the time limit `timeout`. A failed command does
+/// not stop the ones after it (the files are in place for every service); the first failure is
+/// returned, later ones are logged.
+pub fn reload_all(commands: &[Vec<String>], timeout: Duration) -> Result<(), InstallError> {
+    if commands.is_empty() {
+        return Err(InstallError::EmptyCommand);
+    }
+    let mut first = None;
+    for command in commands {
+        if let Err(err) = reload(command, timeout) {
+            if first.is_none() {
+                first = Some(err);
+            } else {
+                tracing::warn!("{err}");
+            }
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 /// Run the reload command (program first) and wait for it, at most `timeout`.
@@ -227,6 +334,87 @@ mod tests {
         let err =
             install_chain(&target, &dir.path().join("gone.pem"), FileMode::PRIVATE).unwrap_err();
         assert!(matches!(err, InstallError::ReadStaged { .. }));
+    }
+
+    #[test]
+    fn split_outputs_get_key_leaf_and_chain_with_their_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let block = |tag: &str, body: &[u8]| {
+            pem::encode_config(
+                &pem::Pem::new(tag, body.to_vec()),
+                pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+            )
+        };
+        let (key, leaf, issuer) = (
+            block("PRIVATE KEY", b"secret"),
+            block("CERTIFICATE", b"leaf"),
+            block("CERTIFICATE", b"issuer"),
+        );
+        let staged = dir.path().join("staged.pem");
+        fs::write(&staged, format!("{key}{leaf}{issuer}")).unwrap();
+        let files = SplitFiles {
+            cert: Some(dir.path().join("cert.pem")),
+            key: Some(dir.path().join("key.pem")),
+            fullchain: Some(dir.path().join("fullchain.pem")),
+        };
+        // A key the service's group may read (key-mode 0640) stays 0640; certificates 0644.
+        install_split(&files, &staged, FileMode::mode(0o640)).unwrap();
+        let read = |name: &str| fs::read_to_string(dir.path().join(name)).unwrap();
+        assert_eq!(read("key.pem"), key);
+        assert_eq!(read("cert.pem"), leaf);
+        assert_eq!(read("fullchain.pem"), format!("{leaf}{issuer}"));
+        assert_eq!(mode(&dir.path().join("key.pem")), 0o640);
+        assert_eq!(mode(&dir.path().join("cert.pem")), 0o644);
+        assert_eq!(mode(&dir.path().join("fullchain.pem")), 0o644);
+        install_split(&files, &staged, FileMode::PRIVATE).unwrap();
+        assert_eq!(mode(&dir.path().join("key.pem")), 0o600);
+        assert_eq!(temporaries(dir.path()), Vec::<PathBuf>::new());
+
+        // A staged file without a key: the key output is refused by name, nothing printed of it.
+        fs::write(&staged, format!("{leaf}{issuer}")).unwrap();
+        let err = install_split(&files, &staged, FileMode::PRIVATE).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                InstallError::Incomplete {
+                    what: "private key",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("key.pem"), "{err}");
+        // Nothing configured: nothing read.
+        install_split(
+            &SplitFiles::default(),
+            &dir.path().join("gone"),
+            FileMode::PRIVATE,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn reload_all_runs_every_command_in_order_and_reports_the_first_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let append = |word: &str, status: u8| {
+            vec![
+                "sh".to_owned(),
+                "-c".to_owned(),
+                format!("echo {word} >> {}; exit {status}", log.display()),
+            ]
+        };
+        reload_all(&[append("one", 0), append("two", 0)], RELOAD_TIMEOUT).unwrap();
+        assert_eq!(fs::read_to_string(&log).unwrap(), "one\ntwo\n");
+        fs::remove_file(&log).unwrap();
+        let err = reload_all(&[append("one", 3), append("two", 0)], RELOAD_TIMEOUT).unwrap_err();
+        assert!(err.to_string().contains("echo one"), "{err}");
+        // The second still ran: Dovecot reloads even when Postfix did not.
+        assert_eq!(fs::read_to_string(&log).unwrap(), "one\ntwo\n");
+        assert!(matches!(
+            reload_all(&[], RELOAD_TIMEOUT),
+            Err(InstallError::EmptyCommand)
+        ));
     }
 
     #[test]

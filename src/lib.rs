@@ -56,7 +56,10 @@ use std::process::ExitCode;
 pub fn run() -> ExitCode {
     use clap::Parser;
     output::guard(|| {
-        let cli = cli::Cli::parse();
+        let mut cli = cli::Cli::parse();
+        if let Err(err) = cli.settle() {
+            err.exit();
+        }
         cmd::log::init(cli.verbose, cli.quiet);
         match cmd::dispatch(&cli) {
             Ok(status) => status.into(),

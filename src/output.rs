@@ -23,6 +23,16 @@ fn is_unsafe(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// `n` things in words with the plural right: `count(1, "record")` is `1 record`,
+/// `count(2, "record")` is `2 records` (every noun dane-roll counts takes an `s`).
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `text` with every control character escaped (a tab stays a tab), for one line.
 pub fn escape(text: &str) -> Cow<'_, str> {
     escape_but(text, &['\t'])

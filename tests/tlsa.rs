@@ -1,6 +1,7 @@
 //! `dane-roll tlsa` against real tools (issue 2): keys and chains made by the `openssl` CLI at
 //! test time, every record compared with the OpenSSL pipeline and with `ldns-dane -c … create`.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -459,9 +460,43 @@ fn formats_rr_nsupdate_json() {
     let (out, _) = tlsa_ok(&[
         "--format", "nsupdate", "--host", HOST, "--port", "465", "--ttl", "1800", &chain,
     ]);
+    // No configuration to learn the server from: nsupdate asks the zone's primary itself.
     assert_eq!(
         out,
-        format!("update add _465._tcp.mail.example.test. 1800 IN TLSA 3 1 1 {leaf}\n")
+        format!("update add _465._tcp.mail.example.test. 1800 IN TLSA 3 1 1 {leaf}\nsend\n")
+    );
+    // With --server and --zone: a script nsupdate runs as it is.
+    let (out, _) = tlsa_ok(&[
+        "--format",
+        "nsupdate",
+        "--host",
+        HOST,
+        "--server",
+        "192.0.2.53:5353",
+        "--zone",
+        "Example.Test.",
+        &chain,
+    ]);
+    assert_eq!(
+        out,
+        format!(
+            "server 192.0.2.53 5353\nzone example.test.\n\
+             update add _25._tcp.mail.example.test. 3600 IN TLSA 3 1 1 {leaf}\nsend\n"
+        )
+    );
+    let err = tlsa_fails(&[
+        "--format", "nsupdate", "--host", HOST, "--server", "a b;send", &chain,
+    ]);
+    assert!(
+        err.contains("--server") && err.contains("HOST[:PORT]"),
+        "{err}"
+    );
+    let err = tlsa_fails(&[
+        "--format", "nsupdate", "--host", HOST, "--zone", "x\nsend", &chain,
+    ]);
+    assert!(
+        err.contains("--zone") && err.contains("not a zone name"),
+        "{err}"
     );
     for format in ["rr", "nsupdate"] {
         let err = tlsa_fails(&["--format", format, &chain]);
@@ -696,5 +731,48 @@ fn text_around_pem_blocks_is_ignored() {
     assert_eq!(
         out,
         format!("3 1 1 {}\n", openssl_data(&pki.path("leaf.pem"), 1, 1))
+    );
+}
+
+#[test]
+fn nsupdate_takes_server_and_zone_from_the_configured_provider() {
+    let pki = Pki::new("p256");
+    let leaf = openssl_data(&pki.path("leaf.pem"), 1, 1);
+    let chain = pki.arg("chain.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("c.toml");
+    std::fs::write(
+        &conf,
+        "[resolver]\naddress = \"127.0.0.1\"\n\n[[service]]\nname = \"mx\"\n\
+         endpoints = [\"mail.example.test:25/smtp\"]\nchain-file = \"/etc/postfix/mx.pem\"\n\
+         zone = \"Example.Test\"\nprovider = \"bind\"\n\n[provider.bind]\nkind = \"rfc2136\"\n\
+         server = \"192.0.2.53:5353\"\ntsig-env = \"TSIG\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let conf = conf.display().to_string();
+    let (out, _) = tlsa_ok(&["-c", &conf, "--format", "nsupdate", "--host", HOST, &chain]);
+    assert_eq!(
+        out,
+        format!(
+            "server 192.0.2.53 5353\nzone example.test.\n\
+             update add _25._tcp.mail.example.test. 3600 IN TLSA 3 1 1 {leaf}\nsend\n"
+        )
+    );
+    // A flag wins over the configuration.
+    let (out, _) = tlsa_ok(&[
+        "-c",
+        &conf,
+        "--format",
+        "nsupdate",
+        "--host",
+        HOST,
+        "--server",
+        "ns1.example.test",
+        &chain,
+    ]);
+    assert!(
+        out.starts_with("server ns1.example.test 53\nzone example.test.\n"),
+        "{out}"
     );
 }

@@ -21,7 +21,7 @@ pub(super) fn run(cli: &Cli, args: &AbortArgs) -> anyhow::Result<Status> {
     let slot = args.slot.as_deref().map(str::parse::<Slot>).transpose()?;
     let standings = driver
         .abort(
-            &args.service,
+            args.service.name(),
             slot.as_ref(),
             DeployOptions {
                 wait: true,
@@ -29,7 +29,7 @@ pub(super) fn run(cli: &Cli, args: &AbortArgs) -> anyhow::Result<Status> {
                 timeout: Some(args.timeout),
             },
         )
-        .with_context(|| format!("abort of service {}", args.service))?;
+        .with_context(|| format!("abort of service {}", args.service.name()))?;
     let mut status = Status::Ok;
     for standing in &standings {
         match print_standing(cli, standing) {

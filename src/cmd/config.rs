@@ -112,7 +112,10 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
         }
         writeln!(out, "  scheme        {}", service.scheme)?;
         writeln!(out, "  chain-file    {}", service.chain_files)?;
-        writeln!(out, "  reload        {}", service.reload.join(" "))?;
+        for (key, path) in service.split_files.all() {
+            writeln!(out, "  {key:<14}{}", path.display())?;
+        }
+        writeln!(out, "  reload        {}", service.reload_line())?;
         writeln!(out, "  key-mode      {}", service.key_file)?;
         writeln!(
             out,

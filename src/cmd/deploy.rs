@@ -20,7 +20,7 @@ use super::run::{lock_wait, open_driver, print_standing, timed_out};
 /// `dane-roll deploy --service NAME --cert F --key F [--chain F] [--wait] [--force]`.
 pub(super) fn run(cli: &Cli, args: &DeployArgs) -> anyhow::Result<Status> {
     let request = DeployRequest {
-        service: args.service.clone(),
+        service: args.service.name().to_owned(),
         cert: args.cert.clone(),
         key: args.key.clone(),
         chain: args.chain.clone(),
@@ -77,6 +77,10 @@ fn execute_with(
     // Everything is checked before the store is opened: bad input writes nothing.
     let prepared = driver::prepare(&config, &request)?;
     let mut driver: Driver = open_driver(cli, config, command, lock_wait)?;
+    if options.wait {
+        // Ctrl-C stops the wait between passes, the state saved (exit 130).
+        crate::rollover::interrupt::watch();
+    }
     if let Some(source) = source
         && let Err(err) = driver.record_source(&request.service, source)
     {

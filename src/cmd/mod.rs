@@ -26,7 +26,7 @@ use crate::exit::Status;
 /// Run the command the user asked for.
 pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
     match &cli.command {
-        Command::Tlsa(args) => tlsa::run(args),
+        Command::Tlsa(args) => tlsa::run(cli, args),
         Command::Config(ConfigCommand::Check) => config::check(cli),
         Command::Check(args) => check::run(cli, args),
         Command::Serve(args) => serve::run(cli, args),

@@ -16,10 +16,10 @@ use super::run::open_driver;
 /// Run the command.
 pub(super) fn run(cli: &Cli, args: &NextKeyArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    let names: Vec<String> = match &args.service {
+    let names: Vec<String> = match args.service.get() {
         Some(name) => {
             config.service_or_err(name)?;
-            vec![name.clone()]
+            vec![name.to_owned()]
         }
         None => config.services.iter().map(|s| s.name.clone()).collect(),
     };

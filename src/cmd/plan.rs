@@ -1,4 +1,4 @@
-//! `dane-roll plan [SERVICE]`: what `dane-roll run` would do now, per pending rollover, from
+//! `dane-roll plan [SERVICE] [--json]`: what `dane-roll run` would do now, per pending rollover, from
 //! the stored state and the clock alone: the engine's next step with nothing new observed.
 //! Nothing is published, installed or saved. Then, per key slot, what `run` would do to the
 //! owner names (the live key's record where it lacks first, removed endpoints, drift).
@@ -10,14 +10,44 @@ use crate::rollover::Action;
 use crate::rollover::driver::owners::SlotLook;
 use crate::rollover::owners::Because;
 
+use serde_json::{Value, json};
+
 use super::run::open_driver;
 
 /// Run the command.
 pub(super) fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let driver = open_driver(cli, config, "dane-roll plan", Default::default())?;
-    let planned = driver.plan(args.service.as_deref())?;
-    let owners = driver.look_all_owners(args.service.as_deref())?;
+    let planned = driver.plan(args.service.get())?;
+    let owners = driver.look_all_owners(args.service.get())?;
+    if args.json {
+        let mut rollovers = Vec::new();
+        for (r, step) in &planned {
+            let next = step.next.phase.name();
+            rollovers.push(json!({
+                "service": r.service,
+                "slot": r.slot.as_str(),
+                "phase": r.phase.name(),
+                "owners": crate::rollover::driver::owner_lines(driver.store(), r)?,
+                "would_move_to": (next != r.phase.name()).then_some(next),
+                "actions": step.actions.iter().map(describe).collect::<Vec<_>>(),
+            }));
+        }
+        let owner_names: Vec<Value> = owners
+            .iter()
+            .filter(|l| !l.reconcile.is_empty())
+            .map(|look| {
+                json!({
+                    "service": look.service,
+                    "slot": look.slot.as_str(),
+                    "actions": describe_owners(look),
+                })
+            })
+            .collect();
+        let doc = json!({ "rollovers": rollovers, "owner_names": owner_names });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(Status::Ok);
+    }
     if planned.is_empty() {
         println!("no rollover stored; `dane-roll deploy` begins one");
     }
@@ -78,8 +108,8 @@ fn describe(action: &Action) -> String {
     match action {
         Action::Publish { record, ttl } => format!("publish {record} (TTL {ttl})"),
         Action::CheckDns { expected } => format!(
-            "ask every authoritative server and the resolver for {} record(s){}",
-            expected.len(),
+            "ask every authoritative server and the resolver for {}{}",
+            crate::output::count(expected.len(), "record"),
             ", and install the certificate if they are served, validated and 2×TTL old"
         ),
         Action::Install { chain } => format!("install {}", chain.display()),

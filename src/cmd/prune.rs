@@ -19,17 +19,17 @@ use super::run::open_driver;
 /// Run the command.
 pub(super) fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    config.service_or_err(&args.service)?;
+    config.service_or_err(args.service.name())?;
     let mut driver = open_driver(cli, config, "dane-roll prune", Default::default())?;
     let report = driver.prune(
-        &args.service,
+        args.service.name(),
         PruneOptions {
             foreign: args.foreign,
             dry_run: args.dry_run,
         },
     )?;
     if let Some(why) = report.refused {
-        bail!("service {}: {why}", args.service);
+        bail!("service {}: {why}", args.service.name());
     }
     let verb = if report.dry_run {
         "would remove"
@@ -57,7 +57,7 @@ pub(super) fn run(cli: &Cli, args: &PruneArgs) -> anyhow::Result<Status> {
     if !report.failed.is_empty() {
         bail!(
             "service {}: not removed (the next prune retries): {}",
-            args.service,
+            args.service.name(),
             report.failed.join("; ")
         );
     }

@@ -27,7 +27,7 @@ const NATIVE: &str = "acme.sh (--always-force-new-domain-key) and dehydrated \
 /// Stage the next key, run certbot, check the result, undo on failure.
 pub(super) fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    let service = config.service_or_err(&args.service)?;
+    let service = config.service_or_err(args.service.name())?;
     let Some(lineage_name) = &service.lineage else {
         bail!(
             "service {} has no certbot `lineage` in {}: `dane-roll rotate` drives certbot only. \

@@ -25,10 +25,14 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
         "dane-roll run",
         lock_wait(args.drive.lock_wait)?,
     )?;
+    if args.drive.wait {
+        // Ctrl-C stops the wait between passes, the state saved (exit 130).
+        crate::rollover::interrupt::watch();
+    }
     // The hook is a hint: pick up what a missed hook did not hand over, then drive everything.
-    let reconciled = driver.reconcile(args.service.as_deref())?;
+    let reconciled = driver.reconcile(args.service.get())?;
     let mut status = super::reconcile::report(cli, &reconciled);
-    let standings = driver.run(args.service.as_deref(), args.drive.deploy_options())?;
+    let standings = driver.run(args.service.get(), args.drive.deploy_options())?;
     if standings.is_empty() && !cli.quiet {
         println!("no rollover pending");
     }
@@ -50,6 +54,14 @@ pub(super) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
 pub(super) fn timed_out(s: &Standing) -> Status {
     if s.phase.is_final() {
         return Status::Ok;
+    }
+    if crate::rollover::interrupt::requested() {
+        crate::output::error_line(&format!(
+            "dane-roll: interrupted: service {} ({}) is in phase {}; its state is saved and \
+             `dane-roll run` (or the timer) resumes it",
+            s.service, s.slot, s.phase
+        ));
+        return Status::Interrupted;
     }
     crate::output::error_line(&format!(
         "dane-roll: --timeout reached: service {} ({}) is in phase {}; its state is saved and \

@@ -26,10 +26,10 @@ const HISTORY: usize = 200;
 /// Run the command.
 pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
-    if let Some(name) = &args.service {
+    if let Some(name) = args.service.get() {
         config.service_or_err(name)?;
     }
-    let wanted = |name: &str| args.service.as_deref().is_none_or(|s| s == name);
+    let wanted = |name: &str| args.service.get().is_none_or(|s| s == name);
     let mut rows: Vec<Value> = Vec::new();
     let history;
     let rollovers;
@@ -81,7 +81,7 @@ pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
         }
         history = match (&store, args.history) {
             (Some(s), true) => s
-                .events(args.service.as_deref(), HISTORY)?
+                .events(args.service.get(), HISTORY)?
                 .into_iter()
                 .map(|e| {
                     json!({
@@ -114,7 +114,7 @@ pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
             row["live"] = live_json(&dns, &probed);
         }
         // The key served against the store's current key: a mismatch exits 1.
-        mismatches = driver.mismatches(args.service.as_deref())?;
+        mismatches = driver.mismatches(args.service.get())?;
     }
     let mismatch_status = if mismatches.is_empty() {
         Status::Ok
@@ -338,9 +338,34 @@ fn live_json(dns: &crate::rollover::DnsReport, probed: &[crate::rollover::ProbeR
     json!({ "dns": owners, "endpoints": endpoints })
 }
 
+/// The line of a service with no rollover ever started, saying whether dane-roll knows its
+/// keys (adopted: the served key is stored as current); `None` for a rollover's row.
+fn no_rollover(row: &Value) -> Option<String> {
+    if row["phase"] != "none" || !row["slot"].is_null() {
+        return None;
+    }
+    let keys = row["keys"]["stored"]
+        .as_object()
+        .is_some_and(|k| !k.is_empty());
+    let what = if keys {
+        "adopted, no rollover yet"
+    } else {
+        "no key known, no rollover yet"
+    };
+    Some(format!(
+        "{}: {what}",
+        row["service"].as_str().unwrap_or("-")
+    ))
+}
+
 fn print_row(row: &Value) {
     let s = |v: &Value| v.as_str().unwrap_or("-").to_owned();
     let slot = row["slot"].as_str().unwrap_or("-");
+    if let Some(headline) = no_rollover(row) {
+        println!("{headline}");
+        println!("  next: {}", s(&row["next_action"]));
+        return;
+    }
     println!("{} ({slot}): {}", s(&row["service"]), s(&row["phase"]));
     if row["phase"] == "none" {
         println!("  next: {}", s(&row["next_action"]));
@@ -418,13 +443,16 @@ fn print_row(row: &Value) {
             println!("  {}:", s(&o["owner"]));
             for n in o["nameservers"].as_array().into_iter().flatten() {
                 let seen = match n["records"].as_array() {
-                    Some(r) => format!("{} record(s)", r.len()),
+                    Some(r) => crate::output::count(r.len(), "record"),
                     None => format!("error {}", n["records"]["error"]),
                 };
                 println!("    {}: {seen}", s(&n["nameserver"]));
             }
             match o["validated"].as_array() {
-                Some(r) => println!("    resolver: {} validated record(s)", r.len()),
+                Some(r) => println!(
+                    "    resolver: {} validated",
+                    crate::output::count(r.len(), "record")
+                ),
                 None => println!(
                     "    resolver: {}",
                     o["validated"]["not_secure"].as_str().unwrap_or("")
@@ -472,6 +500,24 @@ fn leaf_not_after(pem_text: &[u8]) -> Option<(String, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_without_a_rollover_says_whether_it_is_adopted() {
+        let row = |keys: Value| {
+            json!({ "service": "mx", "slot": null, "phase": "none",
+                                        "keys": { "stored": keys } })
+        };
+        assert_eq!(
+            no_rollover(&row(json!({ "current": "ab" }))).as_deref(),
+            Some("mx: adopted, no rollover yet")
+        );
+        assert_eq!(
+            no_rollover(&row(json!({}))).as_deref(),
+            Some("mx: no key known, no rollover yet")
+        );
+        let done = json!({ "service": "mx", "slot": "ec", "phase": "none" });
+        assert_eq!(no_rollover(&done), None);
+    }
 
     #[test]
     fn not_after_read_by_hand_agrees_with_openssl() {

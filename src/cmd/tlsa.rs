@@ -27,7 +27,7 @@ pub(crate) struct Computed<'a> {
 }
 
 /// Compute and print the records for the given files.
-pub(super) fn run(args: &TlsaArgs) -> anyhow::Result<Status> {
+pub(super) fn run(cli: &crate::cli::Cli, args: &TlsaArgs) -> anyhow::Result<Status> {
     let usage = Usage::try_from(args.usage)?;
     let selector = Selector::try_from(args.selector)?;
     let matching = Matching::try_from(args.mtype)?;
@@ -69,16 +69,25 @@ pub(super) fn run(args: &TlsaArgs) -> anyhow::Result<Status> {
         }
         TlsaFormat::Rr | TlsaFormat::Nsupdate => {
             let owner = owner.as_deref().unwrap_or_default();
-            let prefix = if args.format == TlsaFormat::Nsupdate {
-                "update add "
-            } else {
-                ""
-            };
+            let nsupdate = args.format == TlsaFormat::Nsupdate;
+            if nsupdate {
+                let (server, zone) = nsupdate_target(cli, args, owner)?;
+                if let Some((host, port)) = server {
+                    out.push_str(&format!("server {host} {port}\n"));
+                }
+                if let Some(zone) = zone {
+                    out.push_str(&format!("zone {zone}.\n"));
+                }
+            }
+            let prefix = if nsupdate { "update add " } else { "" };
             for c in &computed {
                 out.push_str(&format!(
                     "{prefix}{owner} {} IN TLSA {}\n",
                     args.ttl, c.record
                 ));
+            }
+            if nsupdate {
+                out.push_str("send\n");
             }
         }
         TlsaFormat::Json => {
@@ -130,6 +139,88 @@ pub(crate) fn compute<'a>(
         bail!("{}: {}", fatal.0.source.file.display(), fatal.1);
     }
     Ok(computed)
+}
+
+/// An nsupdate `server`: host and port.
+type Server = (String, u16);
+
+/// The `server` and `zone` of an nsupdate script: `--server` and `--zone`, else what the
+/// configuration says of the service with the owner name `owner` (an `rfc2136` provider's
+/// server; the service's or the provider's zone). A configuration that is missing or does not
+/// load only leaves them out: `tlsa` works without one.
+fn nsupdate_target(
+    cli: &crate::cli::Cli,
+    args: &TlsaArgs,
+    owner: &str,
+) -> anyhow::Result<(Option<Server>, Option<String>)> {
+    let mut server = args.server.as_deref().map(server_arg).transpose()?;
+    let mut zone = args
+        .zone
+        .as_deref()
+        .map(|z| {
+            check_host(z).map_err(|_| {
+                anyhow::anyhow!("--zone '{z}' is not a zone name: give the zone, e.g. example.com")
+            })
+        })
+        .transpose()?;
+    if server.is_some() && zone.is_some() {
+        return Ok((server, zone.map(|z| z.to_ascii_lowercase())));
+    }
+    let config = match crate::config::Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(err) => {
+            tracing::debug!("no server or zone from the configuration: {err}");
+            return Ok((server, zone.map(|z| z.to_ascii_lowercase())));
+        }
+    };
+    let service = config.services.iter().find(|s| {
+        s.endpoints
+            .iter()
+            .any(|e| e.owner_name().eq_ignore_ascii_case(owner))
+    });
+    if let Some(service) = service
+        && let Some(provider) = config.providers.get(&service.provider)
+        && let crate::config::ProviderKind::Rfc2136 {
+            server: configured,
+            zone: provider_zone,
+            ..
+        } = &provider.kind
+    {
+        server.get_or_insert_with(|| (configured.host.clone(), configured.port));
+        if zone.is_none() {
+            zone = service.zone.clone().or_else(|| provider_zone.clone());
+        }
+    }
+    Ok((
+        server,
+        zone.map(|z| z.trim_end_matches('.').to_ascii_lowercase()),
+    ))
+}
+
+/// `--server HOST[:PORT]` (an IPv6 address in brackets when a port follows): an address or a
+/// host name, never anything that could add a line to the script.
+fn server_arg(text: &str) -> anyhow::Result<(String, u16)> {
+    use std::net::{IpAddr, SocketAddr};
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok((addr.ip().to_string(), addr.port()));
+    }
+    if let Ok(ip) = text.trim_matches(['[', ']']).parse::<IpAddr>() {
+        return Ok((ip.to_string(), 53));
+    }
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) => match port.parse::<u16>() {
+            Ok(port) if port > 0 => (host, port),
+            _ => bail!("--server '{text}': the port must be a number from 1 to 65535"),
+        },
+        None => (text, 53),
+    };
+    let host = check_host(host).map_err(|_| {
+        anyhow::anyhow!(
+            "--server '{text}' is not HOST[:PORT]: give the primary server's address or name, \
+             e.g. 192.0.2.53 or ns1.example.com:53"
+        )
+    })?;
+    Ok((host, port))
 }
 
 /// The host must be a plausible DNS name: it goes into a zone file or an nsupdate script.

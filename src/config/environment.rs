@@ -146,15 +146,15 @@ pub(super) fn check(config: &Config) -> EnvironmentReport {
                 _ => {}
             }
         }
-        if let Some(program) = service.reload.first()
-            && find_program(program).is_none()
-        {
-            report.warnings.push(problem(
-                at("reload"),
-                format!(
-                    "program {program} is not found (on PATH here; the hook's PATH may differ)"
-                ),
-            ));
+        for program in service.reload.iter().filter_map(|c| c.first()) {
+            if find_program(program).is_none() {
+                report.warnings.push(problem(
+                    at("reload"),
+                    format!(
+                        "program {program} is not found (on PATH here; the hook's PATH may differ)"
+                    ),
+                ));
+            }
         }
     }
 

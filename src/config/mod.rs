@@ -16,6 +16,8 @@ mod duration;
 mod endpoint;
 mod environment;
 mod error;
+#[cfg(test)]
+mod output_tests;
 mod provider;
 mod raw;
 mod resolver;
@@ -139,8 +141,11 @@ pub struct Service {
     pub scheme: Scheme,
     /// The file(s) the service reads its key and chain from; dane-roll installs there.
     pub chain_files: ChainFiles,
-    /// The reload command, program first.
-    pub reload: Vec<String>,
+    /// `cert-file`, `key-file`, `fullchain-file`: the same key and chain written again as
+    /// separate files, for a service that reads them apart (Dovecot `ssl_cert`/`ssl_key`).
+    pub split_files: SplitFiles,
+    /// The reload commands (`reload`), each program first, run in order.
+    pub reload: Vec<Vec<String>>,
     /// The mode and group of the installed key+chain file (`key-mode`, `key-group`; 0600 and
     /// the writer's group unless configured).
     pub key_file: crate::fsafe::FileMode,
@@ -250,7 +255,42 @@ impl fmt::Display for ChainFiles {
     }
 }
 
+/// Outputs besides the key+chain file, each optional: written from the same staged key and
+/// chain before the reload (a service such as Dovecot reads the key and the certificate apart).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SplitFiles {
+    /// `cert-file`: the leaf certificate alone (public, 0644).
+    pub cert: Option<PathBuf>,
+    /// `key-file`: the private key alone (the service's `key-mode`/`key-group`, 0600 by default).
+    pub key: Option<PathBuf>,
+    /// `fullchain-file`: the leaf and the intermediates, no key (public, 0644).
+    pub fullchain: Option<PathBuf>,
+}
+
+impl SplitFiles {
+    /// Each configured file with its configuration key.
+    pub fn all(&self) -> Vec<(&'static str, &Path)> {
+        [
+            ("cert-file", &self.cert),
+            ("key-file", &self.key),
+            ("fullchain-file", &self.fullchain),
+        ]
+        .into_iter()
+        .filter_map(|(k, p)| p.as_deref().map(|p| (k, p)))
+        .collect()
+    }
+}
+
 impl Service {
+    /// The reload commands as one line for messages: `postfix reload; doveadm reload`.
+    pub fn reload_line(&self) -> String {
+        self.reload
+            .iter()
+            .map(|c| c.join(" "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The distinct TLSA owner names of the endpoints, in endpoint order.
     pub fn owner_names(&self) -> Vec<String> {
         let mut names: Vec<String> = Vec::new();

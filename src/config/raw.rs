@@ -52,7 +52,10 @@ pub(super) struct RawService {
     pub scheme: Option<Scheme>,
     pub chain_file: Option<PathBuf>,
     pub chain_files: Option<BTreeMap<String, PathBuf>>,
-    pub reload: Option<Vec<String>>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub fullchain_file: Option<PathBuf>,
+    pub reload: Option<RawReload>,
     pub key_mode: Option<String>,
     pub key_group: Option<String>,
     pub ttl: Option<i64>,
@@ -61,6 +64,18 @@ pub(super) struct RawService {
     pub key_type: Option<KeyType>,
     pub max_records: Option<i64>,
     pub acme_source: Option<super::AcmeFiles>,
+}
+
+/// `reload`: one command (`["postfix", "reload"]`) or a list of them, run in order.
+#[derive(Debug, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a command as a list of strings, [\"postfix\", \"reload\"], or a list of commands, \
+                 [[\"postfix\", \"reload\"], [\"doveadm\", \"reload\"]]"
+)]
+pub(super) enum RawReload {
+    One(Vec<String>),
+    Many(Vec<Vec<String>>),
 }
 
 /// An endpoint: `"host[:port][/protocol]"` or `{ host, port, protocol }`.

@@ -52,7 +52,7 @@ fn defaults_are_filled_in() {
     let mx = config.service("mx").unwrap();
     assert_eq!(mx.ttl, DEFAULT_TTL);
     assert_eq!(mx.scheme, Scheme::CurrentNext);
-    assert_eq!(mx.reload, ["postfix", "reload"]);
+    assert_eq!(mx.reload, [["postfix", "reload"]]);
     assert_eq!(mx.max_records, DEFAULT_MAX_RECORDS);
     assert_eq!(mx.domains, ["mail.example.com"]);
     assert_eq!(

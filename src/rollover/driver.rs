@@ -47,6 +47,7 @@ mod pass;
 mod rate_limit;
 mod real;
 pub mod reconcile;
+mod retention;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -24,6 +24,7 @@ pub mod driver;
 pub mod effects;
 pub mod engine;
 pub mod env;
+pub mod interrupt;
 pub mod owners;
 pub mod phase;
 pub mod plan;

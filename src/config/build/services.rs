@@ -8,10 +8,11 @@ use super::Builder;
 use crate::config::alerts::CheckSettings;
 use crate::config::endpoint::{dns_name, in_zone};
 use crate::config::provider::Provider;
-use crate::config::raw::RawService;
+use crate::config::raw::{RawReload, RawService};
 use crate::config::source::{Seg, kpath, with_suggestion};
 use crate::config::{
     ADVISED_TTL, AcmeFiles, ChainFiles, DEFAULT_RELOAD, DEFAULT_TTL, MAX_TTL, Scheme, Service,
+    SplitFiles,
 };
 
 impl Builder<'_, '_> {
@@ -98,9 +99,32 @@ impl Builder<'_, '_> {
         let endpoints = self.endpoints(i, raw.endpoints);
 
         let chain_files = self.chain_files(i, raw.chain_file, raw.chain_files);
+        let split_files = self.split_files(
+            i,
+            &chain_files,
+            raw.cert_file,
+            raw.key_file,
+            raw.fullchain_file,
+        );
         let reload = match raw.reload {
-            None => DEFAULT_RELOAD.iter().map(|s| (*s).to_owned()).collect(),
-            Some(command) => self.command(at("reload"), command).unwrap_or_default(),
+            None => vec![DEFAULT_RELOAD.iter().map(|s| (*s).to_owned()).collect()],
+            Some(RawReload::One(command)) => {
+                self.command(at("reload"), command).into_iter().collect()
+            }
+            Some(RawReload::Many(commands)) => {
+                if commands.is_empty() {
+                    self.error(
+                        at("reload"),
+                        "is an empty list; give one command or a list of commands, e.g. \
+                         [[\"postfix\", \"reload\"], [\"doveadm\", \"reload\"]]",
+                    );
+                }
+                commands
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(j, c)| self.command(kpath!["service", i, "reload", j], c))
+                    .collect()
+            }
         };
 
         let key_file = self.key_file(&at, raw.key_mode, raw.key_group);
@@ -212,6 +236,7 @@ impl Builder<'_, '_> {
             endpoints,
             scheme: raw.scheme.unwrap_or(Scheme::CurrentNext),
             chain_files,
+            split_files,
             reload,
             key_file,
             ttl,
@@ -277,6 +302,59 @@ impl Builder<'_, '_> {
                 ChainFiles::One(PathBuf::new())
             }
         }
+    }
+
+    /// `cert-file`, `key-file`, `fullchain-file`: only beside one `chain-file` (with
+    /// `chain-files` there is a certificate per algorithm, and these name one file each).
+    fn split_files(
+        &mut self,
+        i: usize,
+        chain_files: &ChainFiles,
+        cert: Option<PathBuf>,
+        key: Option<PathBuf>,
+        fullchain: Option<PathBuf>,
+    ) -> SplitFiles {
+        let mut files = SplitFiles::default();
+        for (name, path, slot) in [
+            ("cert-file", cert, &mut files.cert),
+            ("key-file", key, &mut files.key),
+            ("fullchain-file", fullchain, &mut files.fullchain),
+        ] {
+            let Some(path) = path else { continue };
+            if matches!(chain_files, ChainFiles::PerAlgorithm(_)) {
+                self.error(
+                    kpath!["service", i, name],
+                    "works only with one `chain-file`, not with `chain-files` (one certificate \
+                     per algorithm); use a service per certificate",
+                );
+                continue;
+            }
+            let path = self.file_path(kpath!["service", i, name], path);
+            if chain_files.all().iter().any(|(_, c)| *c == path) {
+                self.error(
+                    kpath!["service", i, name],
+                    format!(
+                        "is the same file as `chain-file` ({}); name another file",
+                        path.display()
+                    ),
+                );
+                continue;
+            }
+            *slot = Some(path);
+        }
+        let all = files.all();
+        for (j, (name, path)) in all.iter().enumerate() {
+            if all[..j].iter().any(|(_, p)| p == path) {
+                self.error(
+                    kpath!["service", i, *name],
+                    format!(
+                        "names {} a second time; each output needs its own file",
+                        path.display()
+                    ),
+                );
+            }
+        }
+        files
     }
 
     /// `key-mode` (octal, at most 0640: the key+chain file holds a private key) and `key-group`

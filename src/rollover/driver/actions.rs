@@ -128,7 +128,7 @@ impl<E: Effects> Driver<E> {
                 ActionOutcome::Installed(self.install_chain(svc, r, chain, "installing")?)
             }
             Action::Reload => {
-                self.note(r, format!("running `{}`", svc.reload.join(" ")))?;
+                self.note(r, format!("running `{}`", svc.reload_line()))?;
                 ActionOutcome::Reloaded(self.effects.reload(svc).map_err(|e| e.to_string().into()))
             }
             Action::Probe { endpoints, expect } => {

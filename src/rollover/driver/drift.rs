@@ -98,7 +98,7 @@ impl<E: Effects> Driver<E> {
                         || format!("no {slot} key"),
                         |k| format!("key {}", k.short())
                     ),
-                    svc.reload.join(" "),
+                    svc.reload_line(),
                     svc.name
                 ));
                 None

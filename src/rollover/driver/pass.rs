@@ -85,7 +85,11 @@ impl<E: Effects> Driver<E> {
                 }
                 let standing = {
                     let _held = self.lock(service)?;
-                    self.pass(service, slot, options.force)?
+                    let standing = self.pass(service, slot, options.force)?;
+                    if standing.phase == crate::rollover::PhaseName::Done {
+                        self.retire_old_keys(service, slot)?;
+                    }
+                    standing
                 };
                 if !standing.is_settled() {
                     let ttl = self
@@ -118,7 +122,9 @@ impl<E: Effects> Driver<E> {
                 standings.insert(key, standing);
             }
             let all_final = standings.values().all(Standing::is_settled);
-            if !options.wait || all_final || targets.is_empty() {
+            // Ctrl-C: every pass above saved its state, so the wait stops here losing nothing.
+            let interrupted = crate::rollover::interrupt::requested();
+            if !options.wait || all_final || targets.is_empty() || interrupted {
                 self.progress.end_wait();
                 return Ok(standings.into_values().collect());
             }
@@ -143,7 +149,7 @@ impl<E: Effects> Driver<E> {
         let end = start.plus(delay);
         loop {
             let left = self.now().until(end);
-            if left.is_zero() {
+            if left.is_zero() || crate::rollover::interrupt::requested() {
                 break;
             }
             self.effects.sleep(left.min(Duration::from_millis(250)));

@@ -433,11 +433,14 @@ impl<C: Clock> Effects for RealEffects<C> {
     }
 
     fn install(&self, svc: &Service, target: &Path, chain: &Path) -> Result<(), InstallError> {
+        // The separate outputs first: the chain file is what a later run reads to know what is
+        // installed, so it changes last.
+        install::install_split(&svc.split_files, chain, svc.key_file)?;
         install::install_chain(target, chain, svc.key_file)
     }
 
     fn reload(&self, svc: &Service) -> Result<(), InstallError> {
-        install::reload(&svc.reload, install::RELOAD_TIMEOUT)
+        install::reload_all(&svc.reload, install::RELOAD_TIMEOUT)
     }
 
     fn generate_key(&self, kind: KeyType, dir: &Path) -> Result<(KeyHash, PathBuf), String> {

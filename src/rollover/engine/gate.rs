@@ -91,7 +91,8 @@ pub fn validated(expected: &[TlsaAt], dns: &DnsReport) -> Result<(), Vec<String>
                 let lacking = want.iter().filter(|w| !records.contains(w)).count();
                 if lacking > 0 {
                     reasons.push(format!(
-                        "{owner}: the resolver does not validate {lacking} record(s) yet"
+                        "{owner}: {} not in the resolver's answer yet",
+                        crate::output::count(lacking, "record")
                     ));
                 }
             }

@@ -65,6 +65,10 @@ pub struct RolloverConf {
     pub chains: Chains,
     /// `reload`, program first.
     pub reload: Vec<String>,
+    /// More reload commands run after `reload` (then `reload` is written as a list of commands).
+    pub more_reloads: Vec<Vec<String>>,
+    /// More TOML lines of the `[[service]]` table (e.g. `cert-file = "…"`).
+    pub service_extra: String,
     /// `ttl`.
     pub ttl: u32,
     /// The body of `[provider.lab]` (TOML lines).
@@ -92,6 +96,8 @@ impl RolloverConf {
                 rx.instance().etc().display().to_string(),
                 "reload".to_owned(),
             ],
+            more_reloads: Vec::new(),
+            service_extra: String::new(),
             ttl: 2,
             provider: rfc2136(dns.addr(Server::Bind), &dns.tsig().file),
             extra: String::new(),
@@ -128,9 +134,22 @@ impl RolloverConf {
                 out.push_str(&format!("chain-files = {{ {} }}\n", items.join(", ")));
             }
         }
+        if !self.service_extra.is_empty() {
+            out.push_str(self.service_extra.trim_end());
+            out.push('\n');
+        }
+        let reload = if self.more_reloads.is_empty() {
+            list(&self.reload)
+        } else {
+            let commands: Vec<String> = std::iter::once(&self.reload)
+                .chain(&self.more_reloads)
+                .map(|c| list(c))
+                .collect();
+            format!("[{}]", commands.join(", "))
+        };
         out.push_str(&format!(
             "reload = {}\nttl = {}\nprovider = \"lab\"\n\n[provider.lab]\n{}\n",
-            list(&self.reload),
+            reload,
             self.ttl,
             self.provider.trim_end()
         ));

@@ -27,7 +27,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use dane_roll_lab::conf::{RolloverConf, rfc2136};
 use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
-use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
+use dane_roll_lab::postfix::{RECIPIENT, Receiver, SENDER_HOST, Sender, Verdict};
 use dane_roll_lab::{DnsLab, LabDir, LoopbackBlock, loopback_block};
 
 const STEPS: usize = 10;
@@ -319,14 +319,22 @@ fn run(demo: &mut Demo, dane_roll: &std::path::Path, hold: bool) -> Res<()> {
     }
 
     if hold {
+        let maillog = sender.instance().maillog();
         println!(
             "\nthe lab keeps running; Ctrl-C tears it down. Try:\n  \
              dig +dnssec @{} {OWNER} TLSA\n  \
-             openssl s_client -starttls smtp -connect {}:25 -brief </dev/null\n  \
+             openssl s_client -starttls smtp -connect {}:25 -brief </dev/null\n\
+             send a test mail through the DANE-enforcing sender (it delivers only to a key the \
+             TLSA records match):\n  \
+             printf 'Subject: hello\\n\\nthrough DANE\\n' | sendmail -C {} -f lab@{SENDER_HOST} \
+             {RECIPIENT}\n\
+             and read its log, where `Verified TLS connection established` and `status=sent` \
+             say it went out under DANE (`status=deferred` says a sender would hold it):\n  \
              tail -f {}",
             dns.resolver_addr(),
             block.host(10),
-            sender.instance().maillog().display()
+            sender.instance().etc().display(),
+            maillog.display()
         );
         while demo.check().is_ok() {
             std::thread::sleep(Duration::from_millis(200));
