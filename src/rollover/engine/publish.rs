@@ -5,7 +5,7 @@
 use crate::rollover::phase::Phase;
 use crate::rollover::{Timestamp, ttl};
 
-use super::gate::{gate, served_everywhere, validated};
+use super::gate::{gate, served_everywhere, validated, with_not_waited_for};
 use super::machine::Ctx;
 use super::protocol::{Action, ActionOutcome};
 
@@ -89,7 +89,7 @@ impl Ctx<'_> {
             ));
         }
         if let Err(reasons) = served {
-            let reason = reasons.join("; ");
+            let reason = with_not_waited_for(reasons.join("; "), dns);
             if confirmed_at.is_some() {
                 self.alert(format!(
                     "the records are no longer served everywhere ({reason}); the 2×TTL wait \
@@ -125,7 +125,7 @@ impl Ctx<'_> {
             checks,
         };
         if let Err(reasons) = valid {
-            let reason = reasons.join("; ");
+            let reason = with_not_waited_for(reasons.join("; "), dns);
             if self.obs.force {
                 self.alert(format!(
                     "--force skips only the 2×TTL wait; it cannot install before every \
