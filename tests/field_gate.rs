@@ -160,3 +160,69 @@ fn a_nameserver_with_no_reachable_address_still_holds_the_gate() {
     assert_eq!(w.served_spki(), w.old.spki_sha256_hex().unwrap());
     drop(route);
 }
+
+/// One nameserver down for hours (the Knot secondary stopped). Before: the rollover waited
+/// silently for ever. Now: one alert naming it (once, however many runs), `status --live`
+/// shows it, and `run --skip-nameserver NAME` proceeds without it, loudly and recorded.
+#[test]
+fn a_nameserver_down_alerts_once_and_skip_nameserver_proceeds_loudly() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let mut w = start();
+    let ns2 = format!("ns2.{}", w.dns.zone());
+    w.dns.stop_knot();
+
+    let (new, cert, key) = w.new_leaf("new");
+    let out = w.run(&World::deploy_args(&cert, &key, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(w.phase(), "published", "{}", text(&out));
+
+    // Runs well past 2×TTL (4 s): the alert once, the rollover still published.
+    let mut alerts = Vec::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(4 * u64::from(TTL)) {
+        let out = w.run(&["run"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        alerts.extend(
+            stderr
+                .lines()
+                .filter(|l| l.contains("ALERT") && l.contains("gave no usable answer"))
+                .map(str::to_owned),
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert!(alerts[0].contains(&ns2), "{}", alerts[0]);
+    assert!(alerts[0].contains("--skip-nameserver"), "{}", alerts[0]);
+    assert_eq!(w.phase(), "published");
+    let seen = live_nameservers(&w, &ns2);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|n| n["records"]["error"].is_string()),
+        "{seen:#?}"
+    );
+
+    // A bad name: a clear error, nothing recorded.
+    let events = w.history().len();
+    let out = w.run(&["run", "--skip-nameserver", "not a name!"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(w.history().len(), events);
+    assert!(text(&out).contains("--skip-nameserver"), "{}", text(&out));
+
+    // The operator's way out: loud, recorded, and only that nameserver is skipped.
+    let t0 = Instant::now();
+    let mut warned = false;
+    while w.phase() != "done" {
+        let out = w.run(&["run", "--skip-nameserver", &ns2]);
+        assert!(t0.elapsed() < JUDGE, "never done: {}", text(&out));
+        warned |= String::from_utf8_lossy(&out.stderr).contains("warning: --skip-nameserver");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(warned);
+    let history = w.history().join("\n");
+    assert!(
+        history.contains(&format!("--skip-nameserver {ns2} given by the operator")),
+        "{history}"
+    );
+    assert_eq!(w.served_spki(), new.spki_sha256_hex().unwrap());
+}

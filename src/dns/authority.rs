@@ -244,9 +244,23 @@ impl AuthorityReport {
     /// Whether every server that counts answered and serves `record` (signed, in a signed
     /// zone): the gate's first half for one record, whatever else is expected.
     pub fn serves_everywhere(&self, record: &TlsaRecord) -> bool {
+        self.serves_everywhere_but(record, &[])
+    }
+
+    /// [`Self::serves_everywhere`], not counting the nameservers named in `skip` (the
+    /// operator's `--skip-nameserver`).
+    pub fn serves_everywhere_but(&self, record: &TlsaRecord, skip: &[String]) -> bool {
         let signed = self.zone_signed();
-        self.counted().next().is_some()
-            && self.counted().all(|s| {
+        let name = |s: &ServerReport| s.nameserver.to_string();
+        let counted = || {
+            self.counted().filter(|s| {
+                !skip
+                    .iter()
+                    .any(|k| dane_roll_providers::same_name(k, &name(s)))
+            })
+        };
+        counted().next().is_some()
+            && counted().all(|s| {
                 s.served().is_some_and(|served| {
                     served.records.contains(record) && (served.signed || !signed)
                 })

@@ -4,7 +4,9 @@
 
 use crate::dns::{AuthorityReport, DnsError, Lookup, NOT_WAITED_FOR, ServerFailure, Status};
 use crate::probe::{AddressReport, KeyAlgorithm, Verdict};
-use crate::rollover::{KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer};
+use crate::rollover::{
+    DnsReport, KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer,
+};
 use crate::tlsa::TlsaRecord;
 
 /// One owner name's DNS view: every nameserver address's answer, and the resolver's.
@@ -83,6 +85,24 @@ pub(super) fn owner_report(
         nameservers,
         validation,
         resolver_ttl,
+    }
+}
+
+/// `--skip-nameserver`: mark every address of the NS names in `skip` as not waited for (the
+/// operator's word, recorded as an event by the driver), saying so where it is shown.
+pub(super) fn skip(report: &mut DnsReport, skip: &[String]) {
+    if skip.is_empty() {
+        return;
+    }
+    for ns in report.owners.iter_mut().flat_map(|o| &mut o.nameservers) {
+        let name = ns.nameserver.split(" (").next().unwrap_or_default();
+        if !skip.iter().any(|s| dane_roll_providers::same_name(s, name)) {
+            continue;
+        }
+        ns.not_waited_for = true;
+        if let Err(why) = &mut ns.records {
+            why.push_str("; skipped by --skip-nameserver (recorded)");
+        }
     }
 }
 

@@ -104,10 +104,7 @@ pub(super) fn with_not_waited_for(reason: String, dns: &DnsReport) -> String {
     if skipped.is_empty() {
         reason
     } else {
-        format!(
-            "{reason}; not checkable from here, not waited for: {}",
-            skipped.join(", ")
-        )
+        format!("{reason}; not waited for: {}", skipped.join(", "))
     }
 }
 
