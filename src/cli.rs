@@ -583,6 +583,11 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub drive: DriveArgs,
+
+    /// Do not wait for this nameserver (an NS name, e.g. one down for hours): the gate needs
+    /// every other one. Loud, and recorded in each rollover's history. Repeatable.
+    #[arg(long = "skip-nameserver", value_name = "NAME")]
+    pub skip_nameserver: Vec<String>,
 }
 
 /// `dane-roll status`.

@@ -337,11 +337,13 @@ impl World {
                                     nameserver: "ns1.example.net".into(),
                                     records: Ok(records.clone()),
                                     ttl: None,
+                                    not_waited_for: false,
                                 },
                                 NsAnswer {
                                     nameserver: "ns2.example.org".into(),
                                     records: Ok(records.clone()),
                                     ttl: None,
+                                    not_waited_for: false,
                                 },
                             ],
                             validation: ResolverAnswer::Secure(records),

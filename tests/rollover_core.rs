@@ -173,6 +173,7 @@ impl World {
                             nameserver: name.clone(),
                             records: Ok(records(set, owner)),
                             ttl: Some(self.ns_ttl),
+                            not_waited_for: false,
                         })
                         .collect(),
                     resolver_ttl: self.validating.then_some(self.ns_ttl),

@@ -19,12 +19,20 @@ use crate::store::Store;
 /// Run the command.
 pub(super) fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
+    for name in &args.skip_nameserver {
+        if crate::dns::Name::from_ascii(name).is_err() || name.trim_matches('.').is_empty() {
+            bail!(
+                "--skip-nameserver {name:?}: not a nameserver name (give an NS name, e.g. ns2.example.net)"
+            );
+        }
+    }
     let mut driver = open_driver(
         cli,
         config,
         "dane-roll run",
         lock_wait(args.drive.lock_wait)?,
-    )?;
+    )?
+    .skip_nameservers(args.skip_nameserver.clone());
     if args.drive.wait {
         // Ctrl-C stops the wait between passes, the state saved (exit 130).
         crate::rollover::interrupt::watch();

@@ -4,7 +4,12 @@
 //! This is the first half of the rollover gate (invariant 1): a certificate is never installed
 //! before its TLSA record is served by *every* authoritative server. A lagging secondary (an
 //! older serial, the record missing) or an unreachable one holds the gate closed; the report
-//! says which server and why. The second half is the validated lookup ([`super::Resolver::tlsa`]).
+//! says which server and why. One exception, so that a host without IPv6 (or IPv4) can roll:
+//! an address this host has no route to (the connection fails at once with ENETUNREACH or
+//! EHOSTUNREACH) is *not checkable from here* and does not count while another address of the
+//! same nameserver answered ([`AuthorityReport::not_checkable`]); a nameserver none of whose
+//! addresses answered still holds the gate. The second half is the validated lookup
+//! ([`super::Resolver::tlsa`]).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -23,6 +28,9 @@ use crate::tlsa::TlsaRecord;
 
 /// How many nameserver addresses are asked at once.
 pub const DEFAULT_NAMESERVER_CONCURRENCY: usize = 16;
+
+/// What a report says of an address that is [not checkable](AuthorityReport::not_checkable).
+pub const NOT_WAITED_FOR: &str = "not waited for: the same nameserver answered at another address";
 
 /// The DNS port nameservers are asked on.
 pub const NAMESERVER_PORT: u16 = 53;
@@ -92,6 +100,11 @@ pub enum ServerFailure {
     /// The NS name has no address.
     #[error("has no address: {0}")]
     NoAddress(String),
+    /// No route to the address from this host (ENETUNREACH, EHOSTUNREACH): e.g. an IPv6
+    /// address on a host without IPv6. Not checkable from here; see
+    /// [`AuthorityReport::not_checkable`] for when it holds the gate.
+    #[error("is not checkable from here: no route to it from this host ({0})")]
+    Unreachable(String),
     /// Another network error.
     #[error("network error: {0}")]
     Network(String),
@@ -114,6 +127,7 @@ impl ServerFailure {
         match t {
             Transport::Timeout => ServerFailure::Timeout(timeout),
             Transport::Refused => ServerFailure::ConnectionRefused,
+            Transport::Unreachable(e) => ServerFailure::Unreachable(e),
             Transport::Network(e) => ServerFailure::Network(e),
             Transport::Malformed(e) => ServerFailure::Malformed(e),
         }
@@ -193,22 +207,60 @@ impl AuthorityReport {
             && (served.signed || !self.zone_signed())
     }
 
-    /// Whether every server answered and serves every expected record (signed, in a signed
-    /// zone). The gate's first half.
-    pub fn all_serve(&self) -> bool {
-        !self.servers.is_empty()
+    /// Whether `server` is not checkable from here and so does not count: this host has no route
+    /// to its address (another address family than the host reaches) and another address of
+    /// the same nameserver answered. A nameserver none of whose addresses answered counts
+    /// (it is down, or unreachable from here altogether, and holds the gate).
+    pub fn not_checkable(&self, server: &ServerReport) -> bool {
+        matches!(server.failure(), Some(ServerFailure::Unreachable(_)))
             && self
                 .servers
                 .iter()
+                .any(|o| o.nameserver == server.nameserver && o.result.is_ok())
+    }
+
+    /// The servers that count for the gate: all but the [not checkable](Self::not_checkable).
+    fn counted(&self) -> impl Iterator<Item = &ServerReport> {
+        self.servers.iter().filter(|s| !self.not_checkable(s))
+    }
+
+    /// The servers not checkable from here (and not waited for).
+    pub fn unchecked(&self) -> Vec<&ServerReport> {
+        self.servers
+            .iter()
+            .filter(|s| self.not_checkable(s))
+            .collect()
+    }
+
+    /// Whether every server that counts answered and serves every expected record (signed, in a
+    /// signed zone). The gate's first half.
+    pub fn all_serve(&self) -> bool {
+        self.counted().next().is_some()
+            && self
+                .counted()
                 .all(|s| s.served().is_some_and(|served| self.complete(served)))
     }
 
-    /// Whether every server answered and serves `record` (signed, in a signed zone): the gate's
-    /// first half for one record, whatever else is expected.
+    /// Whether every server that counts answered and serves `record` (signed, in a signed
+    /// zone): the gate's first half for one record, whatever else is expected.
     pub fn serves_everywhere(&self, record: &TlsaRecord) -> bool {
+        self.serves_everywhere_but(record, &[])
+    }
+
+    /// [`Self::serves_everywhere`], not counting the nameservers named in `skip` (the
+    /// operator's `--skip-nameserver`).
+    pub fn serves_everywhere_but(&self, record: &TlsaRecord, skip: &[String]) -> bool {
         let signed = self.zone_signed();
-        !self.servers.is_empty()
-            && self.servers.iter().all(|s| {
+        let name = |s: &ServerReport| s.nameserver.to_string();
+        let counted = || {
+            self.counted().filter(|s| {
+                !skip
+                    .iter()
+                    .any(|k| dane_roll_providers::same_name(k, &name(s)))
+            })
+        };
+        counted().next().is_some()
+            && counted().all(|s| {
                 s.served().is_some_and(|served| {
                     served.records.contains(record) && (served.signed || !signed)
                 })
@@ -223,9 +275,9 @@ impl AuthorityReport {
             .collect()
     }
 
-    /// Servers that gave no usable answer.
+    /// Servers that gave no usable answer (the not checkable aside: see [`Self::unchecked`]).
     pub fn failed(&self) -> Vec<&ServerReport> {
-        self.servers.iter().filter(|s| s.result.is_err()).collect()
+        self.counted().filter(|s| s.result.is_err()).collect()
     }
 
     /// Servers that serve every expected record.
@@ -272,6 +324,9 @@ impl fmt::Display for AuthorityReport {
             write!(f, "  {s}")?;
             if s.result.is_ok() && !missing.is_empty() {
                 write!(f, "; missing {} expected record(s)", missing.len())?;
+            }
+            if self.not_checkable(s) {
+                write!(f, "; {NOT_WAITED_FOR}")?;
             }
             writeln!(f)?;
         }

@@ -29,8 +29,8 @@ use std::time::Duration;
 
 pub use alias::{Alias, AliasError};
 pub use authority::{
-    AuthorityReport, AuthorityView, DEFAULT_NAMESERVER_CONCURRENCY, Nameserver, Served,
-    ServerFailure, ServerReport,
+    AuthorityReport, AuthorityView, DEFAULT_NAMESERVER_CONCURRENCY, NOT_WAITED_FOR, Nameserver,
+    Served, ServerFailure, ServerReport,
 };
 pub use hickory_proto::rr::{Name, RecordType};
 pub use resolve::{Lookup, MxHost, Resolver, TcpParent, ValidationProbe, rrsig_time};

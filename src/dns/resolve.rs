@@ -288,7 +288,7 @@ impl Resolver {
                 query,
                 reason: "connection refused".into(),
             },
-            Transport::Network(reason) => DnsError::Unreachable {
+            Transport::Network(reason) | Transport::Unreachable(reason) => DnsError::Unreachable {
                 resolver: self.address,
                 query,
                 reason,

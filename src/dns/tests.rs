@@ -1,7 +1,7 @@
 //! Unit tests of the pure parts: classifying answers, EDE, RRSIG times, alias chains, the
 //! authoritative answers, the report's verdicts. No network.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -13,7 +13,8 @@ use hickory_proto::rr::rdata::{A, CNAME, SOA, TLSA};
 use hickory_proto::rr::{Name, RData, Record, RecordType, SerialNumber};
 
 use super::authority::{
-    AuthorityReport, Served, ServerFailure, ServerReport, classify_served, soa_owner_above,
+    AuthorityReport, NOT_WAITED_FOR, Served, ServerFailure, ServerReport, classify_served,
+    soa_owner_above,
 };
 use super::resolve::{TcpParent, ValidationProbe, classify_at, merge_addresses, rrsig_time};
 use super::wire::{build_query, check_answer};
@@ -507,4 +508,45 @@ fn report_verdicts() {
         code: 0,
         text: String::new(),
     };
+}
+
+/// Issue 17: an address this host has no route to (an IPv6 address on an IPv4-only host) does
+/// not hold the gate while the same nameserver answered at another address; a nameserver none
+/// of whose addresses answered still does.
+#[test]
+fn an_address_without_a_route_is_not_checkable_and_waits_only_when_it_is_the_only_one() {
+    let unreachable = || Err(ServerFailure::Unreachable("Network is unreachable".into()));
+    let at = |ns: &str, last: u16, result| ServerReport {
+        nameserver: n(ns),
+        address: Some(IpAddr::V6(std::net::Ipv6Addr::new(
+            0xfd00, 0x53, 0, 0, 0, 0, 0, last,
+        ))),
+        result,
+    };
+    let mut r = report(vec![served(3, &[2], true), served(3, &[2], true)], &[2]);
+    r.servers.push(at("ns2.example.test", 2, unreachable()));
+    assert!(r.not_checkable(&r.servers[2]), "{r}");
+    assert!(r.all_serve() && r.serves_everywhere(&tlsa_record(2)), "{r}");
+    assert!(r.failed().is_empty() && r.unchecked().len() == 1, "{r}");
+    assert!(r.to_string().contains("is not checkable from here"), "{r}");
+    assert!(r.to_string().contains(NOT_WAITED_FOR), "{r}");
+
+    // Another failure of an address (a timeout) still holds: only "no route" is not checkable.
+    r.servers[2].result = Err(ServerFailure::Timeout(Duration::from_secs(1)));
+    assert!(!r.all_serve() && r.failed().len() == 1, "{r}");
+
+    // A nameserver whose only address has no route holds the gate: a nameserver down.
+    let mut r = report(vec![served(3, &[2], true)], &[2]);
+    r.servers.push(at("ns3.example.test", 3, unreachable()));
+    assert!(!r.not_checkable(&r.servers[1]));
+    assert!(
+        !r.all_serve() && !r.serves_everywhere(&tlsa_record(2)),
+        "{r}"
+    );
+    assert_eq!(r.failed().len(), 1, "{r}");
+
+    // The answering address lags: the gate waits for it, whatever the other address.
+    let mut r = report(vec![served(3, &[2], true), served(2, &[1], true)], &[2]);
+    r.servers.push(at("ns2.example.test", 2, unreachable()));
+    assert!(!r.all_serve() && r.lagging().len() == 1, "{r}");
 }

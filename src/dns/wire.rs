@@ -23,6 +23,9 @@ pub(crate) enum Transport {
     Timeout,
     /// The TCP connection was refused (nothing listens, or a firewall rejects).
     Refused,
+    /// No route to the address from this host (ENETUNREACH, EHOSTUNREACH): the connection
+    /// failed at once, before a packet left, e.g. an IPv6 address on an IPv4-only host.
+    Unreachable(String),
     /// Another network error.
     Network(String),
     /// An answer that is not an answer to our question.
@@ -34,6 +37,7 @@ impl std::fmt::Display for Transport {
         match self {
             Transport::Timeout => f.write_str("no answer in time"),
             Transport::Refused => f.write_str("connection refused"),
+            Transport::Unreachable(e) => write!(f, "no route from this host: {e}"),
             Transport::Network(e) => write!(f, "network error: {e}"),
             Transport::Malformed(e) => write!(f, "unusable answer: {e}"),
         }
@@ -70,6 +74,14 @@ fn transport_error(err: NetError) -> Transport {
             Transport::Refused
         }
         NetError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => Transport::Timeout,
+        NetError::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::NetworkUnreachable | std::io::ErrorKind::HostUnreachable
+            ) =>
+        {
+            Transport::Unreachable(io.to_string())
+        }
         NetError::Proto(p) => Transport::Malformed(p.to_string()),
         other => Transport::Network(other.to_string()),
     }

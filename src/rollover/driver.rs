@@ -177,6 +177,8 @@ pub struct Driver<E: Effects = RealEffects<SystemClock>> {
     progress: Box<dyn Reporter>,
     command: String,
     lock_wait: Duration,
+    /// `--skip-nameserver`: NS names the gate does not wait for, by the operator's word.
+    skip_nameservers: Vec<String>,
 }
 
 impl<E: Effects> std::fmt::Debug for Driver<E> {
@@ -211,7 +213,16 @@ impl<E: Effects> Driver<E> {
             progress: Box::new(Silent),
             command: "dane-roll".to_owned(),
             lock_wait: DEFAULT_LOCK_WAIT,
+            skip_nameservers: Vec::new(),
         }
+    }
+
+    /// `--skip-nameserver`: the gate does not wait for these NS names (a nameserver down for
+    /// hours). Loud and recorded: every rollover driven gets an event naming them.
+    pub fn skip_nameservers(mut self, names: Vec<String>) -> Driver<E> {
+        self.effects.skip_nameservers(&names);
+        self.skip_nameservers = names;
+        self
     }
 
     /// Tell the operator how it goes through `progress` (by default it says nothing).

@@ -74,6 +74,10 @@ pub trait Effects {
     /// validates there once every nameserver serves the `gate` records of that owner name.
     fn check_dns(&self, expected: &[TlsaAt], gate: &[TlsaAt]) -> DnsReport;
 
+    /// `--skip-nameserver`: NS names whose answers [`Self::check_dns`] need not wait for before
+    /// asking the resolver (the driver marks them in the report). Nothing to do by default.
+    fn skip_nameservers(&mut self, _names: &[String]) {}
+
     /// What every authoritative server serves at `owner`, among `candidates`; `None` when the
     /// servers could not be asked.
     fn served_everywhere(&self, owner: &str, candidates: &[TlsaRecord]) -> Option<Vec<TlsaRecord>>;

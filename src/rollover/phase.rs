@@ -265,6 +265,9 @@ pub struct Rollover {
     /// Whether the operator was told that the nameservers serve another TTL than configured.
     #[serde(default)]
     pub ttl_warned: bool,
+    /// Whether the operator was told that a nameserver gives no answer and holds the gate.
+    #[serde(default)]
+    pub nameserver_down_alerted: bool,
     /// When the operator skipped the wait with `--force`.
     pub forced: Option<Timestamp>,
     /// When the rollover began.

@@ -137,6 +137,7 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
         nameserver: "ns1".into(),
         records: Ok(records),
         ttl: None,
+        not_waited_for: false,
     };
     let mut report = DnsReport {
         owners: vec![OwnerReport {

@@ -484,6 +484,34 @@ impl<E: Effects> Driver<E> {
         Ok(())
     }
 
+    /// `--skip-nameserver`: say it loudly and record it in each rollover's history.
+    pub(super) fn skipping_nameservers(
+        &mut self,
+        service: &str,
+        slot: &Slot,
+    ) -> Result<(), DriverError> {
+        let names = self.skip_nameservers.join(", ");
+        tracing::warn!(
+            "--skip-nameserver: service {service} ({slot}) may install its new certificate \
+             without {names} serving the new records. Resolvers that ask {names} get the old \
+             records only: mail from DANE senders may be deferred until it serves the zone \
+             again. Every other nameserver must still serve them, and the 2×TTL wait still runs."
+        );
+        let phase = self
+            .store
+            .rollover(service, slot)?
+            .map_or(PhaseName::Staged, |r| r.phase.name());
+        let event = Event {
+            time: self.now(),
+            phase,
+            detail: format!(
+                "--skip-nameserver {names} given by the operator: the gate does not wait for it"
+            ),
+        };
+        self.store.add_events(service, slot, &[event])?;
+        Ok(())
+    }
+
     pub(super) fn staged_dir(&self, service: &str, slot: &Slot) -> Result<PathBuf, DriverError> {
         let dir = self
             .config

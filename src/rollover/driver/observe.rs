@@ -2,9 +2,11 @@
 //! validated [`Lookup`] (when the resolver was asked) become an [`OwnerReport`]; a probe's [`AddressReport`] becomes a
 //! [`ProbeResult`] for the key slot being rolled.
 
-use crate::dns::{AuthorityReport, DnsError, Lookup, Status};
+use crate::dns::{AuthorityReport, DnsError, Lookup, NOT_WAITED_FOR, ServerFailure, Status};
 use crate::probe::{AddressReport, KeyAlgorithm, Verdict};
-use crate::rollover::{KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer};
+use crate::rollover::{
+    DnsReport, KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer,
+};
 use crate::tlsa::TlsaRecord;
 
 /// One owner name's DNS view: every nameserver address's answer, and the resolver's.
@@ -32,12 +34,20 @@ pub(super) fn owner_report(
                             Err("serves the TLSA records without RRSIG in a signed zone".to_owned())
                         }
                         Ok(served) => Ok(served.records.clone()),
+                        Err(failure) if report.not_checkable(s) => {
+                            Err(format!("{failure}; {NOT_WAITED_FOR}"))
+                        }
+                        Err(failure @ ServerFailure::Unreachable(_)) => Err(format!(
+                            "{failure}, and no other address of this nameserver answered: it \
+                             holds the gate (a nameserver down, or not reachable from this host)"
+                        )),
                         Err(failure) => Err(failure.to_string()),
                     };
                     NsAnswer {
                         nameserver: name,
                         records,
                         ttl,
+                        not_waited_for: report.not_checkable(s),
                     }
                 })
                 .collect()
@@ -46,6 +56,7 @@ pub(super) fn owner_report(
             nameserver: "(authoritative servers)".to_owned(),
             records: Err(err.to_string()),
             ttl: None,
+            not_waited_for: false,
         }],
     };
     // The resolver's answer TTL is what is left of its cached copy (it counts down from the TTL
@@ -74,6 +85,24 @@ pub(super) fn owner_report(
         nameservers,
         validation,
         resolver_ttl,
+    }
+}
+
+/// `--skip-nameserver`: mark every address of the NS names in `skip` as not waited for (the
+/// operator's word, recorded as an event by the driver), saying so where it is shown.
+pub(super) fn skip(report: &mut DnsReport, skip: &[String]) {
+    if skip.is_empty() {
+        return;
+    }
+    for ns in report.owners.iter_mut().flat_map(|o| &mut o.nameservers) {
+        let name = ns.nameserver.split(" (").next().unwrap_or_default();
+        if !skip.iter().any(|s| dane_roll_providers::same_name(s, name)) {
+            continue;
+        }
+        ns.not_waited_for = true;
+        if let Err(why) = &mut ns.records {
+            why.push_str("; skipped by --skip-nameserver (recorded)");
+        }
     }
 }
 

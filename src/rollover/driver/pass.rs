@@ -59,6 +59,11 @@ impl<E: Effects> Driver<E> {
                 self.forced(service, slot)?;
             }
         }
+        if !self.skip_nameservers.is_empty() {
+            for (service, slot) in &targets {
+                self.skipping_nameservers(service, slot)?;
+            }
+        }
         let mut standings = self.drive(&targets, options)?;
         self.confirm_next_keys(service)?;
         owners::fold_failures(&mut standings, owner_failures);

@@ -403,6 +403,7 @@ mod tests {
             ttl_seen: None,
             looked: true,
             ttl_warned: false,
+            nameserver_down_alerted: false,
             phase,
         }
     }

@@ -93,6 +93,7 @@ pub fn stage(request: StageRequest, now: Timestamp) -> Result<StepResult, Engine
         ttl_seen: None,
         looked: false,
         ttl_warned: false,
+        nameserver_down_alerted: false,
         forced: None,
         started: now,
         phase: Phase::Staged { since: now },

@@ -79,6 +79,11 @@ pub struct NsAnswer {
     /// The TTL it served the TLSA RRset with (none when it served no RRset).
     #[serde(default)]
     pub ttl: Option<u32>,
+    /// Not waited for: not checkable from here (this host has no route to the address and the
+    /// same nameserver answered at another address). It does not hold the gate; `records`
+    /// says why.
+    #[serde(default)]
+    pub not_waited_for: bool,
 }
 
 /// What the validating resolver said for an owner name.

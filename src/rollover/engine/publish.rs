@@ -5,9 +5,9 @@
 use crate::rollover::phase::Phase;
 use crate::rollover::{Timestamp, ttl};
 
-use super::gate::{gate, served_everywhere, validated};
+use super::gate::{gate, served_everywhere, validated, with_not_waited_for};
 use super::machine::Ctx;
-use super::protocol::{Action, ActionOutcome};
+use super::protocol::{Action, ActionOutcome, DnsReport};
 
 impl Ctx<'_> {
     pub(super) fn staged(&mut self) -> bool {
@@ -89,7 +89,8 @@ impl Ctx<'_> {
             ));
         }
         if let Err(reasons) = served {
-            let reason = reasons.join("; ");
+            let reason = with_not_waited_for(reasons.join("; "), dns);
+            self.nameservers_down(dns, since);
             if confirmed_at.is_some() {
                 self.alert(format!(
                     "the records are no longer served everywhere ({reason}); the 2×TTL wait \
@@ -125,7 +126,7 @@ impl Ctx<'_> {
             checks,
         };
         if let Err(reasons) = valid {
-            let reason = reasons.join("; ");
+            let reason = with_not_waited_for(reasons.join("; "), dns);
             if self.obs.force {
                 self.alert(format!(
                     "--force skips only the 2×TTL wait; it cannot install before every \
@@ -179,6 +180,36 @@ impl Ctx<'_> {
             format!("2×TTL ({} s) after {t}", self.r.wait().as_secs()),
         );
         false
+    }
+
+    /// A nameserver that gives no usable answer longer than the 2×TTL wait after the records
+    /// were published: one alert per rollover naming it, with the ways out (it comes back, it
+    /// leaves the NS set, or `dane-roll run --skip-nameserver NAME`, recorded).
+    fn nameservers_down(&mut self, dns: &DnsReport, since: Timestamp) {
+        if self.r.nameserver_down_alerted || self.now < since.plus(self.r.wait()) {
+            return;
+        }
+        let mut down: Vec<&str> = dns
+            .owners
+            .iter()
+            .flat_map(|o| &o.nameservers)
+            .filter(|ns| !ns.not_waited_for && ns.records.is_err())
+            .map(|ns| ns.nameserver.as_str())
+            .collect();
+        down.sort_unstable();
+        down.dedup();
+        if down.is_empty() {
+            return;
+        }
+        self.r.nameserver_down_alerted = true;
+        let wait = self.r.wait().as_secs();
+        self.alert(format!(
+            "{} gave no usable answer for more than the 2×TTL wait ({wait} s) and holds the \
+             gate: the new certificate is not installed until it serves the records. Bring it \
+             back, remove it from the zone's NS set, or proceed without it with \
+             `dane-roll run --skip-nameserver NAME` (recorded in the history)",
+            down.join(", ")
+        ));
     }
 
     pub(super) fn aged(&mut self, forced: bool, install_failures: u32) -> bool {

@@ -10,12 +10,14 @@
 //!   [`mirror`] (PowerDNS as a hidden primary, copied into BIND) and [`mailflow`] (a mail a
 //!   second through the sender, each followed to its last delivery attempt).
 //! - For alert tests: [`sink`] (a webhook receiver that keeps every body).
-//! - For rollover tests: [`world`] (DNS lab, MX, DANE sender, dane-roll configuration).
+//! - For rollover tests: [`world`] (DNS lab, MX, DANE sender, dane-roll configuration); for
+//!   field conditions, [`field`] (an IPv6 prefix without a route).
 
 pub mod acme;
 pub mod conf;
 pub mod dns;
 pub mod faultproxy;
+pub mod field;
 pub mod mailflow;
 pub mod mirror;
 pub mod pdns;
