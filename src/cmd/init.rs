@@ -268,11 +268,12 @@ fn apply_switch(
 fn dovecot_switch(
     args: &InitArgs,
     found: &Discovery,
-    reload: &[String],
+    reload: &[Vec<String>],
 ) -> Option<(Doveconf, PathBuf)> {
     let dovecot = found.dovecot.as_ref().filter(|_| found.dovecot_same_key)?;
     if !reload
         .iter()
+        .flatten()
         .any(|w| w.contains("doveadm") || w.contains("dovecot"))
     {
         tracing::warn!(
@@ -302,7 +303,7 @@ fn undo(cli: &Cli, postconf: &Postconf, doveconf: &Doveconf) -> anyhow::Result<S
             postfix: Some(postfix.clone()),
             ..Discovery::default()
         };
-        write::reload_command(&d)
+        vec![write::reload_command(&d)]
     } else {
         reload
     };

@@ -43,7 +43,7 @@ pub struct Switch<'a> {
     /// The live key and chain, PEM (a secret: written 0600, never printed).
     pub key_and_chain: &'a [u8],
     /// The service's reload command.
-    pub reload: &'a [String],
+    pub reload: &'a [Vec<String>],
     /// Its time limit.
     pub timeout: Duration,
     /// Dovecot, switched too when it serves the same key: `doveconf` and the drop-in to write.
@@ -99,11 +99,15 @@ fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
     }
 }
 
-fn reload(command: &[String], timeout: Duration) -> Result<(), InitError> {
-    crate::install::reload(command, timeout).map_err(|e| InitError::Command {
-        command: command.join(" "),
-        reason: e.to_string(),
-    })
+/// Run the service's reload commands in order; the first that fails stops the switch.
+fn reload(commands: &[Vec<String>], timeout: Duration) -> Result<(), InitError> {
+    for command in commands {
+        crate::install::reload(command, timeout).map_err(|e| InitError::Command {
+            command: command.join(" "),
+            reason: e.to_string(),
+        })?;
+    }
+    Ok(())
 }
 
 /// Back up main.cf, write `chain-file`, point Postfix at it, reload. On a failure after the
@@ -148,7 +152,7 @@ pub fn switch(s: &Switch<'_>) -> Result<(), InitError> {
 pub fn restore(
     main_cf: &Path,
     drop_in: Option<&Path>,
-    reload_command: &[String],
+    reload_command: &[Vec<String>],
     timeout: Duration,
 ) -> Result<(), InitError> {
     let backup = backup_path(main_cf);
@@ -261,7 +265,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let main_cf = dir.path().join("main.cf");
         std::fs::write(&main_cf, "a = b\n").unwrap();
-        let err = restore(&main_cf, None, &["true".into()], Duration::from_secs(5)).unwrap_err();
+        let err = restore(
+            &main_cf,
+            None,
+            &[vec!["true".into()]],
+            Duration::from_secs(5),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("nothing to undo"), "{err}");
         assert_eq!(std::fs::read_to_string(&main_cf).unwrap(), "a = b\n");
     }
