@@ -29,6 +29,9 @@ use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
 use dane_roll_lab::require;
 
+/// The directories overlaid (`/` turned into `_`).
+const LAYERS: [&str; 4] = ["usr_bin", "usr_local_bin", "usr_lib", "etc"];
+
 /// The PATH certbot's and dehydrated's timers (systemd, cron) give their hooks.
 const BARE_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -76,16 +79,18 @@ struct Installed {
 }
 
 impl Installed {
-    /// The upper layers under `dir`: this build as `/usr/bin/dane-roll`, the dehydrated shim in
-    /// `/usr/lib/dane-roll/`, `conf` as `/etc/dane-roll/dane-roll.toml` (0700 directory, 0600
-    /// file, as the package and StrictModes want them).
-    fn new(dir: &Path, conf: &Path) -> Installed {
+    /// The upper layers under `dir`: this build as `/usr/bin/dane-roll` (the package's path; or
+    /// `/usr/local/bin/dane-roll` with `local`, as `cargo install --root /usr/local` puts it),
+    /// the dehydrated shim in `/usr/lib/dane-roll/`, `conf` as `/etc/dane-roll/dane-roll.toml`
+    /// (0700 directory, 0600 file, as the package and StrictModes want them).
+    fn new(dir: &Path, conf: &Path, local: bool) -> Installed {
         let root = dir.to_path_buf();
-        for layer in ["usr_bin", "usr_lib", "etc"] {
+        for layer in LAYERS {
             std::fs::create_dir_all(root.join(layer).join("upper")).unwrap();
             std::fs::create_dir_all(root.join(layer).join("work")).unwrap();
         }
-        std::os::unix::fs::symlink(BIN, root.join("usr_bin/upper/dane-roll")).unwrap();
+        let bin = if local { "usr_local_bin" } else { "usr_bin" };
+        std::os::unix::fs::symlink(BIN, root.join(bin).join("upper/dane-roll")).unwrap();
         let lib = root.join("usr_lib/upper/dane-roll");
         std::fs::create_dir_all(&lib).unwrap();
         let shim = lib.join("dane-roll-dehydrated-hook");
@@ -116,7 +121,7 @@ impl Installed {
     ) -> Command {
         const MOUNT: &str = r#"set -e
 r=$1; shift
-for d in usr/bin usr/lib etc; do
+for d in usr/bin usr/local/bin usr/lib etc; do
     n=$(echo "$d" | tr / _)
     mount -t overlay overlay -o "lowerdir=/$d,upperdir=$r/$n/upper,workdir=$r/$n/work" "/$d"
 done
@@ -187,7 +192,7 @@ fn certbot_readme_hook_line_under_a_bare_environment_then_rotate_with_domains_al
     let mail = Mail::start(|_| None);
     let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
     let cb = Certbot::new(&mail.lab.sub("certbot").unwrap(), &pebble).unwrap();
-    let installed = Installed::new(&mail.lab.sub("installed").unwrap(), &mail.conf);
+    let installed = Installed::new(&mail.lab.sub("installed").unwrap(), &mail.conf, false);
     let live = cb.live_dir(MX_HOST);
 
     // 1. The README's certonly line, its deploy hook as written.
@@ -282,7 +287,7 @@ fn dehydrated_readme_hook_line_under_a_bare_environment() {
     let mail = Mail::start(|_| None);
     let pebble = Pebble::start(&mail.lab.sub("pebble").unwrap(), mail.block).unwrap();
     let dh = Dehydrated::new(&mail.lab.sub("dehydrated").unwrap(), &pebble).unwrap();
-    let installed = Installed::new(&mail.lab.sub("installed").unwrap(), &mail.conf);
+    let installed = Installed::new(&mail.lab.sub("installed").unwrap(), &mail.conf, false);
     // The README's settings, nothing else: no DANE_ROLL, no DANE_ROLL_CONFIG.
     let mut config = std::fs::read_to_string(dh.config_file()).unwrap();
     config.push_str(&format!(
@@ -346,12 +351,30 @@ fi"#;
 
 #[test]
 fn acme_sh_readme_reloadcmd_under_a_bare_environment() {
+    acme_sh_reloadcmd(false);
+}
+
+/// Installed with `cargo install --root /usr/local`: the README's line with the path it says to
+/// write then. `/usr/local/bin` is not in the bare PATH, so a bare `dane-roll` is not found.
+#[test]
+fn acme_sh_readme_reloadcmd_after_cargo_install_under_a_bare_environment() {
+    acme_sh_reloadcmd(true);
+}
+
+fn acme_sh_reloadcmd(local: bool) {
     if !require(NEEDS) {
         return;
     }
     let lines = readme_lines();
+    let reloadcmd = if local {
+        lines
+            .acme_sh_reloadcmd
+            .replace("/usr/bin/dane-roll", "/usr/local/bin/dane-roll")
+    } else {
+        lines.acme_sh_reloadcmd.clone()
+    };
     let mail = Mail::start(|_| None);
-    let installed = Installed::new(&mail.lab.sub("installed").unwrap(), &mail.conf);
+    let installed = Installed::new(&mail.lab.sub("installed").unwrap(), &mail.conf, local);
     let ca = pki::TestPki::new(KeyKind::EcdsaP256).unwrap();
     let dir = mail
         .lab
@@ -368,7 +391,7 @@ fn acme_sh_readme_reloadcmd_under_a_bare_environment() {
         OsStr::new("-c"),
         OsStr::new(INSTALLCERT),
         OsStr::new("sh"),
-        OsStr::new(&lines.acme_sh_reloadcmd),
+        OsStr::new(&reloadcmd),
         dir.as_os_str(),
         OsStr::new(MX_HOST),
     ];
@@ -378,10 +401,16 @@ fn acme_sh_readme_reloadcmd_under_a_bare_environment() {
     let records = mail.tlsa_everywhere();
     assert!(records.contains(&rdata(&k1)), "{records:?}\n{said}");
     assert!(records.contains(&rdata(&n1)), "<key>.next: {records:?}");
-    ok(
-        &installed.dane_roll(&["run", "--wait"], &[]),
-        "dane-roll run --wait",
-    );
+    let program = if local {
+        "/usr/local/bin/dane-roll"
+    } else {
+        "/usr/bin/dane-roll"
+    };
+    let out = installed
+        .command(program, ["run", "--wait"], &[])
+        .output()
+        .unwrap();
+    ok(&out, "dane-roll run --wait");
     assert_eq!(mail.served(), k1);
     mail.verified("after");
     mail.nothing_deferred();
