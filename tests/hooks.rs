@@ -507,6 +507,27 @@ fn rotate_derives_the_lineage_from_domains_or_says_what_to_add() {
         "{stdout}{stderr}"
     );
     assert!(stderr.contains("has no published next key"), "{stderr}");
+
+    // A service whose files are another client's: no certbot lineage is looked for.
+    let other = dir.path().join("other.toml");
+    let text_of = std::fs::read_to_string(&conf).unwrap().replace(
+        "name = \"mx2\"\n",
+        "name = \"mx2\"\nacme-source = { client = \"none\" }\n",
+    );
+    std::fs::write(&other, text_of).unwrap();
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&other)
+        .args(["rotate", "mx2"])
+        .arg(format!("--certbot-arg=--config-dir={}", le.display()))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("its `acme-source` is not certbot's") && !stdout.contains("is for its"),
+        "{stdout}{stderr}"
+    );
 }
 
 /// Run hooks/certbot-deploy-hook.sh copied to `at`, as certbot runs it (`/bin/sh`, a bare

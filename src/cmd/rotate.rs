@@ -186,8 +186,16 @@ fn certbot_live(config: &Config, service: &Service, config_dir: &Path) -> anyhow
     if let Some(name) = &service.lineage {
         return Ok(rotate::live_dir(name, config_dir));
     }
-    if let Some(AcmeFiles::Certbot { dir }) = &service.acme_source {
-        return Ok(dir.clone());
+    match &service.acme_source {
+        Some(AcmeFiles::Certbot { dir }) => return Ok(dir.clone()),
+        // Another client's files (or none): no certbot lineage to look for.
+        Some(_) => bail!(
+            "service {} has no certbot `lineage` in {} and its `acme-source` is not certbot's: \
+             `dane-roll rotate` drives certbot only. {NATIVE}",
+            service.name,
+            config.file
+        ),
+        None => {}
     }
     let add = |names: &[String]| match names {
         [] => "lineage = \"NAME\" (certbot's --cert-name)".to_owned(),
