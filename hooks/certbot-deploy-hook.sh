@@ -17,10 +17,18 @@
 #       --deploy-hook /usr/lib/dane-roll/certbot-deploy-hook.sh
 #
 # Settings (environment, or edit here):
-#   DANE_ROLL          the dane-roll program          (default: dane-roll from PATH)
+#   DANE_ROLL          the dane-roll program          (default: /usr/bin/dane-roll, else
+#                      /usr/local/bin/dane-roll, else dane-roll from PATH)
 #   DANE_ROLL_CONFIG   the configuration file         (default: /etc/dane-roll/dane-roll.toml)
 #   DANE_ROLL_HOOK_LOG the log file, empty for no log (default: /var/log/dane-roll-hook.log)
 
+if [ -z "${DANE_ROLL:-}" ]; then
+    # ACME clients' timers run hooks with PATH=/usr/sbin:/usr/bin:/sbin:/bin: look where the
+    # Debian package and `cargo install --root /usr/local` put dane-roll before PATH.
+    for p in /usr/bin/dane-roll /usr/local/bin/dane-roll; do
+        if [ -x "$p" ]; then DANE_ROLL=$p; break; fi
+    done
+fi
 DANE_ROLL=${DANE_ROLL:-dane-roll}
 DANE_ROLL_HOOK_LOG=${DANE_ROLL_HOOK_LOG-/var/log/dane-roll-hook.log}
 config=${DANE_ROLL_CONFIG:-/etc/dane-roll/dane-roll.toml}

@@ -444,6 +444,92 @@ fn rotate_refuses_services_without_a_certbot_lineage_and_says_what_to_run() {
     );
 }
 
+/// A certbot config directory with a lineage `name` whose certificate is for `names`.
+fn certbot_lineage(config_dir: &Path, name: &str, names: &[&str]) {
+    let leaf =
+        dane_roll_lab::pki::self_signed(names, dane_roll_lab::pki::KeyKind::EcdsaP256).unwrap();
+    let live = config_dir.join("live").join(name);
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("cert.pem"), leaf.cert.to_pem().unwrap()).unwrap();
+}
+
+/// Issue 16: `rotate` with `domains` alone derives the certbot lineage whose certificate shares
+/// the most names with them; when none (or several) fit it says which `lineage = "…"` to add.
+#[test]
+fn rotate_derives_the_lineage_from_domains_or_says_what_to_add() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = config(dir.path());
+    let le = dir.path().join("le");
+    certbot_lineage(&le, "www.example.test", &["www.example.test"]);
+    let rotate = || {
+        Command::new(BIN)
+            .arg("-c")
+            .arg(&conf)
+            .args(["rotate", "mx2"])
+            .arg(format!("--certbot-arg=--config-dir={}", le.display()))
+            .output()
+            .unwrap()
+    };
+    // No lineage is for mx2.example.test: the ones certbot has, as lines to add.
+    let out = rotate();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for want in [
+        "service mx2 has no certbot `lineage`",
+        "none of certbot's lineages",
+        "(www.example.test) is for its domains (mx2.example.test)",
+        "add lineage = \"www.example.test\" to its [[service]]",
+    ] {
+        assert!(stderr.contains(want), "{want:?} missing:\n{stderr}");
+    }
+
+    // Two lineages for it equally: both named, none taken.
+    certbot_lineage(&le, "a", &["mx2.example.test"]);
+    certbot_lineage(&le, "b", &["mx2.example.test", "www.example.test"]);
+    let out = rotate();
+    let (_, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("several of certbot's lineages are for its domains equally (a, b)")
+            && stderr.contains("add lineage = \"a\" or lineage = \"b\""),
+        "{stderr}"
+    );
+
+    // One: derived (and said), then the next step's refusal (no next key published here).
+    std::fs::remove_dir_all(le.join("live/b")).unwrap();
+    let out = rotate();
+    let (stdout, stderr) = text(&out);
+    assert!(
+        stdout.contains(&format!(
+            "certbot's lineage {} is for its domains",
+            le.join("live/a").display()
+        )),
+        "{stdout}{stderr}"
+    );
+    assert!(stderr.contains("has no published next key"), "{stderr}");
+
+    // A service whose files are another client's: no certbot lineage is looked for.
+    let other = dir.path().join("other.toml");
+    let text_of = std::fs::read_to_string(&conf).unwrap().replace(
+        "name = \"mx2\"\n",
+        "name = \"mx2\"\nacme-source = { client = \"none\" }\n",
+    );
+    std::fs::write(&other, text_of).unwrap();
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(&other)
+        .args(["rotate", "mx2"])
+        .arg(format!("--certbot-arg=--config-dir={}", le.display()))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("its `acme-source` is not certbot's") && !stdout.contains("is for its"),
+        "{stdout}{stderr}"
+    );
+}
+
 /// Run hooks/certbot-deploy-hook.sh copied to `at`, as certbot runs it (`/bin/sh`, a bare
 /// environment), with dane-roll's log going to `log`.
 fn certbot_shim(at: &Path, config: &Path, log: &Path, env: &[(&str, &str)]) -> Output {

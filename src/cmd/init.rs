@@ -171,7 +171,10 @@ fn next_steps(cli: &Cli, found: &Discovery, service: &str) {
         "  3. dane-roll -c {c} init --apply   (switches Postfix to dane-roll's file; --undo goes back)"
     );
     println!("  4. make the ACME client call dane-roll after each renewal:");
-    for line in crate::init::hook::hook_lines(found.acme.as_ref(), &cli.config, service) {
+    // By its path: ACME clients' timers run hooks with a PATH that lacks /usr/local/bin.
+    let program =
+        std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("/usr/bin/dane-roll"));
+    for line in crate::init::hook::hook_lines(found.acme.as_ref(), &cli.config, service, &program) {
         crate::output::line(&format!("       {line}"));
     }
     println!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use crate::cli::{Cli, RotateArgs};
-use crate::config::{Config, Service};
+use crate::config::{AcmeFiles, Config, Service};
 use crate::exit::Status;
 use crate::lock;
 use crate::rollover::{DeployOptions, DeployRequest, Origin, Slot};
@@ -28,14 +28,8 @@ const NATIVE: &str = "acme.sh (--always-force-new-domain-key) and dehydrated \
 pub(super) fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
     let config = Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref())?;
     let service = config.service_or_err(args.service.name())?;
-    let Some(lineage_name) = &service.lineage else {
-        bail!(
-            "service {} has no certbot `lineage` in {}: `dane-roll rotate` drives certbot only. \
-             {NATIVE}",
-            service.name,
-            config.file
-        );
-    };
+    let config_dir = rotate::certbot_config_dir(&args.certbot_args);
+    let live = certbot_live(&config, service, &config_dir)?;
     // Two rotations of one service must not overlap; the rollover itself takes the service's
     // own lock (in the deploy hook), so this is a lock of its own.
     let _rotating = lock::acquire(
@@ -69,8 +63,6 @@ pub(super) fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
         );
     }
 
-    let config_dir = rotate::certbot_config_dir(&args.certbot_args);
-    let live = rotate::live_dir(lineage_name, &config_dir);
     let lineage = Lineage::open(&live).with_context(|| NATIVE.to_owned())?;
     let current = rotate::key_hash(&lineage.privkey_link())?;
     if current == next.hash {
@@ -93,11 +85,12 @@ pub(super) fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
         eprintln!(
             "dane-roll: warning: certbot has no dane-roll deploy hook stored for {} ({}); \
              rotate hands the new certificate over itself. Add it for the renewals to come: \
-             `certbot renew --cert-name {} --deploy-hook \"dane-roll hook certbot\"` (stored at \
+             `certbot renew --cert-name {} --deploy-hook \"{} hook certbot\"` (stored at \
              that renewal; `certbot reconfigure` does it at once on certbot 2.3 and later)",
             lineage.name(),
             hook.as_deref().unwrap_or("none"),
-            lineage.name()
+            lineage.name(),
+            program().display()
         );
     }
 
@@ -184,6 +177,79 @@ pub(super) fn run(cli: &Cli, args: &RotateArgs) -> anyhow::Result<Status> {
         },
         Some(&source),
     )
+}
+
+/// The live directory of the service's certbot lineage: its `lineage`, its certbot
+/// `acme-source`, else the one lineage whose certificate shares the most names with its
+/// `domains`; when none or several fit, the `lineage = "…"` line to add.
+fn certbot_live(config: &Config, service: &Service, config_dir: &Path) -> anyhow::Result<PathBuf> {
+    if let Some(name) = &service.lineage {
+        return Ok(rotate::live_dir(name, config_dir));
+    }
+    match &service.acme_source {
+        Some(AcmeFiles::Certbot { dir }) => return Ok(dir.clone()),
+        // Another client's files (or none): no certbot lineage to look for.
+        Some(_) => bail!(
+            "service {} has no certbot `lineage` in {} and its `acme-source` is not certbot's: \
+             `dane-roll rotate` drives certbot only. {NATIVE}",
+            service.name,
+            config.file
+        ),
+        None => {}
+    }
+    let add = |names: &[String]| match names {
+        [] => "lineage = \"NAME\" (certbot's --cert-name)".to_owned(),
+        names => names
+            .iter()
+            .map(|n| format!("lineage = \"{n}\""))
+            .collect::<Vec<_>>()
+            .join(" or "),
+    };
+    let (why, fix) = match rotate::lineage_for_domains(config_dir, &service.domains) {
+        rotate::Derived::One(live) => {
+            println!(
+                "{}: no `lineage` in the configuration; certbot's lineage {} is for its domains",
+                service.name,
+                live.display()
+            );
+            return Ok(live);
+        }
+        rotate::Derived::None(all) if all.is_empty() => (
+            format!(
+                "certbot has no lineage in {}",
+                config_dir.join("live").display()
+            ),
+            add(&[]),
+        ),
+        rotate::Derived::None(all) => (
+            format!(
+                "none of certbot's lineages in {} ({}) is for its domains ({})",
+                config_dir.join("live").display(),
+                all.join(", "),
+                service.domains.join(", ")
+            ),
+            add(&all),
+        ),
+        rotate::Derived::Tied(tied) => (
+            format!(
+                "several of certbot's lineages are for its domains equally ({})",
+                tied.join(", ")
+            ),
+            add(&tied),
+        ),
+    };
+    bail!(
+        "service {} has no certbot `lineage` in {}, and {why}: add {fix} to its [[service]] \
+         (certbot kept elsewhere: --certbot-arg=--config-dir=DIR). `dane-roll rotate` drives \
+         certbot only. {NATIVE}",
+        service.name,
+        config.file
+    );
+}
+
+/// This program, as hook lines should name it (certbot's timer runs them with a short PATH).
+fn program() -> PathBuf {
+    std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/dane-roll"))
 }
 
 /// Refuse while a rollover of the service is under way: its records and key are in motion.

@@ -22,7 +22,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::pki;
+
+mod derive;
 use crate::rollover::KeyHash;
+pub use derive::{Derived, lineage_for_domains};
 
 /// certbot's configuration directory when `--config-dir` is not passed.
 pub const DEFAULT_CERTBOT_CONFIG_DIR: &str = "/etc/letsencrypt";
