@@ -304,6 +304,15 @@ impl<C: Clock> Effects for RealEffects<C> {
         Some(self.runtime.block_on(view.follow_cname(owner)))
     }
 
+    fn dnssec_preflight(&self, svc: &Service) -> Option<Vec<String>> {
+        let resolver = self.resolver.as_ref().ok()?.clone();
+        let view = AuthorityView::new(resolver);
+        let findings =
+            self.runtime
+                .block_on(crate::preflight::check_dnssec(&self.config, svc, &view));
+        Some(findings.iter().map(|f| f.what.to_string()).collect())
+    }
+
     fn probe(
         &self,
         svc: &Service,
