@@ -205,7 +205,14 @@ pub enum TlsaFormat {
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
     /// Validate the configuration and print it resolved, with secrets masked.
-    Check,
+    Check {
+        /// Also check each service against the world, reading only: the zone is signed and
+        /// validates through the resolver, the provider's credentials work and it serves the
+        /// delegated zone, the owner names are inside the zone (no CNAME or wildcard surprises),
+        /// and the TTL the provider will apply. Each problem is one line saying what to fix.
+        #[arg(long)]
+        online: bool,
+    },
 }
 
 /// `dane-roll check`: the monitoring checklist, once. Exit 0 ok, 1 warning, 2 critical,

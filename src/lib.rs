@@ -40,6 +40,7 @@ pub mod monitor;
 pub mod notify;
 pub mod output;
 pub mod pki;
+pub mod preflight;
 pub mod probe;
 pub mod publish;
 mod rfc3339;

@@ -1,6 +1,8 @@
 //! `dane-roll config check`: validate the configuration, check the machine (secrets available,
 //! directories present), and print the resolved configuration with defaults filled in and secrets shown
 //! only as where they live (`file /path (readable)`, `env NAME (set)`), never their value.
+//! With `--online`, also the preflight of every service ([`crate::preflight`]): one line per
+//! problem (an error) or notice, nothing written.
 
 use std::fmt::Write as _;
 
@@ -9,12 +11,14 @@ use crate::config::{
     Channel, Config, ConfigError, EmailChannel, MailVia, Problem, ProviderKind, ResolverOrigin,
     Secret, Tsig, WebhookUrl, format_duration,
 };
+use crate::dns::{AuthorityView, Resolver};
 use crate::exit::Status;
+use crate::preflight::{self, Severity};
 
 /// Validate the configuration file and print the resolved configuration.
 ///
 /// Exit 0 when valid (warnings are printed on standard error but do not fail), 2 on any error.
-pub(super) fn check(cli: &Cli) -> anyhow::Result<Status> {
+pub(super) fn check(cli: &Cli, online: bool) -> anyhow::Result<Status> {
     let config = match Config::load_with_state_dir(&cli.config, cli.state_dir.as_deref()) {
         Ok(config) => config,
         Err(err @ ConfigError::Invalid { .. }) => {
@@ -35,7 +39,11 @@ pub(super) fn check(cli: &Cli) -> anyhow::Result<Status> {
     for problem in &report.errors {
         error(problem);
     }
-    if report.errors.is_empty() {
+    let mut failed = !report.errors.is_empty();
+    if online {
+        failed |= preflight(&config, cli.quiet)?;
+    }
+    if !failed {
         if !cli.quiet {
             println!("configuration {} is valid", config.file);
         }
@@ -43,6 +51,34 @@ pub(super) fn check(cli: &Cli) -> anyhow::Result<Status> {
     } else {
         Ok(Status::Failure)
     }
+}
+
+/// Run the preflight of every service and print its findings; whether any is a problem.
+fn preflight(config: &Config, quiet: bool) -> anyhow::Result<bool> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let resolver = Resolver::from_settings(&config.resolver)?;
+    let view = AuthorityView::new(resolver);
+    let mut failed = false;
+    for service in &config.services {
+        let findings = runtime.block_on(preflight::check_service(config, service, &view));
+        let problems = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Problem)
+            .count();
+        for finding in &findings {
+            match finding.severity {
+                Severity::Problem => eprintln!("dane-roll: error: {finding}"),
+                Severity::Notice => eprintln!("dane-roll: note: {finding}"),
+            }
+        }
+        if problems == 0 && !quiet {
+            println!("service {}: preflight passed", service.name);
+        }
+        failed |= problems > 0;
+    }
+    Ok(failed)
 }
 
 fn error(problem: &Problem) {

@@ -27,7 +27,7 @@ use crate::exit::Status;
 pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
     match &cli.command {
         Command::Tlsa(args) => tlsa::run(cli, args),
-        Command::Config(ConfigCommand::Check) => config::check(cli),
+        Command::Config(ConfigCommand::Check { online }) => config::check(cli, *online),
         Command::Check(args) => check::run(cli, args),
         Command::Serve(args) => serve::run(cli, args),
         Command::Publish(args) => publish::run(cli, args),

@@ -44,6 +44,7 @@ pub mod maintain;
 mod observe;
 pub mod owners;
 mod pass;
+mod preflight;
 mod rate_limit;
 mod real;
 pub mod reconcile;

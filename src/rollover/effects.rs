@@ -86,6 +86,14 @@ pub trait Effects {
     /// authorities); `None` when there is no resolver to ask.
     fn follow_cname(&self, owner: &str) -> Option<Result<Alias, AliasError>>;
 
+    /// Whether `svc`'s zone can carry DANE (signed, and validating through the resolver), asked
+    /// before its first publish: each problem in words, saying what to fix; `None` when it
+    /// cannot be asked (a scripted world without DNS).
+    fn dnssec_preflight(&self, svc: &Service) -> Option<Vec<String>> {
+        let _ = svc;
+        None
+    }
+
     /// Probe every address of every endpoint (`host:port`) of `svc` against the validated
     /// records at its owner name, offering only `slot`'s key algorithm; one result per address.
     fn probe(

@@ -260,6 +260,12 @@ impl<E: Effects> Driver<E> {
             .key(&service.name, &slot, KeyRole::Next)?
             .map(|k| k.hash);
 
+        let current = self.current_key(&service, &slot)?;
+        if current != Some(p.hash) {
+            // A first publish into a zone that cannot carry DANE is refused (driver/preflight.rs).
+            self.first_publish_preflight(&service, options.force)?;
+        }
+
         let pem = p.key_and_chain_pem().map_err(|source| PkiError::OpenSsl {
             path: PathBuf::from(&service.name),
             source,
@@ -272,7 +278,6 @@ impl<E: Effects> Driver<E> {
             }
         })?;
 
-        let current = self.current_key(&service, &slot)?;
         if current == Some(p.hash) {
             // Acted on under the lock the decision was made under: let go in between, another
             // process could stage a rollover to another key, and this install would undo it.

@@ -117,6 +117,17 @@ pub enum DriverError {
     /// `dane-roll abort` cannot abandon this rollover.
     #[error(transparent)]
     Abort(#[from] crate::rollover::AbortRefused),
+    /// The DNSSEC preflight before a service's first publish found its zone cannot carry DANE.
+    #[error(
+        "service {service}: nothing staged, its zone cannot carry DANE: {problems}. Fix this \
+         and deploy again (`dane-roll config check --online` checks it; --force publishes anyway)"
+    )]
+    Preflight {
+        /// The service.
+        service: String,
+        /// Each problem, in words, joined by "; ".
+        problems: String,
+    },
     /// A configured owner name's CNAME chain cannot be used (a loop, too long).
     #[error("service {service}: {source}")]
     Alias {

@@ -312,6 +312,25 @@ impl<C: Clock> Effects for RealEffects<C> {
         Some(self.runtime.block_on(view.follow_cname(owner)))
     }
 
+    fn dnssec_preflight(&self, svc: &Service) -> Option<Vec<String>> {
+        let resolver = self.resolver.as_ref().ok()?.clone();
+        let view = AuthorityView::new(resolver);
+        let findings =
+            self.runtime
+                .block_on(crate::preflight::check_dnssec(&self.config, svc, &view));
+        let mut problems = Vec::new();
+        for finding in findings {
+            // A lookup that could not be made proves nothing about the zone: the gate, which
+            // needs the same resolver, still holds the rollover until it validates.
+            if matches!(finding.what, crate::preflight::Check::Dns { .. }) {
+                tracing::warn!("{finding}; the DNSSEC preflight is skipped");
+            } else {
+                problems.push(finding.what.to_string());
+            }
+        }
+        Some(problems)
+    }
+
     fn probe(
         &self,
         svc: &Service,
