@@ -206,11 +206,15 @@ impl Desec {
                     (Method::POST, url, body)
                 }
                 Some(mut records) => {
-                    let present = records.iter().any(|r| same(r, &record.rdata));
+                    let present = records
+                        .iter()
+                        .any(|r| crate::rrset::same_rdata(r, &record.rdata));
                     match (add, present) {
                         (true, true) | (false, false) => return Ok(()),
                         (true, false) => records.push(record.rdata.clone()),
-                        (false, true) => records.retain(|r| !same(r, &record.rdata)),
+                        (false, true) => {
+                            records.retain(|r| !crate::rrset::same_rdata(r, &record.rdata))
+                        }
                     }
                     let body = json!({ "records": records });
                     (Method::PATCH, self.rrset_url(&domain, &sub), body)
@@ -257,11 +261,4 @@ fn records_of(owner: &str, rrset: &Value, reply: &Reply) -> Result<Vec<Record>, 
         .iter()
         .filter_map(|r| Record::new(owner, ttl, r.as_str()?).ok())
         .collect())
-}
-
-fn same(a: &str, b: &str) -> bool {
-    match (crate::normalize_rdata(a), crate::normalize_rdata(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }

@@ -203,11 +203,16 @@ impl Gandi {
                     Some(json!({"rrset_ttl": record.ttl, "rrset_values": [record.rdata]})),
                 ),
                 Some(mut set) => {
-                    let present = set.values.iter().any(|v| same(v, &record.rdata));
+                    let present = set
+                        .values
+                        .iter()
+                        .any(|v| crate::rrset::same_rdata(v, &record.rdata));
                     match (add, present) {
                         (true, true) | (false, false) => return Ok(()),
                         (true, false) => set.values.push(record.rdata.clone()),
-                        (false, true) => set.values.retain(|v| !same(v, &record.rdata)),
+                        (false, true) => set
+                            .values
+                            .retain(|v| !crate::rrset::same_rdata(v, &record.rdata)),
                     }
                     if set.values.is_empty() {
                         (Method::DELETE, None)
@@ -246,11 +251,4 @@ pub fn check_ttl(ttl: u32) -> Result<(), ProviderError> {
             "Gandi LiveDNS accepts {MIN_TTL} to {MAX_TTL} s: set the service's `ttl` in that range"
         ),
     })
-}
-
-fn same(a: &str, b: &str) -> bool {
-    match (crate::normalize_rdata(a), crate::normalize_rdata(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use crate::http::{Attempt, Http, Reply, encode};
+use crate::rrset::{RrSet, changed};
 use crate::{ProviderError, Record, Secret, Settings, ancestors, same_name};
 
 /// The API's base URL.
@@ -67,13 +68,6 @@ pub struct Google {
     zones: Mutex<HashMap<String, String>>,
     token: OnceCell<Secret>,
     settings: Settings,
-}
-
-/// The TLSA RRset as Cloud DNS holds it.
-#[derive(Debug, Clone)]
-struct RrSet {
-    ttl: u32,
-    rrdatas: Vec<String>,
 }
 
 impl Google {
@@ -324,7 +318,7 @@ impl Google {
                     .ok_or_else(|| reply.bad("an RRset has no \"ttl\""))?;
                 found = Some(RrSet {
                     ttl,
-                    rrdatas: rrdatas
+                    values: rrdatas
                         .iter()
                         .filter_map(|v| v.as_str().map(str::to_owned))
                         .collect(),
@@ -344,7 +338,7 @@ impl Google {
         Ok(match self.rrset(&zone, owner).await? {
             None => Vec::new(),
             Some(set) => set
-                .rrdatas
+                .values
                 .iter()
                 .filter_map(|v| Record::new(owner, set.ttl, v).ok())
                 .collect(),
@@ -373,36 +367,15 @@ impl Google {
         loop {
             // Read before every try: the deletion must be the RRset as it is now.
             let current = self.rrset(&zone, &record.owner).await?;
-            let present = current
-                .as_ref()
-                .is_some_and(|s| s.rrdatas.iter().any(|v| same(v, &record.rdata)));
-            if present == add {
+            let Some(next) = changed(current.as_ref(), record, add) else {
                 return Ok(());
-            }
-            let next = match &current {
-                None => RrSet {
-                    ttl: record.ttl,
-                    rrdatas: vec![record.rdata.clone()],
-                },
-                Some(set) => {
-                    let mut rrdatas = set.rrdatas.clone();
-                    if add {
-                        rrdatas.push(record.rdata.clone());
-                    } else {
-                        rrdatas.retain(|v| !same(v, &record.rdata));
-                    }
-                    RrSet {
-                        ttl: set.ttl,
-                        rrdatas,
-                    }
-                }
             };
-            let set = |s: &RrSet| json!({"name": record.owner, "type": "TLSA", "ttl": s.ttl, "rrdatas": s.rrdatas});
+            let set = |s: &RrSet| json!({"name": record.owner, "type": "TLSA", "ttl": s.ttl, "rrdatas": s.values});
             let mut body = json!({"kind": "dns#change"});
             if let Some(current) = &current {
                 body["deletions"] = json!([set(current)]);
             }
-            if !next.rrdatas.is_empty() {
+            if !next.values.is_empty() {
                 body["additions"] = json!([set(&next)]);
             }
             let token = self.token().await?;
@@ -431,12 +404,5 @@ impl Google {
                 }
             }
         }
-    }
-}
-
-fn same(a: &str, b: &str) -> bool {
-    match (crate::normalize_rdata(a), crate::normalize_rdata(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
     }
 }

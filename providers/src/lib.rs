@@ -60,6 +60,7 @@ pub mod powerdns;
 pub mod retry;
 pub mod rfc2136;
 pub mod route53;
+mod rrset;
 mod secret;
 pub mod transip;
 

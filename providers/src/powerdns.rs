@@ -293,7 +293,7 @@ fn record_change(record: &Record, ttl: u32, add: bool) -> Value {
 fn merged(mut entries: Vec<Entry>, record: &Record, add: bool) -> Option<Vec<Entry>> {
     let at = entries
         .iter()
-        .position(|e| same_content(&e.content, &record.rdata));
+        .position(|e| crate::rrset::same_rdata(&e.content, &record.rdata));
     match (add, at) {
         (true, Some(i)) if !entries[i].disabled => None,
         (true, Some(i)) => {
@@ -309,7 +309,7 @@ fn merged(mut entries: Vec<Entry>, record: &Record, add: bool) -> Option<Vec<Ent
         }
         (false, None) => None,
         (false, Some(_)) => {
-            entries.retain(|e| !same_content(&e.content, &record.rdata));
+            entries.retain(|e| !crate::rrset::same_rdata(&e.content, &record.rdata));
             Some(entries)
         }
     }
@@ -330,13 +330,6 @@ fn replace(owner: &str, ttl: u32, entries: &[Entry]) -> Value {
         })
     };
     json!({ "rrsets": [rrset] })
-}
-
-fn same_content(a: &str, b: &str) -> bool {
-    match (crate::normalize_rdata(a), crate::normalize_rdata(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
 
 #[cfg(test)]

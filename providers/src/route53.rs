@@ -29,6 +29,7 @@ use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::http::{Attempt, Http, Reply, Transient, encode};
+use crate::rrset::{RrSet, changed};
 use crate::{ProviderError, Record, Secret, Settings, ancestors, same_name};
 
 /// The API's base URL.
@@ -54,13 +55,6 @@ const RIGHTS: &str = "the IAM policy needs route53:ListHostedZonesByName, \
 #[derive(Debug, Clone)]
 struct Zone {
     id: String,
-}
-
-/// The TLSA RRset as Route 53 holds it.
-#[derive(Debug, Clone)]
-struct RrSet {
-    ttl: u32,
-    values: Vec<String>,
 }
 
 /// An AWS account's Route 53 hosted zones.
@@ -359,29 +353,8 @@ impl Route53 {
         loop {
             // Read before every try: the DELETE half of the batch must be what is there now.
             let current = self.rrset(&zone, &record.owner).await?;
-            let present = current
-                .as_ref()
-                .is_some_and(|s| s.values.iter().any(|v| same(v, &record.rdata)));
-            if present == add {
+            let Some(next) = changed(current.as_ref(), record, add) else {
                 return Ok(());
-            }
-            let next = match &current {
-                None => RrSet {
-                    ttl: record.ttl,
-                    values: vec![record.rdata.clone()],
-                },
-                Some(set) => {
-                    let mut values = set.values.clone();
-                    if add {
-                        values.push(record.rdata.clone());
-                    } else {
-                        values.retain(|v| !same(v, &record.rdata));
-                    }
-                    RrSet {
-                        ttl: set.ttl,
-                        values,
-                    }
-                }
             };
             let body = change_batch(&record.owner, current.as_ref(), &next);
             let headers = self.sign(&Method::POST, &url, body.as_bytes())?;
@@ -513,13 +486,6 @@ fn aws_error(body: &[u8]) -> (String, String) {
             .to_owned()
     };
     (field("Code"), field("Message"))
-}
-
-fn same(a: &str, b: &str) -> bool {
-    match (crate::normalize_rdata(a), crate::normalize_rdata(b)) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => a == b,
-    }
 }
 
 #[cfg(test)]
