@@ -1,5 +1,6 @@
 //! The authoritative view: the zone cut above an owner name, its NS set, every address of every
-//! nameserver, and what each address serves, asked directly over TCP with RD=0 and DO set.
+//! nameserver, and what each address serves, asked directly with RD=0 and DO set
+//! (UDP first, TCP on truncation or when UDP brings no answer: [`transport`]).
 //!
 //! This is the first half of the rollover gate (invariant 1): a certificate is never installed
 //! before its TLSA record is served by *every* authoritative server. A lagging secondary (an
@@ -26,6 +27,7 @@ use super::{DnsError, Status, parse_name};
 use crate::tlsa::TlsaRecord;
 
 mod report;
+pub mod transport;
 
 pub use report::{AuthorityReport, Nameserver, Served, ServerFailure, ServerReport};
 
@@ -171,7 +173,8 @@ impl AuthorityView {
     }
 
     /// Ask one nameserver address for the TLSA RRset at `owner` and the SOA serial of `zone`,
-    /// over one TCP connection, RD=0, DO set.
+    /// RD=0, DO set: over UDP first, TCP on truncation or when UDP brings no answer
+    /// ([`transport`]).
     pub async fn ask(
         &self,
         nameserver: &Name,
@@ -184,12 +187,12 @@ impl AuthorityView {
             wire::build_query(owner, RecordType::TLSA, false),
             wire::build_query(zone, RecordType::SOA, false),
         ];
-        let result = match wire::exchange_tcp(server, &queries, self.timeout).await {
+        let result = match transport::exchange(server, &queries, self.timeout).await {
             Ok(answers) => match answers.as_slice() {
                 [tlsa, soa] => classify_served(tlsa, soa, owner, zone),
                 _ => Err(ServerFailure::Malformed("missing answers".into())),
             },
-            Err(t) => Err(ServerFailure::from_transport(t, self.timeout)),
+            Err(failure) => Err(failure),
         };
         ServerReport {
             nameserver: nameserver.clone(),

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use hickory_proto::rr::Name;
 
-use super::super::wire::Transport;
 use super::NOT_WAITED_FOR;
 use crate::tlsa::TlsaRecord;
 
@@ -47,12 +46,35 @@ pub struct Served {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ServerFailure {
-    /// No answer in time.
-    #[error("no answer within {0:?}: is it up, and reachable over TCP port 53?")]
+    /// No answer in time, over UDP nor over TCP.
+    #[error(
+        "could be reached over neither UDP nor TCP port 53: no answer within {0:?} (is it up, \
+         and does a firewall between this host and it drop DNS?)"
+    )]
     Timeout(Duration),
-    /// The TCP connection was refused.
-    #[error("refused the TCP connection: is the nameserver running and listening on TCP?")]
+    /// Refused over UDP (ICMP port unreachable) and the TCP connection refused.
+    #[error(
+        "could be reached over neither UDP nor TCP port 53: port unreachable over UDP and \
+         refused the TCP connection (is the nameserver running and listening on port 53?)"
+    )]
     ConnectionRefused,
+    /// Neither UDP nor TCP brought an answer, each for its own reason.
+    #[error(
+        "could be reached over neither UDP ({udp}) nor TCP ({tcp}) port 53: is it up, and does \
+         a firewall between this host and it drop DNS?"
+    )]
+    Unreached {
+        /// Why UDP brought no answer.
+        udp: String,
+        /// Why TCP brought no answer.
+        tcp: String,
+    },
+    /// UDP answered truncated (the answer needs TCP) and TCP brought no answer.
+    #[error(
+        "answered over UDP truncated (the whole answer needs TCP), and TCP port 53 failed: {0} \
+         (allow outbound TCP port 53 to it)"
+    )]
+    TruncatedNoTcp(String),
     /// An error code (REFUSED, SERVFAIL, NOTAUTH, …).
     #[error("answered {rcode}: it does not serve the zone {zone} (check its configuration)")]
     Rcode {
@@ -96,16 +118,6 @@ impl ServerFailure {
             ServerFailure::ConnectionRefused => true,
             ServerFailure::Rcode { rcode, .. } => rcode.eq_ignore_ascii_case("REFUSED"),
             _ => false,
-        }
-    }
-
-    pub(super) fn from_transport(t: Transport, timeout: Duration) -> ServerFailure {
-        match t {
-            Transport::Timeout => ServerFailure::Timeout(timeout),
-            Transport::Refused => ServerFailure::ConnectionRefused,
-            Transport::Unreachable(e) => ServerFailure::Unreachable(e),
-            Transport::Network(e) => ServerFailure::Network(e),
-            Transport::Malformed(e) => ServerFailure::Malformed(e),
         }
     }
 }
