@@ -11,7 +11,8 @@
 //!   second through the sender, each followed to its last delivery attempt).
 //! - For alert tests: [`sink`] (a webhook receiver that keeps every body).
 //! - For rollover tests: [`world`] (DNS lab, MX, DANE sender, dane-roll configuration); for
-//!   field conditions, [`field`] (an IPv6 prefix without a route).
+//!   field conditions, [`field`] (an IPv6 prefix without a route) and [`netns`] (the field lab:
+//!   servers and host in two network namespaces joined by a veth pair, `nft` per test).
 
 pub mod acme;
 pub mod conf;
@@ -20,6 +21,7 @@ pub mod faultproxy;
 pub mod field;
 pub mod mailflow;
 pub mod mirror;
+pub mod netns;
 pub mod pdns;
 pub mod pki;
 pub mod ports;

@@ -37,6 +37,8 @@ pub fn free_port() -> u16 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoopbackBlock {
     n: u8,
+    /// The first octet: 127 on loopback, 10 in the field lab's namespaces.
+    first: u8,
 }
 
 impl LoopbackBlock {
@@ -60,9 +62,22 @@ impl LoopbackBlock {
         self.n
     }
 
-    /// The address of host `h` in this block: `127.53.N.h`.
+    /// The address of host `h` in this block: `127.53.N.h` (`10.53.N.h` when
+    /// [routed](Self::routed)).
     pub fn host(self, h: u8) -> std::net::Ipv4Addr {
-        std::net::Ipv4Addr::new(127, 53, self.n, h)
+        std::net::Ipv4Addr::new(self.first, 53, self.n, h)
+    }
+
+    /// The block `10.53.N.0/24` of the field lab ([`crate::netns`]): the same hosts, on a veth
+    /// pair between two network namespaces instead of `lo`. Only ever used inside those
+    /// namespaces, so labs in parallel may share `n`.
+    pub fn routed(n: u8) -> LoopbackBlock {
+        LoopbackBlock { n, first: 10 }
+    }
+
+    /// Whether the block is on loopback (`127.53.N.0/24`).
+    pub fn is_loopback(self) -> bool {
+        self.first == 127
     }
 }
 
@@ -79,7 +94,7 @@ pub fn loopback_block() -> LoopbackBlock {
         if given.contains(&n) {
             continue;
         }
-        let block = LoopbackBlock { n };
+        let block = LoopbackBlock { n, first: 127 };
         let free = [
             LoopbackBlock::NS1,
             LoopbackBlock::RESOLVER,

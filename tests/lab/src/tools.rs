@@ -27,6 +27,7 @@ const PACKAGES: &[(&str, &str)] = &[
     ("dehydrated", "dehydrated"),
     ("ldns-dane", "ldnsutils"),
     ("swaks", "swaks"),
+    ("nft", "nftables"),
     ("openssl", "openssl"),
     ("unshare", "util-linux"),
     ("setpriv", "util-linux"),

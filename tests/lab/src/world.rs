@@ -20,6 +20,7 @@ use crate::LabDir;
 use crate::conf::RolloverConf;
 use crate::dns::DnsLab;
 use crate::dns::query::normalize_rdata;
+use crate::netns::FieldNet;
 use crate::pki::{KeyKind, Leaf, MX_HOST, TestPki};
 use crate::ports::loopback_block;
 use crate::postfix::{Receiver, Sender, Verdict};
@@ -87,8 +88,25 @@ impl World {
 
     /// The world as `setup` says.
     pub fn start_with(setup: Setup) -> World {
+        World::start_on(setup, None)
+    }
+
+    /// The world in the field lab's network ([`FieldNet`]): DNS and the receiver in the
+    /// servers' namespace, the sender in the host's, and the calling thread left in the host's
+    /// (where [`World::run`] runs `dane-roll`). `net` must outlive the world.
+    pub fn start_in(setup: Setup, net: &FieldNet) -> World {
+        World::start_on(setup, Some(net))
+    }
+
+    fn start_on(setup: Setup, net: Option<&FieldNet>) -> World {
         let lab = LabDir::new().unwrap();
-        let block = loopback_block();
+        let block = match net {
+            Some(net) => {
+                net.enter_servers().unwrap();
+                net.block()
+            }
+            None => loopback_block(),
+        };
         let dns = DnsLab::builder()
             .block(block)
             .dir(lab.path())
@@ -111,6 +129,9 @@ impl World {
             &old.key_and_chain_pem().unwrap(),
         )
         .unwrap();
+        if let Some(net) = net {
+            net.enter_host().unwrap();
+        }
         let tx = Sender::start(&lab.sub("sender").unwrap(), block, dns.resolver_addr()).unwrap();
         let files = lab.sub("files").unwrap();
         let mut conf = RolloverConf::new(lab.path(), &dns, &rx);

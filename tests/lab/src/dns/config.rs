@@ -207,6 +207,7 @@ pub fn unbound_conf(dir: &Path, a: &Addrs, stubs: &[Ipv4Addr], anchor: &Path) ->
   log-servfail: yes
   ede: yes
   access-control: 127.0.0.0/8 allow
+  access-control: {net}.0/24 allow
   do-not-query-localhost: no
   local-zone: "test." nodefault
   trust-anchor-file: "{anchor}"
@@ -223,6 +224,10 @@ stub-zone:
   name: "{INSECURE_ZONE}."
 {stub_addrs}"#,
         resolver = a.resolver,
+        net = {
+            let [x, y, z, _] = a.resolver.octets();
+            format!("{x}.{y}.{z}")
+        },
         anchor = anchor.display(),
     )
 }

@@ -141,7 +141,7 @@ pub struct DnsLab {
     bind: Daemon,
     // Removed after the servers are gone, then the directory.
     rogue_alias: Option<LoopbackAlias>,
-    _ns1_alias: LoopbackAlias,
+    _ns1_alias: Option<LoopbackAlias>,
     knot_enabled: bool,
     block: LoopbackBlock,
     addrs: Addrs,
@@ -227,7 +227,12 @@ impl DnsLab {
             &named_conf,
             config::named_conf(&bind_dir, &addrs, &tsig.file, b.knot),
         )?;
-        let ns1_alias = LoopbackAlias::add(addrs.ns1)?;
+        // In the field lab's namespaces the address is on the veth already.
+        let ns1_alias = if block.is_loopback() {
+            Some(LoopbackAlias::add(addrs.ns1)?)
+        } else {
+            None
+        };
         let t = Instant::now();
         let mut bind = Daemon::spawn(
             "named",

@@ -1,0 +1,246 @@
+//! The gate from ordinary hosts (issue 17) in the field lab: two network namespaces joined by a
+//! veth pair (tests/lab/src/netns.rs). BIND, Knot, the validating Unbound and the receiving
+//! Postfix in one; the real `dane-roll` binary, the DANE-enforcing sending Postfix and the
+//! test's own `dig` in the other ("the host"), with `nft` rules per test. Service `ttl = 2`.
+//! Judged by the real servers and the sender's verdict on a real mail.
+
+use std::net::IpAddr;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use dane_roll_lab::conf::{rfc2136, rollover_tools};
+use dane_roll_lab::dns::Server;
+use dane_roll_lab::netns::{self, FieldNet};
+use dane_roll_lab::ports::LoopbackBlock;
+use dane_roll_lab::world::{JUDGE, OWNER, Setup, World, text};
+use dane_roll_lab::{in_ci, require};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
+const TTL: u32 = 2;
+
+/// A world in the field lab. The world drops first (servers stopped), then the namespaces.
+struct Field {
+    w: World,
+    net: FieldNet,
+}
+
+/// The field lab with the OLD certificate live and its `3 1 1` published; the provider updates
+/// BIND. `None` (skipped) where the tools or network namespaces are missing, outside CI.
+fn start(host_ipv6: bool) -> Option<Field> {
+    let mut tools = rollover_tools(true);
+    tools.push("nft");
+    if !require(&tools) {
+        return None;
+    }
+    if let Err(why) = netns::available() {
+        assert!(!in_ci(), "the field lab cannot run in CI: {why}");
+        eprintln!("skipped: {why}");
+        return None;
+    }
+    let net = FieldNet::new(host_ipv6).expect("field lab network");
+    let mut w = World::start_in(Setup::new(BIN, TTL), &net);
+    let tsig = w.files.join("tsig.key");
+    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
+    let provider = rfc2136(w.dns.addr(Server::Bind), &tsig);
+    w.rewrite(|c| c.provider = provider);
+    Some(Field { w, net })
+}
+
+/// `dig +tcp` from the host to `server`, one try of one second: whether it got an answer.
+fn tcp_answers(server: std::net::Ipv4Addr) -> bool {
+    Command::new("dig")
+        .arg(format!("@{server}"))
+        .args([
+            "+tcp",
+            "+time=1",
+            "+tries=1",
+            "+norec",
+            "example.test",
+            "SOA",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// The live DNS view's entries (`status --live --json`) naming `needle`.
+fn live_nameservers(w: &World, needle: &str) -> Vec<Value> {
+    let out = w.run(&["status", "--live", "--json"]);
+    let json: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --live --json: {e}: {}", text(&out)));
+    json["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["live"]["dns"].as_array().cloned().unwrap_or_default())
+        .flat_map(|o| o["nameservers"].as_array().cloned().unwrap_or_default())
+        .filter(|n| n["nameserver"].as_str().is_some_and(|s| s.contains(needle)))
+        .collect()
+}
+
+/// Deploy a new leaf; the rollover is `published`. The leaf.
+fn deploy(w: &World) -> dane_roll_lab::pki::Leaf {
+    let (new, cert, key) = w.new_leaf("new");
+    let out = w.run(&World::deploy_args(&cert, &key, &[]));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(w.phase(), "published", "{}", text(&out));
+    w.dns
+        .wait_served_everywhere(OWNER, &new.tlsa_311().unwrap(), JUDGE)
+        .unwrap();
+    new
+}
+
+/// `run` for `period`, with every run's stderr.
+fn run_for(w: &World, period: Duration) -> String {
+    let mut stderr = String::new();
+    let t0 = Instant::now();
+    while t0.elapsed() < period {
+        let out = w.run(&["run"]);
+        stderr.push_str(&String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    stderr
+}
+
+/// (a) An IPv4-only host (IPv6 disabled in its namespace) while both nameservers have AAAA
+/// records (addresses that live in the servers' namespace): the rollover completes on the IPv4
+/// answers, and `status --live` names the IPv6 addresses as not checkable from here.
+#[test]
+fn an_ipv4_only_host_rolls_and_names_the_ipv6_addresses_not_checkable() {
+    let Some(f) = start(false) else { return };
+    let (w, net) = (&f.w, &f.net);
+    let zone = w.dns.zone();
+    let v6 = [net.v6(LoopbackBlock::NS1), net.v6(LoopbackBlock::NS2)];
+    let out = w
+        .dns
+        .nsupdate(&[
+            &format!("zone {zone}."),
+            &format!("update add ns1.{zone}. {TTL} IN AAAA {}", v6[0]),
+            &format!("update add ns2.{zone}. {TTL} IN AAAA {}", v6[1]),
+        ])
+        .unwrap();
+    assert!(out.is_ok(), "{}", out.text());
+    for (ns, addr) in ["ns1", "ns2"].iter().zip(v6) {
+        w.dns
+            .wait_everywhere(&format!("{ns}.{zone}"), "AAAA", JUDGE, |a| {
+                a.contains("AAAA", &addr.to_string())
+            })
+            .unwrap();
+    }
+    w.dns.flush_resolver().unwrap();
+
+    let new = deploy(w);
+    for addr in v6 {
+        let seen = live_nameservers(w, &addr.to_string());
+        assert_eq!(seen.len(), 1, "{addr}: {seen:#?}");
+        let why = seen[0]["records"]["error"].as_str().unwrap_or_default();
+        assert!(why.contains("not checkable from here"), "{why}");
+        assert!(why.contains("not waited for"), "{why}");
+    }
+    // 2×TTL is 4 s: well within 30 s, unless the IPv6 addresses hold the gate.
+    w.run_until("done", Duration::from_secs(30));
+    assert_eq!(w.served_spki(), new.spki_sha256_hex().unwrap());
+    w.assert_mail_verified("after");
+}
+
+/// (b) Outbound TCP/53 dropped by the host's firewall: the gate asks over UDP and the rollover
+/// completes. Before (the gate asked over TCP only): every nameserver timed out and the
+/// rollover stayed `published`.
+#[test]
+fn with_outbound_tcp_53_dropped_the_gate_works_over_udp() {
+    let Some(mut f) = start(true) else { return };
+    // The provider's UPDATEs go to the primary at an address of its own (a hidden primary, as
+    // a DNS host's API would be): only the nameservers are behind the dropped TCP/53.
+    f.net
+        .forward_dns(FieldNet::UPDATE, LoopbackBlock::NS1)
+        .unwrap();
+    let update = f.net.v4(FieldNet::UPDATE);
+    let tsig = f.w.files.join("tsig.key");
+    let provider = rfc2136(update, &tsig);
+    f.w.rewrite(|c| c.provider = provider);
+    let (w, net) = (&f.w, &f.net);
+    let ns1 = w.dns.addr(Server::Bind);
+    assert!(tcp_answers(ns1), "TCP/53 answers before the firewall");
+    let _fw = net
+        .firewall(&[
+            &format!("ip daddr != {update} tcp dport 53 drop"),
+            "meta nfproto ipv6 tcp dport 53 drop",
+        ])
+        .unwrap();
+    assert!(!tcp_answers(ns1), "the firewall drops TCP/53");
+    assert!(tcp_answers(update), "UPDATEs still reach the primary");
+
+    let new = deploy(w);
+    w.run_until("done", Duration::from_secs(30));
+    assert_eq!(w.served_spki(), new.spki_sha256_hex().unwrap());
+    w.assert_mail_verified("after");
+}
+
+/// (c) UDP/53 and TCP/53 both dropped to one nameserver: it holds the gate, `status --live` says
+/// it could be reached by neither, one alert names it; once the firewall is gone the rollover
+/// completes.
+#[test]
+fn a_nameserver_reachable_by_neither_udp_nor_tcp_holds_the_gate_and_says_so() {
+    let Some(f) = start(true) else { return };
+    let (w, net) = (&f.w, &f.net);
+    let ns2 = w.dns.addr(Server::Knot);
+    let new = deploy(w);
+    let fw = net
+        .firewall(&[&format!(
+            "ip daddr {ns2} meta l4proto {{ tcp, udp }} th dport 53 drop"
+        )])
+        .unwrap();
+
+    // Well past 2×TTL (4 s): still published, one alert naming ns2.
+    let stderr = run_for(w, Duration::from_secs(4 * u64::from(TTL)));
+    assert_eq!(w.phase(), "published", "{stderr}");
+    let name = format!("ns2.{}", w.dns.zone());
+    let alerts: Vec<&str> = stderr.lines().filter(|l| l.contains("ALERT")).collect();
+    assert_eq!(alerts.len(), 1, "{stderr}");
+    assert!(alerts[0].contains(&name), "{}", alerts[0]);
+    let seen = live_nameservers(w, &IpAddr::V4(ns2).to_string());
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    let why = seen[0]["records"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("could be reached over neither UDP"), "{why}");
+    assert!(why.contains("TCP"), "{why}");
+    assert_eq!(w.served_spki(), w.old.spki_sha256_hex().unwrap());
+
+    drop(fw);
+    w.run_until("done", Duration::from_secs(30));
+    assert_eq!(w.served_spki(), new.spki_sha256_hex().unwrap());
+    w.assert_mail_verified("after");
+}
+
+/// (d) One nameserver down (Knot stopped) in the field lab: its address answers UDP with a port
+/// unreachable and refuses TCP, so each run learns it at once (not after the timeout); it holds
+/// the gate and says so; started again, the rollover completes.
+#[test]
+fn a_nameserver_down_is_known_at_once_and_holds_the_gate() {
+    let Some(mut f) = start(true) else { return };
+    let ns2 = f.w.dns.addr(Server::Knot);
+    let new = deploy(&f.w);
+    f.w.dns.stop_knot();
+
+    let t0 = Instant::now();
+    let out = f.w.run(&["run"]);
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "a refused nameserver cost {:?}: {}",
+        t0.elapsed(),
+        text(&out)
+    );
+    assert_eq!(f.w.phase(), "published");
+    let seen = live_nameservers(&f.w, &IpAddr::V4(ns2).to_string());
+    assert_eq!(seen.len(), 1, "{seen:#?}");
+    let why = seen[0]["records"]["error"].as_str().unwrap_or_default();
+    assert!(why.contains("neither UDP nor TCP"), "{why}");
+    assert!(why.contains("refused the TCP connection"), "{why}");
+
+    // Knot starts where the servers live, then the thread goes back to the host.
+    f.net.enter_servers().unwrap();
+    f.w.dns.start_knot().unwrap();
+    f.net.enter_host().unwrap();
+    f.w.run_until("done", Duration::from_secs(30));
+    assert_eq!(f.w.served_spki(), new.spki_sha256_hex().unwrap());
+    drop(f);
+}
