@@ -9,7 +9,8 @@
 //! NXDOMAIN, RRSIG expiry, a resolver that does not validate).
 //!
 //! Queries go out with the DO bit and, to a resolver, the AD bit set (RFC 6840 §5.7), over UDP
-//! with a TCP retry when the answer is truncated; nameservers are asked over TCP with RD=0.
+//! with a TCP retry when the answer is truncated; nameservers are asked with RD=0, over UDP first
+//! and TCP on truncation or when UDP brings no answer (`authority::transport`).
 //! Everything is async, runs on one tokio runtime (current-thread is enough) and never panics on
 //! what a server sends.
 

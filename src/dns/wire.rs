@@ -1,7 +1,8 @@
 //! Sending one query and getting its answer: the message we build (DO, AD, RD as asked, EDNS
-//! payload [`EDNS_PAYLOAD`]), UDP with a TCP retry on truncation, TCP alone for nameservers, and
-//! the checks that the answer belongs to the question. Transport is hickory-net's UDP client
-//! stream and TCP exchange; everything runs under one overall timeout per call.
+//! payload [`EDNS_PAYLOAD`]), UDP with a TCP retry on truncation (to the resolver), TCP (the
+//! nameservers' second way: [`super::authority::transport`] asks them over UDP first), and the
+//! checks that the answer belongs to the question. Transport is hickory-net's UDP client stream
+//! and TCP exchange; everything runs under one overall timeout per call.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -348,3 +348,37 @@ fn remove_stale() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A test that panics inside the host's namespace, with a firewall loaded, leaves no
+    /// namespace behind (the veth pair and the table go with them).
+    #[test]
+    fn a_panicking_test_leaves_no_namespace() {
+        if let Err(why) = available() {
+            eprintln!("skipped: {why}");
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::channel();
+        let joined = std::thread::spawn(move || {
+            let net = FieldNet::new(true).unwrap();
+            net.enter_host().unwrap();
+            let _fw = net.firewall(&["tcp dport 53 drop"]).unwrap();
+            assert!(net.tables().unwrap().contains("dane_roll_lab"));
+            tx.send((net.servers_name().to_owned(), net.host_name().to_owned()))
+                .unwrap();
+            panic!("a test fails inside the field lab");
+        })
+        .join();
+        assert!(joined.is_err());
+        let (servers, host) = rx.recv().unwrap();
+        for name in [servers, host] {
+            assert!(
+                !std::path::Path::new(&format!("/run/netns/{name}")).exists(),
+                "{name} left behind"
+            );
+        }
+    }
+}
