@@ -1,0 +1,144 @@
+//! The `current+issuer` scheme follows the issuer (issue 18), on the lab: real BIND + Knot, a
+//! validating Unbound, the receiving Postfix and the DANE-enforcing sending Postfix as the
+//! judge of every mail.
+//!
+//! A CA issues from several intermediates and rotates them. A renewal that keeps the key but
+//! comes from another intermediate must publish the new issuer's `2 1 1` before its install
+//! (the live `3 1 1` keeps matching, so mail flows throughout) and retire the old issuer's once
+//! no served chain holds it; the intermediates named in `issuer-ahead-file` are published ahead.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use dane_roll_lab::conf::{rfc2136, rollover_tools};
+use dane_roll_lab::dns::Server;
+use dane_roll_lab::dns::query::normalize_rdata;
+use dane_roll_lab::pki::{self, Issued, KeyKind, MX_HOST, Validity};
+use dane_roll_lab::require;
+use dane_roll_lab::world::{OWNER, World, rdata, text};
+
+const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
+const TTL: u32 = 2;
+
+fn start() -> World {
+    let mut w = World::start(BIN, TTL);
+    let provider = rfc2136(w.dns.addr(Server::Bind), &w.dns.tsig().file);
+    w.rewrite(|c| {
+        c.provider = provider;
+        c.service_extra = "scheme = \"current+issuer\"".to_owned();
+    });
+    w
+}
+
+/// The `2 1 1` rdata of a CA certificate, normalized.
+fn ta(ca: &Issued) -> String {
+    normalize_rdata(&format!(
+        "2 1 1 {}",
+        pki::spki_sha256_hex(&ca.cert).unwrap()
+    ))
+}
+
+/// `run` until every authoritative server serves exactly `want` (or fail after a while).
+fn run_until_set(w: &World, want: &BTreeSet<String>) {
+    let t0 = Instant::now();
+    loop {
+        let out = w.run(&["run"]);
+        // Every authoritative server (the Knot secondary may lag a moment behind BIND).
+        let served: Vec<BTreeSet<String>> = w
+            .dns
+            .authoritative()
+            .iter()
+            .map(|s| w.served_by(*s, OWNER))
+            .collect();
+        if served.iter().all(|s| s == want) {
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the RRset never became {want:?}: {served:?}\n{}\n{:#?}",
+            text(&out),
+            w.history()
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn a_renewal_with_the_same_key_from_another_intermediate_follows_the_issuer() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let mut w = start();
+    w.assert_mail_verified("before");
+
+    // A rollover to key A from the first intermediate: 3 1 1 A + 2 1 1 int1.
+    let (a, cert, key) = w.new_leaf("a");
+    let out = w.deploy(&cert, &key, &["--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let int1 = ta(&w.ca.intermediate);
+    let want: BTreeSet<String> = [rdata(&a), int1.clone()].into_iter().collect();
+    w.wait_tlsa_set(&want);
+    w.assert_mail_verified("after the rollover to A");
+
+    // The CA's other intermediates, named to be published ahead.
+    let int2 =
+        w.ca.another_intermediate("dane-roll lab intermediate CA 2")
+            .unwrap();
+    let int3 =
+        w.ca.another_intermediate("dane-roll lab intermediate CA 3")
+            .unwrap();
+    let ahead = w.files.join("ahead.pem");
+    std::fs::write(&ahead, int3.cert.to_pem().unwrap()).unwrap();
+    let ahead_line = format!("issuer-ahead-file = \"{}\"", ahead.display());
+    w.rewrite(|c| {
+        c.service_extra = format!("scheme = \"current+issuer\"\n{ahead_line}");
+    });
+
+    // The renewal: the same key A, issued by the second intermediate.
+    let renewed =
+        w.ca.leaf_from(&int2, &[MX_HOST], a.key.clone(), Validity::Days(90))
+            .unwrap();
+    assert_eq!(rdata(&renewed), rdata(&a), "same key");
+    let (cert, key) = w.write_leaf("renewed", &renewed);
+    let out = w.deploy(&cert, &key, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    w.assert_mail_verified("right after the renewal");
+    // The served chain is the new one.
+    let served = w.rx.served_chain().unwrap();
+    assert_eq!(
+        served.get(1).map(|c| pki::spki_sha256_hex(c).unwrap()),
+        Some(pki::spki_sha256_hex(&int2.cert).unwrap()),
+        "the receiver serves the chain from the second intermediate"
+    );
+
+    // The new issuer's record and the one published ahead are out, the old issuer's is gone
+    // (no served chain holds it), and the key's record stayed throughout.
+    let want: BTreeSet<String> = [rdata(&a), ta(&int2), ta(&int3)].into_iter().collect();
+    run_until_set(&w, &want);
+    assert!(!w.tlsa_set().contains(&int1));
+    let history = w.history().join("\n");
+    assert!(
+        history.contains("2 1 1") && history.contains("retired"),
+        "the history says what happened to the issuer records:\n{history}"
+    );
+    w.assert_mail_verified("after the old issuer's record went");
+    w.assert_nothing_deferred();
+
+    // A later key change from the new intermediate needs no new issuer record: the rollover
+    // to key B publishes 3 1 1 B beside, and the issuer records stay.
+    let b =
+        w.ca.leaf_from(
+            &int2,
+            &[MX_HOST],
+            pki::new_key(KeyKind::EcdsaP256).unwrap(),
+            Validity::Days(90),
+        )
+        .unwrap();
+    let (cert, key) = w.write_leaf("b", &b);
+    let out = w.deploy(&cert, &key, &["--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let want: BTreeSet<String> = [rdata(&b), ta(&int2), ta(&int3)].into_iter().collect();
+    w.wait_tlsa_set(&want);
+    w.assert_mail_verified("after the rollover to B");
+    w.assert_nothing_deferred();
+}
