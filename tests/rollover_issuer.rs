@@ -142,3 +142,109 @@ fn a_renewal_with_the_same_key_from_another_intermediate_follows_the_issuer() {
     w.assert_mail_verified("after the rollover to B");
     w.assert_nothing_deferred();
 }
+
+/// `check --format json` of the lab's domain through its resolver (ECDSA, the lab's key).
+fn check_json(w: &World) -> serde_json::Value {
+    let resolver = w.dns.resolver_addr().to_string();
+    let out = w.run(&[
+        "check",
+        "example.test",
+        "--resolver",
+        &resolver,
+        "--key-algorithm",
+        "ecdsa",
+        "--timeout",
+        "10",
+        "--format",
+        "json",
+    ]);
+    assert_ne!(out.status.code(), Some(101), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
+}
+
+/// The checks of `kind` in a `check` report, as (status, message).
+fn checks_of(json: &serde_json::Value, kind: &str) -> Vec<(String, String)> {
+    json["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["kind"] == kind)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or("").to_owned(),
+                c["message"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_short_lived_certificate_without_a_next_key_and_a_pinned_intermediate_are_said() {
+    if !require(&rollover_tools(true)) {
+        return;
+    }
+    let mut w = start();
+    // A 6-day certificate (renewed every 2–3 days) under current+issuer: no next key.
+    let six =
+        w.ca.leaf_from(
+            &w.ca.intermediate,
+            &[MX_HOST],
+            pki::new_key(KeyKind::EcdsaP256).unwrap(),
+            Validity::Days(6),
+        )
+        .unwrap();
+    let (cert, key) = w.write_leaf("six", &six);
+    let out = w.deploy(&cert, &key, &["--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    w.assert_mail_verified("after the rollover to the 6-day certificate");
+
+    // status says so, with what to do.
+    let st = w.status_json();
+    let advice = st["services"][0]["short_lived"].as_str().unwrap_or("");
+    assert!(
+        advice.contains("no next key published ahead") && advice.contains("current+next"),
+        "{st:#}"
+    );
+    let out = w.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("short-lived:"),
+        "{}",
+        text(&out)
+    );
+
+    // check too, and the DANE-TA record pins the lab's intermediate: a warning that says why.
+    let json = check_json(&w);
+    let lifetime = checks_of(&json, "cert-lifetime");
+    assert!(
+        lifetime
+            .iter()
+            .any(|(s, m)| s == "warning" && m.contains("current+next")),
+        "{json:#}"
+    );
+    let anchor = checks_of(&json, "tlsa-anchor");
+    assert!(
+        anchor
+            .iter()
+            .any(|(s, m)| s == "warning" && m.contains("intermediate") && m.contains("rotate")),
+        "{json:#}"
+    );
+
+    // The way out: scheme current+next and a next key published ahead. Neither says it then.
+    w.rewrite(|c| c.service_extra = String::new());
+    let out = w.run(&["next-key", "mx"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let st = w.status_json();
+    assert!(st["services"][0]["short_lived"].is_null(), "{st:#}");
+    // (the resolver may hold the RRset without it for a TTL)
+    let t0 = Instant::now();
+    loop {
+        let json = check_json(&w);
+        let lifetime = checks_of(&json, "cert-lifetime");
+        if !lifetime.is_empty() && lifetime.iter().all(|(s, _)| s == "ok") {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "{json:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    w.assert_mail_verified("after the next key was published");
+}
