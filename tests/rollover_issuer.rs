@@ -116,11 +116,20 @@ fn a_renewal_with_the_same_key_from_another_intermediate_follows_the_issuer() {
     let want: BTreeSet<String> = [rdata(&a), ta(&int2), ta(&int3)].into_iter().collect();
     run_until_set(&w, &want);
     assert!(!w.tlsa_set().contains(&int1));
-    let history = w.history().join("\n");
-    assert!(
-        history.contains("2 1 1") && history.contains("retired"),
-        "the history says what happened to the issuer records:\n{history}"
-    );
+    // In order: the new issuer's record out before the install, the old one's retired after.
+    let history = w.history();
+    let at = |needle: &str| {
+        history
+            .iter()
+            .position(|e| e.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the history:\n{history:#?}"))
+    };
+    let published = at("published before the install");
+    let installed = at("renewal with the same key");
+    let retired = at("old issuer record(s) retired");
+    assert!(published < installed && installed < retired, "{history:#?}");
+    assert!(history[published].contains(&ta(&int2)), "{history:#?}");
+    assert!(history[retired].contains(&int1), "{history:#?}");
     w.assert_mail_verified("after the old issuer's record went");
     w.assert_nothing_deferred();
 
