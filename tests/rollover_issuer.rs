@@ -149,6 +149,23 @@ fn a_renewal_with_the_same_key_from_another_intermediate_follows_the_issuer() {
     let want: BTreeSet<String> = [rdata(&b), ta(&int2), ta(&int3)].into_iter().collect();
     w.wait_tlsa_set(&want);
     w.assert_mail_verified("after the rollover to B");
+
+    // A new key from the intermediate published ahead: its 2 1 1 was out all along; the
+    // rollover retires the second intermediate's once the new chain is served.
+    let c =
+        w.ca.leaf_from(
+            &int3,
+            &[MX_HOST],
+            pki::new_key(KeyKind::EcdsaP256).unwrap(),
+            Validity::Days(90),
+        )
+        .unwrap();
+    let (cert, key) = w.write_leaf("c", &c);
+    let out = w.deploy(&cert, &key, &["--wait"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let want: BTreeSet<String> = [rdata(&c), ta(&int3)].into_iter().collect();
+    w.wait_tlsa_set(&want);
+    w.assert_mail_verified("after the rollover to C from the intermediate published ahead");
     w.assert_nothing_deferred();
 }
 
