@@ -29,6 +29,8 @@ pub(crate) struct CertificateFacts<'a> {
     pub spki: &'a [u8],
     /// The end of validity, in seconds since the epoch.
     pub not_after: i64,
+    /// The start of validity, in seconds since the epoch.
+    pub not_before: i64,
 }
 
 /// The total length (header included) that the element at the start of `input` announces,
@@ -53,6 +55,7 @@ pub(crate) fn certificate(der: &[u8]) -> Option<CertificateFacts<'_>> {
     Some(CertificateFacts {
         spki: cert.tbs_certificate.subject_pki.raw,
         not_after: cert.tbs_certificate.validity.not_after.timestamp(),
+        not_before: cert.tbs_certificate.validity.not_before.timestamp(),
     })
 }
 

@@ -578,3 +578,35 @@ fn missing_chain_directory_is_an_error() {
     let run = run(&lab.config(&body), &[]);
     assert_error(&run, &["service \"mx\", key chain-file", "does not exist"]);
 }
+
+#[test]
+fn current_issuer_is_a_warning_and_issuer_ahead_file_needs_it() {
+    let lab = Lab::new();
+    // current+issuer: a warning that says why (CAs rotate intermediates) and what to use.
+    let body = format!(
+        "{}\n{}",
+        lab.service("scheme = \"current+issuer\"\nissuer-ahead-file = \"ahead.pem\""),
+        lab.provider()
+    );
+    let warned = run(&lab.config(&body), &[]);
+    assert_eq!(warned.code, 0, "{}", warned.stderr);
+    assert!(
+        warned.stderr.contains("dane-roll: warning:")
+            && warned.stderr.contains("key scheme")
+            && warned.stderr.contains("rotate their")
+            && warned.stderr.contains("current+next"),
+        "{}",
+        warned.stderr
+    );
+    // issuer-ahead-file with another scheme: an error naming the key and what to do.
+    let body = format!(
+        "{}\n{}",
+        lab.service("issuer-ahead-file = \"ahead.pem\""),
+        lab.provider()
+    );
+    let refused = run(&lab.config(&body), &[]);
+    assert_error(
+        &refused,
+        &["key issuer-ahead-file", "scheme = \"current+issuer\""],
+    );
+}

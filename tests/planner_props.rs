@@ -380,6 +380,7 @@ impl World {
                                 ProbeVerdict::NoMatch("no TLSA record matched".into())
                             },
                             live_key: served,
+                            chain: Vec::new(),
                         })
                         .collect(),
                 )

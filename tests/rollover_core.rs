@@ -333,6 +333,7 @@ impl Effects for Scripted {
                     address: "192.0.2.25".into(),
                     verdict: verdict.clone(),
                     live_key: Some(w.served),
+                    chain: Vec::new(),
                 })
                 .collect()
         })

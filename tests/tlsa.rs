@@ -520,7 +520,12 @@ fn formats_rr_nsupdate_json() {
     assert_eq!(items[0]["source"]["subject"], "CN=Test Intermediate");
     assert_eq!(items[0]["source"]["key_type"], "EC P-256");
     assert_eq!(items[1]["source"]["subject"], "CN=Test Root");
-    assert_eq!(items[0]["lints"], serde_json::json!([]));
+    // DANE-TA pins a CA: the intermediate is a warning (CAs rotate them), the root a note.
+    assert_eq!(
+        items[0]["lints"][0]["code"], "dane-ta-intermediate",
+        "{json:#}"
+    );
+    assert_eq!(items[1]["lints"][0]["code"], "dane-ta-root", "{json:#}");
 
     // No host: no owner; a key: no subject.
     let (out, _) = tlsa_ok(&["--format", "json", &pki.arg("leaf.key")]);
@@ -564,6 +569,22 @@ fn lints_warn_on_stderr_and_in_json() {
         .map(|l| l["code"].as_str().expect("code"))
         .collect();
     assert_eq!(codes, ["whole-certificate", "pkix-usage-on-smtp"]);
+    // DANE-TA of an intermediate: why it is fragile, and the scheme to use instead.
+    let (_, err) = tlsa_ok(&["--usage", "2", &pki.arg("inter.pem")]);
+    assert!(
+        err.contains("dane-roll: warning: DANE-TA(2) pins the intermediate CN=Test Intermediate")
+            && err.contains("rotate")
+            && err.contains("current+next"),
+        "{err}"
+    );
+    let (_, err) = tlsa_ok(&["--usage", "2", &pki.arg("root.pem")]);
+    assert!(
+        err.contains("pins the root CN=Test Root") && err.contains("change too"),
+        "{err}"
+    );
+    // DANE-EE of the leaf: no such warning.
+    let (_, err) = tlsa_ok(&[&leaf]);
+    assert!(err.is_empty(), "{err}");
     // The empty-input digest cannot come out of a real certificate; the refusal is unit-tested
     // in src/tlsa.rs (`lints`).
 }

@@ -242,9 +242,21 @@ fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value 
             .iter()
             .all(|o| ours.iter().any(|rec| rec.owner == *o && rec.is_of(&n)))
     });
-    let not_after = crate::fsafe::read_regular(&r.chain)
-        .ok()
-        .and_then(|pem| leaf_not_after(&pem));
+    let chain_pem = crate::fsafe::read_regular(&r.chain).ok();
+    let not_after = chain_pem.as_deref().and_then(leaf_not_after);
+    // A wait that is a large share of a short-lived certificate's lifetime, with no next key
+    // published ahead (`rollover::lifetime`).
+    let lifetime_advice = chain_pem
+        .as_deref()
+        .and_then(leaf_validity)
+        .and_then(|(from, until)| u64::try_from(until - from).ok())
+        .and_then(|secs| {
+            crate::rollover::lifetime::advice(&crate::rollover::lifetime::LifetimeFacts {
+                lifetime: std::time::Duration::from_secs(secs),
+                wait: r.wait(),
+                next_published,
+            })
+        });
     let ours_set: BTreeSet<String> = record_strings(ours).into_iter().collect();
     let expected_s = record_strings(&expected);
     let missing: Vec<&String> = expected_s
@@ -277,6 +289,7 @@ fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value 
             "not_after": text,
             "expired": secs < now_secs(),
         })),
+        "short_lived": lifetime_advice,
     })
 }
 
@@ -424,6 +437,9 @@ fn print_row(row: &Value) {
             }
         );
     }
+    if let Some(advice) = row["short_lived"].as_str() {
+        println!("  short-lived: {advice}");
+    }
     let expected = row["records"]["expected"].as_array().map_or(0, Vec::len);
     let missing = row["records"]["not_published"]
         .as_array()
@@ -479,6 +495,15 @@ fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The leaf certificate's notBefore and notAfter in a key+chain PEM file, seconds since the
+/// epoch (read as [`leaf_not_after`] reads it).
+fn leaf_validity(pem_text: &[u8]) -> Option<(i64, i64)> {
+    let blocks = pem::parse_many(pem_text).ok()?;
+    let der = blocks.iter().find(|b| b.tag() == "CERTIFICATE")?.contents();
+    let facts = crate::der::certificate(der)?;
+    Some((facts.not_before, facts.not_after))
 }
 
 /// The leaf certificate's notAfter in a key+chain PEM file: RFC 3339 text and seconds since

@@ -123,7 +123,14 @@ pub(crate) fn compute<'a>(
             if computed.iter().any(|c| c.record == record) {
                 continue;
             }
-            let lints = record.lints(port);
+            let mut lints = record.lints(port);
+            // A DANE-TA record pins a CA certificate: an intermediate the CA may rotate, or a
+            // root (see `Lint::for_trust_anchor`).
+            if usage == Usage::DaneTa
+                && let Subject::Certificate(ca) = &subject
+            {
+                lints.push(Lint::for_trust_anchor(ca));
+            }
             computed.push(Computed {
                 record,
                 source,

@@ -163,6 +163,9 @@ pub struct Service {
     /// `dane-roll run` to look at when a hook was missed (it wins over the source a hook recorded
     /// and over the `lineage`).
     pub acme_source: Option<AcmeFiles>,
+    /// `issuer-ahead-file` (`current+issuer` only): the CA's other intermediates, whose `2 1 1`
+    /// records are published ahead of a certificate from them.
+    pub issuer_ahead_file: Option<PathBuf>,
 }
 
 /// `acme-source`: where an ACME client keeps a service's current key and certificate, for

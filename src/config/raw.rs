@@ -64,6 +64,7 @@ pub(super) struct RawService {
     pub key_type: Option<KeyType>,
     pub max_records: Option<i64>,
     pub acme_source: Option<super::AcmeFiles>,
+    pub issuer_ahead_file: Option<PathBuf>,
 }
 
 /// `reload`: one command (`["postfix", "reload"]`) or a list of them, run in order.

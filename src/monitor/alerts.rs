@@ -43,7 +43,7 @@ pub struct Gone {
     pub why: String,
 }
 
-const ENDPOINT_KINDS: [CheckKind; 9] = [
+const ENDPOINT_KINDS: [CheckKind; 11] = [
     CheckKind::Addresses,
     CheckKind::TlsaSecure,
     CheckKind::TcpParent,
@@ -53,6 +53,8 @@ const ENDPOINT_KINDS: [CheckKind; 9] = [
     CheckKind::TlsaTtl,
     CheckKind::TlsaMatch,
     CheckKind::CertExpiry,
+    CheckKind::TlsaAnchor,
+    CheckKind::CertLifetime,
 ];
 const NAME_KINDS: [CheckKind; 3] = [CheckKind::Resolver, CheckKind::Target, CheckKind::MxSecure];
 
@@ -216,7 +218,13 @@ pub fn alert_for(check: &Check) -> Alert {
             "Renew the certificate; under DANE-EE an expired certificate still matches, but other \
              senders (and DANE-TA) check dates."
         }
-        CheckKind::Resolver | CheckKind::Target | CheckKind::Addresses | CheckKind::TlsaTtl => "",
+        // Their message says what to do.
+        CheckKind::Resolver
+        | CheckKind::Target
+        | CheckKind::Addresses
+        | CheckKind::TlsaTtl
+        | CheckKind::TlsaAnchor
+        | CheckKind::CertLifetime => "",
     };
     if !advice.is_empty() && check.status.is_bad() {
         detail.push_str("\n\n");

@@ -132,6 +132,16 @@ pub(super) fn endpoint(
         if let Some(check) = checks::tlsa_stale_retiring(ep, &usable, reports, known, &retiring) {
             out.push(check);
         }
+        if let Some(check) = checks::tlsa_anchor(ep, &usable, reports) {
+            out.push(check);
+        }
+        if let Some(ttl) = set.ttl {
+            for report in reports {
+                if let Some(check) = checks::cert_lifetime(ep, report, &usable, known, ttl) {
+                    out.push(check);
+                }
+            }
+        }
     }
     for report in reports {
         out.push(checks::tlsa_match(ep, report));

@@ -132,8 +132,12 @@ pub struct CertInfo {
     pub spki_sha256: String,
     /// The end of validity, RFC 3339 UTC.
     pub not_after: String,
+    /// The start of validity, RFC 3339 UTC (with `not_after`, the certificate's lifetime).
+    pub not_before: String,
     /// Whether it has expired (a warning only under DANE-EE).
     pub expired: bool,
+    /// Whether it is self-signed (a root, when it is a CA): what a DANE-TA record pins.
+    pub self_signed: bool,
 }
 
 /// A record that took no part in verification.
@@ -172,13 +176,28 @@ impl CertInfo {
                 Asn1Time::days_from_now(0).is_ok_and(|now| cert.not_after() < now),
             ),
         };
+        let not_before = match facts {
+            Some(f) => crate::rfc3339::format_secs(f.not_before),
+            None => rfc3339(cert.not_before()).unwrap_or_else(|| cert.not_before().to_string()),
+        };
+        // The names first: a signature check only for the rare certificate that names itself.
+        let self_signed = cert
+            .subject_name()
+            .try_cmp(cert.issuer_name())
+            .is_ok_and(|o| o.is_eq())
+            && cert
+                .public_key()
+                .and_then(|k| cert.verify(&k))
+                .unwrap_or(false);
         CertInfo {
             subject: pki::subject_line(cert),
             issuer: pki::name_line(cert.issuer_name()),
             key_type: key_type(cert, spki),
             spki_sha256,
             not_after: not_after_text,
+            not_before,
             expired,
+            self_signed,
         }
     }
 }

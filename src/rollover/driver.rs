@@ -40,6 +40,7 @@ pub mod deploy;
 mod drift;
 mod error;
 mod foreign;
+mod issuers;
 pub mod maintain;
 mod observe;
 pub mod owners;

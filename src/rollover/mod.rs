@@ -25,6 +25,7 @@ pub mod effects;
 pub mod engine;
 pub mod env;
 pub mod interrupt;
+pub mod lifetime;
 pub mod owners;
 pub mod phase;
 pub mod plan;

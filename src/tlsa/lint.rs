@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use openssl::x509::X509Ref;
+
 use super::{Matching, SMTP_PORT, Selector, TlsaRecord, Usage};
 
 /// SHA-256 of empty input: a generator that hashed nothing made this.
@@ -58,6 +60,34 @@ pub enum Lint {
         /// The usage.
         usage: Usage,
     },
+    /// A DANE-TA record that pins an intermediate: CAs rotate them.
+    TrustAnchorIntermediate {
+        /// The intermediate's subject.
+        subject: String,
+    },
+    /// A DANE-TA record that pins a root: roots change less often, but they change.
+    TrustAnchorRoot {
+        /// The root's subject.
+        subject: String,
+    },
+}
+
+impl Lint {
+    /// The lint of a DANE-TA record made from the CA certificate `ca`: it pins an
+    /// intermediate (not self-signed) or a root (self-signed).
+    pub fn for_trust_anchor(ca: &X509Ref) -> Lint {
+        let subject = crate::pki::subject_line(ca);
+        let self_signed = ca
+            .subject_name()
+            .try_cmp(ca.issuer_name())
+            .is_ok_and(|o| o.is_eq())
+            && ca.public_key().and_then(|k| ca.verify(&k)).unwrap_or(false);
+        if self_signed {
+            Lint::TrustAnchorRoot { subject }
+        } else {
+            Lint::TrustAnchorIntermediate { subject }
+        }
+    }
 }
 
 impl Lint {
@@ -72,6 +102,8 @@ impl Lint {
             Lint::DigestOfNothing { .. } => "digest-of-nothing",
             Lint::WholeCertificate => "whole-certificate",
             Lint::PkixUsageOnSmtp { .. } => "pkix-usage-on-smtp",
+            Lint::TrustAnchorIntermediate { .. } => "dane-ta-intermediate",
+            Lint::TrustAnchorRoot { .. } => "dane-ta-root",
         }
     }
 }
@@ -93,6 +125,19 @@ impl fmt::Display for Lint {
                 "usage {usage} ({}) is ignored by SMTP senders (RFC 7672 §3.1.3); use 3 (DANE-EE) \
                  or 2 (DANE-TA)",
                 usage.acronym()
+            ),
+            Lint::TrustAnchorIntermediate { subject } => write!(
+                f,
+                "DANE-TA(2) pins the intermediate {subject}: CAs rotate their intermediates (Let's \
+                 Encrypt changed its own in 2024 and 2026), and a certificate from another one \
+                 matches no such record, so DANE senders defer mail; publish 3 1 1 of the current \
+                 and the next key instead (dane-roll scheme \"current+next\")"
+            ),
+            Lint::TrustAnchorRoot { subject } => write!(
+                f,
+                "DANE-TA(2) pins the root {subject}: roots change less often than intermediates, \
+                 but they change too (and the server must send the root in its chain); 3 1 1 of \
+                 the current and the next key (dane-roll scheme \"current+next\") depends on no CA"
             ),
         }
     }

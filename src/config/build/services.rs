@@ -226,6 +226,29 @@ impl Builder<'_, '_> {
             AcmeFiles::None => AcmeFiles::None,
         });
 
+        let scheme = raw.scheme.unwrap_or(Scheme::CurrentNext);
+        if scheme == Scheme::CurrentIssuer {
+            self.warn(
+                at("scheme"),
+                "\"current+issuer\" publishes 2 1 1 of the CA's intermediate: CAs rotate their \
+                 intermediates (Let's Encrypt changed its own in 2024 and 2026), and a \
+                 certificate from another one, installed without dane-roll, matches only by its \
+                 3 1 1. dane-roll follows the issuer at each renewal (name the CA's other \
+                 intermediates in `issuer-ahead-file`), but \"current+next\" (3 1 1 of the \
+                 current and the next key) does not depend on the CA at all",
+            );
+        }
+        let issuer_ahead_file = raw.issuer_ahead_file.map(|path| {
+            if scheme != Scheme::CurrentIssuer {
+                self.error(
+                    at("issuer-ahead-file"),
+                    "works only with scheme = \"current+issuer\" (it names intermediates whose \
+                     2 1 1 records are published ahead); remove it or change the scheme",
+                );
+            }
+            self.file_path(at("issuer-ahead-file"), path)
+        });
+
         if self.errors.len() > errors_before {
             return None;
         }
@@ -234,7 +257,7 @@ impl Builder<'_, '_> {
             lineage,
             domains,
             endpoints,
-            scheme: raw.scheme.unwrap_or(Scheme::CurrentNext),
+            scheme,
             chain_files,
             split_files,
             reload,
@@ -245,6 +268,7 @@ impl Builder<'_, '_> {
             key_type: raw.key_type,
             max_records,
             acme_source,
+            issuer_ahead_file,
         })
     }
 

@@ -22,10 +22,12 @@ use crate::tlsa::TlsaRecord;
 
 use super::report::severity_word;
 
+mod anchor;
 mod chain;
 mod lookups;
 mod tlsa;
 
+pub use anchor::{cert_lifetime, tlsa_anchor};
 pub use chain::{
     cert_expiry, endpoint_verdict, keys_by_algorithm, not_after_secs, parse_rfc3339, tlsa_match,
 };
@@ -66,6 +68,10 @@ pub enum CheckKind {
     TlsaMatch,
     /// The served certificates do not expire soon.
     CertExpiry,
+    /// No DANE-TA record pins an intermediate the CA may rotate.
+    TlsaAnchor,
+    /// A short-lived certificate has a next key published ahead (the wait is a small share).
+    CertLifetime,
 }
 
 impl CheckKind {
@@ -84,6 +90,8 @@ impl CheckKind {
             CheckKind::TlsaTtl => "tlsa-ttl",
             CheckKind::TlsaMatch => "tlsa-match",
             CheckKind::CertExpiry => "cert-expiry",
+            CheckKind::TlsaAnchor => "tlsa-anchor",
+            CheckKind::CertLifetime => "cert-lifetime",
         }
     }
 }

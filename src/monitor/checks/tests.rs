@@ -1,8 +1,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::{
-    DAY, Validation, cert_expiry, mx_secure, parse_rfc3339, resolver, rrsig_expiry, tcp_parent,
-    tlsa_match, tlsa_records, tlsa_secure, tlsa_stale, tlsa_ttl, worst,
+    DAY, Validation, cert_expiry, cert_lifetime, mx_secure, parse_rfc3339, resolver, rrsig_expiry,
+    tcp_parent, tlsa_anchor, tlsa_match, tlsa_records, tlsa_secure, tlsa_stale, tlsa_ttl, worst,
 };
 use crate::config::{Endpoint, Protocol};
 use crate::dns::{Ede, Lookup, MxHost, Name, Status as DnsStatus, TcpParent, ValidationProbe};
@@ -68,7 +68,9 @@ fn key(matched: Option<TlsaRecord>, not_after: &str) -> KeyReport {
             key_type: "EC P-256".into(),
             spki_sha256: "ab".repeat(32),
             not_after: not_after.into(),
+            not_before: "2026-01-01T00:00:00Z".into(),
             expired: false,
+            self_signed: false,
         }],
     }
 }
@@ -310,4 +312,124 @@ fn a_protocol_failure_is_not_called_a_tlsa_mismatch() {
         check.message
     );
     assert!(check.message.contains("192.0.2.1"), "{}", check.message);
+}
+
+/// A chain as served: the leaf (valid `days` days), then CA certificates `(subject, key byte,
+/// self-signed)`.
+fn chained(matched: Option<(TlsaRecord, u32)>, days: i64, cas: &[(&str, u8, bool)]) -> KeyReport {
+    let from = 1_780_000_000_i64;
+    let mut k = key(None, &crate::rfc3339::format_secs(from + days * DAY as i64));
+    k.chain[0].not_before = crate::rfc3339::format_secs(from);
+    if let Some((record, depth)) = matched {
+        k.matched = true;
+        k.matched_record = Some(record);
+        k.match_depth = Some(depth);
+    }
+    for (subject, byte, self_signed) in cas {
+        k.chain.push(CertInfo {
+            subject: format!("CN={subject}"),
+            issuer: "CN=Root".into(),
+            key_type: "EC P-256".into(),
+            spki_sha256: hex::encode([*byte; 32]),
+            not_after: "2036-01-01T00:00:00Z".into(),
+            not_before: "2026-01-01T00:00:00Z".into(),
+            expired: false,
+            self_signed: *self_signed,
+        });
+    }
+    k
+}
+
+#[test]
+fn a_dane_ta_record_pinning_an_intermediate_is_a_warning_that_says_why() {
+    let ta = record(Usage::DaneTa, 7);
+    let served = address(
+        Verdict::Pass,
+        vec![chained(
+            Some((ta.clone(), 1)),
+            90,
+            &[("E5", 7, false), ("Root", 8, true)],
+        )],
+        Vec::new(),
+    );
+    let check = tlsa_anchor(&ep(), &[ta], &[served]).expect("a check");
+    assert_eq!(check.status, Severity::Warning, "{check:?}");
+    assert_eq!(check.kind.as_str(), "tlsa-anchor");
+    assert!(
+        check.message.contains("intermediate CN=E5"),
+        "{}",
+        check.message
+    );
+    assert!(check.message.contains("rotate"), "{}", check.message);
+    assert!(check.message.contains("current+next"), "{}", check.message);
+    assert!(
+        check.message.contains("defer"),
+        "no 3 1 1 matched: {}",
+        check.message
+    );
+}
+
+#[test]
+fn a_dane_ta_record_pinning_a_root_is_a_note_and_none_is_no_check() {
+    let ta = record(Usage::DaneTa, 8);
+    let ee = record(Usage::DaneEe, 0xab);
+    let served = address(
+        Verdict::Pass,
+        vec![chained(
+            Some((ee.clone(), 0)),
+            90,
+            &[("E5", 7, false), ("Root", 8, true)],
+        )],
+        Vec::new(),
+    );
+    let check =
+        tlsa_anchor(&ep(), &[ee.clone(), ta], std::slice::from_ref(&served)).expect("a check");
+    assert_eq!(check.status, Severity::Ok, "{check:?}");
+    assert!(
+        check.note.as_deref().unwrap_or("").contains("root CN=Root"),
+        "{check:?}"
+    );
+    assert!(
+        tlsa_anchor(&ep(), &[ee], &[served]).is_none(),
+        "no DANE-TA record"
+    );
+}
+
+#[test]
+fn a_short_lived_certificate_without_a_next_key_is_a_warning() {
+    let ee = record(Usage::DaneEe, 0xab);
+    let next = record(Usage::DaneEe, 0xcd);
+    let six_days = address(
+        Verdict::Pass,
+        vec![chained(Some((ee.clone(), 0)), 6, &[("E5", 7, false)])],
+        Vec::new(),
+    );
+    let check =
+        cert_lifetime(&ep(), &six_days, std::slice::from_ref(&ee), &[], 3600).expect("a check");
+    assert_eq!(check.status, Severity::Warning, "{check:?}");
+    assert!(check.message.contains("6.0 days"), "{}", check.message);
+    assert!(check.message.contains("current+next"), "{}", check.message);
+    // A next key published ahead (known to the store): said, not warned.
+    let with_next = address(
+        Verdict::Pass,
+        vec![chained(Some((ee.clone(), 0)), 6, &[("E5", 7, false)])],
+        vec![next.clone()],
+    );
+    let both = [ee.clone(), next];
+    let known = [KeyHash([0xcd; 32])];
+    let check = cert_lifetime(&ep(), &with_next, &both, &known, 3600).expect("a check");
+    assert_eq!(check.status, Severity::Ok, "{check:?}");
+    // A record that matches nothing and no known key is stale, not a next key.
+    let check = cert_lifetime(&ep(), &with_next, &both, &[], 3600).expect("a check");
+    assert_eq!(check.status, Severity::Warning, "{check:?}");
+    // 90 days, TTL 1 h: nothing to say.
+    let long = address(
+        Verdict::Pass,
+        vec![chained(Some((ee.clone(), 0)), 90, &[("E5", 7, false)])],
+        Vec::new(),
+    );
+    assert!(cert_lifetime(&ep(), &long, std::slice::from_ref(&ee), &[], 3600).is_none());
+    // 90 days, TTL 5 days: the wait is 11 % of the lifetime.
+    let check = cert_lifetime(&ep(), &long, &[ee], &[], 5 * 86_400).expect("a check");
+    assert_eq!(check.status, Severity::Warning, "{check:?}");
 }

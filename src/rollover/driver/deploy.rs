@@ -32,6 +32,8 @@ pub struct Prepared {
     key: PKey<Private>,
     certs: Vec<X509>,
     next: Option<(KeyHash, PathBuf)>,
+    /// The issuer keys whose `2 1 1` records the chain needs (`current+issuer`).
+    issuers: Vec<KeyHash>,
 }
 
 impl std::fmt::Debug for Prepared {
@@ -148,6 +150,7 @@ pub fn prepare(config: &Config, request: &DeployRequest) -> Result<Prepared, Dri
         }
         None => None,
     };
+    let issuers = super::issuers::wanted_issuers(&service, &certs)?;
     Ok(Prepared {
         service,
         slot,
@@ -155,6 +158,7 @@ pub fn prepare(config: &Config, request: &DeployRequest) -> Result<Prepared, Dri
         key,
         certs,
         next,
+        issuers,
     })
 }
 
@@ -281,7 +285,7 @@ impl<E: Effects> Driver<E> {
         if current == Some(p.hash) {
             // Acted on under the lock the decision was made under: let go in between, another
             // process could stage a rollover to another key, and this install would undo it.
-            let renewed = self.renew(&service, &slot, p.hash, &staged, stored_next);
+            let renewed = self.renew(&service, &slot, p.hash, &staged, stored_next, &p.issuers);
             drop(held);
             return renewed;
         }
@@ -314,17 +318,9 @@ impl<E: Effects> Driver<E> {
         request.old = current;
         request.next = stored_next.filter(|n| *n != p.hash);
         request.previous_chain = previous_chain;
-        if service.scheme == Scheme::CurrentIssuer {
-            request.issuers = p
-                .certs
-                .iter()
-                .skip(1)
-                .filter_map(|c| c.public_key().ok())
-                .filter_map(|k| k.public_key_to_der().ok())
-                .map(|der| KeyHash::of_spki_der(&der))
-                .take(1)
-                .collect();
-        }
+        // `current+issuer`: the chain's issuer and the ones named to be published ahead; they
+        // are in the gate, and the old issuer's records go with the other stale ones.
+        request.issuers = p.issuers.clone();
         let new_records: Vec<TlsaAt> = request
             .owners
             .iter()
@@ -357,7 +353,9 @@ impl<E: Effects> Driver<E> {
     }
 
     /// A renewal that kept the key: the `3 1 1` records match already. Install, reload, and
-    /// check the live handshake; DNS is not touched (except a next key the client announced).
+    /// check the live handshake; DNS is not touched, except a next key the client announced
+    /// and, for `current+issuer`, the issuer records of the renewed chain: published before
+    /// the install, the old issuer's retired once no served chain holds it (`issuers`).
     /// The caller holds the service's lock, taken before it decided that this is a renewal.
     pub(super) fn renew(
         &mut self,
@@ -366,6 +364,7 @@ impl<E: Effects> Driver<E> {
         key: KeyHash,
         staged: &Path,
         next: Option<KeyHash>,
+        issuers: &[KeyHash],
     ) -> Result<DeployOutcome, DriverError> {
         let phase = self
             .store
@@ -397,14 +396,34 @@ impl<E: Effects> Driver<E> {
                 );
             }
         }
+        // The renewed chain's issuer records go out before its install (adding a record that
+        // matches is always safe). No gate: the live 3 1 1 matches the renewal throughout.
+        let issuer_scheme = service.scheme == Scheme::CurrentIssuer;
+        if issuer_scheme {
+            let failed = self.publish_issuers(service, slot, issuers)?;
+            if !failed.is_empty() {
+                tracing::warn!(
+                    "service {}: the renewed chain's issuer records were not all published \
+                     ({}); the certificate is installed anyway (its key's 3 1 1 matches), and \
+                     the old issuer's records stay until they are",
+                    service.name,
+                    failed.join("; ")
+                );
+            }
+        }
         let now = self.now();
         self.store.add_events(
             &service.name,
             slot,
             &[event(
                 format!(
-                    "renewal with the same key {}: installing the new certificate (DNS unchanged)",
-                    key.short()
+                    "renewal with the same key {}: installing the new certificate ({})",
+                    key.short(),
+                    if issuer_scheme {
+                        "the key's 3 1 1 unchanged"
+                    } else {
+                        "DNS unchanged"
+                    }
                 ),
                 now,
             )],
@@ -435,11 +454,12 @@ impl<E: Effects> Driver<E> {
             .map(|e| format!("{}:{}", e.host, e.port))
             .collect();
         let mut problem = None;
+        let mut results = Vec::new();
         for (i, pause) in std::iter::once(0).chain(QUICK_REPROBE_MS).enumerate() {
             if i > 0 {
                 self.effects.sleep(Duration::from_millis(pause));
             }
-            let results = self.effects.probe(service, slot, &endpoints, key);
+            results = self.effects.probe(service, slot, &endpoints, key);
             problem = renewal_problem(&results, key);
             if problem.is_none() {
                 break;
@@ -459,6 +479,10 @@ impl<E: Effects> Driver<E> {
                 phase,
                 &format!("dane-roll: service {} ({slot}): {detail}", service.name),
             );
+        } else if issuer_scheme
+            && let Some(detail) = self.retire_stale_issuers(service, slot, key, &results, true)?
+        {
+            self.say(&service.name, slot, &detail);
         }
         Ok(DeployOutcome::Renewed {
             service: service.name.clone(),

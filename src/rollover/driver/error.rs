@@ -155,6 +155,20 @@ pub enum DriverError {
         /// Why it cannot write there.
         why: String,
     },
+    /// A service's `issuer-ahead-file` cannot be used.
+    #[error(
+        "service {service}: issuer-ahead-file {}: {why}; give a PEM file of the CA's \
+         intermediates, or remove the key",
+        path.display()
+    )]
+    IssuerAheadFile {
+        /// The service.
+        service: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
     /// The engine kept asking for actions without settling (a bug guard).
     #[error(
         "service {service} ({slot}): the rollover did not settle after {MAX_STEPS} steps; \

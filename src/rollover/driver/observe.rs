@@ -155,6 +155,7 @@ pub(super) fn probe_result(
             address,
             verdict,
             live_key: None,
+            chain: Vec::new(),
         };
     };
     let key = &report.keys[index];
@@ -172,6 +173,12 @@ pub(super) fn probe_result(
         address,
         verdict,
         live_key: hashes[index],
+        chain: key
+            .chain
+            .iter()
+            .skip(1)
+            .filter_map(|c| c.spki_sha256.parse().ok())
+            .collect(),
     }
 }
 
@@ -182,5 +189,6 @@ pub(super) fn unknown(endpoint: &str, address: &str, why: String) -> ProbeResult
         address: address.to_owned(),
         verdict: ProbeVerdict::Unknown(why),
         live_key: None,
+        chain: Vec::new(),
     }
 }

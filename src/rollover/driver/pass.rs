@@ -66,6 +66,8 @@ impl<E: Effects> Driver<E> {
         }
         let mut standings = self.drive(&targets, options)?;
         self.confirm_next_keys(service)?;
+        // `current+issuer`: an old issuer's records that a renewal could not retire yet.
+        self.keep_issuers(service)?;
         owners::fold_failures(&mut standings, owner_failures);
         Ok(standings)
     }

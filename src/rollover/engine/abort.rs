@@ -414,6 +414,7 @@ mod tests {
             address: "192.0.2.1".to_owned(),
             verdict: ProbeVerdict::Match,
             live_key: Some(live),
+            chain: Vec::new(),
         }])
     }
 

@@ -169,6 +169,10 @@ pub struct ProbeResult {
     pub verdict: ProbeVerdict,
     /// The key of the certificate served, when the handshake got that far.
     pub live_key: Option<KeyHash>,
+    /// The keys of the certificates served after it (its issuers, leaf's issuer first): what
+    /// says whether a chain still holds an issuer whose record would go.
+    #[serde(default)]
+    pub chain: Vec<KeyHash>,
 }
 
 /// Whether a failed action can succeed when it is simply tried again.

@@ -7,6 +7,7 @@
 //!
 //! - [`new_key`]: RSA 2048 or ECDSA P-256 (also "the next key" of a rollover);
 //! - [`TestPki`]: root and intermediate CA, [`TestPki::leaf`] issues a [`Leaf`] with its chain;
+//!   [`TestPki::another_intermediate`] and [`TestPki::leaf_from`] issue from a second one;
 //! - [`self_signed`]: a leaf that is its own issuer (DANE-EE does not care);
 //! - [`Leaf::key_and_chain_pem`] / [`write_key_and_chain`]: the Postfix `smtpd_tls_chain_files`
 //!   format (private key FIRST, then leaf, then intermediates), written atomically with mode 0600;
@@ -199,6 +200,46 @@ impl TestPki {
     /// A leaf for `names` that expired yesterday.
     pub fn expired_leaf(&self, names: &[&str], kind: KeyKind) -> io::Result<Leaf> {
         self.leaf_for_key(names, new_key(kind)?, Validity::Expired)
+    }
+
+    /// Another intermediate under the same root, as a CA issues from several (Let's Encrypt's
+    /// E5/E6, R10/R11) and rotates them.
+    pub fn another_intermediate(&self, cn: &str) -> io::Result<Issued> {
+        let key = new_key(self.kind)?;
+        let cert = build(
+            cn,
+            &key,
+            Some((&self.root.cert, &self.root.key)),
+            Role::Ca { pathlen: 0 },
+            &[],
+            Validity::Days(3650),
+        )?;
+        Ok(Issued { key, cert })
+    }
+
+    /// A leaf for `names` with the given key and validity, signed by `intermediate` (a renewal
+    /// from another intermediate of the same CA).
+    pub fn leaf_from(
+        &self,
+        intermediate: &Issued,
+        names: &[&str],
+        key: Key,
+        validity: Validity,
+    ) -> io::Result<Leaf> {
+        let cn = names.first().copied().unwrap_or(MX_HOST);
+        let cert = build(
+            cn,
+            &key,
+            Some((&intermediate.cert, &intermediate.key)),
+            Role::Leaf,
+            names,
+            validity,
+        )?;
+        Ok(Leaf {
+            key,
+            cert,
+            chain: vec![intermediate.cert.clone()],
+        })
     }
 
     /// The root, PEM (a CA file for clients).
