@@ -5,11 +5,13 @@
 //!
 //! Lines go to standard output; alerts go through `tracing` to standard error.
 
+use std::cell::Cell;
 use std::io::IsTerminal;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::rollover::reporter::{Countdown, eta_text};
 use crate::rollover::{Reporter, Timestamp};
 
 /// Where progress goes.
@@ -18,7 +20,10 @@ pub(super) struct Progress {
     terminal: bool,
     quiet: bool,
     bar: Option<ProgressBar>,
-    announced: bool,
+    /// The wait shown: its start and its known deadline (the ETA counts down to it).
+    countdown: Cell<Option<Countdown>>,
+    /// The deadline the last plain line announced (`Some(None)`: a wait without one).
+    announced: Option<Option<Timestamp>>,
 }
 
 impl Progress {
@@ -29,7 +34,28 @@ impl Progress {
             terminal: std::io::stderr().is_terminal(),
             quiet,
             bar: None,
-            announced: false,
+            countdown: Cell::new(None),
+            announced: None,
+        }
+    }
+
+    /// Show the countdown at `now` on the bar: position, length, and the time left until the
+    /// deadline (none while the deadline is not known).
+    fn show(&self, now: Timestamp) {
+        let (Some(bar), Some(c)) = (&self.bar, self.countdown.get()) else {
+            return;
+        };
+        match (c.progress(now), c.left(now)) {
+            (Some((done, total)), Some(left)) => {
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_prefix(format!("ETA {}", eta_text(left)));
+            }
+            _ => {
+                bar.set_length(1);
+                bar.set_position(0);
+                bar.set_prefix("no deadline yet");
+            }
         }
     }
 }
@@ -48,16 +74,19 @@ impl Reporter for Progress {
         }
     }
 
-    /// A bar on a terminal, one line otherwise (only when the wait is new).
-    fn wait(&mut self, label: &str, start: Timestamp, until: Timestamp, now: Timestamp) {
-        let total = start.until(until).as_secs().max(1);
-        let done = start.until(now).as_secs().min(total);
+    /// A bar on a terminal, counting down to the known deadline; one line otherwise, when the
+    /// deadline is new.
+    fn wait(&mut self, label: &str, deadline: Option<Timestamp>, now: Timestamp) {
+        let countdown = Countdown::resume(self.countdown.get(), deadline, now);
+        self.countdown.set(Some(countdown));
         if self.terminal && !self.quiet {
             let bar = self.bar.get_or_insert_with(|| {
-                let bar = ProgressBar::new(total);
+                let bar = ProgressBar::new(1);
+                // The ETA is ours (the prefix), not indicatif's {eta}: that one estimates from
+                // the rate of progress and starts again at every wake.
                 bar.set_style(
                     ProgressStyle::with_template(
-                        "{spinner} {msg} [{bar:30}] {pos}/{len} s, ETA {eta}",
+                        "{spinner} {msg} [{bar:30}] {pos}/{len} s, {prefix}",
                     )
                     .unwrap_or_else(|_| ProgressStyle::default_bar())
                     .progress_chars("=> "),
@@ -65,26 +94,27 @@ impl Reporter for Progress {
                 bar.enable_steady_tick(Duration::from_millis(200));
                 bar
             });
-            bar.set_length(total);
-            bar.set_position(done);
             bar.set_message(label.to_owned());
-        } else if !self.announced {
-            self.line(&format!(
-                "{label}: waiting until {until} ({} s)",
-                now.until(until).as_secs()
-            ));
-            self.announced = true;
+            self.show(now);
+        } else if self.announced != Some(deadline) {
+            match countdown.deadline {
+                Some(until) => self.line(&format!(
+                    "{label}: waiting until {until} ({})",
+                    eta_text(now.until(until))
+                )),
+                None => self.line(&format!("{label}: waiting")),
+            }
+            self.announced = Some(deadline);
         }
     }
 
-    fn tick(&self, start: Timestamp, now: Timestamp) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(start.until(now).as_secs());
-        }
+    fn tick(&self, now: Timestamp) {
+        self.show(now);
     }
 
     fn end_wait(&mut self) {
-        self.announced = false;
+        self.announced = None;
+        self.countdown.set(None);
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
