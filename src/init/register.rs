@@ -276,9 +276,7 @@ fn acme_sh(cert: &AcmeCert, places: &Places) -> Result<Registered, InitError> {
     lines.push(line);
     let mut new_text = lines.join("\n");
     new_text.push('\n');
-    let mode = mode_of(&conf);
-    fsafe::write_atomic(&conf, new_text.as_bytes(), FileMode::mode(mode))
-        .map_err(file_err(&conf))?;
+    rewrite(&conf, &new_text)?;
     let kept = match old.filter(|o| !o.trim().is_empty()) {
         Some(o) => format!("; its reload command `{o}` runs after dane-roll's"),
         None => String::new(),
@@ -291,11 +289,19 @@ fn acme_sh(cert: &AcmeCert, places: &Places) -> Result<Registered, InitError> {
     )))
 }
 
-fn mode_of(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o7777)
-        .unwrap_or(0o600)
+/// Replace acme.sh's conf with `text` atomically, keeping its mode and its owner: acme.sh may
+/// run as another user than init (`~user/.acme.sh`), and must still write its conf afterwards.
+fn rewrite(conf: &Path, text: &str) -> Result<(), InitError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(conf).map_err(file_err(conf))?;
+    let mode = meta.mode() & 0o7777;
+    fsafe::write_atomic(conf, text.as_bytes(), FileMode::mode(mode)).map_err(file_err(conf))?;
+    if meta.uid() != fsafe::euid() {
+        // lchown: were the new file swapped for a link meanwhile, only the link would change.
+        std::os::unix::fs::lchown(conf, Some(meta.uid()), Some(meta.gid()))
+            .map_err(file_err(conf))?;
+    }
+    Ok(())
 }
 
 /// Put back the `Le_ReloadCmd` line of `cert`'s conf from init's backup, when the line is still
@@ -332,8 +338,7 @@ fn acme_sh_undo(cert: &AcmeCert) -> Result<Option<String>, InitError> {
     }
     let mut text = lines.join("\n");
     text.push('\n');
-    fsafe::write_atomic(&conf, text.as_bytes(), FileMode::mode(mode_of(&conf)))
-        .map_err(file_err(&conf))?;
+    rewrite(&conf, &text)?;
     std::fs::remove_file(&backup).map_err(file_err(&backup))?;
     Ok(Some(format!(
         "acme.sh's reload command for {} put back ({})",
@@ -480,6 +485,64 @@ mod tests {
             acme_sh_value("Le_ReloadCmd='service postfix reload'").as_deref(),
             Some("service postfix reload")
         );
+    }
+
+    #[test]
+    fn acme_sh_conf_of_another_user_stays_theirs_and_undo_puts_the_line_back() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let p = places(dir.path());
+        let cert = AcmeCert {
+            client: Client::AcmeSh,
+            name: "mail.example.com".into(),
+            dir: dir.path().join("mail.example.com_ecc"),
+            key: PathBuf::new(),
+            fullchain: PathBuf::new(),
+            next_key: None,
+        };
+        std::fs::create_dir_all(&cert.dir).unwrap();
+        let conf = acme_sh_conf(&cert);
+        let before = "Le_Domain='mail.example.com'\nLe_ReloadCmd='service postfix reload'\nLe_NextRenewTime='1'\n";
+        std::fs::write(&conf, before).unwrap();
+        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let root = fsafe::euid() == 0;
+        if root {
+            std::os::unix::fs::chown(&conf, Some(65534), Some(65534)).unwrap();
+        }
+        let added = register(&cert, &p).unwrap();
+        assert!(matches!(added, Registered::Added(_)), "{added}");
+        let meta = std::fs::metadata(&conf).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o640);
+        if root {
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        }
+        let text = std::fs::read_to_string(&conf).unwrap();
+        let value = acme_sh_value(reload_line(&text).unwrap()).unwrap();
+        assert_eq!(
+            value,
+            "/usr/bin/dane-roll hook acme.sh; dane_roll_status=$?; service postfix reload; exit $dane_roll_status"
+        );
+        assert!(matches!(
+            register(&cert, &p).unwrap(),
+            Registered::Present(_)
+        ));
+        // acme.sh rewrites its other lines at a renewal: --undo keeps them.
+        std::fs::write(
+            &conf,
+            text.replace("Le_NextRenewTime='1'", "Le_NextRenewTime='2'"),
+        )
+        .unwrap();
+        assert_eq!(
+            unregister(&p, std::slice::from_ref(&cert)).unwrap().len(),
+            1
+        );
+        let after = std::fs::read_to_string(&conf).unwrap();
+        assert!(
+            after.contains("Le_ReloadCmd='service postfix reload'"),
+            "{after}"
+        );
+        assert!(after.contains("Le_NextRenewTime='2'"), "{after}");
+        assert!(!backup_of(&conf).exists());
     }
 
     #[test]
