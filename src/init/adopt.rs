@@ -126,3 +126,106 @@ pub fn adopt(
         .collect();
     store.record_changes(service, &adoption.slot, &changes, now)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, KeyType};
+    use crate::tlsa::{Matching, Selector, Subject, TlsaRecord, Usage};
+    use openssl::pkey::{PKey, Private};
+
+    fn key() -> PKey<Private> {
+        pki::generate_key(KeyType::Ec256).unwrap()
+    }
+
+    fn record(usage: Usage, matching: Matching, key: &PKey<Private>) -> TlsaRecord {
+        let public = PKey::public_key_from_der(&key.public_key_to_der().unwrap()).unwrap();
+        TlsaRecord::compute(
+            usage,
+            Selector::Spki,
+            matching,
+            &Subject::PublicKey(&public),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn only_3_1_1_records_of_the_live_and_next_keys_at_the_service_owner_names() {
+        let config = Config::from_str_named(
+            "version = 1\n[[service]]\nname = \"mx\"\nendpoints = [\"mail.example.com:25/smtp\"]\n\
+             chain-file = \"/etc/postfix/dane-roll/mx.pem\"\nprovider = \"dns\"\n\
+             acme-source = { client = \"none\" }\n[provider.dns]\nkind = \"manual\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let service = config.service("mx").unwrap();
+        let (live_key, next_key, other) = (key(), key(), key());
+        let dir = tempfile::tempdir().unwrap();
+        let next_file = dir.path().join("mail.example.com.key.next");
+        std::fs::write(&next_file, next_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let acme = AcmeCert {
+            client: crate::init::discover::acme::Client::AcmeSh,
+            name: "mail.example.com".into(),
+            dir: dir.path().to_owned(),
+            key: PathBuf::new(),
+            fullchain: PathBuf::new(),
+            next_key: Some(next_file.clone()),
+        };
+        let live = Live {
+            files: Vec::new(),
+            key: live_key.clone(),
+            chain: Vec::new(),
+        };
+        let owner = "_25._tcp.mail.example.com.";
+        let live_311 = record(Usage::DaneEe, Matching::Sha256, &live_key);
+        let next_311 = record(Usage::DaneEe, Matching::Sha256, &next_key);
+        let tlsa = vec![
+            OwnerRecords {
+                owner: owner.into(),
+                status: "secure".into(),
+                records: vec![
+                    (live_311.clone(), Role::LiveKey),
+                    // Another form of the live key (3 1 2): it stays foreign.
+                    (
+                        record(Usage::DaneEe, Matching::Sha512, &live_key),
+                        Role::LiveKey,
+                    ),
+                    (next_311.clone(), Role::NextKey),
+                    (
+                        record(Usage::DaneEe, Matching::Sha256, &other),
+                        Role::Nothing,
+                    ),
+                ],
+            },
+            // An owner name that is not the service's.
+            OwnerRecords {
+                owner: "_25._tcp.other.example.com.".into(),
+                status: "secure".into(),
+                records: vec![(live_311.clone(), Role::LiveKey)],
+            },
+        ];
+        let a = plan(service, &live, Some(&acme), &tlsa).unwrap();
+        assert_eq!(a.slot, Slot::Ec);
+        assert!(a.current.matches(&live_311));
+        assert_eq!(a.next.as_ref().map(|(_, p)| p), Some(&next_file));
+        assert_eq!(
+            a.records,
+            vec![TlsaAt::new(owner, live_311), TlsaAt::new(owner, next_311)]
+        );
+
+        let mut store = Store::open_in_memory().unwrap();
+        let chain = Path::new("/etc/postfix/dane-roll/mx.pem");
+        let now = Timestamp::from_millis(1_000);
+        adopt(&mut store, "mx", &a, chain, 300, now).unwrap();
+        adopt(&mut store, "mx", &a, chain, 300, now).unwrap();
+        assert_eq!(store.ours("mx", &Slot::Ec).unwrap(), a.records);
+        let current = store
+            .key("mx", &Slot::Ec, KeyRole::Current)
+            .unwrap()
+            .unwrap();
+        assert_eq!(current.hash, a.current);
+        assert_eq!(current.path.as_deref(), Some(chain));
+        let next = store.key("mx", &Slot::Ec, KeyRole::Next).unwrap().unwrap();
+        assert_eq!(Some(next.hash), a.next.map(|(h, _)| h));
+    }
+}
