@@ -40,24 +40,31 @@ impl Progress {
     }
 
     /// Show the countdown at `now` on the bar: position, length, and the time left until the
-    /// deadline (none while the deadline is not known).
+    /// deadline; while no deadline is known, the time waited so far and no ETA.
     fn show(&self, now: Timestamp) {
         let (Some(bar), Some(c)) = (&self.bar, self.countdown.get()) else {
             return;
         };
         match (c.progress(now), c.left(now)) {
             (Some((done, total)), Some(left)) => {
+                bar.set_style(style(
+                    "{spinner} {msg} [{bar:30}] {pos}/{len} s, ETA {prefix}",
+                ));
                 bar.set_length(total);
                 bar.set_position(done);
-                bar.set_prefix(format!("ETA {}", eta_text(left)));
+                bar.set_prefix(eta_text(left));
             }
-            _ => {
-                bar.set_length(1);
-                bar.set_position(0);
-                bar.set_prefix("no deadline yet");
-            }
+            _ => bar.set_style(style("{spinner} {msg} ({elapsed})")),
         }
     }
+}
+
+/// A bar style from `template` (the ETA is ours, in the prefix: indicatif's `{eta}` estimates
+/// from the rate of progress and starts again at every wake).
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
 }
 
 impl Reporter for Progress {
@@ -82,15 +89,6 @@ impl Reporter for Progress {
         if self.terminal && !self.quiet {
             let bar = self.bar.get_or_insert_with(|| {
                 let bar = ProgressBar::new(1);
-                // The ETA is ours (the prefix), not indicatif's {eta}: that one estimates from
-                // the rate of progress and starts again at every wake.
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{spinner} {msg} [{bar:30}] {pos}/{len} s, {prefix}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
                 bar.enable_steady_tick(Duration::from_millis(200));
                 bar
             });
