@@ -16,7 +16,9 @@ use dane_roll_lab::dns::Server;
 use dane_roll_lab::pki::{KeyKind, MX_HOST, self_signed};
 use dane_roll_lab::require;
 use dane_roll_lab::world::{OWNER, World, rdata, text};
-use init_support::{BIN, certbot_layout, config_check, init, postconf_e};
+use init_support::{
+    BIN, assert_adopted, certbot_layout, config_check, init, postconf_e, status_json,
+};
 
 #[test]
 fn init_on_a_certbot_postfix_then_apply_and_undo_keep_mail_verified() {
@@ -122,6 +124,20 @@ fn init_on_a_certbot_postfix_then_apply_and_undo_keep_mail_verified() {
     assert_eq!(mode & 0o777, 0o600);
     assert_eq!(w.served_spki(), w.old.spki_sha256_hex().unwrap());
     w.assert_mail_verified("after init --apply");
+    // certbot's deploy hook: written (the package's is not there), 0755, for this configuration.
+    let hook = w.files.join("le/renewal-hooks/deploy/dane-roll");
+    let hook_text = std::fs::read_to_string(&hook).unwrap_or_default();
+    assert!(
+        hook_text.starts_with("#!/bin/sh\n# Written by `dane-roll init --apply`")
+            && hook_text.contains("DANE_ROLL_CONFIG=${DANE_ROLL_CONFIG:-'")
+            && hook_text.contains(&format!("DANE_ROLL=${{DANE_ROLL:-'{BIN}'}}")),
+        "{}\n{hook_text}",
+        text(&apply)
+    );
+    let mode = std::fs::metadata(&hook).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755);
+    // Adopted: the served key is the current key, its record ours.
+    assert_adopted(&conf, &w.old, None);
     // A second --apply is refused: the backup is there.
     let twice = init(&conf, &etc, &w.files, &["--apply", "--resolver", &resolver]);
     assert_eq!(twice.status.code(), Some(2), "{}", text(&twice));
@@ -139,6 +155,11 @@ fn init_on_a_certbot_postfix_then_apply_and_undo_keep_mail_verified() {
         main_cf_before
     );
     w.assert_mail_verified("after init --undo");
+    assert!(
+        !hook.exists(),
+        "--undo removes the hook it wrote: {}",
+        text(&undo)
+    );
 
     // A reload that fails on the switched main.cf (as Postfix's would on a file it cannot
     // read): main.cf goes back, Postfix is reloaded on it, nothing is left switched.
@@ -412,11 +433,27 @@ fn a_configuration_from_init_rolls_a_key() {
     let check = config_check(&conf);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
 
+    // The package's deploy hook is there: --apply uses it as it is.
+    let hook = w.files.join("le/renewal-hooks/deploy/dane-roll");
+    let package_hook = "#!/bin/sh\nexec /usr/bin/dane-roll hook certbot\n";
+    std::fs::create_dir_all(hook.parent().unwrap()).unwrap();
+    std::fs::write(&hook, package_hook).unwrap();
+
     let t1 = Instant::now();
     let apply = init(&conf, &etc, &w.files, &["--apply", "--resolver", &resolver]);
     let t_apply = t1.elapsed();
     assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
     w.assert_mail_verified("after --apply");
+    assert_adopted(&conf, &w.old, None);
+    assert!(
+        text(&apply).contains(&format!(
+            "hook     present: certbot's deploy hook {}",
+            hook.display()
+        )),
+        "{}",
+        text(&apply)
+    );
+    assert_eq!(std::fs::read_to_string(&hook).unwrap(), package_hook);
 
     let (new, cert, key) = w.new_leaf("new");
     let t2 = Instant::now();
@@ -437,6 +474,13 @@ fn a_configuration_from_init_rolls_a_key() {
         set.contains(&new_rr) && !set.contains(&old_rr)
     });
     w.assert_mail_verified("after the first rollover");
+    // The adopted record of the old key was ours: the rollover retired it.
+    let status = status_json(&conf);
+    let published = status["services"][0]["records"]["published"].to_string();
+    assert!(
+        !published.to_lowercase().contains(&old_rr.to_lowercase()),
+        "{published}"
+    );
     eprintln!(
         "init {:.2} s, init --apply {:.2} s, first rollover (TTL 2 s) {:.2} s",
         t_init.as_secs_f64(),

@@ -62,7 +62,12 @@ fn init_apply_switches_postfix_and_dovecot_together() {
         written.contains("\"mail.example.test:25/smtp\", \"mail.example.test:993/tls\""),
         "{written}"
     );
-    assert!(written.contains("'doveadm' '-c'"), "{written}");
+    // Dovecot's reload is the second command of the list, not one `sh -c` line.
+    let reload = format!(
+        "reload = [[\"postfix\", \"-c\", \"{}\", \"reload\"], [\"doveadm\", \"-c\", \"{dconf}\", \"reload\"]]",
+        etc.display()
+    );
+    assert!(written.contains(&reload), "{written}");
     let check = config_check(&conf);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
 

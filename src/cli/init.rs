@@ -83,4 +83,22 @@ pub struct InitArgs {
     /// `/var/lib/dehydrated`.
     #[arg(long, value_name = "DIR", env = "DANE_ROLL_DEHYDRATED_DIR")]
     pub dehydrated_dir: Option<PathBuf>,
+
+    /// dehydrated's configuration file, where `--apply` registers the hook (in its `CONFIG_D`).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DANE_ROLL_DEHYDRATED_CONFIG",
+        default_value = "/etc/dehydrated/config"
+    )]
+    pub dehydrated_config: PathBuf,
+
+    /// The dehydrated hook shim `--apply` registers (the package installs it here).
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "DANE_ROLL_DEHYDRATED_HOOK",
+        default_value = "/usr/lib/dane-roll/dane-roll-dehydrated-hook"
+    )]
+    pub dehydrated_hook: PathBuf,
 }

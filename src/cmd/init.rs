@@ -13,12 +13,16 @@ use crate::config::{
 };
 use crate::dns::Resolver;
 use crate::exit::Status;
+use crate::init::adopt;
 use crate::init::apply::{self, Switch, Unconfirmed};
 use crate::init::discover::dovecot::Doveconf;
 use crate::init::discover::postfix::Postconf;
 use crate::init::discover::{self, Discovery, Sources};
+use crate::init::register::{self, Places, Registered};
 use crate::init::write::{self, Choices};
 use crate::init::{Certainty, InitError};
+use crate::rollover::{Clock, SystemClock};
+use crate::store::Store;
 
 /// How long the reload of `--apply` and `--undo` may take.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -32,25 +36,14 @@ pub(super) fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<Status> {
         config_dir: args.postfix_dir.clone(),
     };
     if args.undo {
-        return undo(cli, &postconf, &doveconf(args));
+        return undo(cli, args, &postconf, &doveconf(args));
     }
     let resolver = resolver(args)?;
     let sources = Sources {
         postconf: postconf.clone(),
         doveconf: doveconf(args),
         letsencrypt: args.letsencrypt_dir.clone(),
-        acme_sh: match &args.acme_sh_home {
-            Some(dir) => vec![dir.clone()],
-            None => {
-                let mut homes: Vec<PathBuf> = std::env::var_os("HOME")
-                    .map(|h| PathBuf::from(h).join(".acme.sh"))
-                    .into_iter()
-                    .collect();
-                homes.push(PathBuf::from("/root/.acme.sh"));
-                homes.dedup();
-                homes
-            }
-        },
+        acme_sh: acme_sh_homes(args),
         dehydrated: match &args.dehydrated_dir {
             Some(dir) => vec![dir.clone()],
             None => vec!["/etc/dehydrated".into(), "/var/lib/dehydrated".into()],
@@ -119,6 +112,35 @@ pub(super) fn run(cli: &Cli, args: &InitArgs) -> anyhow::Result<Status> {
     apply_switch(cli, args, &found, &runtime)
 }
 
+/// acme.sh's homes: `--acme-sh-home`, else `$HOME/.acme.sh` then `/root/.acme.sh`.
+fn acme_sh_homes(args: &InitArgs) -> Vec<PathBuf> {
+    match &args.acme_sh_home {
+        Some(dir) => vec![dir.clone()],
+        None => {
+            let mut homes: Vec<PathBuf> = std::env::var_os("HOME")
+                .map(|h| PathBuf::from(h).join(".acme.sh"))
+                .into_iter()
+                .collect();
+            homes.push(PathBuf::from("/root/.acme.sh"));
+            homes.dedup();
+            homes
+        }
+    }
+}
+
+/// Where `--apply` registers the ACME client's hook, and what the hook calls.
+fn hook_places(cli: &Cli, args: &InitArgs) -> Places {
+    Places {
+        letsencrypt: args.letsencrypt_dir.clone(),
+        dehydrated_config: args.dehydrated_config.clone(),
+        dehydrated_shim: args.dehydrated_hook.clone(),
+        // By its path: the clients' timers run hooks with a PATH that may lack it.
+        program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/usr/bin/dane-roll")),
+        // Absolute: the hook runs from the client's directory.
+        config: std::fs::canonicalize(&cli.config).unwrap_or_else(|_| cli.config.clone()),
+    }
+}
+
 fn doveconf(args: &InitArgs) -> Doveconf {
     Doveconf {
         program: args.doveconf.clone(),
@@ -168,9 +190,9 @@ fn next_steps(cli: &Cli, found: &Discovery, service: &str) {
     println!("  1. read {c}: every value says where it came from; fix what is guessed");
     println!("  2. dane-roll -c {c} config check");
     println!(
-        "  3. dane-roll -c {c} init --apply   (switches Postfix to dane-roll's file; --undo goes back)"
+        "  3. dane-roll -c {c} init --apply   (switches Postfix to dane-roll's file, registers the ACME hook, adopts the live key; --undo goes back)"
     );
-    println!("  4. make the ACME client call dane-roll after each renewal:");
+    println!("  4. (done by --apply) the ACME client calls dane-roll after each renewal; by hand:");
     // By its path: ACME clients' timers run hooks with a PATH that lacks /usr/local/bin.
     let program =
         std::env::current_exe().unwrap_or_else(|_| std::path::PathBuf::from("/usr/bin/dane-roll"));
@@ -250,11 +272,35 @@ fn apply_switch(
     match runtime.block_on(apply::verify(&resolver, &service.endpoints, &spki)) {
         Ok(probes) => {
             println!("verified: {probes} handshakes present the key Postfix served before");
+            let mut status = Status::Ok;
+            if let Err(err) = adopt_live(&config, service, found, live, chain_file) {
+                tracing::warn!(
+                    "the switch is done, but the live key and records were not adopted into the store: {err}; `dane-roll run` adopts the served key as drift instead"
+                );
+                status = Status::Warning;
+            }
+            match &found.acme {
+                Some(cert) => match register::register(cert, &hook_places(cli, args)) {
+                    Ok(Registered::Added(what)) => println!("hook     added {what}"),
+                    Ok(Registered::Present(what)) => println!("hook     present: {what}"),
+                    Ok(Registered::NotDone(what)) => {
+                        tracing::warn!("the ACME hook is not registered: {what}");
+                        status = Status::Warning;
+                    }
+                    Err(err) => {
+                        tracing::warn!("the ACME hook is not registered: {err}");
+                        status = Status::Warning;
+                    }
+                },
+                None => println!(
+                    "hook     no ACME client found: hand each new certificate over with `dane-roll deploy`"
+                ),
+            }
             println!(
                 "undo with: dane-roll -c {} init --undo",
                 cli.config.display()
             );
-            Ok(Status::Ok)
+            Ok(status)
         }
         Err(why) => {
             tracing::error!("the handshake after the switch does not match: {why}; switching back");
@@ -264,6 +310,51 @@ fn apply_switch(
             Ok(Status::Failure)
         }
     }
+}
+
+/// Put the live key (now in `chain_file`), the ACME client's next key and their records at the
+/// service's owner names into the store (under the service's lock).
+fn adopt_live(
+    config: &Config,
+    service: &crate::config::Service,
+    found: &Discovery,
+    live: &crate::init::discover::Live,
+    chain_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    let Some(adoption) = adopt::plan(service, live, found.acme.as_ref(), &found.tlsa) else {
+        bail!("the live key is of no key slot dane-roll rolls (RSA, EC, Ed25519)");
+    };
+    let _held = crate::lock::acquire(
+        &config.state_dir,
+        &service.name,
+        "dane-roll init --apply",
+        crate::rollover::driver::DEFAULT_LOCK_WAIT,
+    )?;
+    let mut store = Store::open(&config.state_dir)?;
+    adopt::adopt(
+        &mut store,
+        &service.name,
+        &adoption,
+        chain_file,
+        service.ttl,
+        SystemClock.now(),
+    )?;
+    println!(
+        "adopted  the served key {} as the current {} key",
+        adoption.current.short(),
+        adoption.slot
+    );
+    if let Some((next, path)) = &adoption.next {
+        println!(
+            "adopted  the ACME client's next key {} ({}) as next",
+            next.short(),
+            path.display()
+        );
+    }
+    for record in &adoption.records {
+        println!("adopted  {record} as ours");
+    }
+    Ok(())
 }
 
 /// Dovecot's part of the switch: only when it serves Postfix's key and the service's reload
@@ -287,7 +378,19 @@ fn dovecot_switch(
     Some((doveconf(args), dovecot.drop_in()))
 }
 
-fn undo(cli: &Cli, postconf: &Postconf, doveconf: &Doveconf) -> anyhow::Result<Status> {
+fn undo(
+    cli: &Cli,
+    args: &InitArgs,
+    postconf: &Postconf,
+    doveconf: &Doveconf,
+) -> anyhow::Result<Status> {
+    let acme_sh: Vec<_> = acme_sh_homes(args)
+        .iter()
+        .flat_map(|home| crate::init::discover::acme::acme_sh(home))
+        .collect();
+    for done in register::unregister(&hook_places(cli, args), &acme_sh)? {
+        println!("{done}");
+    }
     let postfix = postconf.discover()?;
     let drop_in = doveconf.config_file().parent().map(|d| {
         d.join("conf.d")
@@ -306,7 +409,7 @@ fn undo(cli: &Cli, postconf: &Postconf, doveconf: &Doveconf) -> anyhow::Result<S
             postfix: Some(postfix.clone()),
             ..Discovery::default()
         };
-        vec![write::reload_command(&d)]
+        write::reload_commands(&d)
     } else {
         reload
     };

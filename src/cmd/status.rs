@@ -53,12 +53,24 @@ pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
                 None => Vec::new(),
             };
             if mine.is_empty() {
+                // Records of ours before any rollover: adopted by `init --apply`, or published
+                // by `run` for the served key.
+                let ours: Vec<TlsaAt> = match &store {
+                    Some(s) => s
+                        .published(&service.name)?
+                        .into_iter()
+                        .filter(|p| p.retired_at.is_none())
+                        .map(|p| p.record)
+                        .collect(),
+                    None => Vec::new(),
+                };
                 rows.push(json!({
                     "service": service.name,
                     "slot": Value::Null,
                     "phase": "none",
                     "next_action": "deploy a certificate (dane-roll deploy or an ACME hook)",
                     "keys": { "stored": keys_json(&keys, None) },
+                    "records": { "published": record_strings(&ours) },
                 }));
                 continue;
             }

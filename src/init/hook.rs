@@ -2,8 +2,8 @@
 //! certificate to dane-roll (the lines of the README, with this certificate's name and, for a
 //! configuration elsewhere than the default, `DANE_ROLL_CONFIG`). The program is named by its
 //! path: certbot's and acme.sh's timers run hooks with `PATH=/usr/sbin:/usr/bin:/sbin:/bin`.
-//! Printed, never run: registering
-//! it changes the client's own configuration, which the operator does.
+//! Printed for an operator who registers it by hand; `init --apply` registers it itself
+//! ([`super::register`]).
 
 use std::path::Path;
 

@@ -1,15 +1,18 @@
 //! `dane-roll init`: adoption of a running mail server. Discovery (read-only: Postfix's TLS
 //! files, the ACME client, the MX hosts, the zone, its nameservers and provider, the live TLSA
-//! records), the commented configuration written from it, and the switch of Postfix to
-//! dane-roll's key+chain file (`--apply`, undone by `--undo`).
+//! records), the commented configuration written from it, the switch of Postfix (and Dovecot) to
+//! dane-roll's key+chain file (`--apply`, undone by `--undo`), the ACME client's hook registered
+//! ([`register`]) and what is live adopted into the store ([`adopt`]).
 //!
 //! Every finding says how sure it is ([`Certainty`]); nothing here fails because a tool or a
 //! file is missing: that is a finding too, with what to do.
 
+pub mod adopt;
 pub mod apply;
 pub mod classify;
 pub mod discover;
 pub mod hook;
+pub mod register;
 pub mod write;
 
 use std::fmt;

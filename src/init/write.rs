@@ -58,11 +58,6 @@ pub fn chain_file(d: &Discovery, service: &str) -> PathBuf {
     dir.join("dane-roll").join(format!("{service}.pem"))
 }
 
-/// A word for `sh -c`, single-quoted.
-fn sh_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
-}
-
 /// Whether Dovecot is switched and probed with Postfix.
 pub fn with_dovecot(d: &Discovery) -> bool {
     d.dovecot_same_key
@@ -71,9 +66,8 @@ pub fn with_dovecot(d: &Discovery) -> bool {
             .is_some_and(|v| v.protocols.iter().any(|p| p == "imap"))
 }
 
-/// The reload command: Postfix's, then Dovecot's when it is switched too (through `sh -c`, as
-/// `reload` is one command).
-pub fn reload_command(d: &Discovery) -> Vec<String> {
+/// The reload commands, in order: Postfix's, then Dovecot's when it is switched too.
+pub fn reload_commands(d: &Discovery) -> Vec<Vec<String>> {
     let postfix = match d.postfix.as_ref().map(|p| &p.config_dir) {
         Some(dir) if !super::discover::postfix::is_default_dir(dir) => vec![
             "postfix".into(),
@@ -84,7 +78,7 @@ pub fn reload_command(d: &Discovery) -> Vec<String> {
         _ => vec!["postfix".into(), "reload".into()],
     };
     let Some(dovecot) = d.dovecot.as_ref().filter(|_| with_dovecot(d)) else {
-        return postfix;
+        return vec![postfix];
     };
     let mut doveadm = vec!["doveadm".to_owned()];
     if dovecot.config != Path::new("/etc/dovecot/dovecot.conf") {
@@ -92,18 +86,18 @@ pub fn reload_command(d: &Discovery) -> Vec<String> {
         doveadm.push(dovecot.config.display().to_string());
     }
     doveadm.push("reload".into());
-    let line = |words: &[String]| {
-        words
-            .iter()
-            .map(|w| sh_quote(w))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    vec![
-        "sh".into(),
-        "-c".into(),
-        format!("{} && {}", line(&postfix), line(&doveadm)),
-    ]
+    vec![postfix, doveadm]
+}
+
+/// The `reload = …` value: one command as a list of words, several as a list of those.
+fn reload_value(commands: &[Vec<String>]) -> String {
+    match commands {
+        [one] => list(one),
+        many => format!(
+            "[{}]",
+            many.iter().map(|c| list(c)).collect::<Vec<_>>().join(", ")
+        ),
+    }
 }
 
 /// Whether the live TLSA records pin an issuer and never the live key: the operator publishes
@@ -201,7 +195,7 @@ fn render_text(d: &Discovery, c: &Choices) -> Result<String, std::fmt::Error> {
         "# switched it (until then it reads {live_files}). Run --apply before the first rollover."
     )?;
     writeln!(o, "chain-file = {}", qp(&chain_file(d, &c.service)))?;
-    writeln!(o, "reload = {}", list(&reload_command(d)))?;
+    writeln!(o, "reload = {}", reload_value(&reload_commands(d)))?;
     if issuer_scheme(d) {
         writeln!(
             o,
@@ -332,6 +326,12 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), InitError> {
 /// created `O_EXCL|O_NOFOLLOW` beside it, fsynced, then linked into place only if nothing is
 /// there (an existing file, or a link, is never replaced), and the directory fsynced.
 pub fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
+    write_new_mode(path, text, 0o600)
+}
+
+/// [`write_new`] with the final permission bits `mode` (set on the temporary, created 0600,
+/// before it is linked into place).
+pub fn write_new_mode(path: &Path, text: &str, mode: u32) -> Result<(), InitError> {
     let err = |source| InitError::File {
         path: path.to_owned(),
         source,
@@ -351,6 +351,9 @@ pub fn write_new(path: &Path, text: &str) -> Result<(), InitError> {
         .make_in(&dir, |p| fsafe::create_new(p, 0o600))
         .map_err(err)?;
     tmp.as_file_mut().write_all(text.as_bytes()).map_err(err)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(err)?;
     tmp.as_file().sync_all().map_err(err)?;
     match tmp.persist_noclobber(path) {
         Ok(_) => {}
@@ -455,6 +458,38 @@ mod tests {
             .records
             .push((record(crate::tlsa::Usage::DaneEe), Role::LiveKey));
         assert!(!render(&d, &choices).unwrap().contains("scheme ="));
+    }
+
+    #[test]
+    fn dovecot_reload_is_a_second_command_of_the_list() {
+        let mut d = discovery(None);
+        d.dovecot = Some(crate::init::discover::dovecot::DovecotTls {
+            config: "/srv/dovecot/dovecot.conf".into(),
+            cert: "/etc/ssl/c.pem".into(),
+            key: "/etc/ssl/k.pem".into(),
+            protocols: vec!["imap".into()],
+        });
+        d.dovecot_same_key = true;
+        let choices = Choices {
+            service: "mx".into(),
+            ..Choices::default()
+        };
+        let text = render(&d, &choices).unwrap();
+        assert!(
+            text.contains(
+                "\nreload = [[\"postfix\", \"reload\"], [\"doveadm\", \"-c\", \"/srv/dovecot/dovecot.conf\", \"reload\"]]\n"
+            ),
+            "{text}"
+        );
+        let config = Config::from_str_named(&text, "init.toml").unwrap();
+        assert_eq!(config.service("mx").unwrap().reload.len(), 2);
+        // Without Dovecot: one command, as a list of words.
+        d.dovecot_same_key = false;
+        assert!(
+            render(&d, &choices)
+                .unwrap()
+                .contains("\nreload = [\"postfix\", \"reload\"]\n")
+        );
     }
 
     #[test]

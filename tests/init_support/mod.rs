@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use dane_roll_lab::pki::MX_HOST;
+use dane_roll_lab::world::{OWNER, rdata, text};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 
@@ -86,6 +87,40 @@ pub fn config_check(conf: &Path) -> Output {
         .args(["config", "check"])
         .output()
         .unwrap()
+}
+
+/// `status --json` of `conf`.
+pub fn status_json(conf: &std::path::Path) -> serde_json::Value {
+    let out = Command::new(BIN)
+        .arg("-c")
+        .arg(conf)
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// `status --json` shows `current` (and `next`) as the stored keys, and the record of each at
+/// the MX's owner name as ours.
+pub fn assert_adopted(
+    conf: &std::path::Path,
+    current: &dane_roll_lab::pki::Leaf,
+    next: Option<&str>,
+) {
+    let status = status_json(conf);
+    let row = &status["services"][0];
+    assert_eq!(
+        row["keys"]["stored"]["current"].as_str(),
+        Some(current.spki_sha256_hex().unwrap().as_str()),
+        "{status:#}"
+    );
+    assert_eq!(row["keys"]["stored"]["next"].as_str(), next, "{status:#}");
+    let published = row["records"]["published"].to_string().to_lowercase();
+    assert!(
+        published.contains(&rdata(current).to_lowercase()) && published.contains(OWNER),
+        "{status:#}"
+    );
 }
 
 /// A Dovecot on the lab's MX address, IMAP over TLS on port 993, with its own configuration

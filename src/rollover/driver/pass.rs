@@ -84,7 +84,7 @@ impl<E: Effects> Driver<E> {
         // so giving up between passes loses nothing).
         let deadline = options.timeout.map(|t| self.now().plus(t));
         loop {
-            let mut wake: Option<(Timestamp, Duration, String)> = None;
+            let mut wake: Option<(Option<Timestamp>, Duration, String)> = None;
             for (service, slot) in targets {
                 let key = (service.clone(), slot.clone());
                 if standings.get(&key).is_some_and(Standing::is_settled) {
@@ -103,7 +103,6 @@ impl<E: Effects> Driver<E> {
                         .config
                         .service(service)
                         .map_or(crate::config::DEFAULT_TTL, |s| s.ttl);
-                    let now = self.now();
                     let failures = backoff.entry(key.clone()).or_insert(0);
                     let delay = match standing.wait_until {
                         Some(t) if standing.failures.is_empty() => {
@@ -121,9 +120,8 @@ impl<E: Effects> Driver<E> {
                         standing.phase,
                         standing.waiting_for.as_deref().unwrap_or("waiting")
                     );
-                    let until = standing.wait_until.unwrap_or(now.plus(delay));
                     if wake.as_ref().is_none_or(|(_, d, _)| delay < *d) {
-                        wake = Some((until, delay, label));
+                        wake = Some((standing.wait_until, delay, label));
                     }
                 }
                 standings.insert(key, standing);
@@ -140,18 +138,18 @@ impl<E: Effects> Driver<E> {
                 self.progress.end_wait();
                 return Ok(standings.into_values().collect());
             }
-            if let Some((until, delay, label)) = wake {
+            if let Some((deadline, delay, label)) = wake {
                 let delay = left.map_or(delay, |l| delay.min(l));
-                self.sleep(&label, until, delay);
+                self.sleep(&label, deadline, delay);
             }
         }
     }
 
-    /// Sleep `delay` (until about `until`), showing progress.
-    pub(super) fn sleep(&mut self, label: &str, until: Timestamp, delay: Duration) {
+    /// Sleep `delay` (toward `deadline`, when the rollover knows one), showing progress.
+    pub(super) fn sleep(&mut self, label: &str, deadline: Option<Timestamp>, delay: Duration) {
         let start = self.now();
         if delay >= Duration::from_secs(2) {
-            self.progress.wait(label, start, until, start);
+            self.progress.wait(label, deadline, start);
         }
         let end = start.plus(delay);
         loop {
@@ -160,7 +158,7 @@ impl<E: Effects> Driver<E> {
                 break;
             }
             self.effects.sleep(left.min(Duration::from_millis(250)));
-            self.progress.tick(start, self.now());
+            self.progress.tick(self.now());
         }
     }
 
