@@ -25,6 +25,7 @@ mod rollovers;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod tlsrpt;
 mod ttl;
 
 use std::fs::OpenOptions;
@@ -45,6 +46,7 @@ pub use events::StoredEvent;
 pub use keys::{KeyEntry, KeyRole};
 pub use records::{PublishedRecord, RecordChange};
 pub use schema::{MIGRATIONS, Migrated, latest_version};
+pub use tlsrpt::{NewTlsReport, SessionCount, StoredTlsReport};
 pub use ttl::TtlObservation;
 
 /// The database file's name in the state directory.
