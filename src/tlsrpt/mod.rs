@@ -23,6 +23,8 @@ pub mod parse;
 pub mod quirks;
 pub mod records;
 pub mod summary;
+#[cfg(test)]
+mod tests;
 pub mod tie;
 
 pub use parse::{MAX_INPUT, MAX_JSON, Report, ReportError, parse_report, read_bounded};

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use mail_auth::report::tlsrpt::PolicyDetails;
 
-use crate::rollover::{PhaseName, Timestamp};
+use crate::rollover::{KeyHash, PhaseName, Timestamp};
 use crate::store::PublishedRecord;
 use crate::tlsa::TlsaRecord;
 
@@ -132,13 +132,7 @@ pub fn tie(journal: &Journal, seen: Seen<'_>) -> Tie {
             SeenRecord {
                 record: r.to_string(),
                 ours: at_time.is_some(),
-                key: if new.contains(&r) {
-                    Some("new")
-                } else if old.contains(&r) {
-                    Some("old")
-                } else {
-                    None
-                },
+                key: label(r, span.and_then(|s| s.keys), &old, &new),
                 published: at_time.map(|p| p.published_at.to_string()),
                 retired: at_time.and_then(|p| p.retired_at).map(|t| t.to_string()),
             }
@@ -277,27 +271,36 @@ fn match_service(
     (by_domain.map(|s| s.name.clone()), None)
 }
 
-/// The old key's and the new key's records of a rollover: by the keys of the stored rollover
-/// when the store still holds it; otherwise by time: the records ours when it began, and the
-/// ones it published before the install.
+/// `old` or `new`: whose record `r` is in the rollover. By the keys of the stored rollover when
+/// the store still holds it (the old key's record may have been published by hand, never by
+/// us); otherwise by time ([`keys_of`]).
+fn label(
+    r: &TlsaRecord,
+    keys: Option<(Option<KeyHash>, KeyHash)>,
+    old: &[&TlsaRecord],
+    new: &[&TlsaRecord],
+) -> Option<&'static str> {
+    let (is_new, is_old) = match keys {
+        Some((old_key, new_key)) => (new_key.matches(r), old_key.is_some_and(|k| k.matches(r))),
+        None => (new.contains(&r), old.contains(&r)),
+    };
+    if is_new {
+        Some("new")
+    } else if is_old {
+        Some("old")
+    } else {
+        None
+    }
+}
+
+/// The old key's and the new key's records of a rollover, by time: the records ours when it
+/// began, and the ones it published before the install.
 fn keys_of<'a>(
     span: &Span,
     mine: &[&'a PublishedRecord],
     installed: Option<Timestamp>,
 ) -> (Vec<&'a TlsaRecord>, Vec<&'a TlsaRecord>) {
     let of_slot = mine.iter().filter(|p| p.slot == span.slot);
-    if let Some((old_key, new_key)) = span.keys {
-        let old = of_slot
-            .clone()
-            .filter(|p| old_key.is_some_and(|k| k.matches(&p.record.record)))
-            .map(|p| &p.record.record)
-            .collect();
-        let new = of_slot
-            .filter(|p| new_key.matches(&p.record.record))
-            .map(|p| &p.record.record)
-            .collect();
-        return (old, new);
-    }
     let old = of_slot
         .clone()
         .filter(|p| p.published_at < span.started && p.retired_at.is_none_or(|t| t > span.started))
