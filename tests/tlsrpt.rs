@@ -416,15 +416,25 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// One HTTP/1.1 request; the status and the body.
+/// One HTTP/1.1 request with the bearer token; the status and the body.
 fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
+    http_as(port, method, path, body, Some(TOKEN))
+}
+
+const TOKEN: &str = "tlsrpt-test-token";
+
+/// One HTTP/1.1 request, with `token` if given; the status and the body.
+fn http_as(port: u16, method: &str, path: &str, body: &[u8], token: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/tlsrpt+gzip\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n",
+         {auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).unwrap();
@@ -444,8 +454,14 @@ fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
 
 #[test]
 fn serve_takes_posted_reports_within_its_limits_and_counts_their_sessions() {
-    let dir = setup("");
+    let (hook_port, bodies) = hook();
+    let dir = setup(&format!(
+        "\n[alerts.channel.ops]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n"
+    ));
     let d = dir.path();
+    let token = d.join("token");
+    std::fs::write(&token, TOKEN).unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let port = free_port();
     let child = Command::new(BIN)
         .env_remove("DANE_ROLL_CONFIG")
@@ -460,6 +476,8 @@ fn serve_takes_posted_reports_within_its_limits_and_counts_their_sessions() {
             "1",
             "--timeout",
             "2",
+            "--token-file",
+            token.to_str().unwrap(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -475,8 +493,13 @@ fn serve_takes_posted_reports_within_its_limits_and_counts_their_sessions() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let report = std::fs::read(data("microsoft.json.gz")).unwrap();
+    // The bearer token guards /tlsrpt like every route.
+    let (status, _) = http_as(port, "POST", "/tlsrpt", &report, None);
+    assert_eq!(status, 401);
     let (status, body) = http(port, "POST", "/tlsrpt", &report);
     assert_eq!(status, 201, "{body}");
+    // Its tlsa-invalid alerted through the configured channel.
+    assert_eq!(bodies.lock().unwrap().len(), 1);
     assert!(
         body.contains("stored report 134096256001234567+example.test"),
         "{body}"
