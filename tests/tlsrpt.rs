@@ -126,6 +126,10 @@ fn every_senders_format_is_stored_once() {
     }
     let view = reports(d);
     assert_eq!(view["reports"], 5, "{view:#}");
+    // --days: RFC 8460's example (2016) is older than ten years.
+    let recent = run(d, &["reports", "--json", "--days", "3650"], b"");
+    let recent: Value = serde_json::from_str(&recent.stdout).unwrap();
+    assert_eq!(recent["reports"], 4, "{recent:#}");
     let orgs: Vec<&str> = view["by_organization"]
         .as_object()
         .unwrap()

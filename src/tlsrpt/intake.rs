@@ -106,6 +106,9 @@ pub fn take(
     })
 }
 
+/// The most failure lines one alert carries.
+const ALERT_LINES: usize = 20;
+
 /// The alert check id of a sender's DANE failures on a day.
 pub fn alert_check(organization: &str, day: &str) -> String {
     let org: String = organization
@@ -164,6 +167,14 @@ pub fn dane_alerts(journal: &Journal, report: &Report, now: Timestamp) -> Vec<Al
     }
     if lines.is_empty() {
         return Vec::new();
+    }
+    // A report may list thousands of failures; the alert names the first few.
+    if lines.len() > ALERT_LINES {
+        let more = lines.len() - ALERT_LINES;
+        lines.truncate(ALERT_LINES);
+        lines.push(format!(
+            "… and {more} more (dane-roll reports lists them all)"
+        ));
     }
     let counts: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
     let day = report.day();

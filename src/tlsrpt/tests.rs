@@ -179,3 +179,37 @@ fn without_an_mx_name_the_records_name_the_service() {
     assert_eq!(t.verdict, Verdict::NotSaid);
     assert_eq!(t.service.as_deref(), Some("mx"));
 }
+
+#[test]
+fn one_alert_per_report_names_the_first_failures_only() {
+    let failures: Vec<serde_json::Value> = (0..30)
+        .map(|i| {
+            serde_json::json!({"result-type": "tlsa-invalid", "failed-session-count": 1,
+                "receiving-mx-hostname": format!("mx{i}.example.test")})
+        })
+        .collect();
+    let report = serde_json::json!({
+        "organization-name": "Many", "report-id": "r1",
+        "date-range": {"start-datetime": "2026-12-06T00:00:00Z",
+                       "end-datetime": "2026-12-06T23:59:59Z"},
+        "policies": [{"policy": {"policy-type": "tlsa", "policy-domain": "example.test"},
+                      "summary": {"total-successful-session-count": 0,
+                                  "total-failure-session-count": 30},
+                      "failure-details": failures}]
+    });
+    let report = super::parse_report(report.to_string().as_bytes(), "test").unwrap();
+    let alerts = super::intake::dane_alerts(&journal(), &report, at(0));
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].check, "tlsrpt/many/2026-12-06");
+    assert!(
+        alerts[0].summary.contains("tlsa-invalid 30"),
+        "{}",
+        alerts[0].summary
+    );
+    assert!(
+        alerts[0].detail.contains("… and 10 more"),
+        "{}",
+        alerts[0].detail
+    );
+    assert!(!alerts[0].detail.contains("mx25.example.test"));
+}
