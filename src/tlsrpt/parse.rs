@@ -10,7 +10,7 @@
 
 use std::io::Read;
 
-use mail_auth::report::tlsrpt::{PolicyType, ResultType, TlsReport};
+use mail_auth::report::tlsrpt::{DateRange, PolicyType, ResultType, TlsReport};
 use mail_parser::{MessageParser, MimeHeaders, PartType};
 use serde_json::Value;
 
@@ -263,7 +263,10 @@ fn parse_json(data: &[u8], input: &str) -> Result<Report, ReportError> {
     // Read from text, not from the value: `mail-auth` reads the dates as borrowed strings,
     // which a `serde_json::Value` cannot lend.
     let text = value.to_string();
-    let tls: TlsReport = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let mut tls: TlsReport = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    // The window as read here (a fraction or an offset mail-auth may not read), so that the
+    // stored JSON says the same.
+    tls.date_range = DateRange::from_timestamps(begin.as_secs(), end.as_secs());
     let organization = tls
         .organization_name
         .as_deref()

@@ -213,3 +213,20 @@ fn one_alert_per_report_names_the_first_failures_only() {
     );
     assert!(!alerts[0].detail.contains("mx25.example.test"));
 }
+
+#[test]
+fn a_window_with_fractions_and_offsets_is_kept_as_read() {
+    let report = serde_json::json!({
+        "organization-name": "Offset", "report-id": "r1",
+        "date-range": {"start-datetime": "2026-12-06T01:00:00.250+01:00",
+                       "end-datetime": "2026-12-06T23:59:59.999Z"},
+        "policies": []
+    });
+    let report = super::parse_report(report.to_string().as_bytes(), "test").unwrap();
+    assert_eq!(report.begin.to_string(), "2026-12-06T00:00:00.250Z");
+    assert_eq!(report.day(), "2026-12-06");
+    // Stored and read back: the same window (to the second).
+    let again = super::Report::from_stored(&report.to_json(), "stored").unwrap();
+    assert_eq!(again.begin.as_secs(), report.begin.as_secs());
+    assert_eq!(again.end.as_secs(), report.end.as_secs());
+}
