@@ -241,6 +241,24 @@ fn bad_input_exits_2_says_what_is_wrong_and_stores_nothing() {
     assert_eq!(cases[9].0, "google.eml");
 }
 
+#[test]
+fn a_good_report_the_store_cannot_take_exits_75_for_the_mail_system_to_retry() {
+    let dir = setup("");
+    let d = dir.path();
+    // The state directory is a file: the store cannot be opened.
+    std::fs::write(d.join("state"), "not a directory").unwrap();
+    let out = ingest(d, "microsoft.eml");
+    assert_eq!(out.code, 75, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("the report of Microsoft Corporation was not stored (exit 75"),
+        "{}",
+        out.stderr
+    );
+    // Bad input stays exit 2 (not worth a retry).
+    assert_eq!(ingest(d, "not-json.txt").code, 2);
+}
+
 fn maildir(root: &Path) -> PathBuf {
     let dir = root.join("Maildir");
     for sub in ["new", "cur", "tmp"] {

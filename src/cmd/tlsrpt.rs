@@ -2,7 +2,8 @@
 //! (an alias pipe hands over the whole mail; a bare JSON or gzip report works too) or from every
 //! new message of a Maildir. Each report is stored once; a new report with DANE failures
 //! alerts once per sending organisation and day ([`crate::tlsrpt::intake`]). Input that is not
-//! a report exits 2 naming it, and stores nothing.
+//! a report exits 2 naming it, and stores nothing; a report from standard input that the store
+//! cannot take now exits 75 (`EX_TEMPFAIL`), so that an alias pipe's mail is delivered again.
 
 use anyhow::Context;
 
@@ -25,8 +26,23 @@ pub(super) fn ingest(cli: &Cli, args: &IngestArgs) -> anyhow::Result<Status> {
             let input = "standard input";
             let bytes = read_bounded(std::io::stdin().lock(), input)?;
             let report = parse_report(&bytes, input)?;
-            let mut store = Store::open(&config.state_dir)?;
-            let taken = take(&mut store, &config, &report, "stdin", SystemClock.now())?;
+            // The report is good but cannot be kept now: exit 75 (EX_TEMPFAIL), so that the
+            // mail system keeps the mail and delivers it again, instead of bouncing it.
+            let kept = Store::open(&config.state_dir).and_then(|mut store| {
+                take(&mut store, &config, &report, "stdin", SystemClock.now())
+                    .map(|taken| (store, taken))
+            });
+            let (mut store, taken) = match kept {
+                Ok(kept) => kept,
+                Err(e) => {
+                    error_line(&format!(
+                        "dane-roll: error: {e}; the report of {} was not stored (exit 75: a mail \
+                         system delivers it again later)",
+                        report.organization
+                    ));
+                    return Ok(Status::TryLater);
+                }
+            };
             say(&taken);
             alert(&config, &mut store, &taken)?;
             Ok(Status::Ok)
