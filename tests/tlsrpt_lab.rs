@@ -37,7 +37,7 @@ fn ingest(w: &World, report: &Value) -> std::process::Output {
 
 #[test]
 fn a_report_covering_a_rollover_is_tied_to_its_install_and_records() {
-    if !require(&rollover_tools(false)) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let mut w = World::start(BIN, TTL);
