@@ -3,7 +3,8 @@
 //! Commands return a [`Status`]; `check` follows the Nagios plugin convention (0 ok, 1 warning,
 //! 2 critical, 3 unknown), every other command uses 0 for success and 2 for failure, and 3 when a
 //! `--wait` ran out of its `--timeout` with a rollover unfinished (nothing failed; the state is
-//! saved and `dane-roll run` resumes it).
+//! saved and `dane-roll run` resumes it); `tlsrpt ingest` uses 75 (`EX_TEMPFAIL`) for a good
+//! report the store cannot take now, so that a mail system's pipe delivers it again.
 
 use std::process::ExitCode;
 
@@ -20,6 +21,9 @@ pub enum Status {
     Unknown,
     /// Ctrl-C stopped a `--wait`; the state is saved (exit 130, as for SIGINT).
     Interrupted,
+    /// Nothing wrong with the input, but it cannot be kept now (the store): try again later
+    /// (exit 75, sysexits' `EX_TEMPFAIL`, which a mail system's pipe delivery retries).
+    TryLater,
 }
 
 impl Status {
@@ -31,6 +35,7 @@ impl Status {
             Status::Failure => 2,
             Status::Unknown => 3,
             Status::Interrupted => crate::rollover::interrupt::EXIT_CODE,
+            Status::TryLater => 75,
         }
     }
 }

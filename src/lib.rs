@@ -48,6 +48,7 @@ pub mod rollover;
 pub mod rotate;
 pub mod store;
 pub mod tlsa;
+pub mod tlsrpt;
 
 use std::process::ExitCode;
 

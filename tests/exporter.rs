@@ -525,7 +525,9 @@ kind = "manual"
     // release holding the write lock.
     let holder = rusqlite::Connection::open(state.join(dane_roll::store::DB_FILE)).unwrap();
     holder
-        .execute_batch("DROP TABLE acme_sources; PRAGMA user_version = 3;")
+        .execute_batch(
+            "DROP TABLE tlsrpt_sessions; DROP TABLE tlsrpt_reports; PRAGMA user_version = 4;",
+        )
         .unwrap();
     holder.execute_batch("BEGIN IMMEDIATE").unwrap();
     holder

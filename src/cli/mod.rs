@@ -7,6 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod init;
 mod monitor;
 mod rollover;
+mod tlsrpt;
 
 pub use init::InitArgs;
 pub use monitor::{CheckArgs, CheckFormat, ServeArgs};
@@ -14,6 +15,7 @@ pub use rollover::{
     AbortArgs, DehydratedArgs, DeployArgs, DriveArgs, HookArgs, HookClient, HookOptions,
     NextKeyArgs, PlanArgs, PruneArgs, PublishArgs, RotateArgs, RunArgs, ServiceName, StatusArgs,
 };
+pub use tlsrpt::{IngestArgs, ReportsArgs, TlsrptCommand};
 
 /// The default configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/dane-roll/dane-roll.toml";
@@ -125,6 +127,12 @@ pub enum Command {
     /// goes back if the new one was installed, then the abandoned key's records are retired
     /// once the live handshake matches the records that remain.
     Abort(AbortArgs),
+    /// SMTP TLS reports (RFC 8460) that senders send to the `rua` of `_smtp._tls.DOMAIN`.
+    #[command(subcommand)]
+    Tlsrpt(TlsrptCommand),
+    /// What senders saw: the stored TLS reports per day, sending organisation, result type and
+    /// rollover, each failure tied to the rollover journal.
+    Reports(ReportsArgs),
     /// Find Postfix's TLS files, the ACME client, the MX hosts, the zone and its provider, and
     /// the live TLSA records; write a commented configuration (never over an existing one).
     /// `--apply` then switches Postfix to dane-roll's key+chain file, checked by a live

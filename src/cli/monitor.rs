@@ -107,6 +107,11 @@ pub struct ServeArgs {
     #[arg(long)]
     pub allow_private_targets: bool,
 
+    /// Also take SMTP TLS reports posted to /tlsrpt (for `rua=https://…` behind the site's
+    /// HTTPS reverse proxy), stored once each like `dane-roll tlsrpt ingest`.
+    #[arg(long)]
+    pub tlsrpt: bool,
+
     /// Open connections at most; over it the connection idle the longest is closed.
     #[arg(long, value_name = "N", default_value_t = crate::monitor::exporter::DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::builder::TypedValueParser::map(

@@ -14,13 +14,15 @@ mod progress;
 mod prune;
 mod publish;
 mod reconcile;
+mod reports;
 mod rotate;
 mod run;
 mod serve;
 mod status;
 mod tlsa;
+mod tlsrpt;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, TlsrptCommand};
 use crate::exit::Status;
 
 /// Run the command the user asked for.
@@ -42,5 +44,7 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
         Command::Abort(args) => abort::run(cli, args),
         Command::Generate(what) => generate::run(what),
         Command::Init(args) => init::run(cli, args),
+        Command::Tlsrpt(TlsrptCommand::Ingest(args)) => tlsrpt::ingest(cli, args),
+        Command::Reports(args) => reports::run(cli, args),
     }
 }

@@ -63,6 +63,17 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
     )?;
     let state_dir = config.as_ref().map(|c| c.state_dir.clone());
     let exporter = Exporter::new(monitor, targets, interval, state_dir, limits);
+    if args.tlsrpt {
+        let Some(config) = config else {
+            bail!("--tlsrpt needs the configuration (its state directory and services)");
+        };
+        let notifier = if config.alerts.channels.is_empty() {
+            None
+        } else {
+            Some(crate::notify::Notifier::new(&config.alerts)?)
+        };
+        exporter.accept_tlsrpt(crate::tlsrpt::http::Intake::new(config, notifier));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -28,12 +28,18 @@
 //! | `dane_cert_expiry_timestamp_seconds` | host, port, address, algorithm | leaf certificate's notAfter |
 //! | `dane_rollover_phase` | service, slot, phase | 1 for the phase a rollover is in, 0 for the others |
 //! | `dane_rollover_phase_read_timestamp_seconds` | | when those phases were read from the store (kept from the last good read when a read fails) |
+//! | `dane_tlsrpt_sessions_total` (counter) | result, policy_type | sessions the stored TLS reports count (`result` is `successful` or an RFC 8460 result type) |
 //! | `dane_check_duration_seconds` | | how long the run took |
 //! | `dane_last_check_timestamp_seconds` | | when it started |
 //!
 //! Before the first run ends `/metrics` is an empty exposition. There is no run counter: a
 //! counter's OpenMetrics family name lacks the `_total` of its sample, which `promtool check
-//! metrics` (a Prometheus text-format linter) reports as a metric without help.
+//! metrics` (a Prometheus text-format linter) reports as a metric without help. The one
+//! counter, `dane_tlsrpt_sessions_total`, is a total the senders counted (it only grows as
+//! reports arrive); it appears once a report is stored.
+//!
+//! When [`Exporter::accept_tlsrpt`] was given an intake, `POST /tlsrpt` takes TLS reports
+//! ([`crate::tlsrpt::http`]) behind the same limits and token.
 
 mod phases;
 mod server;
@@ -45,7 +51,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -53,6 +59,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -255,6 +262,7 @@ pub fn encode_run(run: &RunReport, phases: Option<&KnownPhases>) -> String {
         }
     }
 
+    let stored = phases;
     if let Some(known) = phases {
         single(
             &mut registry,
@@ -280,6 +288,23 @@ pub fn encode_run(run: &RunReport, phases: Option<&KnownPhases>) -> String {
                     ]))
                     .set(if name == p.phase { 1.0 } else { 0.0 });
             }
+        }
+    }
+
+    if let Some(known) = stored.filter(|k| !k.tlsrpt.is_empty()) {
+        let sessions = Family::<Labels, Counter>::default();
+        registry.register(
+            "dane_tlsrpt_sessions",
+            "Sessions the stored SMTP TLS reports count, by result and policy type",
+            sessions.clone(),
+        );
+        for s in &known.tlsrpt {
+            sessions
+                .get_or_create(&lab(&[
+                    ("result", s.result.clone()),
+                    ("policy_type", s.policy_type.clone()),
+                ]))
+                .inc_by(s.sessions);
         }
     }
 
@@ -329,6 +354,8 @@ pub struct Exporter {
     limits: ServeLimits,
     /// The `/probe` runs allowed at once.
     probes: Arc<Semaphore>,
+    /// Where `POST /tlsrpt` stores reports, when it is served.
+    tlsrpt: OnceLock<Arc<crate::tlsrpt::http::Intake>>,
 }
 
 impl Exporter {
@@ -349,7 +376,13 @@ impl Exporter {
             last: RwLock::new(None),
             probes: Arc::new(Semaphore::new(limits.max_probes.max(1))),
             limits,
+            tlsrpt: OnceLock::new(),
         })
+    }
+
+    /// Serve `POST /tlsrpt` too, storing reports through `intake` (set once, before serving).
+    pub fn accept_tlsrpt(&self, intake: crate::tlsrpt::http::Intake) {
+        let _ = self.tlsrpt.set(Arc::new(intake));
     }
 
     /// Run the checks once and keep the exposition.
@@ -386,6 +419,10 @@ impl Exporter {
             .route("/probe", get(probe))
             .route("/", get(index))
             .with_state(Arc::clone(self));
+        let router = match self.tlsrpt.get() {
+            Some(intake) => router.merge(crate::tlsrpt::http::router(Arc::clone(intake))),
+            None => router,
+        };
         match &self.limits.token {
             Some(token) => router.layer(axum::middleware::from_fn_with_state(
                 Arc::new(token.clone()),

@@ -85,7 +85,7 @@ impl From<Status> for Severity {
             Status::Ok => Severity::Ok,
             Status::Warning => Severity::Warning,
             Status::Failure => Severity::Critical,
-            Status::Unknown | Status::Interrupted => Severity::Unknown,
+            Status::Unknown | Status::Interrupted | Status::TryLater => Severity::Unknown,
         }
     }
 }

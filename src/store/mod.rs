@@ -5,8 +5,9 @@
 //! [`Rollover`](crate::rollover::Rollover) as JSON, with its phase name and times as columns;
 //! `rollovers`), the records each service published ("ours", the only ones that
 //! may ever be retired), the keys by role (hash and path only, never key material), the event
-//! history for `status --history`, the monitor's alert state, and where each service's ACME client
-//! keeps its certificate as its hook last saw it (`acme_sources`).
+//! history for `status --history`, the monitor's alert state, where each service's ACME client
+//! keeps its certificate as its hook last saw it (`acme_sources`), and the SMTP TLS reports
+//! senders sent (`tlsrpt_reports`, `tlsrpt_sessions`).
 //!
 //! The database runs in WAL mode with a busy timeout, so a hook and the timer can read and write
 //! at once; [`Store::save`] writes a phase change, its events and the record changes in one
@@ -25,6 +26,7 @@ mod rollovers;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod tlsrpt;
 mod ttl;
 
 use std::fs::OpenOptions;
@@ -45,6 +47,7 @@ pub use events::StoredEvent;
 pub use keys::{KeyEntry, KeyRole};
 pub use records::{PublishedRecord, RecordChange};
 pub use schema::{MIGRATIONS, Migrated, latest_version};
+pub use tlsrpt::{NewTlsReport, SessionCount, StoredTlsReport};
 pub use ttl::TtlObservation;
 
 /// The database file's name in the state directory.

@@ -105,6 +105,28 @@ pub const MIGRATIONS: &[&str] = &[
         recorded INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 5: SMTP TLS reports (RFC 8460) as senders sent them, once per organisation and report id,
+    // and their session counts by policy type and result, for `reports` and `serve`'s metrics.
+    r#"
+    CREATE TABLE tlsrpt_reports (
+        id           INTEGER PRIMARY KEY,
+        organization TEXT NOT NULL,
+        report_id    TEXT NOT NULL,
+        window_start INTEGER NOT NULL,     -- the report's date-range, milliseconds
+        window_end   INTEGER NOT NULL,
+        received     INTEGER NOT NULL,
+        source       TEXT NOT NULL,        -- where it came from: stdin, a Maildir file, https
+        report       TEXT NOT NULL,        -- the report as JSON (the senders' quirks smoothed)
+        UNIQUE (organization, report_id)
+    ) STRICT;
+    CREATE TABLE tlsrpt_sessions (
+        report      INTEGER NOT NULL REFERENCES tlsrpt_reports (id) ON DELETE CASCADE,
+        policy_type TEXT NOT NULL,         -- tlsa, sts, no-policy-found
+        result      TEXT NOT NULL,         -- 'successful' or an RFC 8460 result type
+        sessions    INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX tlsrpt_by_window ON tlsrpt_reports (window_start);
+    "#,
 ];
 
 /// The schema version this build writes.

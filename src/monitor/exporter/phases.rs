@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::rollover::PhaseName;
-use crate::store::{DB_FILE, Store, StoreError};
+use crate::store::{DB_FILE, SessionCount, Store, StoreError};
 
 /// One rollover's phase, for `dane_rollover_phase`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,9 @@ pub struct KnownPhases {
     pub phases: Vec<RolloverPhase>,
     /// When they were read (Unix time).
     pub read_at: u64,
+    /// The sessions of the stored TLS reports, by policy type and result
+    /// (`dane_tlsrpt_sessions_total`).
+    pub tlsrpt: Vec<SessionCount>,
 }
 
 /// The store's phases as last read, shared with the blocking reads that refresh them.
@@ -56,12 +59,13 @@ impl PhaseReader {
         let known = Arc::clone(&self.known);
         let read = tokio::task::spawn_blocking(move || {
             let result = read(&dir);
-            if let Ok(phases) = &result
+            if let Ok((phases, tlsrpt)) = &result
                 && let Ok(mut known) = known.lock()
             {
                 *known = Some(KnownPhases {
                     phases: phases.clone(),
                     read_at: unix_now(),
+                    tlsrpt: tlsrpt.clone(),
                 });
             }
             result
@@ -79,12 +83,14 @@ impl PhaseReader {
     }
 }
 
-/// Every stored rollover's phase; none when the store was never created.
-fn read(dir: &Path) -> Result<Vec<RolloverPhase>, StoreError> {
+/// Every stored rollover's phase, and the TLS reports' sessions; none when the store was never
+/// created.
+fn read(dir: &Path) -> Result<(Vec<RolloverPhase>, Vec<SessionCount>), StoreError> {
     if !dir.join(DB_FILE).exists() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
-    Ok(Store::open(dir)?
+    let store = Store::open(dir)?;
+    let phases = store
         .rollovers()?
         .into_iter()
         .map(|r| RolloverPhase {
@@ -92,7 +98,8 @@ fn read(dir: &Path) -> Result<Vec<RolloverPhase>, StoreError> {
             slot: r.slot.as_str().to_string(),
             phase: r.phase.name(),
         })
-        .collect())
+        .collect();
+    Ok((phases, store.tls_sessions()?))
 }
 
 fn unix_now() -> u64 {
