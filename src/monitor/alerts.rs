@@ -43,7 +43,7 @@ pub struct Gone {
     pub why: String,
 }
 
-const ENDPOINT_KINDS: [CheckKind; 9] = [
+const ENDPOINT_KINDS: [CheckKind; 10] = [
     CheckKind::Addresses,
     CheckKind::TlsaSecure,
     CheckKind::TcpParent,
@@ -53,8 +53,15 @@ const ENDPOINT_KINDS: [CheckKind; 9] = [
     CheckKind::TlsaTtl,
     CheckKind::TlsaMatch,
     CheckKind::CertExpiry,
+    CheckKind::MtaStsMx,
 ];
-const NAME_KINDS: [CheckKind; 3] = [CheckKind::Resolver, CheckKind::Target, CheckKind::MxSecure];
+const NAME_KINDS: [CheckKind; 5] = [
+    CheckKind::Resolver,
+    CheckKind::Target,
+    CheckKind::MxSecure,
+    CheckKind::Tlsrpt,
+    CheckKind::MtaSts,
+];
 
 /// The monitoring checks among `stored` (check ids with an alert state) that `run` no longer
 /// makes and that `scope` lets it retire. Pure: the caller sends and forgets.
@@ -215,6 +222,15 @@ pub fn alert_for(check: &Check) -> Alert {
         CheckKind::CertExpiry => {
             "Renew the certificate; under DANE-EE an expired certificate still matches, but other \
              senders (and DANE-TA) check dates."
+        }
+        CheckKind::MtaStsMx => {
+            "Senders applying an MTA-STS policy in enforce mode refuse an MX its mx: lines do not \
+             cover, or whose certificate is not valid under the Web PKI (a DANE-EE self-signed \
+             certificate is not). Add the MX to the policy, serve a CA-issued certificate (its \
+             key can stay the one the 3 1 1 record pins), or set the policy to testing."
+        }
+        CheckKind::MtaSts | CheckKind::Tlsrpt => {
+            "Neither stops DANE senders; they let other senders secure and report delivery."
         }
         CheckKind::Resolver | CheckKind::Target | CheckKind::Addresses | CheckKind::TlsaTtl => "",
     };

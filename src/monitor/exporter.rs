@@ -26,6 +26,8 @@
 //! | `dane_endpoint_probe_success` | host, port, address | 1 when a key was seen (the probe could tell) |
 //! | `dane_endpoint_match` | host, port, address, algorithm | 1 when that key matches a record |
 //! | `dane_cert_expiry_timestamp_seconds` | host, port, address, algorithm | leaf certificate's notAfter |
+//! | `dane_mta_sts_policy` | domain, mode | 1 for the mode of the domain's MTA-STS policy (when one was fetched), 0 for the others |
+//! | `dane_mta_sts_max_age_seconds` | domain | the policy's `max_age` |
 //! | `dane_rollover_phase` | service, slot, phase | 1 for the phase a rollover is in, 0 for the others |
 //! | `dane_rollover_phase_read_timestamp_seconds` | | when those phases were read from the store (kept from the last good read when a read fails) |
 //! | `dane_check_duration_seconds` | | how long the run took |
@@ -65,6 +67,7 @@ use crate::rollover::PhaseName;
 
 use phases::PhaseReader;
 
+use super::beside::Mode;
 use super::checks::{self, CheckKind, rank};
 use super::fence::Fence;
 use super::{Monitor, RecordSource, RunReport, Target, TargetMode};
@@ -252,6 +255,36 @@ pub fn encode_run(run: &RunReport, phases: Option<&KnownPhases>) -> String {
                     cert.get_or_create(&lab(&l)).set(end as f64);
                 }
             }
+        }
+    }
+
+    let sts: Vec<_> = run
+        .domains
+        .iter()
+        .filter_map(|d| Some((d, d.mta_sts.as_ref()?)))
+        .collect();
+    if !sts.is_empty() {
+        let mode = family(
+            &mut registry,
+            "dane_mta_sts_policy",
+            "1 for the mode of the mail domain's MTA-STS policy (enforce, testing, none), 0 for the others",
+        );
+        let max_age = family(
+            &mut registry,
+            "dane_mta_sts_max_age_seconds",
+            "max_age of the mail domain's MTA-STS policy",
+        );
+        for (d, policy) in sts {
+            for m in [Mode::Enforce, Mode::Testing, Mode::None] {
+                mode.get_or_create(&lab(&[
+                    ("domain", d.domain.clone()),
+                    ("mode", m.as_str().to_string()),
+                ]))
+                .set(if m == policy.mode { 1.0 } else { 0.0 });
+            }
+            max_age
+                .get_or_create(&lab(&[("domain", d.domain.clone())]))
+                .set(policy.max_age as f64);
         }
     }
 

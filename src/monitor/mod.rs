@@ -9,6 +9,8 @@
 //!   run; [`Monitor::run`] asks DNS per endpoint (cheap, many at once) and probes each endpoint's
 //!   addresses as soon as its answers are in, all within one deadline (`tasks`: the fan-out that
 //!   keeps the order);
+//! - [`beside`]: what a mail domain publishes beside DANE (TLSRPT, MTA-STS and its policy) and
+//!   the Web PKI verdict MTA-STS needs of each MX certificate;
 //! - `judge`: one endpoint's answers and probes turned into its checks, by the rules of [`checks`];
 //! - [`report`]: the [`RunReport`] and its renderings for people, scripts and Nagios/Icinga;
 //! - [`exporter`]: the metrics and the HTTP server of `serve`; [`fence`]: the addresses its
@@ -21,6 +23,7 @@
 //! whole run UNKNOWN: its answers cannot say whether DANE is in effect.
 
 pub mod alerts;
+pub mod beside;
 pub mod checks;
 pub mod exporter;
 pub mod fence;

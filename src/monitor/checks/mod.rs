@@ -9,7 +9,8 @@
 //! is critical, since senders defer mail.
 //!
 //! Here: [`Check`] and its scale; the rules by what they look at: `lookups` (resolver, MX,
-//! addresses, `_tcp` parent), `tlsa` (the RRset), `chain` (the live chain on each address).
+//! addresses, `_tcp` parent), `tlsa` (the RRset), `chain` (the live chain on each address),
+//! `beside` (TLSRPT and MTA-STS, beside DANE).
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,9 +23,12 @@ use crate::tlsa::TlsaRecord;
 
 use super::report::severity_word;
 
+mod beside;
 mod chain;
 mod lookups;
 mod tlsa;
+
+pub use beside::{mta_sts, mta_sts_mx, tlsrpt};
 
 pub use chain::{
     cert_expiry, endpoint_verdict, keys_by_algorithm, not_after_secs, parse_rfc3339, tlsa_match,
@@ -66,6 +70,13 @@ pub enum CheckKind {
     TlsaMatch,
     /// The served certificates do not expire soon.
     CertExpiry,
+    /// The mail domain publishes a usable TLSRPT record (RFC 8460).
+    Tlsrpt,
+    /// The mail domain's MTA-STS record and policy, when it has one (RFC 8461).
+    MtaSts,
+    /// The endpoint under its domains' MTA-STS policies: covered, certificate valid under the
+    /// Web PKI.
+    MtaStsMx,
 }
 
 impl CheckKind {
@@ -84,6 +95,9 @@ impl CheckKind {
             CheckKind::TlsaTtl => "tlsa-ttl",
             CheckKind::TlsaMatch => "tlsa-match",
             CheckKind::CertExpiry => "cert-expiry",
+            CheckKind::Tlsrpt => "tlsrpt",
+            CheckKind::MtaSts => "mta-sts",
+            CheckKind::MtaStsMx => "mta-sts-mx",
         }
     }
 }

@@ -70,6 +70,7 @@ fn key(matched: Option<TlsaRecord>, not_after: &str) -> KeyReport {
             not_after: not_after.into(),
             expired: false,
         }],
+        chain_der: Vec::new(),
     }
 }
 
