@@ -15,8 +15,9 @@
 //! - [`report`]: the [`RunReport`] and its renderings for people, scripts and Nagios/Icinga;
 //! - [`exporter`]: the metrics and the HTTP server of `serve`; [`fence`]: the addresses its
 //!   `/probe` may not connect to;
-//! - [`alerts`]: each check as an [`crate::notify::Alert`], sent through the firing policy; the
-//!   alerts of checks no longer made are closed.
+//! - [`alerts`]: one [`crate::notify::Alert`] per endpoint (its incident: every failing check
+//!   named) and per check about a name, sent through the firing policy; the alerts no longer
+//!   made are closed.
 //!
 //! A target without `:port` or `/protocol` is a mail domain when it has an MX RRset, a host
 //! otherwise ([`TargetMode`] forces one reading). A resolver that does not validate makes the
