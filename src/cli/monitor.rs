@@ -153,6 +153,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "PATH")]
     pub webpki_ca_file: Option<std::path::PathBuf>,
 
+    /// A file of extra targets, one per line (`#` comments, blank lines skipped), read at start
+    /// and again on SIGHUP (a bad file then keeps the previous list).
+    #[arg(long = "targets", value_name = "FILE")]
+    pub targets_file: Option<std::path::PathBuf>,
+
     /// Extra targets beside the configured endpoints (mail domains or `host[:port]`).
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,

@@ -354,7 +354,11 @@ pub fn code(s: Severity) -> u8 {
 /// What the exporter runs and serves.
 pub struct Exporter {
     monitor: Monitor,
-    targets: Vec<Target>,
+    /// What the schedule checks; replaced whole by [`Exporter::set_targets`] (`--targets`
+    /// reloaded on SIGHUP).
+    targets: RwLock<Arc<Vec<Target>>>,
+    /// Wakes the schedule for a run at once (new targets).
+    wake: tokio::sync::Notify,
     interval: Duration,
     /// The rollover phases, read from the store off the runtime.
     phases: PhaseReader,
@@ -376,7 +380,8 @@ impl Exporter {
     ) -> Arc<Exporter> {
         Arc::new(Exporter {
             monitor,
-            targets,
+            targets: RwLock::new(Arc::new(targets)),
+            wake: tokio::sync::Notify::new(),
             interval,
             phases: PhaseReader::new(state_dir),
             last: RwLock::new(None),
@@ -387,7 +392,8 @@ impl Exporter {
 
     /// Run the checks once and keep the exposition.
     pub async fn run_once(&self) -> RunReport {
-        let (run, phases) = tokio::join!(self.monitor.run(&self.targets), self.phases.refresh());
+        let targets = self.targets();
+        let (run, phases) = tokio::join!(self.monitor.run(&targets), self.phases.refresh());
         let text = encode_run(&run, phases.as_ref());
         if let Ok(mut last) = self.last.write() {
             *last = Some(text);
@@ -395,12 +401,33 @@ impl Exporter {
         run
     }
 
-    /// The schedule: a run now, then one every interval, until the task is dropped.
+    /// The targets the schedule checks now.
+    pub fn targets(&self) -> Arc<Vec<Target>> {
+        match self.targets.read() {
+            Ok(t) => Arc::clone(&t),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Check `targets` from now on, starting a run at once (the one under way finishes with
+    /// the old list).
+    pub fn set_targets(&self, targets: Vec<Target>) {
+        let mut slot = self.targets.write().unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(targets);
+        drop(slot);
+        self.wake.notify_one();
+    }
+
+    /// The schedule: a run now, then one every interval (and one at once after
+    /// [`Exporter::set_targets`]), until the task is dropped.
     pub async fn schedule(self: Arc<Exporter>) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.wake.notified() => ticker.reset(),
+            }
             let run = self.run_once().await;
             tracing::info!(
                 "serve: {} checks, status {}, {:.2}s",

@@ -15,6 +15,8 @@
 //! - [`report`]: the [`RunReport`] and its renderings for people, scripts and Nagios/Icinga;
 //! - [`exporter`]: the metrics and the HTTP server of `serve`; [`fence`]: the addresses its
 //!   `/probe` may not connect to;
+//! - [`targets_file`]: `serve --targets FILE`, extra targets read from a file and again on
+//!   SIGHUP;
 //! - [`alerts`]: one [`crate::notify::Alert`] per endpoint (its incident: every failing check
 //!   named) and per check about a name, sent through the firing policy; the alerts no longer
 //!   made are closed.
@@ -32,6 +34,7 @@ mod judge;
 pub mod report;
 mod run;
 mod targets;
+pub mod targets_file;
 mod tasks;
 
 pub use checks::{Check, CheckKind, Validation, worst};
