@@ -283,7 +283,8 @@ impl Monitor {
                 self.options.beside.as_ref(),
                 resolver.as_ref(),
                 &mail_domains,
-                deadline
+                deadline,
+                self.fence.is_some(),
             ),
         );
         for found in &besides {

@@ -5,12 +5,13 @@
 //! does HTTP and TLS; the name `mta-sts.DOMAIN` is looked up through the monitor's resolver, so
 //! the fetch asks the same DNS as every other check.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dns::Resolver;
 
+use super::super::fence::internal_range;
 use super::webpki::Trust;
 
 /// The largest policy read; a larger body is refused unread (senders bound it too; 64 KiB
@@ -25,12 +26,26 @@ pub struct Fetcher {
     client: reqwest::Client,
 }
 
-/// reqwest's host lookups through the monitor's resolver.
-struct ViaResolver(Resolver);
+/// reqwest's host lookups through the monitor's resolver; with `refuse_internal` (the
+/// exporter's `/probe` fence), loopback, link-local and private addresses are left out, so a
+/// policy host cannot make `serve` connect inside its own network.
+struct ViaResolver {
+    resolver: Resolver,
+    refuse_internal: bool,
+}
+
+/// The addresses a fetch may connect to (port 0: the URL's).
+fn admissible(ips: Vec<IpAddr>, refuse_internal: bool) -> Vec<SocketAddr> {
+    ips.into_iter()
+        .filter(|ip| !refuse_internal || internal_range(*ip).is_none())
+        .map(|ip| SocketAddr::new(ip, 0))
+        .collect()
+}
 
 impl reqwest::dns::Resolve for ViaResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let resolver = self.0.clone();
+        let resolver = self.resolver.clone();
+        let refuse_internal = self.refuse_internal;
         let host = name.as_str().to_string();
         Box::pin(async move {
             let lookup = resolver
@@ -40,24 +55,36 @@ impl reqwest::dns::Resolve for ViaResolver {
             if lookup.records.is_empty() {
                 return Err(format!("{host} has no address ({})", lookup.status).into());
             }
-            let addrs: Vec<SocketAddr> = lookup
-                .records
-                .into_iter()
-                .map(|ip| SocketAddr::new(ip, 0))
-                .collect();
+            let addrs = admissible(lookup.records, refuse_internal);
+            if addrs.is_empty() {
+                return Err(format!(
+                    "{host} has only loopback, link-local or private addresses, which serve's \
+                     /probe does not connect to (--allow-private-targets)"
+                )
+                .into());
+            }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
 
 impl Fetcher {
-    /// A client trusting `trust`, asking `resolver`, each fetch within `timeout`.
-    pub fn new(resolver: Resolver, trust: &Trust, timeout: Duration) -> Result<Fetcher, String> {
+    /// A client trusting `trust`, asking `resolver`, each fetch within `timeout`; with
+    /// `refuse_internal`, never connecting to an internal address.
+    pub fn new(
+        resolver: Resolver,
+        trust: &Trust,
+        timeout: Duration,
+        refuse_internal: bool,
+    ) -> Result<Fetcher, String> {
         let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .user_agent(concat!("dane-roll/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(ViaResolver(resolver)));
+            .dns_resolver(Arc::new(ViaResolver {
+                resolver,
+                refuse_internal,
+            }));
         if let Some(pem) = trust.pem() {
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| format!("the CA bundle cannot be used for HTTPS: {e}"))?;
@@ -145,4 +172,22 @@ fn chain(err: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::admissible;
+
+    #[test]
+    fn the_fence_leaves_out_internal_addresses() {
+        let ips = vec![
+            "127.0.0.1".parse().unwrap(),
+            "10.1.2.3".parse().unwrap(),
+            "192.0.2.7".parse().unwrap(),
+        ];
+        assert_eq!(admissible(ips.clone(), false).len(), 3);
+        let kept = admissible(ips, true);
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].ip().to_string(), "192.0.2.7");
+    }
 }

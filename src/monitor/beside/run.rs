@@ -14,17 +14,21 @@ use super::{BesideOptions, DomainBeside, Fetcher, Mode, Policy, StsFinding, look
 const LATE: &str = "no answer within the run's time limit";
 
 /// TLSRPT and MTA-STS of every mail domain (when `options` asks), within the deadline; in the
-/// order of `domains`.
+/// order of `domains`. `fenced`: the run is `/probe`'s, whose fence the policy fetch keeps too.
 pub(in crate::monitor) async fn look_all(
     options: Option<&BesideOptions>,
     resolver: Option<&Resolver>,
     domains: &[String],
     deadline: tokio::time::Instant,
+    fenced: bool,
 ) -> Vec<DomainBeside> {
     let (Some(options), Some(resolver)) = (options, resolver) else {
         return Vec::new();
     };
-    let fetcher = Fetcher::new(resolver.clone(), &options.trust, options.timeout);
+    if domains.is_empty() {
+        return Vec::new();
+    }
+    let fetcher = Fetcher::new(resolver.clone(), &options.trust, options.timeout, fenced);
     let looks = domains.iter().map(|domain| {
         let resolver = resolver.clone();
         let fetcher = fetcher.clone();
