@@ -499,6 +499,10 @@ impl Webhook {
         }
     }
 
+    fn all(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+
     fn for_check(&self, check: &str) -> Vec<Value> {
         self.bodies
             .lock()
@@ -586,7 +590,9 @@ url = "http://127.0.0.1:{port}/hook"
             "10",
         ])
     };
-    let id = format!("tlsa-match/{MX_HOST}:25/{}", rx.addr().ip());
+    // One alert per endpoint: a wrong record fails tlsa-match and tlsa-stale at once.
+    let id = format!("endpoint/{MX_HOST}:25");
+    let _ = rx.addr();
 
     // Only a record for another key: critical, one alert.
     let other = pki
@@ -601,6 +607,9 @@ url = "http://127.0.0.1:{port}/hook"
     assert_eq!(sent.len(), 1, "{out}\n{sent:#?}");
     assert_eq!(sent[0]["severity"], "critical");
     assert_eq!(sent[0]["recovered"], false);
+    let summary = sent[0]["summary"].as_str().unwrap();
+    assert!(summary.contains("tlsa-match"), "{summary}");
+    assert_eq!(hook.all().len(), 1, "one incident, one alert: {out}");
 
     // The same failure again: nothing new.
     let out = run();

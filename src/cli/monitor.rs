@@ -69,6 +69,11 @@ pub struct CheckArgs {
     /// Print the served chains and each handshake attempt (text format).
     #[arg(long)]
     pub details: bool,
+
+    /// A PEM CA bundle to trust for MTA-STS (the policy fetched over HTTPS and each MX
+    /// certificate under an MTA-STS policy) instead of the system's CA store.
+    #[arg(long, value_name = "PATH")]
+    pub webpki_ca_file: Option<std::path::PathBuf>,
 }
 
 /// Output formats of `dane-roll check`.
@@ -147,6 +152,16 @@ pub struct ServeArgs {
     /// How many handshakes to run at once.
     #[arg(long, value_name = "N", default_value_t = crate::monitor::DEFAULT_CONCURRENCY)]
     pub concurrency: usize,
+
+    /// A PEM CA bundle to trust for MTA-STS (the policy fetched over HTTPS and each MX
+    /// certificate under an MTA-STS policy) instead of the system's CA store.
+    #[arg(long, value_name = "PATH")]
+    pub webpki_ca_file: Option<std::path::PathBuf>,
+
+    /// A file of extra targets, one per line (`#` comments, blank lines skipped), read at start
+    /// and again on SIGHUP (a bad file then keeps the previous list).
+    #[arg(long = "targets", value_name = "FILE")]
+    pub targets_file: Option<std::path::PathBuf>,
 
     /// Extra targets beside the configured endpoints (mail domains or `host[:port]`).
     #[arg(value_name = "TARGET")]

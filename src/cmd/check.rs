@@ -15,6 +15,7 @@ use crate::cli::{CheckArgs, CheckFormat, Cli};
 use crate::config::{Config, ConfigError, RESOLV_CONF, first_nameserver, parse_socket_addr};
 use crate::dns::Resolver;
 use crate::exit::Status;
+use crate::monitor::beside::{BesideOptions, POLICY_TIMEOUT, Trust};
 use crate::monitor::report::{self, TextStyle};
 use crate::monitor::{Monitor, MonitorOptions, RunReport, Target, TargetMode, alerts};
 use crate::notify::{Notifier, Severity};
@@ -54,6 +55,7 @@ pub(super) fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
             helo: &args.helo,
             records: args.tlsa.clone(),
             addresses: args.addresses.clone(),
+            webpki_ca_file: args.webpki_ca_file.as_deref(),
             ..MonitorFlags::new(
                 args.resolver.as_deref(),
                 &args.key_algorithms,
@@ -197,6 +199,8 @@ pub(super) struct MonitorFlags<'a> {
     pub helo: &'a str,
     pub records: Vec<TlsaRecord>,
     pub addresses: Vec<std::net::IpAddr>,
+    /// `--webpki-ca-file`: the roots MTA-STS checks trust instead of the system's.
+    pub webpki_ca_file: Option<&'a std::path::Path>,
 }
 
 impl<'a> MonitorFlags<'a> {
@@ -215,6 +219,7 @@ impl<'a> MonitorFlags<'a> {
             helo: crate::probe::DEFAULT_HELO,
             records: Vec::new(),
             addresses: Vec::new(),
+            webpki_ca_file: None,
         }
     }
 }
@@ -271,6 +276,15 @@ pub(super) fn build_monitor(
         max_records: HashMap::new(),
         known_keys: HashMap::new(),
         retiring: HashMap::new(),
+        beside: Some(BesideOptions {
+            trust: match flags.webpki_ca_file {
+                Some(path) => {
+                    Trust::from_file(path).map_err(|e| anyhow::anyhow!("--webpki-ca-file: {e}"))?
+                }
+                None => Trust::system(),
+            },
+            timeout: POLICY_TIMEOUT.min(flags.deadline),
+        }),
     };
     if let Some(config) = config {
         let store = if config.state_dir.join(crate::store::DB_FILE).exists() {

@@ -11,7 +11,8 @@ use crate::exit::Status;
 use crate::monitor::exporter::{
     BearerToken, Exporter, ExporterError, ServeLimits, shutdown_signal,
 };
-use crate::monitor::{Target, TargetMode};
+use crate::monitor::{Target, TargetMode, targets_file};
+use tokio::signal::unix::{SignalKind, signal};
 
 use super::check::{MonitorFlags, build_monitor, configured_targets, load_config, seconds};
 
@@ -44,7 +45,7 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
         allow_private_targets: args.allow_private_targets,
         token,
     };
-    let config = load_config(cli, args.targets.is_empty())?;
+    let config = load_config(cli, args.targets.is_empty() && args.targets_file.is_none())?;
     let mut targets = configured_targets(config.as_ref());
     for text in &args.targets {
         let target = Target::parse(text, TargetMode::Auto, None)?;
@@ -52,14 +53,22 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
             targets.push(target);
         }
     }
+    // The configured and command-line targets stay; the file's come and go with SIGHUP.
+    let base = targets.clone();
+    if let Some(path) = &args.targets_file {
+        targets = targets_file::merged(&base, targets_file::read(path)?);
+    }
     let monitor = build_monitor(
         config.as_ref(),
-        MonitorFlags::new(
-            args.resolver.as_deref(),
-            &args.key_algorithms,
-            args.concurrency,
-            deadline,
-        ),
+        MonitorFlags {
+            webpki_ca_file: args.webpki_ca_file.as_deref(),
+            ..MonitorFlags::new(
+                args.resolver.as_deref(),
+                &args.key_algorithms,
+                args.concurrency,
+                deadline,
+            )
+        },
     )?;
     let state_dir = config.as_ref().map(|c| c.state_dir.clone());
     let exporter = Exporter::new(monitor, targets, interval, state_dir, limits);
@@ -86,6 +95,16 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
                 source,
             })?;
         let shutdown = shutdown_signal()?;
+        if let Some(path) = &args.targets_file {
+            // Installed before "listening" is said, so that no SIGHUP can end the process.
+            let hangup = signal(SignalKind::hangup()).map_err(ExporterError::Signal)?;
+            tokio::spawn(targets_file::reload_on_hangup(
+                std::sync::Arc::clone(&exporter),
+                base,
+                path.clone(),
+                hangup,
+            ));
+        }
         crate::output::error_line(&format!(
             "dane-roll serve: listening on http://{}/metrics",
             listener.local_addr().unwrap_or(args.listen)

@@ -26,6 +26,8 @@
 //! | `dane_endpoint_probe_success` | host, port, address | 1 when a key was seen (the probe could tell) |
 //! | `dane_endpoint_match` | host, port, address, algorithm | 1 when that key matches a record |
 //! | `dane_cert_expiry_timestamp_seconds` | host, port, address, algorithm | leaf certificate's notAfter |
+//! | `dane_mta_sts_policy` | domain, mode | 1 for the mode of the domain's MTA-STS policy (when one was fetched), 0 for the others |
+//! | `dane_mta_sts_max_age_seconds` | domain | the policy's `max_age` |
 //! | `dane_rollover_phase` | service, slot, phase | 1 for the phase a rollover is in, 0 for the others |
 //! | `dane_rollover_phase_read_timestamp_seconds` | | when those phases were read from the store (kept from the last good read when a read fails) |
 //! | `dane_tlsrpt_sessions_total` (counter) | result, policy_type | sessions the stored TLS reports count (`result` is `successful` or an RFC 8460 result type) |
@@ -72,6 +74,7 @@ use crate::rollover::PhaseName;
 
 use phases::PhaseReader;
 
+use super::beside::Mode;
 use super::checks::{self, CheckKind, rank};
 use super::fence::Fence;
 use super::{Monitor, RecordSource, RunReport, Target, TargetMode};
@@ -262,6 +265,36 @@ pub fn encode_run(run: &RunReport, phases: Option<&KnownPhases>) -> String {
         }
     }
 
+    let sts: Vec<_> = run
+        .domains
+        .iter()
+        .filter_map(|d| Some((d, d.mta_sts.as_ref()?)))
+        .collect();
+    if !sts.is_empty() {
+        let mode = family(
+            &mut registry,
+            "dane_mta_sts_policy",
+            "1 for the mode of the mail domain's MTA-STS policy (enforce, testing, none), 0 for the others",
+        );
+        let max_age = family(
+            &mut registry,
+            "dane_mta_sts_max_age_seconds",
+            "max_age of the mail domain's MTA-STS policy",
+        );
+        for (d, policy) in sts {
+            for m in [Mode::Enforce, Mode::Testing, Mode::None] {
+                mode.get_or_create(&lab(&[
+                    ("domain", d.domain.clone()),
+                    ("mode", m.as_str().to_string()),
+                ]))
+                .set(if m == policy.mode { 1.0 } else { 0.0 });
+            }
+            max_age
+                .get_or_create(&lab(&[("domain", d.domain.clone())]))
+                .set(policy.max_age as f64);
+        }
+    }
+
     let stored = phases;
     if let Some(known) = phases {
         single(
@@ -346,7 +379,11 @@ pub fn code(s: Severity) -> u8 {
 /// What the exporter runs and serves.
 pub struct Exporter {
     monitor: Monitor,
-    targets: Vec<Target>,
+    /// What the schedule checks; replaced whole by [`Exporter::set_targets`] (`--targets`
+    /// reloaded on SIGHUP).
+    targets: RwLock<Arc<Vec<Target>>>,
+    /// Wakes the schedule for a run at once (new targets).
+    wake: tokio::sync::Notify,
     interval: Duration,
     /// The rollover phases, read from the store off the runtime.
     phases: PhaseReader,
@@ -370,7 +407,8 @@ impl Exporter {
     ) -> Arc<Exporter> {
         Arc::new(Exporter {
             monitor,
-            targets,
+            targets: RwLock::new(Arc::new(targets)),
+            wake: tokio::sync::Notify::new(),
             interval,
             phases: PhaseReader::new(state_dir),
             last: RwLock::new(None),
@@ -387,7 +425,8 @@ impl Exporter {
 
     /// Run the checks once and keep the exposition.
     pub async fn run_once(&self) -> RunReport {
-        let (run, phases) = tokio::join!(self.monitor.run(&self.targets), self.phases.refresh());
+        let targets = self.targets();
+        let (run, phases) = tokio::join!(self.monitor.run(&targets), self.phases.refresh());
         let text = encode_run(&run, phases.as_ref());
         if let Ok(mut last) = self.last.write() {
             *last = Some(text);
@@ -395,12 +434,33 @@ impl Exporter {
         run
     }
 
-    /// The schedule: a run now, then one every interval, until the task is dropped.
+    /// The targets the schedule checks now.
+    pub fn targets(&self) -> Arc<Vec<Target>> {
+        match self.targets.read() {
+            Ok(t) => Arc::clone(&t),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Check `targets` from now on, starting a run at once (the one under way finishes with
+    /// the old list).
+    pub fn set_targets(&self, targets: Vec<Target>) {
+        let mut slot = self.targets.write().unwrap_or_else(|p| p.into_inner());
+        *slot = Arc::new(targets);
+        drop(slot);
+        self.wake.notify_one();
+    }
+
+    /// The schedule: a run now, then one every interval (and one at once after
+    /// [`Exporter::set_targets`]), until the task is dropped.
     pub async fn schedule(self: Arc<Exporter>) {
         let mut ticker = tokio::time::interval(self.interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticker.tick().await;
+            tokio::select! {
+                _ = ticker.tick() => {}
+                _ = self.wake.notified() => ticker.reset(),
+            }
             let run = self.run_once().await;
             tracing::info!(
                 "serve: {} checks, status {}, {:.2}s",

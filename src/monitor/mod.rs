@@ -9,18 +9,24 @@
 //!   run; [`Monitor::run`] asks DNS per endpoint (cheap, many at once) and probes each endpoint's
 //!   addresses as soon as its answers are in, all within one deadline (`tasks`: the fan-out that
 //!   keeps the order);
+//! - [`beside`]: what a mail domain publishes beside DANE (TLSRPT, MTA-STS and its policy) and
+//!   the Web PKI verdict MTA-STS needs of each MX certificate;
 //! - `judge`: one endpoint's answers and probes turned into its checks, by the rules of [`checks`];
 //! - [`report`]: the [`RunReport`] and its renderings for people, scripts and Nagios/Icinga;
 //! - [`exporter`]: the metrics and the HTTP server of `serve`; [`fence`]: the addresses its
 //!   `/probe` may not connect to;
-//! - [`alerts`]: each check as an [`crate::notify::Alert`], sent through the firing policy; the
-//!   alerts of checks no longer made are closed.
+//! - [`targets_file`]: `serve --targets FILE`, extra targets read from a file and again on
+//!   SIGHUP;
+//! - [`alerts`]: one [`crate::notify::Alert`] per endpoint (its incident: every failing check
+//!   named) and per check about a name, sent through the firing policy; the alerts no longer
+//!   made are closed.
 //!
 //! A target without `:port` or `/protocol` is a mail domain when it has an MX RRset, a host
 //! otherwise ([`TargetMode`] forces one reading). A resolver that does not validate makes the
 //! whole run UNKNOWN: its answers cannot say whether DANE is in effect.
 
 pub mod alerts;
+pub mod beside;
 pub mod checks;
 pub mod exporter;
 pub mod fence;
@@ -28,6 +34,7 @@ mod judge;
 pub mod report;
 mod run;
 mod targets;
+pub mod targets_file;
 mod tasks;
 
 pub use checks::{Check, CheckKind, Validation, worst};

@@ -22,6 +22,7 @@ use crate::notify::Severity;
 use crate::probe::{AddressReport, AttemptOutcome, Verdict};
 use crate::tlsa::TlsaRecord;
 
+use super::beside::Policy;
 use super::checks::{self, Check, rank};
 
 /// The TLSA record set an endpoint was checked against, and where it came from.
@@ -88,6 +89,9 @@ pub struct DomainReport {
     pub dns_status: String,
     /// The MX hosts, by preference.
     pub mx: Vec<MxEntry>,
+    /// The MTA-STS policy in effect, when one was fetched and usable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mta_sts: Option<Policy>,
 }
 
 /// One MX record.
@@ -144,6 +148,7 @@ pub(super) fn domain_report(name: &str, lookup: &Lookup<MxHost>) -> DomainReport
                 host: mx.host.to_ascii().trim_end_matches('.').to_string(),
             })
             .collect(),
+        mta_sts: None,
     }
 }
 

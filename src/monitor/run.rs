@@ -21,6 +21,7 @@ use crate::probe::{AddressReport, ProbeTarget, Prober, Verdict};
 use crate::rollover::KeyHash;
 use crate::tlsa::TlsaRecord;
 
+use super::beside::{self, BesideOptions};
 use super::checks::{self, Check, CheckKind, Validation, worst};
 use super::fence::Fence;
 use super::judge::{self, EndpointDns};
@@ -60,6 +61,8 @@ pub struct MonitorOptions {
     /// Records dane-roll retired per endpoint (`host:port`), from the store, each with the end
     /// of its 2×TTL window: until then still in caches, so "retiring", not stale.
     pub retiring: HashMap<String, Vec<(TlsaRecord, SystemTime)>>,
+    /// The checks beside DANE (TLSRPT, MTA-STS) for mail domains; `None`: not made.
+    pub beside: Option<BesideOptions>,
 }
 
 /// One resolver and one prober for a run. Cheap to clone; `Send` and `Sync`.
@@ -272,19 +275,44 @@ impl Monitor {
         // Per endpoint: its DNS, then at once its probes. The handshakes of the first endpoints
         // overlap the lookups of the others: with every lookup first, the server sat idle for
         // the DNS part of a run (a tenth of it with 500 endpoints).
-        let checked = self
-            .check_endpoints(resolver.as_ref(), &endpoints, deadline)
-            .await;
+        // The records beside DANE (TLSRPT, MTA-STS) of each mail domain, meanwhile.
+        let mail_domains: Vec<String> = run.domains.iter().map(|d| d.domain.clone()).collect();
+        let (checked, besides) = tokio::join!(
+            self.check_endpoints(resolver.as_ref(), &endpoints, deadline),
+            beside::look_all(
+                self.options.beside.as_ref(),
+                resolver.as_ref(),
+                &mail_domains,
+                deadline,
+                self.fence.is_some(),
+            ),
+        );
+        for found in &besides {
+            run.checks.push(checks::tlsrpt(found));
+            run.checks.push(checks::mta_sts(found));
+            if let Some(domain) = run.domains.iter_mut().find(|d| d.domain == found.domain) {
+                domain.mta_sts = found.policy().cloned();
+            }
+        }
 
         // Judge.
         for ((ep, via), checked) in endpoints.iter().zip(checked) {
             let Checked {
                 dns: d,
                 plan: (records, _, problem),
-                reports,
+                mut reports,
             } = checked;
-            let (endpoint_checks, tlsa) =
+            let (mut endpoint_checks, tlsa) =
                 judge::endpoint(&self.options, ep, &d, &records, problem, &reports, now);
+            if let Some(check) = beside::mta_sts_mx(
+                self.options.beside.as_ref(),
+                ep,
+                via,
+                &besides,
+                &mut reports,
+            ) {
+                endpoint_checks.push(check);
+            }
             let status = worst(endpoint_checks.iter().map(|c| c.status));
             run.endpoints.push(EndpointReport {
                 host: ep.host.clone(),

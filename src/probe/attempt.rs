@@ -137,6 +137,7 @@ pub(super) fn inspect(ssl: &openssl::ssl::SslRef, host: &str, usable: usize) -> 
             .map(|c| c.name().to_string())
             .unwrap_or_default(),
         chain: served,
+        chain_der: chain.iter().filter_map(|c| c.to_der().ok()).collect(),
     };
     Some(Found { report, chain })
 }

@@ -117,6 +117,10 @@ pub struct KeyReport {
     pub cipher: String,
     /// The chain as served, the server's certificate first.
     pub chain: Vec<CertInfo>,
+    /// The same chain in DER, for the Web PKI verdict MTA-STS needs (`check` drops it once
+    /// judged; never serialised).
+    #[serde(skip)]
+    pub chain_der: Vec<Vec<u8>>,
 }
 
 /// One certificate of a served chain.

@@ -9,7 +9,8 @@
 //! is critical, since senders defer mail.
 //!
 //! Here: [`Check`] and its scale; the rules by what they look at: `lookups` (resolver, MX,
-//! addresses, `_tcp` parent), `tlsa` (the RRset), `chain` (the live chain on each address).
+//! addresses, `_tcp` parent), `tlsa` (the RRset), `chain` (the live chain on each address),
+//! `beside` (TLSRPT and MTA-STS, beside DANE).
 
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -23,11 +24,14 @@ use crate::tlsa::TlsaRecord;
 use super::report::severity_word;
 
 mod anchor;
+mod beside;
 mod chain;
 mod lookups;
 mod tlsa;
 
 pub use anchor::{cert_lifetime, tlsa_anchor};
+pub use beside::{mta_sts, mta_sts_mx, tlsrpt};
+
 pub use chain::{
     cert_expiry, endpoint_verdict, keys_by_algorithm, not_after_secs, parse_rfc3339, tlsa_match,
 };
@@ -72,6 +76,13 @@ pub enum CheckKind {
     TlsaAnchor,
     /// A short-lived certificate has a next key published ahead (the wait is a small share).
     CertLifetime,
+    /// The mail domain publishes a usable TLSRPT record (RFC 8460).
+    Tlsrpt,
+    /// The mail domain's MTA-STS record and policy, when it has one (RFC 8461).
+    MtaSts,
+    /// The endpoint under its domains' MTA-STS policies: covered, certificate valid under the
+    /// Web PKI.
+    MtaStsMx,
 }
 
 impl CheckKind {
@@ -92,6 +103,9 @@ impl CheckKind {
             CheckKind::CertExpiry => "cert-expiry",
             CheckKind::TlsaAnchor => "tlsa-anchor",
             CheckKind::CertLifetime => "cert-lifetime",
+            CheckKind::Tlsrpt => "tlsrpt",
+            CheckKind::MtaSts => "mta-sts",
+            CheckKind::MtaStsMx => "mta-sts-mx",
         }
     }
 }

@@ -72,6 +72,7 @@ fn key(matched: Option<TlsaRecord>, not_after: &str) -> KeyReport {
             expired: false,
             self_signed: false,
         }],
+        chain_der: Vec::new(),
     }
 }
 

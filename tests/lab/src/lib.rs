@@ -9,7 +9,8 @@
 //! - For the chaos run: [`faultproxy`] (an HTTP proxy that answers 500 or 429 on demand),
 //!   [`mirror`] (PowerDNS as a hidden primary, copied into BIND) and [`mailflow`] (a mail a
 //!   second through the sender, each followed to its last delivery attempt).
-//! - For alert tests: [`sink`] (a webhook receiver that keeps every body).
+//! - For alert tests: [`sink`] (a webhook receiver that keeps every body); for MTA-STS,
+//!   [`https`] (an HTTPS server of fixed pages, certificate from the test PKI).
 //! - For rollover tests: [`world`] (DNS lab, MX, DANE sender, dane-roll configuration); for
 //!   field conditions, [`field`] (an IPv6 prefix without a route) and [`netns`] (the field lab:
 //!   servers and host in two network namespaces joined by a veth pair, `nft` per test).
@@ -19,6 +20,7 @@ pub mod conf;
 pub mod dns;
 pub mod faultproxy;
 pub mod field;
+pub mod https;
 pub mod mailflow;
 pub mod mirror;
 pub mod netns;

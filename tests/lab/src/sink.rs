@@ -69,6 +69,11 @@ impl Sink {
         }
     }
 
+    /// Every message, in order.
+    pub fn all(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+
     /// The messages about `check`, in order.
     pub fn about(&self, check: &str) -> Vec<Value> {
         self.bodies

@@ -38,6 +38,7 @@ acme     A    {acme}
 sender   A    {sender}
 resolver A    {resolver}
 pdns     A    {pdns}
+_smtp._tls TXT \"v=TLSRPTv1; rua=mailto:tls-reports@{ZONE}\"
 ",
         ns1 = a.ns1,
         ns2 = a.ns2,
