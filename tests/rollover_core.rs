@@ -657,7 +657,7 @@ fn a_whole_rollover_on_a_fake_clock() {
         w.primary
             .contains(&entry(&TlsaAt::new(OWNERS[0], key(99).dane_ee())))
     );
-    let next = r.last().next.unwrap();
+    let next = r.last().request.next.unwrap();
     for owner in OWNERS {
         assert!(w.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
         assert!(w.serves_everywhere(&TlsaAt::new(owner, next.dane_ee())));
@@ -1067,6 +1067,7 @@ fn outcome_with_kill(kill: Option<Kill>) -> (Outcome, bool) {
         .rollover("mx", &Slot::default())
         .unwrap()
         .unwrap()
+        .request
         .next;
     let ours: Vec<(String, String)> = store
         .ours("mx", &Slot::default())

@@ -279,8 +279,8 @@ impl<E: Effects> Driver<E> {
     /// Record (and show) what is about to be done, before it is done.
     fn note(&mut self, r: &Rollover, detail: String) -> Result<(), DriverError> {
         self.say(
-            &r.service,
-            &r.slot,
+            &r.request.service,
+            &r.request.slot,
             &format!("{}: {detail}", r.phase.name()),
         );
         let event = Event {
@@ -288,7 +288,8 @@ impl<E: Effects> Driver<E> {
             phase: r.phase.name(),
             detail,
         };
-        self.store.add_events(&r.service, &r.slot, &[event])?;
+        self.store
+            .add_events(&r.request.service, &r.request.slot, &[event])?;
         Ok(())
     }
 

@@ -108,7 +108,7 @@ impl<E: Effects> Driver<E> {
         action: &Action,
     ) -> Result<Option<ActionOutcome>, DriverError> {
         Ok(Some(match action {
-            Action::Publish { record, ttl } => self.publish(svc, &r.slot, record, *ttl)?,
+            Action::Publish { record, ttl } => self.publish(svc, &r.request.slot, record, *ttl)?,
             Action::CheckDns { expected } => {
                 let mut report = self.effects.check_dns(expected, &r.gate_set());
                 super::observe::skip(&mut report, &self.skip_nameservers);
@@ -121,7 +121,7 @@ impl<E: Effects> Driver<E> {
                 if !changes.is_empty() {
                     let at = self.now();
                     self.store
-                        .record_changes(&r.service, &r.slot, &changes, at)?;
+                        .record_changes(&r.request.service, &r.request.slot, &changes, at)?;
                 }
                 ActionOutcome::Dns(report)
             }
@@ -133,7 +133,7 @@ impl<E: Effects> Driver<E> {
                 ActionOutcome::Reloaded(self.effects.reload(svc).map_err(|e| e.to_string().into()))
             }
             Action::Probe { endpoints, expect } => {
-                ActionOutcome::Probed(self.effects.probe(svc, &r.slot, endpoints, *expect))
+                ActionOutcome::Probed(self.effects.probe(svc, &r.request.slot, endpoints, *expect))
             }
             Action::Retire(record) => {
                 self.note(r, format!("retiring {record}"))?;
@@ -145,8 +145,8 @@ impl<E: Effects> Driver<E> {
                 };
                 if result.is_ok() {
                     self.store.record_changes(
-                        &r.service,
-                        &r.slot,
+                        &r.request.service,
+                        &r.request.slot,
                         &[RecordChange::Retired(record.clone())],
                         self.now(),
                     )?;
@@ -166,7 +166,7 @@ impl<E: Effects> Driver<E> {
                 ActionOutcome::NextKey(self.generate_next(svc, r)?.map_err(Into::into))
             }
             Action::Alert(text) => {
-                self.alert(&r.service, &r.slot, r.phase.name(), text);
+                self.alert(&r.request.service, &r.request.slot, r.phase.name(), text);
                 return Ok(None);
             }
             Action::Wait { .. } => return Ok(None),
@@ -182,7 +182,7 @@ impl<E: Effects> Driver<E> {
         chain: &Path,
         doing: &str,
     ) -> Result<Result<(), Failure>, DriverError> {
-        let target = chain_file(svc, &r.slot)?;
+        let target = chain_file(svc, &r.request.slot)?;
         self.note(
             r,
             format!("{doing} {} as {}", chain.display(), target.display()),
@@ -317,7 +317,7 @@ impl<E: Effects> Driver<E> {
         let kind = match svc.key_type {
             Some(kind) => kind,
             None => {
-                let like = pki::load(&r.chain)
+                let like = pki::load(&r.request.chain)
                     .ok()
                     .and_then(|m| m.key().map(|k| k.key_type()))
                     .and_then(|t| pki::key_type_like(&t));
@@ -326,20 +326,20 @@ impl<E: Effects> Driver<E> {
                     None => {
                         return Ok(Err(format!(
                             "cannot tell the type of the key in {}; set key-type for service {}",
-                            r.chain.display(),
+                            r.request.chain.display(),
                             svc.name
                         )));
                     }
                 }
             }
         };
-        let (hash, path) = match self.write_next_key(svc, &r.slot, kind) {
+        let (hash, path) = match self.write_next_key(svc, &r.request.slot, kind) {
             Ok(done) => done,
             Err(err) => return Ok(Err(err)),
         };
         self.store.set_key(&KeyEntry {
             service: svc.name.clone(),
-            slot: r.slot.clone(),
+            slot: r.request.slot.clone(),
             role: KeyRole::Next,
             hash,
             path: Some(path.clone()),

@@ -216,12 +216,12 @@ impl<E: Effects> Driver<E> {
             .rollover(&service.name, &slot)?
             .filter(|r| !r.is_final());
         if let Some(r) = &under_way
-            && r.new != p.hash
+            && r.request.new != p.hash
         {
             return Err(DriverError::InProgress {
                 service: service.name.clone(),
                 slot,
-                new: r.new.short(),
+                new: r.request.new.short(),
                 phase: r.phase.name(),
                 requested: p.hash.short(),
             });
