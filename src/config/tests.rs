@@ -36,7 +36,12 @@ fn load(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn err(text: &str) -> String {
-    match load(text) {
+    refused(load(text), text)
+}
+
+/// The error of a configuration that must not load, in words (`text` names it when it loads).
+pub(super) fn refused(loaded: Result<Config, ConfigError>, text: &str) -> String {
+    match loaded {
         Ok(_) => panic!("loaded but should not:\n{text}"),
         Err(e) => e.to_string(),
     }

@@ -476,17 +476,11 @@ impl<E: Effects> Driver<E> {
              new key until it ends: mail from DANE senders may be deferred. (Served everywhere and \
              validated is still required.)"
         );
-        let phase = self
-            .store
-            .rollover(service, slot)?
-            .map_or(PhaseName::Staged, |r| r.phase.name());
-        let event = Event {
-            time: self.now(),
-            phase,
-            detail: "--force given by the operator: the 2×TTL wait may be skipped".to_owned(),
-        };
-        self.store.add_events(service, slot, &[event])?;
-        Ok(())
+        self.operator_event(
+            service,
+            slot,
+            "--force given by the operator: the 2×TTL wait may be skipped".to_owned(),
+        )
     }
 
     /// `--skip-nameserver`: say it loudly and record it in each rollover's history.
@@ -502,6 +496,23 @@ impl<E: Effects> Driver<E> {
              records only: mail from DANE senders may be deferred until it serves the zone \
              again. Every other nameserver must still serve them, and the 2×TTL wait still runs."
         );
+        self.operator_event(
+            service,
+            slot,
+            format!(
+                "--skip-nameserver {names} given by the operator: the gate does not wait for it"
+            ),
+        )
+    }
+
+    /// Record in the rollover's history what the operator asked for, at its phase now
+    /// (`staged` when it is about to begin).
+    fn operator_event(
+        &mut self,
+        service: &str,
+        slot: &Slot,
+        detail: String,
+    ) -> Result<(), DriverError> {
         let phase = self
             .store
             .rollover(service, slot)?
@@ -509,9 +520,7 @@ impl<E: Effects> Driver<E> {
         let event = Event {
             time: self.now(),
             phase,
-            detail: format!(
-                "--skip-nameserver {names} given by the operator: the gate does not wait for it"
-            ),
+            detail,
         };
         self.store.add_events(service, slot, &[event])?;
         Ok(())
