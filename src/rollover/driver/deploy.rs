@@ -429,11 +429,7 @@ impl<E: Effects> Driver<E> {
             path: Some(staged.to_owned()),
             created: now,
         })?;
-        let endpoints: Vec<String> = service
-            .endpoints
-            .iter()
-            .map(|e| format!("{}:{}", e.host, e.port))
-            .collect();
+        let endpoints = service.endpoint_ids();
         let mut problem = None;
         for (i, pause) in std::iter::once(0).chain(QUICK_REPROBE_MS).enumerate() {
             if i > 0 {

@@ -222,11 +222,7 @@ impl<E: Effects> Driver<E> {
             .map(|p| p.slot)
             .collect();
         slots.extend(self.store.keys(service)?.into_iter().map(|k| k.slot));
-        let endpoints: Vec<String> = svc
-            .endpoints
-            .iter()
-            .map(|e| format!("{}:{}", e.host, e.port))
-            .collect();
+        let endpoints = svc.endpoint_ids();
         // Invariant 2: every key the live handshake shows (any algorithm) is kept, and nothing
         // goes unless every endpoint address could be seen.
         let live = self.effects.live_keys(&svc, &endpoints);

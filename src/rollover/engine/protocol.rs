@@ -84,11 +84,7 @@ impl StageRequest {
             scheme: service.scheme,
             ttl: service.ttl,
             owners: service.owner_names(),
-            endpoints: service
-                .endpoints
-                .iter()
-                .map(|e| format!("{}:{}", e.host, e.port))
-                .collect(),
+            endpoints: service.endpoint_ids(),
             old: None,
             new,
             next: None,
