@@ -129,7 +129,8 @@ pub struct Standing {
     /// Actions that failed in this run (the next run retries them).
     pub failures: Vec<String>,
     /// Whether one of them fails the same way until someone fixes something (credentials a
-    /// provider refuses, a zone it does not serve): `--wait` stops waiting on this rollover
+    /// provider refuses, a zone it does not serve, a chain file's directory that is missing or
+    /// read-only, a reload command that cannot run): `--wait` stops waiting on this rollover
     /// and says so instead of retrying until its time runs out.
     pub needs_fix: bool,
 }

@@ -7,6 +7,7 @@ use dane_roll_providers::{Change, ProviderError};
 use std::path::{Path, PathBuf};
 
 use crate::config::Service;
+use crate::install::InstallError;
 use crate::pki;
 use crate::rollover::effects::ProviderFailure;
 use crate::rollover::engine::gate;
@@ -55,6 +56,16 @@ fn provider_failure(words: String, error: &ProviderError) -> Failure {
         | ProviderError::Rejected { .. }
         | ProviderError::Unsupported { .. } => Failure::permanent(words),
         _ => Failure::retryable(words),
+    }
+}
+
+/// An install or reload that failed, with whether only a fix makes it pass
+/// ([`InstallError::is_permanent`]).
+fn install_failure(error: InstallError) -> Failure {
+    if error.is_permanent() {
+        Failure::permanent(error.to_string())
+    } else {
+        Failure::retryable(error.to_string())
     }
 }
 
@@ -130,7 +141,7 @@ impl<E: Effects> Driver<E> {
             }
             Action::Reload => {
                 self.note(r, format!("running `{}`", svc.reload_line()))?;
-                ActionOutcome::Reloaded(self.effects.reload(svc).map_err(|e| e.to_string().into()))
+                ActionOutcome::Reloaded(self.effects.reload(svc).map_err(install_failure))
             }
             Action::Probe { endpoints, expect } => {
                 ActionOutcome::Probed(self.effects.probe(svc, &r.request.slot, endpoints, *expect))
@@ -190,7 +201,7 @@ impl<E: Effects> Driver<E> {
         Ok(self
             .effects
             .install(svc, target, chain)
-            .map_err(|e| e.to_string().into()))
+            .map_err(install_failure))
     }
 
     /// Store the record as ours, then add it (so a crash can never leave it untracked).
