@@ -111,6 +111,32 @@ pub enum InstallError {
     },
 }
 
+impl InstallError {
+    /// Whether it fails the same way until someone changes something: a staged file that is
+    /// gone or incomplete, a target directory that is missing, read-only or not writable, a
+    /// reload command that is empty or cannot be found or run. A reload that failed or ran
+    /// too long, or another I/O error, may pass by itself.
+    pub fn is_permanent(&self) -> bool {
+        let lasting = |e: &io::Error| {
+            matches!(
+                e.kind(),
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::ReadOnlyFilesystem
+                    | io::ErrorKind::NotADirectory
+                    | io::ErrorKind::IsADirectory
+            )
+        };
+        match self {
+            InstallError::ReadStaged { source, .. }
+            | InstallError::Write { source, .. }
+            | InstallError::Spawn { source, .. } => lasting(source),
+            InstallError::Incomplete { .. } | InstallError::EmptyCommand => true,
+            InstallError::Failed { .. } | InstallError::Timeout { .. } => false,
+        }
+    }
+}
+
 fn tail(output: &str) -> String {
     let output = output.trim();
     if output.is_empty() {
@@ -299,6 +325,42 @@ mod tests {
 
     use std::fs;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn install_errors_say_whether_only_a_fix_clears_them() {
+        let io = |kind| io::Error::new(kind, "x");
+        let write = |kind| InstallError::Write {
+            path: "/etc/postfix/mx.pem".into(),
+            source: io(kind),
+        };
+        assert!(write(io::ErrorKind::NotFound).is_permanent());
+        assert!(write(io::ErrorKind::PermissionDenied).is_permanent());
+        assert!(write(io::ErrorKind::ReadOnlyFilesystem).is_permanent());
+        assert!(!write(io::ErrorKind::Interrupted).is_permanent());
+        assert!(InstallError::EmptyCommand.is_permanent());
+        assert!(
+            InstallError::Spawn {
+                command: "postfix reload".into(),
+                source: io(io::ErrorKind::NotFound),
+            }
+            .is_permanent()
+        );
+        assert!(
+            !InstallError::Failed {
+                command: "postfix reload".into(),
+                status: "exit status: 1".into(),
+                output: String::new(),
+            }
+            .is_permanent()
+        );
+        assert!(
+            !InstallError::Timeout {
+                command: "postfix reload".into(),
+                after: Duration::from_secs(60),
+            }
+            .is_permanent()
+        );
+    }
 
     #[test]
     fn atomic_write_sets_exactly_the_mode_asked_for() {

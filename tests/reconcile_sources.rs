@@ -362,7 +362,7 @@ fn a_hook_records_its_source() {
     // rollover every run): a warning, nothing changes.
     let mut store = Store::open(&dir.path().join("state")).unwrap();
     let mut r = store.rollovers().unwrap().remove(0);
-    assert_eq!(r.new, hash(&new));
+    assert_eq!(r.request.new, hash(&new));
     r.phase = Phase::RolledBack {
         since: r.started,
         reason: "the live handshake did not match".to_owned(),

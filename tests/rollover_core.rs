@@ -88,7 +88,10 @@ struct World {
     files: BTreeMap<PathBuf, KeyHash>,
     installed: KeyHash,
     served: KeyHash,
+    /// Reloads that fail the way a busy server can (the next try may pass).
     reload_failures_left: u32,
+    /// Every reload fails the way only a fix clears: the service's reload command is empty.
+    reload_empty: bool,
     /// What the provider answers every change with, when it fails: refused credentials
     /// (`true`, only a fix helps) or a time-out (`false`, may pass by itself).
     provider_fails: Option<bool>,
@@ -131,6 +134,7 @@ impl World {
             installed: key(OLD),
             served: key(OLD),
             reload_failures_left: 0,
+            reload_empty: false,
             provider_fails: None,
             probe_override: None,
             next_keys: 50,
@@ -360,9 +364,16 @@ impl Effects for Scripted {
 
     fn reload(&self, _svc: &Service) -> Result<(), InstallError> {
         self.act(Call::Reload, |w| {
-            if w.reload_failures_left > 0 {
-                w.reload_failures_left -= 1;
+            if w.reload_empty {
                 Err(InstallError::EmptyCommand)
+            } else if w.reload_failures_left > 0 {
+                w.reload_failures_left -= 1;
+                Err(InstallError::Failed {
+                    command: "postfix reload".to_owned(),
+                    status: "exit status: 1".to_owned(),
+                    output: "postfix/postfix-script: fatal: the Postfix mail system is not running"
+                        .to_owned(),
+                })
             } else {
                 w.served = w.installed;
                 Ok(())
@@ -658,7 +669,7 @@ fn a_whole_rollover_on_a_fake_clock() {
         w.primary
             .contains(&entry(&TlsaAt::new(OWNERS[0], key(99).dane_ee())))
     );
-    let next = r.last().next.unwrap();
+    let next = r.last().request.next.unwrap();
     for owner in OWNERS {
         assert!(w.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
         assert!(w.serves_everywhere(&TlsaAt::new(owner, next.dane_ee())));
@@ -899,6 +910,28 @@ fn a_failed_reload_keeps_the_phase_and_retries_next_run() {
 }
 
 #[test]
+fn a_wait_stops_at_once_on_a_reload_only_a_fix_can_clear() {
+    // An empty reload command fails the same way on every try: past the 2×TTL wait and the
+    // install, `--wait` says it needs a fix and returns instead of retrying until --timeout.
+    let mut world = World::new();
+    world.reload_empty = true;
+    let rig = Rig::new(world);
+    rig.begin(request());
+    let r = rig.run_options(T0, false, true, Some(Duration::from_secs(3 * 3600)));
+    let s = r.standing().clone();
+    assert!(s.needs_fix, "{s:?}");
+    assert_eq!(s.phase, PhaseName::Installed);
+    assert!(
+        s.failures
+            .iter()
+            .any(|f| f.contains("reload command is empty")),
+        "{s:?}"
+    );
+    let now = rig.world().now;
+    assert!(now < at(TWO_TTL + 600), "the wait went on until {now}");
+}
+
+#[test]
 fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
     let mut world = World::new();
     world.probe_override = Some(ProbeVerdict::NoMatch("certificate does not match".into()));
@@ -1068,6 +1101,7 @@ fn outcome_with_kill(kill: Option<Kill>) -> (Outcome, bool) {
         .rollover("mx", &Slot::default())
         .unwrap()
         .unwrap()
+        .request
         .next;
     let ours: Vec<(String, String)> = store
         .ours("mx", &Slot::default())

@@ -25,8 +25,8 @@ pub(super) fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
         for (r, step) in &planned {
             let next = step.next.phase.name();
             rollovers.push(json!({
-                "service": r.service,
-                "slot": r.slot.as_str(),
+                "service": r.request.service,
+                "slot": r.request.slot.as_str(),
                 "phase": r.phase.name(),
                 "owners": crate::rollover::driver::owner_lines(driver.store(), r)?,
                 "would_move_to": (next != r.phase.name()).then_some(next),
@@ -52,7 +52,12 @@ pub(super) fn run(cli: &Cli, args: &PlanArgs) -> anyhow::Result<Status> {
         println!("no rollover stored; `dane-roll deploy` begins one");
     }
     for (r, step) in planned {
-        println!("{} ({}): phase {}", r.service, r.slot, r.phase.name());
+        println!(
+            "{} ({}): phase {}",
+            r.request.service,
+            r.request.slot,
+            r.phase.name()
+        );
         for line in crate::rollover::driver::owner_lines(driver.store(), &r)? {
             println!("  {line}");
         }

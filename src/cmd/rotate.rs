@@ -257,13 +257,13 @@ fn refuse_if_rolling(store: &Store, service: &Service) -> anyhow::Result<()> {
     if let Some(r) = store
         .rollovers()?
         .into_iter()
-        .find(|r| r.service == service.name && !r.is_final())
+        .find(|r| r.request.service == service.name && !r.is_final())
     {
         bail!(
             "service {} has a rollover under way ({}, phase {}); let it finish (`dane-roll run \
              --wait`) before rotating",
             service.name,
-            r.slot,
+            r.request.slot,
             r.phase.name().as_str()
         );
     }

@@ -46,7 +46,7 @@ pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
         for service in config.services.iter().filter(|s| wanted(&s.name)) {
             let mine: Vec<&Rollover> = rollovers
                 .iter()
-                .filter(|r| r.service == service.name)
+                .filter(|r| r.request.service == service.name)
                 .collect();
             let keys = match &store {
                 Some(s) => s.keys(&service.name)?,
@@ -76,11 +76,11 @@ pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
             }
             for r in mine {
                 let ours = match &store {
-                    Some(s) => s.ours(&r.service, &r.slot)?,
+                    Some(s) => s.ours(&r.request.service, &r.request.slot)?,
                     None => Vec::new(),
                 };
                 let ttls = match &store {
-                    Some(s) => s.ttls(&r.service, &r.slot, r.started)?,
+                    Some(s) => s.ttls(&r.request.service, &r.request.slot, r.started)?,
                     None => Vec::new(),
                 };
                 let mut value = row(r, &ours, &keys);
@@ -118,7 +118,7 @@ pub(super) fn run(cli: &Cli, args: &StatusArgs) -> anyhow::Result<Status> {
             };
             let Some(r) = rollovers
                 .iter()
-                .find(|r| r.service == service && r.slot.as_str() == slot)
+                .find(|r| r.request.service == service && r.request.slot.as_str() == slot)
             else {
                 continue;
             };
@@ -221,7 +221,8 @@ fn next_action(r: &Rollover) -> (String, Option<String>) {
         Phase::Aborted { from, .. } => (
             format!(
                 "none: aborted by the operator in phase {from}; {} stays live",
-                r.old
+                r.request
+                    .old
                     .map_or_else(|| "the previous key".to_owned(), |k| k.short())
             ),
             None,
@@ -246,15 +247,16 @@ fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value 
     let (action, eta) = next_action(r);
     let next = keys
         .iter()
-        .find(|k| k.slot == r.slot && k.role == KeyRole::Next)
+        .find(|k| k.slot == r.request.slot && k.role == KeyRole::Next)
         .map(|k| k.hash)
-        .or(r.next);
+        .or(r.request.next);
     let next_published = next.is_some_and(|n| {
-        r.owners
+        r.request
+            .owners
             .iter()
             .all(|o| ours.iter().any(|rec| rec.owner == *o && rec.is_of(&n)))
     });
-    let chain_pem = crate::fsafe::read_regular(&r.chain).ok();
+    let chain_pem = crate::fsafe::read_regular(&r.request.chain).ok();
     let not_after = chain_pem.as_deref().and_then(leaf_not_after);
     // A wait that is a large share of a short-lived certificate's lifetime, with no next key
     // published ahead (`rollover::lifetime`).
@@ -276,8 +278,8 @@ fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value 
         .filter(|e| !ours_set.contains(*e))
         .collect();
     json!({
-        "service": r.service,
-        "slot": r.slot.as_str(),
+        "service": r.request.service,
+        "slot": r.request.slot.as_str(),
         "phase": r.phase.name().as_str(),
         "since": r.phase.since().to_string(),
         "started": r.started.to_string(),
@@ -285,10 +287,10 @@ fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value 
         "eta": eta,
         "forced": r.forced.map(|t| t.to_string()),
         "keys": {
-            "old": r.old.map(|k| k.to_hex()),
-            "new": r.new.to_hex(),
+            "old": r.request.old.map(|k| k.to_hex()),
+            "new": r.request.new.to_hex(),
             "next": next.map(|k| k.to_hex()),
-            "stored": keys_json(keys, Some(&r.slot)),
+            "stored": keys_json(keys, Some(&r.request.slot)),
         },
         "next_key_published": next_published,
         "records": {
@@ -297,7 +299,7 @@ fn row(r: &Rollover, ours: &[TlsaAt], keys: &[crate::store::KeyEntry]) -> Value 
             "not_published": missing,
         },
         "certificate": not_after.map(|(text, secs)| json!({
-            "file": r.chain.display().to_string(),
+            "file": r.request.chain.display().to_string(),
             "not_after": text,
             "expired": secs < now_secs(),
         })),
@@ -315,7 +317,7 @@ fn wait_json(r: &Rollover, ttls: &[crate::store::TtlObservation]) -> Value {
     json!({
         "ttl": governing,
         "seconds": r.wait().as_secs(),
-        "configured_ttl": r.ttl,
+        "configured_ttl": r.request.ttl,
         "governed_by": seen_at,
         "observed": ttls.iter().map(|t| json!({
             "owner": t.owner,

@@ -82,6 +82,50 @@ impl FromStr for Protocol {
     }
 }
 
+/// An endpoint's id: host and port, written `host:port` (the protocol follows from the
+/// service's configuration). A rollover stores its endpoints in this form.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EndpointId {
+    /// The host name.
+    pub host: String,
+    /// The TCP port.
+    pub port: u16,
+}
+
+impl EndpointId {
+    /// The TLSA owner name of its records, absolute: `_25._tcp.mail.example.com.`.
+    pub fn owner_name(&self) -> String {
+        crate::tlsa::owner_name(&self.host, self.port)
+    }
+}
+
+impl fmt::Display for EndpointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.host, self.port)
+    }
+}
+
+/// Text that is not an endpoint id `host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("endpoint \"{0}\" is not host:port (a host name, a colon and a port from 1 to 65535)")]
+pub struct EndpointIdError(String);
+
+impl FromStr for EndpointId {
+    type Err = EndpointIdError;
+
+    fn from_str(text: &str) -> Result<EndpointId, EndpointIdError> {
+        text.rsplit_once(':')
+            .and_then(|(host, port)| {
+                let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+                (!host.is_empty()).then(|| EndpointId {
+                    host: host.to_owned(),
+                    port,
+                })
+            })
+            .ok_or_else(|| EndpointIdError(text.to_owned()))
+    }
+}
+
 /// One place a service is reached: a host name, a TCP port and how TLS starts there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Endpoint {
@@ -96,7 +140,15 @@ pub struct Endpoint {
 impl Endpoint {
     /// The TLSA owner name, absolute: `_25._tcp.mail.example.com.`.
     pub fn owner_name(&self) -> String {
-        format!("_{}._tcp.{}.", self.port, self.host)
+        crate::tlsa::owner_name(&self.host, self.port)
+    }
+
+    /// Its id, `host:port`: what a rollover stores and what probe results and reports name.
+    pub fn id(&self) -> EndpointId {
+        EndpointId {
+            host: self.host.clone(),
+            port: self.port,
+        }
     }
 
     /// Parse the short form `host[:port][/protocol]`, e.g. `mail.example.com:25/smtp`.

@@ -42,7 +42,7 @@ pub use alerts::{
     WebhookUrl,
 };
 pub use duration::{format_duration, parse_duration};
-pub use endpoint::{DEFAULT_PORT, Endpoint, Protocol};
+pub use endpoint::{DEFAULT_PORT, Endpoint, EndpointId, EndpointIdError, Protocol};
 pub use environment::EnvironmentReport;
 pub use error::{ConfigError, Location, Problem, Subject, UnknownService};
 pub use provider::{
@@ -292,6 +292,12 @@ impl Service {
             .map(|c| c.join(" "))
             .collect::<Vec<_>>()
             .join("; ")
+    }
+
+    /// The ids (`host:port`) of the endpoints, in endpoint order: what a rollover stores and
+    /// probes.
+    pub fn endpoint_ids(&self) -> Vec<String> {
+        self.endpoints.iter().map(|e| e.id().to_string()).collect()
     }
 
     /// The distinct TLSA owner names of the endpoints, in endpoint order.

@@ -26,10 +26,7 @@ fn load(extra: &str) -> Result<Config, ConfigError> {
 }
 
 fn err(extra: &str) -> String {
-    match load(extra) {
-        Ok(_) => panic!("loaded but should not:\n{extra}"),
-        Err(e) => e.to_string(),
-    }
+    super::tests::refused(load(extra), extra)
 }
 
 #[test]

@@ -8,8 +8,8 @@ use super::source::{self, edit_distance, mask_secret_line, with_suggestion};
 use super::{
     CONFIG_VERSION, Channel, CheckSettings, Config, ConfigError, DEFAULT_MAX_RECORDS,
     DEFAULT_POWERDNS_SERVER_ID, DEFAULT_REPEAT_INTERVAL, DEFAULT_RESOLVER_TIMEOUT,
-    DEFAULT_STATE_DIR, DEFAULT_TTL, Endpoint, Protocol, ProviderKind, ResolverOrigin, Scheme,
-    Secret, SecretStatus, Subject, Tsig, first_nameserver, format_duration, parse_duration,
+    DEFAULT_STATE_DIR, DEFAULT_TTL, Endpoint, EndpointId, Protocol, ProviderKind, ResolverOrigin,
+    Scheme, Secret, SecretStatus, Subject, Tsig, first_nameserver, format_duration, parse_duration,
     parse_socket_addr,
 };
 use super::{build, raw};
@@ -36,7 +36,12 @@ fn load(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn err(text: &str) -> String {
-    match load(text) {
+    refused(load(text), text)
+}
+
+/// The error of a configuration that must not load, in words (`text` names it when it loads).
+pub(super) fn refused(loaded: Result<Config, ConfigError>, text: &str) -> String {
+    match loaded {
         Ok(_) => panic!("loaded but should not:\n{text}"),
         Err(e) => e.to_string(),
     }
@@ -558,4 +563,32 @@ fn an_unknown_service_is_named_with_the_file_and_the_services() {
         empty.service_or_err("mx").unwrap_err().to_string(),
         "no service \"mx\" in test.toml; the services are: (none)"
     );
+}
+
+#[test]
+fn endpoint_ids_round_trip_and_name_their_owner() {
+    let config = load(SERVICE).unwrap();
+    let mx = &config.services[0];
+    assert_eq!(
+        mx.endpoint_ids(),
+        [
+            "mail.example.com:25",
+            "mail.example.com:993",
+            "imap.example.com:143"
+        ]
+    );
+    for (endpoint, text) in mx.endpoints.iter().zip(mx.endpoint_ids()) {
+        let id: EndpointId = text.parse().unwrap();
+        assert_eq!(id, endpoint.id());
+        assert_eq!(id.owner_name(), endpoint.owner_name());
+    }
+    for bad in [
+        "mail.example.com",
+        ":25",
+        "mail.example.com:0",
+        "mail.example.com:x",
+    ] {
+        let err = bad.parse::<EndpointId>().unwrap_err().to_string();
+        assert!(err.contains(bad) && err.contains("host:port"), "{err}");
+    }
 }

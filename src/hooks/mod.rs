@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, Service};
 pub use crate::rollover::{DeployRequest, Origin};
 
-/// An ACME client dane-roll has a hook for.
+/// An ACME client dane-roll has a hook for (and whose files `init` reads).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Client {
     /// certbot, `--deploy-hook`.
@@ -43,6 +43,15 @@ pub enum Client {
 }
 
 impl Client {
+    /// Its name, as `dane-roll hook` and the configuration's `acme-source` write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Client::Certbot => "certbot",
+            Client::AcmeSh => "acme.sh",
+            Client::Dehydrated => "dehydrated",
+        }
+    }
+
     /// The subcommand of `dane-roll hook` for this client.
     pub fn hook_command(self) -> &'static str {
         match self {
@@ -68,11 +77,7 @@ impl Client {
 
 impl fmt::Display for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Client::Certbot => "certbot",
-            Client::AcmeSh => "acme.sh",
-            Client::Dehydrated => "dehydrated",
-        })
+        f.write_str(self.name())
     }
 }
 

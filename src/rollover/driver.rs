@@ -130,7 +130,8 @@ pub struct Standing {
     /// Actions that failed in this run (the next run retries them).
     pub failures: Vec<String>,
     /// Whether one of them fails the same way until someone fixes something (credentials a
-    /// provider refuses, a zone it does not serve): `--wait` stops waiting on this rollover
+    /// provider refuses, a zone it does not serve, a chain file's directory that is missing or
+    /// read-only, a reload command that cannot run): `--wait` stops waiting on this rollover
     /// and says so instead of retrying until its time runs out.
     pub needs_fix: bool,
 }
@@ -280,8 +281,8 @@ impl<E: Effects> Driver<E> {
     /// Record (and show) what is about to be done, before it is done.
     fn note(&mut self, r: &Rollover, detail: String) -> Result<(), DriverError> {
         self.say(
-            &r.service,
-            &r.slot,
+            &r.request.service,
+            &r.request.slot,
             &format!("{}: {detail}", r.phase.name()),
         );
         let event = Event {
@@ -289,7 +290,8 @@ impl<E: Effects> Driver<E> {
             phase: r.phase.name(),
             detail,
         };
-        self.store.add_events(&r.service, &r.slot, &[event])?;
+        self.store
+            .add_events(&r.request.service, &r.request.slot, &[event])?;
         Ok(())
     }
 

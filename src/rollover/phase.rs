@@ -7,16 +7,14 @@
 //! process killed anywhere resumes from the last persisted step.
 
 use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Scheme;
-
+use super::engine::StageRequest;
 use super::plan::{KeySet, desired};
 use super::ttl::TtlSeen;
-use super::{KeyHash, Slot, Timestamp, TlsaAt};
+use super::{Timestamp, TlsaAt};
 
 /// Where a rollover stands, with what that phase has to remember.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,37 +224,13 @@ impl Phase {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Rollover {
-    /// The service.
-    pub service: String,
-    /// The key slot.
-    pub slot: Slot,
-    /// How the records cover the next certificate.
-    #[serde(serialize_with = "serialize_scheme")]
-    pub scheme: Scheme,
-    /// The TTL of the records, seconds: the wait is 2×TTL.
-    pub ttl: u32,
-    /// The owner names (one per distinct endpoint host and port).
-    pub owners: Vec<String>,
-    /// The endpoints (`host:port`) that must all verify before anything is retired.
-    pub endpoints: Vec<String>,
-    /// The key served before this rollover (its records stay until verified).
-    pub old: Option<KeyHash>,
-    /// The key this rollover moves to.
-    pub new: KeyHash,
-    /// The next key, published beside (`current+next`); generated after the rollover if none.
-    pub next: Option<KeyHash>,
-    /// The issuer keys (`current+issuer`).
-    pub issuers: Vec<KeyHash>,
-    /// The staged key+chain file to install (a path; never key material).
-    pub chain: PathBuf,
-    /// The previous key+chain file, for a rollback.
-    pub previous_chain: Option<PathBuf>,
-    /// When the records were already confirmed everywhere before this rollover began (a next
-    /// key published long ago): the wait may count from then.
-    pub confirmed_since: Option<Timestamp>,
+    /// What it was asked to do: the service and key slot, the records' owner names and TTL,
+    /// the endpoints, the keys by role and the key+chain files.
+    #[serde(flatten)]
+    pub request: StageRequest,
     /// The largest TTL seen for the gate's TLSA RRsets, from the look before the first record
     /// was published until the records were confirmed served everywhere: when larger than
-    /// [`Rollover::ttl`], it governs the wait (see [`super::ttl`]).
+    /// [`StageRequest::ttl`], it governs the wait (see [`super::ttl`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_seen: Option<TtlSeen>,
     /// Whether the TLSA RRsets were looked at before the first record was published.
@@ -276,21 +250,17 @@ pub struct Rollover {
     pub phase: Phase,
 }
 
-fn serialize_scheme<S: serde::Serializer>(scheme: &Scheme, s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(scheme)
-}
-
 impl Rollover {
     /// The TTL the wait counts: the configured one, or the largest seen if larger.
     pub fn governing_ttl(&self) -> u32 {
         self.ttl_seen
             .as_ref()
-            .map_or(self.ttl, |s| s.ttl.max(self.ttl))
+            .map_or(self.request.ttl, |s| s.ttl.max(self.request.ttl))
     }
 
     /// Where the governing TTL was seen, when it is not the configured one.
     pub fn ttl_source(&self) -> Option<&TtlSeen> {
-        self.ttl_seen.as_ref().filter(|s| s.ttl > self.ttl)
+        self.ttl_seen.as_ref().filter(|s| s.ttl > self.request.ttl)
     }
 
     /// 2×TTL: how long the records must be served everywhere (and then validate) before the
@@ -302,12 +272,12 @@ impl Rollover {
     /// The records that must be out during the rollover: old, new and next keys (and issuers).
     pub fn publish_set(&self) -> Vec<TlsaAt> {
         let keys = KeySet {
-            current: self.old,
-            next: self.next,
-            new: Some(self.new),
-            issuers: self.issuers.clone(),
+            current: self.request.old,
+            next: self.request.next,
+            new: Some(self.request.new),
+            issuers: self.request.issuers.clone(),
         };
-        desired(self.scheme, &self.owners, &keys)
+        desired(self.request.scheme, &self.request.owners, &keys)
     }
 
     /// The records the gate waits for (invariant 1): the new key's (and, for `current+issuer`,
@@ -317,35 +287,39 @@ impl Rollover {
         let keys = KeySet {
             current: None,
             next: None,
-            new: Some(self.new),
-            issuers: self.issuers.clone(),
+            new: Some(self.request.new),
+            issuers: self.request.issuers.clone(),
         };
-        desired(self.scheme, &self.owners, &keys)
+        desired(self.request.scheme, &self.request.owners, &keys)
     }
 
     /// The records the service keeps once the new key is live: new, next (and issuers).
     pub fn keep_set(&self) -> Vec<TlsaAt> {
-        desired(self.scheme, &self.owners, &self.keys_after())
+        desired(
+            self.request.scheme,
+            &self.request.owners,
+            &self.keys_after(),
+        )
     }
 
     /// The records the service keeps once the rollover is abandoned: old, next (and issuers).
     pub fn abandon_set(&self) -> Vec<TlsaAt> {
         let keys = KeySet {
-            current: self.old,
-            next: self.next,
+            current: self.request.old,
+            next: self.request.next,
             new: None,
-            issuers: self.issuers.clone(),
+            issuers: self.request.issuers.clone(),
         };
-        desired(self.scheme, &self.owners, &keys)
+        desired(self.request.scheme, &self.request.owners, &keys)
     }
 
     /// The keys by role once the new key is live.
     pub fn keys_after(&self) -> KeySet {
         KeySet {
-            current: Some(self.new),
-            next: self.next,
+            current: Some(self.request.new),
+            next: self.request.next,
             new: None,
-            issuers: self.issuers.clone(),
+            issuers: self.request.issuers.clone(),
         }
     }
 

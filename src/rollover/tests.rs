@@ -199,19 +199,8 @@ fn staging_the_current_key_is_refused() {
 /// A current+next rollover from key 1 to key 2 at one owner name, TTL 60.
 fn one_owner_request() -> StageRequest {
     StageRequest {
-        service: "mx".into(),
-        slot: Slot::default(),
-        scheme: Scheme::CurrentNext,
-        ttl: 60,
         owners: owners(1),
-        endpoints: vec!["mx1.example.com:25".into()],
-        old: Some(key(1)),
-        new: key(2),
-        next: None,
-        issuers: vec![],
-        chain: "x".into(),
-        previous_chain: None,
-        confirmed_since: None,
+        ..StageRequest::example()
     }
 }
 
@@ -290,7 +279,7 @@ fn a_next_key_record_that_failed_to_publish_holds_the_rollover_at_retired() {
     r.phase = Phase::Retired {
         since: Timestamp::from_secs(200),
     };
-    r.next = Some(key(3));
+    r.request.next = Some(key(3));
     let next_record = TlsaAt::new(&owners(1)[0], key(3).dane_ee());
     let ours = vec![
         TlsaAt::new(&owners(1)[0], key(2).dane_ee()),

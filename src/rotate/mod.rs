@@ -170,31 +170,34 @@ pub fn directory_deploy_hook(config_dir: &Path) -> Option<PathBuf> {
 /// The SPKI SHA-256 of the private or public key in `path`.
 pub fn key_hash(path: &Path) -> Result<KeyHash, RotateError> {
     let material = pki::load(path)?;
-    let key = material.key().ok_or_else(|| RotateError::Nothing {
-        path: path.to_path_buf(),
-        what: "key",
-    })?;
-    let der = key.spki_der().map_err(|source| RotateError::Encode {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let key = material.key().ok_or_else(|| nothing(path, "key"))?;
+    let der = key.spki_der().map_err(|source| encode(path, source))?;
     Ok(KeyHash::of_spki_der(&der))
 }
 
 /// The SPKI SHA-256 of the first certificate in `path`.
 pub fn cert_key_hash(path: &Path) -> Result<KeyHash, RotateError> {
     let material = pki::load(path)?;
-    let leaf = material.leaf().ok_or_else(|| RotateError::Nothing {
+    let leaf = material
+        .leaf()
+        .ok_or_else(|| nothing(path, "certificate"))?;
+    let public = leaf.public_key().map_err(|source| encode(path, source))?;
+    let der = pki::spki_der(&public).map_err(|source| encode(path, source))?;
+    Ok(KeyHash::of_spki_der(&der))
+}
+
+fn nothing(path: &Path, what: &'static str) -> RotateError {
+    RotateError::Nothing {
         path: path.to_path_buf(),
-        what: "certificate",
-    })?;
-    let encode = |source| RotateError::Encode {
+        what,
+    }
+}
+
+fn encode(path: &Path, source: openssl::error::ErrorStack) -> RotateError {
+    RotateError::Encode {
         path: path.to_path_buf(),
         source,
-    };
-    let public = leaf.public_key().map_err(encode)?;
-    let der = pki::spki_der(&public).map_err(encode)?;
-    Ok(KeyHash::of_spki_der(&der))
+    }
 }
 
 /// A certbot lineage: its live directory and the archive its links point into.

@@ -55,8 +55,9 @@ impl Store {
         changes: &[RecordChange],
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let json = serde_json::to_string(rollover)
-            .map_err(|e| self.bad_state(&rollover.service, rollover.slot.as_str(), e))?;
+        let json = serde_json::to_string(rollover).map_err(|e| {
+            self.bad_state(&rollover.request.service, rollover.request.slot.as_str(), e)
+        })?;
         let path = self.path.clone();
         let err = |e| classify(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
@@ -67,8 +68,8 @@ impl Store {
                  phase = excluded.phase, state = excluded.state, started = excluded.started,
                  since = excluded.since, updated = excluded.updated",
             params![
-                rollover.service,
-                rollover.slot.as_str(),
+                rollover.request.service,
+                rollover.request.slot.as_str(),
                 rollover.phase.name().as_str(),
                 json,
                 rollover.started.as_millis(),
@@ -78,10 +79,23 @@ impl Store {
         )
         .map_err(err)?;
         for event in events {
-            insert_event(&tx, &rollover.service, &rollover.slot, event).map_err(err)?;
+            insert_event(
+                &tx,
+                &rollover.request.service,
+                &rollover.request.slot,
+                event,
+            )
+            .map_err(err)?;
         }
         for change in changes {
-            apply_change(&tx, &rollover.service, &rollover.slot, change, now).map_err(err)?;
+            apply_change(
+                &tx,
+                &rollover.request.service,
+                &rollover.request.slot,
+                change,
+                now,
+            )
+            .map_err(err)?;
         }
         tx.commit().map_err(err)
     }

@@ -6,7 +6,6 @@ use std::os::unix::fs::PermissionsExt;
 use rusqlite::Connection;
 
 use super::*;
-use crate::config::Scheme;
 use crate::rollover::{
     Event, KeyHash, PhaseName, Rollover, Slot, StageRequest, Timestamp, TlsaAt, stage,
 };
@@ -20,19 +19,11 @@ const OWNER: &str = "_25._tcp.mx1.example.com.";
 fn rollover() -> (Rollover, Vec<Event>) {
     let step = stage(
         StageRequest {
-            service: "mx".into(),
-            slot: Slot::default(),
-            scheme: Scheme::CurrentNext,
             ttl: 3600,
             owners: vec![OWNER.into()],
-            endpoints: vec!["mx1.example.com:25".into()],
-            old: Some(key(1)),
-            new: key(2),
-            next: None,
-            issuers: vec![],
             chain: "/staged/mx.pem".into(),
             previous_chain: Some("/live/mx.pem".into()),
-            confirmed_since: None,
+            ..StageRequest::example()
         },
         Timestamp::from_secs(100),
     )
@@ -416,4 +407,27 @@ fn a_version_1_store_migrates_to_milliseconds_and_its_rollover_json_still_parses
             .unwrap()
             .is_empty()
     );
+}
+
+/// The stored JSON of a rollover as the version before [`Rollover::request`] wrote it (the
+/// request's fields at the top level): it still loads, and is written again with the same keys.
+#[test]
+fn a_rollover_row_in_the_flat_shape_loads_and_is_written_the_same() {
+    const STORED: &str = r#"{"service":"mx","slot":"default","scheme":"current+next","ttl":3600,"owners":["_25._tcp.mx1.example.com."],"endpoints":["mx1.example.com:25"],"old":"0101010101010101010101010101010101010101010101010101010101010101","new":"0202020202020202020202020202020202020202020202020202020202020202","next":"0303030303030303030303030303030303030303030303030303030303030303","issuers":[],"chain":"/staged/mx.pem","previous-chain":"/live/mx.pem","confirmed-since":50,"looked":false,"ttl-warned":false,"nameserver-down-alerted":false,"forced":60,"started":100,"phase":{"phase":"staged","since":100}}"#;
+    let store = Store::open_in_memory().unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
+             VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
+            [STORED],
+        )
+        .unwrap();
+    let r = store.rollover("mx", &Slot::default()).unwrap().unwrap();
+    let (mut want, _) = rollover();
+    want.request.next = Some(key(3));
+    want.request.confirmed_since = Some(Timestamp::from_secs(50));
+    want.forced = Some(Timestamp::from_secs(60));
+    assert_eq!(r, want);
+    assert_eq!(serde_json::to_string(&r).unwrap(), STORED);
 }

@@ -114,10 +114,10 @@ impl Journal {
             if let Some(span) = self
                 .spans
                 .iter_mut()
-                .filter(|s| s.service == r.service && s.slot == r.slot)
+                .filter(|s| s.service == r.request.service && s.slot == r.request.slot)
                 .max_by_key(|s| s.started)
             {
-                span.keys = Some((r.old, r.new));
+                span.keys = Some((r.request.old, r.request.new));
             }
         }
     }

@@ -7,27 +7,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Which client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Client {
-    /// certbot.
-    Certbot,
-    /// acme.sh.
-    AcmeSh,
-    /// dehydrated.
-    Dehydrated,
-}
-
-impl Client {
-    /// Its name as the configuration's `acme-source` writes it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Client::Certbot => "certbot",
-            Client::AcmeSh => "acme.sh",
-            Client::Dehydrated => "dehydrated",
-        }
-    }
-}
+pub use crate::hooks::Client;
 
 /// One certificate an ACME client keeps.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use dane_roll_providers::child::{ChildError, EnvPolicy, Job};
+use dane_roll_providers::child::ChildError;
 
+use super::postfix::config_job;
 use crate::init::InitError;
 
 const DOVECONF_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,17 +69,13 @@ impl Doveconf {
 
     /// `doveconf [-c FILE] NAMES…` as `name = value`.
     pub fn query(&self, names: &[&str]) -> Result<BTreeMap<String, String>, DoveconfError> {
-        let mut args: Vec<String> = Vec::new();
-        if let Some(file) = &self.config {
-            args.push("-c".into());
-            args.push(file.display().to_string());
-        }
-        args.extend(names.iter().map(|n| (*n).to_owned()));
-        let line = format!("{} {}", self.program.display(), args.join(" "));
-        let output = match Job::new(&self.program, EnvPolicy::Inherit, DOVECONF_TIMEOUT)
-            .args(&args)
-            .run()
-        {
+        let (job, line) = config_job(
+            &self.program,
+            self.config.as_deref(),
+            names,
+            DOVECONF_TIMEOUT,
+        );
+        let output = match job.run() {
             Ok(output) => output,
             Err(ChildError::Spawn(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(DoveconfError::Missing);

@@ -57,18 +57,34 @@ pub struct PostfixTls {
     pub files: TlsFiles,
 }
 
+/// `PROGRAM [-c CONFIG] ARGS…` for `postconf` and `doveconf` (both take their configuration
+/// with `-c`): the job, and its command line in words for messages.
+pub(super) fn config_job(
+    program: &Path,
+    config: Option<&Path>,
+    args: &[&str],
+    timeout: Duration,
+) -> (Job, String) {
+    let mut all: Vec<String> = Vec::new();
+    if let Some(config) = config {
+        all.push("-c".into());
+        all.push(config.display().to_string());
+    }
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    let line = format!("{} {}", program.display(), all.join(" "));
+    let job = Job::new(program, EnvPolicy::Inherit, timeout).args(all);
+    (job, line)
+}
+
 impl Postconf {
     /// The command line prefix: `postconf [-c DIR]`.
     fn job(&self, args: &[&str]) -> (Job, String) {
-        let mut all: Vec<String> = Vec::new();
-        if let Some(dir) = &self.config_dir {
-            all.push("-c".into());
-            all.push(dir.display().to_string());
-        }
-        all.extend(args.iter().map(|a| (*a).to_owned()));
-        let line = format!("{} {}", self.program.display(), all.join(" "));
-        let job = Job::new(&self.program, EnvPolicy::Inherit, POSTCONF_TIMEOUT).args(all);
-        (job, line)
+        config_job(
+            &self.program,
+            self.config_dir.as_deref(),
+            args,
+            POSTCONF_TIMEOUT,
+        )
     }
 
     fn run(&self, args: &[&str]) -> Result<String, InitError> {

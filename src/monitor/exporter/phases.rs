@@ -94,8 +94,8 @@ fn read(dir: &Path) -> Result<(Vec<RolloverPhase>, Vec<SessionCount>), StoreErro
         .rollovers()?
         .into_iter()
         .map(|r| RolloverPhase {
-            service: r.service,
-            slot: r.slot.as_str().to_string(),
+            service: r.request.service,
+            slot: r.request.slot.as_str().to_string(),
             phase: r.phase.name(),
         })
         .collect();

@@ -23,7 +23,7 @@ impl<E: Effects> Driver<E> {
             .store
             .rollovers()?
             .into_iter()
-            .filter(|r| r.service == service && slot.is_none_or(|s| &r.slot == s))
+            .filter(|r| r.request.service == service && slot.is_none_or(|s| &r.request.slot == s))
             .collect();
         let Some(first) = stored.first().cloned() else {
             return Err(DriverError::NoRollover {
@@ -40,17 +40,17 @@ impl<E: Effects> Driver<E> {
         let now = self.now();
         let mut steps = Vec::new();
         for r in under_way {
-            let installed = chain_file(&svc, &r.slot)
+            let installed = chain_file(&svc, &r.request.slot)
                 .ok()
-                .and_then(|file| installed_key(file, &r.slot))
-                == Some(r.new);
+                .and_then(|file| installed_key(file, &r.request.slot))
+                == Some(r.request.new);
             steps.push(abort(r, installed, now)?);
         }
         let mut targets = Vec::new();
         for s in &steps {
             self.store.save(&s.next, &s.events, &[], now)?;
             self.show_events(s);
-            targets.push((s.next.service.clone(), s.next.slot.clone()));
+            targets.push((s.next.request.service.clone(), s.next.request.slot.clone()));
         }
         drop(held);
         self.drive(&targets, options)

@@ -7,6 +7,7 @@ use dane_roll_providers::{Change, ProviderError};
 use std::path::{Path, PathBuf};
 
 use crate::config::Service;
+use crate::install::InstallError;
 use crate::pki;
 use crate::rollover::effects::ProviderFailure;
 use crate::rollover::engine::gate;
@@ -55,6 +56,16 @@ fn provider_failure(words: String, error: &ProviderError) -> Failure {
         | ProviderError::Rejected { .. }
         | ProviderError::Unsupported { .. } => Failure::permanent(words),
         _ => Failure::retryable(words),
+    }
+}
+
+/// An install or reload that failed, with whether only a fix makes it pass
+/// ([`InstallError::is_permanent`]).
+fn install_failure(error: InstallError) -> Failure {
+    if error.is_permanent() {
+        Failure::permanent(error.to_string())
+    } else {
+        Failure::retryable(error.to_string())
     }
 }
 
@@ -108,7 +119,7 @@ impl<E: Effects> Driver<E> {
         action: &Action,
     ) -> Result<Option<ActionOutcome>, DriverError> {
         Ok(Some(match action {
-            Action::Publish { record, ttl } => self.publish(svc, &r.slot, record, *ttl)?,
+            Action::Publish { record, ttl } => self.publish(svc, &r.request.slot, record, *ttl)?,
             Action::CheckDns { expected } => {
                 let mut report = self.effects.check_dns(expected, &r.gate_set());
                 super::observe::skip(&mut report, &self.skip_nameservers);
@@ -121,7 +132,7 @@ impl<E: Effects> Driver<E> {
                 if !changes.is_empty() {
                     let at = self.now();
                     self.store
-                        .record_changes(&r.service, &r.slot, &changes, at)?;
+                        .record_changes(&r.request.service, &r.request.slot, &changes, at)?;
                 }
                 ActionOutcome::Dns(report)
             }
@@ -130,10 +141,10 @@ impl<E: Effects> Driver<E> {
             }
             Action::Reload => {
                 self.note(r, format!("running `{}`", svc.reload_line()))?;
-                ActionOutcome::Reloaded(self.effects.reload(svc).map_err(|e| e.to_string().into()))
+                ActionOutcome::Reloaded(self.effects.reload(svc).map_err(install_failure))
             }
             Action::Probe { endpoints, expect } => {
-                ActionOutcome::Probed(self.effects.probe(svc, &r.slot, endpoints, *expect))
+                ActionOutcome::Probed(self.effects.probe(svc, &r.request.slot, endpoints, *expect))
             }
             Action::Retire(record) => {
                 self.note(r, format!("retiring {record}"))?;
@@ -145,8 +156,8 @@ impl<E: Effects> Driver<E> {
                 };
                 if result.is_ok() {
                     self.store.record_changes(
-                        &r.service,
-                        &r.slot,
+                        &r.request.service,
+                        &r.request.slot,
                         &[RecordChange::Retired(record.clone())],
                         self.now(),
                     )?;
@@ -166,7 +177,7 @@ impl<E: Effects> Driver<E> {
                 ActionOutcome::NextKey(self.generate_next(svc, r)?.map_err(Into::into))
             }
             Action::Alert(text) => {
-                self.alert(&r.service, &r.slot, r.phase.name(), text);
+                self.alert(&r.request.service, &r.request.slot, r.phase.name(), text);
                 return Ok(None);
             }
             Action::Wait { .. } => return Ok(None),
@@ -182,7 +193,7 @@ impl<E: Effects> Driver<E> {
         chain: &Path,
         doing: &str,
     ) -> Result<Result<(), Failure>, DriverError> {
-        let target = chain_file(svc, &r.slot)?;
+        let target = chain_file(svc, &r.request.slot)?;
         self.note(
             r,
             format!("{doing} {} as {}", chain.display(), target.display()),
@@ -190,7 +201,7 @@ impl<E: Effects> Driver<E> {
         Ok(self
             .effects
             .install(svc, target, chain)
-            .map_err(|e| e.to_string().into()))
+            .map_err(install_failure))
     }
 
     /// Store the record as ours, then add it (so a crash can never leave it untracked).
@@ -317,7 +328,7 @@ impl<E: Effects> Driver<E> {
         let kind = match svc.key_type {
             Some(kind) => kind,
             None => {
-                let like = pki::load(&r.chain)
+                let like = pki::load(&r.request.chain)
                     .ok()
                     .and_then(|m| m.key().map(|k| k.key_type()))
                     .and_then(|t| pki::key_type_like(&t));
@@ -326,20 +337,20 @@ impl<E: Effects> Driver<E> {
                     None => {
                         return Ok(Err(format!(
                             "cannot tell the type of the key in {}; set key-type for service {}",
-                            r.chain.display(),
+                            r.request.chain.display(),
                             svc.name
                         )));
                     }
                 }
             }
         };
-        let (hash, path) = match self.write_next_key(svc, &r.slot, kind) {
+        let (hash, path) = match self.write_next_key(svc, &r.request.slot, kind) {
             Ok(done) => done,
             Err(err) => return Ok(Err(err)),
         };
         self.store.set_key(&KeyEntry {
             service: svc.name.clone(),
-            slot: r.slot.clone(),
+            slot: r.request.slot.clone(),
             role: KeyRole::Next,
             hash,
             path: Some(path.clone()),

@@ -120,8 +120,8 @@ impl<E: Effects> Driver<E> {
 /// recorded), then `owner Y` for each of its owner names that no CNAME led to.
 pub fn owner_lines(store: &Store, r: &Rollover) -> Result<Vec<String>, StoreError> {
     let mut via: Vec<String> = Vec::new();
-    for e in store.events(Some(&r.service), 10_000)? {
-        if e.slot != r.slot || e.event.time < r.started {
+    for e in store.events(Some(&r.request.service), 10_000)? {
+        if e.slot != r.request.slot || e.event.time < r.started {
             continue;
         }
         if let Some((line, _)) = e.event.detail.split_once("): ")
@@ -135,7 +135,7 @@ pub fn owner_lines(store: &Store, r: &Rollover) -> Result<Vec<String>, StoreErro
         }
     }
     let mut out = via.clone();
-    for owner in &r.owners {
+    for owner in &r.request.owners {
         if !via.iter().any(|l| l.ends_with(&format!(" → {owner})"))) {
             out.push(format!("owner {owner}"));
         }

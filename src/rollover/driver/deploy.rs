@@ -220,12 +220,12 @@ impl<E: Effects> Driver<E> {
             .rollover(&service.name, &slot)?
             .filter(|r| !r.is_final());
         if let Some(r) = &under_way
-            && r.new != p.hash
+            && r.request.new != p.hash
         {
             return Err(DriverError::InProgress {
                 service: service.name.clone(),
                 slot,
-                new: r.new.short(),
+                new: r.request.new.short(),
                 phase: r.phase.name(),
                 requested: p.hash.short(),
             });
@@ -448,11 +448,7 @@ impl<E: Effects> Driver<E> {
             path: Some(staged.to_owned()),
             created: now,
         })?;
-        let endpoints: Vec<String> = service
-            .endpoints
-            .iter()
-            .map(|e| format!("{}:{}", e.host, e.port))
-            .collect();
+        let endpoints = service.endpoint_ids();
         let mut problem = None;
         let mut results = Vec::new();
         for (i, pause) in std::iter::once(0).chain(QUICK_REPROBE_MS).enumerate() {
@@ -500,17 +496,11 @@ impl<E: Effects> Driver<E> {
              new key until it ends: mail from DANE senders may be deferred. (Served everywhere and \
              validated is still required.)"
         );
-        let phase = self
-            .store
-            .rollover(service, slot)?
-            .map_or(PhaseName::Staged, |r| r.phase.name());
-        let event = Event {
-            time: self.now(),
-            phase,
-            detail: "--force given by the operator: the 2×TTL wait may be skipped".to_owned(),
-        };
-        self.store.add_events(service, slot, &[event])?;
-        Ok(())
+        self.operator_event(
+            service,
+            slot,
+            "--force given by the operator: the 2×TTL wait may be skipped".to_owned(),
+        )
     }
 
     /// `--skip-nameserver`: say it loudly and record it in each rollover's history.
@@ -526,6 +516,23 @@ impl<E: Effects> Driver<E> {
              records only: mail from DANE senders may be deferred until it serves the zone \
              again. Every other nameserver must still serve them, and the 2×TTL wait still runs."
         );
+        self.operator_event(
+            service,
+            slot,
+            format!(
+                "--skip-nameserver {names} given by the operator: the gate does not wait for it"
+            ),
+        )
+    }
+
+    /// Record in the rollover's history what the operator asked for, at its phase now
+    /// (`staged` when it is about to begin).
+    fn operator_event(
+        &mut self,
+        service: &str,
+        slot: &Slot,
+        detail: String,
+    ) -> Result<(), DriverError> {
         let phase = self
             .store
             .rollover(service, slot)?
@@ -533,9 +540,7 @@ impl<E: Effects> Driver<E> {
         let event = Event {
             time: self.now(),
             phase,
-            detail: format!(
-                "--skip-nameserver {names} given by the operator: the gate does not wait for it"
-            ),
+            detail,
         };
         self.store.add_events(service, slot, &[event])?;
         Ok(())

@@ -179,8 +179,8 @@ impl<E: Effects> Driver<E> {
                         continue;
                     }
                     let accounted = rollover.as_ref().is_some_and(|r| {
-                        (r.old == Some(*key))
-                            || (r.new == *key
+                        (r.request.old == Some(*key))
+                            || (r.request.new == *key
                                 && matches!(
                                     r.phase.name(),
                                     PhaseName::Installed
@@ -201,7 +201,7 @@ impl<E: Effects> Driver<E> {
                             look.current
                                 .map_or_else(|| "none".to_owned(), |k| k.short()),
                             match &rollover {
-                                Some(r) if r.new == *key => format!(
+                                Some(r) if r.request.new == *key => format!(
                                     " (being adopted: rollover in phase {})",
                                     r.phase.name()
                                 ),

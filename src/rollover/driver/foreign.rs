@@ -23,10 +23,10 @@ impl<E: Effects> Driver<E> {
         report: &mut PruneReport,
     ) -> Result<(), DriverError> {
         for r in self.store.rollovers()? {
-            keep.push(r.new);
-            keep.extend(r.old);
-            keep.extend(r.next);
-            keep.extend(r.issuers.iter().copied());
+            keep.push(r.request.new);
+            keep.extend(r.request.old);
+            keep.extend(r.request.next);
+            keep.extend(r.request.issuers.iter().copied());
         }
         let names: Vec<String> = self
             .config

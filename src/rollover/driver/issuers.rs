@@ -159,7 +159,7 @@ impl<E: Effects> Driver<E> {
         }
         if let Some(mut r) = self.store.rollover(&service.name, slot)?
             && r.is_final()
-            && r.issuers != wanted
+            && r.request.issuers != wanted
         {
             let names: Vec<String> = wanted.iter().map(KeyHash::short).collect();
             let detail = format!(
@@ -170,7 +170,7 @@ impl<E: Effects> Driver<E> {
                     names.join(", ")
                 }
             );
-            r.issuers = wanted.to_vec();
+            r.request.issuers = wanted.to_vec();
             let now = self.now();
             let event = Event {
                 time: now,
@@ -197,15 +197,15 @@ impl<E: Effects> Driver<E> {
         if r.phase.name() != PhaseName::Done {
             return Ok(None);
         }
-        let mut keep = r.issuers.clone();
-        keep.push(r.new);
-        keep.extend(r.next);
+        let mut keep = r.request.issuers.clone();
+        keep.push(r.request.new);
+        keep.extend(r.request.next);
         for other in self.store.rollovers()? {
-            if other.service == service.name && other.slot != *slot {
-                keep.extend(other.issuers.iter().copied());
-                keep.push(other.new);
-                keep.extend(other.old);
-                keep.extend(other.next);
+            if other.request.service == service.name && other.request.slot != *slot {
+                keep.extend(other.request.issuers.iter().copied());
+                keep.push(other.request.new);
+                keep.extend(other.request.old);
+                keep.extend(other.request.next);
             }
         }
         keep.extend(self.store.keys(&service.name)?.into_iter().map(|k| k.hash));
@@ -257,7 +257,7 @@ impl<E: Effects> Driver<E> {
         let wanted: Vec<KeyHash> = self
             .store
             .rollover(&service.name, slot)?
-            .map(|r| r.issuers)
+            .map(|r| r.request.issuers)
             .unwrap_or_default();
         let mut lagging = Vec::new();
         for owner in self.effective_owners(service)? {
@@ -330,8 +330,8 @@ impl<E: Effects> Driver<E> {
                 .store
                 .rollovers()?
                 .into_iter()
-                .filter(|r| r.service == svc.name && r.phase.name() == PhaseName::Done)
-                .map(|r| r.slot)
+                .filter(|r| r.request.service == svc.name && r.phase.name() == PhaseName::Done)
+                .map(|r| r.request.slot)
                 .collect();
             for slot in slots {
                 if self

@@ -222,11 +222,7 @@ impl<E: Effects> Driver<E> {
             .map(|p| p.slot)
             .collect();
         slots.extend(self.store.keys(service)?.into_iter().map(|k| k.slot));
-        let endpoints: Vec<String> = svc
-            .endpoints
-            .iter()
-            .map(|e| format!("{}:{}", e.host, e.port))
-            .collect();
+        let endpoints = svc.endpoint_ids();
         // Invariant 2: every key the live handshake shows (any algorithm) is kept, and nothing
         // goes unless every endpoint address could be seen.
         let live = self.effects.live_keys(&svc, &endpoints);
@@ -257,16 +253,16 @@ impl<E: Effects> Driver<E> {
         }
         for slot in &slots {
             if let Some(r) = self.store.rollover(service, slot)? {
-                keep.extend(r.next);
-                keep.extend(r.issuers.iter().copied());
+                keep.extend(r.request.next);
+                keep.extend(r.request.issuers.iter().copied());
                 match r.phase.name() {
                     // Rolled back: the old key is live again; the new one's records may go.
-                    PhaseName::RolledBack | PhaseName::Aborted => keep.extend(r.old),
-                    PhaseName::Done => keep.push(r.new),
+                    PhaseName::RolledBack | PhaseName::Aborted => keep.extend(r.request.old),
+                    PhaseName::Done => keep.push(r.request.new),
                     // Under way: every record it published is still needed.
                     _ => {
-                        keep.push(r.new);
-                        keep.extend(r.old);
+                        keep.push(r.request.new);
+                        keep.extend(r.request.old);
                     }
                 }
             }
@@ -327,14 +323,14 @@ impl<E: Effects> Driver<E> {
         let now = self.now();
         let mut out = Vec::new();
         for r in self.store.rollovers()? {
-            if service.is_some_and(|s| s != r.service) {
+            if service.is_some_and(|s| s != r.request.service) {
                 continue;
             }
             let obs = Observations {
-                ours: self.store.ours(&r.service, &r.slot)?,
+                ours: self.store.ours(&r.request.service, &r.request.slot)?,
                 stored_next: self
                     .store
-                    .key(&r.service, &r.slot, KeyRole::Next)?
+                    .key(&r.request.service, &r.request.slot, KeyRole::Next)?
                     .map(|k| k.hash),
                 ..Observations::default()
             };
@@ -348,14 +344,16 @@ impl<E: Effects> Driver<E> {
     /// nameserver's and the resolver's answer for the records the rollover wants, and the probe
     /// of every endpoint address against the validated records.
     pub fn observe_live(&self, r: &Rollover) -> Result<(DnsReport, Vec<ProbeResult>), DriverError> {
-        let svc = find_service(&self.config, &r.service)?;
+        let svc = find_service(&self.config, &r.request.service)?;
         let expected = match r.phase.name() {
             PhaseName::Aborting | PhaseName::Aborted => r.abandon_set(),
             _ if r.is_final() => r.keep_set(),
             _ => r.publish_set(),
         };
         let dns = self.effects.check_dns(&expected, &expected);
-        let probed = self.effects.probe(svc, &r.slot, &r.endpoints, r.new);
+        let probed = self
+            .effects
+            .probe(svc, &r.request.slot, &r.request.endpoints, r.request.new);
         Ok((dns, probed))
     }
 }

@@ -335,8 +335,8 @@ impl<E: Effects> Driver<E> {
                 // A final rollover whose keys lag behind it (a crash) is settled first, so that
                 // the current key below is the live one.
                 for r in self.store.rollovers()? {
-                    if r.service == svc.name && r.is_final() {
-                        self.settle_keys(&svc.name, &r.slot)?;
+                    if r.request.service == svc.name && r.is_final() {
+                        self.settle_keys(&svc.name, &r.request.slot)?;
                     }
                 }
                 let looks = self.look_owners(&svc)?;

@@ -32,27 +32,27 @@ impl<E: Effects> Driver<E> {
         let owner_failures = self.keep_owners(service)?;
         let mut targets = Vec::new();
         for r in self.store.rollovers()? {
-            if service.is_some_and(|s| s != r.service) {
+            if service.is_some_and(|s| s != r.request.service) {
                 continue;
             }
             if r.is_final() {
                 if self.keys_behind(&r)? {
-                    let _held = self.lock(&r.service)?;
-                    self.settle_keys(&r.service, &r.slot)?;
+                    let _held = self.lock(&r.request.service)?;
+                    self.settle_keys(&r.request.service, &r.request.slot)?;
                 }
                 continue;
             }
-            if self.config.service(&r.service).is_none() {
+            if self.config.service(&r.request.service).is_none() {
                 tracing::warn!(
                     "the stored rollover of service {} ({}) is left alone: \
                      the service is no longer in {}",
-                    r.service,
-                    r.slot,
+                    r.request.service,
+                    r.request.slot,
                     self.config.file
                 );
                 continue;
             }
-            targets.push((r.service, r.slot));
+            targets.push((r.request.service, r.request.slot));
         }
         if options.force {
             for (service, slot) in &targets {
@@ -227,7 +227,7 @@ impl<E: Effects> Driver<E> {
                         &if after == PhaseName::Done {
                             format!(
                                 "{service} ({slot}): rollover complete, {} is live",
-                                s.next.new.short()
+                                s.next.request.new.short()
                             )
                         } else {
                             format!("{service} ({slot}): rollover aborted by the operator")
@@ -255,7 +255,7 @@ impl<E: Effects> Driver<E> {
                         )
                     {
                         // The TTLs that may govern the wait, kept for `status`.
-                        let seen = crate::rollover::ttl::observed(&s.next.owners, report);
+                        let seen = crate::rollover::ttl::observed(&s.next.request.owners, report);
                         self.store
                             .record_ttls(service, slot, s.next.started, seen, self.now())?;
                     }
@@ -266,10 +266,12 @@ impl<E: Effects> Driver<E> {
                         // again; an unreachable address is not.
                         old_served = results.iter().any(|p| {
                             matches!(p.verdict, crate::rollover::ProbeVerdict::Match)
-                                && p.live_key.is_some_and(|k| k != s.next.new)
+                                && p.live_key.is_some_and(|k| k != s.next.request.new)
                         });
                         // The same after an abort's reload, the other way round.
-                        abandoned_served = results.iter().any(|p| p.live_key == Some(s.next.new));
+                        abandoned_served = results
+                            .iter()
+                            .any(|p| p.live_key == Some(s.next.request.new));
                     }
                     outcomes.push(outcome);
                 }
@@ -314,13 +316,16 @@ impl<E: Effects> Driver<E> {
     /// deploy, which would take the retired key as the old one and publish its record again.
     pub(super) fn keys_behind(&self, r: &Rollover) -> Result<bool, DriverError> {
         let key = |role| -> Result<Option<KeyHash>, DriverError> {
-            Ok(self.store.key(&r.service, &r.slot, role)?.map(|k| k.hash))
+            Ok(self
+                .store
+                .key(&r.request.service, &r.request.slot, role)?
+                .map(|k| k.hash))
         };
         Ok(match r.phase.name() {
             PhaseName::Done => {
-                key(KeyRole::Current)? != Some(r.new) || key(KeyRole::New)?.is_some()
+                key(KeyRole::Current)? != Some(r.request.new) || key(KeyRole::New)?.is_some()
             }
-            PhaseName::RolledBack | PhaseName::Aborted => key(KeyRole::New)? == Some(r.new),
+            PhaseName::RolledBack | PhaseName::Aborted => key(KeyRole::New)? == Some(r.request.new),
             _ => false,
         })
     }
@@ -342,17 +347,19 @@ impl<E: Effects> Driver<E> {
         match r.phase.name() {
             PhaseName::Done => {
                 self.store.set_key(&KeyEntry {
-                    service: r.service.clone(),
-                    slot: r.slot.clone(),
+                    service: r.request.service.clone(),
+                    slot: r.request.slot.clone(),
                     role: KeyRole::Current,
-                    hash: r.new,
-                    path: Some(r.chain.clone()),
+                    hash: r.request.new,
+                    path: Some(r.request.chain.clone()),
                     created: self.now(),
                 })?;
-                self.store.clear_key(&r.service, &r.slot, KeyRole::New)?;
+                self.store
+                    .clear_key(&r.request.service, &r.request.slot, KeyRole::New)?;
             }
             PhaseName::RolledBack | PhaseName::Aborted => {
-                self.store.clear_key(&r.service, &r.slot, KeyRole::New)?;
+                self.store
+                    .clear_key(&r.request.service, &r.request.slot, KeyRole::New)?;
             }
             _ => {}
         }
@@ -365,8 +372,8 @@ impl<E: Effects> Driver<E> {
                 continue; // printed on stderr by the alert itself
             }
             self.say(
-                &s.next.service,
-                &s.next.slot,
+                &s.next.request.service,
+                &s.next.request.slot,
                 &format!("{}: {}", e.phase, e.detail),
             );
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use dane_roll_providers::{Provider, Record, Report, Settings};
 
-use crate::config::{Config, KeyType, Service};
+use crate::config::{Config, EndpointId, KeyType, Service};
 use crate::dns::{Alias, AliasError, AuthorityView, Resolver, Status as LookupStatus};
 use crate::install::{self, InstallError};
 use crate::notify::{Alert, Notifier};
@@ -141,15 +141,16 @@ impl<C: Clock> RealEffects<C> {
                 let mut failed = |why: String| {
                     results.push((endpoint.clone(), Err(("-".to_owned(), why))));
                 };
-                let Some((host, port)) = endpoint
-                    .rsplit_once(':')
-                    .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
-                else {
-                    failed("not host:port".to_owned());
-                    continue;
+                let id = match endpoint.parse::<EndpointId>() {
+                    Ok(id) => id,
+                    Err(err) => {
+                        failed(err.to_string());
+                        continue;
+                    }
                 };
+                let owner = id.owner_name();
+                let EndpointId { host, port } = id;
                 let protocol = endpoint_protocol(svc, &host, port);
-                let owner = format!("_{port}._tcp.{host}.");
                 let records = match resolver.tlsa(&owner).await {
                     Ok(l) if l.is_secure() && !l.records.is_empty() => l.records,
                     Ok(l) => {

@@ -219,10 +219,15 @@ impl<E: Effects> Driver<E> {
         }
         let stored = self.store.rollover(&svc.name, &slot)?;
         if let Some(r) = stored.as_ref().filter(|r| !r.is_final()) {
-            if r.new == key {
+            if r.request.new == key {
                 return Ok((Verdict::UnderWay, None));
             }
-            return Ok((Verdict::Queued { behind: r.new }, None));
+            return Ok((
+                Verdict::Queued {
+                    behind: r.request.new,
+                },
+                None,
+            ));
         }
         if let Some(installed) = &installed
             && leaf.not_before().compare(installed.not_before()).ok() != Some(Ordering::Greater)
@@ -232,7 +237,7 @@ impl<E: Effects> Driver<E> {
         if self.current_key(svc, &slot)? == Some(key) {
             return Ok((Verdict::Renewal(key), Some(p)));
         }
-        if stored.is_some_and(|r| r.phase.name() == PhaseName::RolledBack && r.new == key) {
+        if stored.is_some_and(|r| r.phase.name() == PhaseName::RolledBack && r.request.new == key) {
             return Ok((
                 Verdict::Held(format!(
                     "the rollover to its key {} was rolled back (`dane-roll status --history {}` \

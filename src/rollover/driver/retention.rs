@@ -26,8 +26,8 @@ impl<E: Effects> Driver<E> {
         if r.phase.name() != PhaseName::Done {
             return Ok(());
         }
-        let mut keep: Vec<PathBuf> = vec![r.chain.clone()];
-        keep.extend(r.previous_chain.clone());
+        let mut keep: Vec<PathBuf> = vec![r.request.chain.clone()];
+        keep.extend(r.request.previous_chain.clone());
         keep.extend(
             self.store
                 .keys(service)?

@@ -72,17 +72,17 @@ pub fn abort(
     match from {
         PhaseName::Done | PhaseName::RolledBack | PhaseName::Aborted => {
             return Err(AbortRefused::Final {
-                service: rollover.service,
-                slot: rollover.slot,
+                service: rollover.request.service,
+                slot: rollover.request.slot,
                 phase: from,
             });
         }
         PhaseName::Verified | PhaseName::Retired => {
             return Err(AbortRefused::PastVerify {
-                service: rollover.service,
-                slot: rollover.slot,
+                service: rollover.request.service,
+                slot: rollover.request.slot,
                 phase: from,
-                new: rollover.new.short(),
+                new: rollover.request.new.short(),
             });
         }
         // Aborting again (a resumed abort) keeps its progress.
@@ -96,10 +96,10 @@ pub fn abort(
         _ => {}
     }
     let restore = installed || from == PhaseName::Installed;
-    if restore && rollover.previous_chain.is_none() {
+    if restore && rollover.request.previous_chain.is_none() {
         return Err(AbortRefused::NoPrevious {
-            service: rollover.service,
-            slot: rollover.slot,
+            service: rollover.request.service,
+            slot: rollover.request.slot,
         });
     }
     let mut r = rollover;
@@ -114,7 +114,7 @@ pub fn abort(
     };
     let detail = format!(
         "aborted by the operator in phase {from}: abandoning key {}; {}",
-        r.new.short(),
+        r.request.new.short(),
         if restore {
             "the previous certificate goes back, then the abandoned key's records are retired"
         } else {
@@ -190,10 +190,10 @@ impl Ctx<'_> {
     /// The keys whose records an abort keeps: the old key, the next keys, issuers, and every
     /// key a probe saw live.
     pub(super) fn abort_protected(&self) -> Vec<KeyHash> {
-        let mut keys: Vec<KeyHash> = self.r.old.into_iter().collect();
-        keys.extend(self.r.next);
+        let mut keys: Vec<KeyHash> = self.r.request.old.into_iter().collect();
+        keys.extend(self.r.request.next);
         keys.extend(self.obs.stored_next);
-        keys.extend(self.r.issuers.iter().copied());
+        keys.extend(self.r.request.issuers.iter().copied());
         keys.extend(self.obs.protected.iter().copied());
         keys
     }
@@ -213,7 +213,7 @@ impl Ctx<'_> {
         };
         let mut done = false;
         if restore && !reinstalled {
-            match self.r.previous_chain.clone() {
+            match self.r.request.previous_chain.clone() {
                 None => self.alert(
                     "no previous certificate to reinstall; the abandoned key stays live and its \
                      records stay"
@@ -253,9 +253,10 @@ impl Ctx<'_> {
                     "abort complete: {} is live, key {} abandoned ({retired} record(s) retired \
                      this run)",
                     self.r
+                        .request
                         .old
                         .map_or_else(|| "the previous key".to_owned(), |k| k.short()),
-                    self.r.new.short()
+                    self.r.request.new.short()
                 ),
             );
         }
@@ -290,7 +291,7 @@ impl Ctx<'_> {
             .obs
             .ours
             .iter()
-            .filter(|r| r.is_of(&self.r.new) && !protected.iter().any(|k| r.is_of(k)))
+            .filter(|r| r.is_of(&self.r.request.new) && !protected.iter().any(|k| r.is_of(k)))
             .filter(|r| !ok.contains(&r.sort_key()))
             .cloned()
             .collect();
@@ -308,8 +309,8 @@ impl Ctx<'_> {
             _ => None,
         }) else {
             self.actions.push(Action::Probe {
-                endpoints: self.r.endpoints.clone(),
-                expect: self.r.old.unwrap_or(self.r.new),
+                endpoints: self.r.request.endpoints.clone(),
+                expect: self.r.request.old.unwrap_or(self.r.request.new),
             });
             return false;
         };
@@ -338,14 +339,14 @@ impl Ctx<'_> {
     /// with a key other than the abandoned one.
     fn remaining_live(&self, results: &[ProbeResult]) -> Result<(), String> {
         let mut waiting = Vec::new();
-        for endpoint in &self.r.endpoints {
+        for endpoint in &self.r.request.endpoints {
             if !results.iter().any(|p| &p.endpoint == endpoint) {
                 waiting.push(format!("{endpoint}: not probed"));
             }
         }
         for p in results {
             match (&p.verdict, p.live_key) {
-                (ProbeVerdict::Match, Some(key)) if key != self.r.new => {}
+                (ProbeVerdict::Match, Some(key)) if key != self.r.request.new => {}
                 (ProbeVerdict::Match, Some(key)) => waiting.push(format!(
                     "{} ({}) still serves the abandoned key {}",
                     p.endpoint,
@@ -374,7 +375,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::config::Scheme;
+    use crate::rollover::StageRequest;
     use crate::rollover::{Observations, step};
 
     const OWNER: &str = "_25._tcp.mx.example.com.";
@@ -385,19 +386,16 @@ mod tests {
 
     fn rollover(phase: Phase, previous: bool) -> Rollover {
         Rollover {
-            service: "mx".to_owned(),
-            slot: Slot::Ec,
-            scheme: Scheme::CurrentNext,
-            ttl: 2,
-            owners: vec![OWNER.to_owned()],
-            endpoints: vec!["mx.example.com:25".to_owned()],
-            old: Some(key(1)),
-            new: key(2),
-            next: Some(key(3)),
-            issuers: Vec::new(),
-            chain: PathBuf::from("/state/new.pem"),
-            previous_chain: previous.then(|| PathBuf::from("/state/previous.pem")),
-            confirmed_since: None,
+            request: StageRequest {
+                slot: Slot::Ec,
+                ttl: 2,
+                owners: vec![OWNER.to_owned()],
+                endpoints: vec!["mx.example.com:25".to_owned()],
+                next: Some(key(3)),
+                chain: PathBuf::from("/state/new.pem"),
+                previous_chain: previous.then(|| PathBuf::from("/state/previous.pem")),
+                ..StageRequest::example()
+            },
             forced: None,
             started: Timestamp::from_secs(100),
             ttl_seen: None,

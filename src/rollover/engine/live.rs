@@ -47,13 +47,13 @@ impl Ctx<'_> {
             self.probe();
             return false;
         };
-        match verify(&self.r.endpoints, self.r.new, &results) {
+        match verify(&self.r.request.endpoints, self.r.request.new, &results) {
             Verdict::Verified => self.go(
                 Phase::Verified { since: self.now },
                 format!(
                     "live handshake on {} address(es) matches the new key {}",
                     results.len(),
-                    self.r.new.short()
+                    self.r.request.new.short()
                 ),
             ),
             Verdict::Failed(reason) => {
@@ -87,8 +87,8 @@ impl Ctx<'_> {
 
     fn probe(&mut self) {
         self.actions.push(Action::Probe {
-            endpoints: self.r.endpoints.clone(),
-            expect: self.r.new,
+            endpoints: self.r.request.endpoints.clone(),
+            expect: self.r.request.new,
         });
     }
 
@@ -117,18 +117,18 @@ impl Ctx<'_> {
     }
 
     pub(super) fn retired(&mut self) -> bool {
-        if self.r.scheme == Scheme::CurrentNext && self.r.next.is_none() {
+        if self.r.request.scheme == Scheme::CurrentNext && self.r.request.next.is_none() {
             let adopt = self
                 .obs
                 .stored_next
-                .filter(|k| *k != self.r.new && Some(*k) != self.r.old);
+                .filter(|k| *k != self.r.request.new && Some(*k) != self.r.request.old);
             let generated = self.latest(|o| match o {
                 ActionOutcome::NextKey(r) => Some(r.clone()),
                 _ => None,
             });
             match (adopt, generated) {
-                (Some(key), _) | (None, Some(Ok(key))) if key != self.r.new => {
-                    self.r.next = Some(key);
+                (Some(key), _) | (None, Some(Ok(key))) if key != self.r.request.new => {
+                    self.r.request.next = Some(key);
                     self.event(format!("next key {} ready", key.short()));
                 }
                 (None, Some(Ok(_))) => {
@@ -151,9 +151,10 @@ impl Ctx<'_> {
                 }
             }
         }
-        if let (Scheme::CurrentNext, Some(next)) = (self.r.scheme, self.r.next) {
+        if let (Scheme::CurrentNext, Some(next)) = (self.r.request.scheme, self.r.request.next) {
             let records: Vec<TlsaAt> = self
                 .r
+                .request
                 .owners
                 .iter()
                 .map(|o| TlsaAt::new(o, next.dane_ee()))
@@ -167,7 +168,7 @@ impl Ctx<'_> {
         }
         self.go(
             Phase::Done { since: self.now },
-            format!("rollover complete: {} is live", self.r.new.short()),
+            format!("rollover complete: {} is live", self.r.request.new.short()),
         )
     }
 
@@ -183,7 +184,7 @@ impl Ctx<'_> {
             return false;
         };
         if !reinstalled {
-            match self.r.previous_chain.clone() {
+            match self.r.request.previous_chain.clone() {
                 None => {
                     reinstalled = true;
                     reloaded = true;

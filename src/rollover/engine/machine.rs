@@ -69,27 +69,17 @@ pub fn stage(request: StageRequest, now: Timestamp) -> Result<StepResult, Engine
             service: request.service,
         });
     }
-    let next = request
+    let mut request = request;
+    request.next = request
         .next
         .filter(|n| *n != request.new && Some(*n) != request.old);
+    request.owners = request
+        .owners
+        .iter()
+        .map(|o| dane_roll_providers::absolute(o))
+        .collect();
     let rollover = Rollover {
-        service: request.service,
-        slot: request.slot,
-        scheme: request.scheme,
-        ttl: request.ttl,
-        owners: request
-            .owners
-            .iter()
-            .map(|o| dane_roll_providers::absolute(o))
-            .collect(),
-        endpoints: request.endpoints,
-        old: request.old,
-        new: request.new,
-        next,
-        issuers: request.issuers,
-        chain: request.chain,
-        previous_chain: request.previous_chain,
-        confirmed_since: request.confirmed_since,
+        request,
         ttl_seen: None,
         looked: false,
         ttl_warned: false,
@@ -101,11 +91,12 @@ pub fn stage(request: StageRequest, now: Timestamp) -> Result<StepResult, Engine
     let detail = format!(
         "rollover staged: {} → {} ({} records to publish at {})",
         rollover
+            .request
             .old
             .map_or_else(|| "none".to_owned(), |k| k.short()),
-        rollover.new.short(),
+        rollover.request.new.short(),
         rollover.publish_set().len(),
-        rollover.owners.join(", ")
+        rollover.request.owners.join(", ")
     );
     let mut step = step(rollover, &Observations::default(), now);
     step.events.insert(
@@ -224,7 +215,7 @@ impl<'a> Ctx<'a> {
         self.event(format!("alert: {text}"));
         self.actions.push(Action::Alert(format!(
             "dane-roll: service {} ({}): {text}",
-            self.r.service, self.r.slot
+            self.r.request.service, self.r.request.slot
         )));
     }
 
@@ -289,7 +280,7 @@ impl<'a> Ctx<'a> {
             return true;
         }
         if failed.is_empty() {
-            let ttl = self.r.ttl;
+            let ttl = self.r.request.ttl;
             self.actions.extend(
                 pending
                     .into_iter()
@@ -305,8 +296,8 @@ impl<'a> Ctx<'a> {
         false
     }
     pub(super) fn protected(&self) -> Vec<KeyHash> {
-        let mut keys = vec![self.r.new];
-        keys.extend(self.r.next);
+        let mut keys = vec![self.r.request.new];
+        keys.extend(self.r.request.next);
         keys.extend(self.obs.stored_next);
         keys.extend(self.obs.protected.iter().copied());
         keys
@@ -317,7 +308,7 @@ impl<'a> Ctx<'a> {
         let phase = self.r.phase.name();
         let mut refused = Vec::new();
         let abort_protected = self.abort_protected();
-        let abandoned = self.r.new;
+        let abandoned = self.r.request.new;
         self.actions.retain(|a| match a {
             // An abort retires only the abandoned key's records, never a kept key's.
             Action::Retire(record) if phase == PhaseName::Aborting => {

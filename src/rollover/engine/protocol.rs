@@ -12,36 +12,67 @@ use crate::rollover::phase::{PhaseName, Rollover};
 use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
 use crate::tlsa::TlsaRecord;
 
-/// What begins a rollover: the service's settings and the keys by role.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What begins a rollover: the service's settings and the keys by role. The persisted
+/// [`Rollover`] carries it whole (flattened, so its stored JSON keeps the same keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub struct StageRequest {
     /// The service.
     pub service: String,
     /// The key slot.
     pub slot: Slot,
-    /// The scheme.
+    /// How the records cover the next certificate.
+    #[serde(serialize_with = "serialize_scheme")]
     pub scheme: Scheme,
-    /// The records' TTL.
+    /// The TTL of the records, seconds: the wait is 2×TTL.
     pub ttl: u32,
-    /// The owner names.
+    /// The owner names (one per distinct endpoint host and port).
     pub owners: Vec<String>,
-    /// The endpoints, `host:port`.
+    /// The endpoints (`host:port`) that must all verify before anything is retired.
     pub endpoints: Vec<String>,
-    /// The key served now, if any.
+    /// The key served now, if any (its records stay until the new key is verified).
     pub old: Option<KeyHash>,
     /// The key to move to.
     pub new: KeyHash,
-    /// The published next key, if any (ignored when it is the new key).
+    /// The next key, published beside (`current+next`; ignored when it is the new key); generated
+    /// after the rollover if none.
     pub next: Option<KeyHash>,
-    /// Issuer keys (`current+issuer`).
+    /// The issuer keys (`current+issuer`).
     pub issuers: Vec<KeyHash>,
-    /// The staged key+chain file (a path).
+    /// The staged key+chain file to install (a path; never key material).
     pub chain: PathBuf,
     /// The key+chain file in use now, for a rollback.
     pub previous_chain: Option<PathBuf>,
     /// When the new key's records were first confirmed everywhere, if that happened before
     /// (a pre-published next key): the 2×TTL wait counts from then once re-checked.
     pub confirmed_since: Option<Timestamp>,
+}
+
+#[cfg(test)]
+impl StageRequest {
+    /// For unit tests: a `current+next` rollover of service `mx` from key 1 to key 2 at
+    /// `_25._tcp.mx1.example.com.`, TTL 60; a test changes what it is about with `..`.
+    pub(crate) fn example() -> StageRequest {
+        StageRequest {
+            service: "mx".into(),
+            slot: Slot::default(),
+            scheme: Scheme::CurrentNext,
+            ttl: 60,
+            owners: vec!["_25._tcp.mx1.example.com.".into()],
+            endpoints: vec!["mx1.example.com:25".into()],
+            old: Some(KeyHash([1; 32])),
+            new: KeyHash([2; 32]),
+            next: None,
+            issuers: Vec::new(),
+            chain: "x".into(),
+            previous_chain: None,
+            confirmed_since: None,
+        }
+    }
+}
+
+fn serialize_scheme<S: serde::Serializer>(scheme: &Scheme, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(scheme)
 }
 
 impl StageRequest {
@@ -53,11 +84,7 @@ impl StageRequest {
             scheme: service.scheme,
             ttl: service.ttl,
             owners: service.owner_names(),
-            endpoints: service
-                .endpoints
-                .iter()
-                .map(|e| format!("{}:{}", e.host, e.port))
-                .collect(),
+            endpoints: service.endpoint_ids(),
             old: None,
             new,
             next: None,

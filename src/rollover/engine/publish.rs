@@ -19,7 +19,7 @@ impl Ctx<'_> {
                 self.actions.push(Action::CheckDns { expected });
                 return false;
             };
-            let owners = self.r.owners.clone();
+            let owners = self.r.request.owners.clone();
             let mut seen = self.r.ttl_seen.take();
             ttl::fold(&mut seen, &owners, dns, self.now);
             self.r.ttl_seen = seen;
@@ -37,7 +37,7 @@ impl Ctx<'_> {
         if !self.publish_all(&set, &[]) {
             return false;
         }
-        let confirmed_at = self.r.confirmed_since;
+        let confirmed_at = self.r.request.confirmed_since;
         self.go(
             Phase::Published {
                 since: self.now,
@@ -78,10 +78,11 @@ impl Ctx<'_> {
         }
         if served.is_ok()
             && !self.r.ttl_warned
-            && let Some((t, owner, ns)) = ttl::served_after_change(&gate_owners, dns, self.r.ttl)
+            && let Some((t, owner, ns)) =
+                ttl::served_after_change(&gate_owners, dns, self.r.request.ttl)
         {
             self.r.ttl_warned = true;
-            let configured = self.r.ttl;
+            let configured = self.r.request.ttl;
             self.event(format!(
                 "warning: {ns} serves {owner} with TTL {t} s, not the configured {configured} s \
                  (the provider or an operator set it); the wait counts {} s",
@@ -161,7 +162,7 @@ impl Ctx<'_> {
             self.alert(format!(
                 "FORCED: installing {} before the 2×TTL wait ended (due {due}); \
                  resolvers that cached the old records may fail DANE until then",
-                self.r.new.short()
+                self.r.request.new.short()
             ));
             return self.go(
                 Phase::Aged {
@@ -226,7 +227,10 @@ impl Ctx<'_> {
                         reload_failures: 0,
                         probes: 0,
                     },
-                    format!("key and chain installed from {}", self.r.chain.display()),
+                    format!(
+                        "key and chain installed from {}",
+                        self.r.request.chain.display()
+                    ),
                 ),
                 Err(err) => {
                     self.r.phase = Phase::Aged {
@@ -247,7 +251,7 @@ impl Ctx<'_> {
         match gate(&self.r.gate_set(), dns) {
             Ok(()) => {
                 self.actions.push(Action::Install {
-                    chain: self.r.chain.clone(),
+                    chain: self.r.request.chain.clone(),
                 });
                 false
             }
