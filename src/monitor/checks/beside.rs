@@ -1,8 +1,10 @@
 //! The rules beside DANE: TLSRPT (`tlsrpt`), the MTA-STS record and policy (`mta-sts`), and
 //! each MX under the policy (`mta-sts-mx`).
 //!
-//! Severities: none of this stops a DANE sender, so a missing or broken TLSRPT record, or an
-//! MTA-STS record without a usable policy, is a warning. MTA-STS in `enforce` mode is the
+//! Severities: none of this stops a DANE sender. TLSRPT is optional, so a domain without the
+//! record is ok with a word on what to publish (a warning for every such domain would teach
+//! postmasters to ignore `check`'s warnings); a broken TLSRPT record, or an MTA-STS record
+//! without a usable policy, is a warning: someone meant it to work. MTA-STS in `enforce` mode is the
 //! exception: senders that apply it refuse an MX its `mx:` patterns do not cover, or whose
 //! certificate fails the Web PKI, whatever DANE says; so a DANE-EE self-signed certificate
 //! under an `enforce` policy is critical (in `testing` mode the same is a warning: senders
@@ -18,7 +20,8 @@ use super::super::beside::{
 };
 use super::{Check, CheckKind};
 
-/// `tlsrpt/DOMAIN`: a usable TLSRPT record, or a warning.
+/// `tlsrpt/DOMAIN`: a usable TLSRPT record; none: ok, saying what to publish; a broken one: a
+/// warning.
 pub fn tlsrpt(found: &DomainBeside) -> Check {
     let domain = &found.domain;
     let (status, message) = match &found.tlsrpt {
@@ -27,7 +30,7 @@ pub fn tlsrpt(found: &DomainBeside) -> Check {
             format!("TLS reports for {domain} go to {}", record.rua.join(", ")),
         ),
         Ok(None) => (
-            Severity::Warning,
+            Severity::Ok,
             format!(
                 "no TLSRPT record at _smtp._tls.{domain}: senders cannot report TLS or DANE \
                  failures to you (publish \"v=TLSRPTv1; rua=mailto:tls-reports@{domain}\")"
