@@ -11,7 +11,8 @@
 //!   second through the sender, each followed to its last delivery attempt).
 //! - For alert tests: [`sink`] (a webhook receiver that keeps every body).
 //! - For rollover tests: [`world`] (DNS lab, MX, DANE sender, dane-roll configuration); for
-//!   field conditions, [`field`] (an IPv6 prefix without a route).
+//!   field conditions, [`field`] (an IPv6 prefix without a route) and [`relay`] (delay, jitter
+//!   and loss between two loopback addresses, TCP and UDP).
 
 pub mod acme;
 pub mod conf;
@@ -25,6 +26,7 @@ pub mod pki;
 pub mod ports;
 pub mod postfix;
 pub mod process;
+pub mod relay;
 pub mod sink;
 pub mod tools;
 pub mod world;
