@@ -26,7 +26,7 @@ use super::fence::Fence;
 use super::judge::{self, EndpointDns};
 use super::report::{EndpointReport, RunReport, domain_report};
 use super::targets::Target;
-use super::tasks::spawn_in_order;
+use super::tasks::{spawn_in_order, spawn_in_order_bounded};
 
 /// The overall time a `check` run may take unless `--timeout` says otherwise.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
@@ -327,29 +327,37 @@ impl Monitor {
     ) -> Vec<Checked> {
         let dns_permits = Arc::new(Semaphore::new(DNS_CONCURRENCY));
         let probe_permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        let checks = endpoints.iter().map(|(ep, _)| {
-            let monitor = self.clone();
-            let resolver = resolver.cloned();
-            let ep = ep.clone();
-            let dns_permits = Arc::clone(&dns_permits);
-            let probe_permits = Arc::clone(&probe_permits);
-            async move {
-                let dns = match &resolver {
-                    Some(r) => {
-                        let _permit = dns_permits.acquire_owned().await.ok();
-                        monitor.endpoint_dns(r, &ep, deadline).await
-                    }
-                    None => EndpointDns::default(),
-                };
-                let plan = monitor.plan(&ep, &dns);
-                let reports = monitor
-                    .probe_endpoint(&ep, &plan, probe_permits, deadline)
-                    .await;
-                Checked { dns, plan, reports }
-            }
-        });
+        // Makers of each endpoint's check (small: what it needs, owned), so that a check's
+        // future exists only once it may run.
+        let checks: Vec<_> = endpoints
+            .iter()
+            .map(|(ep, _)| {
+                let monitor = self.clone();
+                let resolver = resolver.cloned();
+                let ep = ep.clone();
+                let dns_permits = Arc::clone(&dns_permits);
+                let probe_permits = Arc::clone(&probe_permits);
+                move || async move {
+                    let dns = match &resolver {
+                        Some(r) => {
+                            let _permit = dns_permits.acquire_owned().await.ok();
+                            monitor.endpoint_dns(r, &ep, deadline).await
+                        }
+                        None => EndpointDns::default(),
+                    };
+                    let plan = monitor.plan(&ep, &dns);
+                    let reports = monitor
+                        .probe_endpoint(&ep, &plan, probe_permits, deadline)
+                        .await;
+                    Checked { dns, plan, reports }
+                }
+            })
+            .collect();
+        // Endpoints in flight: every DNS permit and every probe permit busy, and as many again
+        // waiting with their DNS done, so that neither half ever idles for want of work.
+        let in_flight = 2 * (DNS_CONCURRENCY + self.options.concurrency.max(1));
         // A task that panicked: nothing was seen (the judges say "not looked up").
-        spawn_in_order(checks)
+        spawn_in_order_bounded(checks, in_flight)
             .await
             .into_iter()
             .map(|checked| {
