@@ -53,8 +53,8 @@ pub struct CheckArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub timeout: f64,
 
-    /// How many handshakes to run at once.
-    #[arg(long, value_name = "N", default_value_t = crate::monitor::DEFAULT_CONCURRENCY)]
+    /// How many addresses to probe at once (each with its key algorithms side by side).
+    #[arg(long, value_name = "N", default_value_t = crate::monitor::DEFAULT_CHECK_CONCURRENCY)]
     pub concurrency: usize,
 
     /// The name to send in EHLO.
@@ -149,8 +149,8 @@ pub struct ServeArgs {
     #[arg(long = "key-algorithm", value_name = "ALG")]
     pub key_algorithms: Vec<crate::probe::KeyAlgorithm>,
 
-    /// How many handshakes to run at once.
-    #[arg(long, value_name = "N", default_value_t = crate::monitor::DEFAULT_CONCURRENCY)]
+    /// How many addresses to probe at once (each with its key algorithms side by side).
+    #[arg(long, value_name = "N", default_value_t = crate::monitor::DEFAULT_SERVE_CONCURRENCY)]
     pub concurrency: usize,
 
     /// A PEM CA bundle to trust for MTA-STS (the policy fetched over HTTPS and each MX

@@ -39,5 +39,8 @@ mod tasks;
 
 pub use checks::{Check, CheckKind, Validation, worst};
 pub use report::{DomainReport, EndpointReport, MxEntry, RecordSet, RecordSource, RunReport};
-pub use run::{DEFAULT_CONCURRENCY, DEFAULT_DEADLINE, DNS_CONCURRENCY, Monitor, MonitorOptions};
+pub use run::{
+    DEFAULT_CHECK_CONCURRENCY, DEFAULT_CONCURRENCY, DEFAULT_DEADLINE, DEFAULT_SERVE_CONCURRENCY,
+    DNS_CONCURRENCY, Monitor, MonitorOptions,
+};
 pub use targets::{MonitorError, Target, TargetMode};

@@ -27,12 +27,26 @@ use super::fence::Fence;
 use super::judge::{self, EndpointDns};
 use super::report::{EndpointReport, RunReport, domain_report};
 use super::targets::Target;
-use super::tasks::spawn_in_order;
+use super::tasks::{spawn_in_order, spawn_in_order_bounded};
 
 /// The overall time a `check` run may take unless `--timeout` says otherwise.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
-/// How many handshakes run at once unless told otherwise.
-pub const DEFAULT_CONCURRENCY: usize = 16;
+/// How many addresses `check` probes at once unless told otherwise (each with its key
+/// algorithms side by side: up to three connections).
+///
+/// Chosen from `benches/field.sh` (docs/BENCHMARKS.md, "Field": 1,000 endpoints behind a 50 ms
+/// round trip and 1 % loss, the lab's Postfix on the same 2 shared cores): 16 at once took
+/// 29.7 s, 32 took 16.3 s, 64 took 11.2 s and 128 took 10.3 s (latency bounds 18.9, 9.5, 4.8
+/// and 2.4 s). 64 is the first to pass 100× the seeds' loop (106×; 1.19 s a host); past it the
+/// host and the server set the pace, not the round trips, and twice the connections held open
+/// on the servers probed bought 8 %.
+pub const DEFAULT_CHECK_CONCURRENCY: usize = 64;
+/// How many addresses `serve` probes at once unless told otherwise: half of `check`'s, because
+/// it runs all the time beside the services it watches; the same figures put 1,000 endpoints at
+/// 50 ms within 16.3 s at 32, well inside a scrape's minute.
+pub const DEFAULT_SERVE_CONCURRENCY: usize = 32;
+/// `check`'s default (the name other modules used before `check` and `serve` had their own).
+pub const DEFAULT_CONCURRENCY: usize = DEFAULT_CHECK_CONCURRENCY;
 /// How many DNS lookups run at once.
 pub const DNS_CONCURRENCY: usize = 64;
 /// How many names the resolver's validation is probed with, at most.
@@ -341,29 +355,37 @@ impl Monitor {
     ) -> Vec<Checked> {
         let dns_permits = Arc::new(Semaphore::new(DNS_CONCURRENCY));
         let probe_permits = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
-        let checks = endpoints.iter().map(|(ep, _)| {
-            let monitor = self.clone();
-            let resolver = resolver.cloned();
-            let ep = ep.clone();
-            let dns_permits = Arc::clone(&dns_permits);
-            let probe_permits = Arc::clone(&probe_permits);
-            async move {
-                let dns = match &resolver {
-                    Some(r) => {
-                        let _permit = dns_permits.acquire_owned().await.ok();
-                        monitor.endpoint_dns(r, &ep, deadline).await
-                    }
-                    None => EndpointDns::default(),
-                };
-                let plan = monitor.plan(&ep, &dns);
-                let reports = monitor
-                    .probe_endpoint(&ep, &plan, probe_permits, deadline)
-                    .await;
-                Checked { dns, plan, reports }
-            }
-        });
+        // Makers of each endpoint's check (small: what it needs, owned), so that a check's
+        // future exists only once it may run.
+        let checks: Vec<_> = endpoints
+            .iter()
+            .map(|(ep, _)| {
+                let monitor = self.clone();
+                let resolver = resolver.cloned();
+                let ep = ep.clone();
+                let dns_permits = Arc::clone(&dns_permits);
+                let probe_permits = Arc::clone(&probe_permits);
+                move || async move {
+                    let dns = match &resolver {
+                        Some(r) => {
+                            let _permit = dns_permits.acquire_owned().await.ok();
+                            monitor.endpoint_dns(r, &ep, deadline).await
+                        }
+                        None => EndpointDns::default(),
+                    };
+                    let plan = monitor.plan(&ep, &dns);
+                    let reports = monitor
+                        .probe_endpoint(&ep, &plan, probe_permits, deadline)
+                        .await;
+                    Checked { dns, plan, reports }
+                }
+            })
+            .collect();
+        // Endpoints in flight: every DNS permit and every probe permit busy, and as many again
+        // waiting with their DNS done, so that neither half ever idles for want of work.
+        let in_flight = 2 * (DNS_CONCURRENCY + self.options.concurrency.max(1));
         // A task that panicked: nothing was seen (the judges say "not looked up").
-        spawn_in_order(checks)
+        spawn_in_order_bounded(checks, in_flight)
             .await
             .into_iter()
             .map(|checked| {

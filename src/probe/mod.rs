@@ -5,9 +5,9 @@
 //! `judge.rs` turns the attempts into a verdict.
 //!
 //! A server may hold one key per algorithm (RSA and ECDSA side by side) and picks one by the
-//! client's signature algorithms, so each address is probed once per family (RSA, then ECDSA,
-//! then EdDSA) offering only that family's signature algorithms. Every distinct key found must
-//! match: a sender that negotiates the unmatched one would defer mail.
+//! client's signature algorithms, so each address is probed once per family (RSA, ECDSA and
+//! EdDSA at once, one connection each) offering only that family's signature algorithms. Every
+//! distinct key found must match: a sender that negotiates the unmatched one would defer mail.
 //!
 //! The probe takes addresses, not names: resolving the host (and looking up the validated TLSA
 //! records) belongs to the caller.
@@ -223,11 +223,49 @@ impl Prober {
         let deadline = tokio::time::Instant::now() + options.address_timeout;
         let (usable, mut ignored) = split_records(records);
 
+        // Every family side by side, each on its own connection: one after another, an address
+        // cost three sessions' round trips (18 instead of 6: at a 50 ms round trip, 0.9 s
+        // instead of 0.3 s). The outcomes are read in the families' order.
+        let mut set = JoinSet::new();
+        for (i, (_, context)) in self.inner.contexts.iter().enumerate() {
+            let (prober, context) = (self.clone(), context.clone());
+            let (target, usable) = (target.clone(), usable.clone());
+            set.spawn(async move {
+                let mut unusable = Vec::new();
+                let attempt = prober.attempt(&context, &target, &usable, i == 0, &mut unusable);
+                let outcome = match timeout_at(deadline, attempt).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Outcome::Failed {
+                        error: format!(
+                            "the time limit for the address ({}s) ran out",
+                            prober.inner.options.address_timeout.as_secs_f64()
+                        ),
+                        definitive: false,
+                        skip_rest: true,
+                    },
+                };
+                (i, outcome, unusable)
+            });
+        }
+        let mut outcomes: Vec<Option<Outcome>> = std::iter::repeat_with(|| None)
+            .take(self.inner.contexts.len())
+            .collect();
+        while let Some(joined) = set.join_next().await {
+            if let Ok((i, outcome, unusable)) = joined {
+                ignored.extend(unusable);
+                if let Some(slot) = outcomes.get_mut(i) {
+                    *slot = Some(outcome);
+                }
+            }
+        }
+
         let mut keys: Vec<KeyReport> = Vec::new();
         let mut chains: Vec<Vec<X509>> = Vec::new();
         let mut attempts = Vec::new();
         let mut skip = false;
-        for (i, (algorithm, context)) in self.inner.contexts.iter().enumerate() {
+        for ((algorithm, _), outcome) in self.inner.contexts.iter().zip(outcomes) {
+            // After a failure that says the rest would fail alike (refused, the address's time
+            // limit), the later families are reported skipped, as when they ran one by one.
             if skip {
                 attempts.push(Attempt {
                     algorithm: *algorithm,
@@ -235,18 +273,11 @@ impl Prober {
                 });
                 continue;
             }
-            let attempt = self.attempt(context, target, &usable, i == 0, &mut ignored);
-            let outcome = match timeout_at(deadline, attempt).await {
-                Ok(outcome) => outcome,
-                Err(_) => Outcome::Failed {
-                    error: format!(
-                        "the time limit for the address ({}s) ran out",
-                        options.address_timeout.as_secs_f64()
-                    ),
-                    definitive: false,
-                    skip_rest: true,
-                },
-            };
+            let outcome = outcome.unwrap_or_else(|| Outcome::Failed {
+                error: "internal error: the attempt's task ended without an outcome".into(),
+                definitive: false,
+                skip_rest: false,
+            });
             let outcome = match outcome {
                 Outcome::Key(found) => {
                     let Found { mut report, chain } = *found;

@@ -12,8 +12,9 @@
 //! - For alert tests: [`sink`] (a webhook receiver that keeps every body); for MTA-STS,
 //!   [`https`] (an HTTPS server of fixed pages, certificate from the test PKI).
 //! - For rollover tests: [`world`] (DNS lab, MX, DANE sender, dane-roll configuration); for
-//!   field conditions, [`field`] (an IPv6 prefix without a route) and [`netns`] (the field lab:
-//!   servers and host in two network namespaces joined by a veth pair, `nft` per test).
+//!   field conditions, [`field`] (an IPv6 prefix without a route), [`netns`] (the field lab:
+//!   servers and host in two network namespaces joined by a veth pair, `nft` per test) and
+//!   [`relay`] (delay, jitter and loss between two loopback addresses, TCP and UDP).
 
 pub mod acme;
 pub mod conf;
@@ -29,6 +30,7 @@ pub mod pki;
 pub mod ports;
 pub mod postfix;
 pub mod process;
+pub mod relay;
 pub mod sink;
 pub mod tools;
 pub mod world;
