@@ -98,6 +98,9 @@ impl Store {
                 })?;
         }
         let conn = Connection::open(&path).map_err(|e| classify(&path, e))?;
+        // Before the first read: another process may be creating or migrating the file.
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| classify(&path, e))?;
         if existed {
             guard::not_lost(&conn, &path, state_dir)?;
         }
@@ -115,9 +118,7 @@ impl Store {
         let err = |e| classify(&path, e);
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
         if wal {
-            let mode: String = conn
-                .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-                .map_err(err)?;
+            let mode = wal_mode(&conn).map_err(err)?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(StoreError::ReadOnly {
                     path,
@@ -186,5 +187,24 @@ impl Store {
     fn slot(&self, service: &str, slot: &str) -> Result<Slot, StoreError> {
         slot.parse()
             .map_err(|e: SlotError| self.bad_state(service, slot, e))
+    }
+}
+
+/// Switch the database to WAL, waiting for other openers. SQLite takes the exclusive lock this
+/// needs without calling the busy handler (two processes creating the store at once, e.g. a
+/// `status` poll beside the `deploy` that creates it, got "database is locked" at once), so
+/// the wait is ours: retried every 10 ms up to the busy timeout.
+fn wal_mode(conn: &Connection) -> rusqlite::Result<String> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)) {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
     }
 }

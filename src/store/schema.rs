@@ -167,7 +167,14 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<Migrated> {
         return Ok(Migrated::Current);
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
-        let tx = conn.transaction()?;
+        // Another process (a status poll beside the deploy that creates the store) may be
+        // migrating the same file: take the write lock first (waiting up to the busy timeout),
+        // then look again at what is applied, so a step is never run twice.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        if version(&tx)? as usize > index {
+            tx.commit()?;
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(
             None,

@@ -65,6 +65,30 @@ fn migrations_apply_from_zero_and_are_idempotent() {
     assert_eq!(store.schema_version().unwrap(), latest_version());
 }
 
+/// Two processes that open a new store at once (a `status` poll beside the `deploy` that
+/// creates it) both migrate it: each step runs once, neither fails with "table … already
+/// exists" (seen in CI as a `status --json` exiting 2 during a lab rollover).
+#[test]
+fn stores_opened_at_once_migrate_the_file_once() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let start = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                let (state, start) = (state.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    Store::open(&state).map(drop).map_err(|e| e.to_string())
+                })
+            })
+            .collect();
+        for opener in openers {
+            assert_eq!(opener.join().unwrap(), Ok(()));
+        }
+    }
+}
+
 #[test]
 fn a_store_on_disk_is_private_and_reopens() {
     let dir = tempfile::tempdir().unwrap();
