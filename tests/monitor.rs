@@ -668,36 +668,7 @@ fn bench_monitor_lab_hold() {
     .unwrap();
     let rdata = leaf.tlsa_311().unwrap();
     let mx = rx.addr().ip().to_string();
-    let hosts: Vec<String> = (1..=n).map(|i| format!("b{i}.example.test")).collect();
-    for batch in hosts.chunks(50) {
-        let mut lines = vec!["zone example.test.".to_string()];
-        for h in batch {
-            lines.push(format!("update add {h}. 300 IN A {mx}"));
-            lines.push(format!("update add _25._tcp.{h}. 300 IN TLSA {rdata}"));
-        }
-        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-        assert!(dns.nsupdate(&refs).unwrap().is_ok());
-    }
-    // BIND's inline signing can lag (docs/LAB.md: the last records of a burst may stay out until the
-    // next update): every record must be served signed; nudge with another update when not.
-    for (i, h) in hosts.iter().enumerate() {
-        let owner = format!("_25._tcp.{h}");
-        let mut nudges = 0;
-        while dns
-            .wait_served_everywhere(&owner, &rdata, Duration::from_secs(3))
-            .is_err()
-        {
-            nudges += 1;
-            assert!(nudges <= 20, "{owner} never served signed");
-            let nudge = format!("update add nudge{i}-{nudges}.example.test. 60 IN TXT \"x\"");
-            assert!(
-                dns.nsupdate(&["zone example.test.", &nudge])
-                    .unwrap()
-                    .is_ok()
-            );
-        }
-    }
-    dns.flush_resolver().unwrap();
+    let hosts = dns.publish_fleet(n, &mx, &rdata);
     let list = format!("{file}.hosts");
     std::fs::write(&list, hosts.join("\n") + "\n").unwrap();
     let text = format!(

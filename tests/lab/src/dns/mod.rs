@@ -23,6 +23,7 @@
 
 pub mod alias;
 pub mod config;
+pub mod fleet;
 pub mod query;
 pub mod update;
 
