@@ -688,12 +688,15 @@ impl DnsLab {
     /// Freeze Knot's zones: it keeps answering with the data it has and postpones transfers
     /// (BIND's NOTIFYs included) until [`DnsLab::thaw_knot`]. A secondary that lags.
     pub fn freeze_knot(&self) -> io::Result<()> {
-        self.knotc(&["zone-freeze"]).map(drop)
+        // Blocking (`-b`): knotc returns once the freeze is in effect. Without it the freeze is
+        // only queued, and a NOTIFY arriving meanwhile was still transferred (seen in CI: "a
+        // frozen Knot must not serve the new record").
+        self.knotc(&["-b", "zone-freeze"]).map(drop)
     }
 
     /// Let Knot catch up again after [`DnsLab::freeze_knot`].
     pub fn thaw_knot(&self) -> io::Result<()> {
-        self.knotc(&["zone-thaw"]).map(drop)
+        self.knotc(&["-b", "zone-thaw"]).map(drop)
     }
 
     // ----- pausing -----
