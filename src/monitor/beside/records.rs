@@ -51,26 +51,49 @@ fn versioned<'a>(texts: &'a [String], version: &str) -> Vec<&'a str> {
         .collect()
 }
 
-/// The TLSRPT record among the TXT records at `_smtp._tls.DOMAIN`: `Ok(None)` when there is
-/// none, an error (in words) when it cannot be used.
-pub fn tlsrpt(texts: &[String]) -> Result<Option<TlsrptRecord>, String> {
-    let found = versioned(texts, "v=TLSRPTv1");
+/// The value of the field `key` in the one record among `texts` that starts with `version`:
+/// `Ok(None)` when no record starts with it; an error when several do (senders then use none;
+/// `name` names the record in the message), when a field is not `key=value`, or `missing` when
+/// the record has no `key` field.
+fn required_field<'a>(
+    texts: &'a [String],
+    version: &str,
+    name: &str,
+    key: &str,
+    missing: &str,
+) -> Result<Option<&'a str>, String> {
+    let found = versioned(texts, version);
     let text = match found.as_slice() {
         [] => return Ok(None),
         [one] => *one,
         _ => {
             return Err(format!(
-                "{} TLSRPT records: senders use none when there is more than one",
+                "{} {name} records: senders use none when there is more than one",
                 found.len()
             ));
         }
     };
-    let fields = fields(text)?;
-    let rua = fields
-        .iter()
-        .find(|(k, _)| *k == "rua")
-        .map(|(_, v)| *v)
-        .ok_or("no rua= field: senders have nowhere to send reports")?;
+    let value = fields(text)?
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+        .ok_or(missing)?;
+    Ok(Some(value))
+}
+
+/// The TLSRPT record among the TXT records at `_smtp._tls.DOMAIN`: `Ok(None)` when there is
+/// none, an error (in words) when it cannot be used.
+pub fn tlsrpt(texts: &[String]) -> Result<Option<TlsrptRecord>, String> {
+    let Some(rua) = required_field(
+        texts,
+        "v=TLSRPTv1",
+        "TLSRPT",
+        "rua",
+        "no rua= field: senders have nowhere to send reports",
+    )?
+    else {
+        return Ok(None);
+    };
     let mut uris = Vec::new();
     for uri in rua.split(',').map(str::trim) {
         usable_uri(uri)?;
@@ -115,23 +138,9 @@ fn usable_uri(uri: &str) -> Result<(), String> {
 /// The MTA-STS record among the TXT records at `_mta-sts.DOMAIN`: `Ok(None)` when there is
 /// none, an error (in words) when senders cannot use it.
 pub fn sts(texts: &[String]) -> Result<Option<StsRecord>, String> {
-    let found = versioned(texts, "v=STSv1");
-    let text = match found.as_slice() {
-        [] => return Ok(None),
-        [one] => *one,
-        _ => {
-            return Err(format!(
-                "{} MTA-STS records: senders use none when there is more than one",
-                found.len()
-            ));
-        }
+    let Some(id) = required_field(texts, "v=STSv1", "MTA-STS", "id", "no id= field")? else {
+        return Ok(None);
     };
-    let fields = fields(text)?;
-    let id = fields
-        .iter()
-        .find(|(k, _)| *k == "id")
-        .map(|(_, v)| *v)
-        .ok_or("no id= field")?;
     if id.is_empty() || id.len() > 32 || !id.chars().all(|c| c.is_ascii_alphanumeric()) {
         return Err(format!("id \"{id}\" is not 1 to 32 letters and digits"));
     }
