@@ -34,7 +34,7 @@ pub use alert::{Alert, Severity, check_id, rfc3339};
 pub use delivery::{ChannelError, ChannelFailure, Delivery, NotifyError, Outcome, Sent};
 pub use policy::{AlertMemory, AlertState, Decision, MemoryAlerts, Notice, decide, retire};
 pub use redact::{MASK, scrub, url_origin};
-pub(crate) use redact::{error_chain, excerpt, http_exchange};
+pub(crate) use redact::{error_chain, error_with_causes, excerpt, http_exchange};
 
 /// The `User-Agent` of webhook and Telegram requests.
 pub const USER_AGENT: &str = concat!("dane-roll/", env!("CARGO_PKG_VERSION"));

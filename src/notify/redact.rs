@@ -47,9 +47,9 @@ pub(crate) async fn http_exchange<T>(
     }
 }
 
-/// An error and its causes, `a: b: c`, skipping a cause whose text its parent already holds
-/// and a part that repeats the one before (`Connection error: Connection error: …`).
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+/// An error and its causes, `a: b: c`, skipping a cause whose text its parents already hold
+/// (reqwest's and lettre's own words are terse: the TLS or socket reason is in a source).
+pub(crate) fn error_with_causes(err: &dyn std::error::Error) -> String {
     let mut out = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -60,6 +60,13 @@ pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
+    out
+}
+
+/// [`error_with_causes`], also skipping a part that repeats the one before
+/// (`Connection error: Connection error: …`).
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
+    let out = error_with_causes(err);
     let mut parts: Vec<&str> = Vec::new();
     for part in out.split(": ") {
         if parts.last() != Some(&part) {

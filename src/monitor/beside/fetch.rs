@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::dns::Resolver;
+use crate::notify::error_with_causes;
 
 use super::super::fence::internal_range;
 use super::webpki::Trust;
@@ -92,7 +93,7 @@ impl Fetcher {
         }
         let client = builder
             .build()
-            .map_err(|e| format!("cannot set up the HTTPS client: {}", chain(&e)))?;
+            .map_err(|e| format!("cannot set up the HTTPS client: {}", error_with_causes(&e)))?;
         Ok(Fetcher { client })
     }
 
@@ -104,7 +105,7 @@ impl Fetcher {
             .get(&url)
             .send()
             .await
-            .map_err(|e| format!("{url}: {}", chain(&e)))?;
+            .map_err(|e| format!("{url}: {}", error_with_causes(&e)))?;
         let status = response.status();
         if status.is_redirection() {
             let to = response
@@ -148,7 +149,7 @@ impl Fetcher {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| format!("{url}: {}", chain(&e)))?
+            .map_err(|e| format!("{url}: {}", error_with_causes(&e)))?
         {
             if body.len() + chunk.len() > POLICY_MAX_BYTES {
                 return Err(too_big());
@@ -157,21 +158,6 @@ impl Fetcher {
         }
         String::from_utf8(body).map_err(|_| format!("{url} is not UTF-8 text"))
     }
-}
-
-/// An error with its causes (reqwest's own words are terse: the TLS reason is in a source).
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
