@@ -116,21 +116,23 @@ impl Report {
 
 /// Read at most [`MAX_INPUT`] bytes of `reader`; more is an error naming `input`.
 pub fn read_bounded(reader: impl Read, input: &str) -> Result<Vec<u8>, ReportError> {
-    let mut buf = Vec::new();
-    reader
-        .take(MAX_INPUT as u64 + 1)
-        .read_to_end(&mut buf)
+    read_at_most(reader, MAX_INPUT)
         .map_err(|source| ReportError::Read {
             input: input.to_owned(),
             source,
-        })?;
-    if buf.len() > MAX_INPUT {
-        return Err(ReportError::TooLarge {
+        })?
+        .ok_or_else(|| ReportError::TooLarge {
             input: input.to_owned(),
             limit: MAX_INPUT,
-        });
-    }
-    Ok(buf)
+        })
+}
+
+/// All of `reader` if it holds at most `limit` bytes, `Ok(None)` if it holds more (it reads
+/// one byte past `limit` to tell, no more).
+fn read_at_most(reader: impl Read, limit: usize) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut buf)?;
+    Ok((buf.len() <= limit).then_some(buf))
 }
 
 /// The report in `bytes`: a bare JSON report, a gzip-compressed one, or a report mail.
@@ -216,24 +218,18 @@ enum Kind {
 
 /// Inflate `data`, stopping past [`MAX_JSON`] bytes.
 fn gunzip(data: &[u8], input: &str) -> Result<Vec<u8>, ReportError> {
-    let mut out = Vec::new();
-    flate2::read::GzDecoder::new(data)
-        .take(MAX_JSON as u64 + 1)
-        .read_to_end(&mut out)
+    read_at_most(flate2::read::GzDecoder::new(data), MAX_JSON)
         .map_err(|e| ReportError::Gzip {
             input: input.to_owned(),
             detail: match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => "truncated".to_owned(),
                 _ => e.to_string(),
             },
-        })?;
-    if out.len() > MAX_JSON {
-        return Err(ReportError::Bomb {
+        })?
+        .ok_or_else(|| ReportError::Bomb {
             input: input.to_owned(),
             limit: MAX_JSON,
-        });
-    }
-    Ok(out)
+        })
 }
 
 /// The report in JSON text: smoothed ([`super::quirks`]), read by `mail-auth`, then checked
