@@ -250,6 +250,15 @@ mod tests {
         })
     }
 
+    /// A state: `severity` since minute `since`, last told at minute `told` (`None`: never).
+    fn state(severity: Severity, since: u64, told: Option<u64>) -> AlertState {
+        AlertState {
+            severity,
+            since: at(since),
+            last_sent: told.map(at),
+        }
+    }
+
     /// Run one observation through a memory, as the notifier does, assuming delivery works.
     fn step(memory: &mut MemoryAlerts, severity: Severity, minutes: u64) -> Option<Notice> {
         step_with(memory, severity, minutes, true)
@@ -393,20 +402,12 @@ mod tests {
 
     #[test]
     fn a_retired_bad_check_recovers_once_an_ok_one_silently() {
-        let bad = AlertState {
-            severity: Severity::Critical,
-            since: at(0),
-            last_sent: Some(at(0)),
-        };
+        let bad = state(Severity::Critical, 0, Some(0));
         let d = retire(&bad);
         assert_eq!(d.notice, recovered(Severity::Critical, 0));
         assert!(!d.state_after(true).severity.is_bad());
         assert_eq!(d.state_after(false), bad, "kept until the recovery is told");
-        let ok = AlertState {
-            severity: Severity::Ok,
-            since: at(0),
-            last_sent: None,
-        };
+        let ok = state(Severity::Ok, 0, None);
         assert_eq!(retire(&ok).notice, None);
         let mut m = MemoryAlerts::new();
         m.put(ID, bad).unwrap();
@@ -418,11 +419,7 @@ mod tests {
 
     #[test]
     fn a_clock_going_back_does_not_repeat() {
-        let before = AlertState {
-            severity: Severity::Critical,
-            since: at(100),
-            last_sent: Some(at(100)),
-        };
+        let before = state(Severity::Critical, 100, Some(100));
         let d = decide(Some(&before), Severity::Critical, at(10), HOUR);
         assert_eq!(d.notice, None);
         assert_eq!(d.state_after(true), before);

@@ -31,6 +31,25 @@ fn lineage(root: &Path) -> Lineage {
     Lineage::open(&live).unwrap()
 }
 
+/// A [`lineage`] in a new temporary directory, and a new key in `next.key` beside it.
+fn lineage_and_next_key() -> (tempfile::TempDir, Lineage, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let l = lineage(dir.path());
+    let next = dir.path().join("next.key");
+    fs::write(&next, key_pem()).unwrap();
+    (dir, l, next)
+}
+
+/// Point the live `privkey.pem` link at archive version `version`, as certbot does.
+fn certbot_links_privkey(l: &Lineage, version: u32) {
+    fs::remove_file(l.privkey_link()).unwrap();
+    symlink(
+        format!("../../archive/x/privkey{version}.pem"),
+        l.privkey_link(),
+    )
+    .unwrap();
+}
+
 #[test]
 fn config_dir_from_passed_through_arguments() {
     let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
@@ -64,13 +83,10 @@ fn versions_are_parsed_strictly() {
 
 #[test]
 fn stage_then_undo_leaves_the_lineage_as_it_was() {
-    let dir = tempfile::tempdir().unwrap();
-    let l = lineage(dir.path());
+    let (_dir, l, next) = lineage_and_next_key();
     assert_eq!(l.name(), "x");
     assert_eq!(l.max_version().unwrap(), 2);
-    let next = dir.path().join("next.key");
-    let pem = key_pem();
-    fs::write(&next, &pem).unwrap();
+    let pem = fs::read(&next).unwrap();
     let before = fs::read_link(l.privkey_link()).unwrap();
 
     let staged = l.stage(&next).unwrap();
@@ -104,16 +120,12 @@ fn stage_then_undo_leaves_the_lineage_as_it_was() {
 
 #[test]
 fn finish_deletes_an_unused_copy_and_keeps_a_used_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let l = lineage(dir.path());
-    let next = dir.path().join("next.key");
-    fs::write(&next, key_pem()).unwrap();
+    let (_dir, l, next) = lineage_and_next_key();
 
     // certbot wrote version 4 as a file and moved the links there: the copy is unused.
     let staged = l.stage(&next).unwrap();
     fs::copy(staged.staged_file(), l.archive.join("privkey4.pem")).unwrap();
-    fs::remove_file(l.privkey_link()).unwrap();
-    symlink("../../archive/x/privkey4.pem", l.privkey_link()).unwrap();
+    certbot_links_privkey(&l, 4);
     assert!(staged.finish().unwrap());
     assert!(!l.archive.join("privkey3.pem").exists());
 
@@ -121,21 +133,16 @@ fn finish_deletes_an_unused_copy_and_keeps_a_used_one() {
     let staged = l.stage(&next).unwrap();
     let file = staged.staged_file().to_path_buf();
     symlink(file.file_name().unwrap(), l.archive.join("privkey9.pem")).unwrap();
-    fs::remove_file(l.privkey_link()).unwrap();
-    symlink("../../archive/x/privkey9.pem", l.privkey_link()).unwrap();
+    certbot_links_privkey(&l, 9);
     assert!(!staged.finish().unwrap());
     assert!(file.exists());
 }
 
 #[test]
 fn undo_leaves_a_link_certbot_moved_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let l = lineage(dir.path());
-    let next = dir.path().join("next.key");
-    fs::write(&next, key_pem()).unwrap();
+    let (_dir, l, next) = lineage_and_next_key();
     let staged = l.stage(&next).unwrap();
-    fs::remove_file(l.privkey_link()).unwrap();
-    symlink("../../archive/x/privkey1.pem", l.privkey_link()).unwrap();
+    certbot_links_privkey(&l, 1);
     staged.undo().unwrap();
     assert_eq!(
         fs::read_link(l.privkey_link()).unwrap(),

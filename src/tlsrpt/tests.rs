@@ -7,7 +7,7 @@ use crate::rollover::{Event, KeyHash, PhaseName, Slot, Timestamp, TlsaAt};
 use crate::store::{PublishedRecord, StoredEvent};
 
 use super::journal::{Journal, ServiceView};
-use super::tie::{Seen, Verdict, tie};
+use super::tie::{Seen, Tie, Verdict, tie};
 
 const OWNER: &str = "_25._tcp.mail.example.test.";
 const T0: i64 = 1_796_540_400_000; // 2026-12-06T07:00:00Z
@@ -94,11 +94,15 @@ fn seen<'a>(policy: &'a PolicyDetails, from: i64, to: i64) -> Seen<'a> {
     }
 }
 
+/// The tie of a report from an hour before the rollover to a day later, in which the MX host
+/// showed `records`.
+fn tie_across_the_rollover(records: &[KeyHash]) -> Tie {
+    tie(&journal(), seen(&policy(records, true), -60, 24 * 60))
+}
+
 #[test]
 fn the_old_record_alone_after_the_install_means_the_wait_was_too_short() {
-    let j = journal();
-    let p = policy(&[key(0xa)], true);
-    let t = tie(&j, seen(&p, -60, 24 * 60));
+    let t = tie_across_the_rollover(&[key(0xa)]);
     assert_eq!(t.verdict, Verdict::OldAfterInstall, "{t:#?}");
     assert!(
         t.explanation.starts_with(
@@ -130,9 +134,7 @@ fn the_old_record_alone_after_the_install_means_the_wait_was_too_short() {
 
 #[test]
 fn old_and_new_records_are_ours() {
-    let j = journal();
-    let p = policy(&[key(0xa), key(0xb)], true);
-    let t = tie(&j, seen(&p, -60, 24 * 60));
+    let t = tie_across_the_rollover(&[key(0xa), key(0xb)]);
     assert_eq!(t.verdict, Verdict::Ours, "{t:#?}");
     assert!(t.explanation.starts_with("Microsoft Corporation saw ours"));
     assert!(t.seen.iter().all(|s| s.ours));
@@ -140,9 +142,7 @@ fn old_and_new_records_are_ours() {
 
 #[test]
 fn a_record_we_never_published_is_not_ours() {
-    let j = journal();
-    let p = policy(&[key(0xc)], true);
-    let t = tie(&j, seen(&p, -60, 24 * 60));
+    let t = tie_across_the_rollover(&[key(0xc)]);
     assert_eq!(t.verdict, Verdict::NotOurs, "{t:#?}");
     assert!(t.explanation.contains("had not published then"));
 }

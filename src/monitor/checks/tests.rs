@@ -341,18 +341,24 @@ fn chained(matched: Option<(TlsaRecord, u32)>, days: i64, cas: &[(&str, u8, bool
     k
 }
 
-#[test]
-fn a_dane_ta_record_pinning_an_intermediate_is_a_warning_that_says_why() {
-    let ta = record(Usage::DaneTa, 7);
-    let served = address(
+/// A passing address serving a 90-day leaf, the intermediate CN=E5 (key byte 7) and the
+/// self-signed root CN=Root (key byte 8), `matched` at chain depth `depth`.
+fn served_with_e5_and_root(matched: &TlsaRecord, depth: u32) -> AddressReport {
+    address(
         Verdict::Pass,
         vec![chained(
-            Some((ta.clone(), 1)),
+            Some((matched.clone(), depth)),
             90,
             &[("E5", 7, false), ("Root", 8, true)],
         )],
         Vec::new(),
-    );
+    )
+}
+
+#[test]
+fn a_dane_ta_record_pinning_an_intermediate_is_a_warning_that_says_why() {
+    let ta = record(Usage::DaneTa, 7);
+    let served = served_with_e5_and_root(&ta, 1);
     let check = tlsa_anchor(&ep(), &[ta], &[served]).expect("a check");
     assert_eq!(check.status, Severity::Warning, "{check:?}");
     assert_eq!(check.kind.as_str(), "tlsa-anchor");
@@ -374,15 +380,7 @@ fn a_dane_ta_record_pinning_an_intermediate_is_a_warning_that_says_why() {
 fn a_dane_ta_record_pinning_a_root_is_a_note_and_none_is_no_check() {
     let ta = record(Usage::DaneTa, 8);
     let ee = record(Usage::DaneEe, 0xab);
-    let served = address(
-        Verdict::Pass,
-        vec![chained(
-            Some((ee.clone(), 0)),
-            90,
-            &[("E5", 7, false), ("Root", 8, true)],
-        )],
-        Vec::new(),
-    );
+    let served = served_with_e5_and_root(&ee, 0);
     let check =
         tlsa_anchor(&ep(), &[ee.clone(), ta], std::slice::from_ref(&served)).expect("a check");
     assert_eq!(check.status, Severity::Ok, "{check:?}");
