@@ -181,20 +181,7 @@ impl TestPki {
 
     /// A leaf for `names` with the given key and validity (e.g. the pre-published next key).
     pub fn leaf_for_key(&self, names: &[&str], key: Key, validity: Validity) -> io::Result<Leaf> {
-        let cn = names.first().copied().unwrap_or(MX_HOST);
-        let cert = build(
-            cn,
-            &key,
-            Some((&self.intermediate.cert, &self.intermediate.key)),
-            Role::Leaf,
-            names,
-            validity,
-        )?;
-        Ok(Leaf {
-            key,
-            cert,
-            chain: vec![self.intermediate.cert.clone()],
-        })
+        self.leaf_from(&self.intermediate, names, key, validity)
     }
 
     /// A leaf for `names` that expired yesterday.
