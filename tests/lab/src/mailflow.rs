@@ -12,7 +12,7 @@ use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::postfix::{RECIPIENT, Sender, TestMail, Verdict};
+use crate::postfix::{RECIPIENT, Sender, TestMail, Verdict, attempt};
 
 /// One mail handed to the sender.
 #[derive(Debug, Clone)]
@@ -168,46 +168,6 @@ pub fn judge_log(log: &str, sent: &[SentMail]) -> Vec<Fate> {
             }
         })
         .collect()
-}
-
-/// The process tag of a log line: `postfix/smtp[1234]`.
-fn proc_tag(line: &str) -> Option<&str> {
-    let end = line.find("]: ")?;
-    let start = line[..end].rfind(' ')? + 1;
-    Some(&line[start..=end])
-}
-
-/// The outcome the status line `lines[i]` reports; for a delivery, the TLS line of the same smtp
-/// process before it says whether the session was verified.
-fn attempt(lines: &[&str], i: usize) -> Option<Verdict> {
-    let l = lines[i];
-    let pos = l.find(" status=")?;
-    let status = &l[pos + 8..];
-    let (word, reason) = status.split_once(' ').unwrap_or((status, ""));
-    let reason = reason
-        .trim()
-        .trim_start_matches('(')
-        .trim_end_matches(')')
-        .to_string();
-    match word {
-        "sent" => {
-            let tag = proc_tag(l);
-            let tls = lines[..i]
-                .iter()
-                .rev()
-                .find(|t| proc_tag(t) == tag && t.contains("TLS connection established to"));
-            Some(match tls {
-                Some(t) if t.contains("]: Verified TLS connection") => {
-                    Verdict::Verified(t.to_string())
-                }
-                Some(t) => Verdict::SentUnverified(t.to_string()),
-                None => Verdict::SentUnverified(l.to_string()),
-            })
-        }
-        "deferred" => Some(Verdict::Deferred(reason)),
-        "bounced" => Some(Verdict::Bounced(reason)),
-        _ => None,
-    }
 }
 
 #[cfg(test)]

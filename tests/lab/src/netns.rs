@@ -22,7 +22,7 @@
 //! run (their PID is gone) are deleted by the next field lab.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,6 +31,7 @@ use nix::sched::{CloneFlags, setns};
 
 use crate::dns::tool;
 use crate::ports::LoopbackBlock;
+use crate::process::output_with_input;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
@@ -281,20 +282,15 @@ pub fn available() -> Result<(), String> {
 
 /// `nft -f -` with `script` in namespace `ns`.
 fn nft_script(ns: &str, script: &str) -> io::Result<()> {
-    let mut child = Command::new(tool("ip"))
-        .args(["netns", "exec", ns])
-        .arg(tool("nft"))
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .ok_or_else(|| io::Error::other("no stdin"))?
-        .write_all(script.as_bytes())?;
-    let out = child.wait_with_output()?;
+    let out = output_with_input(
+        Command::new(tool("ip"))
+            .args(["netns", "exec", ns])
+            .arg(tool("nft"))
+            .args(["-f", "-"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+        script.as_bytes(),
+    )?;
     if out.status.success() {
         Ok(())
     } else {

@@ -45,7 +45,7 @@ use openssl::x509::X509;
 
 use crate::pki;
 use crate::ports::LoopbackBlock;
-use crate::process::{Daemon, tail};
+use crate::process::{Daemon, output_with_input, tail};
 use crate::tools;
 
 /// How long an instance gets to start, and a child to exit after the master stopped.
@@ -859,20 +859,15 @@ impl Sender {
             "From: <lab@{SENDER_HOST}>\r\nTo: <{to}>\r\nSubject: dane-roll lab test {n}\r\n\
              Message-ID: <{message_id}>\r\n\r\nA test mail from the dane-roll lab.\r\n"
         );
-        let mut child = Command::new(tool("sendmail"))
-            .arg("-C")
-            .arg(self.inst.etc())
-            .args(["-i", "-f", &format!("lab@{SENDER_HOST}"), "--", to])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        child
-            .stdin
-            .take()
-            .ok_or_else(|| io::Error::other("lab: sendmail stdin"))?
-            .write_all(msg.as_bytes())?;
-        let out = child.wait_with_output()?;
+        let out = output_with_input(
+            Command::new(tool("sendmail"))
+                .arg("-C")
+                .arg(self.inst.etc())
+                .args(["-i", "-f", &format!("lab@{SENDER_HOST}"), "--", to])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped()),
+            msg.as_bytes(),
+        )?;
         if !out.status.success() {
             return Err(io::Error::other(format!(
                 "lab: sendmail failed ({}): {}",
@@ -978,6 +973,16 @@ fn queue_id_in(log: &str, message_id: &str) -> Option<String> {
     })
 }
 
+/// The first outcome logged for queue ID `qid`.
+fn verdict_in(log: &str, qid: &str) -> Verdict {
+    let lines: Vec<&str> = log.lines().collect();
+    let prefix = format!("]: {qid}: ");
+    (0..lines.len())
+        .filter(|&i| lines[i].contains(&prefix))
+        .find_map(|i| attempt(&lines, i))
+        .unwrap_or(Verdict::Pending)
+}
+
 /// The process tag of a log line: `postfix/smtp[1234]`.
 fn proc_tag(line: &str) -> Option<&str> {
     let end = line.find("]: ")?;
@@ -985,45 +990,37 @@ fn proc_tag(line: &str) -> Option<&str> {
     Some(&line[start..=end])
 }
 
-/// The first outcome logged for queue ID `qid`.
-fn verdict_in(log: &str, qid: &str) -> Verdict {
-    let lines: Vec<&str> = log.lines().collect();
-    let prefix = format!("]: {qid}: ");
-    for (i, l) in lines.iter().enumerate() {
-        if !l.contains(&prefix) {
-            continue;
+/// The outcome the status line `lines[i]` reports; for a delivery, the TLS line of the same smtp
+/// process before it says whether the session was verified.
+pub(crate) fn attempt(lines: &[&str], i: usize) -> Option<Verdict> {
+    let l = lines[i];
+    let pos = l.find(" status=")?;
+    let status = &l[pos + 8..];
+    let (word, reason) = status.split_once(' ').unwrap_or((status, ""));
+    let reason = reason
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .to_string();
+    match word {
+        "sent" => {
+            let tag = proc_tag(l);
+            let tls = lines[..i]
+                .iter()
+                .rev()
+                .find(|t| proc_tag(t) == tag && t.contains("TLS connection established to"));
+            Some(match tls {
+                Some(t) if t.contains("]: Verified TLS connection") => {
+                    Verdict::Verified(t.to_string())
+                }
+                Some(t) => Verdict::SentUnverified(t.to_string()),
+                None => Verdict::SentUnverified(l.to_string()),
+            })
         }
-        let Some(pos) = l.find(" status=") else {
-            continue;
-        };
-        let status = &l[pos + 8..];
-        let (word, reason) = status.split_once(' ').unwrap_or((status, ""));
-        let reason = reason
-            .trim()
-            .trim_start_matches('(')
-            .trim_end_matches(')')
-            .to_string();
-        match word {
-            "sent" => {
-                let tag = proc_tag(l);
-                let tls = lines[..i]
-                    .iter()
-                    .rev()
-                    .find(|t| proc_tag(t) == tag && t.contains("TLS connection established to"));
-                return match tls {
-                    Some(t) if t.contains("]: Verified TLS connection") => {
-                        Verdict::Verified(t.to_string())
-                    }
-                    Some(t) => Verdict::SentUnverified(t.to_string()),
-                    None => Verdict::SentUnverified(l.to_string()),
-                };
-            }
-            "deferred" => return Verdict::Deferred(reason),
-            "bounced" => return Verdict::Bounced(reason),
-            _ => continue,
-        }
+        "deferred" => Some(Verdict::Deferred(reason)),
+        "bounced" => Some(Verdict::Bounced(reason)),
+        _ => None,
     }
-    Verdict::Pending
 }
 
 #[cfg(test)]

@@ -6,11 +6,13 @@
 //! leaves nothing running. Spawned children also get `setpriv --pdeathsig KILL`, so they die with
 //! the thread that started them even if the test process is killed outright; a lab must therefore
 //! stay on the thread that started it.
+//!
+//! [`output_with_input`] runs a short-lived tool fed on its standard input (nsupdate, nft, …).
 
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{self, Signal};
@@ -207,6 +209,21 @@ fn is_zombie(pid: u32) -> bool {
                 .map(|(_, rest)| rest.trim_start().starts_with('Z'))
         })
         .unwrap_or(false)
+}
+
+/// Run `cmd` to its end with `input` on its standard input (closed once written); what it wrote,
+/// as far as `cmd` pipes its standard output and error.
+pub(crate) fn output_with_input(cmd: &mut Command, input: &[u8]) -> io::Result<Output> {
+    let mut child = cmd.stdin(Stdio::piped()).spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| {
+            let program = cmd.get_program().to_string_lossy();
+            io::Error::other(format!("lab: {program}: no stdin"))
+        })?
+        .write_all(input)?;
+    child.wait_with_output()
 }
 
 /// The last `lines` lines of a file (at most its last 64 KiB).

@@ -41,7 +41,7 @@ use nix::sys::signal::Signal;
 
 use crate::pdns::Pdns;
 use crate::ports::{LoopbackBlock, loopback_block};
-use crate::process::Daemon;
+use crate::process::{Daemon, output_with_input};
 use crate::{LabDir, tools};
 
 use alias::LoopbackAlias;
@@ -330,18 +330,13 @@ impl DnsLab {
             .arg(format!("@{}", self.addrs.ns1))
             .args(["+norec", "+noall", "+answer", "+nosplit", ZONE, "DNSKEY"])
             .output()?;
-        let mut ds = Command::new(tool("dnssec-dsfromkey"))
-            .args(["-2", "-f", "-", ZONE])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        use std::io::Write;
-        ds.stdin
-            .take()
-            .ok_or_else(|| io::Error::other("no stdin"))?
-            .write_all(&keys.stdout)?;
-        let out = ds.wait_with_output()?;
+        let out = output_with_input(
+            Command::new(tool("dnssec-dsfromkey"))
+                .args(["-2", "-f", "-", ZONE])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped()),
+            &keys.stdout,
+        )?;
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         if !out.status.success() || !text.contains(" DS ") {
             return Err(io::Error::other(format!(

@@ -9,6 +9,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::process::output_with_input;
+
 /// A TSIG key and the BIND-syntax file that holds it (usable with `nsupdate -k`, `dig -k` and
 /// `include` in named.conf).
 #[derive(Clone)]
@@ -126,17 +128,8 @@ pub fn nsupdate(server: Ipv4Addr, key: Option<&Path>, lines: &[&str]) -> io::Res
     if let Some(k) = key {
         cmd.arg("-k").arg(k);
     }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .ok_or_else(|| io::Error::other("nsupdate: no stdin"))?
-        .write_all(script.as_bytes())?;
-    let out = child.wait_with_output()?;
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let out = output_with_input(&mut cmd, script.as_bytes())?;
     if out.status.success() {
         return Ok(UpdateOutcome::Ok);
     }
