@@ -17,7 +17,7 @@ use tokio::time::timeout_at;
 use crate::config::{CheckSettings, Endpoint};
 use crate::dns::{Resolver, Status as DnsStatus};
 use crate::notify::Severity;
-use crate::probe::{AddressReport, ProbeTarget, Prober, Verdict};
+use crate::probe::{AddressReport, ProbeTarget, Prober};
 use crate::rollover::KeyHash;
 use crate::tlsa::TlsaRecord;
 
@@ -557,18 +557,10 @@ async fn within<T, E: std::fmt::Display>(
 
 /// The report for an address whose probe did not finish within the run's deadline.
 fn late_report(target: &ProbeTarget) -> AddressReport {
-    AddressReport {
-        host: target.host.clone(),
-        address: target.addr,
-        protocol: target.protocol,
-        verdict: Verdict::Unknown,
-        reason: Some("the probe did not finish within the run's time limit (--timeout)".into()),
-        keys: Vec::new(),
-        attempts: Vec::new(),
-        ignored_records: Vec::new(),
-        unmatched_records: Vec::new(),
-        elapsed_ms: 0,
-    }
+    AddressReport::unknown(
+        target,
+        "the probe did not finish within the run's time limit (--timeout)".into(),
+    )
 }
 
 fn finish(mut run: RunReport, started: Instant) -> RunReport {

@@ -147,16 +147,5 @@ pub(super) fn judge(
 
 /// A report for a probe that could not run (a panicked task).
 pub(super) fn internal_failure(target: &ProbeTarget, why: &str) -> AddressReport {
-    AddressReport {
-        host: target.host.clone(),
-        address: target.addr,
-        protocol: target.protocol,
-        verdict: Verdict::Unknown,
-        reason: Some(format!("internal error: {why}")),
-        keys: Vec::new(),
-        attempts: Vec::new(),
-        ignored_records: Vec::new(),
-        unmatched_records: Vec::new(),
-        elapsed_ms: 0,
-    }
+    AddressReport::unknown(target, format!("internal error: {why}"))
 }

@@ -54,6 +54,25 @@ pub struct AddressReport {
     pub elapsed_ms: u64,
 }
 
+impl AddressReport {
+    /// The report for `target` when its probe gave no outcome (it did not run or did not
+    /// finish): [`Verdict::Unknown`], `reason` saying why, nothing seen.
+    pub fn unknown(target: &super::ProbeTarget, reason: String) -> AddressReport {
+        AddressReport {
+            host: target.host.clone(),
+            address: target.addr,
+            protocol: target.protocol,
+            verdict: Verdict::Unknown,
+            reason: Some(reason),
+            keys: Vec::new(),
+            attempts: Vec::new(),
+            ignored_records: Vec::new(),
+            unmatched_records: Vec::new(),
+            elapsed_ms: 0,
+        }
+    }
+}
+
 /// One handshake, offering only one family of signature algorithms.
 #[derive(Debug, Clone, Serialize)]
 pub struct Attempt {
