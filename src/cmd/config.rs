@@ -349,3 +349,134 @@ fn url_origin(url: &str) -> String {
         format!("{scheme}://{host}/…")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One provider of each kind, each optional setting both given and left out, secrets in
+    /// variables no test sets and files that do not exist.
+    const PROVIDERS: &str = r#"
+service = [{ name = "mx", endpoints = ["mail.example.com:25/smtp"], chain-file = "/etc/postfix/mx.pem", provider = "a" }]
+[resolver]
+address = "127.0.0.1"
+[provider]
+a = { kind = "rfc2136", server = "192.0.2.53", tsig-env = "DANE_ROLL_UNSET_TSIG" }
+a2 = { kind = "rfc2136", server = "192.0.2.53:5353", tsig-key-file = "/nonexistent/tsig.key", zone = "example.com" }
+a3 = { kind = "rfc2136", server = "192.0.2.53" }
+b = { kind = "cloudflare", token-file = "/nonexistent/token" }
+b2 = { kind = "cloudflare", token-env = "DANE_ROLL_UNSET_CF", zone-id = "abc" }
+c = { kind = "powerdns", url = "http://127.0.0.1:8081", api-key-env = "DANE_ROLL_UNSET_PDNS" }
+d = { kind = "desec", token-env = "DANE_ROLL_UNSET_DESEC" }
+e = { kind = "hetzner", token-file = "/nonexistent/token" }
+f = { kind = "gandi", token-env = "DANE_ROLL_UNSET_GANDI" }
+g = { kind = "route53", access-key-id = "AKIAEXAMPLE", secret-key-env = "DANE_ROLL_UNSET_AWS" }
+g2 = { kind = "route53", access-key-id = "AKIAEXAMPLE", secret-key-env = "DANE_ROLL_UNSET_AWS", hosted-zone-id = "Z1" }
+h = { kind = "ovh", application-key = "ak", application-secret-env = "DANE_ROLL_UNSET_OVH", consumer-key-file = "/nonexistent/consumer" }
+i = { kind = "inwx", user = "u", password-env = "DANE_ROLL_UNSET_INWX" }
+i2 = { kind = "inwx", user = "u", password-env = "DANE_ROLL_UNSET_INWX", totp-secret-file = "/nonexistent/totp", url = "https://api.ote.domrobot.com/jsonrpc/" }
+j = { kind = "transip", login = "l", private-key-file = "/nonexistent/transip.pem" }
+k = { kind = "google", credentials-file = "/nonexistent/google.json" }
+k2 = { kind = "google", credentials-env = "DANE_ROLL_UNSET_GOOGLE", project = "p", managed-zone = "mz" }
+l = { kind = "exec", command = ["/usr/local/bin/dns-hook", "two words"] }
+m = { kind = "manual" }
+"#;
+
+    /// Each provider's settings, as `config check` has always listed them: the key padded to
+    /// 13 columns, secrets only as where they live, defaults in words.
+    const LISTED: &str = r#"
+[provider.a] kind rfc2136
+  server        192.0.2.53:53
+  tsig-env      env DANE_ROLL_UNSET_TSIG (not set)
+  zone          discovered
+
+[provider.a2] kind rfc2136
+  server        192.0.2.53:5353
+  tsig-key-file file /nonexistent/tsig.key (not found)
+  zone          example.com
+
+[provider.a3] kind rfc2136
+  server        192.0.2.53:53
+  tsig          none (unsigned updates)
+  zone          discovered
+
+[provider.b] kind cloudflare
+  token         file /nonexistent/token (not found)
+  zone-id       looked up by name
+
+[provider.b2] kind cloudflare
+  token         env DANE_ROLL_UNSET_CF (not set)
+  zone-id       abc
+
+[provider.c] kind powerdns
+  url           http://127.0.0.1:8081
+  api-key       env DANE_ROLL_UNSET_PDNS (not set)
+  server-id     localhost
+
+[provider.d] kind desec
+  token         env DANE_ROLL_UNSET_DESEC (not set)
+
+[provider.e] kind hetzner
+  token         file /nonexistent/token (not found)
+
+[provider.f] kind gandi
+  token         env DANE_ROLL_UNSET_GANDI (not set)
+
+[provider.g] kind route53
+  access-key-id AKIAEXAMPLE
+  secret-key    env DANE_ROLL_UNSET_AWS (not set)
+  hosted-zone-id looked up by name
+
+[provider.g2] kind route53
+  access-key-id AKIAEXAMPLE
+  secret-key    env DANE_ROLL_UNSET_AWS (not set)
+  hosted-zone-id Z1
+
+[provider.h] kind ovh
+  endpoint      ovh-eu
+  application-key ak
+  application-secret env DANE_ROLL_UNSET_OVH (not set)
+  consumer-key  file /nonexistent/consumer (not found)
+
+[provider.i] kind inwx
+  user          u
+  password      env DANE_ROLL_UNSET_INWX (not set)
+  totp-secret   none (no two-factor authentication)
+
+[provider.i2] kind inwx
+  user          u
+  password      env DANE_ROLL_UNSET_INWX (not set)
+  totp-secret   file /nonexistent/totp (not found)
+  url           https://api.ote.domrobot.com/jsonrpc/
+
+[provider.j] kind transip
+  login         l
+  private-key   file /nonexistent/transip.pem (not found)
+  global-key    false
+
+[provider.k] kind google
+  credentials   file /nonexistent/google.json (not found)
+  project       the key's project_id
+  managed-zone  found by DNS name
+
+[provider.k2] kind google
+  credentials   env DANE_ROLL_UNSET_GOOGLE (not set)
+  project       p
+  managed-zone  mz
+
+[provider.l] kind exec
+  command       /usr/local/bin/dns-hook two words
+
+[provider.m] kind manual
+"#;
+
+    #[test]
+    fn every_provider_kind_lists_its_settings_with_secrets_as_where_they_live() {
+        let config = Config::from_str_named(PROVIDERS, "test.toml").unwrap();
+        let text = render(&config);
+        let start = text.find("\n[provider.").unwrap();
+        let end = text.find("\n[alerts]").unwrap();
+        let listed = &text[start..end];
+        assert_eq!(listed, LISTED);
+    }
+}
