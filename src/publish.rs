@@ -69,7 +69,8 @@ pub fn provider_for(
         source,
     };
     let zone = service.zone.as_deref();
-    Ok(match &configured.kind {
+    // Each constructor's refusal is the provider's: `wrap` names it, once, below.
+    let built = match &configured.kind {
         ProviderKind::Rfc2136 {
             server,
             tsig,
@@ -79,119 +80,108 @@ pub fn provider_for(
                 Some(tsig) => Some(TsigKey::parse(&read(tsig.secret())?).map_err(wrap)?),
                 None => None,
             };
-            Provider::Rfc2136(Rfc2136::new(
+            Ok(Provider::Rfc2136(Rfc2136::new(
                 &server.host,
                 server.port,
                 zone.or(provider_zone.as_deref()),
                 key,
                 settings,
-            ))
+            )))
         }
-        ProviderKind::Cloudflare { token, zone_id } => Provider::Cloudflare(
+        ProviderKind::Cloudflare { token, zone_id } => {
             cloudflare::Cloudflare::new(read(token)?, zone_id.as_deref(), None, settings)
-                .map_err(wrap)?,
-        ),
+                .map(Provider::Cloudflare)
+        }
         ProviderKind::PowerDns {
             url,
             api_key,
             server_id,
-        } => Provider::PowerDns(
-            powerdns::PowerDns::new(url, read(api_key)?, server_id, zone, settings)
-                .map_err(wrap)?,
-        ),
+        } => powerdns::PowerDns::new(url, read(api_key)?, server_id, zone, settings)
+            .map(Provider::PowerDns),
         ProviderKind::Desec { token } => {
-            Provider::Desec(desec::Desec::new(read(token)?, zone, None, settings).map_err(wrap)?)
+            desec::Desec::new(read(token)?, zone, None, settings).map(Provider::Desec)
         }
-        ProviderKind::Hetzner { token } => Provider::Hetzner(
-            hetzner::Hetzner::new(read(token)?, zone, None, settings).map_err(wrap)?,
-        ),
+        ProviderKind::Hetzner { token } => {
+            hetzner::Hetzner::new(read(token)?, zone, None, settings).map(Provider::Hetzner)
+        }
         ProviderKind::Gandi { token } => {
-            Provider::Gandi(gandi::Gandi::new(read(token)?, zone, None, settings).map_err(wrap)?)
+            gandi::Gandi::new(read(token)?, zone, None, settings).map(Provider::Gandi)
         }
         ProviderKind::Route53 {
             access_key_id,
             secret_key,
             hosted_zone_id,
-        } => Provider::Route53(
-            route53::Route53::new(
-                access_key_id,
-                read(secret_key)?,
-                hosted_zone_id.as_deref(),
-                None,
-                settings,
-            )
-            .map_err(wrap)?,
-        ),
+        } => route53::Route53::new(
+            access_key_id,
+            read(secret_key)?,
+            hosted_zone_id.as_deref(),
+            None,
+            settings,
+        )
+        .map(Provider::Route53),
         ProviderKind::Ovh {
             endpoint,
             application_key,
             application_secret,
             consumer_key,
-        } => Provider::Ovh(
-            ovh::Ovh::new(
-                endpoint,
-                ovh::Credentials {
-                    application_key: application_key.clone(),
-                    application_secret: read(application_secret)?,
-                    consumer_key: read(consumer_key)?,
-                },
-                zone,
-                settings,
-            )
-            .map_err(wrap)?,
-        ),
+        } => ovh::Ovh::new(
+            endpoint,
+            ovh::Credentials {
+                application_key: application_key.clone(),
+                application_secret: read(application_secret)?,
+                consumer_key: read(consumer_key)?,
+            },
+            zone,
+            settings,
+        )
+        .map(Provider::Ovh),
         ProviderKind::Inwx {
             user,
             password,
             totp_secret,
             url,
-        } => Provider::Inwx(
-            inwx::Inwx::new(
-                inwx::Credentials {
-                    user: user.clone(),
-                    password: read(password)?,
-                    totp: totp_secret.as_ref().map(read).transpose()?,
-                },
-                zone,
-                url.as_deref(),
-                settings,
-            )
-            .map_err(wrap)?,
-        ),
+        } => inwx::Inwx::new(
+            inwx::Credentials {
+                user: user.clone(),
+                password: read(password)?,
+                totp: totp_secret.as_ref().map(read).transpose()?,
+            },
+            zone,
+            url.as_deref(),
+            settings,
+        )
+        .map(Provider::Inwx),
         ProviderKind::Transip {
             login,
             private_key,
             global_key,
-        } => Provider::Transip(
-            transip::Transip::new(
-                transip::Credentials {
-                    login: login.clone(),
-                    private_key: read(private_key)?,
-                    global_key: *global_key,
-                },
-                zone,
-                None,
-                settings,
-            )
-            .map_err(wrap)?,
-        ),
+        } => transip::Transip::new(
+            transip::Credentials {
+                login: login.clone(),
+                private_key: read(private_key)?,
+                global_key: *global_key,
+            },
+            zone,
+            None,
+            settings,
+        )
+        .map(Provider::Transip),
         ProviderKind::Google {
             credentials,
             project,
             managed_zone,
-        } => Provider::Google(
-            google::Google::new(
-                &read(credentials)?,
-                project.as_deref(),
-                managed_zone.as_deref(),
-                None,
-                settings,
-            )
-            .map_err(wrap)?,
-        ),
+        } => google::Google::new(
+            &read(credentials)?,
+            project.as_deref(),
+            managed_zone.as_deref(),
+            None,
+            settings,
+        )
+        .map(Provider::Google),
         ProviderKind::Exec { command } => {
-            Provider::Exec(exec::Exec::new(command.clone(), settings).map_err(wrap)?)
+            exec::Exec::new(command.clone(), settings).map(Provider::Exec)
         }
-        ProviderKind::Manual => Provider::Manual(manual::Manual),
-    })
+        ProviderKind::Manual => Ok(Provider::Manual(manual::Manual)),
+    };
+    built.map_err(wrap)
 }

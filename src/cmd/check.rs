@@ -55,12 +55,12 @@ pub(super) fn run(cli: &Cli, args: &CheckArgs) -> anyhow::Result<Status> {
             helo: &args.helo,
             records: args.tlsa.clone(),
             addresses: args.addresses.clone(),
-            webpki_ca_file: args.webpki_ca_file.as_deref(),
             ..MonitorFlags::new(
                 args.resolver.as_deref(),
                 &args.key_algorithms,
                 args.concurrency,
                 deadline,
+                args.webpki_ca_file.as_deref(),
             )
         },
     )?;
@@ -210,6 +210,7 @@ impl<'a> MonitorFlags<'a> {
         algorithms: &'a [KeyAlgorithm],
         concurrency: usize,
         deadline: Duration,
+        webpki_ca_file: Option<&'a std::path::Path>,
     ) -> Self {
         MonitorFlags {
             resolver,
@@ -219,7 +220,7 @@ impl<'a> MonitorFlags<'a> {
             helo: crate::probe::DEFAULT_HELO,
             records: Vec::new(),
             addresses: Vec::new(),
-            webpki_ca_file: None,
+            webpki_ca_file,
         }
     }
 }

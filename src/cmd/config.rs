@@ -90,6 +90,108 @@ fn secret(secret: &Secret) -> String {
     format!("{secret} ({})", secret.status())
 }
 
+/// A provider setting as `config check` lists it: as it is, or a secret, shown only as where
+/// it lives (through [`secret`]).
+enum Setting<'a> {
+    Shown(String),
+    Secret(&'a Secret),
+}
+
+/// A provider's settings in the order they are listed, each after its key; defaults say what
+/// happens instead.
+fn provider_settings(kind: &ProviderKind) -> Vec<(&'static str, Setting<'_>)> {
+    let shown = |text: &dyn std::fmt::Display| Setting::Shown(text.to_string());
+    let or = |value: &Option<String>, default: &str| {
+        Setting::Shown(value.as_deref().unwrap_or(default).to_owned())
+    };
+    match kind {
+        ProviderKind::Rfc2136 { server, tsig, zone } => vec![
+            ("server", shown(server)),
+            match tsig {
+                Some(Tsig::KeyFile(s)) => ("tsig-key-file", Setting::Secret(s)),
+                Some(Tsig::Env(s)) => ("tsig-env", Setting::Secret(s)),
+                None => ("tsig", shown(&"none (unsigned updates)")),
+            },
+            ("zone", or(zone, "discovered")),
+        ],
+        ProviderKind::Cloudflare { token, zone_id } => vec![
+            ("token", Setting::Secret(token)),
+            ("zone-id", or(zone_id, "looked up by name")),
+        ],
+        ProviderKind::PowerDns {
+            url,
+            api_key,
+            server_id,
+        } => vec![
+            ("url", shown(url)),
+            ("api-key", Setting::Secret(api_key)),
+            ("server-id", shown(server_id)),
+        ],
+        ProviderKind::Desec { token }
+        | ProviderKind::Hetzner { token }
+        | ProviderKind::Gandi { token } => vec![("token", Setting::Secret(token))],
+        ProviderKind::Route53 {
+            access_key_id,
+            secret_key,
+            hosted_zone_id,
+        } => vec![
+            ("access-key-id", shown(access_key_id)),
+            ("secret-key", Setting::Secret(secret_key)),
+            ("hosted-zone-id", or(hosted_zone_id, "looked up by name")),
+        ],
+        ProviderKind::Ovh {
+            endpoint,
+            application_key,
+            application_secret,
+            consumer_key,
+        } => vec![
+            ("endpoint", shown(endpoint)),
+            ("application-key", shown(application_key)),
+            ("application-secret", Setting::Secret(application_secret)),
+            ("consumer-key", Setting::Secret(consumer_key)),
+        ],
+        ProviderKind::Inwx {
+            user,
+            password,
+            totp_secret,
+            url,
+        } => {
+            let mut settings = vec![
+                ("user", shown(user)),
+                ("password", Setting::Secret(password)),
+                match totp_secret {
+                    Some(t) => ("totp-secret", Setting::Secret(t)),
+                    None => ("totp-secret", shown(&"none (no two-factor authentication)")),
+                },
+            ];
+            if let Some(url) = url {
+                settings.push(("url", shown(url)));
+            }
+            settings
+        }
+        ProviderKind::Transip {
+            login,
+            private_key,
+            global_key,
+        } => vec![
+            ("login", shown(login)),
+            ("private-key", Setting::Secret(private_key)),
+            ("global-key", shown(global_key)),
+        ],
+        ProviderKind::Google {
+            credentials,
+            project,
+            managed_zone,
+        } => vec![
+            ("credentials", Setting::Secret(credentials)),
+            ("project", or(project, "the key's project_id")),
+            ("managed-zone", or(managed_zone, "found by DNS name")),
+        ],
+        ProviderKind::Exec { command } => vec![("command", shown(&command.join(" ")))],
+        _ => Vec::new(),
+    }
+}
+
 /// The resolved configuration as readable text.
 fn render(config: &Config) -> String {
     let mut out = String::new();
@@ -179,110 +281,12 @@ fn write_config(out: &mut String, config: &Config) -> std::fmt::Result {
             provider.name,
             provider.kind.name()
         )?;
-        match &provider.kind {
-            ProviderKind::Rfc2136 { server, tsig, zone } => {
-                writeln!(out, "  server        {server}")?;
-                match tsig {
-                    Some(Tsig::KeyFile(s)) => writeln!(out, "  tsig-key-file {}", secret(s))?,
-                    Some(Tsig::Env(s)) => writeln!(out, "  tsig-env      {}", secret(s))?,
-                    None => writeln!(out, "  tsig          none (unsigned updates)")?,
-                }
-                writeln!(
-                    out,
-                    "  zone          {}",
-                    zone.as_deref().unwrap_or("discovered")
-                )?;
-            }
-            ProviderKind::Cloudflare { token, zone_id } => {
-                writeln!(out, "  token         {}", secret(token))?;
-                writeln!(
-                    out,
-                    "  zone-id       {}",
-                    zone_id.as_deref().unwrap_or("looked up by name")
-                )?;
-            }
-            ProviderKind::PowerDns {
-                url,
-                api_key,
-                server_id,
-            } => {
-                writeln!(out, "  url           {url}")?;
-                writeln!(out, "  api-key       {}", secret(api_key))?;
-                writeln!(out, "  server-id     {server_id}")?;
-            }
-            ProviderKind::Desec { token }
-            | ProviderKind::Hetzner { token }
-            | ProviderKind::Gandi { token } => writeln!(out, "  token         {}", secret(token))?,
-            ProviderKind::Route53 {
-                access_key_id,
-                secret_key,
-                hosted_zone_id,
-            } => {
-                writeln!(out, "  access-key-id {access_key_id}")?;
-                writeln!(out, "  secret-key    {}", secret(secret_key))?;
-                writeln!(
-                    out,
-                    "  hosted-zone-id {}",
-                    hosted_zone_id.as_deref().unwrap_or("looked up by name")
-                )?;
-            }
-            ProviderKind::Ovh {
-                endpoint,
-                application_key,
-                application_secret,
-                consumer_key,
-            } => {
-                writeln!(out, "  endpoint      {endpoint}")?;
-                writeln!(out, "  application-key {application_key}")?;
-                writeln!(out, "  application-secret {}", secret(application_secret))?;
-                writeln!(out, "  consumer-key  {}", secret(consumer_key))?;
-            }
-            ProviderKind::Inwx {
-                user,
-                password,
-                totp_secret,
-                url,
-            } => {
-                writeln!(out, "  user          {user}")?;
-                writeln!(out, "  password      {}", secret(password))?;
-                match totp_secret {
-                    Some(t) => writeln!(out, "  totp-secret   {}", secret(t))?,
-                    None => writeln!(out, "  totp-secret   none (no two-factor authentication)")?,
-                }
-                if let Some(url) = url {
-                    writeln!(out, "  url           {url}")?;
-                }
-            }
-            ProviderKind::Transip {
-                login,
-                private_key,
-                global_key,
-            } => {
-                writeln!(out, "  login         {login}")?;
-                writeln!(out, "  private-key   {}", secret(private_key))?;
-                writeln!(out, "  global-key    {global_key}")?;
-            }
-            ProviderKind::Google {
-                credentials,
-                project,
-                managed_zone,
-            } => {
-                writeln!(out, "  credentials   {}", secret(credentials))?;
-                writeln!(
-                    out,
-                    "  project       {}",
-                    project.as_deref().unwrap_or("the key's project_id")
-                )?;
-                writeln!(
-                    out,
-                    "  managed-zone  {}",
-                    managed_zone.as_deref().unwrap_or("found by DNS name")
-                )?;
-            }
-            ProviderKind::Exec { command } => {
-                writeln!(out, "  command       {}", command.join(" "))?
-            }
-            _ => {}
+        for (key, setting) in provider_settings(&provider.kind) {
+            let value = match setting {
+                Setting::Shown(text) => text,
+                Setting::Secret(s) => secret(s),
+            };
+            writeln!(out, "  {key:<13} {value}")?;
         }
     }
 
@@ -343,5 +347,136 @@ fn url_origin(url: &str) -> String {
         format!("{scheme}://{host}")
     } else {
         format!("{scheme}://{host}/…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One provider of each kind, each optional setting both given and left out, secrets in
+    /// variables no test sets and files that do not exist.
+    const PROVIDERS: &str = r#"
+service = [{ name = "mx", endpoints = ["mail.example.com:25/smtp"], chain-file = "/etc/postfix/mx.pem", provider = "a" }]
+[resolver]
+address = "127.0.0.1"
+[provider]
+a = { kind = "rfc2136", server = "192.0.2.53", tsig-env = "DANE_ROLL_UNSET_TSIG" }
+a2 = { kind = "rfc2136", server = "192.0.2.53:5353", tsig-key-file = "/nonexistent/tsig.key", zone = "example.com" }
+a3 = { kind = "rfc2136", server = "192.0.2.53" }
+b = { kind = "cloudflare", token-file = "/nonexistent/token" }
+b2 = { kind = "cloudflare", token-env = "DANE_ROLL_UNSET_CF", zone-id = "abc" }
+c = { kind = "powerdns", url = "http://127.0.0.1:8081", api-key-env = "DANE_ROLL_UNSET_PDNS" }
+d = { kind = "desec", token-env = "DANE_ROLL_UNSET_DESEC" }
+e = { kind = "hetzner", token-file = "/nonexistent/token" }
+f = { kind = "gandi", token-env = "DANE_ROLL_UNSET_GANDI" }
+g = { kind = "route53", access-key-id = "AKIAEXAMPLE", secret-key-env = "DANE_ROLL_UNSET_AWS" }
+g2 = { kind = "route53", access-key-id = "AKIAEXAMPLE", secret-key-env = "DANE_ROLL_UNSET_AWS", hosted-zone-id = "Z1" }
+h = { kind = "ovh", application-key = "ak", application-secret-env = "DANE_ROLL_UNSET_OVH", consumer-key-file = "/nonexistent/consumer" }
+i = { kind = "inwx", user = "u", password-env = "DANE_ROLL_UNSET_INWX" }
+i2 = { kind = "inwx", user = "u", password-env = "DANE_ROLL_UNSET_INWX", totp-secret-file = "/nonexistent/totp", url = "https://api.ote.domrobot.com/jsonrpc/" }
+j = { kind = "transip", login = "l", private-key-file = "/nonexistent/transip.pem" }
+k = { kind = "google", credentials-file = "/nonexistent/google.json" }
+k2 = { kind = "google", credentials-env = "DANE_ROLL_UNSET_GOOGLE", project = "p", managed-zone = "mz" }
+l = { kind = "exec", command = ["/usr/local/bin/dns-hook", "two words"] }
+m = { kind = "manual" }
+"#;
+
+    /// Each provider's settings, as `config check` has always listed them: the key padded to
+    /// 13 columns, secrets only as where they live, defaults in words.
+    const LISTED: &str = r#"
+[provider.a] kind rfc2136
+  server        192.0.2.53:53
+  tsig-env      env DANE_ROLL_UNSET_TSIG (not set)
+  zone          discovered
+
+[provider.a2] kind rfc2136
+  server        192.0.2.53:5353
+  tsig-key-file file /nonexistent/tsig.key (not found)
+  zone          example.com
+
+[provider.a3] kind rfc2136
+  server        192.0.2.53:53
+  tsig          none (unsigned updates)
+  zone          discovered
+
+[provider.b] kind cloudflare
+  token         file /nonexistent/token (not found)
+  zone-id       looked up by name
+
+[provider.b2] kind cloudflare
+  token         env DANE_ROLL_UNSET_CF (not set)
+  zone-id       abc
+
+[provider.c] kind powerdns
+  url           http://127.0.0.1:8081
+  api-key       env DANE_ROLL_UNSET_PDNS (not set)
+  server-id     localhost
+
+[provider.d] kind desec
+  token         env DANE_ROLL_UNSET_DESEC (not set)
+
+[provider.e] kind hetzner
+  token         file /nonexistent/token (not found)
+
+[provider.f] kind gandi
+  token         env DANE_ROLL_UNSET_GANDI (not set)
+
+[provider.g] kind route53
+  access-key-id AKIAEXAMPLE
+  secret-key    env DANE_ROLL_UNSET_AWS (not set)
+  hosted-zone-id looked up by name
+
+[provider.g2] kind route53
+  access-key-id AKIAEXAMPLE
+  secret-key    env DANE_ROLL_UNSET_AWS (not set)
+  hosted-zone-id Z1
+
+[provider.h] kind ovh
+  endpoint      ovh-eu
+  application-key ak
+  application-secret env DANE_ROLL_UNSET_OVH (not set)
+  consumer-key  file /nonexistent/consumer (not found)
+
+[provider.i] kind inwx
+  user          u
+  password      env DANE_ROLL_UNSET_INWX (not set)
+  totp-secret   none (no two-factor authentication)
+
+[provider.i2] kind inwx
+  user          u
+  password      env DANE_ROLL_UNSET_INWX (not set)
+  totp-secret   file /nonexistent/totp (not found)
+  url           https://api.ote.domrobot.com/jsonrpc/
+
+[provider.j] kind transip
+  login         l
+  private-key   file /nonexistent/transip.pem (not found)
+  global-key    false
+
+[provider.k] kind google
+  credentials   file /nonexistent/google.json (not found)
+  project       the key's project_id
+  managed-zone  found by DNS name
+
+[provider.k2] kind google
+  credentials   env DANE_ROLL_UNSET_GOOGLE (not set)
+  project       p
+  managed-zone  mz
+
+[provider.l] kind exec
+  command       /usr/local/bin/dns-hook two words
+
+[provider.m] kind manual
+"#;
+
+    #[test]
+    fn every_provider_kind_lists_its_settings_with_secrets_as_where_they_live() {
+        let config = Config::from_str_named(PROVIDERS, "test.toml").unwrap();
+        let text = render(&config);
+        let start = text.find("\n[provider.").unwrap();
+        let end = text.find("\n[alerts]").unwrap();
+        let listed = &text[start..end];
+        assert_eq!(listed, LISTED);
     }
 }

@@ -22,7 +22,6 @@ use crate::init::register::{self, Places, Registered};
 use crate::init::write::{self, Choices};
 use crate::init::{Certainty, InitError};
 use crate::rollover::{Clock, SystemClock};
-use crate::store::Store;
 
 /// How long the reload of `--apply` and `--undo` may take.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(120);
@@ -324,13 +323,7 @@ fn adopt_live(
     let Some(adoption) = adopt::plan(service, live, found.acme.as_ref(), &found.tlsa) else {
         bail!("the live key is of no key slot dane-roll rolls (RSA, EC, Ed25519)");
     };
-    let _held = crate::lock::acquire(
-        &config.state_dir,
-        &service.name,
-        "dane-roll init --apply",
-        crate::rollover::driver::DEFAULT_LOCK_WAIT,
-    )?;
-    let mut store = Store::open(&config.state_dir)?;
+    let (_held, mut store) = super::locked_store(config, &service.name, "dane-roll init --apply")?;
     adopt::adopt(
         &mut store,
         &service.name,

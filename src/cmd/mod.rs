@@ -23,7 +23,10 @@ mod tlsa;
 mod tlsrpt;
 
 use crate::cli::{Cli, Command, ConfigCommand, TlsrptCommand};
+use crate::config::Config;
 use crate::exit::Status;
+use crate::lock::ServiceLock;
+use crate::store::Store;
 
 /// Run the command the user asked for.
 pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
@@ -47,4 +50,22 @@ pub fn dispatch(cli: &Cli) -> anyhow::Result<Status> {
         Command::Tlsrpt(TlsrptCommand::Ingest(args)) => tlsrpt::ingest(cli, args),
         Command::Reports(args) => reports::run(cli, args),
     }
+}
+
+/// Take `service`'s lock for `command` (waiting as long as the driver would), then open the
+/// store: how a command other than the driver changes a service's rows. Keep the lock while the
+/// store is in use.
+fn locked_store(
+    config: &Config,
+    service: &str,
+    command: &str,
+) -> anyhow::Result<(ServiceLock, Store)> {
+    let held = crate::lock::acquire(
+        &config.state_dir,
+        service,
+        command,
+        crate::rollover::driver::DEFAULT_LOCK_WAIT,
+    )?;
+    let store = Store::open(&config.state_dir)?;
+    Ok((held, store))
 }

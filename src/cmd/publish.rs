@@ -14,12 +14,11 @@ use dane_roll_providers::{Change, Record, Settings};
 use crate::cli::{Cli, PublishArgs};
 use crate::config::Config;
 use crate::exit::Status;
-use crate::lock;
 use crate::pki;
 use crate::pki::Material;
 use crate::rollover::driver::slot_for;
 use crate::rollover::{Clock, Event, KeyHash, PhaseName, Slot, SystemClock, TlsaAt};
-use crate::store::{RecordChange, Store};
+use crate::store::RecordChange;
 use crate::tlsa::{Matching, Selector, Usage};
 
 /// The key slot of every key the files hold (their own key, or each certificate's), by hash.
@@ -100,13 +99,7 @@ pub(super) fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
     // The records become the service's own before they are added (as a rollover's are), so a
     // crash cannot leave one published and untracked, and `prune` can remove them later. A
     // record that was there already is claimed too: the operator said it is this service's.
-    let _held = lock::acquire(
-        &config.state_dir,
-        &service.name,
-        "dane-roll publish",
-        crate::rollover::driver::DEFAULT_LOCK_WAIT,
-    )?;
-    let mut store = Store::open(&config.state_dir)?;
+    let (_held, mut store) = super::locked_store(&config, &service.name, "dane-roll publish")?;
     let now = SystemClock.now();
     for (_, at, slot) in &records {
         store.record_changes(

@@ -60,15 +60,13 @@ pub(super) fn run(cli: &Cli, args: &ServeArgs) -> anyhow::Result<Status> {
     }
     let monitor = build_monitor(
         config.as_ref(),
-        MonitorFlags {
-            webpki_ca_file: args.webpki_ca_file.as_deref(),
-            ..MonitorFlags::new(
-                args.resolver.as_deref(),
-                &args.key_algorithms,
-                args.concurrency,
-                deadline,
-            )
-        },
+        MonitorFlags::new(
+            args.resolver.as_deref(),
+            &args.key_algorithms,
+            args.concurrency,
+            deadline,
+            args.webpki_ca_file.as_deref(),
+        ),
     )?;
     let state_dir = config.as_ref().map(|c| c.state_dir.clone());
     let exporter = Exporter::new(monitor, targets, interval, state_dir, limits);

@@ -24,6 +24,8 @@ mod resolver;
 mod secret;
 mod source;
 #[cfg(test)]
+pub(crate) mod test_toml;
+#[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;

@@ -3,9 +3,11 @@
 
 use std::path::PathBuf;
 
+use super::test_toml::rfc2136_provider;
 use super::{Config, ConfigError, SplitFiles};
 
-const SERVICE: &str = r#"[resolver]
+const SERVICE: &str = concat!(
+    r#"[resolver]
 address = "127.0.0.1"
 
 [[service]]
@@ -15,11 +17,9 @@ chain-file = "/etc/postfix/mx.pem"
 provider = "bind"
 EXTRA
 
-[provider.bind]
-kind = "rfc2136"
-server = "192.0.2.53"
-tsig-env = "TSIG"
-"#;
+"#,
+    rfc2136_provider!("bind", "192.0.2.53")
+);
 
 fn load(extra: &str) -> Result<Config, ConfigError> {
     Config::from_str_named(&SERVICE.replace("EXTRA", extra), "test.toml")

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::source::{self, edit_distance, mask_secret_line, with_suggestion};
+use super::test_toml::rfc2136_provider;
 use super::{
     CONFIG_VERSION, Channel, CheckSettings, Config, ConfigError, DEFAULT_MAX_RECORDS,
     DEFAULT_POWERDNS_SERVER_ID, DEFAULT_REPEAT_INTERVAL, DEFAULT_RESOLVER_TIMEOUT,
@@ -16,7 +17,8 @@ use super::{build, raw};
 
 const HEAD: &str = "[resolver]\naddress = \"127.0.0.1\"\n";
 
-const SERVICE: &str = r#"
+const SERVICE: &str = concat!(
+    r#"
 [[service]]
 name = "mx"
 lineage = "mail.example.com"
@@ -25,11 +27,9 @@ endpoints = ["mail.example.com:25/smtp", { host = "mail.example.com", port = 993
 chain-file = "/etc/postfix/mx.pem"
 provider = "bind"
 
-[provider.bind]
-kind = "rfc2136"
-server = "[2001:db8::53]:5353"
-tsig-env = "TSIG"
-"#;
+"#,
+    rfc2136_provider!("bind", "[2001:db8::53]:5353")
+);
 
 fn load(text: &str) -> Result<Config, ConfigError> {
     Config::from_str_named(&format!("{HEAD}{text}"), "test.toml")

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 use crate::config::Config;
+use crate::config::test_toml::rfc2136_provider;
 
-const CONFIG: &str = r#"
+const CONFIG: &str = concat!(
+    r#"
 [resolver]
 address = "127.0.0.1"
 
@@ -42,11 +44,9 @@ endpoints = ["shared.example.com:587/submission"]
 chain-file = "/etc/postfix/b.pem"
 provider = "dns"
 
-[provider.dns]
-kind = "rfc2136"
-server = "192.0.2.53"
-tsig-env = "TSIG"
-"#;
+"#,
+    rfc2136_provider!("dns", "192.0.2.53")
+);
 
 fn config() -> Config {
     Config::from_str_named(CONFIG, "/etc/dane-roll/dane-roll.toml").unwrap()

@@ -472,6 +472,18 @@ mod tests {
         }
     }
 
+    /// A certificate of `client` named `name` in `dir`: registering looks at no more.
+    fn cert(client: Client, name: &str, dir: PathBuf) -> AcmeCert {
+        AcmeCert {
+            client,
+            name: name.into(),
+            dir,
+            key: PathBuf::new(),
+            fullchain: PathBuf::new(),
+            next_key: None,
+        }
+    }
+
     #[test]
     fn acme_sh_value_round_trips_as_acme_sh_stores_it() {
         let cmd = "/usr/bin/dane-roll hook acme.sh; s=$?; systemctl reload nginx | true";
@@ -492,14 +504,11 @@ mod tests {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let dir = tempfile::tempdir().unwrap();
         let p = places(dir.path());
-        let cert = AcmeCert {
-            client: Client::AcmeSh,
-            name: "mail.example.com".into(),
-            dir: dir.path().join("mail.example.com_ecc"),
-            key: PathBuf::new(),
-            fullchain: PathBuf::new(),
-            next_key: None,
-        };
+        let cert = cert(
+            Client::AcmeSh,
+            "mail.example.com",
+            dir.path().join("mail.example.com_ecc"),
+        );
         std::fs::create_dir_all(&cert.dir).unwrap();
         let conf = acme_sh_conf(&cert);
         let before = "Le_Domain='mail.example.com'\nLe_ReloadCmd='service postfix reload'\nLe_NextRenewTime='1'\n";
@@ -549,14 +558,7 @@ mod tests {
     fn certbot_hook_written_once_and_removed_only_when_ours() {
         let dir = tempfile::tempdir().unwrap();
         let p = places(dir.path());
-        let cert = AcmeCert {
-            client: Client::Certbot,
-            name: "mail".into(),
-            dir: dir.path().join("le/live/mail"),
-            key: PathBuf::new(),
-            fullchain: PathBuf::new(),
-            next_key: None,
-        };
+        let cert = cert(Client::Certbot, "mail", dir.path().join("le/live/mail"));
         let added = register(&cert, &p).unwrap();
         assert!(matches!(added, Registered::Added(_)), "{added}");
         let hook = certbot_hook(&p.letsencrypt);
