@@ -25,7 +25,9 @@ use dane_roll::rollover::{
 };
 use dane_roll::store::{KeyEntry, KeyRole, RecordChange, Store};
 use dane_roll::tlsa::TlsaRecord;
+use dane_roll_lab::pki::{self, Issued, KeyKind, TestPki, Validity};
 use dane_roll_providers::{Change, ProviderError, Record, Report};
+use openssl::x509::X509Ref;
 
 const TTL: u32 = 3600;
 const TWO_TTL: i64 = 2 * TTL as i64;
@@ -1491,6 +1493,34 @@ command = ["/bin/false"]
     );
 }
 
+/// Store `records` (at every owner name) as published by `slot` of service `mx`: ours.
+fn ours(store: &mut Store, slot: &Slot, records: &[TlsaRecord]) {
+    let published: Vec<RecordChange> = OWNERS
+        .iter()
+        .flat_map(|o| records.iter().map(|r| TlsaAt::new(o, r.clone())))
+        .map(|record| RecordChange::Published { record, ttl: TTL })
+        .collect();
+    store.record_changes("mx", slot, &published, T0).unwrap();
+}
+
+/// Store `hash` as the key of `role` in `slot` of service `mx`.
+fn set_key(store: &mut Store, slot: &Slot, role: KeyRole, hash: KeyHash) {
+    store
+        .set_key(&KeyEntry {
+            service: "mx".into(),
+            slot: slot.clone(),
+            role,
+            hash,
+            path: None,
+            created: T0,
+        })
+        .unwrap();
+}
+
+/// The configuration of two key slots, `ec` and `rsa`, under `current+issuer`.
+const TWO_SLOTS: &str = r#"chain-files = { ec = "{d}/ec.pem", rsa = "{d}/rsa.pem" }
+scheme = "current+issuer""#;
+
 /// Two key slots of one `current+issuer` service (`ec` and `rsa`, each its own certificate
 /// and rollover, their records at the same owner names) whose chains share the issuer R10: a
 /// rollover of `ec` to a key issued by R11 retires `ec`'s old `3 1 1`, never R10's `2 1 1`
@@ -1519,11 +1549,7 @@ fn a_rollover_keeps_the_issuer_record_another_key_slot_needs() {
             .insert(entry(&TlsaAt::new(owner, r10.dane_ta())));
     }
     world.sync();
-    let rig = Rig::with_certificates(
-        world,
-        r#"chain-files = { ec = "{d}/ec.pem", rsa = "{d}/rsa.pem" }
-scheme = "current+issuer""#,
-    );
+    let rig = Rig::with_certificates(world, TWO_SLOTS);
     // ... and the store: both slots' records are ours, `rsa`'s rollover is done with R10 as
     // its issuer, each slot has its current key.
     let mut store = rig.store();
@@ -1548,27 +1574,8 @@ scheme = "current+issuer""#,
     };
     store.save(&rsa_done, &[], &[], T0).unwrap();
     for (slot, leaf) in [(Slot::Ec, key(OLD)), (Slot::Rsa, rsa)] {
-        let published: Vec<RecordChange> = OWNERS
-            .iter()
-            .flat_map(|o| {
-                [
-                    TlsaAt::new(o, leaf.dane_ee()),
-                    TlsaAt::new(o, r10.dane_ta()),
-                ]
-            })
-            .map(|record| RecordChange::Published { record, ttl: TTL })
-            .collect();
-        store.record_changes("mx", &slot, &published, T0).unwrap();
-        store
-            .set_key(&KeyEntry {
-                service: "mx".into(),
-                slot,
-                role: KeyRole::Current,
-                hash: leaf,
-                path: None,
-                created: T0,
-            })
-            .unwrap();
+        ours(&mut store, &slot, &[leaf.dane_ee(), r10.dane_ta()]);
+        set_key(&mut store, &slot, KeyRole::Current, leaf);
     }
     drop(store);
 
@@ -1610,14 +1617,8 @@ scheme = "current+issuer""#,
     let mut store = rig.store();
     let mut renewed = store.rollover("mx", &Slot::Rsa).unwrap().unwrap();
     renewed.request.issuers = vec![r11];
-    let r11_ours: Vec<RecordChange> = OWNERS
-        .iter()
-        .map(|o| RecordChange::Published {
-            record: TlsaAt::new(o, r11.dane_ta()),
-            ttl: TTL,
-        })
-        .collect();
-    store.save(&renewed, &[], &r11_ours, at(TWO_TTL)).unwrap();
+    store.save(&renewed, &[], &[], at(TWO_TTL)).unwrap();
+    ours(&mut store, &Slot::Rsa, &[r11.dane_ta()]);
     drop(store);
     let r = rig.run(at(TWO_TTL + 60), false);
     let w = rig.world();
@@ -1631,5 +1632,139 @@ scheme = "current+issuer""#,
         assert!(w.serves_everywhere(&TlsaAt::new(owner, r11.dane_ta())));
         assert!(w.serves_everywhere(&TlsaAt::new(owner, rsa.dane_ee())));
         assert!(w.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
+    }
+}
+
+/// The same while the other key slot is mid-rollover: `rsa` installed a chain from R11 but
+/// still serves its previous one, from R10 (a reload not taken yet), when `ec`'s rollover from
+/// R10 to R11 is verified. Only `rsa`'s previous chain file says R10 is still served: its
+/// record stays until `rsa`'s new chain is verified, then `rsa`'s rollover retires it.
+#[test]
+fn a_rollover_keeps_the_issuer_of_the_chain_another_key_slot_still_serves_mid_rollover() {
+    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let r10_ca = &ca.intermediate;
+    let r11_ca = ca.another_intermediate("R11").unwrap();
+    let hash = |cert: &X509Ref| {
+        pki::spki_sha256_hex(cert)
+            .unwrap()
+            .parse::<KeyHash>()
+            .unwrap()
+    };
+    let (r10, r11) = (hash(&r10_ca.cert), hash(&r11_ca.cert));
+    let leaf = |from: &Issued| {
+        let key = pki::new_key(KeyKind::Rsa2048).unwrap();
+        ca.leaf_from(from, &["mx1.example.com"], key, Validity::Days(90))
+            .unwrap()
+    };
+    let (rsa_old_leaf, rsa_new_leaf) = (leaf(r10_ca), leaf(&r11_ca));
+    let (rsa_old, rsa_new) = (hash(&rsa_old_leaf.cert), hash(&rsa_new_leaf.cert));
+
+    let mut world = World::new();
+    world.slot = Slot::Ec;
+    world.others = vec![(Slot::Rsa, rsa_old)];
+    world.chains = [
+        (key(OLD), vec![r10]),
+        (key(NEW), vec![r11]),
+        (rsa_old, vec![r10]),
+        (rsa_new, vec![r11]),
+    ]
+    .into_iter()
+    .collect();
+    let rsa_records = [
+        rsa_old.dane_ee(),
+        rsa_new.dane_ee(),
+        r10.dane_ta(),
+        r11.dane_ta(),
+    ];
+    for owner in OWNERS {
+        for record in &rsa_records {
+            world
+                .primary
+                .insert(entry(&TlsaAt::new(owner, record.clone())));
+        }
+    }
+    world.sync();
+    let rig = Rig::with_certificates(world, TWO_SLOTS);
+    // `rsa`'s chain file holds the new chain; its previous one is kept for a rollback.
+    let dir = rig.config.state_dir.parent().unwrap().to_path_buf();
+    let previous = dir.join("rsa-previous.pem");
+    rsa_new_leaf
+        .write_key_and_chain(&dir.join("rsa.pem"))
+        .unwrap();
+    rsa_old_leaf.write_key_and_chain(&previous).unwrap();
+    let mut store = rig.store();
+    let rsa_installed = {
+        let mut r = stage(
+            StageRequest {
+                slot: Slot::Rsa,
+                scheme: Scheme::CurrentIssuer,
+                old: Some(rsa_old),
+                new: rsa_new,
+                issuers: vec![r11],
+                chain: "/staged/rsa.pem".into(),
+                previous_chain: Some(previous),
+                ..request()
+            },
+            T0,
+        )
+        .unwrap()
+        .next;
+        r.phase = Phase::Installed {
+            since: T0,
+            reloaded: true,
+            reload_failures: 0,
+            probes: 0,
+        };
+        r
+    };
+    store.save(&rsa_installed, &[], &[], T0).unwrap();
+    ours(&mut store, &Slot::Rsa, &rsa_records);
+    set_key(&mut store, &Slot::Rsa, KeyRole::Current, rsa_old);
+    set_key(&mut store, &Slot::Rsa, KeyRole::New, rsa_new);
+    ours(&mut store, &Slot::Ec, &[key(OLD).dane_ee(), r10.dane_ta()]);
+    set_key(&mut store, &Slot::Ec, KeyRole::Current, key(OLD));
+    drop(store);
+
+    rig.begin(StageRequest {
+        slot: Slot::Ec,
+        scheme: Scheme::CurrentIssuer,
+        issuers: vec![r11],
+        ..request()
+    });
+    rig.run(T0, false);
+    let r = rig.run(at(TWO_TTL), false);
+    assert_eq!(rig.phase(), PhaseName::Done, "{:?}", r.log);
+    let rsa_phase = |rig: &Rig| {
+        let r = rig.store().rollover("mx", &Slot::Rsa).unwrap().unwrap();
+        r.phase.name()
+    };
+    assert_eq!(rsa_phase(&rig), PhaseName::Installed);
+    {
+        let w = rig.world();
+        for owner in OWNERS {
+            let old = TlsaAt::new(owner, key(OLD).dane_ee());
+            assert!(!w.serves_everywhere(&old), "{:?}", r.log);
+            assert!(
+                w.serves_everywhere(&TlsaAt::new(owner, r10.dane_ta())),
+                "R10's record at {owner} was retired while key slot rsa still serves a chain \
+                 from R10: {:?}",
+                r.log
+            );
+        }
+    }
+
+    // `rsa`'s new chain is served now: its rollover is verified and retires R10's record.
+    rig.world().others = vec![(Slot::Rsa, rsa_new)];
+    let r = rig.run(at(TWO_TTL + 60), false);
+    assert_eq!(rsa_phase(&rig), PhaseName::Done, "{:?}", r.log);
+    let w = rig.world();
+    for owner in OWNERS {
+        for gone in [r10.dane_ta(), rsa_old.dane_ee()] {
+            let gone = TlsaAt::new(owner, gone);
+            assert!(!w.primary.contains(&entry(&gone)), "{gone}: {:?}", r.log);
+        }
+        for kept in [r11.dane_ta(), rsa_new.dane_ee(), key(NEW).dane_ee()] {
+            assert!(w.serves_everywhere(&TlsaAt::new(owner, kept)));
+        }
     }
 }
