@@ -257,6 +257,7 @@ proptest! {
                 outcomes,
                 ours: ours.clone(),
                 protected: stored_next.into_iter().collect(),
+                protected_issuers: Vec::new(),
                 stored_next,
                 force: false,
             };

@@ -23,9 +23,11 @@ use dane_roll::rollover::{
     ProbeVerdict, ResolverAnswer, Rollover, Slot, StageRequest, StepResult, Timestamp, TlsaAt,
     stage,
 };
-use dane_roll::store::Store;
+use dane_roll::store::{KeyEntry, KeyRole, RecordChange, Store};
 use dane_roll::tlsa::TlsaRecord;
+use dane_roll_lab::pki::{self, Issued, KeyKind, TestPki, Validity};
 use dane_roll_providers::{Change, ProviderError, Record, Report};
+use openssl::x509::X509Ref;
 
 const TTL: u32 = 3600;
 const TWO_TTL: i64 = 2 * TTL as i64;
@@ -88,6 +90,13 @@ struct World {
     files: BTreeMap<PathBuf, KeyHash>,
     installed: KeyHash,
     served: KeyHash,
+    /// The key slot `installed` and `served` are of (the slot the test rolls).
+    slot: Slot,
+    /// The keys the service's other key slots serve, each with its slot.
+    others: Vec<(Slot, KeyHash)>,
+    /// A served key → the keys of the certificates served after it (its issuers): what the
+    /// probe reports as the chain.
+    chains: BTreeMap<KeyHash, Vec<KeyHash>>,
     /// Reloads that fail the way a busy server can (the next try may pass).
     reload_failures_left: u32,
     /// Every reload fails the way only a fix clears: the service's reload command is empty.
@@ -133,6 +142,9 @@ impl World {
             files,
             installed: key(OLD),
             served: key(OLD),
+            slot: Slot::default(),
+            others: Vec::new(),
+            chains: BTreeMap::new(),
             reload_failures_left: 0,
             reload_empty: false,
             provider_fails: None,
@@ -190,6 +202,24 @@ impl World {
                 })
                 .collect(),
         }
+    }
+
+    /// The key served for `slot`: the rolled slot's, or another slot's.
+    fn served_in(&self, slot: &Slot) -> KeyHash {
+        if *slot == self.slot {
+            return self.served;
+        }
+        self.others
+            .iter()
+            .find(|(s, _)| s == slot)
+            .map_or(self.served, |(_, k)| *k)
+    }
+
+    /// Every key served, with its slot.
+    fn all_served(&self) -> Vec<(Slot, KeyHash)> {
+        let mut out = vec![(self.slot.clone(), self.served)];
+        out.extend(self.others.iter().cloned());
+        out
     }
 
     fn serves_everywhere(&self, record: &TlsaAt) -> bool {
@@ -317,14 +347,15 @@ impl Effects for Scripted {
     fn probe(
         &self,
         _svc: &Service,
-        _slot: &Slot,
+        slot: &Slot,
         endpoints: &[String],
         _expect: KeyHash,
     ) -> Vec<ProbeResult> {
         self.act(Call::Probe, |w| {
+            let served = w.served_in(slot);
             let validated = w
                 .primary
-                .contains(&entry(&TlsaAt::new(OWNERS[0], w.served.dane_ee())));
+                .contains(&entry(&TlsaAt::new(OWNERS[0], served.dane_ee())));
             let verdict = w.probe_override.clone().unwrap_or(if validated {
                 ProbeVerdict::Match
             } else {
@@ -336,23 +367,29 @@ impl Effects for Scripted {
                     endpoint: e.clone(),
                     address: "192.0.2.25".into(),
                     verdict: verdict.clone(),
-                    live_key: Some(w.served),
-                    chain: Vec::new(),
+                    live_key: Some(served),
+                    chain: w.chains.get(&served).cloned().unwrap_or_default(),
                 })
                 .collect()
         })
     }
 
     fn live_keys(&self, _svc: &Service, endpoints: &[String]) -> Vec<LiveKeys> {
-        let served = self.0.borrow().served;
+        let served: Vec<KeyHash> = self
+            .0
+            .borrow()
+            .all_served()
+            .into_iter()
+            .map(|(_, k)| k)
+            .collect();
         endpoints
             .iter()
-            .map(|e| (e.clone(), "192.0.2.25".to_owned(), Ok(vec![served])))
+            .map(|e| (e.clone(), "192.0.2.25".to_owned(), Ok(served.clone())))
             .collect()
     }
 
     fn served_at(&self, _svc: &Service, _host: &str, _port: u16) -> Served {
-        Served::Keys(vec![(Slot::default(), self.0.borrow().served)])
+        Served::Keys(self.0.borrow().all_served())
     }
 
     fn install(&self, _svc: &Service, _target: &Path, chain: &Path) -> Result<(), InstallError> {
@@ -406,7 +443,14 @@ struct Rig {
     _dir: tempfile::TempDir,
     config: Config,
     world: Rc<RefCell<World>>,
+    /// The key slot the test rolls (the world's).
+    slot: Slot,
 }
+
+/// Service `mx`'s certificate and scheme: one chain file (`{d}` is the directory of the
+/// configuration), `current+next`.
+const ONE_CHAIN: &str = r#"chain-file = "{d}/mx.pem"
+scheme = "current+next""#;
 
 /// What one `run` did.
 #[derive(Debug)]
@@ -449,9 +493,16 @@ fn quiet_kills() {
 
 impl Rig {
     fn new(world: World) -> Rig {
+        Rig::with_certificates(world, ONE_CHAIN)
+    }
+
+    /// A rig whose service `mx` has `certificates` (its chain file(s) and scheme; `{d}` stands
+    /// for the directory of the configuration).
+    fn with_certificates(world: World, certificates: &str) -> Rig {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let conf = d.join("dane-roll.toml");
+        let certificates = certificates.replace("{d}", &d.display().to_string());
         std::fs::write(
             &conf,
             format!(
@@ -462,9 +513,8 @@ state-dir = "{d}/state"
 name = "mx"
 domains = ["mx1.example.com", "mx2.example.com"]
 endpoints = ["{e0}/smtp", "{e1}/smtp"]
-chain-file = "{d}/mx.pem"
+{certificates}
 reload = ["/bin/true"]
-scheme = "current+next"
 key-type = "ec256"
 ttl = {TTL}
 provider = "dns"
@@ -483,6 +533,7 @@ command = ["/bin/false"]
         Rig {
             _dir: dir,
             config,
+            slot: world.slot.clone(),
             world: Rc::new(RefCell::new(world)),
         }
     }
@@ -548,18 +599,14 @@ command = ["/bin/false"]
             standing,
             log: w.log.clone(),
             alerts: w.alerts.clone(),
-            rollover: self
-                .store()
-                .rollover("mx", &Slot::default())
-                .unwrap()
-                .unwrap(),
+            rollover: self.store().rollover("mx", &self.slot).unwrap().unwrap(),
             killed,
         }
     }
 
     fn phase(&self) -> PhaseName {
         self.store()
-            .rollover("mx", &Slot::default())
+            .rollover("mx", &self.slot)
             .unwrap()
             .unwrap()
             .phase
@@ -1444,4 +1491,280 @@ command = ["/bin/false"]
         "the service lock was taken {opens} times: it was let go between the renewal's \
          decision and its install"
     );
+}
+
+/// Store `records` (at every owner name) as published by `slot` of service `mx`: ours.
+fn ours(store: &mut Store, slot: &Slot, records: &[TlsaRecord]) {
+    let published: Vec<RecordChange> = OWNERS
+        .iter()
+        .flat_map(|o| records.iter().map(|r| TlsaAt::new(o, r.clone())))
+        .map(|record| RecordChange::Published { record, ttl: TTL })
+        .collect();
+    store.record_changes("mx", slot, &published, T0).unwrap();
+}
+
+/// Store `hash` as the key of `role` in `slot` of service `mx`.
+fn set_key(store: &mut Store, slot: &Slot, role: KeyRole, hash: KeyHash) {
+    store
+        .set_key(&KeyEntry {
+            service: "mx".into(),
+            slot: slot.clone(),
+            role,
+            hash,
+            path: None,
+            created: T0,
+        })
+        .unwrap();
+}
+
+/// The configuration of two key slots, `ec` and `rsa`, under `current+issuer`.
+const TWO_SLOTS: &str = r#"chain-files = { ec = "{d}/ec.pem", rsa = "{d}/rsa.pem" }
+scheme = "current+issuer""#;
+
+/// Two key slots of one `current+issuer` service (`ec` and `rsa`, each its own certificate
+/// and rollover, their records at the same owner names) whose chains share the issuer R10: a
+/// rollover of `ec` to a key issued by R11 retires `ec`'s old `3 1 1`, never R10's `2 1 1`
+/// while `rsa`'s served chain is issued by R10. Once `rsa`'s chain is issued by R11 too (a
+/// renewal), nothing wants R10 and `run` retires it.
+#[test]
+fn a_rollover_keeps_the_issuer_record_another_key_slot_needs() {
+    let (rsa, r10, r11) = (key(30), key(40), key(41));
+    let mut world = World::new();
+    world.slot = Slot::Ec;
+    world.others = vec![(Slot::Rsa, rsa)];
+    world.chains = [
+        (key(OLD), vec![r10]),
+        (key(NEW), vec![r11]),
+        (rsa, vec![r10]),
+    ]
+    .into_iter()
+    .collect();
+    // As two earlier rollovers left the zone: each slot's key and the shared issuer R10.
+    for owner in OWNERS {
+        world
+            .primary
+            .insert(entry(&TlsaAt::new(owner, rsa.dane_ee())));
+        world
+            .primary
+            .insert(entry(&TlsaAt::new(owner, r10.dane_ta())));
+    }
+    world.sync();
+    let rig = Rig::with_certificates(world, TWO_SLOTS);
+    // ... and the store: both slots' records are ours, `rsa`'s rollover is done with R10 as
+    // its issuer, each slot has its current key.
+    let mut store = rig.store();
+    let rsa_done = {
+        let mut r = stage(
+            StageRequest {
+                slot: Slot::Rsa,
+                scheme: Scheme::CurrentIssuer,
+                old: None,
+                new: rsa,
+                issuers: vec![r10],
+                chain: "/staged/rsa.pem".into(),
+                previous_chain: None,
+                ..request()
+            },
+            T0,
+        )
+        .unwrap()
+        .next;
+        r.phase = Phase::Done { since: T0 };
+        r
+    };
+    store.save(&rsa_done, &[], &[], T0).unwrap();
+    for (slot, leaf) in [(Slot::Ec, key(OLD)), (Slot::Rsa, rsa)] {
+        ours(&mut store, &slot, &[leaf.dane_ee(), r10.dane_ta()]);
+        set_key(&mut store, &slot, KeyRole::Current, leaf);
+    }
+    drop(store);
+
+    // `ec` rolls from key 1 (issued by R10) to key 2 (issued by R11).
+    rig.begin(StageRequest {
+        slot: Slot::Ec,
+        scheme: Scheme::CurrentIssuer,
+        issuers: vec![r11],
+        ..request()
+    });
+    rig.run(T0, false);
+    let r = rig.run(at(TWO_TTL), false);
+    assert_eq!(rig.phase(), PhaseName::Done, "{:?}", r.log);
+    let w = rig.world();
+    assert_eq!(w.served, key(NEW));
+    for owner in OWNERS {
+        // The rollover retired `ec`'s old key ...
+        assert!(
+            !w.serves_everywhere(&TlsaAt::new(owner, key(OLD).dane_ee())),
+            "{:?}",
+            r.log
+        );
+        assert!(w.serves_everywhere(&TlsaAt::new(owner, r11.dane_ta())));
+        // ... but not the issuer `rsa`'s served chain still needs.
+        assert!(
+            w.serves_everywhere(&TlsaAt::new(owner, r10.dane_ta())),
+            "the shared issuer R10's record at {owner} was retired while key slot rsa's chain \
+             is issued by R10: {:?}",
+            r.log
+        );
+        assert!(w.serves_everywhere(&TlsaAt::new(owner, rsa.dane_ee())));
+    }
+    drop(w);
+
+    // `rsa` renewed with its key from R11 (its finished rollover keeps R11 as its issuer, as
+    // a renewal leaves it): now no slot wants R10, and `run` retires its record once the probe
+    // shows no served chain holding it.
+    rig.world().chains.insert(rsa, vec![r11]);
+    let mut store = rig.store();
+    let mut renewed = store.rollover("mx", &Slot::Rsa).unwrap().unwrap();
+    renewed.request.issuers = vec![r11];
+    store.save(&renewed, &[], &[], at(TWO_TTL)).unwrap();
+    ours(&mut store, &Slot::Rsa, &[r11.dane_ta()]);
+    drop(store);
+    let r = rig.run(at(TWO_TTL + 60), false);
+    let w = rig.world();
+    for owner in OWNERS {
+        assert!(
+            !w.primary
+                .contains(&entry(&TlsaAt::new(owner, r10.dane_ta()))),
+            "{:?}",
+            r.log
+        );
+        assert!(w.serves_everywhere(&TlsaAt::new(owner, r11.dane_ta())));
+        assert!(w.serves_everywhere(&TlsaAt::new(owner, rsa.dane_ee())));
+        assert!(w.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
+    }
+}
+
+/// The same while the other key slot is mid-rollover: `rsa` installed a chain from R11 but
+/// still serves its previous one, from R10 (a reload not taken yet), when `ec`'s rollover from
+/// R10 to R11 is verified. Only `rsa`'s previous chain file says R10 is still served: its
+/// record stays until `rsa`'s new chain is verified, then `rsa`'s rollover retires it.
+#[test]
+fn a_rollover_keeps_the_issuer_of_the_chain_another_key_slot_still_serves_mid_rollover() {
+    let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let r10_ca = &ca.intermediate;
+    let r11_ca = ca.another_intermediate("R11").unwrap();
+    let hash = |cert: &X509Ref| {
+        pki::spki_sha256_hex(cert)
+            .unwrap()
+            .parse::<KeyHash>()
+            .unwrap()
+    };
+    let (r10, r11) = (hash(&r10_ca.cert), hash(&r11_ca.cert));
+    let leaf = |from: &Issued| {
+        let key = pki::new_key(KeyKind::Rsa2048).unwrap();
+        ca.leaf_from(from, &["mx1.example.com"], key, Validity::Days(90))
+            .unwrap()
+    };
+    let (rsa_old_leaf, rsa_new_leaf) = (leaf(r10_ca), leaf(&r11_ca));
+    let (rsa_old, rsa_new) = (hash(&rsa_old_leaf.cert), hash(&rsa_new_leaf.cert));
+
+    let mut world = World::new();
+    world.slot = Slot::Ec;
+    world.others = vec![(Slot::Rsa, rsa_old)];
+    world.chains = [
+        (key(OLD), vec![r10]),
+        (key(NEW), vec![r11]),
+        (rsa_old, vec![r10]),
+        (rsa_new, vec![r11]),
+    ]
+    .into_iter()
+    .collect();
+    let rsa_records = [
+        rsa_old.dane_ee(),
+        rsa_new.dane_ee(),
+        r10.dane_ta(),
+        r11.dane_ta(),
+    ];
+    for owner in OWNERS {
+        for record in &rsa_records {
+            world
+                .primary
+                .insert(entry(&TlsaAt::new(owner, record.clone())));
+        }
+    }
+    world.sync();
+    let rig = Rig::with_certificates(world, TWO_SLOTS);
+    // `rsa`'s chain file holds the new chain; its previous one is kept for a rollback.
+    let dir = rig.config.state_dir.parent().unwrap().to_path_buf();
+    let previous = dir.join("rsa-previous.pem");
+    rsa_new_leaf
+        .write_key_and_chain(&dir.join("rsa.pem"))
+        .unwrap();
+    rsa_old_leaf.write_key_and_chain(&previous).unwrap();
+    let mut store = rig.store();
+    let rsa_installed = {
+        let mut r = stage(
+            StageRequest {
+                slot: Slot::Rsa,
+                scheme: Scheme::CurrentIssuer,
+                old: Some(rsa_old),
+                new: rsa_new,
+                issuers: vec![r11],
+                chain: "/staged/rsa.pem".into(),
+                previous_chain: Some(previous),
+                ..request()
+            },
+            T0,
+        )
+        .unwrap()
+        .next;
+        r.phase = Phase::Installed {
+            since: T0,
+            reloaded: true,
+            reload_failures: 0,
+            probes: 0,
+        };
+        r
+    };
+    store.save(&rsa_installed, &[], &[], T0).unwrap();
+    ours(&mut store, &Slot::Rsa, &rsa_records);
+    set_key(&mut store, &Slot::Rsa, KeyRole::Current, rsa_old);
+    set_key(&mut store, &Slot::Rsa, KeyRole::New, rsa_new);
+    ours(&mut store, &Slot::Ec, &[key(OLD).dane_ee(), r10.dane_ta()]);
+    set_key(&mut store, &Slot::Ec, KeyRole::Current, key(OLD));
+    drop(store);
+
+    rig.begin(StageRequest {
+        slot: Slot::Ec,
+        scheme: Scheme::CurrentIssuer,
+        issuers: vec![r11],
+        ..request()
+    });
+    rig.run(T0, false);
+    let r = rig.run(at(TWO_TTL), false);
+    assert_eq!(rig.phase(), PhaseName::Done, "{:?}", r.log);
+    let rsa_phase = |rig: &Rig| {
+        let r = rig.store().rollover("mx", &Slot::Rsa).unwrap().unwrap();
+        r.phase.name()
+    };
+    assert_eq!(rsa_phase(&rig), PhaseName::Installed);
+    {
+        let w = rig.world();
+        for owner in OWNERS {
+            let old = TlsaAt::new(owner, key(OLD).dane_ee());
+            assert!(!w.serves_everywhere(&old), "{:?}", r.log);
+            assert!(
+                w.serves_everywhere(&TlsaAt::new(owner, r10.dane_ta())),
+                "R10's record at {owner} was retired while key slot rsa still serves a chain \
+                 from R10: {:?}",
+                r.log
+            );
+        }
+    }
+
+    // `rsa`'s new chain is served now: its rollover is verified and retires R10's record.
+    rig.world().others = vec![(Slot::Rsa, rsa_new)];
+    let r = rig.run(at(TWO_TTL + 60), false);
+    assert_eq!(rsa_phase(&rig), PhaseName::Done, "{:?}", r.log);
+    let w = rig.world();
+    for owner in OWNERS {
+        for gone in [r10.dane_ta(), rsa_old.dane_ee()] {
+            let gone = TlsaAt::new(owner, gone);
+            assert!(!w.primary.contains(&entry(&gone)), "{gone}: {:?}", r.log);
+        }
+        for kept in [r11.dane_ta(), rsa_new.dane_ee(), key(NEW).dane_ee()] {
+            assert!(w.serves_everywhere(&TlsaAt::new(owner, kept)));
+        }
+    }
 }

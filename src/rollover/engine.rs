@@ -18,7 +18,7 @@ mod protocol;
 mod publish;
 
 pub use gate::{gate, served_everywhere, validated};
-pub use machine::{EngineError, PROBE_ALERT_AFTER, stage, step};
+pub use machine::{EngineError, PROBE_ALERT_AFTER, protected_keys, stage, stale, step};
 pub use protocol::{
     Action, ActionOutcome, DnsReport, Event, Failure, FailureKind, NsAnswer, Observations,
     OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer, StageRequest, StepResult,

@@ -14,7 +14,8 @@
 //!    resolver first validated them), and the resolver validates them (`--force` skips only
 //!    the wait, and then an event and an alert say so; never the check);
 //! 2. no [`Action::Retire`] of a record matching the new (live) key, the next key or a key the
-//!    driver reports as protected ([`plan::retirable`]);
+//!    driver reports as protected: seen live, or an issuer a key slot of the service wants
+//!    ([`engine::stale`], [`plan::retirable`]);
 //! 3. [`Action::Retire`] only once the live handshake on every endpoint address matched the
 //!    new key ([`Phase::Verified`]);
 //! 4. records are added and removed one at a time ([`Action::Publish`], [`Action::Retire`] carry

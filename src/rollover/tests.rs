@@ -513,3 +513,66 @@ fn a_failed_reinstall_is_alerted_counted_and_retried_in_a_rollback_and_an_abort(
         assert!(matches!(reinstall(&s.next.phase), Some((_, true))));
     }
 }
+
+#[test]
+fn a_verified_rollover_retires_no_issuer_record_another_key_slot_wants() {
+    // `ec` rolled from key 1 (issued by 40) to key 2 (issued by 41); `rsa`'s chain is issued
+    // by 40, so the driver passes 40 as a protected issuer.
+    let owner = OWNERS[0];
+    let mut r = stage(
+        StageRequest {
+            slot: Slot::Ec,
+            scheme: Scheme::CurrentIssuer,
+            issuers: vec![key(41)],
+            ..one_owner_request()
+        },
+        Timestamp::from_secs(100),
+    )
+    .unwrap()
+    .next;
+    r.phase = Phase::Verified {
+        since: Timestamp::from_secs(110),
+    };
+    let ours: Vec<TlsaAt> = [
+        key(1).dane_ee(),
+        key(2).dane_ee(),
+        key(40).dane_ta(),
+        key(41).dane_ta(),
+    ]
+    .into_iter()
+    .map(|record| TlsaAt::new(owner, record))
+    .collect();
+    let retired = |protected_issuers: Vec<KeyHash>| {
+        let obs = Observations {
+            ours: ours.clone(),
+            protected_issuers,
+            ..Observations::default()
+        };
+        let s = step(r.clone(), &obs, Timestamp::from_secs(120));
+        assert!(
+            !s.events.iter().any(|e| e.detail.contains("refused")),
+            "{:?}",
+            s.events
+        );
+        s.actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Retire(record) => Some(record),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    // Wanted by `rsa`: only the old key's record goes, the rollover moves on.
+    assert_eq!(
+        retired(vec![key(40), key(41)]),
+        [TlsaAt::new(owner, key(1).dane_ee())]
+    );
+    // Wanted by no slot: the old issuer's record goes with it.
+    assert_eq!(
+        retired(vec![key(41)]),
+        [
+            TlsaAt::new(owner, key(40).dane_ta()),
+            TlsaAt::new(owner, key(1).dane_ee())
+        ]
+    );
+}

@@ -11,6 +11,12 @@
 //! only once the probe shows every endpoint address matching with the key and no served chain
 //! holding that issuer, and every nameserver serves the wanted issuers' records; when the
 //! renewal cannot tell, `dane-roll run` looks again ([`Driver::keep_issuers`]).
+//!
+//! Key slots of a service (`ec`, `rsa`) share their issuer records: the same `2 1 1` at the same
+//! owner names. Which may go is decided in one place, the engine's [`stale`], from the issuer
+//! keys [`Driver::protected_issuers`] says the service's key slots want: a rollover's `verified`
+//! phase and the retirement here both use it, so neither retires an issuer another slot's chain
+//! still needs.
 
 use std::path::Path;
 
@@ -18,8 +24,10 @@ use openssl::x509::X509;
 
 use crate::config::{Scheme, Service};
 use crate::pki;
+use crate::rollover::engine::stale;
 use crate::rollover::{
-    ActionOutcome, Effects, Event, KeyHash, PhaseName, ProbeResult, ProbeVerdict, Slot, TlsaAt,
+    ActionOutcome, Effects, Event, KeyHash, Observations, PhaseName, ProbeResult, ProbeVerdict,
+    Slot, TlsaAt,
 };
 use crate::store::{KeyRole, RecordChange};
 use crate::tlsa::Usage;
@@ -183,9 +191,62 @@ impl<E: Effects> Driver<E> {
         Ok(failed)
     }
 
-    /// The slot's issuer records no longer wanted: `2 x x` records of ours whose key is no
-    /// issuer of the slot's finished rollover, nor a key or issuer of another slot of the
-    /// service. `None` while the slot has no finished rollover (nothing says what is wanted).
+    /// The issuer keys whose records no rollover or renewal of `slot` may retire now
+    /// ([`Observations::protected_issuers`]): the issuers every stored rollover of the service
+    /// wants (its chain's and `issuer-ahead-file`'s, kept current by renewals; `slot`'s own
+    /// included) and, for each other key slot, the issuer of the chain in its chain file and,
+    /// while its rollover is under way, of the previous chain (served until the new one is
+    /// verified). A chain file that cannot be read adds nothing: its slot's rollover still
+    /// says what it wants.
+    pub(super) fn protected_issuers(
+        &self,
+        service: &Service,
+        slot: &Slot,
+    ) -> Result<Vec<KeyHash>, DriverError> {
+        let mut keys = Vec::new();
+        let mut chains: Vec<&Path> = Vec::new();
+        let rollovers: Vec<_> = self
+            .store
+            .rollovers()?
+            .into_iter()
+            .filter(|r| r.request.service == service.name)
+            .collect();
+        for r in &rollovers {
+            keys.extend(r.request.issuers.iter().copied());
+            if r.request.slot != *slot && !r.is_final() {
+                chains.extend(r.request.previous_chain.as_deref());
+            }
+        }
+        if service.scheme == Scheme::CurrentIssuer {
+            chains.extend(
+                service
+                    .chain_files
+                    .all()
+                    .into_iter()
+                    .filter(|(algorithm, _)| algorithm.is_some_and(|a| a != slot.as_str()))
+                    .map(|(_, path)| path),
+            );
+            for path in chains {
+                match pki::load(path) {
+                    Ok(material) => keys.extend(chain_issuer(material.certificates())),
+                    Err(e) => tracing::debug!(
+                        "service {}: the issuer of {} is not known ({e}); the stored \
+                         rollovers say which issuers are wanted",
+                        service.name,
+                        path.display()
+                    ),
+                }
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// The slot's issuer records no longer wanted: the `2 x x` records among what the engine
+    /// would retire for the slot's finished rollover ([`stale`]), with every key of the service
+    /// and the [protected issuers](Driver::protected_issuers) kept. `None` while the slot has no
+    /// finished rollover (nothing says what is wanted).
     fn stale_issuers(
         &self,
         service: &Service,
@@ -197,24 +258,21 @@ impl<E: Effects> Driver<E> {
         if r.phase.name() != PhaseName::Done {
             return Ok(None);
         }
-        let mut keep = r.request.issuers.clone();
-        keep.push(r.request.new);
-        keep.extend(r.request.next);
-        for other in self.store.rollovers()? {
-            if other.request.service == service.name && other.request.slot != *slot {
-                keep.extend(other.request.issuers.iter().copied());
-                keep.push(other.request.new);
-                keep.extend(other.request.old);
-                keep.extend(other.request.next);
-            }
-        }
-        keep.extend(self.store.keys(&service.name)?.into_iter().map(|k| k.hash));
+        let obs = Observations {
+            ours: self.store.ours(&service.name, slot)?,
+            protected: self
+                .store
+                .keys(&service.name)?
+                .into_iter()
+                .map(|k| k.hash)
+                .collect(),
+            protected_issuers: self.protected_issuers(service, slot)?,
+            ..Observations::default()
+        };
         Ok(Some(
-            self.store
-                .ours(&service.name, slot)?
+            stale(&r, &obs)
                 .into_iter()
                 .filter(|t| t.record.usage == Usage::DaneTa)
-                .filter(|t| !keep.iter().any(|k| t.is_of(k)))
                 .collect(),
         ))
     }

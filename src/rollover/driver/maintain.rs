@@ -326,8 +326,13 @@ impl<E: Effects> Driver<E> {
             if service.is_some_and(|s| s != r.request.service) {
                 continue;
             }
+            let protected_issuers = match self.config.service(&r.request.service) {
+                Some(svc) => self.protected_issuers(svc, &r.request.slot)?,
+                None => Vec::new(),
+            };
             let obs = Observations {
                 ours: self.store.ours(&r.request.service, &r.request.slot)?,
+                protected_issuers,
                 stored_next: self
                     .store
                     .key(&r.request.service, &r.request.slot, KeyRole::Next)?

@@ -189,6 +189,8 @@ impl<E: Effects> Driver<E> {
         let mut quick = 0usize;
         let mut old_served = false;
         let mut abandoned_served = false;
+        // Issuer records shared with the service's other key slots stay while one wants them.
+        let protected_issuers = self.protected_issuers(&svc, slot)?;
         for _ in 0..MAX_STEPS {
             let Some(rollover) = self.store.rollover(service, slot)? else {
                 return Err(DriverError::NoRollover {
@@ -204,6 +206,7 @@ impl<E: Effects> Driver<E> {
                 outcomes: std::mem::take(&mut outcomes),
                 ours: self.store.ours(service, slot)?,
                 protected: std::mem::take(&mut live),
+                protected_issuers: protected_issuers.clone(),
                 stored_next: self
                     .store
                     .key(service, slot, KeyRole::Next)?

@@ -187,14 +187,15 @@ impl Ctx<'_> {
         }
     }
 
-    /// The keys whose records an abort keeps: the old key, the next keys, issuers, and every
-    /// key a probe saw live.
+    /// The keys whose records an abort keeps: the old key, the next keys, issuers (the
+    /// rollover's and those the service's key slots want), and every key a probe saw live.
     pub(super) fn abort_protected(&self) -> Vec<KeyHash> {
         let mut keys: Vec<KeyHash> = self.r.request.old.into_iter().collect();
         keys.extend(self.r.request.next);
         keys.extend(self.obs.stored_next);
         keys.extend(self.r.request.issuers.iter().copied());
         keys.extend(self.obs.protected.iter().copied());
+        keys.extend(self.obs.protected_issuers.iter().copied());
         keys
     }
 

@@ -4,10 +4,9 @@
 
 use crate::config::Scheme;
 use crate::rollover::phase::Phase;
-use crate::rollover::plan::retirable;
 use crate::rollover::{KeyHash, TlsaAt};
 
-use super::machine::{Ctx, PROBE_ALERT_AFTER, RecordOp};
+use super::machine::{Ctx, PROBE_ALERT_AFTER, RecordOp, stale};
 use super::protocol::{Action, ActionOutcome, ProbeResult, ProbeVerdict};
 
 impl Ctx<'_> {
@@ -94,7 +93,7 @@ impl Ctx<'_> {
 
     pub(super) fn verified(&mut self) -> bool {
         let (ok, failed) = self.record_outcomes(RecordOp::Retire);
-        let stale: Vec<TlsaAt> = retirable(&self.obs.ours, &self.r.keep_set(), &self.protected())
+        let stale: Vec<TlsaAt> = stale(&self.r, self.obs)
             .into_iter()
             .filter(|r| !ok.contains(&r.sort_key()))
             .collect();

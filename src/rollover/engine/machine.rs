@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::rollover::phase::{Phase, PhaseName, Rollover};
+use crate::rollover::plan::retirable;
 use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
 
 use super::protocol::{
@@ -153,6 +154,26 @@ pub fn step(rollover: Rollover, observations: &Observations, now: Timestamp) -> 
     ctx.finish()
 }
 
+/// The keys whose records `r` never retires (invariant 2): its new and next keys, the store's
+/// next key, the keys the driver protects (seen live) and the issuer keys the service's key
+/// slots want ([`Observations::protected_issuers`]).
+pub fn protected_keys(r: &Rollover, obs: &Observations) -> Vec<KeyHash> {
+    let mut keys = vec![r.request.new];
+    keys.extend(r.request.next);
+    keys.extend(obs.stored_next);
+    keys.extend(obs.protected.iter().copied());
+    keys.extend(obs.protected_issuers.iter().copied());
+    keys
+}
+
+/// The records of ours (`obs.ours`) that `r` may retire once its new key is verified: not in
+/// its keep set, and no record of a [protected key](protected_keys). The one rule for what
+/// goes: the `verified` phase retires these, and the driver's issuer-following retires the
+/// issuer records among them of a finished rollover (after its own probe).
+pub fn stale(r: &Rollover, obs: &Observations) -> Vec<TlsaAt> {
+    retirable(&obs.ours, &r.keep_set(), &protected_keys(r, obs))
+}
+
 /// Records as (owner, presentation) pairs, for set membership.
 pub(super) type RecordKeys = BTreeSet<(String, String)>;
 
@@ -295,16 +316,9 @@ impl<'a> Ctx<'a> {
         }
         false
     }
-    pub(super) fn protected(&self) -> Vec<KeyHash> {
-        let mut keys = vec![self.r.request.new];
-        keys.extend(self.r.request.next);
-        keys.extend(self.obs.stored_next);
-        keys.extend(self.obs.protected.iter().copied());
-        keys
-    }
     /// Last line of defence for invariants 1–3, whatever the handlers did.
     fn finish(mut self) -> StepResult {
-        let protected = self.protected();
+        let protected = protected_keys(&self.r, self.obs);
         let phase = self.r.phase.name();
         let mut refused = Vec::new();
         let abort_protected = self.abort_protected();

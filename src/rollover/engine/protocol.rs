@@ -329,6 +329,12 @@ pub struct Observations {
     /// Keys whose records must be kept besides the new and next keys: the store's next key for
     /// the slot, keys seen live by a probe.
     pub protected: Vec<KeyHash>,
+    /// Issuer keys (`current+issuer`) whose records must be kept: the issuers every key slot of
+    /// the service wants, for the chain it serves and its `issuer-ahead-file` (this slot's
+    /// request's too). Key slots share their issuer records (same owner names, same record), so
+    /// a rollover of one never retires an issuer another still needs. See
+    /// [`stale`](super::stale), the one rule for what may go.
+    pub protected_issuers: Vec<KeyHash>,
     /// The next key the store holds for this slot, if one was generated already (so a resumed
     /// run adopts it instead of generating another).
     pub stored_next: Option<KeyHash>,
