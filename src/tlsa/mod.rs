@@ -1,16 +1,19 @@
 //! The TLSA record: its fields, the presentation form (parse and display) and the owner name.
-//! Computing one from a certificate or a public key ([`Subject`], in `compute.rs`) and the lints
-//! that catch records that are useless or dangerous for SMTP ([`Lint`], in `lint.rs`) have their
-//! own files (RFC 6698, RFC 7671, RFC 7672).
+//! Computing one from a certificate or a public key ([`Subject`], in `compute.rs`), the lints
+//! that catch records that are useless or dangerous for SMTP ([`Lint`], in `lint.rs`) and the
+//! owner name type ([`OwnerName`], in `owner.rs`) have their own files (RFC 6698, RFC 7671,
+//! RFC 7672).
 
 mod compute;
 mod lint;
+mod owner;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use compute::Subject;
 pub use lint::Lint;
+pub use owner::{OwnerName, OwnerNameError};
 
 /// The default usage, selector and matching type: `3 1 1`, DANE-EE of the public key's SHA-256.
 pub const DEFAULT_USAGE: Usage = Usage::DaneEe;
