@@ -24,7 +24,7 @@ use dane_roll::rollover::{
     stage,
 };
 use dane_roll::store::Store;
-use dane_roll::tlsa::TlsaRecord;
+use dane_roll::tlsa::{OwnerName, TlsaRecord};
 use dane_roll_providers::{Change, ProviderError, Record, Report};
 
 const TTL: u32 = 3600;
@@ -106,17 +106,22 @@ struct World {
 }
 
 fn entry(r: &TlsaAt) -> (String, String) {
-    (r.owner.clone(), r.record.to_string())
+    (r.owner.to_string(), r.record.to_string())
+}
+
+/// `record` at the owner name written `owner`.
+fn record_at(owner: &str, record: TlsaRecord) -> TlsaAt {
+    TlsaAt::new(&owner.parse().expect("an owner name"), record)
 }
 
 impl World {
     fn new() -> World {
         let mut primary = BTreeSet::new();
         for owner in OWNERS {
-            primary.insert(entry(&TlsaAt::new(owner, key(OLD).dane_ee())));
+            primary.insert(entry(&record_at(owner, key(OLD).dane_ee())));
         }
         // Another host's record at a shared owner name: never ours.
-        primary.insert(entry(&TlsaAt::new(OWNERS[0], key(99).dane_ee())));
+        primary.insert(entry(&record_at(OWNERS[0], key(99).dane_ee())));
         let mut files = BTreeMap::new();
         files.insert(PathBuf::from(STAGED), key(NEW));
         files.insert(PathBuf::from(BACKUP), key(OLD));
@@ -169,7 +174,7 @@ impl World {
             owners: OWNERS
                 .iter()
                 .map(|owner| OwnerReport {
-                    owner: (*owner).into(),
+                    owner: owner.parse().expect("an owner name"),
                     nameservers: self
                         .secondaries
                         .iter()
@@ -245,7 +250,7 @@ impl Effects for Scripted {
         record: &Record,
         add: bool,
     ) -> Result<Report, ProviderFailure> {
-        let at = TlsaAt::new(&record.owner, record.rdata.parse().unwrap());
+        let at = record_at(&record.owner, record.rdata.parse().unwrap());
         let call = if add {
             Call::Publish(at.clone())
         } else {
@@ -288,7 +293,11 @@ impl Effects for Scripted {
         })
     }
 
-    fn list_records(&self, _svc: &Service, _owner: &str) -> Result<Vec<Record>, ProviderFailure> {
+    fn list_records(
+        &self,
+        _svc: &Service,
+        _owner: &OwnerName,
+    ) -> Result<Vec<Record>, ProviderFailure> {
         Ok(Vec::new())
     }
 
@@ -296,7 +305,11 @@ impl Effects for Scripted {
         self.act(Call::Dns, |w| w.dns())
     }
 
-    fn served_everywhere(&self, owner: &str, candidates: &[TlsaRecord]) -> Option<Vec<TlsaRecord>> {
+    fn served_everywhere(
+        &self,
+        owner: &OwnerName,
+        candidates: &[TlsaRecord],
+    ) -> Option<Vec<TlsaRecord>> {
         let w = self.0.borrow();
         Some(
             candidates
@@ -307,9 +320,9 @@ impl Effects for Scripted {
         )
     }
 
-    fn follow_cname(&self, owner: &str) -> Option<Result<Alias, AliasError>> {
+    fn follow_cname(&self, owner: &OwnerName) -> Option<Result<Alias, AliasError>> {
         Some(Ok(Alias {
-            owner: owner.to_owned(),
+            owner: owner.clone(),
             chain: Vec::new(),
         }))
     }
@@ -324,7 +337,7 @@ impl Effects for Scripted {
         self.act(Call::Probe, |w| {
             let validated = w
                 .primary
-                .contains(&entry(&TlsaAt::new(OWNERS[0], w.served.dane_ee())));
+                .contains(&entry(&record_at(OWNERS[0], w.served.dane_ee())));
             let verdict = w.probe_override.clone().unwrap_or(if validated {
                 ProbeVerdict::Match
             } else {
@@ -573,7 +586,10 @@ fn request() -> StageRequest {
         slot: Slot::default(),
         scheme: Scheme::CurrentNext,
         ttl: TTL,
-        owners: OWNERS.iter().map(|s| (*s).to_owned()).collect(),
+        owners: OWNERS
+            .iter()
+            .map(|s| s.parse().expect("an owner name"))
+            .collect(),
         endpoints: ENDPOINTS.iter().map(|s| (*s).to_owned()).collect(),
         old: Some(key(OLD)),
         new: key(NEW),
@@ -667,12 +683,12 @@ fn a_whole_rollover_on_a_fake_clock() {
     assert!(w.retired.iter().all(|r| r.is_of(&key(OLD))));
     assert!(
         w.primary
-            .contains(&entry(&TlsaAt::new(OWNERS[0], key(99).dane_ee())))
+            .contains(&entry(&record_at(OWNERS[0], key(99).dane_ee())))
     );
     let next = r.last().request.next.unwrap();
     for owner in OWNERS {
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, next.dane_ee())));
+        assert!(w.serves_everywhere(&record_at(owner, key(NEW).dane_ee())));
+        assert!(w.serves_everywhere(&record_at(owner, next.dane_ee())));
     }
     // Ours now: new and next at both owners; history recorded.
     let store = rig.store();
@@ -836,7 +852,7 @@ fn records_that_vanish_restart_the_wait_with_an_alert() {
     {
         let mut w = rig.world();
         w.primary
-            .remove(&entry(&TlsaAt::new(OWNERS[1], key(NEW).dane_ee())));
+            .remove(&entry(&record_at(OWNERS[1], key(NEW).dane_ee())));
         w.sync();
     }
     let r = rig.run(at(TWO_TTL), false);
@@ -948,7 +964,7 @@ fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
         assert_eq!(w.installed, key(OLD));
         assert_eq!(w.served, key(OLD));
         for owner in OWNERS {
-            assert!(w.serves_everywhere(&TlsaAt::new(owner, key(OLD).dane_ee())));
+            assert!(w.serves_everywhere(&record_at(owner, key(OLD).dane_ee())));
         }
     }
     assert!(r.alerts().iter().any(|a| a.contains("rolling back")));
@@ -998,7 +1014,7 @@ fn a_pre_published_next_key_needs_no_new_wait() {
     for owner in OWNERS {
         world
             .primary
-            .insert(entry(&TlsaAt::new(owner, key(NEW).dane_ee())));
+            .insert(entry(&record_at(owner, key(NEW).dane_ee())));
     }
     world.sync();
     let rig = Rig::new(world);
@@ -1019,7 +1035,7 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     for owner in OWNERS {
         world
             .primary
-            .insert(entry(&TlsaAt::new(owner, key(NEW).dane_ee())));
+            .insert(entry(&record_at(owner, key(NEW).dane_ee())));
     }
     world.sync();
     world.set_lagging(1, true);
@@ -1033,7 +1049,7 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     let next_on_ns2 = OWNERS.iter().any(|o| {
         rig.world().secondaries[1]
             .1
-            .contains(&entry(&TlsaAt::new(o, key(3).dane_ee())))
+            .contains(&entry(&record_at(o, key(3).dane_ee())))
     });
     assert!(
         !next_on_ns2,
@@ -1044,10 +1060,11 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     // The next key's records were published and are never retired.
     let w = rig.world();
     assert!(!w.retired.iter().any(|r| r.is_of(&key(3))));
-    assert!(OWNERS.iter().all(|o| {
-        w.primary
-            .contains(&entry(&TlsaAt::new(o, key(3).dane_ee())))
-    }));
+    assert!(
+        OWNERS
+            .iter()
+            .all(|o| { w.primary.contains(&entry(&record_at(o, key(3).dane_ee()))) })
+    );
 }
 
 /// The records of `zone`, the run's next key `next` written as `NEXT`: a kill between writing

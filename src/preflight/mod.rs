@@ -49,10 +49,12 @@ pub async fn zone_of(config: &Config, svc: &Service, view: &AuthorityView) -> Re
             svc.name
         )));
     };
-    view.zone_cut(first).await.map_err(|source| Check::Dns {
-        what: format!("the zone of {first}"),
-        source: Box::new(source),
-    })
+    view.zone_cut(first.as_str())
+        .await
+        .map_err(|source| Check::Dns {
+            what: format!("the zone of {first}"),
+            source: Box::new(source),
+        })
 }
 
 /// The provider kind of `svc`, as in the configuration.
@@ -132,9 +134,9 @@ pub async fn check_service(config: &Config, svc: &Service, view: &AuthorityView)
     let name = svc.provider.as_str();
     let mut works = true;
     for owner in &inside {
-        match provider::check_credentials(&provider, name, owner).await {
+        match provider::check_credentials(&provider, name, owner.as_str()).await {
             Ok(existing) => {
-                if let Some(notice) = ttl::ttl_notice(kind, owner, svc.ttl, &existing) {
+                if let Some(notice) = ttl::ttl_notice(kind, owner.as_str(), svc.ttl, &existing) {
                     push(Severity::Notice, Check::Ttl(notice));
                 }
             }

@@ -20,7 +20,7 @@ fn rollover() -> (Rollover, Vec<Event>) {
     let step = stage(
         StageRequest {
             ttl: 3600,
-            owners: vec![OWNER.into()],
+            owners: vec![OWNER.parse().unwrap()],
             chain: "/staged/mx.pem".into(),
             previous_chain: Some("/live/mx.pem".into()),
             ..StageRequest::example()
@@ -142,7 +142,7 @@ fn a_phase_change_and_its_events_are_one_transaction() {
         detail: "boom".into(),
     };
     let published = RecordChange::Published {
-        record: TlsaAt::new(OWNER, key(2).dane_ee()),
+        record: TlsaAt::new(&OWNER.parse().unwrap(), key(2).dane_ee()),
         ttl: 3600,
     };
     assert!(
@@ -167,8 +167,8 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
     let mut store = Store::open_in_memory().unwrap();
     let rsa = Slot::Rsa;
     let ec = Slot::Ec;
-    let a = TlsaAt::new(OWNER, key(1).dane_ee());
-    let b = TlsaAt::new(OWNER, key(2).dane_ee());
+    let a = TlsaAt::new(&OWNER.parse().unwrap(), key(1).dane_ee());
+    let b = TlsaAt::new(&OWNER.parse().unwrap(), key(2).dane_ee());
     let pubd = |r: &TlsaAt| RecordChange::Published {
         record: r.clone(),
         ttl: 3600,
@@ -406,7 +406,8 @@ fn a_version_1_store_migrates_to_milliseconds_and_its_rollover_json_still_parses
     assert_eq!(since, 100_000, "milliseconds");
     assert!(!back.looked);
     // Observed TTLs: one row per (owner, source, TTL), last seen updated.
-    let seen = [(OWNER, "ns1.example.net. (192.0.2.53)", 7200u32)];
+    let owner = OWNER.parse().unwrap();
+    let seen = [(&owner, "ns1.example.net. (192.0.2.53)", 7200u32)];
     for at in [101, 105] {
         store
             .record_ttls(

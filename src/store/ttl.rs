@@ -5,7 +5,7 @@
 use rusqlite::params;
 
 use super::{Store, StoreError, classify};
-use crate::rollover::{Slot, Timestamp};
+use crate::rollover::{OwnerName, Slot, Timestamp};
 
 /// One TTL seen for an owner name's TLSA RRset.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,7 +30,7 @@ impl Store {
         service: &str,
         slot: &Slot,
         started: Timestamp,
-        seen: impl IntoIterator<Item = (&'a str, &'a str, u32)>,
+        seen: impl IntoIterator<Item = (&'a OwnerName, &'a str, u32)>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
@@ -47,7 +47,7 @@ impl Store {
                     service,
                     slot.as_str(),
                     started.as_millis(),
-                    owner,
+                    owner.as_str(),
                     source,
                     ttl,
                     now.as_millis()

@@ -259,10 +259,10 @@ impl<'de> serde::Deserialize<'de> for TlsaRecord {
 }
 
 /// The owner name of the records for `host` and `port`: `_25._tcp.mail.example.com.`, absolute,
-/// lowercase, with exactly one trailing dot.
-pub fn owner_name(host: &str, port: u16) -> String {
-    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
-    format!("_{port}._tcp.{host}.")
+/// lowercase, with exactly one trailing dot ([`OwnerName::for_endpoint`], kept under this path
+/// for its callers).
+pub fn owner_name(host: &str, port: u16) -> OwnerName {
+    OwnerName::for_endpoint(host, port)
 }
 
 /// Why a record could not be parsed or computed.
