@@ -68,10 +68,9 @@ pub(super) fn run(cli: &crate::cli::Cli, args: &TlsaArgs) -> anyhow::Result<Stat
             }
         }
         TlsaFormat::Rr | TlsaFormat::Nsupdate => {
-            let owner = owner.as_ref().map_or("", OwnerName::as_str);
             let nsupdate = args.format == TlsaFormat::Nsupdate;
             if nsupdate {
-                let (server, zone) = nsupdate_target(cli, args, owner)?;
+                let (server, zone) = nsupdate_target(cli, args, owner.as_ref())?;
                 if let Some((host, port)) = server {
                     out.push_str(&format!("server {host} {port}\n"));
                 }
@@ -79,6 +78,7 @@ pub(super) fn run(cli: &crate::cli::Cli, args: &TlsaArgs) -> anyhow::Result<Stat
                     out.push_str(&format!("zone {zone}.\n"));
                 }
             }
+            let owner = owner.as_ref().map_or("", OwnerName::as_str);
             let prefix = if nsupdate { "update add " } else { "" };
             for c in &computed {
                 out.push_str(&format!(
@@ -158,7 +158,7 @@ type Server = (String, u16);
 fn nsupdate_target(
     cli: &crate::cli::Cli,
     args: &TlsaArgs,
-    owner: &str,
+    owner: Option<&OwnerName>,
 ) -> anyhow::Result<(Option<Server>, Option<String>)> {
     let mut server = args.server.as_deref().map(server_arg).transpose()?;
     let mut zone = args
@@ -180,11 +180,10 @@ fn nsupdate_target(
             return Ok((server, zone.map(|z| z.to_ascii_lowercase())));
         }
     };
-    let service = config.services.iter().find(|s| {
-        s.endpoints
-            .iter()
-            .any(|e| e.owner_name().as_str().eq_ignore_ascii_case(owner))
-    });
+    let service = config
+        .services
+        .iter()
+        .find(|s| s.endpoints.iter().any(|e| Some(&e.owner_name()) == owner));
     if let Some(service) = service
         && let Some(provider) = config.providers.get(&service.provider)
         && let crate::config::ProviderKind::Rfc2136 {

@@ -134,9 +134,9 @@ pub async fn check_service(config: &Config, svc: &Service, view: &AuthorityView)
     let name = svc.provider.as_str();
     let mut works = true;
     for owner in &inside {
-        match provider::check_credentials(&provider, name, owner.as_str()).await {
+        match provider::check_credentials(&provider, name, owner).await {
             Ok(existing) => {
-                if let Some(notice) = ttl::ttl_notice(kind, owner.as_str(), svc.ttl, &existing) {
+                if let Some(notice) = ttl::ttl_notice(kind, owner, svc.ttl, &existing) {
                     push(Severity::Notice, Check::Ttl(notice));
                 }
             }

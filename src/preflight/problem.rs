@@ -101,7 +101,7 @@ pub enum Check {
         /// The provider's name in the configuration.
         provider: String,
         /// The owner name listed.
-        owner: String,
+        owner: OwnerName,
         /// What the provider said (boxed: the error is large).
         source: Box<ProviderError>,
     },

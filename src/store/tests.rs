@@ -546,6 +546,21 @@ fn an_owner_name_in_the_store_that_is_no_name_is_a_typed_error() {
     assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
     assert!(err.to_string().contains("empty label"), "{err}");
 
+    store
+        .conn
+        .execute(
+            "INSERT INTO ttl_observations
+                 (service, slot, started, owner, source, ttl, first_seen, last_seen)
+             VALUES ('mx', 'default', 100000, '', 'resolver', 60, 101000, 101000)",
+            [],
+        )
+        .unwrap();
+    let err = store
+        .ttls("mx", &Slot::default(), Timestamp::from_secs(100))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
+    assert!(err.to_string().contains("is empty"), "{err}");
+
     let (r, _) = rollover();
     let json = serde_json::to_string(&r)
         .unwrap()
