@@ -342,7 +342,7 @@ fn store_rollover(state: &std::path::Path, service: &str, phase: Phase) {
             slot: Slot::default(),
             scheme: Scheme::CurrentNext,
             ttl: 3600,
-            owners: vec!["_25._tcp.mx.example.test.".into()],
+            owners: vec!["_25._tcp.mx.example.test.".parse().expect("an owner name")],
             endpoints: vec!["mx.example.test:25".into()],
             old: Some(KeyHash([1; 32])),
             new: KeyHash([2; 32]),

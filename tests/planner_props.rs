@@ -17,9 +17,9 @@ use std::collections::BTreeSet;
 use dane_roll::config::Scheme;
 use dane_roll::rollover::plan::{desired, retirable};
 use dane_roll::rollover::{
-    Action, ActionOutcome, DnsReport, KeyHash, KeySet, NsAnswer, Observations, OwnerReport,
-    PhaseName, ProbeResult, ProbeVerdict, ResolverAnswer, Slot, StageRequest, Timestamp, TlsaAt,
-    stage, step,
+    Action, ActionOutcome, DnsReport, KeyHash, KeySet, NsAnswer, Observations, OwnerName,
+    OwnerReport, PhaseName, ProbeResult, ProbeVerdict, ResolverAnswer, Slot, StageRequest,
+    Timestamp, TlsaAt, stage, step,
 };
 use dane_roll::tlsa::{Matching, Selector, TlsaRecord, Usage};
 use proptest::prelude::*;
@@ -43,16 +43,17 @@ fn key(n: u8) -> KeyHash {
     KeyHash(bytes)
 }
 
-/// An owner name as a store or a nameserver might spell it: any case, with or without the
-/// final dot.
-fn spelled(owner: &str, upper: bool, dot: bool) -> String {
+/// An owner name as a store or a nameserver might spell it (any case, with or without the
+/// final dot), read back as the code reads such a name: [`OwnerName::parse`].
+fn spelled(owner: &str, upper: bool, dot: bool) -> OwnerName {
     let base = owner.trim_end_matches('.');
     let base = if upper {
         base.to_ascii_uppercase()
     } else {
         base.to_owned()
     };
-    if dot { format!("{base}.") } else { base }
+    let text = if dot { format!("{base}.") } else { base };
+    OwnerName::parse(&text).expect("an owner name")
 }
 
 fn usage(n: u8) -> Usage {
@@ -101,7 +102,7 @@ fn norm_set(records: &[TlsaAt]) -> BTreeSet<String> {
     records.iter().map(|r| norm(r).to_string()).collect()
 }
 
-fn a_owner_names(upper: bool, dot: bool) -> Vec<String> {
+fn a_owner_names(upper: bool, dot: bool) -> Vec<OwnerName> {
     A_OWNERS
         .iter()
         .map(|&i| spelled(OWNERS[i], upper, dot))
@@ -307,7 +308,7 @@ impl World {
     fn perform(
         &mut self,
         action: &Action,
-        owners: &[String],
+        owners: &[OwnerName],
         stored_next: &mut Option<KeyHash>,
     ) -> Option<ActionOutcome> {
         Some(match action {
@@ -329,10 +330,9 @@ impl World {
                 owners: owners
                     .iter()
                     .map(|owner| {
-                        let owner = dane_roll_providers::absolute(owner);
-                        let records = self.records_at(&owner);
+                        let records = self.records_at(owner.as_str());
                         OwnerReport {
-                            owner,
+                            owner: owner.clone(),
                             nameservers: vec![
                                 NsAnswer {
                                     nameserver: "ns1.example.net".into(),

@@ -24,7 +24,7 @@ use dane_roll::rollover::{
     stage,
 };
 use dane_roll::store::{KeyEntry, KeyRole, RecordChange, Store};
-use dane_roll::tlsa::TlsaRecord;
+use dane_roll::tlsa::{OwnerName, TlsaRecord};
 use dane_roll_lab::pki::{self, Issued, KeyKind, TestPki, Validity};
 use dane_roll_providers::{Change, ProviderError, Record, Report};
 use openssl::x509::X509Ref;
@@ -115,17 +115,22 @@ struct World {
 }
 
 fn entry(r: &TlsaAt) -> (String, String) {
-    (r.owner.clone(), r.record.to_string())
+    (r.owner.to_string(), r.record.to_string())
+}
+
+/// `record` at the owner name written `owner`.
+fn record_at(owner: &str, record: TlsaRecord) -> TlsaAt {
+    TlsaAt::new(&owner.parse().expect("an owner name"), record)
 }
 
 impl World {
     fn new() -> World {
         let mut primary = BTreeSet::new();
         for owner in OWNERS {
-            primary.insert(entry(&TlsaAt::new(owner, key(OLD).dane_ee())));
+            primary.insert(entry(&record_at(owner, key(OLD).dane_ee())));
         }
         // Another host's record at a shared owner name: never ours.
-        primary.insert(entry(&TlsaAt::new(OWNERS[0], key(99).dane_ee())));
+        primary.insert(entry(&record_at(OWNERS[0], key(99).dane_ee())));
         let mut files = BTreeMap::new();
         files.insert(PathBuf::from(STAGED), key(NEW));
         files.insert(PathBuf::from(BACKUP), key(OLD));
@@ -181,7 +186,7 @@ impl World {
             owners: OWNERS
                 .iter()
                 .map(|owner| OwnerReport {
-                    owner: (*owner).into(),
+                    owner: owner.parse().expect("an owner name"),
                     nameservers: self
                         .secondaries
                         .iter()
@@ -275,7 +280,7 @@ impl Effects for Scripted {
         record: &Record,
         add: bool,
     ) -> Result<Report, ProviderFailure> {
-        let at = TlsaAt::new(&record.owner, record.rdata.parse().unwrap());
+        let at = record_at(&record.owner, record.rdata.parse().unwrap());
         let call = if add {
             Call::Publish(at.clone())
         } else {
@@ -318,7 +323,11 @@ impl Effects for Scripted {
         })
     }
 
-    fn list_records(&self, _svc: &Service, _owner: &str) -> Result<Vec<Record>, ProviderFailure> {
+    fn list_records(
+        &self,
+        _svc: &Service,
+        _owner: &OwnerName,
+    ) -> Result<Vec<Record>, ProviderFailure> {
         Ok(Vec::new())
     }
 
@@ -326,7 +335,11 @@ impl Effects for Scripted {
         self.act(Call::Dns, |w| w.dns())
     }
 
-    fn served_everywhere(&self, owner: &str, candidates: &[TlsaRecord]) -> Option<Vec<TlsaRecord>> {
+    fn served_everywhere(
+        &self,
+        owner: &OwnerName,
+        candidates: &[TlsaRecord],
+    ) -> Option<Vec<TlsaRecord>> {
         let w = self.0.borrow();
         Some(
             candidates
@@ -337,9 +350,9 @@ impl Effects for Scripted {
         )
     }
 
-    fn follow_cname(&self, owner: &str) -> Option<Result<Alias, AliasError>> {
+    fn follow_cname(&self, owner: &OwnerName) -> Option<Result<Alias, AliasError>> {
         Some(Ok(Alias {
-            owner: owner.to_owned(),
+            owner: owner.clone(),
             chain: Vec::new(),
         }))
     }
@@ -355,7 +368,7 @@ impl Effects for Scripted {
             let served = w.served_in(slot);
             let validated = w
                 .primary
-                .contains(&entry(&TlsaAt::new(OWNERS[0], served.dane_ee())));
+                .contains(&entry(&record_at(OWNERS[0], served.dane_ee())));
             let verdict = w.probe_override.clone().unwrap_or(if validated {
                 ProbeVerdict::Match
             } else {
@@ -620,7 +633,10 @@ fn request() -> StageRequest {
         slot: Slot::default(),
         scheme: Scheme::CurrentNext,
         ttl: TTL,
-        owners: OWNERS.iter().map(|s| (*s).to_owned()).collect(),
+        owners: OWNERS
+            .iter()
+            .map(|s| s.parse().expect("an owner name"))
+            .collect(),
         endpoints: ENDPOINTS.iter().map(|s| (*s).to_owned()).collect(),
         old: Some(key(OLD)),
         new: key(NEW),
@@ -714,12 +730,12 @@ fn a_whole_rollover_on_a_fake_clock() {
     assert!(w.retired.iter().all(|r| r.is_of(&key(OLD))));
     assert!(
         w.primary
-            .contains(&entry(&TlsaAt::new(OWNERS[0], key(99).dane_ee())))
+            .contains(&entry(&record_at(OWNERS[0], key(99).dane_ee())))
     );
     let next = r.last().request.next.unwrap();
     for owner in OWNERS {
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, next.dane_ee())));
+        assert!(w.serves_everywhere(&record_at(owner, key(NEW).dane_ee())));
+        assert!(w.serves_everywhere(&record_at(owner, next.dane_ee())));
     }
     // Ours now: new and next at both owners; history recorded.
     let store = rig.store();
@@ -883,7 +899,7 @@ fn records_that_vanish_restart_the_wait_with_an_alert() {
     {
         let mut w = rig.world();
         w.primary
-            .remove(&entry(&TlsaAt::new(OWNERS[1], key(NEW).dane_ee())));
+            .remove(&entry(&record_at(OWNERS[1], key(NEW).dane_ee())));
         w.sync();
     }
     let r = rig.run(at(TWO_TTL), false);
@@ -995,7 +1011,7 @@ fn a_failed_verification_rolls_back_and_keeps_the_old_records() {
         assert_eq!(w.installed, key(OLD));
         assert_eq!(w.served, key(OLD));
         for owner in OWNERS {
-            assert!(w.serves_everywhere(&TlsaAt::new(owner, key(OLD).dane_ee())));
+            assert!(w.serves_everywhere(&record_at(owner, key(OLD).dane_ee())));
         }
     }
     assert!(r.alerts().iter().any(|a| a.contains("rolling back")));
@@ -1045,7 +1061,7 @@ fn a_pre_published_next_key_needs_no_new_wait() {
     for owner in OWNERS {
         world
             .primary
-            .insert(entry(&TlsaAt::new(owner, key(NEW).dane_ee())));
+            .insert(entry(&record_at(owner, key(NEW).dane_ee())));
     }
     world.sync();
     let rig = Rig::new(world);
@@ -1066,7 +1082,7 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     for owner in OWNERS {
         world
             .primary
-            .insert(entry(&TlsaAt::new(owner, key(NEW).dane_ee())));
+            .insert(entry(&record_at(owner, key(NEW).dane_ee())));
     }
     world.sync();
     world.set_lagging(1, true);
@@ -1080,7 +1096,7 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     let next_on_ns2 = OWNERS.iter().any(|o| {
         rig.world().secondaries[1]
             .1
-            .contains(&entry(&TlsaAt::new(o, key(3).dane_ee())))
+            .contains(&entry(&record_at(o, key(3).dane_ee())))
     });
     assert!(
         !next_on_ns2,
@@ -1091,10 +1107,11 @@ fn a_lagging_next_key_record_does_not_hold_the_install() {
     // The next key's records were published and are never retired.
     let w = rig.world();
     assert!(!w.retired.iter().any(|r| r.is_of(&key(3))));
-    assert!(OWNERS.iter().all(|o| {
-        w.primary
-            .contains(&entry(&TlsaAt::new(o, key(3).dane_ee())))
-    }));
+    assert!(
+        OWNERS
+            .iter()
+            .all(|o| { w.primary.contains(&entry(&record_at(o, key(3).dane_ee()))) })
+    );
 }
 
 /// The records of `zone`, the run's next key `next` written as `NEXT`: a kill between writing
@@ -1497,7 +1514,7 @@ command = ["/bin/false"]
 fn ours(store: &mut Store, slot: &Slot, records: &[TlsaRecord]) {
     let published: Vec<RecordChange> = OWNERS
         .iter()
-        .flat_map(|o| records.iter().map(|r| TlsaAt::new(o, r.clone())))
+        .flat_map(|o| records.iter().map(|r| record_at(o, r.clone())))
         .map(|record| RecordChange::Published { record, ttl: TTL })
         .collect();
     store.record_changes("mx", slot, &published, T0).unwrap();
@@ -1543,10 +1560,10 @@ fn a_rollover_keeps_the_issuer_record_another_key_slot_needs() {
     for owner in OWNERS {
         world
             .primary
-            .insert(entry(&TlsaAt::new(owner, rsa.dane_ee())));
+            .insert(entry(&record_at(owner, rsa.dane_ee())));
         world
             .primary
-            .insert(entry(&TlsaAt::new(owner, r10.dane_ta())));
+            .insert(entry(&record_at(owner, r10.dane_ta())));
     }
     world.sync();
     let rig = Rig::with_certificates(world, TWO_SLOTS);
@@ -1594,19 +1611,19 @@ fn a_rollover_keeps_the_issuer_record_another_key_slot_needs() {
     for owner in OWNERS {
         // The rollover retired `ec`'s old key ...
         assert!(
-            !w.serves_everywhere(&TlsaAt::new(owner, key(OLD).dane_ee())),
+            !w.serves_everywhere(&record_at(owner, key(OLD).dane_ee())),
             "{:?}",
             r.log
         );
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, r11.dane_ta())));
+        assert!(w.serves_everywhere(&record_at(owner, r11.dane_ta())));
         // ... but not the issuer `rsa`'s served chain still needs.
         assert!(
-            w.serves_everywhere(&TlsaAt::new(owner, r10.dane_ta())),
+            w.serves_everywhere(&record_at(owner, r10.dane_ta())),
             "the shared issuer R10's record at {owner} was retired while key slot rsa's chain \
              is issued by R10: {:?}",
             r.log
         );
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, rsa.dane_ee())));
+        assert!(w.serves_everywhere(&record_at(owner, rsa.dane_ee())));
     }
     drop(w);
 
@@ -1625,13 +1642,13 @@ fn a_rollover_keeps_the_issuer_record_another_key_slot_needs() {
     for owner in OWNERS {
         assert!(
             !w.primary
-                .contains(&entry(&TlsaAt::new(owner, r10.dane_ta()))),
+                .contains(&entry(&record_at(owner, r10.dane_ta()))),
             "{:?}",
             r.log
         );
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, r11.dane_ta())));
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, rsa.dane_ee())));
-        assert!(w.serves_everywhere(&TlsaAt::new(owner, key(NEW).dane_ee())));
+        assert!(w.serves_everywhere(&record_at(owner, r11.dane_ta())));
+        assert!(w.serves_everywhere(&record_at(owner, rsa.dane_ee())));
+        assert!(w.serves_everywhere(&record_at(owner, key(NEW).dane_ee())));
     }
 }
 
@@ -1680,7 +1697,7 @@ fn a_rollover_keeps_the_issuer_of_the_chain_another_key_slot_still_serves_mid_ro
         for record in &rsa_records {
             world
                 .primary
-                .insert(entry(&TlsaAt::new(owner, record.clone())));
+                .insert(entry(&record_at(owner, record.clone())));
         }
     }
     world.sync();
@@ -1742,10 +1759,10 @@ fn a_rollover_keeps_the_issuer_of_the_chain_another_key_slot_still_serves_mid_ro
     {
         let w = rig.world();
         for owner in OWNERS {
-            let old = TlsaAt::new(owner, key(OLD).dane_ee());
+            let old = record_at(owner, key(OLD).dane_ee());
             assert!(!w.serves_everywhere(&old), "{:?}", r.log);
             assert!(
-                w.serves_everywhere(&TlsaAt::new(owner, r10.dane_ta())),
+                w.serves_everywhere(&record_at(owner, r10.dane_ta())),
                 "R10's record at {owner} was retired while key slot rsa still serves a chain \
                  from R10: {:?}",
                 r.log
@@ -1760,11 +1777,11 @@ fn a_rollover_keeps_the_issuer_of_the_chain_another_key_slot_still_serves_mid_ro
     let w = rig.world();
     for owner in OWNERS {
         for gone in [r10.dane_ta(), rsa_old.dane_ee()] {
-            let gone = TlsaAt::new(owner, gone);
+            let gone = record_at(owner, gone);
             assert!(!w.primary.contains(&entry(&gone)), "{gone}: {:?}", r.log);
         }
         for kept in [r11.dane_ta(), rsa_new.dane_ee(), key(NEW).dane_ee()] {
-            assert!(w.serves_everywhere(&TlsaAt::new(owner, kept)));
+            assert!(w.serves_everywhere(&record_at(owner, kept)));
         }
     }
 }

@@ -315,7 +315,7 @@ pub(super) fn build_monitor(
             for ep in &service.endpoints {
                 let key = format!("{}:{}", ep.host, ep.port);
                 options.max_records.insert(key.clone(), service.max_records);
-                let owner = dane_roll_providers::absolute(&ep.owner_name());
+                let owner = ep.owner_name();
                 let here: Vec<(TlsaRecord, std::time::SystemTime)> = retiring
                     .iter()
                     .filter(|(r, _)| r.owner == owner)

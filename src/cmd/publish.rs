@@ -75,7 +75,11 @@ pub(super) fn run(cli: &Cli, args: &PublishArgs) -> anyhow::Result<Status> {
                     warned.push(text);
                 }
             }
-            let record = Record::new(&endpoint.owner_name(), service.ttl, &c.record.to_string())?;
+            let record = Record::new(
+                endpoint.owner_name().as_str(),
+                service.ttl,
+                &c.record.to_string(),
+            )?;
             if !records.iter().any(|(r, ..)| r.same(&record)) {
                 let at = TlsaAt::new(&endpoint.owner_name(), c.record.clone());
                 let slot = slots

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::cli::{TlsaArgs, TlsaFormat};
 use crate::exit::Status;
 use crate::pki::{self, KeyKind, Material, PkiError};
-use crate::tlsa::{Lint, Matching, Selector, Subject, TlsaRecord, Usage, owner_name};
+use crate::tlsa::{Lint, Matching, OwnerName, Selector, Subject, TlsaRecord, Usage};
 
 /// Where a record came from, for JSON.
 pub(crate) struct Source<'a> {
@@ -32,7 +32,7 @@ pub(super) fn run(cli: &crate::cli::Cli, args: &TlsaArgs) -> anyhow::Result<Stat
     let selector = Selector::try_from(args.selector)?;
     let matching = Matching::try_from(args.mtype)?;
     let owner = match (&args.host, args.format) {
-        (Some(host), _) => Some(owner_name(&check_host(host)?, args.port)),
+        (Some(host), _) => Some(OwnerName::for_endpoint(&check_host(host)?, args.port)),
         (None, TlsaFormat::Rr | TlsaFormat::Nsupdate) => bail!(
             "--format {} needs --host: the host name the records are for (the MX host)",
             if args.format == TlsaFormat::Rr {
@@ -68,10 +68,9 @@ pub(super) fn run(cli: &crate::cli::Cli, args: &TlsaArgs) -> anyhow::Result<Stat
             }
         }
         TlsaFormat::Rr | TlsaFormat::Nsupdate => {
-            let owner = owner.as_deref().unwrap_or_default();
             let nsupdate = args.format == TlsaFormat::Nsupdate;
             if nsupdate {
-                let (server, zone) = nsupdate_target(cli, args, owner)?;
+                let (server, zone) = nsupdate_target(cli, args, owner.as_ref())?;
                 if let Some((host, port)) = server {
                     out.push_str(&format!("server {host} {port}\n"));
                 }
@@ -79,6 +78,7 @@ pub(super) fn run(cli: &crate::cli::Cli, args: &TlsaArgs) -> anyhow::Result<Stat
                     out.push_str(&format!("zone {zone}.\n"));
                 }
             }
+            let owner = owner.as_ref().map_or("", OwnerName::as_str);
             let prefix = if nsupdate { "update add " } else { "" };
             for c in &computed {
                 out.push_str(&format!(
@@ -93,7 +93,7 @@ pub(super) fn run(cli: &crate::cli::Cli, args: &TlsaArgs) -> anyhow::Result<Stat
         TlsaFormat::Json => {
             let items: Vec<Value> = computed
                 .iter()
-                .map(|c| to_json(c, owner.as_deref(), args.ttl))
+                .map(|c| to_json(c, owner.as_ref().map(OwnerName::as_str), args.ttl))
                 .collect();
             out = serde_json::to_string_pretty(&items)?;
             out.push('\n');
@@ -158,7 +158,7 @@ type Server = (String, u16);
 fn nsupdate_target(
     cli: &crate::cli::Cli,
     args: &TlsaArgs,
-    owner: &str,
+    owner: Option<&OwnerName>,
 ) -> anyhow::Result<(Option<Server>, Option<String>)> {
     let mut server = args.server.as_deref().map(server_arg).transpose()?;
     let mut zone = args
@@ -180,11 +180,10 @@ fn nsupdate_target(
             return Ok((server, zone.map(|z| z.to_ascii_lowercase())));
         }
     };
-    let service = config.services.iter().find(|s| {
-        s.endpoints
-            .iter()
-            .any(|e| e.owner_name().eq_ignore_ascii_case(owner))
-    });
+    let service = config
+        .services
+        .iter()
+        .find(|s| s.endpoints.iter().any(|e| Some(&e.owner_name()) == owner));
     if let Some(service) = service
         && let Some(provider) = config.providers.get(&service.provider)
         && let crate::config::ProviderKind::Rfc2136 {

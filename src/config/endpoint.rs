@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::Deserialize;
 
+use crate::tlsa::OwnerName;
+
 /// The port an endpoint uses when none is given: SMTP.
 pub const DEFAULT_PORT: u16 = 25;
 
@@ -94,8 +96,8 @@ pub struct EndpointId {
 
 impl EndpointId {
     /// The TLSA owner name of its records, absolute: `_25._tcp.mail.example.com.`.
-    pub fn owner_name(&self) -> String {
-        crate::tlsa::owner_name(&self.host, self.port)
+    pub fn owner_name(&self) -> OwnerName {
+        OwnerName::for_endpoint(&self.host, self.port)
     }
 }
 
@@ -139,8 +141,8 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The TLSA owner name, absolute: `_25._tcp.mail.example.com.`.
-    pub fn owner_name(&self) -> String {
-        crate::tlsa::owner_name(&self.host, self.port)
+    pub fn owner_name(&self) -> OwnerName {
+        OwnerName::for_endpoint(&self.host, self.port)
     }
 
     /// Its id, `host:port`: what a rollover stores and what probe results and reports name.

@@ -38,6 +38,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::tlsa::OwnerName;
+
 pub use alerts::{
     Alerts, Channel, CheckSettings, DEFAULT_CERT_WARN_DAYS, DEFAULT_MAX_RECORDS,
     DEFAULT_REPEAT_INTERVAL, DEFAULT_RRSIG_WARN_DAYS, DEFAULT_SENDMAIL, EmailChannel, MailVia,
@@ -303,8 +305,8 @@ impl Service {
     }
 
     /// The distinct TLSA owner names of the endpoints, in endpoint order.
-    pub fn owner_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = Vec::new();
+    pub fn owner_names(&self) -> Vec<OwnerName> {
+        let mut names: Vec<OwnerName> = Vec::new();
         for name in self.endpoints.iter().map(Endpoint::owner_name) {
             if !names.contains(&name) {
                 names.push(name);

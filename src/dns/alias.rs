@@ -11,20 +11,21 @@ use std::fmt;
 
 use super::authority::AuthorityView;
 use super::{DnsError, MAX_CNAME_HOPS};
+use crate::tlsa::{OwnerName, OwnerNameError};
 
 /// A configured owner name and the CNAME chain the authorities serve from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alias {
-    /// The configured owner name (absolute).
-    pub owner: String,
-    /// The CNAME targets in order (absolute); empty when the owner holds no CNAME.
-    pub chain: Vec<String>,
+    /// The configured owner name.
+    pub owner: OwnerName,
+    /// The CNAME targets in order; empty when the owner holds no CNAME.
+    pub chain: Vec<OwnerName>,
 }
 
 impl Alias {
     /// Where the TLSA RRset lives: the end of the chain, or the owner name itself.
-    pub fn target(&self) -> &str {
-        self.chain.last().map_or(&self.owner, String::as_str)
+    pub fn target(&self) -> &OwnerName {
+        self.chain.last().unwrap_or(&self.owner)
     }
 
     /// Whether the owner name is a CNAME.
@@ -38,7 +39,7 @@ impl fmt::Display for Alias {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "owner {}", self.owner)?;
         if self.is_alias() {
-            write!(f, " (via CNAME → {})", self.chain.join(" → "))?;
+            write!(f, " (via CNAME → {})", OwnerName::join(&self.chain, " → "))?;
         }
         Ok(())
     }
@@ -52,25 +53,25 @@ pub enum AliasError {
     #[error(
         "owner name {owner}: the CNAME chain loops ({}); fix the CNAME records so the chain ends \
          at the name that holds the TLSA records",
-        chain.join(" → ")
+        OwnerName::join(chain, " → ")
     )]
     Loop {
         /// The configured owner name.
-        owner: String,
+        owner: OwnerName,
         /// The chain up to the repeated name.
-        chain: Vec<String>,
+        chain: Vec<OwnerName>,
     },
     /// More hops than [`MAX_CNAME_HOPS`].
     #[error(
         "owner name {owner}: the CNAME chain is longer than {MAX_CNAME_HOPS} hops ({}); point the \
          CNAME straight at the name that holds the TLSA records",
-        chain.join(" → ")
+        OwnerName::join(chain, " → ")
     )]
     TooLong {
         /// The configured owner name.
-        owner: String,
+        owner: OwnerName,
         /// The chain followed so far.
-        chain: Vec<String>,
+        chain: Vec<OwnerName>,
     },
     /// No authoritative server of a name's zone answered.
     #[error(
@@ -79,9 +80,9 @@ pub enum AliasError {
     )]
     NoAnswer {
         /// The configured owner name.
-        owner: String,
+        owner: OwnerName,
         /// The name asked about.
-        name: String,
+        name: OwnerName,
         /// What the servers said.
         why: String,
     },
@@ -89,9 +90,20 @@ pub enum AliasError {
     #[error("owner name {owner}: {source}")]
     Dns {
         /// The configured owner name.
-        owner: String,
+        owner: OwnerName,
         /// Why.
         source: DnsError,
+    },
+    /// A CNAME points at text that is not a DNS name.
+    #[error(
+        "owner name {owner}: its CNAME chain leads to {source}; fix the CNAME records so the \
+         chain ends at the name that holds the TLSA records"
+    )]
+    BadTarget {
+        /// The configured owner name.
+        owner: OwnerName,
+        /// Why the target is not a name.
+        source: OwnerNameError,
     },
 }
 
@@ -120,14 +132,14 @@ impl AuthorityView {
     /// any server that answers serves a CNAME is an alias (a server that lags behind a CNAME
     /// just added does not hide it); the chain ends at a name no server serves a CNAME for, or
     /// at a target whose zone cannot be asked.
-    pub async fn follow_cname(&self, owner: &str) -> Result<Alias, AliasError> {
-        let owner = dane_roll_providers::absolute(owner).to_ascii_lowercase();
-        let mut chain: Vec<String> = Vec::new();
+    pub async fn follow_cname(&self, owner: &OwnerName) -> Result<Alias, AliasError> {
+        let owner = owner.clone();
+        let mut chain: Vec<OwnerName> = Vec::new();
         let mut current = owner.clone();
         loop {
             // Past the first hop the owner name is known to be an alias: a target whose zone
             // cannot be asked ends the chain (the provider then says whether it can write it).
-            let report = match self.served_at(&current).await {
+            let report = match self.served_at(current.as_str()).await {
                 Ok(report) => report,
                 Err(_) if !chain.is_empty() => return Ok(Alias { owner, chain }),
                 Err(source) => return Err(AliasError::Dns { owner, source }),
@@ -156,10 +168,14 @@ impl AuthorityView {
                 .servers
                 .iter()
                 .filter_map(|s| s.served().and_then(|s| s.alias.as_ref()))
-                .map(|n| dane_roll_providers::absolute(&n.to_ascii()).to_ascii_lowercase())
+                .map(|n| OwnerName::parse(&n.to_ascii()))
                 .next()
             else {
                 return Ok(Alias { owner, chain });
+            };
+            let next = match next {
+                Ok(next) => next,
+                Err(source) => return Err(AliasError::BadTarget { owner, source }),
             };
             let looped = next == owner || chain.contains(&next);
             chain.push(next.clone());

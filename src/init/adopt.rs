@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use super::classify::{OwnerRecords, Role};
 use super::discover::Live;
 use super::discover::acme::AcmeCert;
-use crate::config::Service;
+use crate::config::{Endpoint, Service};
 use crate::pki;
 use crate::rollover::driver::slot_for;
-use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
+use crate::rollover::{KeyHash, OwnerName, Slot, Timestamp, TlsaAt};
 use crate::store::{KeyEntry, KeyRole, RecordChange, Store, StoreError};
 
 /// What is adopted.
@@ -57,15 +57,11 @@ pub fn plan(
         let (hash, next_slot) = key_file(path)?;
         (next_slot == slot && hash != current).then(|| (hash, path.clone()))
     });
-    let owners: Vec<String> = service
-        .endpoints
-        .iter()
-        .map(|e| dane_roll_providers::absolute(&e.owner_name()))
-        .collect();
+    let owners: Vec<OwnerName> = service.endpoints.iter().map(Endpoint::owner_name).collect();
     let mut records = Vec::new();
     for at in tlsa {
-        let owner = dane_roll_providers::absolute(&at.owner);
-        if !owners.contains(&owner) {
+        let owner = &at.owner;
+        if !owners.contains(owner) {
             continue;
         }
         for (record, role) in &at.records {
@@ -74,7 +70,7 @@ pub fn plan(
                 Role::NextKey => next.as_ref().is_some_and(|(n, _)| n.matches(record)),
                 Role::Issuer | Role::Nothing => false,
             };
-            let at = TlsaAt::new(&owner, record.clone());
+            let at = TlsaAt::new(owner, record.clone());
             if ours && record.usage == crate::tlsa::Usage::DaneEe && !records.contains(&at) {
                 records.push(at);
             }
@@ -176,12 +172,12 @@ mod tests {
             key: live_key.clone(),
             chain: Vec::new(),
         };
-        let owner = "_25._tcp.mail.example.com.";
+        let owner = &OwnerName::for_endpoint("mail.example.com", 25);
         let live_311 = record(Usage::DaneEe, Matching::Sha256, &live_key);
         let next_311 = record(Usage::DaneEe, Matching::Sha256, &next_key);
         let tlsa = vec![
             OwnerRecords {
-                owner: owner.into(),
+                owner: owner.clone(),
                 status: "secure".into(),
                 records: vec![
                     (live_311.clone(), Role::LiveKey),
@@ -199,7 +195,7 @@ mod tests {
             },
             // An owner name that is not the service's.
             OwnerRecords {
-                owner: "_25._tcp.other.example.com.".into(),
+                owner: OwnerName::for_endpoint("other.example.com", 25),
                 status: "secure".into(),
                 records: vec![(live_311.clone(), Role::LiveKey)],
             },

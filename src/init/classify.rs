@@ -76,8 +76,8 @@ pub fn classify(record: &TlsaRecord, known: &Known<'_>) -> Role {
 /// The classified RRset of one owner name.
 #[derive(Debug, Clone)]
 pub struct OwnerRecords {
-    /// The owner name, absolute.
-    pub owner: String,
+    /// The owner name.
+    pub owner: crate::tlsa::OwnerName,
     /// The lookup's DNSSEC status, in words (`secure`, `insecure`, …), or why it failed.
     pub status: String,
     /// Each record and what it matches.

@@ -442,7 +442,7 @@ mod tests {
             ..Choices::default()
         };
         d.tlsa = vec![OwnerRecords {
-            owner: "_25._tcp.mail.example.com.".into(),
+            owner: crate::tlsa::OwnerName::for_endpoint("mail.example.com", 25),
             status: "secure".into(),
             records: vec![(record(crate::tlsa::Usage::DaneTa), Role::Issuer)],
         }];

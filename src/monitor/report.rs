@@ -29,7 +29,7 @@ use super::checks::{self, Check, rank};
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordSet {
     /// The owner name, `_25._tcp.host.`.
-    pub owner: String,
+    pub owner: crate::tlsa::OwnerName,
     /// `command-line`, `dns-secure` or `dns-insecure`.
     pub source: RecordSource,
     /// The records.

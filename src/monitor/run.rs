@@ -410,7 +410,7 @@ impl Monitor {
         let owner = ep.owner_name();
         let tlsa = async {
             if want_tlsa {
-                Some(within(deadline, r.tlsa_with_zone_ttl(&owner)).await)
+                Some(within(deadline, r.tlsa_with_zone_ttl(owner.as_str())).await)
             } else {
                 None
             }

@@ -49,10 +49,12 @@ pub async fn zone_of(config: &Config, svc: &Service, view: &AuthorityView) -> Re
             svc.name
         )));
     };
-    view.zone_cut(first).await.map_err(|source| Check::Dns {
-        what: format!("the zone of {first}"),
-        source: Box::new(source),
-    })
+    view.zone_cut(first.as_str())
+        .await
+        .map_err(|source| Check::Dns {
+            what: format!("the zone of {first}"),
+            source: Box::new(source),
+        })
 }
 
 /// The provider kind of `svc`, as in the configuration.

@@ -9,6 +9,7 @@
 //! the first record is published.
 
 use crate::dns::{AuthorityView, Name, parse_name};
+use crate::tlsa::OwnerName;
 
 use super::Check;
 
@@ -16,22 +17,22 @@ use super::Check;
 const PROBE_LABEL: &str = "_dane-roll-preflight";
 
 /// Whether `owner` is inside `zone`.
-pub fn check_inside(owner: &str, zone: &Name) -> Result<(), Check> {
+pub fn check_inside(owner: &OwnerName, zone: &Name) -> Result<(), Check> {
     let zone_text = zone.to_ascii();
-    match dane_roll_providers::relative_to(owner, &zone_text) {
+    match dane_roll_providers::relative_to(owner.as_str(), &zone_text) {
         Some(_) => Ok(()),
         None => Err(Check::OutsideZone {
-            owner: dane_roll_providers::absolute(owner),
+            owner: owner.clone(),
             zone: dane_roll_providers::absolute(&zone_text),
         }),
     }
 }
 
 /// The CNAME chain at `owner`: `Ok(None)` when there is none, a notice when there is one.
-pub async fn check_cname(view: &AuthorityView, owner: &str) -> Result<Option<Check>, Check> {
+pub async fn check_cname(view: &AuthorityView, owner: &OwnerName) -> Result<Option<Check>, Check> {
     match view.follow_cname(owner).await {
         Ok(alias) if alias.is_alias() => Ok(Some(Check::Cname {
-            target: alias.target().to_owned(),
+            target: alias.target().clone(),
             alias: alias.to_string(),
         })),
         Ok(_) => Ok(None),
@@ -40,9 +41,12 @@ pub async fn check_cname(view: &AuthorityView, owner: &str) -> Result<Option<Che
 }
 
 /// Whether a wildcard answers with TLSA records or a CNAME beside `owner` in `zone`.
-pub async fn check_wildcard(view: &AuthorityView, owner: &str, zone: &Name) -> Result<(), Check> {
-    let owner = dane_roll_providers::absolute(owner);
-    let Some((_, parent)) = owner.split_once('.') else {
+pub async fn check_wildcard(
+    view: &AuthorityView,
+    owner: &OwnerName,
+    zone: &Name,
+) -> Result<(), Check> {
+    let Some((_, parent)) = owner.as_str().split_once('.') else {
         return Ok(());
     };
     if dane_roll_providers::relative_to(parent, &zone.to_ascii()).is_none() {
@@ -69,7 +73,7 @@ pub async fn check_wildcard(view: &AuthorityView, owner: &str, zone: &Name) -> R
         };
         return Err(Check::Wildcard {
             zone: zone.to_ascii(),
-            owner,
+            owner: owner.clone(),
             probe: probe_text,
             serves,
         });

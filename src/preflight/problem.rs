@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use dane_roll_providers::{ProviderError, TtlNotice};
 
 use crate::dns::{AliasError, DnsError};
+use crate::tlsa::OwnerName;
 
 /// Whether a finding refuses publishing or only informs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +101,7 @@ pub enum Check {
         /// The provider's name in the configuration.
         provider: String,
         /// The owner name listed.
-        owner: String,
+        owner: OwnerName,
         /// What the provider said (boxed: the error is large).
         source: Box<ProviderError>,
     },
@@ -129,7 +130,7 @@ pub enum Check {
     )]
     OutsideZone {
         /// The owner name.
-        owner: String,
+        owner: OwnerName,
         /// The zone.
         zone: String,
     },
@@ -142,7 +143,7 @@ pub enum Check {
         /// The owner name and chain, in words.
         alias: String,
         /// Where the records go.
-        target: String,
+        target: OwnerName,
     },
     /// A wildcard answers beside the owner name.
     #[error(
@@ -154,7 +155,7 @@ pub enum Check {
         /// The zone.
         zone: String,
         /// The owner name.
-        owner: String,
+        owner: OwnerName,
         /// The name asked (which does not exist).
         probe: String,
         /// What it serves there.

@@ -12,6 +12,7 @@ use dane_roll_providers::{Provider, Record};
 
 use crate::config::{ProviderKind, ServerAddr};
 use crate::dns::{AuthorityReport, AuthorityView, Name};
+use crate::tlsa::OwnerName;
 
 use super::Check;
 
@@ -19,14 +20,14 @@ use super::Check;
 pub async fn check_credentials(
     provider: &Provider,
     name: &str,
-    owner: &str,
+    owner: &OwnerName,
 ) -> Result<Vec<Record>, Check> {
     provider
-        .list(owner)
+        .list(owner.as_str())
         .await
         .map_err(|source| Check::Credentials {
             provider: name.to_owned(),
-            owner: owner.to_owned(),
+            owner: owner.clone(),
             source: Box::new(source),
         })
 }

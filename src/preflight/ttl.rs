@@ -7,17 +7,19 @@
 
 use dane_roll_providers::{CLOUDFLARE_AUTO_TTL, Record, TtlNotice};
 
+use crate::tlsa::OwnerName;
+
 /// The TTL notice for a record of TTL `configured` at `owner`, given the provider's current
 /// listing there (`existing`); `None` when the configured TTL is what will be served.
 pub fn ttl_notice(
     kind: &str,
-    owner: &str,
+    owner: &OwnerName,
     configured: u32,
     existing: &[Record],
 ) -> Option<TtlNotice> {
     let notice = |served: u32, why: &'static str| {
         (served != configured).then(|| TtlNotice {
-            owner: dane_roll_providers::absolute(owner),
+            owner: owner.to_string(),
             configured,
             served,
             why,

@@ -20,7 +20,7 @@ use crate::notify::Alert;
 use crate::store::Store;
 use crate::tlsa::TlsaRecord;
 
-use super::{DnsReport, KeyHash, ProbeResult, Slot, Timestamp, TlsaAt};
+use super::{DnsReport, KeyHash, OwnerName, ProbeResult, Slot, Timestamp, TlsaAt};
 
 /// What one owner name's endpoint serves: the keys by slot, or why none.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,11 @@ pub trait Effects {
     ) -> Result<Report, ProviderFailure>;
 
     /// The TLSA records `svc`'s provider holds at `owner`.
-    fn list_records(&self, svc: &Service, owner: &str) -> Result<Vec<Record>, ProviderFailure>;
+    fn list_records(
+        &self,
+        svc: &Service,
+        owner: &OwnerName,
+    ) -> Result<Vec<Record>, ProviderFailure>;
 
     /// What every nameserver serves of `expected` at its owner names, and what the resolver
     /// validates there once every nameserver serves the `gate` records of that owner name.
@@ -80,11 +84,15 @@ pub trait Effects {
 
     /// What every authoritative server serves at `owner`, among `candidates`; `None` when the
     /// servers could not be asked.
-    fn served_everywhere(&self, owner: &str, candidates: &[TlsaRecord]) -> Option<Vec<TlsaRecord>>;
+    fn served_everywhere(
+        &self,
+        owner: &OwnerName,
+        candidates: &[TlsaRecord],
+    ) -> Option<Vec<TlsaRecord>>;
 
     /// Where the TLSA RRset of the configured owner name `owner` lives (its CNAME chain at the
     /// authorities); `None` when there is no resolver to ask.
-    fn follow_cname(&self, owner: &str) -> Option<Result<Alias, AliasError>>;
+    fn follow_cname(&self, owner: &OwnerName) -> Option<Result<Alias, AliasError>>;
 
     /// Whether `svc`'s zone can carry DANE (signed, and validating through the resolver), asked
     /// before its first publish: each problem in words, saying what to fix; `None` when it

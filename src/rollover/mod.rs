@@ -38,6 +38,8 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+/// Owner names are a TLSA notion ([`crate::tlsa::OwnerName`]); the rollover code names them here too.
+pub use crate::tlsa::OwnerName;
 pub use effects::Effects;
 pub use engine::abort::{AbortRefused, abort};
 pub use engine::{

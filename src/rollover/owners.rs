@@ -21,7 +21,7 @@
 //! (see `driver/drift.rs`); its record is published here like any live key's, so mail flows
 //! as soon as resolvers see it.
 
-use super::{KeyHash, TlsaAt};
+use super::{KeyHash, OwnerName, TlsaAt};
 use crate::tlsa::TlsaRecord;
 
 /// What the probe saw at one owner name's endpoint, for this slot's key algorithm.
@@ -56,8 +56,8 @@ impl std::fmt::Display for LiveFrom {
 /// One owner name as the driver found it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OwnerSeen {
-    /// The owner name (absolute).
-    pub owner: String,
+    /// The owner name.
+    pub owner: OwnerName,
     /// Whether an endpoint of the service's configuration has this owner name (else it is an
     /// owner name of ours that was removed from the configuration).
     pub configured: bool,
@@ -103,7 +103,7 @@ pub struct Drift {
     /// The store's current key.
     pub stored: Option<KeyHash>,
     /// Where it is served.
-    pub owners: Vec<String>,
+    pub owners: Vec<OwnerName>,
 }
 
 /// What one slot's owner names need now, in the order to do it.
@@ -116,7 +116,7 @@ pub struct Reconcile {
     /// Records of ours at removed owner names that stay, with why.
     pub kept: Vec<(TlsaAt, String)>,
     /// The live key of each configured owner name, and where it is known from.
-    pub live: Vec<(String, KeyHash, LiveFrom)>,
+    pub live: Vec<(OwnerName, KeyHash, LiveFrom)>,
     /// A served key that is not the store's current key, if any.
     pub drift: Option<Drift>,
 }
@@ -185,8 +185,8 @@ pub fn reconcile(input: &SlotOwners<'_>) -> Reconcile {
     // Every live key's record goes before any next key's.
     out.publish.extend(next_records);
     for o in input.owners.iter().filter(|o| !o.configured) {
-        let owner = dane_roll_providers::absolute(&o.owner);
-        for record in input.ours.iter().filter(|r| r.owner == owner) {
+        let owner = &o.owner;
+        for record in input.ours.iter().filter(|r| r.owner == *owner) {
             match &o.seen {
                 Seen::NotServed(_) => out.retire.push(record.clone()),
                 Seen::Keys(keys) => out.kept.push((
@@ -220,9 +220,13 @@ mod tests {
     const A: &str = "_25._tcp.mx1.example.com.";
     const B: &str = "_25._tcp.mx2.example.com.";
 
+    fn n(owner: &str) -> OwnerName {
+        owner.parse().expect("an owner name")
+    }
+
     fn seen(owner: &str, configured: bool, seen: Seen, present: &[KeyHash]) -> OwnerSeen {
         OwnerSeen {
-            owner: owner.to_owned(),
+            owner: n(owner),
             configured,
             seen,
             present: Some(present.iter().map(KeyHash::dane_ee).collect()),
@@ -231,7 +235,10 @@ mod tests {
 
     /// Key 1, the live key, to publish at `owner`, known live from `from`.
     fn live_at(owner: &str, from: LiveFrom) -> (TlsaAt, Because) {
-        (TlsaAt::new(owner, key(1).dane_ee()), Because::Live(from))
+        (
+            TlsaAt::new(&n(owner), key(1).dane_ee()),
+            Because::Live(from),
+        )
     }
 
     /// [`reconcile`] of a slot at rest: key 1 live, `next` published, nothing of ours elsewhere.
@@ -257,7 +264,7 @@ mod tests {
             r.publish,
             vec![
                 live_at(B, LiveFrom::Probe),
-                (TlsaAt::new(B, key(2).dane_ee()), Because::Next),
+                (TlsaAt::new(&n(B), key(2).dane_ee()), Because::Next),
             ]
         );
         assert_eq!(r.drift, None);
@@ -303,7 +310,7 @@ mod tests {
 
     #[test]
     fn a_removed_owner_name_keeps_its_records_while_served() {
-        let ours = [TlsaAt::new(B, key(1).dane_ee())];
+        let ours = [TlsaAt::new(&n(B), key(1).dane_ee())];
         let still = [seen(B, false, Seen::Keys(vec![key(1)]), &[key(1)])];
         let unknown = [seen(B, false, Seen::Unknown("timeout".into()), &[key(1)])];
         let gone = [seen(B, false, Seen::NotServed("refused".into()), &[key(1)])];
@@ -337,15 +344,15 @@ mod tests {
             Some(Drift {
                 served: key(7),
                 stored: Some(key(1)),
-                owners: vec![A.to_owned(), B.to_owned()],
+                owners: vec![n(A), n(B)],
             })
         );
         let published: Vec<_> = r.publish.iter().map(|(r, _)| r.clone()).collect();
         assert_eq!(
             published,
             vec![
-                TlsaAt::new(A, key(7).dane_ee()),
-                TlsaAt::new(B, key(7).dane_ee())
+                TlsaAt::new(&n(A), key(7).dane_ee()),
+                TlsaAt::new(&n(B), key(7).dane_ee())
             ]
         );
     }

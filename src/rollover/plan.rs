@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use crate::config::Scheme;
 
 use super::types::normalize;
-use super::{KeyHash, TlsaAt};
+use super::{KeyHash, OwnerName, TlsaAt};
 
 /// The keys of one key slot, by role.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,7 +44,7 @@ impl KeySet {
 
 /// The desired records: for every owner name, the `3 1 1` records of the current, new and next
 /// keys, and for `current+issuer` the `2 1 1` records of the issuers. Sorted, no duplicates.
-pub fn desired(scheme: Scheme, owners: &[String], keys: &KeySet) -> Vec<TlsaAt> {
+pub fn desired(scheme: Scheme, owners: &[OwnerName], keys: &KeySet) -> Vec<TlsaAt> {
     let mut out = Vec::new();
     for owner in owners {
         for key in keys.protected() {
@@ -63,21 +63,14 @@ pub fn desired(scheme: Scheme, owners: &[String], keys: &KeySet) -> Vec<TlsaAt> 
 /// The records of `ours` that may be retired: not in `keep`, and not a record of any
 /// `protected` key (at any owner name, with any usage). Sorted, no duplicates.
 pub fn retirable(ours: &[TlsaAt], keep: &[TlsaAt], protected: &[KeyHash]) -> Vec<TlsaAt> {
-    let keep: BTreeSet<(String, String)> = keep.iter().map(renormalized_key).collect();
+    // An owner name has one spelling ([`OwnerName`]), so the records compare as they are.
+    let keep: BTreeSet<(String, String)> = keep.iter().map(TlsaAt::sort_key).collect();
     let mut out: Vec<TlsaAt> = ours
         .iter()
-        .map(renormalized)
         .filter(|r| !keep.contains(&r.sort_key()))
         .filter(|r| !protected.iter().any(|k| r.is_of(k)))
+        .cloned()
         .collect();
     normalize(&mut out);
     out
-}
-
-fn renormalized(r: &TlsaAt) -> TlsaAt {
-    TlsaAt::new(&r.owner, r.record.clone())
-}
-
-fn renormalized_key(r: &TlsaAt) -> (String, String) {
-    renormalized(r).sort_key()
 }

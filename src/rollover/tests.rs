@@ -18,8 +18,12 @@ const OWNERS: [&str; 3] = [
     "_465._tcp.mx1.example.com.",
 ];
 
-fn owners(n: usize) -> Vec<String> {
-    OWNERS[..n].iter().map(|s| (*s).to_owned()).collect()
+fn owner(name: &str) -> OwnerName {
+    name.parse().expect("an owner name")
+}
+
+fn owners(n: usize) -> Vec<OwnerName> {
+    OWNERS[..n].iter().map(|s| owner(s)).collect()
 }
 
 #[test]
@@ -131,8 +135,8 @@ fn records_of_other_hosts_at_a_shared_owner_are_never_stale() {
 
 #[test]
 fn gate_needs_every_nameserver_and_a_validated_answer() {
-    let owner = OWNERS[0];
-    let want = vec![TlsaAt::new(owner, key(1).dane_ee())];
+    let owner = owner(OWNERS[0]);
+    let want = vec![TlsaAt::new(&owner, key(1).dane_ee())];
     let served = |records: Vec<TlsaRecord>| NsAnswer {
         nameserver: "ns1".into(),
         records: Ok(records),
@@ -141,7 +145,7 @@ fn gate_needs_every_nameserver_and_a_validated_answer() {
     };
     let mut report = DnsReport {
         owners: vec![OwnerReport {
-            owner: owner.into(),
+            owner,
             nameservers: vec![served(vec![key(1).dane_ee()]), served(vec![])],
             validation: ResolverAnswer::Secure(vec![key(1).dane_ee()]),
             resolver_ttl: None,
@@ -318,11 +322,11 @@ fn a_next_key_record_that_failed_to_publish_holds_the_rollover_at_retired() {
 fn arb_record() -> impl Strategy<Value = TlsaAt> {
     // Owners 0..4 (index 3 is an owner name the service no longer has), keys 0..8, usage 2 or 3.
     (0usize..4, 0u8..8, prop::bool::ANY).prop_map(|(o, k, ta)| {
-        let owner = if o < 3 {
-            OWNERS[o].to_owned()
+        let owner = owner(if o < 3 {
+            OWNERS[o]
         } else {
-            "_25._tcp.old.example.com.".to_owned()
-        };
+            "_25._tcp.old.example.com."
+        });
         let record = if ta {
             key(k).dane_ta()
         } else {
@@ -518,7 +522,7 @@ fn a_failed_reinstall_is_alerted_counted_and_retried_in_a_rollback_and_an_abort(
 fn a_verified_rollover_retires_no_issuer_record_another_key_slot_wants() {
     // `ec` rolled from key 1 (issued by 40) to key 2 (issued by 41); `rsa`'s chain is issued
     // by 40, so the driver passes 40 as a protected issuer.
-    let owner = OWNERS[0];
+    let owner = &owner(OWNERS[0]);
     let mut r = stage(
         StageRequest {
             slot: Slot::Ec,

@@ -12,8 +12,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Timestamp;
 use super::engine::{DnsReport, OwnerReport};
+use super::{OwnerName, Timestamp};
 
 /// The largest TTL seen for the rollover's TLSA RRsets, and where: what the wait counts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,7 +22,7 @@ pub struct TtlSeen {
     /// The TTL, seconds.
     pub ttl: u32,
     /// The owner name whose RRset carried it.
-    pub owner: String,
+    pub owner: OwnerName,
     /// Who served it: a nameserver (name and address) or `resolver`.
     pub source: String,
     /// When it was seen.
@@ -40,36 +40,32 @@ pub const RESOLVER: &str = "resolver";
 /// copy it holds now expires within that many seconds. It still counts: a resolver that capped
 /// or kept an RRset longer than the authorities now say shows it here.
 pub fn observed<'a>(
-    owners: &'a [String],
+    owners: &'a [OwnerName],
     dns: &'a DnsReport,
-) -> impl Iterator<Item = (&'a str, &'a str, u32)> + 'a {
+) -> impl Iterator<Item = (&'a OwnerName, &'a str, u32)> + 'a {
     at_owners(owners, dns).flat_map(|o| {
-        let servers = o.nameservers.iter().filter_map(move |ns| {
-            ns.ttl
-                .map(|t| (o.owner.as_str(), ns.nameserver.as_str(), t))
-        });
-        let resolver = o.resolver_ttl.map(|t| (o.owner.as_str(), RESOLVER, t));
+        let servers = o
+            .nameservers
+            .iter()
+            .filter_map(move |ns| ns.ttl.map(|t| (&o.owner, ns.nameserver.as_str(), t)));
+        let resolver = o.resolver_ttl.map(|t| (&o.owner, RESOLVER, t));
         servers.chain(resolver)
     })
 }
 
-/// The reports in `dns` about the `owners` (names compared as DNS names).
+/// The reports in `dns` about the `owners`.
 fn at_owners<'a>(
-    owners: &'a [String],
+    owners: &'a [OwnerName],
     dns: &'a DnsReport,
 ) -> impl Iterator<Item = &'a OwnerReport> + 'a {
-    dns.owners.iter().filter(|o| {
-        owners
-            .iter()
-            .any(|w| dane_roll_providers::same_name(w, &o.owner))
-    })
+    dns.owners.iter().filter(|o| owners.contains(&o.owner))
 }
 
 /// `seen` with the TTLs of `dns` at `owners` folded in: the largest wins (the first seen of
 /// equals stays). Returns whether it grew.
 pub fn fold(
     seen: &mut Option<TtlSeen>,
-    owners: &[String],
+    owners: &[OwnerName],
     dns: &DnsReport,
     now: Timestamp,
 ) -> bool {
@@ -78,7 +74,7 @@ pub fn fold(
         if seen.as_ref().is_none_or(|s| ttl > s.ttl) {
             *seen = Some(TtlSeen {
                 ttl,
-                owner: owner.to_owned(),
+                owner: owner.clone(),
                 source: source.to_owned(),
                 time: now,
             });
@@ -91,10 +87,10 @@ pub fn fold(
 /// The TTL the nameservers serve the gate's owner names with once our records are out, when it
 /// is not `configured`: the largest such, with where. `None` when every answer says `configured`.
 pub fn served_after_change(
-    owners: &[String],
+    owners: &[OwnerName],
     dns: &DnsReport,
     configured: u32,
-) -> Option<(u32, String, String)> {
+) -> Option<(u32, OwnerName, String)> {
     at_owners(owners, dns)
         .flat_map(|o| {
             o.nameservers

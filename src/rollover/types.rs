@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::tlsa::{Matching, Selector, TlsaRecord, Usage};
+use crate::tlsa::{Matching, OwnerName, Selector, TlsaRecord, Usage};
 
 /// A point in time: milliseconds since the Unix epoch (UTC). What the store keeps and the
 /// engine compares; the clock that makes one is injected ([`super::Clock`]).
@@ -264,16 +264,16 @@ impl fmt::Display for Slot {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TlsaAt {
     /// The owner name, `_25._tcp.mail.example.com.`.
-    pub owner: String,
+    pub owner: OwnerName,
     /// The record data.
     pub record: TlsaRecord,
 }
 
 impl TlsaAt {
-    /// `record` at `owner` (the name is normalised).
-    pub fn new(owner: &str, record: TlsaRecord) -> TlsaAt {
+    /// `record` at `owner`.
+    pub fn new(owner: &OwnerName, record: TlsaRecord) -> TlsaAt {
         TlsaAt {
-            owner: dane_roll_providers::absolute(owner),
+            owner: owner.clone(),
             record,
         }
     }
@@ -281,7 +281,7 @@ impl TlsaAt {
     /// The record as a provider takes it.
     pub fn to_provider(&self, ttl: u32) -> dane_roll_providers::Record {
         dane_roll_providers::Record {
-            owner: self.owner.clone(),
+            owner: self.owner.to_string(),
             ttl,
             rdata: self.record.to_string(),
         }
@@ -294,7 +294,7 @@ impl TlsaAt {
 
     /// A sort key: owner, then the presentation of the data.
     pub(crate) fn sort_key(&self) -> (String, String) {
-        (self.owner.clone(), self.record.to_string())
+        (self.owner.to_string(), self.record.to_string())
     }
 }
 

@@ -5,6 +5,7 @@ use rusqlite::params;
 
 use super::{Store, StoreError, classify};
 use crate::rollover::{Slot, Timestamp, TlsaAt};
+use crate::tlsa::{OwnerName, OwnerNameError};
 
 /// A published record as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +94,9 @@ impl Store {
                 let record = rdata.parse().map_err(|e: crate::tlsa::TlsaError| {
                     self.bad_state(&service, &slot, format!("record {owner} {rdata}: {e}"))
                 })?;
+                let owner: OwnerName = owner.parse().map_err(|e: OwnerNameError| {
+                    self.bad_state(&service, &slot, format!("record {rdata}: {e}"))
+                })?;
                 Ok(PublishedRecord {
                     record: TlsaAt::new(&owner, record),
                     slot: self.slot(&service, &slot)?,
@@ -157,7 +161,7 @@ pub(super) fn apply_change(
             None,
         ),
     };
-    let owner = dane_roll_providers::absolute(&record.owner);
+    let owner = record.owner.as_str();
     let rdata = record.record.to_string();
     match ttl {
         Some(ttl) => tx.execute(

@@ -20,7 +20,7 @@ fn rollover() -> (Rollover, Vec<Event>) {
     let step = stage(
         StageRequest {
             ttl: 3600,
-            owners: vec![OWNER.into()],
+            owners: vec![OWNER.parse().unwrap()],
             chain: "/staged/mx.pem".into(),
             previous_chain: Some("/live/mx.pem".into()),
             ..StageRequest::example()
@@ -142,7 +142,7 @@ fn a_phase_change_and_its_events_are_one_transaction() {
         detail: "boom".into(),
     };
     let published = RecordChange::Published {
-        record: TlsaAt::new(OWNER, key(2).dane_ee()),
+        record: TlsaAt::new(&OWNER.parse().unwrap(), key(2).dane_ee()),
         ttl: 3600,
     };
     assert!(
@@ -167,8 +167,8 @@ fn ours_tracks_publish_confirm_and_retire_per_slot() {
     let mut store = Store::open_in_memory().unwrap();
     let rsa = Slot::Rsa;
     let ec = Slot::Ec;
-    let a = TlsaAt::new(OWNER, key(1).dane_ee());
-    let b = TlsaAt::new(OWNER, key(2).dane_ee());
+    let a = TlsaAt::new(&OWNER.parse().unwrap(), key(1).dane_ee());
+    let b = TlsaAt::new(&OWNER.parse().unwrap(), key(2).dane_ee());
     let pubd = |r: &TlsaAt| RecordChange::Published {
         record: r.clone(),
         ttl: 3600,
@@ -406,7 +406,8 @@ fn a_version_1_store_migrates_to_milliseconds_and_its_rollover_json_still_parses
     assert_eq!(since, 100_000, "milliseconds");
     assert!(!back.looked);
     // Observed TTLs: one row per (owner, source, TTL), last seen updated.
-    let seen = [(OWNER, "ns1.example.net. (192.0.2.53)", 7200u32)];
+    let owner = OWNER.parse().unwrap();
+    let seen = [(&owner, "ns1.example.net. (192.0.2.53)", 7200u32)];
     for at in [101, 105] {
         store
             .record_ttls(
@@ -454,4 +455,125 @@ fn a_rollover_row_in_the_flat_shape_loads_and_is_written_the_same() {
     want.forced = Some(Timestamp::from_secs(60));
     assert_eq!(r, want);
     assert_eq!(serde_json::to_string(&r).unwrap(), STORED);
+}
+
+/// A rollover row and its records as the code before [`crate::tlsa::OwnerName`] wrote them
+/// (owner names as plain strings: a configured one, a CNAME target, the TTL's owner): they load
+/// as owner names, the rollover is written back byte for byte, and a record's owner name still
+/// finds its row.
+#[test]
+fn owner_names_stored_as_strings_load_and_are_written_the_same() {
+    const STORED: &str = r#"{"service":"mx","slot":"default","scheme":"current+next","ttl":3600,"owners":["_25._tcp.mx1.example.com.","_dane.example.com."],"endpoints":["mx1.example.com:25","mx2.example.com:25"],"old":"0101010101010101010101010101010101010101010101010101010101010101","new":"0202020202020202020202020202020202020202020202020202020202020202","next":null,"issuers":[],"chain":"/staged/mx.pem","previous-chain":"/live/mx.pem","confirmed-since":null,"ttl-seen":{"ttl":7200,"owner":"_dane.example.com.","source":"ns1.example.net. (192.0.2.53)","time":101},"looked":true,"ttl-warned":false,"nameserver-down-alerted":false,"forced":null,"started":100,"phase":{"phase":"staged","since":100}}"#;
+    let mut store = Store::open_in_memory().unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
+             VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
+            [STORED],
+        )
+        .unwrap();
+    for owner in [OWNER, "_dane.example.com."] {
+        store
+            .conn
+            .execute(
+                "INSERT INTO records_published (service, slot, owner, rdata, ttl, published_at)
+                 VALUES ('mx', 'default', ?1, ?2, 3600, 100)",
+                [owner.to_owned(), key(2).dane_ee().to_string()],
+            )
+            .unwrap();
+    }
+
+    let r = store.rollover("mx", &Slot::default()).unwrap().unwrap();
+    let owners: Vec<&str> = r.request.owners.iter().map(|o| o.as_str()).collect();
+    assert_eq!(owners, [OWNER, "_dane.example.com."]);
+    assert_eq!(
+        r.ttl_seen.as_ref().map(|s| s.owner.as_str()),
+        Some("_dane.example.com.")
+    );
+    assert_eq!(serde_json::to_string(&r).unwrap(), STORED);
+    let events = store.events(Some("mx"), 10).unwrap();
+    store.save(&r, &[], &[], Timestamp::from_secs(102)).unwrap();
+    let state: String = store
+        .conn
+        .query_row("SELECT state FROM rollovers", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(state, STORED, "written back the same");
+    assert_eq!(store.events(Some("mx"), 10).unwrap(), events);
+
+    let published = store.published("mx").unwrap();
+    let at: Vec<&str> = published.iter().map(|p| p.record.owner.as_str()).collect();
+    assert_eq!(at, [OWNER, "_dane.example.com."]);
+    // The owner name read back names the row it came from.
+    store
+        .record_changes(
+            "mx",
+            &Slot::default(),
+            &[RecordChange::Retired(published[1].record.clone())],
+            Timestamp::from_secs(103),
+        )
+        .unwrap();
+    let retired: Vec<(String, Option<i64>)> = store
+        .select(
+            "SELECT owner, retired_at FROM records_published ORDER BY id",
+            [],
+            |row| row.try_into(),
+        )
+        .unwrap();
+    assert_eq!(
+        retired,
+        [
+            (OWNER.to_owned(), None),
+            ("_dane.example.com.".to_owned(), Some(103_000)),
+        ]
+    );
+}
+
+/// An owner name in the store that is no DNS name (a hand edit, a damaged file) is the store's
+/// typed error naming the service, never a panic.
+#[test]
+fn an_owner_name_in_the_store_that_is_no_name_is_a_typed_error() {
+    let store = Store::open_in_memory().unwrap();
+    store
+        .conn
+        .execute(
+            "INSERT INTO records_published (service, slot, owner, rdata, ttl, published_at)
+             VALUES ('mx', 'default', '_25._tcp..example.com.', ?1, 3600, 100)",
+            [key(2).dane_ee().to_string()],
+        )
+        .unwrap();
+    let err = store.published("mx").unwrap_err();
+    assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
+    assert!(err.to_string().contains("empty label"), "{err}");
+
+    store
+        .conn
+        .execute(
+            "INSERT INTO ttl_observations
+                 (service, slot, started, owner, source, ttl, first_seen, last_seen)
+             VALUES ('mx', 'default', 100000, '', 'resolver', 60, 101000, 101000)",
+            [],
+        )
+        .unwrap();
+    let err = store
+        .ttls("mx", &Slot::default(), Timestamp::from_secs(100))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
+    assert!(err.to_string().contains("is empty"), "{err}");
+
+    let (r, _) = rollover();
+    let json = serde_json::to_string(&r)
+        .unwrap()
+        .replace(OWNER, "_25._tcp.mx 1.example.com.");
+    store
+        .conn
+        .execute(
+            "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
+             VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
+            [json],
+        )
+        .unwrap();
+    let err = store.rollover("mx", &Slot::default()).unwrap_err();
+    assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
+    assert!(err.to_string().contains("space or control"), "{err}");
 }

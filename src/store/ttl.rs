@@ -6,12 +6,13 @@ use rusqlite::params;
 
 use super::{Store, StoreError, classify};
 use crate::rollover::{Slot, Timestamp};
+use crate::tlsa::{OwnerName, OwnerNameError};
 
 /// One TTL seen for an owner name's TLSA RRset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TtlObservation {
     /// The owner name.
-    pub owner: String,
+    pub owner: OwnerName,
     /// Who served it: a nameserver (name and address) or `resolver`.
     pub source: String,
     /// The TTL, seconds (for the resolver: what was left of its cached copy).
@@ -30,7 +31,7 @@ impl Store {
         service: &str,
         slot: &Slot,
         started: Timestamp,
-        seen: impl IntoIterator<Item = (&'a str, &'a str, u32)>,
+        seen: impl IntoIterator<Item = (&'a OwnerName, &'a str, u32)>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let path = self.path.clone();
@@ -47,7 +48,7 @@ impl Store {
                     service,
                     slot.as_str(),
                     started.as_millis(),
-                    owner,
+                    owner.as_str(),
                     source,
                     ttl,
                     now.as_millis()
@@ -66,20 +67,30 @@ impl Store {
         slot: &Slot,
         started: Timestamp,
     ) -> Result<Vec<TtlObservation>, StoreError> {
-        self.select(
+        let rows: Vec<(String, String, u32, i64, i64)> = self.select(
             "SELECT owner, source, ttl, first_seen, last_seen FROM ttl_observations
              WHERE service = ?1 AND slot = ?2 AND started = ?3
              ORDER BY ttl DESC, first_seen, owner, source",
             params![service, slot.as_str(), started.as_millis()],
-            |row| {
+            |row| row.try_into(),
+        )?;
+        rows.into_iter()
+            .map(|(owner, source, ttl, first, last)| {
+                let owner = owner.parse().map_err(|e: OwnerNameError| {
+                    self.bad_state(
+                        service,
+                        slot.as_str(),
+                        format!("TTL seen from {source}: {e}"),
+                    )
+                })?;
                 Ok(TtlObservation {
-                    owner: row.get(0)?,
-                    source: row.get(1)?,
-                    ttl: row.get(2)?,
-                    first_seen: Timestamp::from_millis(row.get(3)?),
-                    last_seen: Timestamp::from_millis(row.get(4)?),
+                    owner,
+                    source,
+                    ttl,
+                    first_seen: Timestamp::from_millis(first),
+                    last_seen: Timestamp::from_millis(last),
                 })
-            },
-        )
+            })
+            .collect()
     }
 }

@@ -1,16 +1,19 @@
 //! The TLSA record: its fields, the presentation form (parse and display) and the owner name.
-//! Computing one from a certificate or a public key ([`Subject`], in `compute.rs`) and the lints
-//! that catch records that are useless or dangerous for SMTP ([`Lint`], in `lint.rs`) have their
-//! own files (RFC 6698, RFC 7671, RFC 7672).
+//! Computing one from a certificate or a public key ([`Subject`], in `compute.rs`), the lints
+//! that catch records that are useless or dangerous for SMTP ([`Lint`], in `lint.rs`) and the
+//! owner name type ([`OwnerName`], in `owner.rs`) have their own files (RFC 6698, RFC 7671,
+//! RFC 7672).
 
 mod compute;
 mod lint;
+mod owner;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use compute::Subject;
 pub use lint::Lint;
+pub use owner::{OwnerName, OwnerNameError};
 
 /// The default usage, selector and matching type: `3 1 1`, DANE-EE of the public key's SHA-256.
 pub const DEFAULT_USAGE: Usage = Usage::DaneEe;
@@ -256,10 +259,10 @@ impl<'de> serde::Deserialize<'de> for TlsaRecord {
 }
 
 /// The owner name of the records for `host` and `port`: `_25._tcp.mail.example.com.`, absolute,
-/// lowercase, with exactly one trailing dot.
-pub fn owner_name(host: &str, port: u16) -> String {
-    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
-    format!("_{port}._tcp.{host}.")
+/// lowercase, with exactly one trailing dot ([`OwnerName::for_endpoint`], kept under this path
+/// for its callers).
+pub fn owner_name(host: &str, port: u16) -> OwnerName {
+    OwnerName::for_endpoint(host, port)
 }
 
 /// Why a record could not be parsed or computed.

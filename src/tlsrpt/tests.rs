@@ -48,7 +48,7 @@ fn journal() -> Journal {
     let record = |k: KeyHash, published: i64, retired: Option<i64>| PublishedRecord {
         service: "mx".into(),
         slot: Slot::Ec,
-        record: TlsaAt::new(OWNER, k.dane_ee()),
+        record: TlsaAt::new(&OWNER.parse().expect("an owner name"), k.dane_ee()),
         ttl: 120,
         published_at: at(published),
         confirmed_at: Some(at(published + 1)),
@@ -113,7 +113,10 @@ fn the_old_record_alone_after_the_install_means_the_wait_was_too_short() {
         t.explanation
     );
     assert_eq!(t.service.as_deref(), Some("mx"));
-    assert_eq!(t.owner.as_deref(), Some(OWNER));
+    assert_eq!(
+        t.owner.as_ref().map(crate::tlsa::OwnerName::as_str),
+        Some(OWNER)
+    );
     let r = t.rollover.unwrap();
     assert_eq!((r.service.as_str(), r.slot.as_str()), ("mx", "ec"));
     let phases: Vec<&str> = r.phases.iter().map(|(p, _)| p.as_str()).collect();
@@ -167,7 +170,10 @@ fn without_an_mx_name_the_records_name_the_service() {
     p.policy_domain = "example.test".into();
     let t = tie(&j, seen(&p, -60, 24 * 60));
     assert_eq!(t.service.as_deref(), Some("mx"));
-    assert_eq!(t.owner.as_deref(), Some(OWNER));
+    assert_eq!(
+        t.owner.as_ref().map(crate::tlsa::OwnerName::as_str),
+        Some(OWNER)
+    );
     // A policy that names no record says so.
     let sts = PolicyDetails {
         policy_type: PolicyType::Sts,

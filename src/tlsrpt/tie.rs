@@ -13,7 +13,7 @@ use mail_auth::report::tlsrpt::PolicyDetails;
 
 use crate::rollover::{KeyHash, PhaseName, Timestamp};
 use crate::store::PublishedRecord;
-use crate::tlsa::TlsaRecord;
+use crate::tlsa::{OwnerName, TlsaRecord};
 
 use super::journal::{Journal, Span};
 use super::records::SeenSet;
@@ -90,7 +90,7 @@ pub struct Tie {
     /// The service, when one matched.
     pub service: Option<String>,
     /// The owner name, when known.
-    pub owner: Option<String>,
+    pub owner: Option<OwnerName>,
     /// The rollover under way in the window.
     pub rollover: Option<RolloverRef>,
     /// The records the sender saw.
@@ -226,7 +226,7 @@ fn match_service(
     journal: &Journal,
     seen: &Seen<'_>,
     set: &SeenSet,
-) -> (Option<String>, Option<String>) {
+) -> (Option<String>, Option<OwnerName>) {
     let norm = |s: &str| s.trim().trim_end_matches('.').to_ascii_lowercase();
     let mut names: Vec<String> = Vec::new();
     if let Some(mx) = seen.receiving_mx {
@@ -252,7 +252,7 @@ fn match_service(
             if let Some((host, port)) = hit {
                 return (
                     Some(s.name.clone()),
-                    Some(crate::tlsa::owner_name(host, *port)),
+                    Some(OwnerName::for_endpoint(host, *port)),
                 );
             }
         }

@@ -465,8 +465,8 @@ async fn tlsa_part(d: &mut Discovery, resolver: &Resolver) {
         next: next.as_ref().and_then(|m| m.key()).map(|k| k.public_key()),
     };
     for host in d.hosts.clone() {
-        let owner = crate::tlsa::owner_name(&host, 25);
-        let report = match resolver.tlsa(&owner).await {
+        let owner = crate::tlsa::OwnerName::for_endpoint(&host, 25);
+        let report = match resolver.tlsa(owner.as_str()).await {
             Ok(lookup) => OwnerRecords {
                 owner: owner.clone(),
                 status: lookup.status.to_string(),

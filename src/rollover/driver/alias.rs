@@ -17,7 +17,7 @@ use dane_roll_providers::ProviderError;
 use crate::config::{Config, Service};
 use crate::dns::{Alias, AliasError};
 use crate::rollover::effects::ProviderFailure;
-use crate::rollover::{Effects, Rollover};
+use crate::rollover::{Effects, OwnerName, Rollover};
 use crate::store::{Store, StoreError};
 
 use super::{Driver, DriverError};
@@ -38,16 +38,16 @@ impl<E: Effects> Driver<E> {
 
     fn follow_owner_names(&mut self, svc: &Service) -> Result<Vec<Alias>, DriverError> {
         let owners = svc.owner_names();
-        let plain = |owner: &str| Alias {
-            owner: dane_roll_providers::absolute(owner),
+        let plain = |owner: &OwnerName| Alias {
+            owner: owner.clone(),
             chain: Vec::new(),
         };
-        let mut followed: Vec<(String, Result<Alias, AliasError>)> = Vec::new();
+        let mut followed: Vec<(OwnerName, Result<Alias, AliasError>)> = Vec::new();
         for owner in &owners {
             match self.effects.follow_cname(owner) {
                 Some(result) => followed.push((owner.clone(), result)),
                 // No resolver to ask: every owner name as configured.
-                None => return Ok(owners.iter().map(|o| plain(o)).collect()),
+                None => return Ok(owners.iter().map(plain).collect()),
             }
         }
         let mut aliases = Vec::new();
@@ -80,7 +80,7 @@ impl<E: Effects> Driver<E> {
 
     /// The owner names `svc`'s records are written at: the targets of [`Driver::aliases`], each
     /// once, in endpoint order.
-    pub fn effective_owners(&mut self, svc: &Service) -> Result<Vec<String>, DriverError> {
+    pub fn effective_owners(&mut self, svc: &Service) -> Result<Vec<OwnerName>, DriverError> {
         Ok(targets(&self.aliases(svc)?))
     }
 
@@ -90,12 +90,12 @@ impl<E: Effects> Driver<E> {
         let refuse = |why: String| DriverError::AliasTarget {
             service: svc.name.clone(),
             owner: alias.owner.clone(),
-            target: alias.target().to_owned(),
+            target: alias.target().clone(),
             provider: svc.provider.clone(),
             why,
         };
         if let Some(zone) = configured_zone(&self.config, svc)
-            && !in_zone(alias.target(), &zone)
+            && !in_zone(alias.target().as_str(), &zone)
         {
             return Err(refuse(format!(
                 "it is outside zone {zone}, the zone the provider writes"
@@ -144,10 +144,10 @@ pub fn owner_lines(store: &Store, r: &Rollover) -> Result<Vec<String>, StoreErro
 }
 
 /// The targets of `aliases`, each once, in order.
-pub(super) fn targets(aliases: &[Alias]) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
+pub(super) fn targets(aliases: &[Alias]) -> Vec<OwnerName> {
+    let mut out: Vec<OwnerName> = Vec::new();
     for alias in aliases {
-        let target = alias.target().to_owned();
+        let target = alias.target().clone();
         if !out.contains(&target) {
             out.push(target);
         }
@@ -181,11 +181,16 @@ fn in_zone(name: &str, zone: &str) -> bool {
 mod tests {
     use super::{in_zone, targets};
     use crate::dns::Alias;
+    use crate::rollover::OwnerName;
+
+    fn name(text: &str) -> OwnerName {
+        text.parse().expect("an owner name")
+    }
 
     fn alias(owner: &str, chain: &[&str]) -> Alias {
         Alias {
-            owner: owner.to_owned(),
-            chain: chain.iter().map(|s| (*s).to_owned()).collect(),
+            owner: name(owner),
+            chain: chain.iter().map(|s| name(s)).collect(),
         }
     }
 

@@ -83,7 +83,7 @@ impl<E: Effects> Driver<E> {
              (changed outside dane-roll?); its record was published so mail flows once resolvers \
              see it",
             svc.name,
-            drift.owners.join(", "),
+            crate::tlsa::OwnerName::join(&drift.owners, ", "),
             served.short()
         );
         let adopt = match (&file, in_file) {

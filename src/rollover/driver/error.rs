@@ -147,9 +147,9 @@ pub enum DriverError {
         /// The service.
         service: String,
         /// The configured owner name (the CNAME's owner).
-        owner: String,
+        owner: crate::tlsa::OwnerName,
         /// Where the chain ends.
-        target: String,
+        target: crate::tlsa::OwnerName,
         /// The provider's name in the configuration.
         provider: String,
         /// Why it cannot write there.

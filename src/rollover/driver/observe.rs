@@ -5,13 +5,13 @@
 use crate::dns::{AuthorityReport, DnsError, Lookup, NOT_WAITED_FOR, ServerFailure, Status};
 use crate::probe::{AddressReport, KeyAlgorithm, Verdict};
 use crate::rollover::{
-    DnsReport, KeyHash, NsAnswer, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer,
+    DnsReport, KeyHash, NsAnswer, OwnerName, OwnerReport, ProbeResult, ProbeVerdict, ResolverAnswer,
 };
 use crate::tlsa::TlsaRecord;
 
 /// One owner name's DNS view: every nameserver address's answer, and the resolver's.
 pub(super) fn owner_report(
-    owner: &str,
+    owner: &OwnerName,
     authority: Result<AuthorityReport, DnsError>,
     validated: Option<Result<Lookup<TlsaRecord>, DnsError>>,
 ) -> OwnerReport {
@@ -81,7 +81,7 @@ pub(super) fn owner_report(
         },
     };
     OwnerReport {
-        owner: dane_roll_providers::absolute(owner),
+        owner: owner.clone(),
         nameservers,
         validation,
         resolver_ttl,

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use crate::config::{Protocol, Service};
 use crate::rollover::effects::Served;
 use crate::rollover::owners::{self, Because, OwnerSeen, Reconcile, Seen, SlotOwners};
-use crate::rollover::{ActionOutcome, Effects, Event, KeyHash, PhaseName, Slot, TlsaAt};
+use crate::rollover::{ActionOutcome, Effects, Event, KeyHash, OwnerName, PhaseName, Slot, TlsaAt};
 use crate::store::{KeyRole, RecordChange};
 use crate::tlsa::TlsaRecord;
 
@@ -60,13 +60,6 @@ pub(super) fn slot_of_key_type(key_type: &str) -> Option<Slot> {
     Some(slot)
 }
 
-/// `_25._tcp.mail.example.com.` → (`mail.example.com`, 25).
-fn endpoint_of_owner(owner: &str) -> Option<(String, u16)> {
-    let rest = owner.strip_prefix('_')?;
-    let (port, rest) = rest.split_once("._tcp.")?;
-    Some((rest.trim_end_matches('.').to_owned(), port.parse().ok()?))
-}
-
 /// The protocol of the endpoint `host:port`: as configured, else the port's usual one, else
 /// SMTP.
 pub(super) fn endpoint_protocol(svc: &Service, host: &str, port: u16) -> Protocol {
@@ -96,10 +89,7 @@ impl<E: Effects> Driver<E> {
             .into_iter()
             .filter(|p| p.retired_at.is_none())
             .collect();
-        let mut all_owners: Vec<String> = configured
-            .iter()
-            .map(|o| dane_roll_providers::absolute(o))
-            .collect();
+        let mut all_owners: Vec<OwnerName> = configured.clone();
         for p in &ours_all {
             if !all_owners.contains(&p.record.owner) {
                 all_owners.push(p.record.owner.clone());
@@ -114,13 +104,11 @@ impl<E: Effects> Driver<E> {
         let mut slots: BTreeSet<Slot> = keys.iter().map(|k| k.slot.clone()).collect();
         slots.extend(ours_all.iter().map(|p| p.slot.clone()));
         // Each owner name's endpoint, probed once.
-        let mut served: Vec<(String, bool, Served)> = Vec::new();
+        let mut served: Vec<(OwnerName, bool, Served)> = Vec::new();
         for owner in &all_owners {
-            let is_configured = configured
-                .iter()
-                .any(|c| dane_roll_providers::absolute(c) == *owner);
-            let seen = match endpoint_of_owner(owner) {
-                Some((host, port)) => self.effects.served_at(svc, &host, port),
+            let is_configured = configured.contains(owner);
+            let seen = match owner.endpoint() {
+                Some((host, port)) => self.effects.served_at(svc, host, port),
                 None => Served::Unknown(format!("{owner} is not a _port._tcp.host name")),
             };
             if let Served::Keys(k) = &seen {
@@ -384,16 +372,12 @@ pub(super) fn fold_failures(standings: &mut Vec<Standing>, failures: Vec<(String
 
 #[cfg(test)]
 mod tests {
-    use super::{endpoint_of_owner, slot_of_key_type};
+    use super::slot_of_key_type;
     use crate::rollover::Slot;
 
+    /// Owner names map back to endpoints in [`crate::tlsa::OwnerName::endpoint`].
     #[test]
-    fn owner_names_map_back_to_endpoints() {
-        assert_eq!(
-            endpoint_of_owner("_587._tcp.mail.example.test."),
-            Some(("mail.example.test".to_owned(), 587))
-        );
-        assert_eq!(endpoint_of_owner("mail.example.test."), None);
+    fn key_types_map_to_slots() {
         assert_eq!(slot_of_key_type("EC P-256"), Some(Slot::Ec));
         assert_eq!(slot_of_key_type("RSA 2048"), Some(Slot::Rsa));
         assert_eq!(slot_of_key_type("RSA-PSS 2048"), Some(Slot::Rsa));

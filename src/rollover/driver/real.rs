@@ -21,7 +21,8 @@ use crate::pki;
 use crate::probe::{AddressReport, KeyAlgorithm, ProbeOptions, ProbeTarget, Prober};
 use crate::rollover::effects::{Effects, LiveKeys, ProviderFailure, Served};
 use crate::rollover::{
-    Clock, DnsReport, KeyHash, OwnerReport, ProbeResult, ResolverAnswer, Slot, Timestamp, TlsaAt,
+    Clock, DnsReport, KeyHash, OwnerName, OwnerReport, ProbeResult, ResolverAnswer, Slot,
+    Timestamp, TlsaAt,
 };
 use crate::store::Store;
 use crate::tlsa::TlsaRecord;
@@ -151,7 +152,7 @@ impl<C: Clock> RealEffects<C> {
                 let owner = id.owner_name();
                 let EndpointId { host, port } = id;
                 let protocol = endpoint_protocol(svc, &host, port);
-                let records = match resolver.tlsa(&owner).await {
+                let records = match resolver.tlsa(owner.as_str()).await {
                     Ok(l) if l.is_secure() && !l.records.is_empty() => l.records,
                     Ok(l) => {
                         failed(format!("the TLSA records at {owner} are {}", l.status));
@@ -223,10 +224,14 @@ impl<C: Clock> Effects for RealEffects<C> {
         })?
     }
 
-    fn list_records(&self, svc: &Service, owner: &str) -> Result<Vec<Record>, ProviderFailure> {
+    fn list_records(
+        &self,
+        svc: &Service,
+        owner: &OwnerName,
+    ) -> Result<Vec<Record>, ProviderFailure> {
         self.with_provider(svc, |provider| {
             self.runtime
-                .block_on(provider.list(owner))
+                .block_on(provider.list(owner.as_str()))
                 .map_err(|error| ProviderFailure::Failed {
                     kind: provider.kind(),
                     error,
@@ -240,7 +245,7 @@ impl<C: Clock> Effects for RealEffects<C> {
 
     fn check_dns(&self, expected: &[TlsaAt], gate: &[TlsaAt]) -> DnsReport {
         let skip = &self.skip_nameservers;
-        let mut owners: Vec<&str> = expected.iter().map(|r| r.owner.as_str()).collect();
+        let mut owners: Vec<&OwnerName> = expected.iter().map(|r| &r.owner).collect();
         owners.sort_unstable();
         owners.dedup();
         let resolver = match &self.resolver {
@@ -250,7 +255,7 @@ impl<C: Clock> Effects for RealEffects<C> {
                     owners: owners
                         .iter()
                         .map(|o| OwnerReport {
-                            owner: (*o).to_owned(),
+                            owner: (*o).clone(),
                             nameservers: Vec::new(),
                             validation: ResolverAnswer::Failed(why.clone()),
                             resolver_ttl: None,
@@ -265,22 +270,22 @@ impl<C: Clock> Effects for RealEffects<C> {
             for owner in &owners {
                 let want: Vec<_> = expected
                     .iter()
-                    .filter(|r| r.owner == *owner)
+                    .filter(|r| r.owner == **owner)
                     .map(|r| r.record.clone())
                     .collect();
                 // The resolver is asked only once every nameserver serves the records the gate
                 // waits for: asked earlier, it would cache the RRset without them for up to a
                 // TTL, which would hold a --force install that long. (The next key's records,
                 // which may lag, do not hold the question.)
-                let authority = view.served_everywhere(owner, &want).await;
+                let authority = view.served_everywhere(owner.as_str(), &want).await;
                 let validated = match &authority {
                     Ok(report)
                         if gate
                             .iter()
-                            .filter(|r| r.owner == *owner)
+                            .filter(|r| r.owner == **owner)
                             .all(|r| report.serves_everywhere_but(&r.record, skip)) =>
                     {
-                        Some(resolver.tlsa(owner).await)
+                        Some(resolver.tlsa(owner.as_str()).await)
                     }
                     _ => None,
                 };
@@ -291,12 +296,16 @@ impl<C: Clock> Effects for RealEffects<C> {
         DnsReport { owners: reports }
     }
 
-    fn served_everywhere(&self, owner: &str, candidates: &[TlsaRecord]) -> Option<Vec<TlsaRecord>> {
+    fn served_everywhere(
+        &self,
+        owner: &OwnerName,
+        candidates: &[TlsaRecord],
+    ) -> Option<Vec<TlsaRecord>> {
         let resolver = self.resolver.as_ref().ok()?.clone();
         let view = AuthorityView::new(resolver);
         let report = self
             .runtime
-            .block_on(view.served_everywhere(owner, candidates))
+            .block_on(view.served_everywhere(owner.as_str(), candidates))
             .ok()?;
         Some(
             candidates
@@ -307,7 +316,7 @@ impl<C: Clock> Effects for RealEffects<C> {
         )
     }
 
-    fn follow_cname(&self, owner: &str) -> Option<Result<Alias, AliasError>> {
+    fn follow_cname(&self, owner: &OwnerName) -> Option<Result<Alias, AliasError>> {
         let resolver = self.resolver.as_ref().ok()?.clone();
         let view = AuthorityView::new(resolver);
         Some(self.runtime.block_on(view.follow_cname(owner)))

@@ -379,7 +379,9 @@ mod tests {
     use crate::rollover::StageRequest;
     use crate::rollover::{Observations, step};
 
-    const OWNER: &str = "_25._tcp.mx.example.com.";
+    fn owner() -> crate::rollover::OwnerName {
+        crate::rollover::OwnerName::for_endpoint("mx.example.com", 25)
+    }
 
     fn key(n: u8) -> KeyHash {
         KeyHash([n; 32])
@@ -390,7 +392,7 @@ mod tests {
             request: StageRequest {
                 slot: Slot::Ec,
                 ttl: 2,
-                owners: vec![OWNER.to_owned()],
+                owners: vec![owner()],
                 endpoints: vec!["mx.example.com:25".to_owned()],
                 next: Some(key(3)),
                 chain: PathBuf::from("/state/new.pem"),
@@ -422,7 +424,7 @@ mod tests {
             outcomes,
             ours: ours
                 .iter()
-                .map(|n| TlsaAt::new(OWNER, key(*n).dane_ee()))
+                .map(|n| TlsaAt::new(&owner(), key(*n).dane_ee()))
                 .collect(),
             ..Observations::default()
         }
@@ -480,10 +482,10 @@ mod tests {
         );
         assert_eq!(
             s.actions,
-            vec![Action::Retire(TlsaAt::new(OWNER, key(2).dane_ee()))]
+            vec![Action::Retire(TlsaAt::new(&owner(), key(2).dane_ee()))]
         );
         let gone = ActionOutcome::Retired {
-            record: TlsaAt::new(OWNER, key(2).dane_ee()),
+            record: TlsaAt::new(&owner(), key(2).dane_ee()),
             result: Ok(()),
         };
         let s = step(s.next, &obs(vec![gone], &[1, 3]), Timestamp::from_secs(125));
@@ -506,7 +508,7 @@ mod tests {
             &obs(vec![probed(key(1))], &[1, 2]),
             Timestamp::from_secs(121),
         );
-        let retire = TlsaAt::new(OWNER, key(2).dane_ee());
+        let retire = TlsaAt::new(&owner(), key(2).dane_ee());
         assert_eq!(s.actions, vec![Action::Retire(retire.clone())]);
         let failed = ActionOutcome::Retired {
             record: retire,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::rollover::TlsaAt;
+use crate::rollover::{OwnerName, TlsaAt};
 use crate::tlsa::TlsaRecord;
 
 use super::protocol::{DnsReport, OwnerReport, ResolverAnswer};
@@ -29,20 +29,16 @@ fn by_owner<'a>(
     expected: &'a [TlsaAt],
     dns: &'a DnsReport,
     reasons: &mut Vec<String>,
-) -> Vec<(&'a str, Vec<&'a TlsaRecord>, &'a OwnerReport)> {
-    let owners: BTreeSet<&str> = expected.iter().map(|r| r.owner.as_str()).collect();
+) -> Vec<(&'a OwnerName, Vec<&'a TlsaRecord>, &'a OwnerReport)> {
+    let owners: BTreeSet<&OwnerName> = expected.iter().map(|r| &r.owner).collect();
     let mut out = Vec::new();
     for owner in owners {
         let want: Vec<&TlsaRecord> = expected
             .iter()
-            .filter(|r| r.owner == owner)
+            .filter(|r| r.owner == *owner)
             .map(|r| &r.record)
             .collect();
-        match dns
-            .owners
-            .iter()
-            .find(|o| dane_roll_providers::same_name(&o.owner, owner))
-        {
+        match dns.owners.iter().find(|o| o.owner == *owner) {
             Some(report) => out.push((owner, want, report)),
             None => reasons.push(format!("{owner}: not checked")),
         }

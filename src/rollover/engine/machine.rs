@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use crate::rollover::phase::{Phase, PhaseName, Rollover};
 use crate::rollover::plan::retirable;
-use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
+use crate::rollover::{KeyHash, OwnerName, Slot, Timestamp, TlsaAt};
 
 use super::protocol::{
     Action, ActionOutcome, DnsReport, Event, Failure, Observations, StageRequest, StepResult,
@@ -74,11 +74,6 @@ pub fn stage(request: StageRequest, now: Timestamp) -> Result<StepResult, Engine
     request.next = request
         .next
         .filter(|n| *n != request.new && Some(*n) != request.old);
-    request.owners = request
-        .owners
-        .iter()
-        .map(|o| dane_roll_providers::absolute(o))
-        .collect();
     let rollover = Rollover {
         request,
         ttl_seen: None,
@@ -97,7 +92,7 @@ pub fn stage(request: StageRequest, now: Timestamp) -> Result<StepResult, Engine
             .map_or_else(|| "none".to_owned(), |k| k.short()),
         rollover.request.new.short(),
         rollover.publish_set().len(),
-        rollover.request.owners.join(", ")
+        OwnerName::join(&rollover.request.owners, ", ")
     );
     let mut step = step(rollover, &Observations::default(), now);
     step.events.insert(

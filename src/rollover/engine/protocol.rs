@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Scheme, Service};
 use crate::rollover::phase::{PhaseName, Rollover};
-use crate::rollover::{KeyHash, Slot, Timestamp, TlsaAt};
+use crate::rollover::{KeyHash, OwnerName, Slot, Timestamp, TlsaAt};
 use crate::tlsa::TlsaRecord;
 
 /// What begins a rollover: the service's settings and the keys by role. The persisted
@@ -27,7 +27,7 @@ pub struct StageRequest {
     /// The TTL of the records, seconds: the wait is 2×TTL.
     pub ttl: u32,
     /// The owner names (one per distinct endpoint host and port).
-    pub owners: Vec<String>,
+    pub owners: Vec<OwnerName>,
     /// The endpoints (`host:port`) that must all verify before anything is retired.
     pub endpoints: Vec<String>,
     /// The key served now, if any (its records stay until the new key is verified).
@@ -58,7 +58,7 @@ impl StageRequest {
             slot: Slot::default(),
             scheme: Scheme::CurrentNext,
             ttl: 60,
-            owners: vec!["_25._tcp.mx1.example.com.".into()],
+            owners: vec![OwnerName::for_endpoint("mx1.example.com", 25)],
             endpoints: vec!["mx1.example.com:25".into()],
             old: Some(KeyHash([1; 32])),
             new: KeyHash([2; 32]),
@@ -133,7 +133,7 @@ pub enum ResolverAnswer {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerReport {
     /// The owner name.
-    pub owner: String,
+    pub owner: OwnerName,
     /// One answer per nameserver address.
     pub nameservers: Vec<NsAnswer>,
     /// The validated lookup.

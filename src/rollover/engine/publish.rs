@@ -3,7 +3,7 @@
 //! validates them) and `aged` (re-check the gate, install).
 
 use crate::rollover::phase::Phase;
-use crate::rollover::{Timestamp, ttl};
+use crate::rollover::{OwnerName, Timestamp, ttl};
 
 use super::gate::{gate, served_everywhere, validated, with_not_waited_for};
 use super::machine::Ctx;
@@ -59,7 +59,7 @@ impl Ctx<'_> {
         let valid = validated(&wanted, dns);
         let since = self.r.phase.since();
         let checks = checks.saturating_add(1);
-        let gate_owners: Vec<String> = self.r.gate_set().into_iter().map(|r| r.owner).collect();
+        let gate_owners: Vec<OwnerName> = self.r.gate_set().into_iter().map(|r| r.owner).collect();
         if confirmed_at.is_none() {
             // Every TTL seen until the records are confirmed (this look included) counts.
             let before = self.r.wait();
