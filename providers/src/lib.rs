@@ -54,6 +54,7 @@ pub mod google;
 pub mod hetzner;
 pub mod http;
 pub mod inwx;
+mod listing;
 pub mod manual;
 pub mod ovh;
 pub mod powerdns;
@@ -62,7 +63,9 @@ pub mod rfc2136;
 pub mod route53;
 mod rrset;
 mod secret;
+mod token_api;
 pub mod transip;
+mod zones;
 
 use std::fmt;
 use std::time::Duration;
