@@ -74,40 +74,40 @@ impl Cloudflare {
     }
 
     async fn look_up_zone(&self, owner: &str) -> Result<String, ProviderError> {
-        let found = longest_known(owner, |name| async move {
-            let url = format!("{}/zones?name={}", self.base, encode(&name));
-            let reply = self.http.send(Method::GET, &url, None).await?;
-            if reply.status == 403 {
-                return Err(ProviderError::Forbidden {
-                    provider: "cloudflare",
-                    detail: format!(
-                        "the token may not list zones ({}): set `zone-id` in the provider's \
-                         configuration (the zone's overview page shows it), or give the token \
-                         Zone:Read",
-                        self.http.detail(&reply.body)
-                    ),
-                });
-            }
-            let body = self.http.check(reply, "zones")?.json()?;
-            let found = body
-                .get("result")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|z| {
-                    z.get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| same_name(n, &name))
-                })
-                .and_then(|z| z.get("id").and_then(Value::as_str));
-            Ok(found.map(str::to_owned))
-        })
-        .await?;
-        found.ok_or_else(|| ProviderError::NoZone {
-            server: "cloudflare API".into(),
-            zone: owner.to_owned(),
-            detail: "no zone this token can see holds the name; set zone-id".into(),
-        })
+        longest_known(
+            owner,
+            "cloudflare API",
+            "no zone this token can see holds the name; set zone-id",
+            |name| async move {
+                let url = format!("{}/zones?name={}", self.base, encode(&name));
+                let reply = self.http.send(Method::GET, &url, None).await?;
+                if reply.status == 403 {
+                    return Err(ProviderError::Forbidden {
+                        provider: "cloudflare",
+                        detail: format!(
+                            "the token may not list zones ({}): set `zone-id` in the provider's \
+                             configuration (the zone's overview page shows it), or give the \
+                             token Zone:Read",
+                            self.http.detail(&reply.body)
+                        ),
+                    });
+                }
+                let body = self.http.check(reply, "zones")?.json()?;
+                let found = body
+                    .get("result")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|z| {
+                        z.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| same_name(n, &name))
+                    })
+                    .and_then(|z| z.get("id").and_then(Value::as_str));
+                Ok(found.map(str::to_owned))
+            },
+        )
+        .await
     }
 
     /// The TLSA records at `owner` with their record ids.

@@ -88,22 +88,21 @@ impl Gandi {
 
     /// `GET /domains/{fqdn}` for the owner's ancestors, longest first.
     async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
-        let found = longest_known(owner, |name| async move {
-            let url = format!("{}/domains/{}", self.api.base, encode(&name));
-            let reply = self.api.http.send(Method::GET, &url, None).await?;
-            if reply.status == 404 {
-                return Ok(None);
-            }
-            self.checked(reply, &format!("domain {name}"))?;
-            Ok(Some(name))
-        })
-        .await?;
-        found.ok_or_else(|| ProviderError::NoZone {
-            server: "gandi API".into(),
-            zone: owner.to_owned(),
-            detail: "no LiveDNS domain this token may see holds the name; set the service's `zone`"
-                .into(),
-        })
+        longest_known(
+            owner,
+            "gandi API",
+            "no LiveDNS domain this token may see holds the name; set the service's `zone`",
+            |name| async move {
+                let url = format!("{}/domains/{}", self.api.base, encode(&name));
+                let reply = self.api.http.send(Method::GET, &url, None).await?;
+                if reply.status == 404 {
+                    return Ok(None);
+                }
+                self.checked(reply, &format!("domain {name}"))?;
+                Ok(Some(name))
+            },
+        )
+        .await
     }
 
     fn rrset_url(&self, domain: &str, sub: &str) -> String {

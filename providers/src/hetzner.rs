@@ -39,6 +39,10 @@ pub const MIN_TTL: u32 = 60;
 /// The comment our records carry, so an operator sees who wrote them.
 pub const COMMENT: &str = "dane-roll";
 
+/// What a lookup that found no zone says.
+const LOOKUP_FAILED: &str = "no zone of the token's project holds the name; check the token's \
+                             project, or set the service's `zone`";
+
 /// A zone found: its id (or name, which the API takes in paths too), name and default TTL.
 #[derive(Debug, Clone)]
 struct Zone {
@@ -109,7 +113,7 @@ impl Hetzner {
 
     /// `GET /zones?name=…` for the owner's ancestors, longest first.
     async fn look_up(&self, owner: &str) -> Result<Zone, ProviderError> {
-        let found = longest_known(owner, |name| async move {
+        longest_known(owner, "hetzner API", LOOKUP_FAILED, |name| async move {
             let url = format!("{}/zones?name={}", self.base, encode(&name));
             let reply = self.http.send(Method::GET, &url, None).await?;
             let reply = self.checked(reply, "zones")?;
@@ -122,14 +126,7 @@ impl Hetzner {
                 .filter_map(zone_of)
                 .find(|z| same_name(&z.name, &name)))
         })
-        .await?;
-        found.ok_or_else(|| {
-            no_zone(
-                owner,
-                "no zone of the token's project holds the name; check the token's project, or \
-                 set the service's `zone`",
-            )
-        })
+        .await
     }
 
     /// A non-2xx reply as an error, with Hetzner's words for a read-only token.

@@ -217,23 +217,22 @@ impl Inwx {
 
     /// `nameserver.info` (SOA) for the owner's ancestors, longest first.
     async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
-        let found = longest_known(owner, |name| async move {
-            let answer = self
-                .call("nameserver.info", json!({"domain": name, "type": "SOA"}))
-                .await?;
-            if answer.code == NO_OBJECT {
-                return Ok(None);
-            }
-            check(&answer, "nameserver.info")?;
-            Ok(Some(name))
-        })
-        .await?;
-        found.ok_or_else(|| ProviderError::NoZone {
-            server: "inwx API".into(),
-            zone: owner.to_owned(),
-            detail: "no nameserver zone of this account holds the name; set the service's `zone`"
-                .into(),
-        })
+        longest_known(
+            owner,
+            "inwx API",
+            "no nameserver zone of this account holds the name; set the service's `zone`",
+            |name| async move {
+                let answer = self
+                    .call("nameserver.info", json!({"domain": name, "type": "SOA"}))
+                    .await?;
+                if answer.code == NO_OBJECT {
+                    return Ok(None);
+                }
+                check(&answer, "nameserver.info")?;
+                Ok(Some(name))
+            },
+        )
+        .await
     }
 
     /// The TLSA records at `owner` with their ids.

@@ -234,21 +234,21 @@ impl Ovh {
     }
 
     async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
-        let found = longest_known(owner, |name| async move {
-            let url = format!("{}/domain/zone/{}", self.base, encode(&name));
-            let reply = self.call(Method::GET, &url, None).await?;
-            if reply.status == 404 {
-                return Ok(None);
-            }
-            self.checked(reply, &format!("zone {name}"))?;
-            Ok(Some(name))
-        })
-        .await?;
-        found.ok_or_else(|| ProviderError::NoZone {
-            server: "ovh API".into(),
-            zone: owner.to_owned(),
-            detail: "no DNS zone of this account holds the name; set the service's `zone`".into(),
-        })
+        longest_known(
+            owner,
+            "ovh API",
+            "no DNS zone of this account holds the name; set the service's `zone`",
+            |name| async move {
+                let url = format!("{}/domain/zone/{}", self.base, encode(&name));
+                let reply = self.call(Method::GET, &url, None).await?;
+                if reply.status == 404 {
+                    return Ok(None);
+                }
+                self.checked(reply, &format!("zone {name}"))?;
+                Ok(Some(name))
+            },
+        )
+        .await
     }
 
     /// The TLSA records at `owner` with their ids.

@@ -213,21 +213,21 @@ impl Transip {
     }
 
     async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
-        let found = longest_known(owner, |name| async move {
-            let url = format!("{}/domains/{}", self.base, encode(&name));
-            let reply = self.call(Method::GET, &url, None).await?;
-            if reply.status == 404 {
-                return Ok(None);
-            }
-            self.http.check(reply, &format!("domain {name}"))?;
-            Ok(Some(name))
-        })
-        .await?;
-        found.ok_or_else(|| ProviderError::NoZone {
-            server: "transip API".into(),
-            zone: owner.to_owned(),
-            detail: "no domain of this account holds the name; set the service's `zone`".into(),
-        })
+        longest_known(
+            owner,
+            "transip API",
+            "no domain of this account holds the name; set the service's `zone`",
+            |name| async move {
+                let url = format!("{}/domains/{}", self.base, encode(&name));
+                let reply = self.call(Method::GET, &url, None).await?;
+                if reply.status == 404 {
+                    return Ok(None);
+                }
+                self.http.check(reply, &format!("domain {name}"))?;
+                Ok(Some(name))
+            },
+        )
+        .await
     }
 
     /// The TLSA entries at `owner`, each with the entry as TransIP holds it.
