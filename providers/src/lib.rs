@@ -23,6 +23,11 @@
 //! sendmail in the main crate, which cannot be a dependency of this one): scrubbed environment,
 //! process group killed at the timeout, bounded output.
 //!
+//! What the HTTP providers share is written once, in crate-private modules: `zones` (the
+//! configured zone, else the one the API names, once per owner name), `listing` (a listed TTL,
+//! a listing's records), `rrset` (an RRset plus or minus one record), `token_api` (a
+//! token-header API's set-up).
+//!
 //! Why not dns-update (the library first chosen, with its ~70 providers): its RFC 2136 code can
 //! delete one record by RDATA, but it turns every failure into a string, so BADSIG, BADKEY,
 //! BADTIME, REFUSED and NOTAUTH cannot be told apart or explained, and hickory's message for a
