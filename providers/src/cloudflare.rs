@@ -12,14 +12,13 @@
 //! (read as empty, a removal would be "confirmed" that did not happen). The TTL is checked
 //! first: 1 (automatic, 300 s) or 60 to 86400.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::http::{Http, encode};
-use crate::{ProviderError, Record, Secret, Settings, ancestors, same_name};
+use crate::http::{Http, base_url, encode};
+use crate::listing::ttl_field;
+use crate::zones::{Zones, longest_known};
+use crate::{ProviderError, Record, Secret, Settings, same_name};
 
 /// The API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
@@ -43,9 +42,8 @@ const ALREADY_THERE: [i64; 2] = [81057, 81058];
 pub struct Cloudflare {
     http: Http,
     base: String,
-    zone_id: Option<String>,
-    /// Zone ids looked up, by owner name: one lookup per owner for the provider's lifetime.
-    zones: Mutex<HashMap<String, String>>,
+    /// The configured zone id, or those looked up, by owner name.
+    zones: Zones<String>,
     settings: Settings,
 }
 
@@ -60,12 +58,8 @@ impl Cloudflare {
     ) -> Result<Cloudflare, ProviderError> {
         Ok(Cloudflare {
             http: Http::new("cloudflare", "authorization", "Bearer ", token, &settings)?,
-            base: base
-                .unwrap_or(DEFAULT_BASE_URL)
-                .trim_end_matches('/')
-                .to_owned(),
-            zone_id: zone_id.map(str::to_owned),
-            zones: Mutex::new(HashMap::new()),
+            base: base_url(base, DEFAULT_BASE_URL),
+            zones: Zones::new(zone_id.map(str::to_owned)),
             settings,
         })
     }
@@ -76,60 +70,44 @@ impl Cloudflare {
     }
 
     async fn zone_id(&self, owner: &str) -> Result<String, ProviderError> {
-        if let Some(id) = &self.zone_id {
-            return Ok(id.clone());
-        }
-        if let Some(id) = self.cached(owner) {
-            return Ok(id);
-        }
-        let id = self.look_up_zone(owner).await?;
-        if let Ok(mut zones) = self.zones.lock() {
-            zones.insert(owner.to_owned(), id.clone());
-        }
-        Ok(id)
-    }
-
-    fn cached(&self, owner: &str) -> Option<String> {
-        self.zones.lock().ok()?.get(owner).cloned()
+        self.zones.get(owner, || self.look_up_zone(owner)).await
     }
 
     async fn look_up_zone(&self, owner: &str) -> Result<String, ProviderError> {
-        for candidate in ancestors(owner) {
-            let name = candidate.trim_end_matches('.');
-            let url = format!("{}/zones?name={}", self.base, encode(name));
-            let reply = self.http.send(Method::GET, &url, None).await?;
-            if reply.status == 403 {
-                return Err(ProviderError::Forbidden {
-                    provider: "cloudflare",
-                    detail: format!(
-                        "the token may not list zones ({}): set `zone-id` in the provider's \
-                         configuration (the zone's overview page shows it), or give the token \
-                         Zone:Read",
-                        self.http.detail(&reply.body)
-                    ),
-                });
-            }
-            let body = self.http.check(reply, "zones")?.json()?;
-            let found = body
-                .get("result")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|z| {
-                    z.get("name")
-                        .and_then(Value::as_str)
-                        .is_some_and(|n| same_name(n, name))
-                })
-                .and_then(|z| z.get("id").and_then(Value::as_str));
-            if let Some(id) = found {
-                return Ok(id.to_owned());
-            }
-        }
-        Err(ProviderError::NoZone {
-            server: "cloudflare API".into(),
-            zone: owner.to_owned(),
-            detail: "no zone this token can see holds the name; set zone-id".into(),
-        })
+        longest_known(
+            owner,
+            "cloudflare API",
+            "no zone this token can see holds the name; set zone-id",
+            |name| async move {
+                let url = format!("{}/zones?name={}", self.base, encode(&name));
+                let reply = self.http.send(Method::GET, &url, None).await?;
+                if reply.status == 403 {
+                    return Err(ProviderError::Forbidden {
+                        provider: "cloudflare",
+                        detail: format!(
+                            "the token may not list zones ({}): set `zone-id` in the provider's \
+                             configuration (the zone's overview page shows it), or give the \
+                             token Zone:Read",
+                            self.http.detail(&reply.body)
+                        ),
+                    });
+                }
+                let body = self.http.check(reply, "zones")?.json()?;
+                let found = body
+                    .get("result")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|z| {
+                        z.get("name")
+                            .and_then(Value::as_str)
+                            .is_some_and(|n| same_name(n, &name))
+                    })
+                    .and_then(|z| z.get("id").and_then(Value::as_str));
+                Ok(found.map(str::to_owned))
+            },
+        )
+        .await
     }
 
     /// The TLSA records at `owner` with their record ids.
@@ -287,11 +265,7 @@ pub fn check_ttl(ttl: u32) -> Result<(), ProviderError> {
 
 /// A listed record: from `data` (structured), else from `content` (`3 1 1 hex`).
 fn record_of(owner: &str, item: &Value) -> Option<Record> {
-    let ttl = item
-        .get("ttl")
-        .and_then(Value::as_u64)
-        .and_then(|t| u32::try_from(t).ok())
-        .unwrap_or_default();
+    let ttl = ttl_field(item, "ttl").unwrap_or_default();
     if let Some(data) = item.get("data") {
         let field = |k: &str| {
             data.get(k)

@@ -10,14 +10,15 @@
 //! The domain is the one deSEC says owns the name (`GET /domains/?owns_qname=…`), asked once per
 //! owner name for the provider's lifetime (not on every call and read-back).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::http::{Attempt, Http, Reply, encode, next_link};
-use crate::{ProviderError, Record, Secret, Settings, relative_to};
+use crate::http::{Attempt, Reply, encode, next_link};
+use crate::listing::ttl_field;
+use crate::rrset::{RrSet, changed};
+use crate::token_api::TokenApi;
+use crate::zones::in_zone;
+use crate::{ProviderError, Record, Secret, Settings};
 
 /// The API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://desec.io/api/v1";
@@ -27,12 +28,7 @@ const MAX_PAGES: usize = 1000;
 /// A deSEC account.
 #[derive(Debug)]
 pub struct Desec {
-    http: Http,
-    base: String,
-    domain: Option<String>,
-    /// Domains deSEC named, by owner name.
-    domains: Mutex<HashMap<String, String>>,
-    settings: Settings,
+    api: TokenApi,
 }
 
 impl Desec {
@@ -45,67 +41,60 @@ impl Desec {
         settings: Settings,
     ) -> Result<Desec, ProviderError> {
         Ok(Desec {
-            http: Http::new("desec", "authorization", "Token ", token, &settings)?,
-            base: base
-                .unwrap_or(DEFAULT_BASE_URL)
-                .trim_end_matches('/')
-                .to_owned(),
-            domain: domain.map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
-            domains: Mutex::new(HashMap::new()),
-            settings,
+            api: TokenApi::new(
+                "desec",
+                "Token ",
+                token,
+                domain,
+                base,
+                DEFAULT_BASE_URL,
+                settings,
+            )?,
         })
     }
 
     /// The settings.
     pub fn settings(&self) -> &Settings {
-        &self.settings
+        &self.api.settings
     }
 
     /// The domain holding `owner` and the owner's subname in it.
     async fn locate(&self, owner: &str) -> Result<(String, String), ProviderError> {
-        let cached = self.domains.lock().ok().and_then(|d| d.get(owner).cloned());
-        let domain = match (&self.domain, cached) {
-            (Some(d), _) => d.clone(),
-            (None, Some(d)) => d,
-            (None, None) => {
-                let url = format!(
-                    "{}/domains/?owns_qname={}",
-                    self.base,
-                    encode(owner.trim_end_matches('.'))
-                );
-                let reply = self.http.send(Method::GET, &url, None).await?;
-                let reply = self.http.check(reply, "domains")?;
-                let body = reply.json()?;
-                let Some(domains) = body.as_array() else {
-                    return Err(reply.bad("the domain list is not a list"));
-                };
-                let found = domains
-                    .first()
-                    .and_then(|d| d.get("name"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned)
-                    .ok_or_else(|| ProviderError::NoZone {
-                        server: "desec API".into(),
-                        zone: owner.to_owned(),
-                        detail: "no domain of this account holds the name".into(),
-                    })?;
-                if let Ok(mut domains) = self.domains.lock() {
-                    domains.insert(owner.to_owned(), found.clone());
-                }
-                found
-            }
-        };
-        let sub = relative_to(owner, &domain).ok_or_else(|| {
-            ProviderError::InvalidRecord(format!("{owner} is not in domain {domain}"))
-        })?;
+        let domain = self.api.zones.get(owner, || self.look_up(owner)).await?;
+        let sub = in_zone(owner, &domain, "domain")?;
         Ok((domain, sub))
+    }
+
+    /// `GET /domains/?owns_qname=…`: the domain deSEC says owns the name.
+    async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
+        let url = format!(
+            "{}/domains/?owns_qname={}",
+            self.api.base,
+            encode(owner.trim_end_matches('.'))
+        );
+        let reply = self.api.http.send(Method::GET, &url, None).await?;
+        let reply = self.api.http.check(reply, "domains")?;
+        let body = reply.json()?;
+        let Some(domains) = body.as_array() else {
+            return Err(reply.bad("the domain list is not a list"));
+        };
+        domains
+            .first()
+            .and_then(|d| d.get("name"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ProviderError::NoZone {
+                server: "desec API".into(),
+                zone: owner.to_owned(),
+                detail: "no domain of this account holds the name".into(),
+            })
     }
 
     fn rrset_url(&self, domain: &str, sub: &str) -> String {
         let sub = if sub.is_empty() { "@" } else { sub };
         format!(
             "{}/domains/{}/rrsets/{}/TLSA/",
-            self.base,
+            self.api.base,
             encode(domain),
             encode(sub)
         )
@@ -116,14 +105,14 @@ impl Desec {
         let (domain, sub) = self.locate(owner).await?;
         let mut url = format!(
             "{}/domains/{}/rrsets/?subname={}&type=TLSA&cursor=",
-            self.base,
+            self.api.base,
             encode(&domain),
             encode(&sub)
         );
         let mut out = Vec::new();
         for _ in 0..MAX_PAGES {
-            let reply = self.http.send(Method::GET, &url, None).await?;
-            let reply = self.http.check(reply, &format!("domain {domain}"))?;
+            let reply = self.api.http.send(Method::GET, &url, None).await?;
+            let reply = self.api.http.check(reply, &format!("domain {domain}"))?;
             let body = reply.json()?;
             let Some(rrsets) = body.as_array() else {
                 return Err(reply.bad("the RRset list is not a list"));
@@ -147,13 +136,14 @@ impl Desec {
     /// The current record list of the RRset, `None` when it does not exist.
     async fn current(&self, domain: &str, sub: &str) -> Result<Option<Vec<String>>, ProviderError> {
         let reply = self
+            .api
             .http
             .send(Method::GET, &self.rrset_url(domain, sub), None)
             .await?;
         if reply.status == 404 {
             return Ok(None);
         }
-        let reply = self.http.check(reply, &format!("domain {domain}"))?;
+        let reply = self.api.http.check(reply, &format!("domain {domain}"))?;
         let body = reply.json()?;
         let list = body
             .get("records")
@@ -168,9 +158,9 @@ impl Desec {
 
     /// The domain's `minimum_ttl`, when deSEC says.
     async fn minimum_ttl(&self, domain: &str) -> Result<Option<u64>, ProviderError> {
-        let url = format!("{}/domains/{}/", self.base, encode(domain));
-        let reply = self.http.send(Method::GET, &url, None).await?;
-        let reply = self.http.check(reply, &format!("domain {domain}"))?;
+        let url = format!("{}/domains/{}/", self.api.base, encode(domain));
+        let reply = self.api.http.send(Method::GET, &url, None).await?;
+        let reply = self.api.http.check(reply, &format!("domain {domain}"))?;
         Ok(reply.json()?.get("minimum_ttl").and_then(Value::as_u64))
     }
 
@@ -187,42 +177,36 @@ impl Desec {
 
     async fn change(&self, record: &Record, add: bool) -> Result<(), ProviderError> {
         let (domain, sub) = self.locate(&record.owner).await?;
-        let mut backoff = self.http.backoff();
+        let mut backoff = self.api.http.backoff();
         let mut checked_ttl = false;
         loop {
             // Read before every try: a retried write is built from what is there now.
-            let (method, url, body) = match self.current(&domain, &sub).await? {
-                None if !add => return Ok(()),
-                None => {
-                    if !checked_ttl {
-                        self.check_ttl(&domain, record.ttl).await?;
-                        checked_ttl = true;
-                    }
-                    let body = json!({
-                        "subname": sub, "type": "TLSA", "ttl": record.ttl,
-                        "records": [record.rdata],
-                    });
-                    let url = format!("{}/domains/{}/rrsets/", self.base, encode(&domain));
-                    (Method::POST, url, body)
-                }
-                Some(mut records) => {
-                    let present = records
-                        .iter()
-                        .any(|r| crate::rrset::same_rdata(r, &record.rdata));
-                    match (add, present) {
-                        (true, true) | (false, false) => return Ok(()),
-                        (true, false) => records.push(record.rdata.clone()),
-                        (false, true) => {
-                            records.retain(|r| !crate::rrset::same_rdata(r, &record.rdata))
-                        }
-                    }
-                    let body = json!({ "records": records });
-                    (Method::PATCH, self.rrset_url(&domain, &sub), body)
-                }
+            let current = self
+                .current(&domain, &sub)
+                .await?
+                .map(|values| RrSet { ttl: 0, values });
+            let Some(next) = changed(current.as_ref(), record, add) else {
+                return Ok(()); // already there, or already gone
             };
-            match self.http.once(method, &url, Some(&body)).await? {
+            let (method, url, body) = if current.is_none() {
+                if !checked_ttl {
+                    self.check_ttl(&domain, record.ttl).await?;
+                    checked_ttl = true;
+                }
+                let body = json!({
+                    "subname": sub, "type": "TLSA", "ttl": record.ttl,
+                    "records": next.values,
+                });
+                let url = format!("{}/domains/{}/rrsets/", self.api.base, encode(&domain));
+                (Method::POST, url, body)
+            } else {
+                // PATCH with `records` only: the RRset keeps its TTL.
+                let body = json!({ "records": next.values });
+                (Method::PATCH, self.rrset_url(&domain, &sub), body)
+            };
+            match self.api.http.once(method, &url, Some(&body)).await? {
                 Attempt::Done(reply) => {
-                    self.http.check(reply, &format!("domain {domain}"))?;
+                    self.api.http.check(reply, &format!("domain {domain}"))?;
                     return Ok(());
                 }
                 Attempt::Transient(failed) => backoff.wait(failed).await?,
@@ -248,11 +232,7 @@ impl Desec {
 
 /// The records of one listed RRset; an error when it has no `records` list.
 fn records_of(owner: &str, rrset: &Value, reply: &Reply) -> Result<Vec<Record>, ProviderError> {
-    let ttl = rrset
-        .get("ttl")
-        .and_then(Value::as_u64)
-        .and_then(|t| u32::try_from(t).ok())
-        .unwrap_or_default();
+    let ttl = ttl_field(rrset, "ttl").unwrap_or_default();
     let list = rrset
         .get("records")
         .and_then(Value::as_array)

@@ -14,14 +14,15 @@
 //! The domain is the service's `zone`, else the longest ancestor of the owner name that
 //! `GET /domains/{fqdn}` knows (asked once per owner name). TTLs: 300 to 2592000 s.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::http::{Attempt, Http, Reply, encode};
-use crate::{ProviderError, Record, Secret, Settings, ancestors, relative_to};
+use crate::http::{Attempt, Reply, encode};
+use crate::listing::ttl_field;
+use crate::rrset::{RrSet, changed, records};
+use crate::token_api::TokenApi;
+use crate::zones::{apex_as_at, in_zone, longest_known};
+use crate::{ProviderError, Record, Secret, Settings};
 
 /// The API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.gandi.net/v5/livedns";
@@ -33,17 +34,7 @@ pub const MAX_TTL: u32 = 2_592_000;
 /// A Gandi LiveDNS account (the domains its token may manage).
 #[derive(Debug)]
 pub struct Gandi {
-    http: Http,
-    base: String,
-    domain: Option<String>,
-    domains: Mutex<HashMap<String, String>>,
-    settings: Settings,
-}
-
-/// The RRset as read: its TTL and values as Gandi holds them.
-struct RrSet {
-    ttl: u32,
-    values: Vec<String>,
+    api: TokenApi,
 }
 
 impl Gandi {
@@ -56,20 +47,21 @@ impl Gandi {
         settings: Settings,
     ) -> Result<Gandi, ProviderError> {
         Ok(Gandi {
-            http: Http::new("gandi", "authorization", "Bearer ", token, &settings)?,
-            base: base
-                .unwrap_or(DEFAULT_BASE_URL)
-                .trim_end_matches('/')
-                .to_owned(),
-            domain: domain.map(|d| d.trim_end_matches('.').to_ascii_lowercase()),
-            domains: Mutex::new(HashMap::new()),
-            settings,
+            api: TokenApi::new(
+                "gandi",
+                "Bearer ",
+                token,
+                domain,
+                base,
+                DEFAULT_BASE_URL,
+                settings,
+            )?,
         })
     }
 
     /// The settings.
     pub fn settings(&self) -> &Settings {
-        &self.settings
+        &self.api.settings
     }
 
     /// A non-2xx reply as an error, with what a token without the right permission lacks.
@@ -80,60 +72,43 @@ impl Gandi {
                 detail: format!(
                     "{} (the personal access token needs \"Manage domain name technical \
                      configurations\" for the organization that owns the domain)",
-                    self.http.detail(&reply.body)
+                    self.api.http.detail(&reply.body)
                 ),
             });
         }
-        self.http.check(reply, what)
+        self.api.http.check(reply, what)
     }
 
     /// The domain holding `owner` and the owner's name in it (`@` for the apex).
     async fn locate(&self, owner: &str) -> Result<(String, String), ProviderError> {
-        let cached = self.domains.lock().ok().and_then(|d| d.get(owner).cloned());
-        let domain = match (&self.domain, cached) {
-            (Some(d), _) => d.clone(),
-            (None, Some(d)) => d,
-            (None, None) => {
-                let found = self.look_up(owner).await?;
-                if let Ok(mut domains) = self.domains.lock() {
-                    domains.insert(owner.to_owned(), found.clone());
-                }
-                found
-            }
-        };
-        match relative_to(owner, &domain) {
-            Some(sub) if sub.is_empty() => Ok((domain, "@".to_owned())),
-            Some(sub) => Ok((domain, sub)),
-            None => Err(ProviderError::InvalidRecord(format!(
-                "{owner} is not in domain {domain}"
-            ))),
-        }
+        let domain = self.api.zones.get(owner, || self.look_up(owner)).await?;
+        let sub = apex_as_at(in_zone(owner, &domain, "domain")?);
+        Ok((domain, sub))
     }
 
     /// `GET /domains/{fqdn}` for the owner's ancestors, longest first.
     async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
-        for candidate in ancestors(owner) {
-            let name = candidate.trim_end_matches('.');
-            let url = format!("{}/domains/{}", self.base, encode(name));
-            let reply = self.http.send(Method::GET, &url, None).await?;
-            if reply.status == 404 {
-                continue;
-            }
-            self.checked(reply, &format!("domain {name}"))?;
-            return Ok(name.to_owned());
-        }
-        Err(ProviderError::NoZone {
-            server: "gandi API".into(),
-            zone: owner.to_owned(),
-            detail: "no LiveDNS domain this token may see holds the name; set the service's `zone`"
-                .into(),
-        })
+        longest_known(
+            owner,
+            "gandi API",
+            "no LiveDNS domain this token may see holds the name; set the service's `zone`",
+            |name| async move {
+                let url = format!("{}/domains/{}", self.api.base, encode(&name));
+                let reply = self.api.http.send(Method::GET, &url, None).await?;
+                if reply.status == 404 {
+                    return Ok(None);
+                }
+                self.checked(reply, &format!("domain {name}"))?;
+                Ok(Some(name))
+            },
+        )
+        .await
     }
 
     fn rrset_url(&self, domain: &str, sub: &str) -> String {
         format!(
             "{}/domains/{}/records/{}/TLSA",
-            self.base,
+            self.api.base,
             encode(domain),
             encode(sub)
         )
@@ -142,6 +117,7 @@ impl Gandi {
     /// The RRset, `None` when there is none.
     async fn current(&self, domain: &str, sub: &str) -> Result<Option<RrSet>, ProviderError> {
         let reply = self
+            .api
             .http
             .send(Method::GET, &self.rrset_url(domain, sub), None)
             .await?;
@@ -158,25 +134,14 @@ impl Gandi {
             .map(|v| v.as_str().map(str::to_owned))
             .collect::<Option<Vec<String>>>()
             .ok_or_else(|| reply.bad("a value of the RRset is not a string"))?;
-        let ttl = body
-            .get("rrset_ttl")
-            .and_then(Value::as_u64)
-            .and_then(|t| u32::try_from(t).ok())
-            .unwrap_or_default();
+        let ttl = ttl_field(&body, "rrset_ttl").unwrap_or_default();
         Ok(Some(RrSet { ttl, values }))
     }
 
     /// The TLSA records at `owner`.
     pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
         let (domain, sub) = self.locate(owner).await?;
-        Ok(match self.current(&domain, &sub).await? {
-            None => Vec::new(),
-            Some(set) => set
-                .values
-                .iter()
-                .filter_map(|v| Record::new(owner, set.ttl, v).ok())
-                .collect(),
-        })
+        Ok(records(owner, self.current(&domain, &sub).await?.as_ref()))
     }
 
     /// Add one record: the fresh value list plus this one.
@@ -193,39 +158,24 @@ impl Gandi {
     async fn change(&self, record: &Record, add: bool) -> Result<(), ProviderError> {
         let (domain, sub) = self.locate(&record.owner).await?;
         let url = self.rrset_url(&domain, &sub);
-        let mut backoff = self.http.backoff();
+        let mut backoff = self.api.http.backoff();
         loop {
             // Read before every try: a retried write is built from what is there now.
-            let (method, body) = match self.current(&domain, &sub).await? {
-                None if !add => return Ok(()),
-                None => (
-                    Method::PUT,
-                    Some(json!({"rrset_ttl": record.ttl, "rrset_values": [record.rdata]})),
-                ),
-                Some(mut set) => {
-                    let present = set
-                        .values
-                        .iter()
-                        .any(|v| crate::rrset::same_rdata(v, &record.rdata));
-                    match (add, present) {
-                        (true, true) | (false, false) => return Ok(()),
-                        (true, false) => set.values.push(record.rdata.clone()),
-                        (false, true) => set
-                            .values
-                            .retain(|v| !crate::rrset::same_rdata(v, &record.rdata)),
-                    }
-                    if set.values.is_empty() {
-                        (Method::DELETE, None)
-                    } else {
-                        let ttl = if set.ttl > 0 { set.ttl } else { record.ttl };
-                        (
-                            Method::PUT,
-                            Some(json!({"rrset_ttl": ttl, "rrset_values": set.values})),
-                        )
-                    }
-                }
+            let current = self.current(&domain, &sub).await?;
+            let Some(next) = changed(current.as_ref(), record, add) else {
+                return Ok(()); // already there, or already gone
             };
-            match self.http.once(method, &url, body.as_ref()).await? {
+            let (method, body) = if next.values.is_empty() {
+                (Method::DELETE, None)
+            } else {
+                // An RRset read without a TTL gets the record's.
+                let ttl = if next.ttl > 0 { next.ttl } else { record.ttl };
+                (
+                    Method::PUT,
+                    Some(json!({"rrset_ttl": ttl, "rrset_values": next.values})),
+                )
+            };
+            match self.api.http.once(method, &url, body.as_ref()).await? {
                 Attempt::Done(reply) => {
                     if reply.status == 404 && body.is_none() {
                         return Ok(()); // deleted meanwhile

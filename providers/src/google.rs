@@ -15,8 +15,6 @@
 //! makes ours fail instead of being lost: we read again and build a new change (a few times).
 //! An existing RRset keeps its TTL.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -25,8 +23,10 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::http::{Attempt, Http, Reply, encode};
-use crate::rrset::{RrSet, changed};
+use crate::http::{Attempt, Http, Reply, base_url, encode};
+use crate::listing::ttl_field;
+use crate::rrset::{RrSet, changed, records};
+use crate::zones::Zones;
 use crate::{ProviderError, Record, Secret, Settings, ancestors, same_name};
 
 /// The API's base URL.
@@ -64,8 +64,7 @@ pub struct Google {
     base: String,
     project: String,
     key: Key,
-    zone: Option<String>,
-    zones: Mutex<HashMap<String, String>>,
+    zones: Zones<String>,
     token: OnceCell<Secret>,
     settings: Settings,
 }
@@ -109,14 +108,10 @@ impl Google {
             .ok_or_else(|| bad("no \"project_id\": set `project`"))?;
         Ok(Google {
             http: Http::signed("google", Secret::new(pem), &settings)?,
-            base: base
-                .unwrap_or(DEFAULT_BASE_URL)
-                .trim_end_matches('/')
-                .to_owned(),
+            base: base_url(base, DEFAULT_BASE_URL),
             project,
             key,
-            zone: zone.map(str::to_owned),
-            zones: Mutex::new(HashMap::new()),
+            zones: Zones::new(zone.map(str::to_owned)),
             token: OnceCell::new(),
             settings,
         })
@@ -232,12 +227,11 @@ impl Google {
 
     /// The managed zone holding `owner`.
     async fn zone(&self, owner: &str) -> Result<String, ProviderError> {
-        if let Some(zone) = &self.zone {
-            return Ok(zone.clone());
-        }
-        if let Some(zone) = self.zones.lock().ok().and_then(|z| z.get(owner).cloned()) {
-            return Ok(zone);
-        }
+        self.zones.get(owner, || self.look_up(owner)).await
+    }
+
+    /// The public managed zone whose `dnsName` is the longest ancestor of `owner`.
+    async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
         for candidate in ancestors(owner) {
             let url = format!(
                 "{}/managedZones?dnsName={}",
@@ -256,9 +250,6 @@ impl Google {
                         .is_some_and(|n| same_name(n, &candidate))
             });
             if let Some(name) = found.and_then(|z| z.get("name")).and_then(Value::as_str) {
-                if let Ok(mut zones) = self.zones.lock() {
-                    zones.insert(owner.to_owned(), name.to_owned());
-                }
                 return Ok(name.to_owned());
             }
         }
@@ -311,11 +302,8 @@ impl Google {
                 let Some(rrdatas) = set.get("rrdatas").and_then(Value::as_array) else {
                     return Err(reply.bad("an RRset has no \"rrdatas\" list"));
                 };
-                let ttl = set
-                    .get("ttl")
-                    .and_then(Value::as_u64)
-                    .and_then(|t| u32::try_from(t).ok())
-                    .ok_or_else(|| reply.bad("an RRset has no \"ttl\""))?;
+                let ttl =
+                    ttl_field(set, "ttl").ok_or_else(|| reply.bad("an RRset has no \"ttl\""))?;
                 found = Some(RrSet {
                     ttl,
                     values: rrdatas
@@ -335,14 +323,7 @@ impl Google {
     /// The TLSA records at `owner`.
     pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
         let zone = self.zone(owner).await?;
-        Ok(match self.rrset(&zone, owner).await? {
-            None => Vec::new(),
-            Some(set) => set
-                .values
-                .iter()
-                .filter_map(|v| Record::new(owner, set.ttl, v).ok())
-                .collect(),
-        })
+        Ok(records(owner, self.rrset(&zone, owner).await?.as_ref()))
     }
 
     /// Add one record to the RRset (a new RRset with the record's TTL when there is none).

@@ -20,14 +20,13 @@
 //! Hetzner does not sign the zones it serves: DANE needs DNSSEC, so TLSA records published here
 //! protect nothing until the zone is signed (docs/CONFIG.md says so with the kind).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::http::{Http, Reply, encode};
-use crate::{ProviderError, Record, Secret, Settings, ancestors, relative_to, same_name};
+use crate::http::{Http, Reply, base_url, encode};
+use crate::listing::{records_only, ttl_field};
+use crate::zones::{Zones, apex_as_at, in_zone, longest_known, zone_name};
+use crate::{ProviderError, Record, Secret, Settings, same_name};
 
 /// The API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.hetzner.cloud/v1";
@@ -39,6 +38,10 @@ const MAX_PAGES: u64 = 1000;
 pub const MIN_TTL: u32 = 60;
 /// The comment our records carry, so an operator sees who wrote them.
 pub const COMMENT: &str = "dane-roll";
+
+/// What a lookup that found no zone says.
+const LOOKUP_FAILED: &str = "no zone of the token's project holds the name; check the token's \
+                             project, or set the service's `zone`";
 
 /// A zone found: its id (or name, which the API takes in paths too), name and default TTL.
 #[derive(Debug, Clone)]
@@ -54,7 +57,7 @@ pub struct Hetzner {
     http: Http,
     base: String,
     zone: Option<String>,
-    zones: Mutex<HashMap<String, Zone>>,
+    zones: Zones<Zone>,
     settings: Settings,
 }
 
@@ -69,12 +72,9 @@ impl Hetzner {
     ) -> Result<Hetzner, ProviderError> {
         Ok(Hetzner {
             http: Http::new("hetzner", "authorization", "Bearer ", token, &settings)?,
-            base: base
-                .unwrap_or(DEFAULT_BASE_URL)
-                .trim_end_matches('/')
-                .to_owned(),
-            zone: zone.map(|z| z.trim_end_matches('.').to_ascii_lowercase()),
-            zones: Mutex::new(HashMap::new()),
+            base: base_url(base, DEFAULT_BASE_URL),
+            zone: zone_name(zone),
+            zones: Zones::new(None),
             settings,
         })
     }
@@ -86,17 +86,15 @@ impl Hetzner {
 
     /// The zone holding `owner`, looked up once per owner name.
     async fn zone(&self, owner: &str) -> Result<Zone, ProviderError> {
-        if let Some(zone) = self.zones.lock().ok().and_then(|z| z.get(owner).cloned()) {
-            return Ok(zone);
-        }
-        let zone = match &self.zone {
-            Some(name) => self.zone_named(name).await?,
-            None => self.look_up(owner).await?,
-        };
-        if let Ok(mut zones) = self.zones.lock() {
-            zones.insert(owner.to_owned(), zone.clone());
-        }
-        Ok(zone)
+        // The configured zone is asked for too (its id and default TTL), once per owner name.
+        self.zones
+            .get(owner, || async {
+                match &self.zone {
+                    Some(name) => self.zone_named(name).await,
+                    None => self.look_up(owner).await,
+                }
+            })
+            .await
     }
 
     /// `GET /zones/{id_or_name}`: the configured zone, or a clear error when the project has none.
@@ -115,28 +113,20 @@ impl Hetzner {
 
     /// `GET /zones?name=…` for the owner's ancestors, longest first.
     async fn look_up(&self, owner: &str) -> Result<Zone, ProviderError> {
-        for candidate in ancestors(owner) {
-            let name = candidate.trim_end_matches('.');
-            let url = format!("{}/zones?name={}", self.base, encode(name));
+        longest_known(owner, "hetzner API", LOOKUP_FAILED, |name| async move {
+            let url = format!("{}/zones?name={}", self.base, encode(&name));
             let reply = self.http.send(Method::GET, &url, None).await?;
             let reply = self.checked(reply, "zones")?;
             let body = reply.json()?;
             let Some(zones) = body.get("zones").and_then(Value::as_array) else {
                 return Err(reply.bad("the zone list has no \"zones\" list"));
             };
-            if let Some(zone) = zones
+            Ok(zones
                 .iter()
                 .filter_map(zone_of)
-                .find(|z| same_name(&z.name, name))
-            {
-                return Ok(zone);
-            }
-        }
-        Err(no_zone(
-            owner,
-            "no zone of the token's project holds the name; check the token's project, or set \
-             the service's `zone`",
-        ))
+                .find(|z| same_name(&z.name, &name)))
+        })
+        .await
     }
 
     /// A non-2xx reply as an error, with Hetzner's words for a read-only token.
@@ -182,12 +172,7 @@ impl Hetzner {
                 {
                     continue;
                 }
-                let ttl = rrset
-                    .get("ttl")
-                    .and_then(Value::as_u64)
-                    .and_then(|t| u32::try_from(t).ok())
-                    .or(zone.ttl)
-                    .unwrap_or_default();
+                let ttl = ttl_field(rrset, "ttl").or(zone.ttl).unwrap_or_default();
                 let Some(records) = rrset.get("records").and_then(Value::as_array) else {
                     return Err(reply.bad("an RRset has no \"records\" list"));
                 };
@@ -212,13 +197,7 @@ impl Hetzner {
 
     /// The TLSA records at `owner`.
     pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
-        Ok(self
-            .list_values(owner)
-            .await?
-            .1
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+        Ok(records_only(self.list_values(owner).await?))
     }
 
     fn action_url(&self, zone: &Zone, sub: &str, action: &str) -> String {
@@ -317,23 +296,13 @@ fn zone_of(zone: &Value) -> Option<Zone> {
             .get("name")
             .and_then(Value::as_str)?
             .to_ascii_lowercase(),
-        ttl: zone
-            .get("ttl")
-            .and_then(Value::as_u64)
-            .and_then(|t| u32::try_from(t).ok()),
+        ttl: ttl_field(zone, "ttl"),
     })
 }
 
 /// The owner relative to the zone, `@` for the apex, as Hetzner names RRsets.
 fn relative(owner: &str, zone: &Zone) -> Result<String, ProviderError> {
-    match relative_to(owner, &zone.name) {
-        Some(sub) if sub.is_empty() => Ok("@".to_owned()),
-        Some(sub) => Ok(sub),
-        None => Err(ProviderError::InvalidRecord(format!(
-            "{owner} is not in zone {}",
-            zone.name
-        ))),
-    }
+    in_zone(owner, &zone.name, "zone").map(apex_as_at)
 }
 
 fn no_zone(name: &str, detail: &str) -> ProviderError {

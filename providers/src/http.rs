@@ -447,6 +447,12 @@ fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
+/// The API's base URL: `base` when given (a test's fake, another endpoint), else `default`;
+/// without a final `/`, so paths are appended as `{base}/…`.
+pub(crate) fn base_url(base: Option<&str>, default: &str) -> String {
+    base.unwrap_or(default).trim_end_matches('/').to_owned()
+}
+
 /// Percent-encode a query or path component (unreserved characters kept).
 pub fn encode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());

@@ -13,16 +13,15 @@
 //! paging of one name). The zone is the service's `zone`, else the longest ancestor of the
 //! owner name that `nameserver.info` knows (once per owner name). TTLs: 300 s or more.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
-
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
 use crate::http::{Http, Reply};
-use crate::{ProviderError, Record, Secret, Settings, ancestors, same_name};
+use crate::listing::{records_only, ttl_field};
+use crate::zones::{Zones, longest_known, zone_name};
+use crate::{ProviderError, Record, Secret, Settings, same_name};
 
 /// The API's URL.
 pub const DEFAULT_URL: &str = "https://api.domrobot.com/jsonrpc/";
@@ -54,8 +53,7 @@ pub struct Inwx {
     http: Http,
     url: String,
     credentials: Credentials,
-    zone: Option<String>,
-    zones: Mutex<HashMap<String, String>>,
+    zones: Zones<String>,
     /// The session cookie, after a login.
     session: OnceCell<Secret>,
     settings: Settings,
@@ -84,8 +82,7 @@ impl Inwx {
             http: Http::signed("inwx", credentials.password.clone(), &settings)?,
             url: url.unwrap_or(DEFAULT_URL).to_owned(),
             credentials,
-            zone: zone.map(|z| z.trim_end_matches('.').to_ascii_lowercase()),
-            zones: Mutex::new(HashMap::new()),
+            zones: Zones::new(zone_name(zone)),
             session: OnceCell::new(),
             settings,
         })
@@ -215,32 +212,27 @@ impl Inwx {
 
     /// The zone holding `owner`.
     async fn locate(&self, owner: &str) -> Result<String, ProviderError> {
-        if let Some(zone) = &self.zone {
-            return Ok(zone.clone());
-        }
-        if let Some(zone) = self.zones.lock().ok().and_then(|z| z.get(owner).cloned()) {
-            return Ok(zone);
-        }
-        for candidate in ancestors(owner) {
-            let name = candidate.trim_end_matches('.');
-            let answer = self
-                .call("nameserver.info", json!({"domain": name, "type": "SOA"}))
-                .await?;
-            if answer.code == NO_OBJECT {
-                continue;
-            }
-            check(&answer, "nameserver.info")?;
-            if let Ok(mut zones) = self.zones.lock() {
-                zones.insert(owner.to_owned(), name.to_owned());
-            }
-            return Ok(name.to_owned());
-        }
-        Err(ProviderError::NoZone {
-            server: "inwx API".into(),
-            zone: owner.to_owned(),
-            detail: "no nameserver zone of this account holds the name; set the service's `zone`"
-                .into(),
-        })
+        self.zones.get(owner, || self.look_up(owner)).await
+    }
+
+    /// `nameserver.info` (SOA) for the owner's ancestors, longest first.
+    async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
+        longest_known(
+            owner,
+            "inwx API",
+            "no nameserver zone of this account holds the name; set the service's `zone`",
+            |name| async move {
+                let answer = self
+                    .call("nameserver.info", json!({"domain": name, "type": "SOA"}))
+                    .await?;
+                if answer.code == NO_OBJECT {
+                    return Ok(None);
+                }
+                check(&answer, "nameserver.info")?;
+                Ok(Some(name))
+            },
+        )
+        .await
     }
 
     /// The TLSA records at `owner` with their ids.
@@ -292,11 +284,7 @@ impl Inwx {
             ) else {
                 return Err(bad("a record has no id or content"));
             };
-            let ttl = item
-                .get("ttl")
-                .and_then(Value::as_u64)
-                .and_then(|t| u32::try_from(t).ok())
-                .unwrap_or_default();
+            let ttl = ttl_field(item, "ttl").unwrap_or_default();
             if let Ok(record) = Record::new(owner, ttl, content) {
                 out.push((id, record));
             }
@@ -306,13 +294,7 @@ impl Inwx {
 
     /// The TLSA records at `owner`.
     pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
-        Ok(self
-            .list_ids(owner)
-            .await?
-            .1
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+        Ok(records_only(self.list_ids(owner).await?))
     }
 
     /// Create one record.

@@ -17,8 +17,6 @@
 //! name that `GET /domain/zone/{zone}` knows (once per owner name). The id listing is one list
 //! (OVH does not page it).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use reqwest::Method;
@@ -28,7 +26,9 @@ use sha1::{Digest, Sha1};
 use tokio::sync::OnceCell;
 
 use crate::http::{Http, Reply, encode};
-use crate::{ProviderError, Record, Secret, Settings, ancestors, relative_to};
+use crate::listing::{records_only, ttl_field};
+use crate::zones::{Zones, in_zone, longest_known, zone_name};
+use crate::{ProviderError, Record, Secret, Settings};
 
 /// The endpoints by name, as OVH's own clients name them.
 pub const ENDPOINTS: &[(&str, &str)] = &[
@@ -60,8 +60,7 @@ pub struct Ovh {
     http: Http,
     base: String,
     credentials: Credentials,
-    zone: Option<String>,
-    zones: Mutex<HashMap<String, String>>,
+    zones: Zones<String>,
     /// OVH's clock minus ours, in seconds.
     offset: OnceCell<i64>,
     settings: Settings,
@@ -89,8 +88,7 @@ impl Ovh {
             http,
             base,
             credentials,
-            zone: zone.map(|z| z.trim_end_matches('.').to_ascii_lowercase()),
-            zones: Mutex::new(HashMap::new()),
+            zones: Zones::new(zone_name(zone)),
             offset: OnceCell::new(),
             settings,
         })
@@ -230,40 +228,27 @@ impl Ovh {
 
     /// The zone holding `owner` and the owner's subdomain in it (empty for the apex).
     async fn locate(&self, owner: &str) -> Result<(String, String), ProviderError> {
-        let cached = self.zones.lock().ok().and_then(|z| z.get(owner).cloned());
-        let zone = match (&self.zone, cached) {
-            (Some(z), _) => z.clone(),
-            (None, Some(z)) => z,
-            (None, None) => {
-                let found = self.look_up(owner).await?;
-                if let Ok(mut zones) = self.zones.lock() {
-                    zones.insert(owner.to_owned(), found.clone());
-                }
-                found
-            }
-        };
-        let sub = relative_to(owner, &zone).ok_or_else(|| {
-            ProviderError::InvalidRecord(format!("{owner} is not in zone {zone}"))
-        })?;
+        let zone = self.zones.get(owner, || self.look_up(owner)).await?;
+        let sub = in_zone(owner, &zone, "zone")?;
         Ok((zone, sub))
     }
 
     async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
-        for candidate in ancestors(owner) {
-            let name = candidate.trim_end_matches('.');
-            let url = format!("{}/domain/zone/{}", self.base, encode(name));
-            let reply = self.call(Method::GET, &url, None).await?;
-            if reply.status == 404 {
-                continue;
-            }
-            self.checked(reply, &format!("zone {name}"))?;
-            return Ok(name.to_owned());
-        }
-        Err(ProviderError::NoZone {
-            server: "ovh API".into(),
-            zone: owner.to_owned(),
-            detail: "no DNS zone of this account holds the name; set the service's `zone`".into(),
-        })
+        longest_known(
+            owner,
+            "ovh API",
+            "no DNS zone of this account holds the name; set the service's `zone`",
+            |name| async move {
+                let url = format!("{}/domain/zone/{}", self.base, encode(&name));
+                let reply = self.call(Method::GET, &url, None).await?;
+                if reply.status == 404 {
+                    return Ok(None);
+                }
+                self.checked(reply, &format!("zone {name}"))?;
+                Ok(Some(name))
+            },
+        )
+        .await
     }
 
     /// The TLSA records at `owner` with their ids.
@@ -303,11 +288,7 @@ impl Ovh {
             if kind != "TLSA" || !name.eq_ignore_ascii_case(&sub) {
                 continue;
             }
-            let ttl = item
-                .get("ttl")
-                .and_then(Value::as_u64)
-                .and_then(|t| u32::try_from(t).ok())
-                .unwrap_or_default();
+            let ttl = ttl_field(&item, "ttl").unwrap_or_default();
             if let Ok(record) = Record::new(owner, ttl, target) {
                 out.push((id, record));
             }
@@ -317,13 +298,7 @@ impl Ovh {
 
     /// The TLSA records at `owner`.
     pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
-        Ok(self
-            .list_ids(owner)
-            .await?
-            .1
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+        Ok(records_only(self.list_ids(owner).await?))
     }
 
     /// `POST /domain/zone/{zone}/refresh`: the change goes into the served zone.

@@ -17,8 +17,6 @@
 //! `PriorRequestNotComplete` (HTTP 400) are retried like 429. An RRset with a routing policy
 //! (`SetIdentifier`) is refused: which of them to change is not ours to guess.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
@@ -28,8 +26,9 @@ use aws_smithy_runtime_api::client::identity::Identity;
 use reqwest::Method;
 use reqwest::header::{HeaderName, HeaderValue};
 
-use crate::http::{Attempt, Http, Reply, Transient, encode};
-use crate::rrset::{RrSet, changed};
+use crate::http::{Attempt, Http, Reply, Transient, base_url, encode};
+use crate::rrset::{RrSet, changed, records};
+use crate::zones::Zones;
 use crate::{ProviderError, Record, Secret, Settings, ancestors, same_name};
 
 /// The API's base URL.
@@ -64,8 +63,7 @@ pub struct Route53 {
     base: String,
     key_id: String,
     secret: Secret,
-    zone_id: Option<String>,
-    zones: Mutex<HashMap<String, Zone>>,
+    zones: Zones<Zone>,
     settings: Settings,
 }
 
@@ -81,14 +79,12 @@ impl Route53 {
     ) -> Result<Route53, ProviderError> {
         Ok(Route53 {
             http: Http::signed("route53", secret.clone(), &settings)?,
-            base: base
-                .unwrap_or(DEFAULT_BASE_URL)
-                .trim_end_matches('/')
-                .to_owned(),
+            base: base_url(base, DEFAULT_BASE_URL),
             key_id: key_id.trim().to_owned(),
             secret,
-            zone_id: zone_id.map(|z| z.trim().trim_start_matches("/hostedzone/").to_owned()),
-            zones: Mutex::new(HashMap::new()),
+            zones: Zones::new(zone_id.map(|z| Zone {
+                id: z.trim().trim_start_matches("/hostedzone/").to_owned(),
+            })),
             settings,
         })
     }
@@ -188,17 +184,7 @@ impl Route53 {
 
     /// The hosted zone holding `owner`, found once per owner name.
     async fn zone(&self, owner: &str) -> Result<Zone, ProviderError> {
-        if let Some(id) = &self.zone_id {
-            return Ok(Zone { id: id.clone() });
-        }
-        if let Some(zone) = self.zones.lock().ok().and_then(|z| z.get(owner).cloned()) {
-            return Ok(zone);
-        }
-        let zone = self.look_up(owner).await?;
-        if let Ok(mut zones) = self.zones.lock() {
-            zones.insert(owner.to_owned(), zone.clone());
-        }
-        Ok(zone)
+        self.zones.get(owner, || self.look_up(owner)).await
     }
 
     /// ListHostedZonesByName from each ancestor of the owner, longest first: the first public
@@ -318,14 +304,7 @@ impl Route53 {
     /// The TLSA records at `owner`.
     pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
         let zone = self.zone(owner).await?;
-        Ok(match self.rrset(&zone, owner).await? {
-            None => Vec::new(),
-            Some(set) => set
-                .values
-                .iter()
-                .filter_map(|v| Record::new(owner, set.ttl, v).ok())
-                .collect(),
-        })
+        Ok(records(owner, self.rrset(&zone, owner).await?.as_ref()))
     }
 
     /// Add one record to the RRset (a new RRset with the record's TTL when there is none).

@@ -1,6 +1,7 @@
 //! A whole TLSA RRset as the RRset-level APIs read and write it (Route 53, Google Cloud DNS,
-//! Gandi LiveDNS), and the one record-level change made of it: the RRset as just read, plus or
-//! minus one record. Every other record in it, ours or not, is written back as it was.
+//! Gandi LiveDNS, deSEC), the records it holds, and the one record-level change made of it: the
+//! RRset as just read, plus or minus one record. Every other record in it, ours or not, is
+//! written back as it was.
 
 use crate::{Record, normalize_rdata};
 
@@ -18,6 +19,17 @@ impl RrSet {
     pub(crate) fn holds(&self, rdata: &str) -> bool {
         self.values.iter().any(|v| same_rdata(v, rdata))
     }
+}
+
+/// The records of the owner's RRset (none when there is no RRset); data that is not TLSA data
+/// is left out.
+pub(crate) fn records(owner: &str, set: Option<&RrSet>) -> Vec<Record> {
+    set.map_or_else(Vec::new, |set| {
+        set.values
+            .iter()
+            .filter_map(|v| Record::new(owner, set.ttl, v).ok())
+            .collect()
+    })
 }
 
 /// Whether two TLSA data strings are the same record: normalized when both can be read,

@@ -14,8 +14,6 @@
 //! without `dnsEntries` is an error. The domain is the service's `zone`, else the longest
 //! ancestor of the owner name that `GET /domains/{domain}` knows (once per owner name).
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -27,8 +25,10 @@ use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 
-use crate::http::{Http, Reply, encode};
-use crate::{ProviderError, Record, Secret, Settings, ancestors, relative_to};
+use crate::http::{Http, Reply, base_url, encode};
+use crate::listing::{records_only, ttl_field};
+use crate::zones::{Zones, apex_as_at, in_zone, longest_known, zone_name};
+use crate::{ProviderError, Record, Secret, Settings};
 
 /// The API's base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.transip.nl/v6";
@@ -55,8 +55,7 @@ pub struct Transip {
     login: String,
     global_key: bool,
     key: KeyPair,
-    zone: Option<String>,
-    zones: Mutex<HashMap<String, String>>,
+    zones: Zones<String>,
     token: OnceCell<Secret>,
     settings: Settings,
 }
@@ -90,15 +89,11 @@ impl Transip {
         )?;
         Ok(Transip {
             http: Http::signed("transip", credentials.private_key.clone(), &settings)?,
-            base: base
-                .unwrap_or(DEFAULT_BASE_URL)
-                .trim_end_matches('/')
-                .to_owned(),
+            base: base_url(base, DEFAULT_BASE_URL),
             login: credentials.login,
             global_key: credentials.global_key,
             key: KeyPair(key),
-            zone: zone.map(|z| z.trim_end_matches('.').to_ascii_lowercase()),
-            zones: Mutex::new(HashMap::new()),
+            zones: Zones::new(zone_name(zone)),
             token: OnceCell::new(),
             settings,
         })
@@ -212,43 +207,27 @@ impl Transip {
 
     /// The domain holding `owner` and the owner's name in it (`@` for the apex).
     async fn locate(&self, owner: &str) -> Result<(String, String), ProviderError> {
-        let cached = self.zones.lock().ok().and_then(|z| z.get(owner).cloned());
-        let zone = match (&self.zone, cached) {
-            (Some(z), _) => z.clone(),
-            (None, Some(z)) => z,
-            (None, None) => {
-                let found = self.look_up(owner).await?;
-                if let Ok(mut zones) = self.zones.lock() {
-                    zones.insert(owner.to_owned(), found.clone());
-                }
-                found
-            }
-        };
-        match relative_to(owner, &zone) {
-            Some(sub) if sub.is_empty() => Ok((zone, "@".to_owned())),
-            Some(sub) => Ok((zone, sub)),
-            None => Err(ProviderError::InvalidRecord(format!(
-                "{owner} is not in domain {zone}"
-            ))),
-        }
+        let zone = self.zones.get(owner, || self.look_up(owner)).await?;
+        let sub = apex_as_at(in_zone(owner, &zone, "domain")?);
+        Ok((zone, sub))
     }
 
     async fn look_up(&self, owner: &str) -> Result<String, ProviderError> {
-        for candidate in ancestors(owner) {
-            let name = candidate.trim_end_matches('.');
-            let url = format!("{}/domains/{}", self.base, encode(name));
-            let reply = self.call(Method::GET, &url, None).await?;
-            if reply.status == 404 {
-                continue;
-            }
-            self.http.check(reply, &format!("domain {name}"))?;
-            return Ok(name.to_owned());
-        }
-        Err(ProviderError::NoZone {
-            server: "transip API".into(),
-            zone: owner.to_owned(),
-            detail: "no domain of this account holds the name; set the service's `zone`".into(),
-        })
+        longest_known(
+            owner,
+            "transip API",
+            "no domain of this account holds the name; set the service's `zone`",
+            |name| async move {
+                let url = format!("{}/domains/{}", self.base, encode(&name));
+                let reply = self.call(Method::GET, &url, None).await?;
+                if reply.status == 404 {
+                    return Ok(None);
+                }
+                self.http.check(reply, &format!("domain {name}"))?;
+                Ok(Some(name))
+            },
+        )
+        .await
     }
 
     /// The TLSA entries at `owner`, each with the entry as TransIP holds it.
@@ -274,11 +253,7 @@ impl Transip {
             let Some(content) = entry.get("content").and_then(Value::as_str) else {
                 return Err(reply.bad("an entry has no \"content\""));
             };
-            let ttl = entry
-                .get("expire")
-                .and_then(Value::as_u64)
-                .and_then(|t| u32::try_from(t).ok())
-                .unwrap_or_default();
+            let ttl = ttl_field(entry, "expire").unwrap_or_default();
             if let Ok(record) = Record::new(owner, ttl, content) {
                 out.push((entry.clone(), record));
             }
@@ -288,13 +263,7 @@ impl Transip {
 
     /// The TLSA records at `owner`.
     pub async fn list(&self, owner: &str) -> Result<Vec<Record>, ProviderError> {
-        Ok(self
-            .entries(owner)
-            .await?
-            .1
-            .into_iter()
-            .map(|(_, r)| r)
-            .collect())
+        Ok(records_only(self.entries(owner).await?))
     }
 
     /// Add one entry.
