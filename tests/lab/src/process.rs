@@ -7,7 +7,7 @@
 //! the thread that started them even if the test process is killed outright; a lab must therefore
 //! stay on the thread that started it.
 //!
-//! [`output_with_input`] runs a short-lived tool fed on its standard input (nsupdate, nft, …).
+//! `output_with_input` runs a short-lived tool fed on its standard input (nsupdate, nft, …).
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
