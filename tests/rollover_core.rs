@@ -1641,8 +1641,7 @@ fn a_rollover_keeps_the_issuer_record_another_key_slot_needs() {
     let w = rig.world();
     for owner in OWNERS {
         assert!(
-            !w.primary
-                .contains(&entry(&record_at(owner, r10.dane_ta()))),
+            !w.primary.contains(&entry(&record_at(owner, r10.dane_ta()))),
             "{:?}",
             r.log
         );

@@ -434,20 +434,26 @@ fn a_version_1_store_migrates_to_milliseconds_and_its_rollover_json_still_parses
     );
 }
 
+/// Puts `state` in the rollovers table as the row of `mx`'s default slot, staged at 100, the
+/// way an earlier version of the code left it.
+fn insert_staged_row(store: &Store, state: &str) {
+    store
+        .conn
+        .execute(
+            "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
+             VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
+            [state],
+        )
+        .unwrap();
+}
+
 /// The stored JSON of a rollover as the version before [`Rollover::request`] wrote it (the
 /// request's fields at the top level): it still loads, and is written again with the same keys.
 #[test]
 fn a_rollover_row_in_the_flat_shape_loads_and_is_written_the_same() {
     const STORED: &str = r#"{"service":"mx","slot":"default","scheme":"current+next","ttl":3600,"owners":["_25._tcp.mx1.example.com."],"endpoints":["mx1.example.com:25"],"old":"0101010101010101010101010101010101010101010101010101010101010101","new":"0202020202020202020202020202020202020202020202020202020202020202","next":"0303030303030303030303030303030303030303030303030303030303030303","issuers":[],"chain":"/staged/mx.pem","previous-chain":"/live/mx.pem","confirmed-since":50,"looked":false,"ttl-warned":false,"nameserver-down-alerted":false,"forced":60,"started":100,"phase":{"phase":"staged","since":100}}"#;
     let store = Store::open_in_memory().unwrap();
-    store
-        .conn
-        .execute(
-            "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
-             VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
-            [STORED],
-        )
-        .unwrap();
+    insert_staged_row(&store, STORED);
     let r = store.rollover("mx", &Slot::default()).unwrap().unwrap();
     let (mut want, _) = rollover();
     want.request.next = Some(key(3));
@@ -465,14 +471,7 @@ fn a_rollover_row_in_the_flat_shape_loads_and_is_written_the_same() {
 fn owner_names_stored_as_strings_load_and_are_written_the_same() {
     const STORED: &str = r#"{"service":"mx","slot":"default","scheme":"current+next","ttl":3600,"owners":["_25._tcp.mx1.example.com.","_dane.example.com."],"endpoints":["mx1.example.com:25","mx2.example.com:25"],"old":"0101010101010101010101010101010101010101010101010101010101010101","new":"0202020202020202020202020202020202020202020202020202020202020202","next":null,"issuers":[],"chain":"/staged/mx.pem","previous-chain":"/live/mx.pem","confirmed-since":null,"ttl-seen":{"ttl":7200,"owner":"_dane.example.com.","source":"ns1.example.net. (192.0.2.53)","time":101},"looked":true,"ttl-warned":false,"nameserver-down-alerted":false,"forced":null,"started":100,"phase":{"phase":"staged","since":100}}"#;
     let mut store = Store::open_in_memory().unwrap();
-    store
-        .conn
-        .execute(
-            "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
-             VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
-            [STORED],
-        )
-        .unwrap();
+    insert_staged_row(&store, STORED);
     for owner in [OWNER, "_dane.example.com."] {
         store
             .conn
@@ -565,14 +564,7 @@ fn an_owner_name_in_the_store_that_is_no_name_is_a_typed_error() {
     let json = serde_json::to_string(&r)
         .unwrap()
         .replace(OWNER, "_25._tcp.mx 1.example.com.");
-    store
-        .conn
-        .execute(
-            "INSERT INTO rollovers (service, slot, phase, state, started, since, updated)
-             VALUES ('mx', 'default', 'staged', ?1, 100, 100, 100)",
-            [json],
-        )
-        .unwrap();
+    insert_staged_row(&store, &json);
     let err = store.rollover("mx", &Slot::default()).unwrap_err();
     assert!(matches!(err, StoreError::BadState { .. }), "{err:?}");
     assert!(err.to_string().contains("space or control"), "{err}");
