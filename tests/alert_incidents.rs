@@ -94,8 +94,8 @@ fn run(stale: Severity, matched: Severity, expiry: Severity) -> RunReport {
     }
 }
 
-#[test]
-fn one_incident_one_alert_one_recovery() {
+/// A webhook sink, a notifier with one webhook channel to it, and a runtime to send with.
+fn webhook_notifier() -> (Sink, Notifier, tokio::runtime::Runtime) {
     let sink = Sink::start();
     let text = format!(
         "version = 1\n[resolver]\naddress = \"127.0.0.1:53\"\n\
@@ -108,6 +108,12 @@ fn one_incident_one_alert_one_recovery() {
         .enable_all()
         .build()
         .unwrap();
+    (sink, notifier, rt)
+}
+
+#[test]
+fn one_incident_one_alert_one_recovery() {
+    let (sink, notifier, rt) = webhook_notifier();
     let mut memory = MemoryAlerts::new();
     let mut notify = |run: &RunReport| {
         rt.block_on(alerts::notify(
@@ -161,18 +167,7 @@ fn one_incident_one_alert_one_recovery() {
 #[test]
 fn per_check_states_of_earlier_versions_are_retired() {
     use dane_roll::notify::{AlertMemory, AlertState};
-    let sink = Sink::start();
-    let text = format!(
-        "version = 1\n[resolver]\naddress = \"127.0.0.1:53\"\n\
-         [alerts.channel.ops]\nkind = \"webhook\"\nurl = \"http://{}/hook\"\n",
-        sink.addr
-    );
-    let config = Config::from_str_named(&text, "incidents.toml").unwrap();
-    let notifier = Notifier::new(&config.alerts).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (sink, notifier, rt) = webhook_notifier();
     let old = format!("tlsa-match/{HOST}:25/{ADDR}");
     let bad = AlertState {
         severity: Severity::Critical,
