@@ -4,14 +4,17 @@
 //! severity, and one recovery when all clear. Runs the monitor's real `notify` with a webhook
 //! channel to a sink on loopback.
 
-use std::net::{IpAddr, SocketAddr};
+mod run_report;
 
-use dane_roll::config::{Config, Endpoint, Protocol};
+use std::net::IpAddr;
+
+use dane_roll::config::{Config, Endpoint};
 use dane_roll::monitor::alerts::{self, Scope};
-use dane_roll::monitor::{Check, CheckKind, EndpointReport, RecordSet, RecordSource, RunReport};
+use dane_roll::monitor::{Check, CheckKind, RunReport};
 use dane_roll::notify::{MemoryAlerts, Notifier, Severity};
-use dane_roll::probe::{AddressReport, Verdict};
+use dane_roll::probe::Verdict;
 use dane_roll_lab::sink::Sink;
+use run_report::smtp_endpoint;
 
 const HOST: &str = "mail.example.com";
 const ADDR: &str = "192.0.2.1";
@@ -61,36 +64,7 @@ fn run(stale: Severity, matched: Severity, expiry: Severity) -> RunReport {
         cert_warn_days: 14,
         domains: Vec::new(),
         checks,
-        endpoints: vec![EndpointReport {
-            host: HOST.into(),
-            port: 25,
-            protocol: "smtp",
-            mx_of: Vec::new(),
-            status,
-            verdict: Verdict::Pass,
-            tlsa: RecordSet {
-                owner: ep.owner_name(),
-                source: RecordSource::DnsSecure,
-                records: Vec::new(),
-                dns_status: Some("secure".into()),
-                problem: None,
-                ttl: None,
-                rrsig_expiry: None,
-            },
-            max_records: 4,
-            addresses: vec![AddressReport {
-                host: HOST.into(),
-                address: SocketAddr::new(ip, 25),
-                protocol: Protocol::Smtp,
-                verdict: Verdict::Pass,
-                reason: None,
-                keys: Vec::new(),
-                attempts: Vec::new(),
-                ignored_records: Vec::new(),
-                unmatched_records: Vec::new(),
-                elapsed_ms: 1,
-            }],
-        }],
+        endpoints: vec![smtp_endpoint(HOST, ip, status, Verdict::Pass)],
     }
 }
 
