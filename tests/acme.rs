@@ -11,37 +11,23 @@
 //! Each test skips (or fails in CI) when a server or client is not installed.
 
 mod acme_mail;
+mod acme_sh;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use acme_mail::*;
+use acme_sh::acme_sh_issue;
 use dane_roll::rollover::KeyHash;
 use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
-use dane_roll_lab::dns::Server;
+use dane_roll_lab::conf::rollover_tools;
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
 use dane_roll_lab::require;
 
-/// Run `work` on another thread; meanwhile send mails, each of which must be Verified. Returns
-/// what `work` returned and how many mails went out while it ran.
-fn during<T: Send + 'static>(
-    mail: &Mail,
-    what: &str,
-    work: impl FnOnce() -> T + Send + 'static,
-) -> (T, usize) {
-    let handle = std::thread::spawn(work);
-    let mut sent = 0;
-    while !handle.is_finished() {
-        mail.verified(&format!("during {what}"));
-        sent += 1;
-    }
-    (handle.join().unwrap(), sent)
-}
-
 #[test]
 fn certbot_rollover_reuse_key_renewal_and_rotate() {
-    if !require(NEEDS) || !require(&["pebble", "curl", "certbot"]) {
+    if !require(&rollover_tools(true)) || !require(&["pebble", "curl", "certbot"]) {
         return;
     }
     let mail = Mail::start(|_| Some(MX_HOST.to_owned()));
@@ -77,7 +63,7 @@ fn certbot_rollover_reuse_key_renewal_and_rotate() {
     // 2. A renewal with a new key (certbot's default): the hook rolls over with the full wait,
     //    mail keeps flowing during it, and K1's record goes only after the switch.
     let cb2 = cb.clone();
-    let ((), sent) = during(&mail, "the certbot rollover", move || {
+    let ((), sent) = mail.during("the certbot rollover", move || {
         cb2.renew(MX_HOST, &["--force-renewal"]).unwrap();
     });
     let k2 = cert_key(&live.join("cert.pem"));
@@ -96,21 +82,12 @@ fn certbot_rollover_reuse_key_renewal_and_rotate() {
 
     // 3. A renewal with the same key changes nothing in DNS.
     let before = mail.tlsa_everywhere();
-    let serial = mail
-        .dns
-        .serial(mail.dns.addr(Server::Bind), "example.test")
-        .unwrap();
+    let serial = mail.serial();
     cb.renew(MX_HOST, &["--force-renewal", "--reuse-key"])
         .unwrap();
     assert_eq!(cert_key(&live.join("cert.pem")), k2, "same key");
     assert_eq!(mail.tlsa_everywhere(), before, "DNS unchanged");
-    assert_eq!(
-        mail.dns
-            .serial(mail.dns.addr(Server::Bind), "example.test")
-            .unwrap(),
-        serial,
-        "not even an UPDATE was sent"
-    );
+    assert_eq!(mail.serial(), serial, "not even an UPDATE was sent");
     assert_eq!(mail.served(), k2);
     mail.verified("after the reuse-key renewal");
 
@@ -118,27 +95,11 @@ fn certbot_rollover_reuse_key_renewal_and_rotate() {
     let (next, next_path) = mail.next_key().unwrap();
     assert_eq!(next, n1);
     assert!(next_path.is_some());
-    let certbot_dir = mail.lab.path().join("certbot");
-    let rotate_args: Vec<String> = [
-        "rotate".to_owned(),
-        "mx".to_owned(),
-        format!("--certbot-arg=--config-dir={}", cb.config_dir().display()),
-        format!(
-            "--certbot-arg=--work-dir={}",
-            certbot_dir.join("work").display()
-        ),
-        format!(
-            "--certbot-arg=--logs-dir={}",
-            certbot_dir.join("logs").display()
-        ),
-        format!("--certbot-arg=--server={}", pebble.directory_url()),
-        "--certbot-arg=--non-interactive".to_owned(),
-    ]
-    .into();
+    let rotate_args = mail.rotate_args(&cb.config_dir(), &pebble);
     let conf = mail.conf.clone();
     let ca = pebble.ca_file().to_path_buf();
     let t0 = Instant::now();
-    let (out, sent) = during(&mail, "rotate", move || {
+    let (out, sent) = mail.during("rotate", move || {
         Command::new(BIN)
             .arg("-c")
             .arg(&conf)
@@ -191,24 +152,9 @@ fn certbot_rollover_reuse_key_renewal_and_rotate() {
     mail.nothing_deferred();
 }
 
-/// `dane-roll run --wait` on another thread while mails go out; must succeed.
-fn run_wait_during(mail: &Mail, what: &str) {
-    let conf = mail.conf.clone();
-    let (out, sent) = during(mail, what, move || {
-        Command::new(BIN)
-            .arg("-c")
-            .arg(&conf)
-            .args(["run", "--wait"])
-            .output()
-            .unwrap()
-    });
-    ok(&out, "dane-roll run --wait");
-    eprintln!("{sent} mails verified during {what}");
-}
-
 #[test]
 fn dehydrated_with_private_key_rollover() {
-    if !require(NEEDS) || !require(&["pebble", "curl", "dehydrated"]) {
+    if !require(&rollover_tools(true)) || !require(&["pebble", "curl", "dehydrated"]) {
         return;
     }
     let mail = Mail::start(|_| Some(MX_HOST.to_owned()));
@@ -259,7 +205,7 @@ fn dehydrated_with_private_key_rollover() {
     let r2 = key_of(&dir.join("privkey.roll.pem"));
     assert_eq!(k2, r1, "dehydrated used the pre-published roll key");
     assert_ne!(r2, r1);
-    run_wait_during(&mail, "the dehydrated rollover");
+    mail.run_wait_during("the dehydrated rollover");
     assert_eq!(mail.served(), r1);
     // As for acme.sh: the new roll key's record is in the same gate (see there).
     assert!(mail.waits() <= 2, "{}", mail.history());
@@ -267,61 +213,24 @@ fn dehydrated_with_private_key_rollover() {
         "dehydrated rollover to the roll key waited: {}",
         mail.waits() == 2
     );
-    let records = mail.tlsa_everywhere();
-    assert!(records.contains(&rdata(&r1)), "{records:?}");
-    assert!(
-        records.contains(&rdata(&r2)),
-        "the new roll key: {records:?}"
-    );
-    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
-    mail.verified("after");
-    mail.nothing_deferred();
-}
-
-/// acme.sh's `_installcert`: export its paths and run the reloadcmd from the domain directory.
-fn acme_sh_reloadcmd(mail: &Mail, domain_path: &Path, reloadcmd: &str, force_new_key: bool) {
-    let key = domain_path.join(format!("{MX_HOST}.key"));
-    let mut next = key.as_os_str().to_owned();
-    next.push(".next");
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg("cd \"$DOMAIN_PATH\" && eval \"$RELOADCMD\"")
-        .env("DOMAIN_PATH", domain_path)
-        .env("RELOADCMD", reloadcmd)
-        .env("CERT_PATH", domain_path.join(format!("{MX_HOST}.cer")))
-        .env("CERT_KEY_PATH", &key)
-        .env("CA_CERT_PATH", domain_path.join("ca.cer"))
-        .env("CERT_FULLCHAIN_PATH", domain_path.join("fullchain.cer"))
-        .env("Le_Domain", MX_HOST)
-        .env("DANE_ROLL_CONFIG", &mail.conf);
-    if force_new_key {
-        cmd.env("Le_ForceNewDomainKey", "1")
-            .env("Le_Next_Domain_Key", &next);
-    }
-    let out = cmd.output().unwrap();
-    ok(&out, "the reloadcmd");
+    mail.assert_rolled(&r1, (&r2, "the new roll key"), &k1, "after");
 }
 
 #[test]
 fn acme_sh_reloadcmd_with_pre_generated_next_key() {
-    if !require(NEEDS) || !require(&["pebble", "curl"]) {
+    if !require(&rollover_tools(true)) || !require(&["pebble", "curl"]) {
         return;
     }
     let mail = Mail::start(|_| Some(MX_HOST.to_owned()));
     let ca = pki::TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let dir = mail
-        .lab
-        .sub(".acme.sh")
-        .unwrap()
-        .join(format!("{MX_HOST}_ecc"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = mail.acme_sh_dir();
     let reloadcmd = format!("{BIN} hook acme.sh --wait");
 
     // 1. --issue --always-force-new-domain-key: key K1, next key N1 beside it.
     let n1 = pki::new_key(KeyKind::EcdsaP256).unwrap();
     let n1_hash = KeyHash::of_spki_der(&n1.public_key_to_der().unwrap());
     let k1 = acme_sh_issue(&ca, &dir, pki::new_key(KeyKind::EcdsaP256).unwrap(), &n1);
-    acme_sh_reloadcmd(&mail, &dir, &reloadcmd, true);
+    mail.acme_sh_reloadcmd(&dir, &reloadcmd, true);
     assert_eq!(mail.served(), k1);
     let records = mail.tlsa_everywhere();
     assert!(records.contains(&rdata(&k1)), "{records:?}");
@@ -340,25 +249,9 @@ fn acme_sh_reloadcmd_with_pre_generated_next_key() {
     let conf = mail.conf.clone();
     let d = dir.clone();
     let rc = reloadcmd.clone();
-    let ((), sent) = during(&mail, "the acme.sh rollover", move || {
-        // The same as acme_sh_reloadcmd, on this thread.
-        let key = d.join(format!("{MX_HOST}.key"));
-        let out = Command::new("sh")
-            .arg("-c")
-            .arg("cd \"$DOMAIN_PATH\" && eval \"$RELOADCMD\"")
-            .env("DOMAIN_PATH", &d)
-            .env("RELOADCMD", &rc)
-            .env("CERT_PATH", d.join(format!("{MX_HOST}.cer")))
-            .env("CERT_KEY_PATH", &key)
-            .env("CA_CERT_PATH", d.join("ca.cer"))
-            .env("CERT_FULLCHAIN_PATH", d.join("fullchain.cer"))
-            .env("Le_Domain", MX_HOST)
-            .env("Le_ForceNewDomainKey", "1")
-            .env("Le_Next_Domain_Key", d.join(format!("{MX_HOST}.key.next")))
-            .env("DANE_ROLL_CONFIG", &conf)
-            .output()
-            .unwrap();
-        ok(&out, "the reloadcmd");
+    let ((), sent) = mail.during("the acme.sh rollover", move || {
+        // Owned paths, not the mail lab: the closure runs beside the mails sent.
+        acme_sh_reloadcmd(&conf, &d, &rc, true);
     });
     eprintln!("{sent} mails verified during the acme.sh rollover");
     assert_eq!(mail.served(), n1_hash);
@@ -370,13 +263,5 @@ fn acme_sh_reloadcmd_with_pre_generated_next_key() {
         "acme.sh rollover to <key>.next waited: {}",
         mail.waits() == 2
     );
-    let records = mail.tlsa_everywhere();
-    assert!(records.contains(&rdata(&n1_hash)), "{records:?}");
-    assert!(
-        records.contains(&rdata(&n2_hash)),
-        "the new <key>.next: {records:?}"
-    );
-    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
-    mail.verified("after");
-    mail.nothing_deferred();
+    mail.assert_rolled(&n1_hash, (&n2_hash, "the new <key>.next"), &k1, "after");
 }

@@ -21,14 +21,12 @@ use dane_roll::rollover::KeyHash;
 use dane_roll_lab::LoopbackBlock;
 use dane_roll_lab::acme::{Certbot, Pebble};
 use dane_roll_lab::conf::rollover_tools;
-use dane_roll_lab::dns::Server;
 use dane_roll_lab::pki::MX_HOST;
 use dane_roll_lab::require;
 use dane_roll_lab::world::{JUDGE, OWNER, World, text};
-use init_support::{BIN, LabDovecot, postconf_e};
-
-/// The PATH certbot's timer gives its hooks.
-const BARE_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
+use init_support::{
+    BARE_PATH, BIN, LabDovecot, Sources, bare_run_wait, lab_tuned, postfix_on_pair,
+};
 
 /// The dane-roll under test: `DANE_ROLL_BIN`, else this build.
 fn program() -> PathBuf {
@@ -74,15 +72,7 @@ fn adoption_from_certbot_postfix_and_dovecot_to_a_first_rollover() {
     w.dns.add_tlsa(OWNER, 2, &k1_rr).unwrap();
     w.dns.wait_served_everywhere(OWNER, &k1_rr, JUDGE).unwrap();
     w.dns.flush_resolver().unwrap();
-    postconf_e(
-        &etc,
-        &[
-            "smtpd_tls_chain_files=",
-            &format!("smtpd_tls_cert_file={}", cert.display()),
-            &format!("smtpd_tls_key_file={}", key.display()),
-        ],
-    );
-    w.rx.reload_settled().unwrap();
+    postfix_on_pair(&w, &cert, &key);
     let dovecot = LabDovecot::start(&w.files.join("dovecot"), ip, &cert, &key);
     assert_eq!(dovecot.served_spki(ip), k1.to_hex());
     w.assert_mail_verified("Postfix and Dovecot on certbot's files");
@@ -90,32 +80,17 @@ fn adoption_from_certbot_postfix_and_dovecot_to_a_first_rollover() {
 
     // 1. init: discovery and the configuration.
     let conf = w.files.join("etc-dane-roll/dane-roll.toml");
-    let tsig = w.files.join("tsig.key");
-    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
+    let tsig = w.tsig_file();
     let resolver = w.dns.resolver_addr().to_string();
-    let dconf = dovecot.config.display().to_string();
+    let mut sources = Sources::new(&etc, &w.files);
+    sources.dovecot_config = Some(dovecot.config.clone());
+    sources.letsencrypt = cb.config_dir();
+    sources.dehydrated_config = Some(w.files.join("no-dehydrated/config"));
     let init = |extra: &[&str]| {
-        Command::new(&bin)
-            .arg("--state-dir")
-            .arg(&w.state)
-            .arg("-c")
-            .arg(&conf)
-            .arg("init")
-            .arg("--postfix-dir")
-            .arg(&etc)
-            .arg("--dovecot-config")
-            .arg(&dconf)
-            .arg("--letsencrypt-dir")
-            .arg(cb.config_dir())
-            .arg("--acme-sh-home")
-            .arg(w.files.join("no-acme.sh"))
-            .arg("--dehydrated-dir")
-            .arg(w.files.join("no-dehydrated"))
-            .arg("--dehydrated-config")
-            .arg(w.files.join("no-dehydrated/config"))
+        sources
+            .command(&bin, Some(&w.state), &conf)
             .args(["--resolver", &resolver])
             .args(extra)
-            .stdin(Stdio::null())
             .output()
             .unwrap()
     };
@@ -133,12 +108,7 @@ fn adoption_from_certbot_postfix_and_dovecot_to_a_first_rollover() {
     // What an operator tunes by hand here: the lab's primary has a name only the lab's
     // resolver knows, and its TTLs are seconds.
     let written = std::fs::read_to_string(&conf).unwrap();
-    let tuned = written
-        .replace(
-            "server = \"ns1.example.test\"",
-            &format!("server = \"{}\"", w.dns.addr(Server::Bind)),
-        )
-        .replace("provider = \"dns\"", "provider = \"dns\"\nttl = 2\n");
+    let tuned = lab_tuned(&written, &w);
     assert_ne!(tuned, written, "{written}");
     std::fs::write(&conf, tuned).unwrap();
     let t = Instant::now();
@@ -223,15 +193,7 @@ fn adoption_from_certbot_postfix_and_dovecot_to_a_first_rollover() {
 
     // 4. The timer's run completes the first rollover.
     let t = Instant::now();
-    let out = Command::new("env")
-        .args(["-i", BARE_PATH])
-        .arg(&bin)
-        .arg("-c")
-        .arg(&conf)
-        .args(["run", "--wait"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = bare_run_wait(&bin, &conf);
     ok(&out, "dane-roll run --wait");
     let roll_s = t.elapsed().as_secs_f64();
     assert_eq!(w.served_spki(), k2.to_hex());

@@ -4,14 +4,17 @@
 //! severity, and one recovery when all clear. Runs the monitor's real `notify` with a webhook
 //! channel to a sink on loopback.
 
-use std::net::{IpAddr, SocketAddr};
+mod run_report;
 
-use dane_roll::config::{Config, Endpoint, Protocol};
+use std::net::IpAddr;
+
+use dane_roll::config::{Config, Endpoint};
 use dane_roll::monitor::alerts::{self, Scope};
-use dane_roll::monitor::{Check, CheckKind, EndpointReport, RecordSet, RecordSource, RunReport};
+use dane_roll::monitor::{Check, CheckKind, RunReport};
 use dane_roll::notify::{MemoryAlerts, Notifier, Severity};
-use dane_roll::probe::{AddressReport, Verdict};
+use dane_roll::probe::Verdict;
 use dane_roll_lab::sink::Sink;
+use run_report::smtp_endpoint;
 
 const HOST: &str = "mail.example.com";
 const ADDR: &str = "192.0.2.1";
@@ -61,41 +64,12 @@ fn run(stale: Severity, matched: Severity, expiry: Severity) -> RunReport {
         cert_warn_days: 14,
         domains: Vec::new(),
         checks,
-        endpoints: vec![EndpointReport {
-            host: HOST.into(),
-            port: 25,
-            protocol: "smtp",
-            mx_of: Vec::new(),
-            status,
-            verdict: Verdict::Pass,
-            tlsa: RecordSet {
-                owner: ep.owner_name(),
-                source: RecordSource::DnsSecure,
-                records: Vec::new(),
-                dns_status: Some("secure".into()),
-                problem: None,
-                ttl: None,
-                rrsig_expiry: None,
-            },
-            max_records: 4,
-            addresses: vec![AddressReport {
-                host: HOST.into(),
-                address: SocketAddr::new(ip, 25),
-                protocol: Protocol::Smtp,
-                verdict: Verdict::Pass,
-                reason: None,
-                keys: Vec::new(),
-                attempts: Vec::new(),
-                ignored_records: Vec::new(),
-                unmatched_records: Vec::new(),
-                elapsed_ms: 1,
-            }],
-        }],
+        endpoints: vec![smtp_endpoint(HOST, ip, status, Verdict::Pass)],
     }
 }
 
-#[test]
-fn one_incident_one_alert_one_recovery() {
+/// A webhook sink, a notifier with one webhook channel to it, and a runtime to send with.
+fn webhook_notifier() -> (Sink, Notifier, tokio::runtime::Runtime) {
     let sink = Sink::start();
     let text = format!(
         "version = 1\n[resolver]\naddress = \"127.0.0.1:53\"\n\
@@ -108,6 +82,12 @@ fn one_incident_one_alert_one_recovery() {
         .enable_all()
         .build()
         .unwrap();
+    (sink, notifier, rt)
+}
+
+#[test]
+fn one_incident_one_alert_one_recovery() {
+    let (sink, notifier, rt) = webhook_notifier();
     let mut memory = MemoryAlerts::new();
     let mut notify = |run: &RunReport| {
         rt.block_on(alerts::notify(
@@ -161,18 +141,7 @@ fn one_incident_one_alert_one_recovery() {
 #[test]
 fn per_check_states_of_earlier_versions_are_retired() {
     use dane_roll::notify::{AlertMemory, AlertState};
-    let sink = Sink::start();
-    let text = format!(
-        "version = 1\n[resolver]\naddress = \"127.0.0.1:53\"\n\
-         [alerts.channel.ops]\nkind = \"webhook\"\nurl = \"http://{}/hook\"\n",
-        sink.addr
-    );
-    let config = Config::from_str_named(&text, "incidents.toml").unwrap();
-    let notifier = Notifier::new(&config.alerts).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let (sink, notifier, rt) = webhook_notifier();
     let old = format!("tlsa-match/{HOST}:25/{ADDR}");
     let bad = AlertState {
         severity: Severity::Critical,

@@ -6,63 +6,31 @@
 //! `--webpki-ca-file`.
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use dane_roll_lab::DnsLab;
 use dane_roll_lab::dns::UpdateOutcome;
 use dane_roll_lab::https::{HttpsServer, Page};
 use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki, self_signed};
-use dane_roll_lab::postfix::Receiver;
 use serde_json::Value;
 
-const OWNER: &str = "_25._tcp.mail.example.test";
-const POLICY: &str = "/.well-known/mta-sts.txt";
-const WAIT: Duration = Duration::from_secs(30);
+mod mx_lab;
 
-fn lab_tools() -> bool {
-    dane_roll_lab::require(&["postfix", "named", "unbound", "unbound-control", "dig"])
-        && dane_roll_lab::require(&["nsupdate", "tsig-keygen", "dnssec-dsfromkey", "ip"])
-}
+use mx_lab::{MxLab, WAIT, check_json, checks_of, mx_tools, publish, replace};
+
+const POLICY: &str = "/.well-known/mta-sts.txt";
 
 /// `check example.test --format json` through the lab's resolver, trusting `ca`.
 fn check(resolver: &str, ca: &std::path::Path) -> (Option<i32>, Value, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dane-roll"))
-        .args(["check", "example.test", "--resolver", resolver])
-        .args([
-            "--key-algorithm",
-            "ecdsa",
-            "--format",
-            "json",
-            "--timeout",
-            "20",
-        ])
-        .arg("--webpki-ca-file")
-        .arg(ca)
-        .env("DANE_ROLL_CONFIG", "/nonexistent/dane-roll.toml")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let json = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}\n{stderr}"));
-    (out.status.code(), json, stderr)
+    let ca = ca.display().to_string();
+    let (out, json) = check_json(resolver, "example.test", "20", &["--webpki-ca-file", &ca]);
+    (out.code, json, out.stderr)
 }
 
 /// The status and message of the one check of `kind`, if made.
 fn check_of(json: &Value, kind: &str) -> Option<(String, String)> {
-    let found: Vec<_> = json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["kind"] == kind)
-        .collect();
+    let found = checks_of(json, kind);
     assert!(found.len() <= 1, "several {kind} checks: {json:#}");
-    found.first().map(|c| {
-        (
-            c["status"].as_str().unwrap().to_string(),
-            c["message"].as_str().unwrap().to_string(),
-        )
-    })
+    found.into_iter().next()
 }
 
 fn expect(json: &Value, kind: &str, status: &str, words: &str) {
@@ -110,31 +78,16 @@ fn policy(mode: &str, mx: &[&str]) -> String {
 
 #[test]
 fn tlsrpt_and_mta_sts_beside_dane() {
-    if !lab_tools() {
+    if !mx_tools(&[]) {
         return;
     }
-    let lab = dane_roll_lab::LabDir::new().unwrap();
-    let block = dane_roll_lab::loopback_block();
-    let dns = DnsLab::builder()
-        .block(block)
-        .dir(lab.path())
-        .knot(false)
-        .start()
-        .unwrap();
-    let pki = TestPki::new(KeyKind::EcdsaP256).unwrap();
+    let w = MxLab::start();
+    let (lab, dns, pki, rx) = (&w.lab, &w.dns, &w.pki, &w.rx);
     let ca = lab.path().join("test-ca.pem");
     std::fs::write(&ca, pki.root_pem().unwrap()).unwrap();
-    let leaf = pki.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-    let rx = Receiver::start(
-        &lab.sub("receiver").unwrap(),
-        block,
-        &leaf.key_and_chain_pem().unwrap(),
-    )
-    .unwrap();
-    let current = leaf.tlsa_311().unwrap();
-    dns.add_tlsa(OWNER, 300, &current).unwrap();
-    dns.wait_served_everywhere(OWNER, &current, WAIT).unwrap();
-    let resolver = dns.resolver_addr().to_string();
+    let current = w.leaf.tlsa_311().unwrap();
+    publish(dns, &current);
+    let resolver = w.resolver();
 
     // The HTTPS server of mta-sts.example.test, on the MX's address, port 443.
     let web_ip = *rx.addr().ip();
@@ -143,14 +96,14 @@ fn tlsrpt_and_mta_sts_beside_dane() {
         .unwrap();
     let web = HttpsServer::start(SocketAddr::new(web_ip.into(), 443), &web_leaf).unwrap();
     update(
-        &dns,
+        dns,
         &format!("update add mta-sts.example.test. 300 IN A {web_ip}"),
     );
 
     // No TLSRPT record: ok (the record is optional), saying what to publish; DANE itself is
     // fine. No MTA-STS: fine, and no MX is judged under it.
-    set_txt(&dns, "_smtp._tls.example.test", None);
-    set_txt(&dns, "_mta-sts.example.test", None);
+    set_txt(dns, "_smtp._tls.example.test", None);
+    set_txt(dns, "_mta-sts.example.test", None);
     let (code, json, err) = check(&resolver, &ca);
     assert_eq!(code, Some(0), "{json:#}\n{err}");
     expect(
@@ -165,7 +118,7 @@ fn tlsrpt_and_mta_sts_beside_dane() {
 
     // A TLSRPT record with an unusable rua: a warning naming it.
     set_txt(
-        &dns,
+        dns,
         "_smtp._tls.example.test",
         Some("v=TLSRPTv1; rua=http://r.example.test/"),
     );
@@ -174,7 +127,7 @@ fn tlsrpt_and_mta_sts_beside_dane() {
 
     // A usable one: ok, all ok.
     set_txt(
-        &dns,
+        dns,
         "_smtp._tls.example.test",
         Some("v=TLSRPTv1; rua=mailto:tls@example.test"),
     );
@@ -183,7 +136,7 @@ fn tlsrpt_and_mta_sts_beside_dane() {
     expect(&json, "tlsrpt", "ok", "mailto:tls@example.test");
 
     // The MTA-STS record without a policy (404): a warning, senders apply none.
-    set_txt(&dns, "_mta-sts.example.test", Some("v=STSv1; id=1"));
+    set_txt(dns, "_mta-sts.example.test", Some("v=STSv1; id=1"));
     let (code, json, _) = check(&resolver, &ca);
     assert_eq!(code, Some(1), "{json:#}");
     expect(&json, "mta-sts", "warning", "404");
@@ -249,12 +202,7 @@ fn tlsrpt_and_mta_sts_beside_dane() {
     web.set(POLICY, Page::text(policy("enforce", &[MX_HOST])));
     let selfie = self_signed(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
     let selfie_rdata = selfie.tlsa_311().unwrap();
-    dns.add_tlsa(OWNER, 300, &selfie_rdata).unwrap();
-    dns.delete_tlsa(OWNER, &current).unwrap();
-    dns.wait_served_everywhere(OWNER, &selfie_rdata, WAIT)
-        .unwrap();
-    dns.wait_gone_everywhere(OWNER, &current, WAIT).unwrap();
-    dns.flush_resolver().unwrap();
+    replace(dns, &current, &selfie_rdata);
     rx.install_chain(&selfie.key_and_chain_pem().unwrap())
         .unwrap();
     rx.reload_settled().unwrap();

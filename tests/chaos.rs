@@ -34,6 +34,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
+use dane_roll_lab::conf::rollover_tools;
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::dns::{DnsLab, Server};
 use dane_roll_lab::faultproxy::FaultProxy;
@@ -41,30 +42,11 @@ use dane_roll_lab::mailflow::{self, Fate};
 use dane_roll_lab::mirror::{Mirror, MirrorSpec, pdns_tlsa};
 use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki, Validity};
 use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
-use dane_roll_lab::{LabDir, loopback_block, require};
+use dane_roll_lab::tools::PDNS_TOOLS;
+use dane_roll_lab::{LabDir, loopback_block, require_all};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-    "pdns_server",
-    "sqlite3",
-    "postfix",
-    "sendmail",
-    "postqueue",
-    "postsuper",
-    "script",
-    "unshare",
-];
 const TTL: u32 = 2;
 const ZONE: &str = "example.test";
 const OWNER: &str = "_25._tcp.mail.example.test.";
@@ -1373,7 +1355,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn chaos_run_of_rollovers_keeps_every_mail_verified() {
-    if !require(NEEDS) {
+    if !require_all(&[&rollover_tools(true), PDNS_TOOLS]) {
         return;
     }
     let seed = env_u64("DANE_ROLL_CHAOS_SEED").unwrap_or_else(|| {

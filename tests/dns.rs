@@ -17,18 +17,8 @@ const WAIT: Duration = Duration::from_secs(20);
 const TIMEOUT: Duration = Duration::from_secs(3);
 
 fn needs() -> bool {
-    dane_roll_lab::require(&[
-        "named",
-        "unbound",
-        "unbound-control",
-        "knotd",
-        "knotc",
-        "dig",
-        "nsupdate",
-        "tsig-keygen",
-        "dnssec-dsfromkey",
-        "ip",
-    ])
+    use dane_roll_lab::tools::{BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS};
+    dane_roll_lab::require_all(&[BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS])
 }
 
 /// A current-thread runtime: the lab must stay on the thread that started it.

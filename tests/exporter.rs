@@ -5,129 +5,38 @@
 //! `dane_rollover_phase` following the phase of a rollover in the state store.
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use dane_roll::config::Scheme;
 use dane_roll::rollover::{KeyHash, Phase, PhaseName, Slot, StageRequest, Timestamp, stage};
 use dane_roll::store::Store;
-use dane_roll_lab::DnsLab;
-use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
-use dane_roll_lab::postfix::Receiver;
+use dane_roll_lab::pki::MX_HOST;
 
-const OWNER: &str = "_25._tcp.mail.example.test";
+mod mx_lab;
+mod serve_support;
 
-/// The exporter process; killed on drop if the test did not stop it.
-struct Served(Option<Child>);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.0.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-/// `GET path` over HTTP/1.0: (status, body).
-fn get(port: u16, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
-}
-
-/// The value of the sample whose name and labels start with `prefix`.
-fn sample(text: &str, prefix: &str) -> Option<f64> {
-    text.lines()
-        .find(|l| l.starts_with(prefix))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-}
+use mx_lab::{MxLab, mx_tools, publish};
+use serve_support::{
+    Served, get, mx_config, sample, scrape_until, serve_command, signal, wait_listening,
+};
 
 #[test]
 fn exporter_serves_metrics_probe_and_stops_on_sigterm() {
-    if !dane_roll_lab::require(&[
-        "postfix",
-        "script",
-        "named",
-        "unbound",
-        "unbound-control",
-        "dig",
-    ]) || !dane_roll_lab::require(&["nsupdate", "tsig-keygen", "dnssec-dsfromkey", "ip", "kill"])
-    {
+    if !mx_tools(&["kill"]) {
         return;
     }
-    let lab = dane_roll_lab::LabDir::new().unwrap();
-    let block = dane_roll_lab::loopback_block();
-    let dns = DnsLab::builder()
-        .block(block)
-        .dir(lab.path())
-        .knot(false)
-        .start()
-        .unwrap();
-    let pki = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let leaf = pki.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-    let rx = Receiver::start(
-        &lab.sub("receiver").unwrap(),
-        block,
-        &leaf.key_and_chain_pem().unwrap(),
-    )
-    .unwrap();
+    let w = MxLab::start();
+    let (lab, dns, leaf, rx) = (&w.lab, &w.dns, &w.leaf, &w.rx);
     let current = leaf.tlsa_311().unwrap();
-    dns.add_tlsa(OWNER, 300, &current).unwrap();
-    dns.wait_served_everywhere(OWNER, &current, Duration::from_secs(30))
-        .unwrap();
-    dns.flush_resolver().unwrap();
+    publish(dns, &current);
 
     let dir = lab.sub("exporter").unwrap();
-    let config = dir.join("dane-roll.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version = 1
-state-dir = "{dir}/state"
-
-[resolver]
-address = "{resolver}"
-
-[[service]]
-name = "mx"
-endpoints = ["{MX_HOST}:25/smtp"]
-chain-file = "{dir}/chain.pem"
-provider = "manual"
-
-[provider.manual]
-kind = "manual"
-"#,
-            dir = dir.display(),
-            resolver = dns.resolver_addr(),
-        ),
-    )
-    .unwrap();
+    let config = mx_config(&dir, &w.resolver(), None, MX_HOST, "");
     let port = dane_roll_lab::ports::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let mut served = Served(Some(
-        Command::new(env!("CARGO_BIN_EXE_dane-roll"))
-            .args([
-                "-c",
-                &config.display().to_string(),
-                "serve",
-                "--listen",
-                &listen,
-            ])
+    let mut served = Served::spawn(
+        serve_command(Some(&config), port)
             .args([
                 "--interval",
                 "2",
@@ -138,26 +47,13 @@ kind = "manual"
                 // The lab's hosts are on loopback (127.53.N.x).
                 "--allow-private-targets",
             ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+            .stderr(Stdio::piped()),
+    );
 
     // The first scheduled run lands in /metrics.
-    let started = Instant::now();
-    let metrics = loop {
-        if let Ok((200, body)) = get(port, "/metrics")
-            && body.contains("dane_last_check_timestamp_seconds")
-        {
-            break body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no run in /metrics after 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let metrics = scrape_until(port, Duration::from_secs(30), "a run", |body| {
+        body.contains("dane_last_check_timestamp_seconds")
+    });
     let hp = format!("host=\"{MX_HOST}\",port=\"25\"");
     let addr = rx.addr().ip().to_string();
     assert_eq!(sample(&metrics, "dane_status "), Some(0.0), "{metrics}");
@@ -261,26 +157,14 @@ kind = "manual"
     // Without --allow-private-targets (issue 14), /probe does not connect to the lab's
     // loopback hosts: 403 naming the target, the address and the flag. Before, it probed them.
     let fenced_port = dane_roll_lab::ports::free_port();
-    let _fenced = Served(Some(
-        Command::new(env!("CARGO_BIN_EXE_dane-roll"))
-            .args(["-c", &config.display().to_string(), "serve", "--listen"])
-            .arg(format!("127.0.0.1:{fenced_port}"))
-            .args(["--interval", "600", "--timeout", "10"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
-    let started = Instant::now();
-    let (status, body) = loop {
-        match get(fenced_port, "/probe?target=example.test&timeout=10") {
-            Ok(answer) => break answer,
-            Err(_) if started.elapsed() < Duration::from_secs(20) => {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(err) => panic!("the second exporter did not start: {err}"),
-        }
-    };
+    let _fenced = Served::spawn(serve_command(Some(&config), fenced_port).args([
+        "--interval",
+        "600",
+        "--timeout",
+        "10",
+    ]));
+    wait_listening(fenced_port, Duration::from_secs(20));
+    let (status, body) = get(fenced_port, "/probe?target=example.test&timeout=10").unwrap();
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("\"example.test\""), "{body}");
     assert!(
@@ -291,15 +175,8 @@ kind = "manual"
     assert!(!body.contains("dane_endpoint_match"), "{body}");
 
     // SIGTERM: a clean stop, exit 0.
-    let mut child = served.0.take().unwrap();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    let mut child = served.take();
+    signal(&child, "-TERM");
     let stopping = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -334,7 +211,7 @@ fn phases(text: &str, service: &str, slot: &str) -> Vec<(String, f64)> {
 }
 
 /// Write `service`'s rollover of the default slot into the store in `state`, in `phase`.
-fn store_rollover(state: &std::path::Path, service: &str, phase: Phase) {
+fn store_rollover(state: &Path, service: &str, phase: Phase) {
     let mut store = Store::open(state).unwrap();
     let step = stage(
         StageRequest {
@@ -373,73 +250,10 @@ fn store_rollover(state: &std::path::Path, service: &str, phase: Phase) {
 #[test]
 fn rollover_phase_metric_follows_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let dead = dane_roll_lab::ports::free_port();
-    let config = dir.path().join("dane-roll.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version = 1
-state-dir = "{state}"
-
-[resolver]
-address = "127.0.0.1:{dead}"
-timeout = "1s"
-
-[[service]]
-name = "mx"
-endpoints = ["mx.example.test:25/smtp"]
-chain-file = "{dir}/chain.pem"
-provider = "manual"
-
-[provider.manual]
-kind = "manual"
-"#,
-            state = state.display(),
-            dir = dir.path().display(),
-        ),
-    )
-    .unwrap();
-    store_rollover(
-        &state,
-        "mx",
-        Phase::Published {
-            since: Timestamp::from_secs(1_700_000_100),
-            confirmed_at: None,
-            checks: 0,
-        },
-    );
-
-    let port = dane_roll_lab::ports::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _served = Served(Some(
-        Command::new(env!("CARGO_BIN_EXE_dane-roll"))
-            .args(["-c", &config.display().to_string(), "serve", "--listen"])
-            .args([&listen, "--interval", "1", "--timeout", "3"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
-    let scrape_until = |want: &str| -> Vec<(String, f64)> {
-        let started = Instant::now();
-        loop {
-            if let Ok((200, body)) = get(port, "/metrics") {
-                let found = phases(&body, "mx", Slot::DEFAULT);
-                if found.iter().any(|(p, v)| p == want && *v == 1.0) {
-                    return found;
-                }
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "dane_rollover_phase never showed {want}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    };
-
+    let (config, state) = published(dir.path());
+    let (port, _served) = serve_each_second(&config);
     let every: Vec<&str> = PhaseName::ALL.iter().map(|p| p.as_str()).collect();
-    let found = scrape_until("published");
+    let found = phase_shown(port, "published");
     let mut names: Vec<&str> = found.iter().map(|(p, _)| p.as_str()).collect();
     names.sort_unstable();
     let mut want = every.clone();
@@ -467,7 +281,7 @@ kind = "manual"
             install_failures: 0,
         },
     );
-    let found = scrape_until("aged");
+    let found = phase_shown(port, "aged");
     assert!(
         found
             .iter()
@@ -485,42 +299,7 @@ kind = "manual"
 #[test]
 fn metrics_answer_while_a_rollover_holds_the_write_lock() {
     let dir = tempfile::tempdir().unwrap();
-    let state = dir.path().join("state");
-    let dead = dane_roll_lab::ports::free_port();
-    let config = dir.path().join("dane-roll.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version = 1
-state-dir = "{state}"
-
-[resolver]
-address = "127.0.0.1:{dead}"
-timeout = "1s"
-
-[[service]]
-name = "mx"
-endpoints = ["mx.example.test:25/smtp"]
-chain-file = "{dir}/chain.pem"
-provider = "manual"
-
-[provider.manual]
-kind = "manual"
-"#,
-            state = state.display(),
-            dir = dir.path().display(),
-        ),
-    )
-    .unwrap();
-    store_rollover(
-        &state,
-        "mx",
-        Phase::Published {
-            since: Timestamp::from_secs(1_700_000_100),
-            confirmed_at: None,
-            checks: 0,
-        },
-    );
+    let (config, state) = published(dir.path());
     // The schema of the release before (without its last migration), and a rollover of that
     // release holding the write lock.
     let holder = rusqlite::Connection::open(state.join(dane_roll::store::DB_FILE)).unwrap();
@@ -534,25 +313,8 @@ kind = "manual"
         .execute_batch("UPDATE rollovers SET updated = updated + 1")
         .unwrap();
 
-    let port = dane_roll_lab::ports::free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let _served = Served(Some(
-        Command::new(env!("CARGO_BIN_EXE_dane-roll"))
-            .args(["-c", &config.display().to_string(), "serve", "--listen"])
-            .args([&listen, "--interval", "1", "--timeout", "3"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    ));
-    let started = Instant::now();
-    while get(port, "/metrics").is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "serve never listened"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (port, _served) = serve_each_second(&config);
+    wait_listening(port, Duration::from_secs(30));
 
     // Scrapes over several runs (one a second) each answer well under the 5 s busy timeout.
     let mut slowest = Duration::ZERO;
@@ -571,19 +333,56 @@ kind = "manual"
 
     // The lock released, the phases are read again.
     holder.execute_batch("ROLLBACK").unwrap();
-    let started = Instant::now();
-    loop {
-        if let Ok((200, body)) = get(port, "/metrics")
-            && phases(&body, "mx", Slot::DEFAULT)
+    phase_shown(port, "published");
+}
+
+/// A configuration in `dir` whose resolver is a closed port (each run is quick, and UNKNOWN),
+/// and `mx`'s rollover in its store in the phase Published: (configuration, state directory).
+fn published(dir: &Path) -> (PathBuf, PathBuf) {
+    let state = dir.join("state");
+    let dead = dane_roll_lab::ports::free_port();
+    let config = mx_config(
+        dir,
+        &format!("127.0.0.1:{dead}"),
+        Some("1s"),
+        "mx.example.test",
+        "",
+    );
+    store_rollover(
+        &state,
+        "mx",
+        Phase::Published {
+            since: Timestamp::from_secs(1_700_000_100),
+            confirmed_at: None,
+            checks: 0,
+        },
+    );
+    (config, state)
+}
+
+/// `serve` with `config`, a run every second: its port and process.
+fn serve_each_second(config: &Path) -> (u16, Served) {
+    let port = dane_roll_lab::ports::free_port();
+    let served = Served::spawn(serve_command(Some(config), port).args([
+        "--interval",
+        "1",
+        "--timeout",
+        "3",
+    ]));
+    (port, served)
+}
+
+/// Scrape until `mx`'s rollover shows `want` (value 1): every `dane_rollover_phase` sample of it.
+fn phase_shown(port: u16, want: &str) -> Vec<(String, f64)> {
+    let body = scrape_until(
+        port,
+        Duration::from_secs(30),
+        &format!("dane_rollover_phase showing {want}"),
+        |body| {
+            phases(body, "mx", Slot::DEFAULT)
                 .iter()
-                .any(|(p, v)| p == "published" && *v == 1.0)
-        {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the phases never came back after the lock was released"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+                .any(|(p, v)| p == want && *v == 1.0)
+        },
+    );
+    phases(&body, "mx", Slot::DEFAULT)
 }

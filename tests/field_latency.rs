@@ -10,12 +10,14 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use dane_roll_lab::conf::{rfc2136, rollover_tools};
+use dane_roll_lab::conf::rollover_tools;
 use dane_roll_lab::dns::Server;
 use dane_roll_lab::relay::{Relay, RelayConfig};
 use dane_roll_lab::require;
 use dane_roll_lab::world::{JUDGE, OWNER, World, rdata, text};
 use serde_json::Value;
+
+mod mx_lab;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 const TTL: u32 = 2;
@@ -36,10 +38,7 @@ const RELAY_RESOLVER: u8 = 43;
 /// The lab with the OLD certificate live; the provider updates BIND directly.
 fn start() -> World {
     let mut w = World::start(BIN, TTL);
-    let tsig = w.files.join("tsig.key");
-    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
-    let provider = rfc2136(w.dns.addr(Server::Bind), &tsig);
-    w.rewrite(|c| c.provider = provider);
+    w.provider_rfc2136(w.dns.addr(Server::Bind));
     w
 }
 
@@ -248,8 +247,7 @@ fn env(name: &str) -> Option<String> {
 #[test]
 #[ignore = "benchmark: run by benches/field.sh"]
 fn bench_field_lab_hold() {
-    use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
-    use dane_roll_lab::postfix::Receiver;
+    use mx_lab::MxLab;
 
     let Some(file) = env("DANE_ROLL_BENCH_LAB_FILE") else {
         eprintln!("DANE_ROLL_BENCH_LAB_FILE is not set: nothing to do");
@@ -267,22 +265,8 @@ fn bench_field_lab_hold() {
     );
     let loss: f64 = env("LOSS").and_then(|v| v.parse().ok()).unwrap_or(0.01);
     let seed: u64 = env("SEED").and_then(|v| v.parse().ok()).unwrap_or(1);
-    let lab = dane_roll_lab::LabDir::new().unwrap();
-    let block = dane_roll_lab::loopback_block();
-    let dns = dane_roll_lab::DnsLab::builder()
-        .block(block)
-        .dir(lab.path())
-        .knot(false)
-        .start()
-        .unwrap();
-    let pki = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let leaf = pki.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-    let rx = Receiver::start(
-        &lab.sub("receiver").unwrap(),
-        block,
-        &leaf.key_and_chain_pem().unwrap(),
-    )
-    .unwrap();
+    let w = MxLab::start();
+    let (dns, leaf, rx, block) = (&w.dns, &w.leaf, &w.rx, w.block);
     let etc = rx.instance().etc().display().to_string();
     for cmd in [
         vec!["postconf", "-c", &etc, "-e", "default_process_limit=1000"],

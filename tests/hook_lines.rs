@@ -17,6 +17,7 @@
 //! `_installcert`). The service has `domains` and no `lineage`: `rotate` derives the lineage.
 
 mod acme_mail;
+mod acme_sh;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::fs::PermissionsExt;
@@ -24,8 +25,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use acme_mail::*;
+use acme_sh::{INSTALLCERT, acme_sh_issue};
 use dane_roll::rollover::KeyHash;
 use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
+use dane_roll_lab::conf::rollover_tools;
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
 use dane_roll_lab::require;
 
@@ -184,7 +187,7 @@ fn readme_lines_name_programs_the_bare_path_finds() {
 
 #[test]
 fn certbot_readme_hook_line_under_a_bare_environment_then_rotate_with_domains_alone() {
-    if !require(NEEDS) || !require(&["pebble", "curl", "certbot"]) {
+    if !require(&rollover_tools(true)) || !require(&["pebble", "curl", "certbot"]) {
         return;
     }
     let lines = readme_lines();
@@ -232,22 +235,7 @@ fn certbot_readme_hook_line_under_a_bare_environment_then_rotate_with_domains_al
     // 2. rotate with `domains` alone: the lineage is derived, certbot renews with the next key,
     //    its stored deploy hook (the README's line) hands it over under the bare environment.
     let (n1, _) = mail.next_key().expect("a published next key");
-    let certbot_dir = mail.lab.path().join("certbot");
-    let rotate_args: Vec<String> = vec![
-        "rotate".into(),
-        "mx".into(),
-        format!("--certbot-arg=--config-dir={}", cb.config_dir().display()),
-        format!(
-            "--certbot-arg=--work-dir={}",
-            certbot_dir.join("work").display()
-        ),
-        format!(
-            "--certbot-arg=--logs-dir={}",
-            certbot_dir.join("logs").display()
-        ),
-        format!("--certbot-arg=--server={}", pebble.directory_url()),
-        "--certbot-arg=--non-interactive".into(),
-    ];
+    let rotate_args = mail.rotate_args(&cb.config_dir(), &pebble);
     let args: Vec<&str> = rotate_args.iter().map(String::as_str).collect();
     let ca = pebble.ca_file().as_os_str();
     let out = installed.dane_roll(&args, &[("REQUESTS_CA_BUNDLE", ca)]);
@@ -280,7 +268,7 @@ fn certbot_readme_hook_line_under_a_bare_environment_then_rotate_with_domains_al
 
 #[test]
 fn dehydrated_readme_hook_line_under_a_bare_environment() {
-    if !require(NEEDS) || !require(&["pebble", "curl", "dehydrated"]) {
+    if !require(&rollover_tools(true)) || !require(&["pebble", "curl", "dehydrated"]) {
         return;
     }
     let lines = readme_lines();
@@ -324,31 +312,6 @@ fn dehydrated_readme_hook_line_under_a_bare_environment() {
     mail.nothing_deferred();
 }
 
-/// acme.sh's `_installcert` (acme.sh 3.x), as it runs the reloadcmd after a renewal: the
-/// variables are the shell's, exported in a subshell, then `cd` and `eval`.
-const INSTALLCERT: &str = r#"_reload_cmd=$1 DOMAIN_PATH=$2 _main_domain=$3
-CERT_PATH="$DOMAIN_PATH/$_main_domain.cer"
-CERT_KEY_PATH="$DOMAIN_PATH/$_main_domain.key"
-CA_CERT_PATH="$DOMAIN_PATH/ca.cer"
-CERT_FULLCHAIN_PATH="$DOMAIN_PATH/fullchain.cer"
-Le_ForceNewDomainKey=1
-Le_Next_Domain_Key="$CERT_KEY_PATH.next"
-if (
-  export CERT_PATH
-  export CERT_KEY_PATH
-  export CA_CERT_PATH
-  export CERT_FULLCHAIN_PATH
-  export Le_Domain="$_main_domain"
-  export Le_ForceNewDomainKey
-  export Le_Next_Domain_Key
-  cd "$DOMAIN_PATH" && eval "$_reload_cmd"
-); then
-  echo "Reload successful"
-else
-  echo "Reload error for: $_main_domain"
-  exit 1
-fi"#;
-
 #[test]
 fn acme_sh_readme_reloadcmd_under_a_bare_environment() {
     acme_sh_reloadcmd(false);
@@ -362,7 +325,7 @@ fn acme_sh_readme_reloadcmd_after_cargo_install_under_a_bare_environment() {
 }
 
 fn acme_sh_reloadcmd(local: bool) {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let lines = readme_lines();
@@ -376,12 +339,7 @@ fn acme_sh_reloadcmd(local: bool) {
     let mail = Mail::start(|_| None);
     let installed = Installed::new(&mail.lab.sub("installed").unwrap(), &mail.conf, local);
     let ca = pki::TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let dir = mail
-        .lab
-        .sub(".acme.sh")
-        .unwrap()
-        .join(format!("{MX_HOST}_ecc"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = mail.acme_sh_dir();
     let next = pki::new_key(KeyKind::EcdsaP256).unwrap();
     let n1 = KeyHash::of_spki_der(&next.public_key_to_der().unwrap());
     let k1 = acme_sh_issue(&ca, &dir, pki::new_key(KeyKind::EcdsaP256).unwrap(), &next);

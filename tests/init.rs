@@ -8,16 +8,17 @@
 mod init_support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 use std::process::Command;
 use std::time::Instant;
 
 use dane_roll_lab::conf::rollover_tools;
-use dane_roll_lab::dns::Server;
-use dane_roll_lab::pki::{KeyKind, MX_HOST, self_signed};
+use dane_roll_lab::pki::{KeyKind, self_signed};
 use dane_roll_lab::require;
 use dane_roll_lab::world::{OWNER, World, rdata, text};
 use init_support::{
-    BIN, assert_adopted, certbot_layout, config_check, init, postconf_e, status_json,
+    BIN, Sources, assert_adopted, config_check, init, lab_tuned, postconf_e, postfix_on_certbot,
+    status_json,
 };
 
 #[test]
@@ -28,42 +29,15 @@ fn init_on_a_certbot_postfix_then_apply_and_undo_keep_mail_verified() {
     let w = World::start(BIN, 2);
     let etc = w.rx.instance().etc();
     // Postfix as an operator with certbot has it: the legacy pair pointing into live/.
-    let live = certbot_layout(
-        &w.files.join("le"),
-        MX_HOST,
-        &w.old.fullchain_pem().unwrap(),
-        &w.old.key.private_key_to_pem_pkcs8().unwrap(),
-    );
-    let cert = format!(
-        "smtpd_tls_cert_file={}",
-        live.join("fullchain.pem").display()
-    );
-    let key = format!("smtpd_tls_key_file={}", live.join("privkey.pem").display());
-    postconf_e(&etc, &["smtpd_tls_chain_files=", &cert, &key]);
-    w.rx.reload_settled().unwrap();
+    let live = postfix_on_certbot(&w);
     w.assert_mail_verified("Postfix on certbot's files");
     let main_cf_before = std::fs::read_to_string(etc.join("main.cf")).unwrap();
 
     let conf = w.files.join("dane-roll/dane-roll.toml");
     let resolver = w.dns.resolver_addr().to_string();
-    let state = w.state.display().to_string();
     let args = ["--resolver", resolver.as_str()];
-    let out = Command::new(BIN)
-        .arg("--state-dir")
-        .arg(&state)
-        .arg("-c")
-        .arg(&conf)
-        .arg("init")
-        .arg("--doveconf")
-        .arg(w.files.join("no-doveconf"))
-        .arg("--postfix-dir")
-        .arg(&etc)
-        .arg("--letsencrypt-dir")
-        .arg(w.files.join("le"))
-        .arg("--acme-sh-home")
-        .arg(w.files.join("no-acme.sh"))
-        .arg("--dehydrated-dir")
-        .arg(w.files.join("no-dehydrated"))
+    let out = Sources::new(&etc, &w.files)
+        .command(Path::new(BIN), Some(&w.state), &conf)
         .args(args)
         .output()
         .unwrap();
@@ -378,26 +352,8 @@ fn a_configuration_from_init_rolls_a_key() {
     }
     let w = World::start(BIN, 2);
     let etc = w.rx.instance().etc();
-    let live = certbot_layout(
-        &w.files.join("le"),
-        MX_HOST,
-        &w.old.fullchain_pem().unwrap(),
-        &w.old.key.private_key_to_pem_pkcs8().unwrap(),
-    );
-    postconf_e(
-        &etc,
-        &[
-            "smtpd_tls_chain_files=",
-            &format!(
-                "smtpd_tls_cert_file={}",
-                live.join("fullchain.pem").display()
-            ),
-            &format!("smtpd_tls_key_file={}", live.join("privkey.pem").display()),
-        ],
-    );
-    w.rx.reload_settled().unwrap();
-    let tsig = w.files.join("tsig.key");
-    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
+    postfix_on_certbot(&w);
+    let tsig = w.tsig_file();
     let conf = w.files.join("dane-roll.toml");
     let resolver = w.dns.resolver_addr().to_string();
     let state = w.state.display().to_string();
@@ -419,16 +375,10 @@ fn a_configuration_from_init_rolls_a_key() {
         written.contains("\nkind = \"rfc2136\"\nserver = \"ns1.example.test\"\n"),
         "{written}"
     );
-    let tuned = written
-        .replace(
-            "server = \"ns1.example.test\"",
-            &format!("server = \"{}\"", w.dns.addr(Server::Bind)),
-        )
-        .replace("provider = \"dns\"", "provider = \"dns\"\nttl = 2\n")
-        .replace(
-            "version = 1\n",
-            &format!("version = 1\nstate-dir = \"{state}\"\n"),
-        );
+    let tuned = lab_tuned(&written, &w).replace(
+        "version = 1\n",
+        &format!("version = 1\nstate-dir = \"{state}\"\n"),
+    );
     std::fs::write(&conf, tuned).unwrap();
     let check = config_check(&conf);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));

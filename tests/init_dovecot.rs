@@ -4,12 +4,11 @@
 mod init_support;
 
 use dane_roll_lab::conf::rollover_tools;
-use dane_roll_lab::pki::MX_HOST;
 use dane_roll_lab::require;
 use dane_roll_lab::world::{World, text};
 use std::process::Command;
 
-use init_support::{BIN, LabDovecot, certbot_layout, config_check, init, postconf_e};
+use init_support::{BIN, LabDovecot, config_check, init, postfix_on_certbot};
 
 /// Postfix and Dovecot (Debian's dovecot-imapd) both on certbot's files: init finds Dovecot by
 /// `doveconf`, adds IMAP on 993 and Dovecot's reload, and --apply switches both to the one
@@ -24,22 +23,8 @@ fn init_apply_switches_postfix_and_dovecot_together() {
     let w = World::start(BIN, 2);
     let etc = w.rx.instance().etc();
     let ip = *w.rx.addr().ip();
-    let live = certbot_layout(
-        &w.files.join("le"),
-        MX_HOST,
-        &w.old.fullchain_pem().unwrap(),
-        &w.old.key.private_key_to_pem_pkcs8().unwrap(),
-    );
+    let live = postfix_on_certbot(&w);
     let (cert, key) = (live.join("fullchain.pem"), live.join("privkey.pem"));
-    postconf_e(
-        &etc,
-        &[
-            "smtpd_tls_chain_files=",
-            &format!("smtpd_tls_cert_file={}", cert.display()),
-            &format!("smtpd_tls_key_file={}", key.display()),
-        ],
-    );
-    w.rx.reload_settled().unwrap();
     let dovecot = LabDovecot::start(&w.files.join("dovecot"), ip, &cert, &key);
     let old_spki = w.old.spki_sha256_hex().unwrap();
     assert_eq!(dovecot.served_spki(ip), old_spki);

@@ -7,84 +7,24 @@
 //! acme.sh is not packaged, so its two functions are mirrored in shell (acme.sh 3.x:
 //! `_read_conf`, `_installcert`); dehydrated is Debian's.
 
+mod acme_sh;
 mod init_support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use acme_sh::{INSTALLCERT, READ_CONF, write_domain_files};
 use dane_roll::init::discover::acme::{AcmeCert, Client};
 use dane_roll::init::register::{self, Places, Registered};
 use dane_roll_lab::conf::rollover_tools;
-use dane_roll_lab::dns::Server;
 use dane_roll_lab::pki::MX_HOST;
 use dane_roll_lab::require;
 use dane_roll_lab::world::{JUDGE, OWNER, World, rdata, text};
-use init_support::{BIN, assert_adopted, config_check, postconf_e};
-
-/// The PATH acme.sh's and dehydrated's cron lines give their hooks.
-const BARE_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// acme.sh's `_read_conf FILE Le_ReloadCmd` (acme.sh 3.x), as it reads the reload command back
-/// at every renewal: the line `eval`ed, base64 between its markers decoded (`_dbase64`).
-const READ_CONF: &str = r#"_r_c_f=$1 _sdkey=Le_ReloadCmd
-_sdv="$(
-  eval "$(grep "^$_sdkey *=" "$_r_c_f")"
-  eval "printf \"%s\" \"\$$_sdkey\""
-)"
-case "$_sdv" in
-  __ACME_BASE64__START_*__ACME_BASE64__END_)
-    _sdv="$(echo "$_sdv" | sed "s/__ACME_BASE64__START_//" | sed "s/__ACME_BASE64__END_//" | openssl base64 -d -A)" ;;
-esac
-printf "%s" "$_sdv""#;
-
-/// acme.sh's `_installcert` (acme.sh 3.x) running the reload command after a renewal.
-const INSTALLCERT: &str = r#"_reload_cmd=$1 DOMAIN_PATH=$2 _main_domain=$3
-CERT_PATH="$DOMAIN_PATH/$_main_domain.cer"
-CERT_KEY_PATH="$DOMAIN_PATH/$_main_domain.key"
-CA_CERT_PATH="$DOMAIN_PATH/ca.cer"
-CERT_FULLCHAIN_PATH="$DOMAIN_PATH/fullchain.cer"
-Le_ForceNewDomainKey=1
-Le_Next_Domain_Key="$CERT_KEY_PATH.next"
-if (
-  export CERT_PATH
-  export CERT_KEY_PATH
-  export CA_CERT_PATH
-  export CERT_FULLCHAIN_PATH
-  export Le_Domain="$_main_domain"
-  export Le_ForceNewDomainKey
-  export Le_Next_Domain_Key
-  cd "$DOMAIN_PATH" && eval "$_reload_cmd"
-); then
-  echo "Reload successful"
-else
-  echo "Reload error for: $_main_domain"
-  exit 1
-fi"#;
-
-/// What acme.sh keeps for a certificate: key, leaf, CA, full chain, the next key.
-fn acme_sh_files(dir: &Path, leaf: &dane_roll_lab::pki::Leaf, next: &dane_roll_lab::pki::Leaf) {
-    let write = |name: &str, data: &[u8]| {
-        let path = dir.join(name);
-        std::fs::write(&path, data).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    };
-    write(
-        &format!("{MX_HOST}.key"),
-        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
-    );
-    write(&format!("{MX_HOST}.cer"), &leaf.cert.to_pem().unwrap());
-    let mut chain = Vec::new();
-    for c in &leaf.chain {
-        chain.extend(c.to_pem().unwrap());
-    }
-    write("ca.cer", &chain);
-    write("fullchain.cer", &leaf.fullchain_pem().unwrap());
-    write(
-        &format!("{MX_HOST}.key.next"),
-        &next.key.private_key_to_pem_pkcs8().unwrap(),
-    );
-}
+use init_support::{
+    BARE_PATH, BIN, Sources, assert_adopted, bare_run_wait, config_check, lab_tuned,
+    postfix_on_pair,
+};
 
 fn read_reloadcmd(conf: &Path) -> String {
     let out = Command::new("sh")
@@ -112,7 +52,7 @@ fn acme_sh_reloadcmd_registered_next_key_adopted_and_a_renewal_rolls() {
     let dir = home.join(format!("{MX_HOST}_ecc"));
     std::fs::create_dir_all(&dir).unwrap();
     let (next, _, _) = w.new_leaf("next");
-    acme_sh_files(&dir, &w.old, &next);
+    write_domain_files(&dir, &w.old, &next.key);
     let marker = w.files.join("old-reloadcmd-ran");
     let old_cmd = format!("touch {}", marker.display());
     let old_line = format!(
@@ -129,21 +69,11 @@ fn acme_sh_reloadcmd_registered_next_key_adopted_and_a_renewal_rolls() {
         old_cmd,
         "the mirror reads acme.sh's format"
     );
-    postconf_e(
-        &etc,
-        &[
-            "smtpd_tls_chain_files=",
-            &format!(
-                "smtpd_tls_cert_file={}",
-                dir.join("fullchain.cer").display()
-            ),
-            &format!(
-                "smtpd_tls_key_file={}",
-                dir.join(format!("{MX_HOST}.key")).display()
-            ),
-        ],
+    postfix_on_pair(
+        &w,
+        &dir.join("fullchain.cer"),
+        &dir.join(format!("{MX_HOST}.key")),
     );
-    w.rx.reload_settled().unwrap();
     // The operator published the next key's record beside the live one.
     let next_tlsa = next.tlsa_311().unwrap();
     w.dns.add_tlsa(OWNER, 2, &next_tlsa).unwrap();
@@ -154,31 +84,17 @@ fn acme_sh_reloadcmd_registered_next_key_adopted_and_a_renewal_rolls() {
     w.assert_mail_verified("Postfix on acme.sh's files");
 
     let conf = w.files.join("dane-roll.toml");
-    let tsig = w.files.join("tsig.key");
-    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
+    let tsig = w.tsig_file();
     let resolver = w.dns.resolver_addr().to_string();
+    let mut sources = Sources::new(&etc, &w.files);
+    sources.letsencrypt = w.files.join("no-le");
+    sources.acme_sh = home.clone();
+    sources.dehydrated_config = Some(w.files.join("no-dehydrated/config"));
     let init = |extra: &[&str]| {
-        Command::new(BIN)
-            .arg("--state-dir")
-            .arg(&w.state)
-            .arg("-c")
-            .arg(&conf)
-            .arg("init")
-            .arg("--doveconf")
-            .arg(w.files.join("no-doveconf"))
-            .arg("--postfix-dir")
-            .arg(&etc)
-            .arg("--letsencrypt-dir")
-            .arg(w.files.join("no-le"))
-            .arg("--acme-sh-home")
-            .arg(&home)
-            .arg("--dehydrated-dir")
-            .arg(w.files.join("no-dehydrated"))
-            .arg("--dehydrated-config")
-            .arg(w.files.join("no-dehydrated/config"))
+        sources
+            .command(Path::new(BIN), Some(&w.state), &conf)
             .args(["--resolver", &resolver])
             .args(extra)
-            .stdin(Stdio::null())
             .output()
             .unwrap()
     };
@@ -191,12 +107,7 @@ fn acme_sh_reloadcmd_registered_next_key_adopted_and_a_renewal_rolls() {
         "{said}"
     );
     let written = std::fs::read_to_string(&conf).unwrap();
-    let tuned = written
-        .replace(
-            "server = \"ns1.example.test\"",
-            &format!("server = \"{}\"", w.dns.addr(Server::Bind)),
-        )
-        .replace("provider = \"dns\"", "provider = \"dns\"\nttl = 2\n");
+    let tuned = lab_tuned(&written, &w);
     std::fs::write(&conf, tuned).unwrap();
     let check = config_check(&conf);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
@@ -229,7 +140,7 @@ fn acme_sh_reloadcmd_registered_next_key_adopted_and_a_renewal_rolls() {
 
     // A renewal as acme.sh makes it: the next key becomes the key, a new next key beside it.
     let (next2, _, _) = w.new_leaf("next2");
-    acme_sh_files(&dir, &next, &next2);
+    write_domain_files(&dir, &next, &next2.key);
     let out = Command::new("env")
         .args(["-i", BARE_PATH, "sh", "-c", INSTALLCERT, "sh"])
         .arg(&reloadcmd)
@@ -249,15 +160,7 @@ fn acme_sh_reloadcmd_registered_next_key_adopted_and_a_renewal_rolls() {
     );
     w.assert_mail_verified("after acme.sh's renewal, before the rollover");
     // The timer's run: the rollover to the next key, its record adopted and served for long.
-    let run = Command::new("env")
-        .args(["-i", BARE_PATH])
-        .arg(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .args(["run", "--wait"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let run = bare_run_wait(Path::new(BIN), &conf);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run));
     assert_eq!(w.served_spki(), next_hex);
     let (old_rr, next_rr) = (rdata(&w.old), rdata(&next));

@@ -4,26 +4,10 @@
 use std::time::{Duration, Instant};
 
 use dane_roll_lab::dns::{DnsLab, Server, UpdateAuth, UpdateOutcome};
-use dane_roll_lab::require;
-
-const CORE: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-];
-const KNOT: &[&str] = &["knotd", "knotc"];
-const UNBOUND: &[&str] = &["unbound", "unbound-control"];
-const PDNS: &[&str] = &["pdns_server", "sqlite3"];
+use dane_roll_lab::require_all;
+use dane_roll_lab::tools::{BIND_TOOLS, KNOT_TOOLS, PDNS_TOOLS, UNBOUND_TOOLS};
 
 const WAIT: Duration = Duration::from_secs(20);
-
-fn needs(groups: &[&[&str]]) -> bool {
-    let all: Vec<&str> = groups.iter().flat_map(|g| g.iter().copied()).collect();
-    require(&all)
-}
 
 /// A TLSA 3 1 1 record whose hash is `byte` repeated.
 fn tlsa(byte: &str) -> String {
@@ -36,7 +20,7 @@ fn owner(lab: &DnsLab) -> String {
 
 #[test]
 fn zone_is_signed_and_validates_through_unbound() {
-    if !needs(&[CORE, KNOT, UNBOUND]) {
+    if !require_all(&[BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS]) {
         return;
     }
     let lab = DnsLab::start().expect("lab starts");
@@ -95,7 +79,7 @@ fn zone_is_signed_and_validates_through_unbound() {
 
 #[test]
 fn updates_need_the_tsig_key() {
-    if !needs(&[CORE]) {
+    if !require_all(&[BIND_TOOLS]) {
         return;
     }
     let lab = DnsLab::builder()
@@ -138,7 +122,7 @@ fn updates_need_the_tsig_key() {
 
 #[test]
 fn secondary_follows_lags_and_catches_up() {
-    if !needs(&[CORE, KNOT]) {
+    if !require_all(&[BIND_TOOLS, KNOT_TOOLS]) {
         return;
     }
     let mut lab = DnsLab::builder()
@@ -211,7 +195,7 @@ fn secondary_follows_lags_and_catches_up() {
 
 #[test]
 fn tampered_answer_is_servfail_at_the_resolver() {
-    if !needs(&[CORE, UNBOUND]) {
+    if !require_all(&[BIND_TOOLS, UNBOUND_TOOLS]) {
         return;
     }
     let mut lab = DnsLab::builder().knot(false).start().expect("lab starts");
@@ -240,7 +224,7 @@ fn tampered_answer_is_servfail_at_the_resolver() {
 
 #[test]
 fn insecure_zone_answers_without_ad() {
-    if !needs(&[CORE, UNBOUND]) {
+    if !require_all(&[BIND_TOOLS, UNBOUND_TOOLS]) {
         return;
     }
     let lab = DnsLab::builder().knot(false).start().expect("lab starts");
@@ -261,7 +245,7 @@ fn insecure_zone_answers_without_ad() {
 
 #[test]
 fn powerdns_api_creates_signed_zone_and_patches_tlsa() {
-    if !needs(&[CORE, PDNS]) {
+    if !require_all(&[BIND_TOOLS, PDNS_TOOLS]) {
         return;
     }
     let lab = DnsLab::builder()
@@ -333,7 +317,7 @@ fn lo_has(addr: std::net::Ipv4Addr) -> bool {
 
 #[test]
 fn nothing_survives_the_lab() {
-    if !needs(&[CORE, KNOT, UNBOUND, PDNS]) {
+    if !require_all(&[BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS, PDNS_TOOLS]) {
         return;
     }
     let mut lab = DnsLab::builder().pdns(true).start().expect("lab starts");
@@ -367,7 +351,7 @@ fn nothing_survives_the_lab() {
 
 #[test]
 fn a_panicking_test_leaves_nothing_running() {
-    if !needs(&[CORE, UNBOUND]) {
+    if !require_all(&[BIND_TOOLS, UNBOUND_TOOLS]) {
         return;
     }
     let pids = std::sync::Mutex::new(Vec::new());
@@ -386,7 +370,7 @@ fn a_panicking_test_leaves_nothing_running() {
 #[test]
 #[ignore = "benchmark"]
 fn lab_start_and_teardown_times() {
-    if !needs(&[CORE, KNOT, UNBOUND, PDNS]) {
+    if !require_all(&[BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS, PDNS_TOOLS]) {
         return;
     }
     for (label, knot, pdns) in [
@@ -425,7 +409,7 @@ fn lab_start_and_teardown_times() {
 #[test]
 #[ignore = "benchmark"]
 fn burst_of_updates_is_served_signed() {
-    if !needs(&[CORE, KNOT]) {
+    if !require_all(&[BIND_TOOLS, KNOT_TOOLS]) {
         return;
     }
     let lab = DnsLab::builder()

@@ -12,20 +12,14 @@ use std::time::{Duration, Instant};
 use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST, TestPki};
 use dane_roll_lab::postfix::{Receiver, Sender, Verdict};
-use dane_roll_lab::{DnsLab, LabDir, loopback_block, require};
+use dane_roll_lab::tools::{BIND_TOOLS, UNBOUND_TOOLS};
+use dane_roll_lab::{LabDir, loopback_block, require, require_all};
+
+mod mx_lab;
+
+use mx_lab::{publish, replace, start_dns};
 
 const POSTFIX: &[&str] = &["postfix", "sendmail", "postqueue", "postsuper", "script"];
-const DNS: &[&str] = &[
-    "named",
-    "unbound",
-    "unbound-control",
-    "dig",
-    "nsupdate",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "ip",
-];
-const TLSA_OWNER: &str = "_25._tcp.mail.example.test";
 
 fn openssl(args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
@@ -240,18 +234,13 @@ fn receiver_serves_starttls_and_reload_switches_certificate() {
 
 #[test]
 fn sender_verifies_matching_tlsa_and_defers_on_mismatch() {
-    if !require(POSTFIX) || !require(DNS) || !require(&["unshare"]) {
+    if !require(POSTFIX) || !require_all(&[BIND_TOOLS, UNBOUND_TOOLS]) || !require(&["unshare"]) {
         return;
     }
     let lab = LabDir::new().unwrap();
     let block = loopback_block();
     let t0 = Instant::now();
-    let dns = DnsLab::builder()
-        .block(block)
-        .dir(lab.path())
-        .knot(false)
-        .start()
-        .unwrap();
+    let dns = start_dns(&lab, block);
     let t_dns = t0.elapsed();
     let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
     let cur = ca.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
@@ -278,10 +267,7 @@ fn sender_verifies_matching_tlsa_and_defers_on_mismatch() {
     );
 
     // Matching 3 1 1: Verified.
-    dns.add_tlsa(TLSA_OWNER, 300, &cur_tlsa).unwrap();
-    dns.wait_served_everywhere(TLSA_OWNER, &cur_tlsa, judge)
-        .unwrap();
-    dns.flush_resolver().unwrap();
+    publish(&dns, &cur_tlsa);
     let v = tx.send_and_judge(judge).unwrap();
     assert!(
         v.is_verified(),
@@ -291,13 +277,7 @@ fn sender_verifies_matching_tlsa_and_defers_on_mismatch() {
     eprintln!("{v:?}");
 
     // Only a non-matching record: deferred, "not verified"; nothing bounces.
-    dns.add_tlsa(TLSA_OWNER, 300, &other_tlsa).unwrap();
-    dns.delete_tlsa(TLSA_OWNER, &cur_tlsa).unwrap();
-    dns.wait_gone_everywhere(TLSA_OWNER, &cur_tlsa, judge)
-        .unwrap();
-    dns.wait_served_everywhere(TLSA_OWNER, &other_tlsa, judge)
-        .unwrap();
-    dns.flush_resolver().unwrap();
+    replace(&dns, &cur_tlsa, &other_tlsa);
     let v = tx.send_and_judge(judge).unwrap();
     match &v {
         Verdict::Deferred(reason) => assert!(reason.contains("not verified"), "{reason}"),
@@ -310,10 +290,7 @@ fn sender_verifies_matching_tlsa_and_defers_on_mismatch() {
 
     // Matching again, no sender reload: the next mail is Verified (no stale TLSA in the smtp
     // client, destination not throttled), and the deferred one goes out on a flush.
-    dns.add_tlsa(TLSA_OWNER, 300, &cur_tlsa).unwrap();
-    dns.wait_served_everywhere(TLSA_OWNER, &cur_tlsa, judge)
-        .unwrap();
-    dns.flush_resolver().unwrap();
+    publish(&dns, &cur_tlsa);
     let v = tx.send_and_judge(judge).unwrap();
     assert!(
         v.is_verified(),

@@ -4,103 +4,27 @@
 //! and asserts the exit code and the checks it names; `--notify` goes to a webhook on 127.0.0.1.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use dane_roll_lab::DnsLab;
-use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
-use dane_roll_lab::postfix::Receiver;
+use dane_roll_lab::pki::MX_HOST;
+use dane_roll_lab::sink::Sink;
 use serde_json::Value;
 
-const OWNER: &str = "_25._tcp.mail.example.test";
-const WAIT: Duration = Duration::from_secs(30);
+mod mx_lab;
+mod serve_support;
 
-fn lab_tools() -> bool {
-    dane_roll_lab::require(&[
-        "postfix",
-        "script",
-        "named",
-        "unbound",
-        "unbound-control",
-        "dig",
-    ]) && dane_roll_lab::require(&["nsupdate", "tsig-keygen", "dnssec-dsfromkey", "ip"])
-}
-
-struct Out {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Out {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", self.stdout, self.stderr))
-    }
-}
-
-impl std::fmt::Display for Out {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "exit {:?} after {:?}\n{}\n{}",
-            self.code, self.elapsed, self.stdout, self.stderr
-        )
-    }
-}
-
-fn dane_roll(args: &[&str]) -> Out {
-    let started = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dane-roll"))
-        .args(args)
-        .env("DANE_ROLL_CONFIG", "/nonexistent/dane-roll.toml")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    Out {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: started.elapsed(),
-    }
-}
+use mx_lab::{
+    MxLab, OWNER, WAIT, check_json, checks_of, dane_roll, mx_tools, other_record, publish,
+    unpublish,
+};
+use serve_support::mx_config;
 
 /// `check --format json` of `target` through the lab's resolver, ECDSA only (the lab's key).
-fn check_json(resolver: &str, target: &str) -> (Out, Value) {
-    let out = dane_roll(&[
-        "check",
-        target,
-        "--resolver",
-        resolver,
-        "--key-algorithm",
-        "ecdsa",
-        "--timeout",
-        "10",
-        "--format",
-        "json",
-    ]);
-    let json = out.json();
-    (out, json)
-}
-
-/// The checks of a JSON report with `kind`, as (status, message).
-fn checks_of(json: &Value, kind: &str) -> Vec<(String, String)> {
-    json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["kind"] == kind)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap().to_string(),
-                c["message"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect()
+fn check(resolver: &str, target: &str) -> (mx_lab::Out, Value) {
+    check_json(resolver, target, "10", &[])
 }
 
 fn status_of(json: &Value, kind: &str) -> String {
@@ -109,45 +33,44 @@ fn status_of(json: &Value, kind: &str) -> String {
     found[0].0.clone()
 }
 
-fn publish(dns: &DnsLab, rdata: &str) {
-    dns.add_tlsa(OWNER, 300, rdata).unwrap();
-    dns.wait_served_everywhere(OWNER, rdata, WAIT).unwrap();
-    dns.flush_resolver().unwrap();
+/// `check example.test --format nagios` through `resolver`, ECDSA only.
+fn nagios_check(resolver: &str) -> mx_lab::Out {
+    dane_roll(&[
+        "check",
+        "example.test",
+        "--resolver",
+        resolver,
+        "--key-algorithm",
+        "ecdsa",
+        "--format",
+        "nagios",
+    ])
 }
 
-fn unpublish(dns: &DnsLab, rdata: &str) {
-    dns.delete_tlsa(OWNER, rdata).unwrap();
-    dns.wait_gone_everywhere(OWNER, rdata, WAIT).unwrap();
+/// The host `NAME.example.test` at `ip` with `rdata` at its `_25._tcp` owner, served
+/// everywhere, the resolver flushed.
+fn host_with_record(dns: &DnsLab, name: &str, ip: std::net::Ipv4Addr, rdata: &str) {
+    let update = format!("update add {name}.example.test. 300 IN A {ip}");
+    dns.nsupdate(&["zone example.test.", &update]).unwrap();
+    let owner = format!("_25._tcp.{name}.example.test");
+    dns.add_tlsa(&owner, 300, rdata).unwrap();
+    dns.wait_served_everywhere(&owner, rdata, WAIT).unwrap();
     dns.flush_resolver().unwrap();
 }
 
 /// The whole checklist on the lab, one scenario after the other.
 #[test]
 fn checklist_against_the_lab() {
-    if !lab_tools() {
+    if !mx_tools(&[]) {
         return;
     }
-    let lab = dane_roll_lab::LabDir::new().unwrap();
-    let block = dane_roll_lab::loopback_block();
-    let mut dns = DnsLab::builder()
-        .block(block)
-        .dir(lab.path())
-        .knot(false)
-        .start()
-        .unwrap();
-    let pki = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let leaf = pki.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-    let rx = Receiver::start(
-        &lab.sub("receiver").unwrap(),
-        block,
-        &leaf.key_and_chain_pem().unwrap(),
-    )
-    .unwrap();
+    let mut w = MxLab::start();
+    let (dns, pki, leaf, rx, block) = (&mut w.dns, &w.pki, &w.leaf, &w.rx, w.block);
     let resolver = dns.resolver_addr().to_string();
     let mx_ip = rx.addr().ip().to_string();
 
     // No TLSA record: DANE is not in effect, a warning (not critical).
-    let (out, json) = check_json(&resolver, "example.test");
+    let (out, json) = check(&resolver, "example.test");
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(status_of(&json, "tlsa-secure"), "warning");
     assert!(
@@ -159,8 +82,8 @@ fn checklist_against_the_lab() {
 
     // The matching record: OK, every check listed.
     let current = leaf.tlsa_311().unwrap();
-    publish(&dns, &current);
-    let (out, json) = check_json(&resolver, "example.test");
+    publish(dns, &current);
+    let (out, json) = check(&resolver, "example.test");
     assert_eq!(out.code, Some(0), "{out}");
     assert_eq!(json["status"], "ok");
     assert_eq!(json["domains"][0]["domain"], "example.test");
@@ -225,13 +148,9 @@ fn checklist_against_the_lab() {
     );
 
     // A stale extra record: WARNING.
-    let stale = pki
-        .leaf(&[MX_HOST], KeyKind::EcdsaP256)
-        .unwrap()
-        .tlsa_311()
-        .unwrap();
-    publish(&dns, &stale);
-    let (out, json) = check_json(&resolver, "example.test");
+    let stale = other_record(pki);
+    publish(dns, &stale);
+    let (out, json) = check(&resolver, "example.test");
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(status_of(&json, "tlsa-stale"), "warning");
     assert_eq!(status_of(&json, "tlsa-match"), "ok");
@@ -239,27 +158,14 @@ fn checklist_against_the_lab() {
     // Records piled above the bound (4): WARNING; the Nagios output says so.
     let mut piled = Vec::new();
     for _ in 0..3 {
-        let r = pki
-            .leaf(&[MX_HOST], KeyKind::EcdsaP256)
-            .unwrap()
-            .tlsa_311()
-            .unwrap();
+        let r = other_record(pki);
         dns.add_tlsa(OWNER, 300, &r).unwrap();
         piled.push(r);
     }
     dns.wait_served_everywhere(OWNER, piled.last().unwrap(), WAIT)
         .unwrap();
     dns.flush_resolver().unwrap();
-    let nagios = dane_roll(&[
-        "check",
-        "example.test",
-        "--resolver",
-        &resolver,
-        "--key-algorithm",
-        "ecdsa",
-        "--format",
-        "nagios",
-    ]);
+    let nagios = nagios_check(&resolver);
     assert_eq!(nagios.code, Some(1), "{nagios}");
     let first = nagios.stdout.lines().next().unwrap();
     assert!(first.starts_with("DANE WARNING - "), "{nagios}");
@@ -281,18 +187,9 @@ fn checklist_against_the_lab() {
     dns.delete_tlsa(OWNER, &stale).unwrap();
 
     // Only a record for another key: CRITICAL, the first line names the address.
-    unpublish(&dns, &current);
-    publish(&dns, &stale);
-    let nagios = dane_roll(&[
-        "check",
-        "example.test",
-        "--resolver",
-        &resolver,
-        "--key-algorithm",
-        "ecdsa",
-        "--format",
-        "nagios",
-    ]);
+    unpublish(dns, &current);
+    publish(dns, &stale);
+    let nagios = nagios_check(&resolver);
     assert_eq!(nagios.code, Some(2), "{nagios}");
     assert!(
         nagios.stdout.starts_with(&format!(
@@ -302,9 +199,9 @@ fn checklist_against_the_lab() {
     );
 
     // A tampered TLSA RRset (SERVFAIL): CRITICAL, senders defer.
-    publish(&dns, &current);
+    publish(dns, &current);
     dns.tamper(OWNER, "TLSA", &stale).unwrap();
-    let (out, json) = check_json(&resolver, "example.test");
+    let (out, json) = check(&resolver, "example.test");
     assert_eq!(out.code, Some(2), "{out}");
     assert_eq!(status_of(&json, "tlsa-secure"), "critical");
     assert!(
@@ -314,7 +211,7 @@ fn checklist_against_the_lab() {
     dns.untamper().unwrap();
 
     // The unsigned zone: DANE not in effect for the domain, a warning.
-    let (out, json) = check_json(&resolver, "insecure.test");
+    let (out, json) = check(&resolver, "insecure.test");
     assert_eq!(out.code, Some(1), "{out}");
     assert_eq!(status_of(&json, "mx-secure"), "warning");
     assert!(
@@ -325,7 +222,7 @@ fn checklist_against_the_lab() {
     );
 
     // A domain that does not exist: CRITICAL with the reason.
-    let (out, json) = check_json(&resolver, "nosuch.example.test");
+    let (out, json) = check(&resolver, "nosuch.example.test");
     assert_eq!(out.code, Some(2), "{out}");
     assert!(
         checks_of(&json, "target")[0].1.contains("NXDOMAIN"),
@@ -333,14 +230,7 @@ fn checklist_against_the_lab() {
     );
 
     // An unreachable host (its records published, nothing listening): UNKNOWN within --timeout.
-    let dead = block.host(99).to_string();
-    let dead_owner = "_25._tcp.dead.example.test";
-    let update = format!("update add dead.example.test. 300 IN A {dead}");
-    dns.nsupdate(&["zone example.test.", &update]).unwrap();
-    dns.add_tlsa(dead_owner, 300, &current).unwrap();
-    dns.wait_served_everywhere(dead_owner, &current, WAIT)
-        .unwrap();
-    dns.flush_resolver().unwrap();
+    host_with_record(dns, "dead", block.host(99), &current);
     let out = dane_roll(&[
         "check",
         "dead.example.test",
@@ -357,16 +247,7 @@ fn checklist_against_the_lab() {
 
     // A server that accepts and never speaks: UNKNOWN at the deadline, not after it.
     let silent = std::net::TcpListener::bind((block.host(98), 25)).unwrap();
-    let update = format!(
-        "update add silent.example.test. 300 IN A {}",
-        block.host(98)
-    );
-    dns.nsupdate(&["zone example.test.", &update]).unwrap();
-    dns.add_tlsa("_25._tcp.silent.example.test", 300, &current)
-        .unwrap();
-    dns.wait_served_everywhere("_25._tcp.silent.example.test", &current, WAIT)
-        .unwrap();
-    dns.flush_resolver().unwrap();
+    host_with_record(dns, "silent", block.host(98), &current);
     let out = dane_roll(&[
         "check",
         "silent.example.test",
@@ -401,7 +282,7 @@ fn checklist_against_the_lab() {
 
     // A resolver that does not validate (BIND's ns1, authoritative only): UNKNOWN for the run.
     let ns1 = dns.addr(dane_roll_lab::dns::Server::Bind).to_string();
-    let (out, json) = check_json(&ns1, "example.test");
+    let (out, json) = check(&ns1, "example.test");
     assert_eq!(out.code, Some(3), "{out}");
     assert_eq!(json["status"], "unknown");
     assert_eq!(json["checks"].as_array().unwrap().len(), 1, "{json:#}");
@@ -444,139 +325,27 @@ fn parse_perfdata(text: &str) -> std::collections::HashMap<String, (String, Stri
     out
 }
 
-/// A webhook receiver on 127.0.0.1: records the JSON bodies, answers 204.
-struct Webhook {
-    port: u16,
-    bodies: Arc<Mutex<Vec<Value>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Webhook {
-    fn start() -> Webhook {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let bodies = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (b, s) = (bodies.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let Ok((stream, _)) = listener.accept() else {
-                    std::thread::sleep(Duration::from_millis(5));
-                    continue;
-                };
-                let _ = stream.set_nonblocking(false);
-                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut length = 0;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
-                        break;
-                    }
-                    if let Some((n, v)) = line.split_once(':')
-                        && n.eq_ignore_ascii_case("content-length")
-                    {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                if reader.read_exact(&mut body).is_ok()
-                    && let Ok(v) = serde_json::from_slice(&body)
-                {
-                    b.lock().unwrap().push(v);
-                }
-                let mut stream = stream;
-                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
-            }
-        });
-        Webhook {
-            port,
-            bodies,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn all(&self) -> Vec<Value> {
-        self.bodies.lock().unwrap().clone()
-    }
-
-    fn for_check(&self, check: &str) -> Vec<Value> {
-        self.bodies
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|b| b["check"] == check)
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// `check --notify`: a failure fires once, not again on the next run, and recovery is sent once
 /// it is fixed; the state lives in the store of the configured state directory.
 #[test]
 fn notify_fires_once_and_recovers() {
-    if !lab_tools() {
+    if !mx_tools(&[]) {
         return;
     }
-    let lab = dane_roll_lab::LabDir::new().unwrap();
-    let block = dane_roll_lab::loopback_block();
-    let dns = DnsLab::builder()
-        .block(block)
-        .dir(lab.path())
-        .knot(false)
-        .start()
-        .unwrap();
-    let pki = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let leaf = pki.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-    let rx = Receiver::start(
-        &lab.sub("receiver").unwrap(),
-        block,
-        &leaf.key_and_chain_pem().unwrap(),
-    )
-    .unwrap();
-    let hook = Webhook::start();
+    let w = MxLab::start();
+    let (lab, dns, pki, leaf, rx) = (&w.lab, &w.dns, &w.pki, &w.leaf, &w.rx);
+    let hook = Sink::start();
     let dir = lab.sub("monitor").unwrap();
-    let config = dir.join("dane-roll.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version = 1
-state-dir = "{dir}/state"
-
-[resolver]
-address = "{resolver}"
-
-[[service]]
-name = "mx"
-endpoints = ["{MX_HOST}:25/smtp"]
-chain-file = "{dir}/chain.pem"
-provider = "manual"
-
-[provider.manual]
-kind = "manual"
-
-[alerts.channel.hook]
-kind = "webhook"
-url = "http://127.0.0.1:{port}/hook"
-"#,
-            dir = dir.display(),
-            resolver = dns.resolver_addr(),
-            port = hook.port,
+    let config = mx_config(
+        &dir,
+        &dns.resolver_addr().to_string(),
+        None,
+        MX_HOST,
+        &format!(
+            "\n[alerts.channel.hook]\nkind = \"webhook\"\nurl = \"http://{}/hook\"\n",
+            hook.addr
         ),
-    )
-    .unwrap();
+    );
     let config = config.display().to_string();
     let run = || {
         dane_roll(&[
@@ -595,15 +364,11 @@ url = "http://127.0.0.1:{port}/hook"
     let _ = rx.addr();
 
     // Only a record for another key: critical, one alert.
-    let other = pki
-        .leaf(&[MX_HOST], KeyKind::EcdsaP256)
-        .unwrap()
-        .tlsa_311()
-        .unwrap();
-    publish(&dns, &other);
+    let other = other_record(pki);
+    publish(dns, &other);
     let out = run();
     assert_eq!(out.code, Some(2), "{out}");
-    let sent = hook.for_check(&id);
+    let sent = hook.about(&id);
     assert_eq!(sent.len(), 1, "{out}\n{sent:#?}");
     assert_eq!(sent[0]["severity"], "critical");
     assert_eq!(sent[0]["recovered"], false);
@@ -614,15 +379,15 @@ url = "http://127.0.0.1:{port}/hook"
     // The same failure again: nothing new.
     let out = run();
     assert_eq!(out.code, Some(2), "{out}");
-    assert_eq!(hook.for_check(&id).len(), 1, "{out}");
+    assert_eq!(hook.about(&id).len(), 1, "{out}");
 
     // Fixed: one recovery message.
     let current = leaf.tlsa_311().unwrap();
-    publish(&dns, &current);
-    unpublish(&dns, &other);
+    publish(dns, &current);
+    unpublish(dns, &other);
     let out = run();
     assert_eq!(out.code, Some(0), "{out}");
-    let sent = hook.for_check(&id);
+    let sent = hook.about(&id);
     assert_eq!(sent.len(), 2, "{out}\n{sent:#?}");
     assert_eq!(sent[1]["recovered"], true);
     assert_eq!(sent[1]["severity"], "ok");
@@ -646,26 +411,12 @@ fn bench_monitor_lab_hold() {
         eprintln!("DANE_ROLL_BENCH_LAB_FILE is not set: nothing to do");
         return;
     };
-    if !lab_tools() {
+    if !mx_tools(&[]) {
         return;
     }
     let n: usize = env("N").and_then(|v| v.parse().ok()).unwrap_or(500);
-    let lab = dane_roll_lab::LabDir::new().unwrap();
-    let block = dane_roll_lab::loopback_block();
-    let dns = DnsLab::builder()
-        .block(block)
-        .dir(lab.path())
-        .knot(false)
-        .start()
-        .unwrap();
-    let pki = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let leaf = pki.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-    let rx = Receiver::start(
-        &lab.sub("receiver").unwrap(),
-        block,
-        &leaf.key_and_chain_pem().unwrap(),
-    )
-    .unwrap();
+    let w = MxLab::start();
+    let (dns, leaf, rx) = (&w.dns, &w.leaf, &w.rx);
     let rdata = leaf.tlsa_311().unwrap();
     let mx = rx.addr().ip().to_string();
     let hosts = dns.publish_fleet(n, &mx, &rdata);

@@ -8,6 +8,8 @@
 //!
 //! Every error and output is checked for the planted token and password.
 
+mod run_report;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
@@ -19,13 +21,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::net::IpAddr;
 
-use dane_roll::config::{Alerts, Config, Endpoint, Protocol};
+use dane_roll::config::{Alerts, Config, Endpoint};
 use dane_roll::monitor::alerts::{self as monitor_alerts, Scope};
-use dane_roll::monitor::{Check, CheckKind, EndpointReport, RecordSet, RecordSource, RunReport};
+use dane_roll::monitor::{Check, CheckKind, RunReport};
 use dane_roll::notify::{
     Alert, ChannelError, Delivery, MemoryAlerts, Notifier, Sent, Severity, check_id,
 };
-use dane_roll::probe::{AddressReport, Verdict};
+use dane_roll::probe::Verdict;
+use run_report::smtp_endpoint;
 use tempfile::TempDir;
 
 /// A bot token planted in the token file; it must never be shown.
@@ -531,36 +534,8 @@ fn run_of(resolver: Severity, endpoints: &[(&str, &str, Severity)]) -> RunReport
                 format!("the live chain at {ip}: {status}"),
             ),
         ]);
-        run.endpoints.push(EndpointReport {
-            host: host.to_string(),
-            port: 25,
-            protocol: "smtp",
-            mx_of: Vec::new(),
-            status: *status,
-            verdict,
-            tlsa: RecordSet {
-                owner: ep.owner_name(),
-                source: RecordSource::DnsSecure,
-                records: Vec::new(),
-                dns_status: Some("secure".into()),
-                problem: None,
-                ttl: None,
-                rrsig_expiry: None,
-            },
-            max_records: 4,
-            addresses: vec![AddressReport {
-                host: host.to_string(),
-                address: SocketAddr::new(ip, 25),
-                protocol: Protocol::Smtp,
-                verdict,
-                reason: None,
-                keys: Vec::new(),
-                attempts: Vec::new(),
-                ignored_records: Vec::new(),
-                unmatched_records: Vec::new(),
-                elapsed_ms: 1,
-            }],
-        });
+        run.endpoints
+            .push(smtp_endpoint(host, ip, *status, verdict));
     }
     run
 }

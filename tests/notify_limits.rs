@@ -122,6 +122,21 @@ const HEAD_200: &str = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnectio
 const HEAD_500: &str =
     "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n";
 
+/// A webhook alert sent to an [`EndlessPeer`] answering with `head`, asserted bounded
+/// ([`assert_bounded`]): what the send returned.
+fn webhook_to_endless_peer(head: &'static str) -> Result<Sent, ChannelError> {
+    let peer = EndlessPeer::start(head);
+    let hook = Webhook::new(
+        WebhookUrl::Plain(format!("{}/hook", peer.url)),
+        client(),
+        Duration::from_secs(20),
+    );
+    let started = Instant::now();
+    let result = runtime().block_on(hook.send(&alert()));
+    assert_bounded(peer, started);
+    result
+}
+
 /// The test's outcome: bounded memory, and done well within the alert's time limit.
 fn assert_bounded(peer: EndlessPeer, started: Instant) {
     let elapsed = started.elapsed();
@@ -141,15 +156,7 @@ fn assert_bounded(peer: EndlessPeer, started: Instant) {
 
 #[test]
 fn webhook_accepting_with_an_endless_body_is_delivered_in_bounded_memory() {
-    let peer = EndlessPeer::start(HEAD_200);
-    let hook = Webhook::new(
-        WebhookUrl::Plain(format!("{}/hook", peer.url)),
-        client(),
-        Duration::from_secs(20),
-    );
-    let started = Instant::now();
-    let result = runtime().block_on(hook.send(&alert()));
-    assert_bounded(peer, started);
+    let result = webhook_to_endless_peer(HEAD_200);
     assert!(
         matches!(result, Ok(Sent::Http { status: 200 })),
         "{result:?}"
@@ -158,15 +165,7 @@ fn webhook_accepting_with_an_endless_body_is_delivered_in_bounded_memory() {
 
 #[test]
 fn webhook_failing_with_an_endless_body_is_a_bounded_error() {
-    let peer = EndlessPeer::start(HEAD_500);
-    let hook = Webhook::new(
-        WebhookUrl::Plain(format!("{}/hook", peer.url)),
-        client(),
-        Duration::from_secs(20),
-    );
-    let started = Instant::now();
-    let result = runtime().block_on(hook.send(&alert()));
-    assert_bounded(peer, started);
+    let result = webhook_to_endless_peer(HEAD_500);
     match result {
         Err(ChannelError::HttpStatus {
             status: 500,

@@ -14,6 +14,7 @@ use dane_roll_lab::conf::{quote, rfc2136};
 use dane_roll_lab::dns::{DnsLab, Server};
 use dane_roll_lab::pki::{KeyKind, TestPki};
 use dane_roll_lab::require;
+use dane_roll_lab::world::World;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 
@@ -202,19 +203,7 @@ fn the_first_deploy_into_an_unsigned_zone_is_refused_unless_forced() {
     let keyf = lab.dir.path().join("new.key");
     std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
     std::fs::write(&keyf, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    let deploy = |extra: &[&str]| {
-        let mut args = vec![
-            "deploy",
-            "--service",
-            "mx",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            keyf.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        lab.run(&config, &args)
-    };
+    let deploy = |extra: &[&str]| lab.run(&config, &World::deploy_args(&cert, &keyf, extra));
     let owner = format!("_25._tcp.{host}");
     let before = lab.serial(lab.dns.insecure_zone());
 

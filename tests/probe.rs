@@ -3,6 +3,7 @@
 //! clear verdict within the time limit). Everything runs on 127.0.0.1 with certificates made at
 //! test time.
 
+mod mx_lab;
 mod probe_support;
 
 use std::net::SocketAddr;
@@ -917,58 +918,17 @@ async fn corpus_against_lab_postfix() {
 /// BIND), the address from its A record, the verdict from the lab's Postfix.
 #[test]
 fn check_through_the_lab_resolver() {
-    use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
-    use dane_roll_lab::postfix::Receiver;
-    const OWNER: &str = "_25._tcp.mail.example.test";
-    if !dane_roll_lab::require(&[
-        "postfix",
-        "script",
-        "named",
-        "unbound",
-        "unbound-control",
-        "dig",
-    ]) || !dane_roll_lab::require(&["nsupdate", "tsig-keygen", "dnssec-dsfromkey", "ip"])
-    {
+    use dane_roll_lab::pki::MX_HOST;
+    use mx_lab::{MxLab, check_json, mx_tools, other_record, publish, replace};
+    if !mx_tools(&[]) {
         return;
     }
-    let lab = dane_roll_lab::LabDir::new().unwrap();
-    let block = dane_roll_lab::loopback_block();
-    let dns = dane_roll_lab::DnsLab::builder()
-        .block(block)
-        .dir(lab.path())
-        .knot(false)
-        .start()
-        .unwrap();
-    let pki = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let leaf = pki.leaf(&[MX_HOST], KeyKind::EcdsaP256).unwrap();
-    let rx = Receiver::start(
-        &lab.sub("receiver").unwrap(),
-        block,
-        &leaf.key_and_chain_pem().unwrap(),
-    )
-    .unwrap();
-    let resolver = dns.resolver_addr().to_string();
+    let w = MxLab::start();
+    let (dns, leaf, rx) = (&w.dns, &w.leaf, &w.rx);
+    let resolver = w.resolver();
     let check = || {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_dane-roll"))
-            .args([
-                "check",
-                MX_HOST,
-                "--resolver",
-                &resolver,
-                "--format",
-                "json",
-            ])
-            .args(["--key-algorithm", "ecdsa", "--timeout", "5"])
-            .output()
-            .unwrap();
-        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-            panic!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code(), json)
+        let (out, json) = check_json(&resolver, MX_HOST, "5", &[]);
+        (out.code, json)
     };
 
     // No TLSA record: DANE is not in effect for this host, a warning (issue 7's checklist).
@@ -984,10 +944,7 @@ fn check_through_the_lab_resolver() {
 
     // The matching record, validated: pass, at the address from the signed A record.
     let current = leaf.tlsa_311().unwrap();
-    dns.add_tlsa(OWNER, 300, &current).unwrap();
-    dns.wait_served_everywhere(OWNER, &current, Duration::from_secs(30))
-        .unwrap();
-    dns.flush_resolver().unwrap();
+    publish(dns, &current);
     let (code, json) = check();
     assert_eq!(code, Some(0), "{json:#}");
     assert_eq!(json["tlsa"]["source"], "dns-secure");
@@ -995,18 +952,8 @@ fn check_through_the_lab_resolver() {
     assert_eq!(json["addresses"][0]["keys"][0]["matched_record"], current);
 
     // Only a record for another key: fail, with OpenSSL's reason.
-    let other = pki
-        .leaf(&[MX_HOST], KeyKind::EcdsaP256)
-        .unwrap()
-        .tlsa_311()
-        .unwrap();
-    dns.add_tlsa(OWNER, 300, &other).unwrap();
-    dns.delete_tlsa(OWNER, &current).unwrap();
-    dns.wait_served_everywhere(OWNER, &other, Duration::from_secs(30))
-        .unwrap();
-    dns.wait_gone_everywhere(OWNER, &current, Duration::from_secs(30))
-        .unwrap();
-    dns.flush_resolver().unwrap();
+    let other = other_record(&w.pki);
+    replace(dns, &current, &other);
     let (code, json) = check();
     assert_eq!(code, Some(2), "{json:#}");
     assert_eq!(

@@ -9,24 +9,13 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use dane_roll_lab::dns::{DnsLab, Server};
-use dane_roll_lab::require;
+use dane_roll_lab::require_all;
+use dane_roll_lab::tools::{BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS};
 use openssl::ec::{EcGroup, EcKey};
 use openssl::nid::Nid;
 use openssl::pkey::PKey;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
-const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-];
 const WAIT: Duration = Duration::from_secs(20);
 
 /// A new P-256 key in `path` (PKCS#8 PEM) and its `3 1 1` record data.
@@ -94,7 +83,7 @@ fn text(out: &Output) -> (String, String) {
 
 #[test]
 fn publish_adds_records_on_every_authoritative_server() {
-    if !require(NEEDS) {
+    if !require_all(&[BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS]) {
         return;
     }
     let lab = DnsLab::start().expect("lab starts");

@@ -11,14 +11,15 @@
 //! What `run` makes of each kind of source, without servers, is in tests/reconcile_sources.rs.
 
 mod acme_mail;
+mod acme_sh;
 
 use std::path::Path;
-use std::process::Command;
 
 use acme_mail::*;
+use acme_sh::acme_sh_issue;
 use dane_roll::rollover::KeyHash;
 use dane_roll_lab::acme::{Certbot, Dehydrated, Pebble};
-use dane_roll_lab::dns::Server;
+use dane_roll_lab::conf::rollover_tools;
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
 use dane_roll_lab::require;
 
@@ -43,30 +44,9 @@ fn start(lineage: bool) -> Mail {
     })
 }
 
-/// `dane-roll run --wait` on another thread while mails go out, each of which must be Verified.
-fn run_wait_during(mail: &Mail, what: &str) -> String {
-    let conf = mail.conf.clone();
-    let handle = std::thread::spawn(move || {
-        Command::new(BIN)
-            .arg("-c")
-            .arg(&conf)
-            .args(["run", "--wait"])
-            .output()
-            .unwrap()
-    });
-    let mut sent = 0;
-    while !handle.is_finished() {
-        mail.verified(&format!("during {what}"));
-        sent += 1;
-    }
-    let out = ok(&handle.join().unwrap(), "dane-roll run --wait");
-    eprintln!("{sent} mails verified during {what}");
-    out
-}
-
 #[test]
 fn certbot_with_a_failing_hook_is_picked_up_by_run() {
-    if !require(NEEDS) || !require(&["pebble", "curl", "certbot"]) {
+    if !require(&rollover_tools(true)) || !require(&["pebble", "curl", "certbot"]) {
         return;
     }
     let mail = start(true);
@@ -118,7 +98,7 @@ fn certbot_with_a_failing_hook_is_picked_up_by_run() {
     assert_ne!(k2, k1);
     assert_eq!(mail.served(), k1, "the hook did nothing");
     mail.verified("after certbot renewed, before run");
-    let out = run_wait_during(&mail, "the rollover run started");
+    let out = mail.run_wait_during("the rollover run started");
     assert!(out.contains("hook was missed"), "{out}");
     assert!(out.contains(&k2.short()), "{out}");
     assert_eq!(mail.served(), k2);
@@ -129,10 +109,7 @@ fn certbot_with_a_failing_hook_is_picked_up_by_run() {
     mail.verified("after the rollover");
 
     // 3. A renewal with the same key: `run` installs the new certificate, DNS unchanged.
-    let serial = mail
-        .dns
-        .serial(mail.dns.addr(Server::Bind), "example.test")
-        .unwrap();
+    let serial = mail.serial();
     cb.renew(MX_HOST, &["--force-renewal", "--reuse-key"])
         .unwrap();
     assert_eq!(cert_key(&live.join("cert.pem")), k2, "same key");
@@ -147,13 +124,7 @@ fn certbot_with_a_failing_hook_is_picked_up_by_run() {
         leaf_der(&live.join("cert.pem")),
         "the renewed certificate is installed"
     );
-    assert_eq!(
-        mail.dns
-            .serial(mail.dns.addr(Server::Bind), "example.test")
-            .unwrap(),
-        serial,
-        "DNS unchanged"
-    );
+    assert_eq!(mail.serial(), serial, "DNS unchanged");
     assert_eq!(mail.served(), k2);
     mail.verified("after the same-key renewal");
 
@@ -169,7 +140,7 @@ fn certbot_with_a_failing_hook_is_picked_up_by_run() {
 
 #[test]
 fn dehydrated_with_a_failing_hook_is_picked_up_by_run() {
-    if !require(NEEDS) || !require(&["pebble", "curl", "dehydrated"]) {
+    if !require(&rollover_tools(true)) || !require(&["pebble", "curl", "dehydrated"]) {
         return;
     }
     let mail = start(false);
@@ -213,62 +184,31 @@ fn dehydrated_with_a_failing_hook_is_picked_up_by_run() {
     mail.verified("after dehydrated renewed, before run");
 
     // 3. `run` finds it where the last hook said, and rolls over.
-    let out = run_wait_during(&mail, "the rollover run started");
+    let out = mail.run_wait_during("the rollover run started");
     assert!(out.contains("hook was missed"), "{out}");
     assert_eq!(mail.served(), r1);
-    let records = mail.tlsa_everywhere();
-    assert!(records.contains(&rdata(&r1)), "{records:?}");
-    assert!(
-        records.contains(&rdata(&r2)),
-        "the new roll key is published: {records:?}"
+    mail.assert_rolled(
+        &r1,
+        (&r2, "the new roll key is published"),
+        &k1,
+        "at the end",
     );
-    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
-    mail.verified("at the end");
-    assert_eq!(mail.tx.deferred_count().unwrap(), 0, "nothing deferred");
-    assert_eq!(mail.tx.bounced_count(), 0);
-}
-
-/// acme.sh's `_installcert`: export its paths and run the reloadcmd from the domain directory.
-fn acme_sh_reloadcmd(mail: &Mail, domain_path: &Path, reloadcmd: &str) {
-    let mut next = domain_path.join(format!("{MX_HOST}.key")).into_os_string();
-    next.push(".next");
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("cd \"$DOMAIN_PATH\" && eval \"$RELOADCMD\"")
-        .env("DOMAIN_PATH", domain_path)
-        .env("RELOADCMD", reloadcmd)
-        .env("CERT_PATH", domain_path.join(format!("{MX_HOST}.cer")))
-        .env("CERT_KEY_PATH", domain_path.join(format!("{MX_HOST}.key")))
-        .env("CA_CERT_PATH", domain_path.join("ca.cer"))
-        .env("CERT_FULLCHAIN_PATH", domain_path.join("fullchain.cer"))
-        .env("Le_Domain", MX_HOST)
-        .env("Le_ForceNewDomainKey", "1")
-        .env("Le_Next_Domain_Key", &next)
-        .env("DANE_ROLL_CONFIG", &mail.conf)
-        .output()
-        .unwrap();
-    ok(&out, "the reloadcmd");
 }
 
 #[test]
 fn acme_sh_renewal_without_its_reloadcmd_is_picked_up_by_run() {
-    if !require(NEEDS) {
+    if !require(&rollover_tools(true)) {
         return;
     }
     let mail = start(false);
     let ca = pki::TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let dir = mail
-        .lab
-        .sub(".acme.sh")
-        .unwrap()
-        .join(format!("{MX_HOST}_ecc"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = mail.acme_sh_dir();
 
     // 1. --issue with the reloadcmd: K1 installed, the next key N1 published, the paths recorded.
     let n1 = pki::new_key(KeyKind::EcdsaP256).unwrap();
     let n1_hash = KeyHash::of_spki_der(&n1.public_key_to_der().unwrap());
     let k1 = acme_sh_issue(&ca, &dir, pki::new_key(KeyKind::EcdsaP256).unwrap(), &n1);
-    acme_sh_reloadcmd(&mail, &dir, &format!("{BIN} hook acme.sh --wait"));
+    mail.acme_sh_reloadcmd(&dir, &format!("{BIN} hook acme.sh --wait"), true);
     assert_eq!(mail.served(), k1);
     mail.verified("before");
 
@@ -280,17 +220,13 @@ fn acme_sh_renewal_without_its_reloadcmd_is_picked_up_by_run() {
     mail.verified("after acme.sh renewed, before run");
 
     // 3. `run` finds it at the recorded paths and rolls over.
-    let out = run_wait_during(&mail, "the rollover run started");
+    let out = mail.run_wait_during("the rollover run started");
     assert!(out.contains("hook was missed"), "{out}");
     assert_eq!(mail.served(), n1_hash);
-    let records = mail.tlsa_everywhere();
-    assert!(records.contains(&rdata(&n1_hash)), "{records:?}");
-    assert!(
-        records.contains(&rdata(&n2_hash)),
-        "the new <key>.next is published: {records:?}"
+    mail.assert_rolled(
+        &n1_hash,
+        (&n2_hash, "the new <key>.next is published"),
+        &k1,
+        "at the end",
     );
-    assert!(!records.contains(&rdata(&k1)), "K1 retired: {records:?}");
-    mail.verified("at the end");
-    assert_eq!(mail.tx.deferred_count().unwrap(), 0, "nothing deferred");
-    assert_eq!(mail.tx.bounced_count(), 0);
 }

@@ -108,6 +108,23 @@ fn hash(l: &pki::Leaf) -> KeyHash {
     l.spki_sha256_hex().unwrap().parse().unwrap()
 }
 
+/// A new leaf of `ca`, installed in `dir/mx.pem` (the service's key+chain file).
+fn install_leaf(dir: &Path, ca: &TestPki, validity: Validity) -> pki::Leaf {
+    let installed = leaf(ca, validity);
+    installed.write_key_and_chain(&dir.join("mx.pem")).unwrap();
+    installed
+}
+
+/// `dane-roll -c CONF run`.
+fn run(conf: &Path) -> Output {
+    Command::new(BIN)
+        .arg("-c")
+        .arg(conf)
+        .arg("run")
+        .output()
+        .unwrap()
+}
+
 /// A certbot-like live directory: privkey.pem and fullchain.pem.
 fn lineage(dir: &Path, l: &pki::Leaf) {
     std::fs::create_dir_all(dir).unwrap();
@@ -143,10 +160,7 @@ fn snapshot(dir: &Path) -> (Vec<u8>, usize, usize) {
 fn a_source_with_the_installed_certificate_does_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Days(90));
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
+    let installed = install_leaf(dir.path(), &ca, Validity::Days(90));
     let live = dir.path().join("live/mx");
     lineage(&live, &installed);
     let conf = config(dir.path(), Some(&live));
@@ -157,25 +171,14 @@ fn a_source_with_the_installed_certificate_does_nothing() {
     assert!(!l.recorded);
 
     let before = snapshot(dir.path());
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .arg("run")
-        .output()
-        .unwrap();
+    let out = run(&conf);
     let text = ok(&out, "dane-roll run");
     assert!(text.contains("no rollover pending"), "{text}");
     assert!(!text.contains("hook was missed"), "{text}");
     assert_eq!(snapshot(dir.path()), before, "nothing changed");
 
     // An older certificate in the lineage (the installed one was deployed by hand since): left.
-    let older = ca
-        .leaf_for_key(
-            &[MX_HOST],
-            pki::new_key(KeyKind::EcdsaP256).unwrap(),
-            Validity::Expired,
-        )
-        .unwrap();
+    let older = leaf(&ca, Validity::Expired);
     lineage(&live, &older);
     assert_eq!(look(&conf).verdict, Verdict::Older);
 }
@@ -184,10 +187,7 @@ fn a_source_with_the_installed_certificate_does_nothing() {
 fn an_unreadable_source_warns_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Days(90));
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
+    let installed = install_leaf(dir.path(), &ca, Validity::Days(90));
     let live = dir.path().join("live/gone");
     let conf = config(dir.path(), Some(&live));
 
@@ -198,12 +198,7 @@ fn an_unreadable_source_warns_and_changes_nothing() {
     assert!(why.contains(&live.display().to_string()), "{why}");
 
     let before = snapshot(dir.path());
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .arg("run")
-        .output()
-        .unwrap();
+    let out = run(&conf);
     let text = text(&out);
     assert_eq!(out.status.code(), Some(1), "a warning: {text}");
     for want in [
@@ -232,10 +227,7 @@ fn an_unreadable_source_warns_and_changes_nothing() {
 fn recorded_acme_sh_and_dehydrated_sources_are_read() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Expired);
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
+    let installed = install_leaf(dir.path(), &ca, Validity::Expired);
     let conf = config(dir.path(), None);
     assert!(looks(&conf).is_empty(), "no lineage, nothing recorded");
 
@@ -303,10 +295,7 @@ fn recorded_acme_sh_and_dehydrated_sources_are_read() {
 fn a_hook_records_its_source() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Expired);
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
+    let _installed = install_leaf(dir.path(), &ca, Validity::Expired);
     let conf = config(dir.path(), None);
     let acme = dir.path().join(format!(".acme.sh/{MX_HOST}_ecc"));
     std::fs::create_dir_all(&acme).unwrap();
@@ -378,12 +367,7 @@ fn a_hook_records_its_source() {
         "{l:?}"
     );
     let before = snapshot(dir.path());
-    let out = Command::new(BIN)
-        .arg("-c")
-        .arg(&conf)
-        .arg("run")
-        .output()
-        .unwrap();
+    let out = run(&conf);
     let said = text(&out);
     assert_eq!(out.status.code(), Some(1), "{said}");
     assert!(said.contains("rolled back"), "{said}");
@@ -410,10 +394,7 @@ fn a_hook_records_its_source() {
 fn acme_source_in_the_configuration() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestPki::new(KeyKind::EcdsaP256).unwrap();
-    let installed = leaf(&ca, Validity::Expired);
-    installed
-        .write_key_and_chain(&dir.path().join("mx.pem"))
-        .unwrap();
+    let installed = install_leaf(dir.path(), &ca, Validity::Expired);
 
     // dehydrated's certificate directory, relative to the configuration file.
     let certs = dir.path().join(format!("dehydrated/certs/{MX_HOST}"));

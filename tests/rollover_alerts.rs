@@ -12,21 +12,13 @@ use dane_roll_lab::dns::DnsLab;
 use dane_roll_lab::pki::{KeyKind, MX_HOST, TestPki};
 use dane_roll_lab::postfix::Receiver;
 use dane_roll_lab::sink::Sink;
+use dane_roll_lab::world::{World, text};
 use dane_roll_lab::{LabDir, loopback_block, require};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 const TTL: u32 = 2;
 const OWNER: &str = "_25._tcp.mail.example.test.";
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 #[test]
 fn a_failing_reload_alerts_once_and_recovers_once() {
@@ -97,15 +89,7 @@ fn a_failing_reload_alerts_once_and_recovers_once() {
     let key = files.join("new.key");
     std::fs::write(&cert, new.fullchain_pem().unwrap()).unwrap();
     std::fs::write(&key, new.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    let out = dane_roll(&[
-        "deploy",
-        "--service",
-        "mx",
-        "--cert",
-        cert.to_str().unwrap(),
-        "--key",
-        key.to_str().unwrap(),
-    ]);
+    let out = dane_roll(&World::deploy_args(&cert, &key, &[]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
 
     // Runs (as a timer would) until the install is done and the reload has failed a few times.

@@ -18,6 +18,7 @@ use dane_roll_lab::dns::DnsLab;
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki};
 use dane_roll_lab::postfix::{Receiver, Sender};
+use dane_roll_lab::world::{self, rdata, text};
 use dane_roll_lab::{LabDir, loopback_block, require};
 
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
@@ -139,18 +140,14 @@ impl World {
 
     fn deploy_cmd(&self, cert: &Path, key: &Path) -> Command {
         let mut cmd = Command::new(BIN);
-        cmd.arg("-c").arg(&self.conf).stdin(Stdio::null()).args([
-            "deploy",
-            "--service",
-            "mx",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--wait",
-            "--timeout",
-            ROLLOVER_TIMEOUT,
-        ]);
+        cmd.arg("-c")
+            .arg(&self.conf)
+            .stdin(Stdio::null())
+            .args(world::World::deploy_args(
+                cert,
+                key,
+                &["--wait", "--timeout", ROLLOVER_TIMEOUT],
+            ));
         cmd
     }
 
@@ -249,19 +246,6 @@ fn wait_cname(dns: &DnsLab, owner: &str, target: &str) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-fn rdata(leaf: &Leaf) -> String {
-    normalize_rdata(&leaf.tlsa_311().unwrap())
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 /// The `rollover staged: … (N records to publish at …)` line.

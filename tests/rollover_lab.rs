@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use dane_roll_lab::conf::{rfc2136, rollover_tools};
+use dane_roll_lab::conf::rollover_tools;
 use dane_roll_lab::dns::Server;
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::pki::{KeyKind, MX_HOST};
@@ -31,10 +31,7 @@ const TTL: u32 = 2;
 /// TSIG key (`files/tsig.key`) that a test can break and repair.
 fn start() -> World {
     let mut w = World::start(BIN, TTL);
-    let tsig = w.files.join("tsig.key");
-    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
-    let provider = rfc2136(w.dns.addr(Server::Bind), &tsig);
-    w.rewrite(|c| c.provider = provider);
+    w.provider_rfc2136(w.dns.addr(Server::Bind));
     w
 }
 

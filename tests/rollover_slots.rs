@@ -16,6 +16,7 @@ use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::dns::{DnsLab, Server};
 use dane_roll_lab::pki::{KeyKind, Leaf, MX_HOST, TestPki, write_key_and_chain};
 use dane_roll_lab::postfix::{Receiver, Sender};
+use dane_roll_lab::world::{World, rdata, text};
 use dane_roll_lab::{LabDir, loopback_block, require};
 use serde_json::Value;
 
@@ -23,19 +24,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 const TTL: u32 = 2;
 const OWNER: &str = "_25._tcp.mail.example.test.";
 const JUDGE: Duration = Duration::from_secs(30);
-
-fn rdata(leaf: &Leaf) -> String {
-    normalize_rdata(&leaf.tlsa_311().unwrap())
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn tlsa_set(dns: &DnsLab) -> BTreeSet<String> {
     let answer = dns.query(dns.addr(Server::Bind), OWNER, "TLSA").unwrap();
@@ -140,16 +128,7 @@ fn rsa_and_ecdsa_slots_roll_separately_into_their_own_files() {
         std::fs::write(&cert, leaf.fullchain_pem().unwrap()).unwrap();
         std::fs::write(&key, leaf.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
         let t0 = Instant::now();
-        let out = dane_roll(&[
-            "deploy",
-            "--service",
-            "mx",
-            "--cert",
-            cert.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-            "--wait",
-        ]);
+        let out = dane_roll(&World::deploy_args(&cert, &key, &["--wait"]));
         assert_eq!(out.status.code(), Some(0), "deploy {name}: {}", text(&out));
         eprintln!("deploy {name}: {:?}", t0.elapsed());
         judge(&format!("after deploying {name}"));

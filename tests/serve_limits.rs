@@ -14,18 +14,12 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-/// The exporter process; killed on drop.
-struct Served(Child);
+mod serve_support;
 
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use serve_support::{BIN, Served, get_with as get, mx_config, wait_listening};
 
 /// `dane-roll serve` on 127.0.0.1:`port` for one configured endpoint, asking `resolver` (each
 /// query may take 30 s); `shell_prefix` runs before it in `sh` (a `ulimit`).
@@ -36,30 +30,7 @@ fn serve(
     shell_prefix: &str,
     extra: &[&str],
 ) -> Served {
-    let config = dir.join("dane-roll.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"version = 1
-state-dir = "{dir}/state"
-
-[resolver]
-address = "{resolver}"
-timeout = "30s"
-
-[[service]]
-name = "mx"
-endpoints = ["mx.example.test:25/smtp"]
-chain-file = "{dir}/chain.pem"
-provider = "manual"
-
-[provider.manual]
-kind = "manual"
-"#,
-            dir = dir.display(),
-        ),
-    )
-    .unwrap();
+    let config = mx_config(dir, resolver, Some("30s"), "mx.example.test", "");
     let mut script = format!(
         "{shell_prefix} exec \"$0\" -c {config} serve --listen 127.0.0.1:{port} \
          --interval 600 --timeout 30",
@@ -69,46 +40,14 @@ kind = "manual"
         script.push(' ');
         script.push_str(arg);
     }
-    let child = Command::new("sh")
-        .args(["-c", &script, env!("CARGO_BIN_EXE_dane-roll")])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let served = Served(child);
-    let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let served = Served::spawn(
+        Command::new("sh")
+            .args(["-c", &script, BIN])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_listening(port, Duration::from_secs(20));
     served
-}
-
-/// `GET path` with extra header lines, every step bounded by `limit`: (status, body).
-fn get(port: u16, path: &str, headers: &str, limit: Duration) -> std::io::Result<(u16, String)> {
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
-    let mut stream = TcpStream::connect_timeout(&addr, limit)?;
-    stream.set_read_timeout(Some(limit))?;
-    stream.set_write_timeout(Some(limit))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{headers}\r\n"
-    )?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
 }
 
 /// A port nothing listens on (for a resolver that refuses at once).
@@ -248,7 +187,7 @@ fn probe_work_is_bounded_over_all_requests() {
 fn refused_start(args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("none.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dane-roll"))
+    let mut child = Command::new(BIN)
         .args(["-c", &config.display().to_string(), "serve"])
         .args(args)
         .arg("mx.example.test:25")

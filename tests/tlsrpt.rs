@@ -14,14 +14,16 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
 
-const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
+mod serve_support;
+
+use serve_support::{BIN, Served, response, serve_command, wait_listening};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -420,24 +422,6 @@ fn flate2_json(path: &Path) -> std::io::Cursor<Vec<u8>> {
     std::io::Cursor::new(out.stdout)
 }
 
-/// `serve --tlsrpt`, killed on drop.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One HTTP/1.1 request with the bearer token; the status and the body.
 fn http(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     http_as(port, method, path, body, Some(TOKEN))
@@ -464,14 +448,7 @@ fn http_as(port: u16, method: &str, path: &str, body: &[u8], token: Option<&str>
     let _ = stream.write_all(body);
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    (status, body)
+    response(&String::from_utf8_lossy(&answer))
 }
 
 #[test]
@@ -484,36 +461,17 @@ fn serve_takes_posted_reports_within_its_limits_and_counts_their_sessions() {
     let token = d.join("token");
     std::fs::write(&token, TOKEN).unwrap();
     std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-    let port = free_port();
-    let child = Command::new(BIN)
-        .env_remove("DANE_ROLL_CONFIG")
-        .arg("-c")
-        .arg(d.join("c.toml"))
-        .args([
-            "serve",
-            "--tlsrpt",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--interval",
-            "1",
-            "--timeout",
-            "2",
-            "--token-file",
-            token.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _served = Served(child);
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(30),
-            "serve did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let port = dane_roll_lab::ports::free_port();
+    let _served = Served::spawn(serve_command(Some(&d.join("c.toml")), port).args([
+        "--tlsrpt",
+        "--interval",
+        "1",
+        "--timeout",
+        "2",
+        "--token-file",
+        token.to_str().unwrap(),
+    ]));
+    wait_listening(port, Duration::from_secs(30));
     let report = std::fs::read(data("microsoft.json.gz")).unwrap();
     // The bearer token guards /tlsrpt like every route.
     let (status, _) = http_as(port, "POST", "/tlsrpt", &report, None);

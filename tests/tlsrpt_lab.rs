@@ -6,7 +6,7 @@
 //! next records (ours). `dane-roll reports` must tie the first to the rollover's install ("saw
 //! only the old record after the install at …: the wait was too short") and the second to ours.
 
-use dane_roll_lab::conf::{rfc2136, rollover_tools};
+use dane_roll_lab::conf::rollover_tools;
 use dane_roll_lab::dns::Server;
 use dane_roll_lab::dns::query::normalize_rdata;
 use dane_roll_lab::pki::MX_HOST;
@@ -41,10 +41,7 @@ fn a_report_covering_a_rollover_is_tied_to_its_install_and_records() {
         return;
     }
     let mut w = World::start(BIN, TTL);
-    let tsig = w.files.join("tsig.key");
-    std::fs::copy(&w.dns.tsig().file, &tsig).unwrap();
-    let provider = rfc2136(w.dns.addr(Server::Bind), &tsig);
-    w.rewrite(|c| c.provider = provider);
+    w.provider_rfc2136(w.dns.addr(Server::Bind));
     let (new, cert, key) = w.new_leaf("new");
     let out = w.deploy(&cert, &key, &["--wait"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -1,6 +1,6 @@
 //! Test support for the ACME client tests (tests/acme.rs, tests/reconcile.rs): the lab's DNS,
-//! the MX and the DANE-enforcing sender with a dane-roll configuration for service `mx`, what
-//! acme.sh leaves in its domain directory, and the key and output helpers both use.
+//! the MX and the DANE-enforcing sender with a dane-roll configuration for service `mx`, and
+//! the key and output helpers both use (what acme.sh leaves on disk: tests/acme_sh).
 
 #![allow(dead_code)] // each test file uses its part
 
@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use dane_roll::rollover::KeyHash;
 use dane_roll::store::{KeyRole, Store};
+use dane_roll_lab::acme::Pebble;
 use dane_roll_lab::conf::RolloverConf;
 use dane_roll_lab::dns::{DnsLab, Server};
 use dane_roll_lab::pki::{self, KeyKind, MX_HOST};
@@ -20,24 +21,6 @@ use dane_roll_lab::{LabDir, LoopbackBlock, loopback_block};
 pub const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 pub const OWNER: &str = "_25._tcp.mail.example.test.";
 pub const JUDGE: Duration = Duration::from_secs(30);
-/// The programs the mail lab needs (an ACME client test needs its client and pebble on top).
-pub const NEEDS: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-    "knotd",
-    "knotc",
-    "unbound",
-    "unbound-control",
-    "postfix",
-    "sendmail",
-    "postqueue",
-    "postsuper",
-    "unshare",
-];
 
 /// The servers of one test: DNS (BIND + Knot + Unbound), the MX and the DANE-enforcing sender.
 pub struct Mail {
@@ -133,6 +116,39 @@ impl Mail {
         );
     }
 
+    /// Run `work` on another thread; meanwhile send mails, each of which must be Verified.
+    /// Returns what `work` returned and how many mails went out while it ran.
+    pub fn during<T: Send + 'static>(
+        &self,
+        what: &str,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> (T, usize) {
+        let handle = std::thread::spawn(work);
+        let mut sent = 0;
+        while !handle.is_finished() {
+            self.verified(&format!("during {what}"));
+            sent += 1;
+        }
+        (handle.join().unwrap(), sent)
+    }
+
+    /// `dane-roll run --wait` on another thread while mails go out, each of which must be
+    /// Verified ([`Mail::during`]); it must succeed. Its stdout and stderr.
+    pub fn run_wait_during(&self, what: &str) -> String {
+        let conf = self.conf.clone();
+        let (out, sent) = self.during(what, move || {
+            Command::new(BIN)
+                .arg("-c")
+                .arg(&conf)
+                .args(["run", "--wait"])
+                .output()
+                .unwrap()
+        });
+        let out = ok(&out, "dane-roll run --wait");
+        eprintln!("{sent} mails verified during {what}");
+        out
+    }
+
     /// Nothing deferred, nothing bounced, the queue empty.
     pub fn nothing_deferred(&self) {
         assert_eq!(self.tx.deferred_count().unwrap(), 0);
@@ -175,6 +191,72 @@ impl Mail {
             .collect()
     }
 
+    /// The serial of `example.test` on BIND (it changes with every UPDATE).
+    pub fn serial(&self) -> u32 {
+        self.dns
+            .serial(self.dns.addr(Server::Bind), "example.test")
+            .unwrap()
+    }
+
+    /// `rotate mx` with certbot's arguments: its directories under the lab's `certbot`, the
+    /// configuration directory `config_dir`, `pebble`'s directory URL, non-interactive.
+    pub fn rotate_args(&self, config_dir: &Path, pebble: &Pebble) -> Vec<String> {
+        let certbot_dir = self.lab.path().join("certbot");
+        vec![
+            "rotate".to_owned(),
+            "mx".to_owned(),
+            format!("--certbot-arg=--config-dir={}", config_dir.display()),
+            format!(
+                "--certbot-arg=--work-dir={}",
+                certbot_dir.join("work").display()
+            ),
+            format!(
+                "--certbot-arg=--logs-dir={}",
+                certbot_dir.join("logs").display()
+            ),
+            format!("--certbot-arg=--server={}", pebble.directory_url()),
+            "--certbot-arg=--non-interactive".to_owned(),
+        ]
+    }
+
+    /// A new domain directory of acme.sh for the MX (`.acme.sh/mail.example.test_ecc` in the
+    /// lab).
+    pub fn acme_sh_dir(&self) -> PathBuf {
+        let dir = self
+            .lab
+            .sub(".acme.sh")
+            .unwrap()
+            .join(format!("{MX_HOST}_ecc"));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// [`acme_sh_reloadcmd`] with this lab's configuration.
+    pub fn acme_sh_reloadcmd(&self, domain_path: &Path, reloadcmd: &str, force_new_key: bool) {
+        acme_sh_reloadcmd(&self.conf, domain_path, reloadcmd, force_new_key);
+    }
+
+    /// After a rollover: `live`'s record and that of the new next key (`next`, named in the
+    /// failure as `next_what`) served, `retired`'s gone; a mail Verified (`when`); nothing
+    /// deferred or bounced.
+    pub fn assert_rolled(
+        &self,
+        live: &KeyHash,
+        (next, next_what): (&KeyHash, &str),
+        retired: &KeyHash,
+        when: &str,
+    ) {
+        let records = self.tlsa_everywhere();
+        assert!(records.contains(&rdata(live)), "{records:?}");
+        assert!(records.contains(&rdata(next)), "{next_what}: {records:?}");
+        assert!(
+            !records.contains(&rdata(retired)),
+            "K1 retired: {records:?}"
+        );
+        self.verified(when);
+        self.nothing_deferred();
+    }
+
     /// The published next key of the service (one slot).
     pub fn next_key(&self) -> Option<(KeyHash, Option<PathBuf>)> {
         self.store()
@@ -184,6 +266,32 @@ impl Mail {
             .find(|k| k.role == KeyRole::Next)
             .map(|k| (k.hash, k.path))
     }
+}
+
+/// acme.sh's `_installcert`: export its paths (with `force_new_key`, those of
+/// `--always-force-new-domain-key` too) and run `reloadcmd` from the domain directory, with
+/// the configuration `conf`; it must succeed.
+pub fn acme_sh_reloadcmd(conf: &Path, domain_path: &Path, reloadcmd: &str, force_new_key: bool) {
+    let key = domain_path.join(format!("{MX_HOST}.key"));
+    let mut next = key.as_os_str().to_owned();
+    next.push(".next");
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("cd \"$DOMAIN_PATH\" && eval \"$RELOADCMD\"")
+        .env("DOMAIN_PATH", domain_path)
+        .env("RELOADCMD", reloadcmd)
+        .env("CERT_PATH", domain_path.join(format!("{MX_HOST}.cer")))
+        .env("CERT_KEY_PATH", &key)
+        .env("CA_CERT_PATH", domain_path.join("ca.cer"))
+        .env("CERT_FULLCHAIN_PATH", domain_path.join("fullchain.cer"))
+        .env("Le_Domain", MX_HOST)
+        .env("DANE_ROLL_CONFIG", conf);
+    if force_new_key {
+        cmd.env("Le_ForceNewDomainKey", "1")
+            .env("Le_Next_Domain_Key", &next);
+    }
+    let out = cmd.output().unwrap();
+    ok(&out, "the reloadcmd");
 }
 
 /// A command's stdout and stderr, for failure messages.
@@ -222,29 +330,4 @@ pub fn key_of(path: &Path) -> KeyHash {
 
 pub fn rdata(k: &KeyHash) -> String {
     format!("3 1 1 {}", k.to_hex())
-}
-
-/// What acme.sh's issue() leaves in its domain directory: key, leaf, CA, full chain, and (with
-/// --always-force-new-domain-key) the pre-generated `<key>.next`.
-pub fn acme_sh_issue(ca: &pki::TestPki, dir: &Path, key: pki::Key, next: &pki::Key) -> KeyHash {
-    let leaf = ca
-        .leaf_for_key(&[MX_HOST], key, pki::Validity::Days(90))
-        .unwrap();
-    let write = |name: &str, data: &[u8]| pki::write_atomic(&dir.join(name), data, 0o600).unwrap();
-    write(
-        &format!("{MX_HOST}.key"),
-        &leaf.key.private_key_to_pem_pkcs8().unwrap(),
-    );
-    write(&format!("{MX_HOST}.cer"), &leaf.cert.to_pem().unwrap());
-    let mut chain = Vec::new();
-    for c in &leaf.chain {
-        chain.extend(c.to_pem().unwrap());
-    }
-    write("ca.cer", &chain);
-    write("fullchain.cer", &leaf.fullchain_pem().unwrap());
-    write(
-        &format!("{MX_HOST}.key.next"),
-        &next.private_key_to_pem_pkcs8().unwrap(),
-    );
-    KeyHash::of_spki_der(&leaf.key.public_key_to_der().unwrap())
 }

@@ -1,5 +1,6 @@
-//! What the `init` tests share: the binary, `postconf -e`, a certbot layout on disk, `init` run
-//! with every discovery source pointed into a test directory, and a Dovecot on the lab.
+//! What the `init` tests share: the binary, `postconf -e`, a certbot layout on disk and the
+//! lab's Postfix on it, `init` run with every discovery source pointed into a test directory,
+//! its configuration tuned for the lab, and a Dovecot on the lab.
 
 #![allow(dead_code)]
 
@@ -7,10 +8,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use dane_roll_lab::dns::Server;
 use dane_roll_lab::pki::MX_HOST;
-use dane_roll_lab::world::{OWNER, rdata, text};
+use dane_roll_lab::world::{OWNER, World, rdata, text};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
+
+/// The PATH the ACME clients' timers and cron lines give their hooks (`env -i BARE_PATH …`).
+pub const BARE_PATH: &str = "PATH=/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `postconf -c DIR -e SETTINGS…`.
 pub fn postconf_e(etc: &Path, settings: &[&str]) {
@@ -58,23 +63,130 @@ pub fn certbot_layout(le: &Path, name: &str, fullchain: &[u8], key: &[u8]) -> Pa
     live
 }
 
+/// `init`'s discovery sources, each pointed into a test directory: Postfix's configuration
+/// directory, and no certbot, acme.sh, dehydrated or Dovecot unless the test points one at
+/// what it made.
+pub struct Sources {
+    pub postfix: PathBuf,
+    pub letsencrypt: PathBuf,
+    pub acme_sh: PathBuf,
+    pub dehydrated: PathBuf,
+    /// `--dehydrated-config`, if given.
+    pub dehydrated_config: Option<PathBuf>,
+    /// `--dovecot-config`, if given (then no `--doveconf`).
+    pub dovecot_config: Option<PathBuf>,
+    /// `--doveconf`, if given.
+    pub doveconf: Option<PathBuf>,
+}
+
+impl Sources {
+    /// Postfix in `etc`; `files/le` for certbot; acme.sh, dehydrated and `doveconf` at paths
+    /// under `files` that do not exist.
+    pub fn new(etc: &Path, files: &Path) -> Sources {
+        Sources {
+            postfix: etc.to_path_buf(),
+            letsencrypt: files.join("le"),
+            acme_sh: files.join("no-acme.sh"),
+            dehydrated: files.join("no-dehydrated"),
+            dehydrated_config: None,
+            dovecot_config: None,
+            doveconf: Some(files.join("no-doveconf")),
+        }
+    }
+
+    /// `BIN [--state-dir STATE] -c CONF init` with these sources, standard input from
+    /// /dev/null; the test adds its arguments.
+    pub fn command(&self, bin: &Path, state: Option<&Path>, conf: &Path) -> Command {
+        let mut cmd = Command::new(bin);
+        if let Some(state) = state {
+            cmd.arg("--state-dir").arg(state);
+        }
+        cmd.arg("-c").arg(conf).arg("init");
+        match (&self.dovecot_config, &self.doveconf) {
+            (Some(config), _) => {
+                cmd.arg("--dovecot-config").arg(config);
+            }
+            (None, Some(doveconf)) => {
+                cmd.arg("--doveconf").arg(doveconf);
+            }
+            (None, None) => {}
+        }
+        cmd.arg("--postfix-dir")
+            .arg(&self.postfix)
+            .arg("--letsencrypt-dir")
+            .arg(&self.letsencrypt)
+            .arg("--acme-sh-home")
+            .arg(&self.acme_sh)
+            .arg("--dehydrated-dir")
+            .arg(&self.dehydrated);
+        if let Some(config) = &self.dehydrated_config {
+            cmd.arg("--dehydrated-config").arg(config);
+        }
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+}
+
 /// `dane-roll -c CONF init --postfix-dir ETC …ARGS`, with every other source pointed at `files`
 /// (Dovecot: no `doveconf` unless ARGS name a `--dovecot-config`).
 pub fn init(conf: &Path, etc: &Path, files: &Path, extra: &[&str]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.arg("-c").arg(conf).arg("init");
-    if !extra.contains(&"--dovecot-config") {
-        cmd.arg("--doveconf").arg(files.join("no-doveconf"));
+    let mut sources = Sources::new(etc, files);
+    if extra.contains(&"--dovecot-config") {
+        sources.doveconf = None;
     }
-    cmd.arg("--postfix-dir")
-        .arg(etc)
-        .arg("--letsencrypt-dir")
-        .arg(files.join("le"))
-        .arg("--acme-sh-home")
-        .arg(files.join("no-acme.sh"))
-        .arg("--dehydrated-dir")
-        .arg(files.join("no-dehydrated"))
+    sources
+        .command(Path::new(BIN), None, conf)
         .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Point the lab's Postfix at the legacy pair `cert` and `key` (no `smtpd_tls_chain_files`) and
+/// reload it.
+pub fn postfix_on_pair(w: &World, cert: &Path, key: &Path) {
+    postconf_e(
+        &w.rx.instance().etc(),
+        &[
+            "smtpd_tls_chain_files=",
+            &format!("smtpd_tls_cert_file={}", cert.display()),
+            &format!("smtpd_tls_key_file={}", key.display()),
+        ],
+    );
+    w.rx.reload_settled().unwrap();
+}
+
+/// Postfix as an operator with certbot has it: the lab's certificate in a certbot layout under
+/// `files/le`, Postfix on its `live/` pair. Returns the live directory.
+pub fn postfix_on_certbot(w: &World) -> PathBuf {
+    let live = certbot_layout(
+        &w.files.join("le"),
+        MX_HOST,
+        &w.old.fullchain_pem().unwrap(),
+        &w.old.key.private_key_to_pem_pkcs8().unwrap(),
+    );
+    postfix_on_pair(w, &live.join("fullchain.pem"), &live.join("privkey.pem"));
+    live
+}
+
+/// `written` (a configuration from `init`) as an operator tunes it for the lab: the primary
+/// named by its address (its name is known only to the lab's resolver), and TTLs of seconds.
+pub fn lab_tuned(written: &str, w: &World) -> String {
+    written
+        .replace(
+            "server = \"ns1.example.test\"",
+            &format!("server = \"{}\"", w.dns.addr(Server::Bind)),
+        )
+        .replace("provider = \"dns\"", "provider = \"dns\"\nttl = 2\n")
+}
+
+/// The timer's `BIN -c CONF run --wait`, under the bare environment of a timer.
+pub fn bare_run_wait(bin: &Path, conf: &Path) -> Output {
+    Command::new("env")
+        .args(["-i", BARE_PATH])
+        .arg(bin)
+        .arg("-c")
+        .arg(conf)
+        .args(["run", "--wait"])
         .stdin(Stdio::null())
         .output()
         .unwrap()

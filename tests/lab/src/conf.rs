@@ -14,23 +14,12 @@ use std::path::{Path, PathBuf};
 use crate::dns::{DnsLab, Server};
 use crate::pki::MX_HOST;
 use crate::postfix::Receiver;
+use crate::tools::{BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS};
 
 /// The programs a rollover on the lab needs: the DNS servers and their tools, Postfix, and with
 /// `sender`, what the DANE-enforcing sender needs on top.
 pub fn rollover_tools(sender: bool) -> Vec<&'static str> {
-    let mut tools = vec![
-        "named",
-        "tsig-keygen",
-        "dnssec-dsfromkey",
-        "dig",
-        "nsupdate",
-        "ip",
-        "knotd",
-        "knotc",
-        "unbound",
-        "unbound-control",
-        "postfix",
-    ];
+    let mut tools = [BIND_TOOLS, KNOT_TOOLS, UNBOUND_TOOLS, &["postfix"]].concat();
     if sender {
         tools.extend(["sendmail", "postqueue", "postsuper", "script", "unshare"]);
     }

@@ -38,7 +38,7 @@ pub mod world;
 pub use dns::{DnsLab, Server};
 pub use ports::{LoopbackBlock, free_port, loopback_block};
 pub use process::Daemon;
-pub use tools::{in_ci, require};
+pub use tools::{in_ci, require, require_all};
 
 use std::path::{Path, PathBuf};
 

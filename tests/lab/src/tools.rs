@@ -36,6 +36,27 @@ const PACKAGES: &[(&str, &str)] = &[
     ("doveadm", "dovecot-imapd"),
 ];
 
+/// The programs of the DNS lab's core: BIND and the tools the lab drives it with.
+pub const BIND_TOOLS: &[&str] = &[
+    "named",
+    "tsig-keygen",
+    "dnssec-dsfromkey",
+    "dig",
+    "nsupdate",
+    "ip",
+];
+/// The programs of the DNS lab's Knot (the secondary).
+pub const KNOT_TOOLS: &[&str] = &["knotd", "knotc"];
+/// The programs of the DNS lab's validating resolver.
+pub const UNBOUND_TOOLS: &[&str] = &["unbound", "unbound-control"];
+/// The programs of the DNS lab's PowerDNS.
+pub const PDNS_TOOLS: &[&str] = &["pdns_server", "sqlite3"];
+
+/// [`require`] every program of `groups` ([`BIND_TOOLS`], …, or a test's own list).
+pub fn require_all(groups: &[&[&str]]) -> bool {
+    require(&groups.concat())
+}
+
 /// Whether we run in CI, where lab tests must never be skipped.
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")

@@ -159,6 +159,21 @@ impl World {
         self.conf.write(&self.conf_path).unwrap();
     }
 
+    /// The lab's TSIG key copied to `files/tsig.key`, where a provider's secret file would be:
+    /// its path.
+    pub fn tsig_file(&self) -> PathBuf {
+        let tsig = self.files.join("tsig.key");
+        std::fs::copy(&self.dns.tsig().file, &tsig).unwrap();
+        tsig
+    }
+
+    /// The provider: RFC 2136 UPDATEs to `primary` (BIND's address, or one that forwards to
+    /// it) signed with the lab's TSIG key ([`World::tsig_file`]).
+    pub fn provider_rfc2136(&mut self, primary: Ipv4Addr) {
+        let provider = crate::conf::rfc2136(primary, &self.tsig_file());
+        self.rewrite(|c| c.provider = provider);
+    }
+
     /// `dane-roll -c <conf> <args>`, stdin closed.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(&self.bin);
