@@ -18,16 +18,9 @@ use dane_roll_providers::{
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const BIND: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-];
-const KNOT: &[&str] = &["knotd", "knotc"];
-const PDNS: &[&str] = &["pdns_server", "sqlite3"];
+const BIND: &[&str] = dane_roll_lab::tools::BIND_TOOLS;
+const KNOT: &[&str] = dane_roll_lab::tools::KNOT_TOOLS;
+const PDNS: &[&str] = dane_roll_lab::tools::PDNS_TOOLS;
 const WAIT: Duration = Duration::from_secs(20);
 
 fn rt() -> tokio::runtime::Runtime {

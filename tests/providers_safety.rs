@@ -528,14 +528,7 @@ fn an_endless_body_is_cut_at_the_cap() {
 
 // ----- RFC 2136: the RRset's TTL, against BIND -----
 
-const BIND: &[&str] = &[
-    "named",
-    "tsig-keygen",
-    "dnssec-dsfromkey",
-    "dig",
-    "nsupdate",
-    "ip",
-];
+const BIND: &[&str] = dane_roll_lab::tools::BIND_TOOLS;
 
 #[test]
 fn rfc2136_adds_with_the_rrsets_ttl_so_other_records_keep_theirs() {

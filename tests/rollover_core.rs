@@ -1520,6 +1520,21 @@ fn ours(store: &mut Store, slot: &Slot, records: &[TlsaRecord]) {
     store.record_changes("mx", slot, &published, T0).unwrap();
 }
 
+/// `ec` rolls under `current+issuer` to key 2, whose chain is issued by `issuer`: staged at
+/// T0, done at T0+2×TTL.
+fn roll_ec_to(rig: &Rig, issuer: KeyHash) -> Run {
+    rig.begin(StageRequest {
+        slot: Slot::Ec,
+        scheme: Scheme::CurrentIssuer,
+        issuers: vec![issuer],
+        ..request()
+    });
+    rig.run(T0, false);
+    let r = rig.run(at(TWO_TTL), false);
+    assert_eq!(rig.phase(), PhaseName::Done, "{:?}", r.log);
+    r
+}
+
 /// Store `hash` as the key of `role` in `slot` of service `mx`.
 fn set_key(store: &mut Store, slot: &Slot, role: KeyRole, hash: KeyHash) {
     store
@@ -1597,15 +1612,7 @@ fn a_rollover_keeps_the_issuer_record_another_key_slot_needs() {
     drop(store);
 
     // `ec` rolls from key 1 (issued by R10) to key 2 (issued by R11).
-    rig.begin(StageRequest {
-        slot: Slot::Ec,
-        scheme: Scheme::CurrentIssuer,
-        issuers: vec![r11],
-        ..request()
-    });
-    rig.run(T0, false);
-    let r = rig.run(at(TWO_TTL), false);
-    assert_eq!(rig.phase(), PhaseName::Done, "{:?}", r.log);
+    let r = roll_ec_to(&rig, r11);
     let w = rig.world();
     assert_eq!(w.served, key(NEW));
     for owner in OWNERS {
@@ -1741,15 +1748,7 @@ fn a_rollover_keeps_the_issuer_of_the_chain_another_key_slot_still_serves_mid_ro
     set_key(&mut store, &Slot::Ec, KeyRole::Current, key(OLD));
     drop(store);
 
-    rig.begin(StageRequest {
-        slot: Slot::Ec,
-        scheme: Scheme::CurrentIssuer,
-        issuers: vec![r11],
-        ..request()
-    });
-    rig.run(T0, false);
-    let r = rig.run(at(TWO_TTL), false);
-    assert_eq!(rig.phase(), PhaseName::Done, "{:?}", r.log);
+    let r = roll_ec_to(&rig, r11);
     let rsa_phase = |rig: &Rig| {
         let r = rig.store().rollover("mx", &Slot::Rsa).unwrap().unwrap();
         r.phase.name()

@@ -17,6 +17,9 @@ use dane_roll_lab::pki::{self, Issued, KeyKind, MX_HOST, Validity};
 use dane_roll_lab::require;
 use dane_roll_lab::world::{OWNER, World, rdata, text};
 
+mod mx_lab;
+use mx_lab::checks_of;
+
 const BIN: &str = env!("CARGO_BIN_EXE_dane-roll");
 const TTL: u32 = 2;
 
@@ -186,22 +189,6 @@ fn check_json(w: &World) -> serde_json::Value {
     ]);
     assert_ne!(out.status.code(), Some(101), "{}", text(&out));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)))
-}
-
-/// The checks of `kind` in a `check` report, as (status, message).
-fn checks_of(json: &serde_json::Value, kind: &str) -> Vec<(String, String)> {
-    json["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|c| c["kind"] == kind)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or("").to_owned(),
-                c["message"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect()
 }
 
 #[test]
