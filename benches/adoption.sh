@@ -15,6 +15,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 write=0
 [ "${1:-}" = --write ] && write=1
@@ -83,15 +84,5 @@ EOF2
 echo "$section"
 
 if [ "$write" = 1 ]; then
-    doc="$root/docs/BENCHMARKS.md"
-    [ -f "$doc" ] || printf '# Benchmarks\n' >"$doc"
-    SECTION="$section" awk '
-        BEGIN { section = ENVIRON["SECTION"] }
-        /^## / { if (skip) skip = 0 }
-        /^## Adoption[[:space:]]*$/ { print section; print ""; skip = 1; done = 1; next }
-        !skip { print }
-        END { if (!done) { print ""; print section } }
-    ' "$doc" >"$work/BENCHMARKS.md"
-    cat "$work/BENCHMARKS.md" >"$doc"
-    echo "wrote the ## Adoption section of docs/BENCHMARKS.md" >&2
+    write_section "Adoption" "$section"
 fi

@@ -15,6 +15,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 iterations=${1:-200000}
 rounds=${ROUNDS:-5}
@@ -205,17 +206,4 @@ EOF
 )
 echo "$section"
 
-doc="$root/docs/BENCHMARKS.md"
-SECTION="$section" python3 - "$doc" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-text = open(path).read()
-section = os.environ["SECTION"].rstrip() + "\n"
-match = re.search(r"^## DER readings\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
-if match:
-    text = text[:match.start()] + section + ("\n" if match.end() < len(text) else "") + text[match.end():]
-else:
-    text = text.rstrip() + "\n\n" + section
-open(path, "w").write(text)
-PY
-echo "wrote the ## DER readings section of docs/BENCHMARKS.md" >&2
+write_section "DER readings" "$section"

@@ -13,6 +13,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 n=${1:-500}
 conc=${2:-32}
@@ -109,15 +110,4 @@ EOF
 )
 echo "$section"
 
-doc="$root/docs/BENCHMARKS.md"
-[ -f "$doc" ] || printf '# Benchmarks\n' >"$doc"
-# Replace the `## DNS` section (up to the next `## ` heading) or append it; others stay as they are.
-SECTION="$section" awk '
-    BEGIN { section = ENVIRON["SECTION"] }
-    /^## / { if (skip) skip = 0 }
-    /^## DNS[[:space:]]*$/ { print section; print ""; skip = 1; done = 1; next }
-    !skip { print }
-    END { if (!done) { print ""; print section } }
-' "$doc" >"$work/BENCHMARKS.md"
-cat "$work/BENCHMARKS.md" >"$doc"
-echo "wrote the ## DNS section of docs/BENCHMARKS.md" >&2
+write_section "DNS" "$section"

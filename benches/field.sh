@@ -22,6 +22,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 sizes=${1:-1000 5000}
 subset=${2:-20}
@@ -111,26 +112,7 @@ for n in $sizes; do
     # namespace whose /etc/resolv.conf names the relay in front of the lab's Unbound.
     printf 'nameserver %s\n' "$RESOLVER" >"$work/resolv.conf"
     printf '%s\n' "${hosts[@]:0:$subset}" >"$work/seed-hosts"
-    cat >"$work/seeds.sh" <<'SEEDS'
-danesmtp() {
-    local host=$1; shift
-    local opts=(-starttls smtp -connect "$host:25" \
-                -verify 9 -verify_return_error -brief \
-                -dane_ee_no_namechecks -dane_tlsa_domain "$host")
-    set -- $(dig +short +nosplit -t tlsa "_25._tcp.$host" | grep -Ei '^[23] [01] [012] [0-9a-f]+$')
-    while [ $# -ge 4 ]
-    do
-        opts=("${opts[@]}" "-dane_tlsa_rrdata" "$1 $2 $3 $4")
-        shift 4
-    done
-    openssl s_client "${opts[@]}" </dev/null
-}
-ok=0
-while read -r h; do
-    if danesmtp "$h" >/dev/null 2>&1; then ok=$((ok + 1)); fi
-done <"$1"
-echo "$ok"
-SEEDS
+    write_seeds_loop "$work/seeds.sh"
     t0=$(now)
     seed_ok=$(unshare -m bash -c 'mount --bind "$1" /etc/resolv.conf && exec bash "$2" "$3"' _ \
         "$work/resolv.conf" "$work/seeds.sh" "$work/seed-hosts")
@@ -230,15 +212,4 @@ EOF
 )
 echo "$section"
 
-doc="$root/docs/BENCHMARKS.md"
-[ -f "$doc" ] || printf '# Benchmarks\n' >"$doc"
-# Replace the `## Field` section (up to the next `## ` heading) or append it.
-SECTION="$section" awk '
-    BEGIN { section = ENVIRON["SECTION"] }
-    /^## / { if (skip) skip = 0 }
-    /^## Field[[:space:]]*$/ { print section; print ""; skip = 1; done = 1; next }
-    !skip { print }
-    END { if (!done) { print ""; print section } }
-' "$doc" >"$work/BENCHMARKS.md"
-cat "$work/BENCHMARKS.md" >"$doc"
-echo "wrote the ## Field section of docs/BENCHMARKS.md" >&2
+write_section "Field" "$section"

@@ -18,6 +18,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 n=${1:-500}
 subset=${2:-50}
@@ -161,26 +162,7 @@ all_passed=$(jq '[.endpoints[].addresses[] | select(.verdict == "pass")] | lengt
 case $RESOLVER in *:*) echo "benches/monitor.sh: resolver $RESOLVER is not on port 53" >&2; exit 2 ;; esac
 printf 'nameserver %s\n' "$RESOLVER" >"$work/resolv.conf"
 printf '%s\n' "${hosts[@]:0:$subset}" >"$work/seed-hosts"
-cat >"$work/seeds.sh" <<'SEEDS'
-danesmtp() {
-    local host=$1; shift
-    local opts=(-starttls smtp -connect "$host:25" \
-                -verify 9 -verify_return_error -brief \
-                -dane_ee_no_namechecks -dane_tlsa_domain "$host")
-    set -- $(dig +short +nosplit -t tlsa "_25._tcp.$host" | grep -Ei '^[23] [01] [012] [0-9a-f]+$')
-    while [ $# -ge 4 ]
-    do
-        opts=("${opts[@]}" "-dane_tlsa_rrdata" "$1 $2 $3 $4")
-        shift 4
-    done
-    openssl s_client "${opts[@]}" </dev/null
-}
-ok=0
-while read -r h; do
-    if danesmtp "$h" >/dev/null 2>&1; then ok=$((ok + 1)); fi
-done <"$1"
-echo "$ok"
-SEEDS
+write_seeds_loop "$work/seeds.sh"
 t0=$(now)
 seed_ok=$(unshare -m bash -c 'mount --bind "$1" /etc/resolv.conf && exec bash "$2" "$3"' _ \
     "$work/resolv.conf" "$work/seeds.sh" "$work/seed-hosts")
@@ -265,15 +247,4 @@ EOF
 )
 echo "$section"
 
-doc="$root/docs/BENCHMARKS.md"
-[ -f "$doc" ] || printf '# Benchmarks\n' >"$doc"
-# Replace the `## Monitor` section (up to the next `## ` heading) or append it.
-SECTION="$section" awk '
-    BEGIN { section = ENVIRON["SECTION"] }
-    /^## / { if (skip) skip = 0 }
-    /^## Monitor[[:space:]]*$/ { print section; print ""; skip = 1; done = 1; next }
-    !skip { print }
-    END { if (!done) { print ""; print section } }
-' "$doc" >"$work/BENCHMARKS.md"
-cat "$work/BENCHMARKS.md" >"$doc"
-echo "wrote the ## Monitor section of docs/BENCHMARKS.md" >&2
+write_section "Monitor" "$section"

@@ -12,6 +12,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 n=${1:-200}
 rounds=${ROUNDS:-3}
@@ -215,18 +216,4 @@ EOF
 )
 echo "$section"
 
-# Replace the `## Probe` section (up to the next `## ` heading) or append it.
-doc="$root/docs/BENCHMARKS.md"
-SECTION="$section" python3 - "$doc" <<'PY'
-import os, re, sys
-path = sys.argv[1]
-text = open(path).read()
-section = os.environ["SECTION"].rstrip() + "\n"
-match = re.search(r"^## Probe\n.*?(?=^## |\Z)", text, flags=re.S | re.M)
-if match:
-    text = text[:match.start()] + section + ("\n" if match.end() < len(text) else "") + text[match.end():]
-else:
-    text = text.rstrip() + "\n\n" + section
-open(path, "w").write(text)
-PY
-echo "wrote the ## Probe section of docs/BENCHMARKS.md" >&2
+write_section "Probe" "$section"

@@ -11,6 +11,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 runs=${1:-5}
 for tool in cargo jq hyperfine; do
@@ -121,14 +122,4 @@ EOF
 )
 echo "$section"
 
-doc="$root/docs/BENCHMARKS.md"
-[ -f "$doc" ] || printf '# Benchmarks\n' >"$doc"
-SECTION="$section" awk '
-    BEGIN { section = ENVIRON["SECTION"] }
-    /^## / { if (skip) skip = 0 }
-    /^## Rollover[[:space:]]*$/ { print section; print ""; skip = 1; done = 1; next }
-    !skip { print }
-    END { if (!done) { print ""; print section } }
-' "$doc" >"$work/BENCHMARKS.md"
-cat "$work/BENCHMARKS.md" >"$doc"
-echo "wrote the ## Rollover section of docs/BENCHMARKS.md" >&2
+write_section "Rollover" "$section"

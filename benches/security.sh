@@ -22,6 +22,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 slow=${SLOW:-5000}
 requests=${REQUESTS:-200}
@@ -282,15 +283,4 @@ EOF
 section=$(printf '%s\n' "$section" | sed '/^$/N;/^\n$/D')
 echo "$section"
 
-doc="$root/docs/BENCHMARKS.md"
-[ -f "$doc" ] || printf '# Benchmarks\n' >"$doc"
-# Replace the section (up to the next `## ` heading) or append it; others stay as they are.
-SECTION="$section" awk '
-    BEGIN { section = ENVIRON["SECTION"] }
-    /^## / { if (skip) skip = 0 }
-    /^## Security: bounded peers[[:space:]]*$/ { print section; print ""; skip = 1; done = 1; next }
-    !skip { print }
-    END { if (!done) { print ""; print section } }
-' "$doc" >"$work/BENCHMARKS.md"
-cat "$work/BENCHMARKS.md" >"$doc"
-echo "wrote the ## Security: bounded peers section of docs/BENCHMARKS.md" >&2
+write_section "Security: bounded peers" "$section"

@@ -6,6 +6,7 @@
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/benches/lib.sh"
 cd "$root"
 for tool in cargo openssl hyperfine jq; do
     command -v "$tool" >/dev/null || { echo "benches/tlsa.sh: $tool is missing" >&2; exit 2; }
@@ -63,15 +64,4 @@ $rows
 EOF
 )
 
-doc="$root/docs/BENCHMARKS.md"
-[ -f "$doc" ] || printf '# Benchmarks\n' >"$doc"
-# Replace the section (up to the next "## " heading) or append it; other sections stay as they are.
-SECTION="$section" awk '
-    BEGIN { section = ENVIRON["SECTION"] }
-    /^## / { if (skip) skip = 0 }
-    /^## dane-roll tlsa[[:space:]]*$/ { print section; print ""; skip = 1; done = 1; next }
-    !skip { print }
-    END { if (!done) { print ""; print section } }
-' "$doc" >"$work/BENCHMARKS.md"
-cat "$work/BENCHMARKS.md" >"$doc"
-echo "updated $doc" >&2
+write_section "dane-roll tlsa" "$section"

@@ -499,22 +499,16 @@ fn observe_fires_once_stays_quiet_then_recovers() {
 /// its tlsa-match check)`, with ok address and TLSA lookups; `resolver` is the resolver check's
 /// status.
 fn run_of(resolver: Severity, endpoints: &[(&str, &str, Severity)]) -> RunReport {
-    let mut run = RunReport {
-        status: Severity::Ok,
-        started: 1_738_324_800,
-        elapsed_seconds: 0.1,
-        resolver: Some("127.0.0.1:53".into()),
-        rrsig_warn_days: 5,
-        cert_warn_days: 14,
-        domains: Vec::new(),
-        endpoints: Vec::new(),
-        checks: vec![Check::name(
+    let mut run = run_report::run(
+        Severity::Ok,
+        vec![Check::name(
             CheckKind::Resolver,
             "127.0.0.1:53",
             resolver,
             "the resolver validates",
         )],
-    };
+        Vec::new(),
+    );
     for (host, address, status) in endpoints {
         let ep = Endpoint::new(host, None, None).unwrap();
         let ip: IpAddr = address.parse().unwrap();

@@ -1,12 +1,29 @@
 //! A monitor run's report built by hand, for the alert tests (tests/alert_incidents.rs,
-//! tests/notify.rs): the report of one SMTP endpoint on port 25 at one address.
+//! tests/notify.rs): the run around its checks and endpoints, and the report of one SMTP
+//! endpoint on port 25 at one address.
 
 use std::net::{IpAddr, SocketAddr};
 
 use dane_roll::config::{Endpoint, Protocol};
-use dane_roll::monitor::{EndpointReport, RecordSet, RecordSource};
+use dane_roll::monitor::{Check, EndpointReport, RecordSet, RecordSource, RunReport};
 use dane_roll::notify::Severity;
 use dane_roll::probe::{AddressReport, Verdict};
+
+/// A run with `status`, `checks` and `endpoints`, its other fields as a `check` against the
+/// resolver 127.0.0.1:53 with the default warning days reports them.
+pub fn run(status: Severity, checks: Vec<Check>, endpoints: Vec<EndpointReport>) -> RunReport {
+    RunReport {
+        status,
+        started: 1_738_324_800,
+        elapsed_seconds: 0.1,
+        resolver: Some("127.0.0.1:53".into()),
+        rrsig_warn_days: 5,
+        cert_warn_days: 14,
+        domains: Vec::new(),
+        checks,
+        endpoints,
+    }
+}
 
 /// `host`:25 at `ip`, its TLSA RRset secure (no records listed), with `status` and the
 /// probe's `verdict` (the endpoint's and the address's).
